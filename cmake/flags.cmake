@@ -1,0 +1,51 @@
+include(CheckCCompilerFlag)
+
+add_compile_definitions(_DEFAULT_SOURCE)
+
+set(SPK_WARNINGS
+  -Wall -Wextra -Wformat=2 -Wshadow -Wvla -Wwrite-strings -Wstrict-prototypes
+  -Wold-style-definition -Wmissing-prototypes -Wimplicit-fallthrough -Wcast-qual
+  -Wpointer-arith -Wnull-dereference -Wswitch-enum)
+if(SPK_WERROR)
+  list(APPEND SPK_WARNINGS -Werror)
+endif()
+add_compile_options(${SPK_WARNINGS})
+
+add_compile_options(-fstack-protector-strong -fstack-clash-protection)
+if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64")
+  add_compile_options(-fcf-protection=full)
+endif()
+foreach(flag -ftrivial-auto-var-init=zero -fzero-call-used-regs=used)
+  string(MAKE_C_IDENTIFIER "HAVE${flag}" var)
+  check_c_compiler_flag(${flag} ${var})
+  if(${var})
+    add_compile_options(${flag})
+  endif()
+endforeach()
+
+set(SPK_SANITIZE "")
+if(SPK_ASAN)
+  list(APPEND SPK_SANITIZE address)
+endif()
+if(SPK_UBSAN)
+  list(APPEND SPK_SANITIZE undefined)
+endif()
+if(SPK_SANITIZE)
+  list(JOIN SPK_SANITIZE "," san)
+  add_compile_options(-fsanitize=${san} -fno-omit-frame-pointer -g)
+  add_link_options(-fsanitize=${san})
+  if(SPK_UBSAN)
+    add_compile_options(-fno-sanitize-recover=all)
+  endif()
+elseif(CMAKE_BUILD_TYPE MATCHES "Release|RelWithDebInfo")
+  # FORTIFY needs optimisation and fights the sanitizers, so only here.
+  add_compile_options(-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3)
+endif()
+
+add_link_options(-Wl,-z,relro,-z,now,-z,noexecstack -pie)
+
+# Every library and executable links these; the helper keeps folder files short.
+function(spk_deps target)
+  target_link_libraries(${target} PUBLIC PkgConfig::DEPS OpenSSL::Crypto OpenSSL::SSL)
+  target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR})
+endfunction()
