@@ -66,4 +66,7 @@ SPK_WUR int split_commitment_check(const uint8_t expected[PROTO_COMMIT_LEN],
                                    const uint8_t split_id[PROTO_SPLIT_ID_LEN], uint8_t x,
                                    const uint8_t *y, size_t y_total_len);
 
+/* RSA key handling, share sealing and records: split/split_rsa.h. */
+#include "split/split_rsa.h"
+
 #endif
