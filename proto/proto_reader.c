@@ -156,5 +156,13 @@ bool proto_rd_equals(const struct proto_rd *rd, const char *s)
 {
     size_t n = strlen(s);
 
-    return rd->len == n && (n == 0 || memcmp(rd->p, s, n) == 0);
+    if (rd->len != n) {
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (rd->p[i] != (uint8_t)s[i]) {
+            return false;
+        }
+    }
+    return true;
 }
