@@ -108,6 +108,35 @@ SPK_WUR bool proto_wr_base64(struct proto_wr *wr, const uint8_t *p, size_t n);
 /* proto_name_valid: [A-Za-z0-9._-]{1,PROTO_NAME_MAX}, not starting with '.'. */
 bool proto_name_valid(const struct proto_rd *name);
 
+/*
+ * proto_dec_decode: a decimal number without sign or leading zeros ("0" alone
+ * is zero), at most 10 digits, in [|min|, |max|].
+ */
+SPK_WUR bool proto_dec_decode(const struct proto_rd *in, uint32_t min, uint32_t max, uint32_t *out);
+SPK_WUR bool proto_wr_dec(struct proto_wr *wr, uint32_t v);
+
+/* ---- text lines (proto_text.c) -------------------------------------------- */
+
+/*
+ * proto_text_magic reads the first line of a text file, "MAGIC VERSION\n".
+ * Returns 0 when it is |magic| at |version|, SPK_ERR_VERSION for |magic| with
+ * another decimal version, SPK_ERR_MALFORMED for anything else.
+ */
+SPK_WUR int proto_text_magic(struct proto_rd *rd, const char *magic, uint32_t version);
+/*
+ * proto_text_field reads the next line, which must be "KEY VALUE\n" with this
+ * |key| and one space; |value| is the non-empty rest of the line (it may hold
+ * spaces: the caller's decoder of VALUE refuses them).
+ */
+SPK_WUR bool proto_text_field(struct proto_rd *rd, const char *key, struct proto_rd *value);
+/* proto_wr_field_key writes "KEY " (the caller writes the value and "\n"). */
+SPK_WUR bool proto_wr_field_key(struct proto_wr *wr, const char *key);
+/* proto_name_copy: a valid name (proto_name_valid) into |out| with a NUL. */
+SPK_WUR bool proto_name_copy(const struct proto_rd *name, char out[PROTO_NAME_MAX + 1]);
+/* proto_name_str_valid: proto_name_valid of a NUL-terminated string of at
+ * most PROTO_NAME_MAX characters within |s|'s PROTO_NAME_MAX + 1 bytes. */
+bool proto_name_str_valid(const char s[PROTO_NAME_MAX + 1]);
+
 /* ---- the field (proto_text.c) ------------------------------------------- */
 
 /* proto_field_y_len returns ceil(bits/8) for the Mersenne exponents splitkey

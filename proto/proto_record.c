@@ -1,0 +1,260 @@
+#include <string.h>
+
+#include "proto/proto.h"
+
+/*
+ * The key record KEYID.record (PROTOCOL.md, "Key record"):
+ *
+ *   splitkey-record 1
+ *   key-id HEX64
+ *   split-id HEX32
+ *   modulus HEX
+ *   exponent HEX
+ *   threshold K
+ *   shares N
+ *   field BITS
+ *   share INDEX HOLDER COMMITMENT      (N lines, INDEX strictly increasing)
+ *   signature-alg rsa-pss-sha256
+ *   signature HEX                      (not covered by itself)
+ */
+
+#define RECORD_MAGIC "splitkey-record"
+#define RECORD_VERSION 1
+#define RECORD_SIG_ALG "rsa-pss-sha256"
+
+/* bits_of: the bit length of a minimal big-endian integer (first byte != 0). */
+static size_t bits_of(const uint8_t *p, size_t len)
+{
+    size_t bits = 8 * (len - 1);
+
+    for (uint8_t top = p[0]; top != 0; top >>= 1) {
+        bits++;
+    }
+    return bits;
+}
+
+/*
+ * record_params_valid: the checks shared by encoder and decoder on everything
+ * but the share lines and the signature.
+ */
+static bool record_params_valid(const struct proto_record *rec)
+{
+    size_t y_len = proto_field_y_len(rec->field_bits);
+
+    if (rec->modulus_len < PROTO_BN_MIN || rec->modulus_len > PROTO_BN_MAX ||
+        rec->modulus[0] == 0 || (rec->modulus[rec->modulus_len - 1] & 1) == 0) {
+        return false;
+    }
+    if (rec->exponent_len < 1 || rec->exponent_len > PROTO_EXP_MAX || rec->exponent[0] == 0 ||
+        (rec->exponent[rec->exponent_len - 1] & 1) == 0 ||
+        (rec->exponent_len == 1 && rec->exponent[0] < 3)) {
+        return false;
+    }
+    if (rec->threshold < 2 || rec->threshold > rec->num_shares ||
+        rec->num_shares > PROTO_SHARES_MAX) {
+        return false;
+    }
+    /* Each prime is at least half the modulus long, and M = 2^bits - 1 must
+     * exceed 2^bits(prime): a smaller field can hold no split of this key. */
+    if (y_len == 0 || rec->field_bits <= (bits_of(rec->modulus, rec->modulus_len) + 1) / 2) {
+        return false;
+    }
+    return true;
+}
+
+/* record_share_ok: share |i| against the ones before it. */
+static bool record_share_ok(const struct proto_record *rec, unsigned i)
+{
+    const struct proto_record_share *s = &rec->shares[i];
+
+    if (s->index == 0 || !proto_name_str_valid(s->holder)) {
+        return false;
+    }
+    if (i > 0 && s->index <= rec->shares[i - 1].index) {
+        return false;
+    }
+    for (unsigned j = 0; j < i; j++) {
+        if (strcmp(rec->shares[j].holder, s->holder) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool rd_hex_fixed(struct proto_rd *rd, const char *key, uint8_t *out, size_t n)
+{
+    struct proto_rd v;
+
+    return proto_text_field(rd, key, &v) && proto_hex_decode(&v, out, n);
+}
+
+static bool rd_dec(struct proto_rd *rd, const char *key, uint32_t min, uint32_t max, unsigned *out)
+{
+    struct proto_rd v;
+    uint32_t n;
+
+    if (!proto_text_field(rd, key, &v) || !proto_dec_decode(&v, min, max, &n)) {
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+static bool rd_share(struct proto_rd *rd, struct proto_record_share *s)
+{
+    struct proto_rd line, word;
+    uint32_t index;
+
+    if (!proto_text_field(rd, "share", &line) || !proto_rd_word(&line, &word) ||
+        !proto_dec_decode(&word, 1, 255, &index) || !proto_rd_word(&line, &word) ||
+        !proto_name_copy(&word, s->holder) ||
+        !proto_hex_decode(&line, s->commitment, PROTO_COMMIT_LEN)) {
+        return false;
+    }
+    s->index = (uint8_t)index;
+    return true;
+}
+
+int proto_record_decode(struct proto_record *out, const uint8_t *in, size_t in_len)
+{
+    struct proto_rd rd, v;
+    int r = SPK_ERR_MALFORMED;
+
+    memset(out, 0, sizeof(*out));
+    if (in_len > PROTO_FILE_MAX) {
+        goto out;
+    }
+    proto_rd_init(&rd, in, in_len);
+    if ((r = proto_text_magic(&rd, RECORD_MAGIC, RECORD_VERSION)) != 0) {
+        goto out;
+    }
+    r = SPK_ERR_MALFORMED;
+    if (!rd_hex_fixed(&rd, "key-id", out->key_id, PROTO_KEY_ID_LEN) ||
+        !rd_hex_fixed(&rd, "split-id", out->split_id, PROTO_SPLIT_ID_LEN)) {
+        goto out;
+    }
+    if (!proto_text_field(&rd, "modulus", &v) ||
+        !proto_hex_decode_var(&v, out->modulus, PROTO_BN_MAX, &out->modulus_len) ||
+        !proto_text_field(&rd, "exponent", &v) ||
+        !proto_hex_decode_var(&v, out->exponent, PROTO_EXP_MAX, &out->exponent_len)) {
+        goto out;
+    }
+    if (!rd_dec(&rd, "threshold", 2, PROTO_SHARES_MAX, &out->threshold) ||
+        !rd_dec(&rd, "shares", 2, PROTO_SHARES_MAX, &out->num_shares) ||
+        !rd_dec(&rd, "field", 1, UINT32_MAX, &out->field_bits) || !record_params_valid(out)) {
+        goto out;
+    }
+    for (unsigned i = 0; i < out->num_shares; i++) {
+        if (!rd_share(&rd, &out->shares[i]) || !record_share_ok(out, i)) {
+            goto out;
+        }
+    }
+    if (!proto_text_field(&rd, "signature-alg", &v) || !proto_rd_equals(&v, RECORD_SIG_ALG)) {
+        goto out;
+    }
+    out->signed_len = proto_rd_offset(&rd, in);
+    if (!rd_hex_fixed(&rd, "signature", out->signature, out->modulus_len) ||
+        proto_rd_len(&rd) != 0) {
+        goto out;
+    }
+    out->signature_len = out->modulus_len;
+    r = 0;
+out:
+    if (r != 0) {
+        memset(out, 0, sizeof(*out));
+    }
+    return r;
+}
+
+static bool wr_line_hex(struct proto_wr *wr, const char *key, const uint8_t *p, size_t n)
+{
+    return proto_wr_field_key(wr, key) && proto_wr_hex(wr, p, n) && proto_wr_u8(wr, '\n');
+}
+
+static bool wr_line_dec(struct proto_wr *wr, const char *key, uint32_t n)
+{
+    return proto_wr_field_key(wr, key) && proto_wr_dec(wr, n) && proto_wr_u8(wr, '\n');
+}
+
+static bool wr_body(struct proto_wr *wr, const struct proto_record *rec)
+{
+    if (!proto_wr_str(wr, RECORD_MAGIC " ") || !proto_wr_dec(wr, RECORD_VERSION) ||
+        !proto_wr_u8(wr, '\n') || !wr_line_hex(wr, "key-id", rec->key_id, PROTO_KEY_ID_LEN) ||
+        !wr_line_hex(wr, "split-id", rec->split_id, PROTO_SPLIT_ID_LEN) ||
+        !wr_line_hex(wr, "modulus", rec->modulus, rec->modulus_len) ||
+        !wr_line_hex(wr, "exponent", rec->exponent, rec->exponent_len) ||
+        !wr_line_dec(wr, "threshold", rec->threshold) ||
+        !wr_line_dec(wr, "shares", rec->num_shares) || !wr_line_dec(wr, "field", rec->field_bits)) {
+        return false;
+    }
+    for (unsigned i = 0; i < rec->num_shares; i++) {
+        const struct proto_record_share *s = &rec->shares[i];
+
+        if (!proto_wr_field_key(wr, "share") || !proto_wr_dec(wr, s->index) ||
+            !proto_wr_u8(wr, ' ') || !proto_wr_str(wr, s->holder) || !proto_wr_u8(wr, ' ') ||
+            !proto_wr_hex(wr, s->commitment, PROTO_COMMIT_LEN) || !proto_wr_u8(wr, '\n')) {
+            return false;
+        }
+    }
+    return proto_wr_field_key(wr, "signature-alg") && proto_wr_str(wr, RECORD_SIG_ALG) &&
+           proto_wr_u8(wr, '\n');
+}
+
+static bool record_valid(const struct proto_record *rec)
+{
+    if (!record_params_valid(rec)) {
+        return false;
+    }
+    for (unsigned i = 0; i < rec->num_shares; i++) {
+        if (!record_share_ok(rec, i)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+int proto_record_encode_body(uint8_t *out, size_t cap, size_t *out_len,
+                             const struct proto_record *rec)
+{
+    struct proto_wr wr;
+
+    *out_len = 0;
+    if (!record_valid(rec)) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    proto_wr_init(&wr, out, cap);
+    if (!wr_body(&wr, rec)) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    *out_len = wr.len;
+    return 0;
+}
+
+int proto_record_encode(uint8_t *out, size_t cap, size_t *out_len, const struct proto_record *rec)
+{
+    struct proto_wr wr;
+
+    *out_len = 0;
+    if (!record_valid(rec) || rec->signature_len != rec->modulus_len) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    proto_wr_init(&wr, out, cap);
+    if (!wr_body(&wr, rec) || !wr_line_hex(&wr, "signature", rec->signature, rec->signature_len)) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    *out_len = wr.len;
+    return 0;
+}
+
+const struct proto_record_share *proto_record_find_share(const struct proto_record *rec,
+                                                         uint8_t index)
+{
+    unsigned n = rec->num_shares <= PROTO_SHARES_MAX ? rec->num_shares : PROTO_SHARES_MAX;
+
+    for (unsigned i = 0; i < n; i++) {
+        if (rec->shares[i].index == index) {
+            return &rec->shares[i];
+        }
+    }
+    return NULL;
+}
