@@ -1,0 +1,522 @@
+/*
+ * Paddings around the combiner's RSA primitive: PKCS#1 v1.5 and PSS encoding
+ * for signatures, and constant-time PKCS#1 v1.5 (TLS and generic) and OAEP
+ * decoding for decryptions. Decoders never branch on a byte of the decrypted
+ * block: every check folds into a mask, and the message is moved into place
+ * with a shift whose passes depend only on the public modulus length.
+ */
+
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sodium.h>
+
+#include "combiner/internal.h"
+
+/* How much stack the BN and digest code below us may have dirtied. */
+#define COMB_STACK_WIPE (48 * 1024)
+
+/* ---- constant-time helpers (all-ones or all-zero masks of size_t) ------- */
+
+static size_t ct_msb(size_t a)
+{
+    return (size_t)0 - (a >> (sizeof(a) * 8 - 1));
+}
+
+static size_t ct_is_zero(size_t a)
+{
+    return ct_msb(~a & (a - 1));
+}
+
+static size_t ct_eq(size_t a, size_t b)
+{
+    return ct_is_zero(a ^ b);
+}
+
+/* a < b for a, b < 2^(bits-1) */
+static size_t ct_lt(size_t a, size_t b)
+{
+    return ct_msb(a - b);
+}
+
+static size_t ct_select(size_t mask, size_t a, size_t b)
+{
+    return (mask & a) | (~mask & b);
+}
+
+static uint8_t ct_select_u8(size_t mask, uint8_t a, uint8_t b)
+{
+    return (uint8_t)ct_select(mask, a, b);
+}
+
+/*
+ * ct_shift_left moves buf[shift .. len) to buf[0 .. len - shift), zeroing the
+ * rest, for a secret |shift| <= len: log2(len) passes over the whole buffer,
+ * each conditionally moving by a power of two.
+ */
+static void ct_shift_left(uint8_t *buf, size_t len, size_t shift)
+{
+    for (size_t step = 1; step < len; step <<= 1) {
+        size_t take = ~ct_is_zero(shift & step);
+
+        for (size_t i = 0; i < len; i++) {
+            uint8_t moved = i + step < len ? buf[i + step] : 0;
+
+            buf[i] = ct_select_u8(take, moved, buf[i]);
+        }
+    }
+}
+
+/* ---- hashes ------------------------------------------------------------- */
+
+size_t comb_hash_len(enum comb_hash h)
+{
+    switch (h) {
+    case COMB_HASH_MD5_SHA1:
+        return 36;
+    case COMB_HASH_SHA1:
+        return 20;
+    case COMB_HASH_SHA224:
+    case COMB_HASH_SHA512_224:
+        return 28;
+    case COMB_HASH_SHA256:
+    case COMB_HASH_SHA512_256:
+        return 32;
+    case COMB_HASH_SHA384:
+        return 48;
+    case COMB_HASH_SHA512:
+        return 64;
+    case COMB_HASH_NONE:
+    default:
+        return 0;
+    }
+}
+
+static const EVP_MD *hash_md(enum comb_hash h)
+{
+    switch (h) {
+    case COMB_HASH_SHA1:
+        return EVP_sha1();
+    case COMB_HASH_SHA224:
+        return EVP_sha224();
+    case COMB_HASH_SHA256:
+        return EVP_sha256();
+    case COMB_HASH_SHA384:
+        return EVP_sha384();
+    case COMB_HASH_SHA512:
+        return EVP_sha512();
+    case COMB_HASH_SHA512_224:
+        return EVP_sha512_224();
+    case COMB_HASH_SHA512_256:
+        return EVP_sha512_256();
+    case COMB_HASH_MD5_SHA1:
+    case COMB_HASH_NONE:
+    default:
+        return NULL;
+    }
+}
+
+/* mgf1_xor: buf[0 .. len) ^= MGF1(seed, len) with |md| (RFC 8017 B.2.1). */
+static int mgf1_xor(uint8_t *buf, size_t len, const uint8_t *seed, size_t seed_len,
+                    const EVP_MD *md)
+{
+    EVP_MD_CTX *mctx = NULL;
+    uint8_t block[EVP_MAX_MD_SIZE];
+    size_t md_len = (size_t)EVP_MD_get_size(md);
+    int r = SPK_ERR_CRYPTO;
+
+    if ((mctx = EVP_MD_CTX_new()) == NULL) {
+        r = SPK_ERR_NOMEM;
+        goto out;
+    }
+    for (uint32_t counter = 0, done = 0; done < len; counter++) {
+        uint8_t cbytes[4] = {(uint8_t)(counter >> 24), (uint8_t)(counter >> 16),
+                             (uint8_t)(counter >> 8), (uint8_t)counter};
+        size_t take = len - done < md_len ? len - done : md_len;
+
+        if (!EVP_DigestInit_ex(mctx, md, NULL) || !EVP_DigestUpdate(mctx, seed, seed_len) ||
+            !EVP_DigestUpdate(mctx, cbytes, sizeof(cbytes)) ||
+            !EVP_DigestFinal_ex(mctx, block, NULL)) {
+            goto out;
+        }
+        for (size_t i = 0; i < take; i++) {
+            buf[done + i] ^= block[i];
+        }
+        done += (uint32_t)take;
+    }
+    r = 0;
+out:
+    sodium_memzero(block, sizeof(block));
+    EVP_MD_CTX_free(mctx);
+    return r;
+}
+
+/* ---- signatures ---------------------------------------------------------- */
+
+/*
+ * DER of DigestInfo up to the digest, per hash (RFC 8017 9.2, note 1):
+ * SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING (hash length) }.
+ */
+static const uint8_t di_sha1[] = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e,
+                                  0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14};
+static const uint8_t di_sha224[] = {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                    0x65, 0x03, 0x04, 0x02, 0x04, 0x05, 0x00, 0x04, 0x1c};
+static const uint8_t di_sha256[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                    0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
+static const uint8_t di_sha384[] = {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                    0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30};
+static const uint8_t di_sha512[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
+                                    0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40};
+
+static int digest_info_prefix(enum comb_hash h, const uint8_t **prefix, size_t *prefix_len)
+{
+    switch (h) {
+    case COMB_HASH_MD5_SHA1:
+        *prefix = NULL;
+        *prefix_len = 0;
+        return 0;
+    case COMB_HASH_SHA1:
+        *prefix = di_sha1;
+        *prefix_len = sizeof(di_sha1);
+        return 0;
+    case COMB_HASH_SHA224:
+        *prefix = di_sha224;
+        *prefix_len = sizeof(di_sha224);
+        return 0;
+    case COMB_HASH_SHA256:
+        *prefix = di_sha256;
+        *prefix_len = sizeof(di_sha256);
+        return 0;
+    case COMB_HASH_SHA384:
+        *prefix = di_sha384;
+        *prefix_len = sizeof(di_sha384);
+        return 0;
+    case COMB_HASH_SHA512:
+        *prefix = di_sha512;
+        *prefix_len = sizeof(di_sha512);
+        return 0;
+    case COMB_HASH_SHA512_224:
+    case COMB_HASH_SHA512_256:
+    case COMB_HASH_NONE:
+    default:
+        return SPK_ERR_UNSUPPORTED;
+    }
+}
+
+/* EMSA-PKCS1-v1_5: 00 01 FF..FF 00 DigestInfo (public data only). */
+static int encode_pkcs1_sig(uint8_t *em, size_t k, enum comb_hash h, const uint8_t *digest,
+                            size_t digest_len)
+{
+    const uint8_t *prefix = NULL;
+    size_t prefix_len = 0;
+    size_t t_len;
+    int r;
+
+    if ((r = digest_info_prefix(h, &prefix, &prefix_len)) != 0) {
+        return r;
+    }
+    if (digest_len != comb_hash_len(h)) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    t_len = prefix_len + digest_len;
+    if (k < t_len + 11) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    em[0] = 0x00;
+    em[1] = 0x01;
+    memset(em + 2, 0xff, k - t_len - 3);
+    em[k - t_len - 1] = 0x00;
+    if (prefix_len > 0) {
+        memcpy(em + k - t_len, prefix, prefix_len);
+    }
+    memcpy(em + k - digest_len, digest, digest_len);
+    return 0;
+}
+
+/*
+ * EMSA-PSS (RFC 8017 9.1.1) with salt length = digest length, into |em| of
+ * k bytes (a leading zero byte when modBits - 1 is a multiple of 8).
+ */
+static int encode_pss(uint8_t *em, size_t k, unsigned mod_bits, enum comb_hash h,
+                      enum comb_hash mgf1_h, const uint8_t *digest, size_t digest_len)
+{
+    const EVP_MD *md = hash_md(h);
+    const EVP_MD *mgf1_md = hash_md(mgf1_h == COMB_HASH_NONE ? h : mgf1_h);
+    EVP_MD_CTX *mctx = NULL;
+    static const uint8_t zeros[8] = {0};
+    uint8_t salt[EVP_MAX_MD_SIZE];
+    size_t h_len = comb_hash_len(h);
+    size_t em_bits = mod_bits - 1;
+    size_t em_len = (em_bits + 7) / 8;
+    uint8_t *e;
+    size_t db_len;
+    int r = SPK_ERR_UNSUPPORTED;
+
+    if (md == NULL || mgf1_md == NULL) {
+        goto out;
+    }
+    r = SPK_ERR_INVALID_ARG;
+    if (digest_len != h_len || em_len < 2 * h_len + 2 || em_len > k) {
+        goto out;
+    }
+    memset(em, 0, k);
+    e = em + (k - em_len);
+    db_len = em_len - h_len - 1;
+    r = SPK_ERR_CRYPTO;
+    if (RAND_bytes(salt, (int)h_len) != 1) {
+        goto out;
+    }
+    /* H = Hash(00 x 8 || mHash || salt), stored right after DB. */
+    if ((mctx = EVP_MD_CTX_new()) == NULL) {
+        r = SPK_ERR_NOMEM;
+        goto out;
+    }
+    if (!EVP_DigestInit_ex(mctx, md, NULL) || !EVP_DigestUpdate(mctx, zeros, sizeof(zeros)) ||
+        !EVP_DigestUpdate(mctx, digest, digest_len) || !EVP_DigestUpdate(mctx, salt, h_len) ||
+        !EVP_DigestFinal_ex(mctx, e + db_len, NULL)) {
+        goto out;
+    }
+    /* DB = PS (zeros) || 01 || salt, then masked. */
+    e[db_len - h_len - 1] = 0x01;
+    memcpy(e + db_len - h_len, salt, h_len);
+    if ((r = mgf1_xor(e, db_len, e + db_len, h_len, mgf1_md)) != 0) {
+        goto out;
+    }
+    e[0] &= (uint8_t)(0xff >> (8 * em_len - em_bits));
+    e[em_len - 1] = 0xbc;
+    r = 0;
+out:
+    EVP_MD_CTX_free(mctx);
+    return r;
+}
+
+/* ---- decryptions ---------------------------------------------------------- */
+
+/*
+ * decode_tls: RFC 5246 7.4.7.1. |em| is the k-byte decrypted block; |out|
+ * gets its last 48 bytes when the block is 00 02 PS(nonzero) 00 and the
+ * premaster starts with one of the accepted versions, else 48 random bytes.
+ * Which one is chosen by mask, never by branch.
+ */
+static int decode_tls(uint8_t out[COMB_TLS_PREMASTER_LEN], const uint8_t *em, size_t k,
+                      uint16_t version, uint16_t alt_version)
+{
+    uint8_t fake[COMB_TLS_PREMASTER_LEN];
+    const uint8_t *msg = em + k - COMB_TLS_PREMASTER_LEN;
+    size_t good;
+    size_t version_good;
+
+    /* The random premaster is drawn before looking at the block at all. */
+    randombytes_buf(fake, sizeof(fake));
+
+    good = ct_eq(em[0], 0x00) & ct_eq(em[1], 0x02);
+    for (size_t i = 2; i < k - COMB_TLS_PREMASTER_LEN - 1; i++) {
+        good &= ~ct_is_zero(em[i]);
+    }
+    good &= ct_is_zero(em[k - COMB_TLS_PREMASTER_LEN - 1]);
+    version_good = ct_eq(msg[0], version >> 8) & ct_eq(msg[1], version & 0xff);
+    version_good |= ~ct_is_zero(alt_version) & ct_eq(msg[0], alt_version >> 8) &
+                    ct_eq(msg[1], alt_version & 0xff);
+    good &= version_good;
+
+    for (size_t i = 0; i < COMB_TLS_PREMASTER_LEN; i++) {
+        out[i] = ct_select_u8(good, msg[i], fake[i]);
+    }
+    sodium_memzero(fake, sizeof(fake));
+    return 0;
+}
+
+/*
+ * decode_pkcs1_type2: EME-PKCS1-v1_5 decoding. The message is shifted to the
+ * front of |em| in constant time and copied out whole (|out_cap| >= k - 11);
+ * only the final verdict is a branch.
+ */
+static int decode_pkcs1_type2(uint8_t *out, size_t out_cap, size_t *out_len, uint8_t *em, size_t k)
+{
+    size_t good;
+    size_t zero_index = 0;
+    size_t looking = ~(size_t)0;
+    size_t msg_len;
+
+    if (k < 11 || out_cap < k - 11) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    good = ct_eq(em[0], 0x00) & ct_eq(em[1], 0x02);
+    for (size_t i = 2; i < k; i++) {
+        size_t is_zero = ct_is_zero(em[i]);
+
+        zero_index = ct_select(looking & is_zero, i, zero_index);
+        looking &= ~is_zero;
+    }
+    /* A separator exists and PS is at least 8 bytes. */
+    good &= ~looking;
+    good &= ~ct_lt(zero_index, 10);
+    msg_len = k - 1 - ct_select(good, zero_index, k - 1);
+
+    /* Message from em[zero_index + 1 ..] to em[11 ..] then out. */
+    ct_shift_left(em + 11, k - 11, ct_select(good, zero_index + 1 - 11, 0));
+    memcpy(out, em + 11, k - 11);
+    *out_len = msg_len;
+    if (!good) {
+        sodium_memzero(out, k - 11);
+        *out_len = 0;
+        return SPK_ERR_DECRYPT;
+    }
+    return 0;
+}
+
+/* decode_oaep: EME-OAEP decoding (RFC 8017 7.1.2 step 3), constant time. */
+static int decode_oaep(uint8_t *out, size_t out_cap, size_t *out_len, uint8_t *em, size_t k,
+                       enum comb_hash h, enum comb_hash mgf1_h, const uint8_t *label,
+                       size_t label_len)
+{
+    const EVP_MD *md = hash_md(h);
+    const EVP_MD *mgf1_md = hash_md(mgf1_h == COMB_HASH_NONE ? h : mgf1_h);
+    uint8_t lhash[EVP_MAX_MD_SIZE];
+    size_t h_len = comb_hash_len(h);
+    uint8_t *seed, *db;
+    size_t db_len, good, looking, one_index, msg_len, max_msg;
+    int r;
+
+    if (md == NULL || mgf1_md == NULL) {
+        return SPK_ERR_UNSUPPORTED;
+    }
+    if (k < 2 * h_len + 2 || out_cap < k - 2 * h_len - 2) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    if (label == NULL && label_len != 0) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    if (!EVP_Digest(label_len > 0 ? label : (const uint8_t *)"", label_len, lhash, NULL, md,
+                    NULL)) {
+        return SPK_ERR_CRYPTO;
+    }
+    seed = em + 1;
+    db = em + 1 + h_len;
+    db_len = k - h_len - 1;
+    if ((r = mgf1_xor(seed, h_len, db, db_len, mgf1_md)) != 0 ||
+        (r = mgf1_xor(db, db_len, seed, h_len, mgf1_md)) != 0) {
+        return r;
+    }
+
+    good = ct_is_zero(em[0]);
+    good &= ct_is_zero((size_t)(CRYPTO_memcmp(db, lhash, h_len) != 0));
+    /* After lHash': zero bytes, then 01, then the message. */
+    looking = ~(size_t)0;
+    one_index = 0;
+    for (size_t i = h_len; i < db_len; i++) {
+        size_t is_zero = ct_is_zero(db[i]);
+        size_t is_one = ct_eq(db[i], 0x01);
+
+        one_index = ct_select(looking & is_one, i, one_index);
+        good &= ~(looking & ~is_zero & ~is_one);
+        looking &= ~is_one;
+    }
+    good &= ~looking;
+
+    max_msg = db_len - h_len - 1;
+    msg_len = db_len - 1 - ct_select(good, one_index, db_len - 1);
+    /* Shift the message from db[one_index + 1] to db[h_len + 1]. */
+    ct_shift_left(db + h_len + 1, max_msg, ct_select(good, one_index - h_len, 0));
+    memcpy(out, db + h_len + 1, max_msg);
+    *out_len = msg_len;
+    if (!good) {
+        sodium_memzero(out, max_msg);
+        *out_len = 0;
+        return SPK_ERR_DECRYPT;
+    }
+    return 0;
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+static int comb_rsa_op_inner(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
+                             const struct comb_rsa_req *req, uint8_t *out, size_t out_cap,
+                             size_t *out_len, uint8_t *em, uint8_t *block)
+{
+    size_t k = comb_rsa_pub_size(pub);
+    int r;
+
+    switch (req->op) {
+    case COMB_RSA_RAW:
+    case COMB_RSA_DECRYPT_TLS:
+    case COMB_RSA_DECRYPT_PKCS1:
+    case COMB_RSA_DECRYPT_OAEP:
+        /* Lengths and ciphertext range are public: checked up front. */
+        if (req->in == NULL || req->in_len != k) {
+            return SPK_ERR_DECRYPT;
+        }
+        if (req->op == COMB_RSA_RAW && out_cap < k) {
+            return SPK_ERR_INVALID_ARG;
+        }
+        if (req->op == COMB_RSA_DECRYPT_TLS &&
+            (out_cap < COMB_TLS_PREMASTER_LEN || k < COMB_TLS_PREMASTER_LEN + 11)) {
+            return SPK_ERR_INVALID_ARG;
+        }
+        if ((r = comb_rsa_private(pub, crt, block, req->in)) != 0) {
+            return r;
+        }
+        switch (req->op) {
+        case COMB_RSA_RAW:
+            memcpy(out, block, k);
+            *out_len = k;
+            return 0;
+        case COMB_RSA_DECRYPT_TLS:
+            *out_len = COMB_TLS_PREMASTER_LEN;
+            return decode_tls(out, block, k, req->tls_version, req->tls_alt_version);
+        case COMB_RSA_DECRYPT_PKCS1:
+            return decode_pkcs1_type2(out, out_cap, out_len, block, k);
+        case COMB_RSA_DECRYPT_OAEP:
+            return decode_oaep(out, out_cap, out_len, block, k, req->hash, req->mgf1_hash,
+                               req->label, req->label_len);
+        case COMB_RSA_SIGN_PKCS1:
+        case COMB_RSA_SIGN_PSS:
+        default:
+            return SPK_ERR_INTERNAL;
+        }
+    case COMB_RSA_SIGN_PKCS1:
+    case COMB_RSA_SIGN_PSS:
+        if (out_cap < k || req->in == NULL) {
+            return SPK_ERR_INVALID_ARG;
+        }
+        if (req->op == COMB_RSA_SIGN_PKCS1) {
+            r = encode_pkcs1_sig(em, k, req->hash, req->in, req->in_len);
+        } else {
+            r = encode_pss(em, k, comb_rsa_pub_bits(pub), req->hash, req->mgf1_hash, req->in,
+                           req->in_len);
+        }
+        if (r != 0) {
+            return r;
+        }
+        if ((r = comb_rsa_private(pub, crt, out, em)) != 0) {
+            return r;
+        }
+        *out_len = k;
+        return 0;
+    default:
+        return SPK_ERR_UNSUPPORTED;
+    }
+}
+
+int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
+                const struct comb_rsa_req *req, uint8_t *out, size_t out_cap, size_t *out_len)
+{
+    uint8_t em[PROTO_BN_MAX];
+    uint8_t block[PROTO_BN_MAX];
+    int r;
+
+    *out_len = 0;
+    r = comb_rsa_op_inner(pub, crt, req, out, out_cap, out_len, em, block);
+    if (r != 0) {
+        sodium_memzero(out, out_cap);
+        *out_len = 0;
+    }
+    sodium_memzero(em, sizeof(em));
+    sodium_memzero(block, sizeof(block));
+    /* BN and digest temporaries (and the powers table when it fits on the
+     * stack) were below this frame. */
+    sodium_stackzero(COMB_STACK_WIPE);
+    return r;
+}

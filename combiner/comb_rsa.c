@@ -1,0 +1,295 @@
+/*
+ * The RSA private-key primitive of the combiner: per-key public state with a
+ * long-lived blinding pair, and one constant-time CRT exponentiation per
+ * operation on a tuple that exists only for that operation.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "combiner/internal.h"
+
+struct comb_rsa_pub {
+    BIGNUM *n;
+    BIGNUM *e;
+    BN_MONT_CTX *mont_n;
+    BN_BLINDING *blinding;
+    size_t n_len;
+    uint8_t n_bin[PROTO_BN_MAX]; /* n, big-endian, n_len bytes */
+};
+
+void comb_rsa_crt_from_tuple(struct comb_rsa_crt *crt, const uint8_t *tuple, size_t y_len)
+{
+    crt->p = tuple;
+    crt->p_len = y_len;
+    crt->q = tuple + y_len;
+    crt->q_len = y_len;
+    crt->dp = tuple + 2 * y_len;
+    crt->dp_len = y_len;
+    crt->dq = tuple + 3 * y_len;
+    crt->dq_len = y_len;
+    crt->qinv = tuple + 4 * y_len;
+    crt->qinv_len = y_len;
+}
+
+size_t comb_rsa_pub_size(const struct comb_rsa_pub *pub)
+{
+    return pub->n_len;
+}
+
+unsigned comb_rsa_pub_bits(const struct comb_rsa_pub *pub)
+{
+    return (unsigned)BN_num_bits(pub->n);
+}
+
+void comb_rsa_pub_free(struct comb_rsa_pub *pub)
+{
+    if (pub == NULL) {
+        return;
+    }
+    BN_free(pub->n);
+    BN_free(pub->e);
+    BN_MONT_CTX_free(pub->mont_n);
+    /* BN_BLINDING_free clears A and Ai: the blinding factor is secret. */
+    BN_BLINDING_free(pub->blinding);
+    OPENSSL_free(pub);
+}
+
+int comb_rsa_pub_new(struct comb_rsa_pub **out, const uint8_t *n, size_t n_len, const uint8_t *e,
+                     size_t e_len)
+{
+    struct comb_rsa_pub *pub = NULL;
+    BN_CTX *ctx = NULL;
+    BIGNUM *n_ct = NULL;
+    int r = SPK_ERR_INTERNAL;
+
+    *out = NULL;
+    if (n == NULL || e == NULL || n_len == 0 || e_len == 0 || n_len > PROTO_BN_MAX + 1 ||
+        e_len > PROTO_BN_MAX) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    r = SPK_ERR_NOMEM;
+    if ((pub = OPENSSL_zalloc(sizeof(*pub))) == NULL || (ctx = BN_CTX_new()) == NULL ||
+        (pub->mont_n = BN_MONT_CTX_new()) == NULL) {
+        goto out;
+    }
+    r = SPK_ERR_CRYPTO;
+    if ((pub->n = BN_bin2bn(n, (int)n_len, NULL)) == NULL ||
+        (pub->e = BN_bin2bn(e, (int)e_len, NULL)) == NULL) {
+        goto out;
+    }
+    r = SPK_ERR_KEY_UNSUPPORTED;
+    pub->n_len = (size_t)BN_num_bytes(pub->n);
+    if (pub->n_len > PROTO_BN_MAX || BN_num_bits(pub->n) < 512 || !BN_is_odd(pub->n) ||
+        !BN_is_odd(pub->e) || BN_is_one(pub->e) || BN_ucmp(pub->e, pub->n) >= 0) {
+        goto out;
+    }
+    r = SPK_ERR_CRYPTO;
+    if (BN_bn2binpad(pub->n, pub->n_bin, (int)pub->n_len) != (int)pub->n_len ||
+        !BN_MONT_CTX_set(pub->mont_n, pub->n, ctx)) {
+        goto out;
+    }
+    /*
+     * The random r of the blinding pair must stay secret, so its inverse is
+     * taken in constant time (a copy of n flagged BN_FLG_CONSTTIME, as
+     * OpenSSL's own RSA does). This costs a few hundred microseconds, once
+     * per key rather than once per operation.
+     */
+    if ((n_ct = BN_dup(pub->n)) == NULL) {
+        goto out;
+    }
+    BN_set_flags(n_ct, BN_FLG_CONSTTIME);
+    pub->blinding = BN_BLINDING_create_param(NULL, pub->e, n_ct, ctx, BN_mod_exp_mont, pub->mont_n);
+    if (pub->blinding == NULL) {
+        goto out;
+    }
+    /*
+     * Refresh by squaring on every use, never re-create: re-creation would
+     * put a constant-time inverse back on the hot path every 32 operations.
+     */
+    BN_BLINDING_set_flags(pub->blinding, BN_BLINDING_NO_RECREATE);
+
+    *out = pub;
+    pub = NULL;
+    r = 0;
+out:
+    BN_free(n_ct);
+    BN_CTX_free(ctx);
+    comb_rsa_pub_free(pub);
+    return r;
+}
+
+/* bn_load_secret reads |len| big-endian bytes into |bn| and flags it constant time. */
+static int bn_load_secret(BIGNUM *bn, const uint8_t *buf, size_t len)
+{
+    if (buf == NULL || len == 0 || len > PROTO_FIELD_Y_MAX ||
+        BN_bin2bn(buf, (int)len, bn) == NULL) {
+        return 0;
+    }
+    BN_set_flags(bn, BN_FLG_CONSTTIME);
+    return 1;
+}
+
+int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, uint8_t *out,
+                     const uint8_t *in)
+{
+    BN_CTX *ctx = NULL;
+    BN_MONT_CTX *mont_p = NULL;
+    BN_MONT_CTX *mont_q = NULL;
+    BIGNUM *c, *p, *q, *dp, *dq, *qinv, *unblind, *m1, *m2, *t, *res, *check;
+    uint8_t prod[PROTO_BN_MAX];
+    size_t n_len = pub->n_len;
+    int locked = 0;
+    int r = SPK_ERR_NOMEM;
+
+    /*
+     * A fresh BN_CTX per operation: every temporary, and every value loaded
+     * from the tuple, is one of its BIGNUMs, and BN_CTX_free clear-frees them
+     * all, so nothing of the key lingers in a pool that outlives the call.
+     */
+    if ((ctx = BN_CTX_secure_new()) == NULL || (mont_p = BN_MONT_CTX_new()) == NULL ||
+        (mont_q = BN_MONT_CTX_new()) == NULL) {
+        goto out;
+    }
+    BN_CTX_start(ctx);
+    c = BN_CTX_get(ctx);
+    p = BN_CTX_get(ctx);
+    q = BN_CTX_get(ctx);
+    dp = BN_CTX_get(ctx);
+    dq = BN_CTX_get(ctx);
+    qinv = BN_CTX_get(ctx);
+    unblind = BN_CTX_get(ctx);
+    m1 = BN_CTX_get(ctx);
+    m2 = BN_CTX_get(ctx);
+    t = BN_CTX_get(ctx);
+    res = BN_CTX_get(ctx);
+    check = BN_CTX_get(ctx);
+    if (check == NULL) {
+        goto out;
+    }
+
+    /* The input is public (a ciphertext, or a padded digest). */
+    r = SPK_ERR_CRYPTO;
+    if (BN_bin2bn(in, (int)n_len, c) == NULL) {
+        goto out;
+    }
+    if (BN_ucmp(c, pub->n) >= 0) {
+        r = SPK_ERR_DECRYPT;
+        goto out;
+    }
+
+    r = SPK_ERR_KEY_MISMATCH;
+    if (!bn_load_secret(p, crt->p, crt->p_len) || !bn_load_secret(q, crt->q, crt->q_len) ||
+        !bn_load_secret(dp, crt->dp, crt->dp_len) || !bn_load_secret(dq, crt->dq, crt->dq_len) ||
+        !bn_load_secret(qinv, crt->qinv, crt->qinv_len)) {
+        goto out;
+    }
+    /*
+     * p * q == n, compared as fixed-length byte strings so the comparison
+     * does not stop at the first differing word. BN_bn2binpad fails when the
+     * product is longer than n: also a mismatch.
+     */
+    r = SPK_ERR_CRYPTO;
+    if (!BN_mul(t, p, q, ctx)) {
+        goto out;
+    }
+    r = SPK_ERR_KEY_MISMATCH;
+    if (BN_is_one(p) || BN_is_one(q) || BN_bn2binpad(t, prod, (int)n_len) != (int)n_len ||
+        CRYPTO_memcmp(prod, pub->n_bin, n_len) != 0) {
+        goto out;
+    }
+
+    /* Montgomery contexts for the secret primes, per operation. */
+    r = SPK_ERR_CRYPTO;
+    if (!BN_MONT_CTX_set(mont_p, p, ctx) || !BN_MONT_CTX_set(mont_q, q, ctx)) {
+        goto out;
+    }
+
+    /*
+     * Blind: c = c * r^e mod n, and take the matching unblinding factor. The
+     * pair is advanced under its lock; unblinding needs only our copy.
+     */
+    if (!BN_BLINDING_lock(pub->blinding)) {
+        goto out;
+    }
+    locked = 1;
+    if (!BN_BLINDING_convert_ex(c, unblind, pub->blinding, ctx)) {
+        goto out;
+    }
+    BN_BLINDING_unlock(pub->blinding);
+    locked = 0;
+    BN_set_flags(c, BN_FLG_CONSTTIME);
+
+    /*
+     * CRT: m1 = (c mod p)^dp mod p, m2 = (c mod q)^dq mod q. BN_mod with a
+     * BN_FLG_CONSTTIME operand divides in constant time (bn_div_fixed_top).
+     */
+    if (!BN_mod(m1, c, p, ctx) || !BN_mod(m2, c, q, ctx)) {
+        goto out;
+    }
+    BN_set_flags(m1, BN_FLG_CONSTTIME);
+    BN_set_flags(m2, BN_FLG_CONSTTIME);
+    if (!BN_mod_exp_mont_consttime_x2(m1, m1, dp, p, mont_p, m2, m2, dq, q, mont_q, ctx)) {
+        goto out;
+    }
+
+    /*
+     * Garner: h = (m1 - m2) * qinv mod p, result = m2 + h * q.
+     * m1 + n - m2 is positive whatever the order of p and q (m2 < q < n), so
+     * the subtraction never takes BN_sub's sign branch; BN_mod then reduces
+     * it in constant time. qinv is brought to the Montgomery domain so one
+     * Montgomery product gives (t * qinv) mod p.
+     */
+    if (!BN_add(t, m1, pub->n) || !BN_usub(t, t, m2)) {
+        goto out;
+    }
+    BN_set_flags(t, BN_FLG_CONSTTIME);
+    if (!BN_mod(t, t, p, ctx) || !BN_to_montgomery(qinv, qinv, mont_p, ctx) ||
+        !BN_mod_mul_montgomery(t, t, qinv, mont_p, ctx) || !BN_mul(res, t, q, ctx) ||
+        !BN_add(res, res, m2)) {
+        goto out;
+    }
+
+    /*
+     * Check with e before the result goes anywhere: a CRT result that is
+     * wrong modulo one prime would reveal that prime (Boneh-DeMillo-Lipton).
+     * The check runs on the blinded pair, (c r^e)^d == m r, whose
+     * (m r)^e == c r^e is the same equation as m^e == c, so the
+     * variable-time public exponentiation never sees an unblinded secret.
+     */
+    if (!BN_mod_exp_mont(check, res, pub->e, pub->n, ctx, pub->mont_n)) {
+        goto out;
+    }
+    if (BN_cmp(check, c) != 0) {
+        r = SPK_ERR_FAULT;
+        goto out;
+    }
+
+    /* Unblind: m = (m r) * r^-1 mod n. */
+    if (!BN_BLINDING_invert_ex(res, unblind, pub->blinding, ctx)) {
+        goto out;
+    }
+    if (BN_bn2binpad(res, out, (int)n_len) != (int)n_len) {
+        goto out;
+    }
+    r = 0;
+out:
+    if (locked) {
+        BN_BLINDING_unlock(pub->blinding);
+    }
+    if (r != 0) {
+        sodium_memzero(out, n_len);
+    }
+    sodium_memzero(prod, sizeof(prod));
+    if (ctx != NULL) {
+        BN_CTX_end(ctx);
+    }
+    BN_CTX_free(ctx);
+    BN_MONT_CTX_free(mont_p);
+    BN_MONT_CTX_free(mont_q);
+    return r;
+}

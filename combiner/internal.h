@@ -1,0 +1,170 @@
+#ifndef SPK_COMBINER_INTERNAL_H
+#define SPK_COMBINER_INTERNAL_H
+
+/*
+ * combiner/internal.h: the combiner's RSA engine. Given the public key of a
+ * split key (n, e) and a rebuilt CRT tuple (p, q, dp, dq, qinv), it performs
+ * the private-key operations a TLS server needs: PKCS#1 v1.5 and PSS
+ * signatures, TLS premaster decryption with implicit rejection, generic
+ * PKCS#1 v1.5 and OAEP decryption, and raw RSA.
+ *
+ * Every private operation: input blinded with the key's long-lived blinding
+ * pair, CRT exponentiation with OpenSSL's constant-time BN routines and fresh
+ * Montgomery contexts for p and q, Garner recombination, unblinding, and a
+ * check of the result with e before anything leaves. All secret BIGNUMs come
+ * from one BN_CTX made for the operation and freed with BN_clear_free; the
+ * stack below the engine is wiped on return.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+/* Hash algorithms the engine knows. Which operation takes which is listed at
+ * comb_rsa_op. */
+enum comb_hash {
+    COMB_HASH_NONE = 0,
+    COMB_HASH_MD5_SHA1, /* the TLS 1.0/1.1 36-byte MD5 || SHA-1 digest */
+    COMB_HASH_SHA1,
+    COMB_HASH_SHA224,
+    COMB_HASH_SHA256,
+    COMB_HASH_SHA384,
+    COMB_HASH_SHA512,
+    COMB_HASH_SHA512_224,
+    COMB_HASH_SHA512_256,
+};
+
+enum comb_rsa_op_kind {
+    COMB_RSA_RAW = 1,       /* out = in^d mod n; in is n_len bytes, < n */
+    COMB_RSA_SIGN_PKCS1,    /* in is a digest of |hash| */
+    COMB_RSA_SIGN_PSS,      /* in is a digest of |hash|; salt length = digest length */
+    COMB_RSA_DECRYPT_TLS,   /* TLS RSA key exchange; always 48 bytes out */
+    COMB_RSA_DECRYPT_PKCS1, /* generic PKCS#1 v1.5 type 2 */
+    COMB_RSA_DECRYPT_OAEP,  /* RSAES-OAEP */
+};
+
+/*
+ * struct comb_rsa_crt: borrowed views of the five CRT values, each big-endian
+ * and possibly zero-padded on the left (a rebuilt tuple has every value at
+ * y_len bytes). The engine copies them into BIGNUMs it wipes; it never writes
+ * through these pointers and keeps no reference after the call.
+ */
+struct comb_rsa_crt {
+    const uint8_t *p;
+    size_t p_len;
+    const uint8_t *q;
+    size_t q_len;
+    const uint8_t *dp;
+    size_t dp_len;
+    const uint8_t *dq;
+    size_t dq_len;
+    const uint8_t *qinv; /* q^-1 mod p */
+    size_t qinv_len;
+};
+
+/*
+ * comb_rsa_crt_from_tuple points |crt| at the five values of a split tuple
+ * (split/split.h layout: p, q, dp, dq, qinv, each |y_len| bytes).
+ */
+void comb_rsa_crt_from_tuple(struct comb_rsa_crt *crt, const uint8_t *tuple, size_t y_len);
+
+/*
+ * struct comb_rsa_pub: the long-lived, public half of one key: n, e, a
+ * Montgomery context for n and the key's blinding pair (A = r^e, Ai = r^-1
+ * mod n for a random r, made once with a constant-time inverse and refreshed
+ * by squaring on every operation, never re-made and never switched off).
+ * Thread-safe: the blinding pair is advanced under its own lock
+ * (BN_BLINDING_lock), everything else is read-only after comb_rsa_pub_new, so
+ * one struct may serve every combiner thread.
+ */
+struct comb_rsa_pub;
+
+/*
+ * comb_rsa_pub_new builds a struct comb_rsa_pub for modulus |n| and public
+ * exponent |e| (big-endian, leading zeros allowed). Refuses an even or too
+ * small n (under 512 bits), n over PROTO_BN_MAX bytes, and an even or < 3 e
+ * (SPK_ERR_KEY_UNSUPPORTED). Key size policy (>= 2048 bits) is keysplit's,
+ * not the engine's. Returns 0 and sets *out (free with comb_rsa_pub_free), or
+ * SPK_ERR_*.
+ */
+SPK_WUR int comb_rsa_pub_new(struct comb_rsa_pub **out, const uint8_t *n, size_t n_len,
+                             const uint8_t *e, size_t e_len);
+/* comb_rsa_pub_free frees |pub|; NULL is fine. */
+void comb_rsa_pub_free(struct comb_rsa_pub *pub);
+/* comb_rsa_pub_size: the modulus length in bytes (signature size). */
+size_t comb_rsa_pub_size(const struct comb_rsa_pub *pub);
+/* comb_rsa_pub_bits: the modulus length in bits. */
+unsigned comb_rsa_pub_bits(const struct comb_rsa_pub *pub);
+
+/*
+ * struct comb_rsa_req: one private-key operation.
+ *   op            which operation.
+ *   hash          SIGN_PKCS1: MD5_SHA1, SHA1, SHA224, SHA256, SHA384, SHA512.
+ *                 SIGN_PSS: SHA256, SHA384, SHA512 (SHA1, SHA224 also work).
+ *                 DECRYPT_OAEP: the label hash; any of SHA1 .. SHA512_256.
+ *                 Ignored otherwise.
+ *   mgf1_hash     PSS, OAEP: the MGF1 hash; COMB_HASH_NONE means "= hash".
+ *   in, in_len    SIGN_*: the digest (exactly the hash's length).
+ *                 RAW and DECRYPT_*: the ciphertext, exactly n_len bytes, < n.
+ *   label         DECRYPT_OAEP: the label (may be NULL when label_len is 0).
+ *   tls_version   DECRYPT_TLS: the client_version of the ClientHello (e.g.
+ *                 0x0303); the premaster's first two bytes must equal it.
+ *   tls_alt_version  DECRYPT_TLS: a second version accepted (the negotiated
+ *                 one, for clients with the rollback bug), or 0 for none.
+ */
+struct comb_rsa_req {
+    enum comb_rsa_op_kind op;
+    enum comb_hash hash;
+    enum comb_hash mgf1_hash;
+    const uint8_t *in;
+    size_t in_len;
+    const uint8_t *label;
+    size_t label_len;
+    uint16_t tls_version;
+    uint16_t tls_alt_version;
+};
+
+#define COMB_TLS_PREMASTER_LEN 48
+
+/*
+ * comb_rsa_op performs |req| with the private key |crt| of |pub| and writes
+ * the result to |out| (|out_cap| bytes), its length to *out_len.
+ * |out_cap| must be at least: n_len for RAW and SIGN_*; 48 for DECRYPT_TLS;
+ * n_len - 11 for DECRYPT_PKCS1; n_len - 2 * hash_len - 2 for DECRYPT_OAEP.
+ *
+ * Returns 0, or:
+ *   SPK_ERR_INVALID_ARG     bad lengths, digest length, out_cap;
+ *   SPK_ERR_UNSUPPORTED     a hash the operation does not take;
+ *   SPK_ERR_KEY_MISMATCH    p * q != n;
+ *   SPK_ERR_FAULT           the result failed its check with e (a fault or a
+ *                           wrong tuple); nothing is released;
+ *   SPK_ERR_DECRYPT         DECRYPT_PKCS1 / DECRYPT_OAEP: bad ciphertext or
+ *                           padding (decided in constant time; only the
+ *                           final return branches). RAW / DECRYPT_*: a
+ *                           ciphertext of the wrong length or >= n (public);
+ *   SPK_ERR_CRYPTO, SPK_ERR_NOMEM.
+ * DECRYPT_TLS never reports a padding or version error: on any such error
+ * it writes 48 random bytes instead (RFC 5246 7.4.7.1), chosen in constant
+ * time, and returns 0.
+ * On any error |out| is wiped and *out_len is 0. Output of decryptions is
+ * secret: the caller wipes it.
+ */
+SPK_WUR int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
+                        const struct comb_rsa_req *req, uint8_t *out, size_t out_cap,
+                        size_t *out_len);
+
+/*
+ * comb_rsa_private computes |out| = |in|^d mod n (both n_len bytes, |in| < n,
+ * big-endian) through blinding, CRT and the e-check. The primitive behind
+ * comb_rsa_op; returns 0, SPK_ERR_DECRYPT (|in| >= n), SPK_ERR_KEY_MISMATCH,
+ * SPK_ERR_FAULT, SPK_ERR_CRYPTO or SPK_ERR_NOMEM; |out| is wiped on error.
+ * Does not wipe the stack (comb_rsa_op does).
+ */
+SPK_WUR int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, uint8_t *out,
+                             const uint8_t *in);
+
+/* comb_hash_len: the digest length of |h| (36 for MD5_SHA1), 0 for NONE. */
+size_t comb_hash_len(enum comb_hash h);
+
+#endif
