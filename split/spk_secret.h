@@ -16,7 +16,11 @@
  * spk_mem_init installs wipe-on-free allocators into GMP
  * (mp_set_memory_functions) and OpenSSL (CRYPTO_set_mem_functions) and
  * initialises libsodium. Call it first in main, before anything allocates
- * through OpenSSL. Safe to call more than once. Returns 0 or SPK_ERR_*.
+ * through OpenSSL, and before starting threads. Safe to call more than once:
+ * the first call decides and later calls return its result. If OpenSSL had
+ * already allocated at the first call, its hooks cannot be installed and the
+ * result is SPK_ERR_INTERNAL (GMP's hooks and libsodium are set up anyway).
+ * Returns 0 or SPK_ERR_*.
  */
 SPK_WUR int spk_mem_init(void);
 
@@ -33,7 +37,9 @@ bool spk_memory_locked(void);
 
 /*
  * spk_secret_new returns |len| zeroed bytes in guard-paged, mlock'ed,
- * MADV_DONTDUMP memory (sodium_malloc, with the mlock checked), or NULL. Free
+ * MADV_DONTDUMP memory (sodium_malloc, with the mlock checked), or NULL, also
+ * when the memory cannot be locked (unless spk_process_harden was allowed to
+ * run unlocked). The start is 64-aligned when |len| is a multiple of 64. Free
  * with spk_secret_free, which wipes. For long-lived secrets (holder keys,
  * local shares); per-operation temporaries belong in a struct spk_arena.
  */
@@ -50,6 +56,10 @@ int spk_secret_readwrite(void *p);
  */
 struct spk_arena;
 
+/*
+ * spk_arena_new returns an arena of |cap| bytes (rounded up to 64) in
+ * spk_secret_new memory, or NULL (no memory, or it could not be locked).
+ */
 struct spk_arena *spk_arena_new(size_t cap);
 /* spk_arena_alloc returns |len| zeroed bytes aligned to 64, or NULL when full. */
 void *spk_arena_alloc(struct spk_arena *arena, size_t len);
@@ -68,10 +78,13 @@ void spk_stack_wipe(size_t len);
 
 /*
  * spk_file_read reads at most |max| bytes of |path| into a new heap buffer
- * (*out, freed by the caller; wiped by the free hook). Fails with SPK_ERR_IO,
- * or SPK_ERR_MALFORMED when the file is larger than |max|.
+ * from OPENSSL_malloc (*out; free it with spk_file_free, or OPENSSL_free,
+ * which wipes once spk_mem_init has installed its hooks). Fails with
+ * SPK_ERR_IO, or SPK_ERR_MALFORMED when the file is larger than |max|.
  */
 SPK_WUR int spk_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/* spk_file_free wipes |len| bytes of a spk_file_read buffer and frees it (NULL is fine). */
+void spk_file_free(uint8_t *buf, size_t len);
 /* spk_file_read_secret: the same into spk_secret_new memory (free with spk_secret_free). */
 SPK_WUR int spk_file_read_secret(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /*

@@ -50,11 +50,21 @@ SPK_WUR int split_make_shares(const struct split_field *f, unsigned k, unsigned 
  * into |out_tuple| (tuple_len bytes). Constant time in the y values: public
  * Lagrange weights from the xs, Mersenne folding, no division on secrets.
  * Refuses zero or duplicate xs (SPK_ERR_DUP_INDEX / SPK_ERR_INVALID_ARG).
- * |arena| gives the scratch space; it is not reset here.
+ * Refuses k < 2 (SPK_ERR_INVALID_ARG) and y values not below M
+ * (SPK_ERR_MALFORMED); on any failure |out_tuple| is zeroed.
+ * |arena| gives the scratch space (split_interpolate_scratch_len bytes); it is
+ * not reset here, so it holds secret temporaries until the caller's
+ * spk_arena_reset.
  */
 SPK_WUR int split_interpolate(const struct split_field *f, unsigned k, const uint8_t *xs,
                               const uint8_t *const *ys, uint8_t *out_tuple,
                               struct spk_arena *arena);
+
+/*
+ * split_interpolate_scratch_len: the arena bytes split_interpolate takes for
+ * |k| shares in |f| (an spk_arena of at least this capacity, freshly reset).
+ */
+size_t split_interpolate_scratch_len(const struct split_field *f, unsigned k);
 
 /* split_commitment: BLAKE2b-256(key_id || split_id || x || y_1 .. y_5). */
 void split_commitment(uint8_t out[PROTO_COMMIT_LEN], const uint8_t key_id[PROTO_KEY_ID_LEN],

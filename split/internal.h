@@ -1,0 +1,71 @@
+#ifndef SPK_SPLIT_INTERNAL_H
+#define SPK_SPLIT_INTERNAL_H
+
+/*
+ * Private declarations of the split library, visible to its unit tests. Field
+ * elements are little-endian GMP limb vectors of f->limbs limbs holding a
+ * value in [0, M), M = 2^bits - 1.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <gmp.h>
+
+#include "split/split.h"
+
+/* The allocation hooks spk_mem_init installs (exposed for tests). */
+void *spk_gmp_alloc(size_t len);
+void *spk_gmp_realloc(void *old, size_t old_len, size_t new_len);
+void spk_gmp_free(void *p, size_t len);
+void *spk_ossl_malloc(size_t len, const char *file, int line);
+void *spk_ossl_realloc(void *old, size_t len, const char *file, int line);
+void spk_ossl_free(void *p, const char *file, int line);
+
+/* Largest field: 2^4253 - 1 in 67 limbs. */
+#define SPLIT_FE_LIMBS_MAX 67
+
+/* split_fe_modulus writes M into |m| (f->limbs limbs). */
+void split_fe_modulus(const struct split_field *f, mp_limb_t *m);
+
+/*
+ * split_fe_from_bytes reads y_len big-endian bytes into |r| (f->limbs limbs)
+ * in constant time and returns true when the value is below M. |r| holds the
+ * value either way.
+ */
+SPK_WUR bool split_fe_from_bytes(const struct split_field *f, mp_limb_t *r, const uint8_t *in);
+/* split_fe_to_bytes writes |a| (f->limbs limbs, < 2^(8 y_len)) as y_len big-endian bytes. */
+void split_fe_to_bytes(const struct split_field *f, uint8_t *out, const mp_limb_t *a);
+
+/*
+ * split_fe_reduce_scratch: limbs of scratch split_fe_reduce needs for a
+ * |tn|-limb input.
+ */
+size_t split_fe_reduce_scratch(const struct split_field *f, size_t tn);
+/*
+ * split_fe_reduce sets |r| (f->limbs limbs) to |t| mod M in constant time.
+ * |t| has |tn| >= f->limbs + 1 limbs, holds a value below 2^in_bits with
+ * in_bits <= 2 * f->bits + 16, and is destroyed. |r| may equal |t|.
+ */
+void split_fe_reduce(const struct split_field *f, mp_limb_t *r, mp_limb_t *t, size_t tn,
+                     unsigned in_bits, mp_limb_t *scratch);
+
+/* split_fe_mul_scratch: limbs of scratch for split_fe_mul. */
+size_t split_fe_mul_scratch(const struct split_field *f);
+/* split_fe_mul: r = a * b mod M, constant time (mpn_sec_mul + folding). */
+void split_fe_mul(const struct split_field *f, mp_limb_t *r, const mp_limb_t *a, const mp_limb_t *b,
+                  mp_limb_t *scratch);
+/* split_fe_add: r = a + b mod M, constant time. |scratch|: 2 * limbs + 2 limbs. */
+void split_fe_add(const struct split_field *f, mp_limb_t *r, const mp_limb_t *a, const mp_limb_t *b,
+                  mp_limb_t *scratch);
+
+/*
+ * split_lagrange_weights writes the k Lagrange basis values at 0,
+ * w_i = prod_{j != i} x_j / (x_j - x_i) mod M, into |w| (k * f->limbs limbs).
+ * The xs are public. Returns 0, SPK_ERR_INVALID_ARG (x = 0, k < 2) or
+ * SPK_ERR_DUP_INDEX.
+ */
+SPK_WUR int split_lagrange_weights(const struct split_field *f, mp_limb_t *w, unsigned k,
+                                   const uint8_t *xs);
+
+#endif
