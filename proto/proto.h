@@ -220,4 +220,165 @@ SPK_WUR int proto_share_file_decode(struct proto_share_file *out, const uint8_t 
 SPK_WUR int proto_share_file_encode(uint8_t *out, size_t cap, size_t *out_len,
                                     const struct proto_share_file *sf);
 
+/* ==== wire messages (proto_wire.c) ==== owner: wire protocol (H4) ========= */
+
+/*
+ * One wire message per ZeroMQ frame: a 17-byte header, then TLV items.
+ *   magic "SK" (2) | version u8 = 1 | type u8 | flags u8 = 0 |
+ *   request id u64 | body length u32 (= the rest of the frame exactly)
+ * Items: tag u8 | length u16 | value, tags strictly ascending (so no
+ * duplicates and one encoding per message). proto/PROTOCOL.md ("Wire
+ * protocol") is normative.
+ */
+#define PROTO_WIRE_VERSION 1
+#define PROTO_WIRE_HDR_LEN 17
+#define PROTO_ERR_TEXT_MAX 128
+#define PROTO_SHA256_LEN 32
+#define PROTO_AEAD_NONCE_LEN 24 /* XChaCha20-Poly1305 */
+#define PROTO_AEAD_TAG_LEN 16
+#define PROTO_SHARE_Y_MAX (PROTO_NUM_SECRETS * PROTO_FIELD_Y_MAX)
+#define PROTO_SHARE_CT_MAX (PROTO_SHARE_Y_MAX + PROTO_AEAD_TAG_LEN)
+/* Associated data of a sealed share: header || key id || split id || index. */
+#define PROTO_SHARE_AD_LEN (PROTO_WIRE_HDR_LEN + PROTO_KEY_ID_LEN + PROTO_SPLIT_ID_LEN + 1)
+
+enum proto_msg_type {
+    PROTO_MSG_PING = 1,
+    PROTO_MSG_PONG = 2,
+    PROTO_MSG_SHARE_REQUEST = 3,
+    PROTO_MSG_SHARE_RESPONSE = 4,
+    PROTO_MSG_OP_REQUEST = 5,
+    PROTO_MSG_OP_RESPONSE = 6,
+    PROTO_MSG_ERROR = 7,
+};
+
+/* Operation kinds (SHARE_REQUEST for the audit log, OP_REQUEST to run). */
+enum proto_op {
+    PROTO_OP_SIGN_PKCS1_SHA1 = 0x01,
+    PROTO_OP_SIGN_PKCS1_SHA224 = 0x02,
+    PROTO_OP_SIGN_PKCS1_SHA256 = 0x03,
+    PROTO_OP_SIGN_PKCS1_SHA384 = 0x04,
+    PROTO_OP_SIGN_PKCS1_SHA512 = 0x05,
+    PROTO_OP_SIGN_PKCS1_MD5SHA1 = 0x06,
+    PROTO_OP_SIGN_PSS_SHA256 = 0x11,
+    PROTO_OP_SIGN_PSS_SHA384 = 0x12,
+    PROTO_OP_SIGN_PSS_SHA512 = 0x13,
+    PROTO_OP_DECRYPT_PKCS1 = 0x21,
+    PROTO_OP_DECRYPT_TLS_PREMASTER = 0x22,
+    PROTO_OP_DECRYPT_OAEP_SHA1 = 0x23,
+    PROTO_OP_DECRYPT_OAEP_SHA256 = 0x24,
+    PROTO_OP_DECRYPT_RAW = 0x25,
+};
+
+/* SHARE_REQUEST: requester -> holder. */
+struct proto_share_req {
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    uint8_t op;                            /* enum proto_op */
+    uint8_t input_digest[PROTO_SHA256_LEN]; /* SHA-256 of the operation input */
+    uint8_t requester_pk[PROTO_X25519_LEN]; /* requester's crypto_kx client key */
+};
+
+/*
+ * SHARE_RESPONSE: holder -> requester. |sealed| is y_1..y_5 under
+ * XChaCha20-Poly1305 with the holder's crypto_kx tx key of the session
+ * (holder |session_pk|, requester_pk), |nonce|, and AD from proto_share_ad.
+ */
+struct proto_share_resp {
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    uint8_t split_id[PROTO_SPLIT_ID_LEN];
+    uint8_t index;       /* x, 1..255 */
+    uint16_t field_bits; /* proto_field_y_len(field_bits) != 0 */
+    uint8_t session_pk[PROTO_X25519_LEN];
+    uint8_t nonce[PROTO_AEAD_NONCE_LEN];
+    uint8_t sealed[PROTO_SHARE_CT_MAX];
+    size_t sealed_len; /* exactly 5 * y_len + PROTO_AEAD_TAG_LEN */
+};
+
+/* OP_REQUEST: edge -> combiner. |input| is the digest for a signature (its
+ * length fixed by the hash) or the ciphertext for a decryption. */
+struct proto_op_req {
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    uint8_t op; /* enum proto_op */
+    uint8_t input[PROTO_BN_MAX];
+    size_t input_len;
+    uint16_t client_version; /* PROTO_OP_DECRYPT_TLS_PREMASTER only, else 0 */
+};
+
+/* OP_RESPONSE: combiner -> edge. */
+struct proto_op_resp {
+    uint8_t result[PROTO_BN_MAX];
+    size_t result_len; /* 1..PROTO_BN_MAX */
+};
+
+/* ERROR: either way. |code| is a wire error code (proto_err_to_wire). */
+struct proto_err_msg {
+    uint16_t code;
+    char text[PROTO_ERR_TEXT_MAX + 1]; /* printable ASCII, NUL-terminated, may be "" */
+};
+
+struct proto_msg {
+    uint8_t type;    /* enum proto_msg_type */
+    uint64_t req_id; /* echoed by the answer */
+    union {
+        struct proto_share_req share_req;
+        struct proto_share_resp share_resp;
+        struct proto_op_req op_req;
+        struct proto_op_resp op_resp;
+        struct proto_err_msg error;
+    } u; /* PING and PONG have no body */
+};
+
+/*
+ * proto_msg_decode parses one frame into |out|. Returns 0, SPK_ERR_VERSION
+ * for another protocol version, or SPK_ERR_MALFORMED for anything else that
+ * is not exactly one valid message (bad magic, type, flags, tag, order,
+ * length, a missing or extra item, trailing bytes, a frame > PROTO_MSG_MAX).
+ * Pure: no I/O, no allocation. |out| is undefined on failure.
+ */
+SPK_WUR int proto_msg_decode(struct proto_msg *out, const uint8_t *in, size_t in_len);
+
+/*
+ * proto_msg_encode writes |m| into |out| (|cap| bytes) and sets |*out_len|.
+ * Returns 0, SPK_ERR_INVALID_ARG when |m| is not a valid message (the same
+ * rules the decoder applies), or SPK_ERR_NOMEM when |cap| is too small.
+ */
+SPK_WUR int proto_msg_encode(uint8_t *out, size_t cap, size_t *out_len, const struct proto_msg *m);
+
+/*
+ * proto_msg_peek reads only the header of |in|: its type and request id, so
+ * an answer to a frame that does not decode can still name the request.
+ * Returns 0, SPK_ERR_VERSION or SPK_ERR_MALFORMED.
+ */
+SPK_WUR int proto_msg_peek(const uint8_t *in, size_t in_len, uint8_t *out_type,
+                           uint64_t *out_req_id);
+
+/*
+ * proto_share_ad writes the associated data of the sealed share in the
+ * SHARE_RESPONSE frame |frame|: its first PROTO_WIRE_HDR_LEN bytes, key id,
+ * split id and index of |m|. False when |frame| is shorter than a header.
+ */
+SPK_WUR bool proto_share_ad(uint8_t out[PROTO_SHARE_AD_LEN], const uint8_t *frame,
+                            size_t frame_len, const struct proto_share_resp *m);
+
+/* proto_op_valid: |op| is one of enum proto_op. */
+bool proto_op_valid(uint8_t op);
+/* proto_op_name: "sign-pkcs1-sha256" etc., or "unknown". Static string. */
+const char *proto_op_name(uint8_t op);
+/* proto_op_from_name: the op called |name|, or 0. */
+uint8_t proto_op_from_name(const char *name);
+/* proto_op_digest_len: the input length a signing op takes (20 for SHA-1, 36
+ * for MD5+SHA-1, ...), or 0 for a decryption. */
+size_t proto_op_digest_len(uint8_t op);
+
+/*
+ * Wire error codes are the positive values of these SPK_ERR_*: UNKNOWN_KEY,
+ * NOT_ALLOWED, RATE_LIMITED, MALFORMED, VERSION, INTERNAL, UNAVAILABLE,
+ * TIMEOUT, FAULT, DECRYPT, UNSUPPORTED. proto_err_to_wire maps any other
+ * SPK_ERR_* to INTERNAL's code. proto_err_from_wire returns the SPK_ERR_* of
+ * a wire code, or 0 when |code| is not one (the decoder refuses those).
+ */
+uint16_t proto_err_to_wire(int err);
+int proto_err_from_wire(uint16_t code);
+
+/* ==== end of wire messages ================================================ */
+
 #endif

@@ -1,0 +1,453 @@
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "proto/proto.h"
+
+/* Wire codec: round trips of every type, and the negative cases STYLE.md asks
+ * of every decoder. */
+
+#define NUM_SAMPLES 10
+
+static void fill(uint8_t *p, size_t n, uint8_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        p[i] = (uint8_t)(seed + 7 * i);
+    }
+}
+
+/* sample: message number |i| of a set covering every type and option. */
+static void sample(struct proto_msg *m, int i)
+{
+    memset(m, 0, sizeof(*m));
+    m->req_id = 0x0102030405060708ull + (uint64_t)i;
+    switch (i) {
+    case 0:
+        m->type = PROTO_MSG_PING;
+        break;
+    case 1:
+        m->type = PROTO_MSG_PONG;
+        m->req_id = UINT64_MAX;
+        break;
+    case 2:
+        m->type = PROTO_MSG_SHARE_REQUEST;
+        fill(m->u.share_req.key_id, PROTO_KEY_ID_LEN, 1);
+        m->u.share_req.op = PROTO_OP_SIGN_PSS_SHA256;
+        fill(m->u.share_req.input_digest, PROTO_SHA256_LEN, 2);
+        fill(m->u.share_req.requester_pk, PROTO_X25519_LEN, 3);
+        break;
+    case 3:
+        m->type = PROTO_MSG_SHARE_RESPONSE;
+        fill(m->u.share_resp.key_id, PROTO_KEY_ID_LEN, 4);
+        fill(m->u.share_resp.split_id, PROTO_SPLIT_ID_LEN, 5);
+        m->u.share_resp.index = 255;
+        m->u.share_resp.field_bits = 1279;
+        fill(m->u.share_resp.session_pk, PROTO_X25519_LEN, 6);
+        fill(m->u.share_resp.nonce, PROTO_AEAD_NONCE_LEN, 7);
+        m->u.share_resp.sealed_len = 5 * 160 + PROTO_AEAD_TAG_LEN;
+        fill(m->u.share_resp.sealed, m->u.share_resp.sealed_len, 8);
+        break;
+    case 4:
+        m->type = PROTO_MSG_SHARE_RESPONSE;
+        m->u.share_resp.index = 1;
+        m->u.share_resp.field_bits = 4253;
+        m->u.share_resp.sealed_len = PROTO_SHARE_CT_MAX;
+        fill(m->u.share_resp.sealed, m->u.share_resp.sealed_len, 9);
+        break;
+    case 5:
+        m->type = PROTO_MSG_OP_REQUEST;
+        fill(m->u.op_req.key_id, PROTO_KEY_ID_LEN, 10);
+        m->u.op_req.op = PROTO_OP_SIGN_PKCS1_MD5SHA1;
+        m->u.op_req.input_len = 36;
+        fill(m->u.op_req.input, 36, 11);
+        break;
+    case 6:
+        m->type = PROTO_MSG_OP_REQUEST;
+        m->u.op_req.op = PROTO_OP_DECRYPT_TLS_PREMASTER;
+        m->u.op_req.input_len = PROTO_BN_MAX;
+        fill(m->u.op_req.input, PROTO_BN_MAX, 12);
+        m->u.op_req.client_version = 0x0303;
+        break;
+    case 7:
+        m->type = PROTO_MSG_OP_RESPONSE;
+        m->u.op_resp.result_len = 256;
+        fill(m->u.op_resp.result, 256, 13);
+        break;
+    case 8:
+        m->type = PROTO_MSG_ERROR;
+        m->u.error.code = proto_err_to_wire(SPK_ERR_NOT_ALLOWED);
+        strcpy(m->u.error.text, "client edge-1 may not fetch this key");
+        break;
+    default:
+        m->type = PROTO_MSG_ERROR;
+        m->u.error.code = proto_err_to_wire(SPK_ERR_RATE_LIMITED);
+        break;
+    }
+}
+
+static size_t encode(uint8_t *buf, size_t cap, const struct proto_msg *m)
+{
+    size_t len = 0;
+
+    assert_int_equal(proto_msg_encode(buf, cap, &len, m), 0);
+    return len;
+}
+
+static void test_round_trip(void **state)
+{
+    static uint8_t buf[PROTO_MSG_MAX];
+    static uint8_t buf2[PROTO_MSG_MAX];
+    static struct proto_msg m;
+    static struct proto_msg d;
+
+    (void)state;
+    for (int i = 0; i < NUM_SAMPLES; i++) {
+        size_t len, len2;
+        uint8_t type;
+        uint64_t req_id;
+
+        sample(&m, i);
+        len = encode(buf, sizeof(buf), &m);
+        assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+        /* both structs start zeroed and every field is copied: compare whole */
+        assert_memory_equal(&m, &d, sizeof(m));
+        len2 = encode(buf2, sizeof(buf2), &d);
+        assert_int_equal(len, len2);
+        assert_memory_equal(buf, buf2, len);
+        assert_int_equal(proto_msg_peek(buf, len, &type, &req_id), 0);
+        assert_int_equal(type, m.type);
+        assert_true(req_id == m.req_id);
+    }
+}
+
+static void test_header_layout(void **state)
+{
+    uint8_t buf[64];
+    struct proto_msg m;
+    size_t len;
+    static const uint8_t want[] = {'S', 'K', 1, PROTO_MSG_PING, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0,
+                                   0,   0,   0};
+
+    (void)state;
+    sample(&m, 0);
+    len = encode(buf, sizeof(buf), &m);
+    assert_int_equal(len, PROTO_WIRE_HDR_LEN);
+    assert_memory_equal(buf, want, sizeof(want));
+}
+
+static void test_truncation(void **state)
+{
+    static uint8_t buf[PROTO_MSG_MAX];
+    static struct proto_msg m;
+    static struct proto_msg d;
+
+    (void)state;
+    for (int i = 0; i < NUM_SAMPLES; i++) {
+        size_t len;
+
+        sample(&m, i);
+        len = encode(buf, sizeof(buf), &m);
+        for (size_t cut = 0; cut < len; cut++) {
+            assert_int_equal(proto_msg_decode(&d, buf, cut), SPK_ERR_MALFORMED);
+        }
+    }
+}
+
+static void test_trailing_and_lengths(void **state)
+{
+    static uint8_t buf[PROTO_MSG_MAX + 2];
+    static struct proto_msg m;
+    static struct proto_msg d;
+
+    (void)state;
+    for (int i = 0; i < NUM_SAMPLES; i++) {
+        size_t len;
+        uint32_t body;
+
+        sample(&m, i);
+        len = encode(buf, sizeof(buf), &m);
+        body = (uint32_t)(len - PROTO_WIRE_HDR_LEN);
+
+        /* a trailing byte the body length does not cover */
+        buf[len] = 0;
+        assert_int_equal(proto_msg_decode(&d, buf, len + 1), SPK_ERR_MALFORMED);
+        /* body length one too large, and one too small */
+        buf[16] = (uint8_t)(body + 1);
+        buf[15] = (uint8_t)((body + 1) >> 8);
+        assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+        /* ... and covering the trailing byte: an incomplete item */
+        assert_int_equal(proto_msg_decode(&d, buf, len + 1), SPK_ERR_MALFORMED);
+        if (body > 0) {
+            buf[16] = (uint8_t)(body - 1);
+            buf[15] = (uint8_t)((body - 1) >> 8);
+            assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+            buf[16] = (uint8_t)body;
+            buf[15] = (uint8_t)(body >> 8);
+            /* first item's length one too large */
+            buf[PROTO_WIRE_HDR_LEN + 2]++;
+            assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+            buf[PROTO_WIRE_HDR_LEN + 2] -= 2;
+            assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+        }
+    }
+}
+
+static void test_msg_max(void **state)
+{
+    static uint8_t buf[PROTO_MSG_MAX + 1];
+    struct proto_msg d;
+    uint8_t type;
+    uint64_t req_id;
+
+    (void)state;
+    /* a valid PING followed by padding to PROTO_MSG_MAX + 1 is refused for
+     * size before anything else is looked at */
+    memset(buf, 0, sizeof(buf));
+    buf[0] = 'S';
+    buf[1] = 'K';
+    buf[2] = 1;
+    buf[3] = PROTO_MSG_PING;
+    assert_int_equal(proto_msg_decode(&d, buf, PROTO_WIRE_HDR_LEN), 0);
+    assert_int_equal(proto_msg_decode(&d, buf, PROTO_MSG_MAX + 1), SPK_ERR_MALFORMED);
+    assert_int_equal(proto_msg_peek(buf, PROTO_MSG_MAX + 1, &type, &req_id), SPK_ERR_MALFORMED);
+}
+
+static void test_header_fields(void **state)
+{
+    uint8_t buf[64];
+    struct proto_msg m;
+    struct proto_msg d;
+    size_t len;
+    uint8_t type;
+    uint64_t req_id;
+
+    (void)state;
+    sample(&m, 0);
+    len = encode(buf, sizeof(buf), &m);
+    buf[0] = 'X';
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+    buf[0] = 'S';
+    buf[2] = 2;
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_VERSION);
+    assert_int_equal(proto_msg_peek(buf, len, &type, &req_id), SPK_ERR_VERSION);
+    buf[2] = 0;
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_VERSION);
+    buf[2] = 1;
+    buf[3] = 0;
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+    buf[3] = PROTO_MSG_ERROR + 1;
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+    buf[3] = PROTO_MSG_PING;
+    buf[4] = 1;
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+    buf[4] = 0;
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    /* PING with a body */
+    buf[16] = 3;
+    buf[17] = 0x01;
+    buf[18] = 0;
+    buf[19] = 0;
+    assert_int_equal(proto_msg_decode(&d, buf, len + 3), SPK_ERR_MALFORMED);
+}
+
+/* Build frames by hand: header for |type| and then raw item bytes. */
+static size_t frame(uint8_t *buf, uint8_t type, const uint8_t *items, size_t items_len)
+{
+    static const uint8_t hdr[] = {'S', 'K', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9};
+
+    memcpy(buf, hdr, sizeof(hdr));
+    buf[3] = type;
+    buf[13] = (uint8_t)(items_len >> 24);
+    buf[14] = (uint8_t)(items_len >> 16);
+    buf[15] = (uint8_t)(items_len >> 8);
+    buf[16] = (uint8_t)items_len;
+    memcpy(buf + PROTO_WIRE_HDR_LEN, items, items_len);
+    return PROTO_WIRE_HDR_LEN + items_len;
+}
+
+static void test_items(void **state)
+{
+    uint8_t buf[256];
+    struct proto_msg d;
+    size_t len;
+    /* ERROR with code 19 (not allowed) */
+    static const uint8_t ok[] = {0x0e, 0, 2, 0, 19};
+    static const uint8_t ok_text[] = {0x0e, 0, 2, 0, 19, 0x0f, 0, 2, 'h', 'i'};
+    static const uint8_t dup[] = {0x0e, 0, 2, 0, 19, 0x0e, 0, 2, 0, 19};
+    static const uint8_t order[] = {0x0f, 0, 2, 'h', 'i', 0x0e, 0, 2, 0, 19};
+    static const uint8_t unknown_tag[] = {0x0e, 0, 2, 0, 19, 0x10, 0, 0};
+    static const uint8_t zero_tag[] = {0x00, 0, 0, 0x0e, 0, 2, 0, 19};
+    static const uint8_t foreign_tag[] = {0x01, 0, 0, 0x0e, 0, 2, 0, 19};
+    static const uint8_t missing[] = {0x0f, 0, 2, 'h', 'i'};
+    static const uint8_t bad_code[] = {0x0e, 0, 2, 0, 26};
+    static const uint8_t code_len[] = {0x0e, 0, 3, 0, 0, 19};
+    static const uint8_t empty_text[] = {0x0e, 0, 2, 0, 19, 0x0f, 0, 0};
+    static const uint8_t nul_text[] = {0x0e, 0, 2, 0, 19, 0x0f, 0, 2, 'h', 0};
+    static const uint8_t ctl_text[] = {0x0e, 0, 2, 0, 19, 0x0f, 0, 2, 'h', '\n'};
+    uint8_t long_text[5 + 3 + PROTO_ERR_TEXT_MAX + 1];
+
+    (void)state;
+    len = frame(buf, PROTO_MSG_ERROR, ok, sizeof(ok));
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    assert_int_equal(proto_err_from_wire(d.u.error.code), SPK_ERR_NOT_ALLOWED);
+    assert_string_equal(d.u.error.text, "");
+    len = frame(buf, PROTO_MSG_ERROR, ok_text, sizeof(ok_text));
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    assert_string_equal(d.u.error.text, "hi");
+
+#define REFUSED(items)                                                                             \
+    do {                                                                                           \
+        len = frame(buf, PROTO_MSG_ERROR, items, sizeof(items));                                   \
+        assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);                       \
+    } while (0)
+    REFUSED(dup);
+    REFUSED(order);
+    REFUSED(unknown_tag);
+    REFUSED(zero_tag);
+    REFUSED(foreign_tag);
+    REFUSED(missing);
+    REFUSED(bad_code);
+    REFUSED(code_len);
+    REFUSED(empty_text);
+    REFUSED(nul_text);
+    REFUSED(ctl_text);
+
+    /* PROTO_ERR_TEXT_MAX is fine, one more is not */
+    memcpy(long_text, ok, sizeof(ok));
+    long_text[5] = 0x0f;
+    long_text[6] = 0;
+    long_text[7] = PROTO_ERR_TEXT_MAX;
+    memset(long_text + 8, 'a', PROTO_ERR_TEXT_MAX + 1);
+    len = frame(buf, PROTO_MSG_ERROR, long_text, sizeof(long_text) - 1);
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    long_text[7] = PROTO_ERR_TEXT_MAX + 1;
+    REFUSED(long_text);
+#undef REFUSED
+}
+
+static void test_semantic(void **state)
+{
+    static uint8_t buf[PROTO_MSG_MAX];
+    static struct proto_msg m;
+    static struct proto_msg d;
+    size_t len;
+
+    (void)state;
+    /* client version on a non-premaster op: refused by the encoder */
+    sample(&m, 5);
+    m.u.op_req.client_version = 0x0303;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* digest length must match the hash */
+    sample(&m, 5);
+    m.u.op_req.input_len = 35;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* a ciphertext larger than PROTO_BN_MAX */
+    sample(&m, 6);
+    m.u.op_req.input_len = PROTO_BN_MAX + 1;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* unknown op */
+    sample(&m, 2);
+    m.u.share_req.op = 0x07;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* share index 0, unknown field, sealed length not 5 * y_len + tag */
+    sample(&m, 3);
+    m.u.share_resp.index = 0;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    sample(&m, 3);
+    m.u.share_resp.field_bits = 1280;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    sample(&m, 3);
+    m.u.share_resp.sealed_len--;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* an unknown error code, a control character in the text */
+    sample(&m, 8);
+    m.u.error.code = 2;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    sample(&m, 8);
+    m.u.error.text[3] = '\t';
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* too small a buffer */
+    sample(&m, 3);
+    assert_int_equal(proto_msg_encode(buf, 100, &len, &m), SPK_ERR_NOMEM);
+
+    /* decoder side of the premaster rule: drop the client version item
+     * (the last 5 bytes) and fix the body length */
+    sample(&m, 6);
+    len = encode(buf, sizeof(buf), &m);
+    buf[16] = (uint8_t)(len - 5 - PROTO_WIRE_HDR_LEN);
+    buf[15] = (uint8_t)((len - 5 - PROTO_WIRE_HDR_LEN) >> 8);
+    assert_int_equal(proto_msg_decode(&d, buf, len - 5), SPK_ERR_MALFORMED);
+    /* a sealed share one byte short of 5 * y_len + tag: cut the last byte
+     * and shorten the item and the body */
+    sample(&m, 3);
+    len = encode(buf, sizeof(buf), &m);
+    buf[len - 816 - 1]--;
+    buf[16]--;
+    assert_int_equal(proto_msg_decode(&d, buf, len - 1), SPK_ERR_MALFORMED);
+}
+
+static void test_errors_and_ops(void **state)
+{
+    static const int wire[] = {SPK_ERR_UNKNOWN_KEY, SPK_ERR_NOT_ALLOWED, SPK_ERR_RATE_LIMITED,
+                               SPK_ERR_MALFORMED,   SPK_ERR_VERSION,     SPK_ERR_INTERNAL,
+                               SPK_ERR_UNAVAILABLE, SPK_ERR_TIMEOUT,     SPK_ERR_FAULT,
+                               SPK_ERR_DECRYPT,     SPK_ERR_UNSUPPORTED};
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(wire) / sizeof(wire[0]); i++) {
+        assert_int_equal(proto_err_to_wire(wire[i]), -wire[i]);
+        assert_int_equal(proto_err_from_wire(proto_err_to_wire(wire[i])), wire[i]);
+    }
+    assert_int_equal(proto_err_to_wire(SPK_ERR_UNSEAL), -SPK_ERR_INTERNAL);
+    assert_int_equal(proto_err_from_wire(0), 0);
+    assert_int_equal(proto_err_from_wire((uint16_t)-SPK_ERR_UNSEAL), 0);
+    assert_int_equal(proto_err_from_wire(0xffff), 0);
+
+    assert_string_equal(proto_op_name(PROTO_OP_SIGN_PSS_SHA384), "sign-pss-sha384");
+    assert_string_equal(proto_op_name(0), "unknown");
+    assert_int_equal(proto_op_from_name("decrypt-tls-premaster"), PROTO_OP_DECRYPT_TLS_PREMASTER);
+    assert_int_equal(proto_op_from_name("decrypt"), 0);
+    assert_int_equal(proto_op_digest_len(PROTO_OP_SIGN_PKCS1_SHA1), 20);
+    assert_int_equal(proto_op_digest_len(PROTO_OP_DECRYPT_RAW), 0);
+    for (unsigned op = 0; op < 256; op++) {
+        if (proto_op_valid((uint8_t)op)) {
+            assert_int_equal(proto_op_from_name(proto_op_name((uint8_t)op)), op);
+        }
+    }
+}
+
+static void test_share_ad(void **state)
+{
+    static uint8_t buf[PROTO_MSG_MAX];
+    static struct proto_msg m;
+    uint8_t ad[PROTO_SHARE_AD_LEN];
+    size_t len;
+
+    (void)state;
+    sample(&m, 3);
+    len = encode(buf, sizeof(buf), &m);
+    assert_true(proto_share_ad(ad, buf, len, &m.u.share_resp));
+    assert_memory_equal(ad, buf, PROTO_WIRE_HDR_LEN);
+    assert_memory_equal(ad + PROTO_WIRE_HDR_LEN, m.u.share_resp.key_id, PROTO_KEY_ID_LEN);
+    assert_memory_equal(ad + PROTO_WIRE_HDR_LEN + PROTO_KEY_ID_LEN, m.u.share_resp.split_id,
+                        PROTO_SPLIT_ID_LEN);
+    assert_int_equal(ad[PROTO_SHARE_AD_LEN - 1], 255);
+    assert_false(proto_share_ad(ad, buf, PROTO_WIRE_HDR_LEN - 1, &m.u.share_resp));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),     cmocka_unit_test(test_header_layout),
+        cmocka_unit_test(test_truncation),     cmocka_unit_test(test_trailing_and_lengths),
+        cmocka_unit_test(test_msg_max),        cmocka_unit_test(test_header_fields),
+        cmocka_unit_test(test_items),          cmocka_unit_test(test_semantic),
+        cmocka_unit_test(test_errors_and_ops), cmocka_unit_test(test_share_ad),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
