@@ -1,0 +1,542 @@
+/* The share file KEYID.HOLDER.share. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sodium.h>
+
+#include "proto/proto.h"
+
+/* ---- file-mutation helpers (the same in each test_proto_* file) ----------- */
+
+/* A decoder under test: returns the decoder's result; on success it must also
+ * have checked that re-encoding gives back exactly |in|. */
+typedef int (*decode_fn)(const uint8_t *in, size_t len);
+
+#define MAX_LINES 300
+
+struct lines {
+    size_t num;
+    size_t off[MAX_LINES];
+    size_t len[MAX_LINES]; /* with the '\n' */
+};
+
+static void split_lines(struct lines *l, const uint8_t *in, size_t len)
+{
+    size_t start = 0;
+
+    l->num = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] == '\n') {
+            assert_true(l->num < MAX_LINES);
+            l->off[l->num] = start;
+            l->len[l->num] = i + 1 - start;
+            l->num++;
+            start = i + 1;
+        }
+    }
+    assert_int_equal(start, len);
+}
+
+/* run_exact: |fn| on a heap copy of exactly |len| bytes, so ASan sees any
+ * read past the end. */
+static int run_exact(decode_fn fn, const uint8_t *in, size_t len)
+{
+    uint8_t *copy = malloc(len > 0 ? len : 1);
+    int r;
+
+    assert_non_null(copy);
+    if (len > 0) {
+        memcpy(copy, in, len);
+    }
+    r = fn(copy, len);
+    free(copy);
+    return r;
+}
+
+static void check_truncations(decode_fn fn, const uint8_t *in, size_t len)
+{
+    assert_int_equal(run_exact(fn, in, len), 0);
+    for (size_t n = 0; n < len; n++) {
+        assert_int_equal(run_exact(fn, in, n), SPK_ERR_MALFORMED);
+    }
+}
+
+/* Build |in| with its lines in the order |idx[0..num)|. */
+static size_t assemble(uint8_t *out, const uint8_t *in, const struct lines *l, const size_t *idx,
+                       size_t num)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < num; i++) {
+        memcpy(out + n, in + l->off[idx[i]], l->len[idx[i]]);
+        n += l->len[idx[i]];
+    }
+    return n;
+}
+
+/* Every line missing, duplicated (in place and at the end), or swapped with
+ * the next one: all refused. */
+static void check_line_edits(decode_fn fn, const uint8_t *in, size_t len)
+{
+    static struct lines l;
+    size_t idx[MAX_LINES + 1];
+    uint8_t *buf = malloc(2 * len);
+    size_t n;
+
+    assert_non_null(buf);
+    split_lines(&l, in, len);
+    for (size_t i = 0; i < l.num; i++) {
+        size_t k = 0;
+
+        for (size_t j = 0; j < l.num; j++) {
+            if (j != i) {
+                idx[k++] = j;
+            }
+        }
+        n = assemble(buf, in, &l, idx, k);
+        assert_int_equal(run_exact(fn, buf, n), SPK_ERR_MALFORMED);
+
+        k = 0;
+        for (size_t j = 0; j < l.num; j++) {
+            idx[k++] = j;
+            if (j == i) {
+                idx[k++] = j;
+            }
+        }
+        n = assemble(buf, in, &l, idx, k);
+        assert_int_equal(run_exact(fn, buf, n), SPK_ERR_MALFORMED);
+
+        for (size_t j = 0; j < l.num; j++) {
+            idx[j] = j;
+        }
+        idx[l.num] = i;
+        n = assemble(buf, in, &l, idx, l.num + 1);
+        assert_int_equal(run_exact(fn, buf, n), SPK_ERR_MALFORMED);
+
+        if (i + 1 < l.num) {
+            for (size_t j = 0; j < l.num; j++) {
+                idx[j] = j;
+            }
+            idx[i] = i + 1;
+            idx[i + 1] = i;
+            n = assemble(buf, in, &l, idx, l.num);
+            assert_int_equal(run_exact(fn, buf, n), SPK_ERR_MALFORMED);
+        }
+    }
+    free(buf);
+}
+
+/* Trailing bytes, CR before any LF, a space before any LF, a space doubled,
+ * the version changed, the file over PROTO_FILE_MAX. */
+static void check_framing(decode_fn fn, const uint8_t *in, size_t len)
+{
+    static const char *tails[] = {"x", "\n", " ", "\r", "#", "name x\n"};
+    uint8_t *buf = calloc(1, PROTO_FILE_MAX + 2);
+    size_t nl = 0;
+
+    assert_non_null(buf);
+    for (size_t i = 0; i < sizeof(tails) / sizeof(tails[0]); i++) {
+        memcpy(buf, in, len);
+        memcpy(buf + len, tails[i], strlen(tails[i]));
+        assert_int_equal(run_exact(fn, buf, len + strlen(tails[i])), SPK_ERR_MALFORMED);
+    }
+    memcpy(buf, in, len);
+    buf[len] = 0;
+    assert_int_equal(run_exact(fn, buf, len + 1), SPK_ERR_MALFORMED);
+    for (size_t i = 0; i < len; i++) {
+        if (in[i] == '\n' || in[i] == ' ') {
+            /* insert one byte before it */
+            memcpy(buf, in, i);
+            buf[i] = in[i] == '\n' ? '\r' : ' ';
+            memcpy(buf + i + 1, in + i, len - i);
+            assert_int_equal(run_exact(fn, buf, len + 1), SPK_ERR_MALFORMED);
+            if (in[i] == '\n') {
+                buf[i] = ' ';
+                assert_int_equal(run_exact(fn, buf, len + 1), SPK_ERR_MALFORMED);
+                nl++;
+            }
+        }
+    }
+    assert_true(nl >= 3);
+    /* The version is the last character of the first line. */
+    for (nl = 0; in[nl] != '\n'; nl++) {
+    }
+    assert_int_equal(in[nl - 1], '1');
+    memcpy(buf, in, len);
+    buf[nl - 1] = '2';
+    assert_int_equal(run_exact(fn, buf, len), SPK_ERR_VERSION);
+    buf[nl - 1] = '0';
+    assert_int_equal(run_exact(fn, buf, len), SPK_ERR_VERSION);
+    buf[nl - 1] = 'x';
+    assert_int_equal(run_exact(fn, buf, len), SPK_ERR_MALFORMED);
+    /* Over the cap: a valid file followed by padding up to PROTO_FILE_MAX + 1. */
+    memcpy(buf, in, len);
+    memset(buf + len, '\n', PROTO_FILE_MAX + 1 - len);
+    assert_int_equal(fn(buf, PROTO_FILE_MAX + 1), SPK_ERR_MALFORMED);
+    assert_int_equal(fn(buf, PROTO_FILE_MAX), SPK_ERR_MALFORMED);
+    free(buf);
+}
+
+/* Every byte replaced by each of a few characters: a decoder either refuses
+ * or accepts exactly what it would write itself (fn checks the re-encoding). */
+static void check_byte_edits(decode_fn fn, const uint8_t *in, size_t len)
+{
+    static const char subst[] = "0129afgAZ=+/.- \n\r";
+    uint8_t *buf = malloc(len);
+
+    assert_non_null(buf);
+    for (size_t i = 0; i < len; i++) {
+        for (size_t j = 0; j < sizeof(subst) - 1; j++) {
+            int r;
+
+            if ((uint8_t)subst[j] == in[i]) {
+                continue;
+            }
+            memcpy(buf, in, len);
+            buf[i] = (uint8_t)subst[j];
+            r = run_exact(fn, buf, len);
+            assert_true(r == 0 || r == SPK_ERR_MALFORMED || r == SPK_ERR_VERSION);
+        }
+    }
+    free(buf);
+}
+
+static void check_all_mutations(decode_fn fn, const uint8_t *in, size_t len)
+{
+    check_truncations(fn, in, len);
+    check_line_edits(fn, in, len);
+    check_framing(fn, in, len);
+    check_byte_edits(fn, in, len);
+}
+
+/* with_line: |in| with line |n| (0-based) replaced by |line| (no '\n'). */
+static size_t with_line(uint8_t *out, size_t cap, const uint8_t *in, size_t len, size_t n,
+                        const char *line)
+{
+    static struct lines l;
+    size_t w = 0;
+
+    split_lines(&l, in, len);
+    assert_true(n < l.num);
+    for (size_t i = 0; i < l.num; i++) {
+        if (i == n) {
+            size_t s = strlen(line);
+
+            assert_true(w + s + 1 <= cap);
+            memcpy(out + w, line, s);
+            out[w + s] = '\n';
+            w += s + 1;
+        } else {
+            assert_true(w + l.len[i] <= cap);
+            memcpy(out + w, in + l.off[i], l.len[i]);
+            w += l.len[i];
+        }
+    }
+    return w;
+}
+
+/* ---- share files ------------------------------------------------------------- */
+
+static struct proto_share_file sf_a, sf_b;
+static uint8_t file_buf[8192], file_buf2[8192];
+
+static int sf_roundtrip(const uint8_t *in, size_t len)
+{
+    size_t n = 1;
+    int r;
+
+    memset(&sf_a, 0x55, sizeof(sf_a));
+    r = proto_share_file_decode(&sf_a, in, len);
+    if (r != 0) {
+        assert_int_equal(sf_a.sealed_len, 0);
+        assert_int_equal(sf_a.index, 0);
+        return r;
+    }
+    assert_int_equal(proto_share_file_encode(file_buf2, sizeof(file_buf2), &n, &sf_a), 0);
+    assert_int_equal(n, len);
+    assert_memory_equal(file_buf2, in, len);
+    return 0;
+}
+
+static void make_share(struct proto_share_file *sf, unsigned field, uint8_t index)
+{
+    memset(sf, 0, sizeof(*sf));
+    randombytes_buf(sf->key_id, sizeof(sf->key_id));
+    randombytes_buf(sf->split_id, sizeof(sf->split_id));
+    sf->index = index;
+    strcpy(sf->holder, "holder-1");
+    sf->threshold = 2;
+    sf->num_shares = 3;
+    sf->field_bits = field;
+    sf->sealed_len = PROTO_SEAL_OVERHEAD + PROTO_NUM_SECRETS * proto_field_y_len(field);
+    randombytes_buf(sf->sealed, sf->sealed_len);
+}
+
+static size_t encode(const struct proto_share_file *sf)
+{
+    size_t n = 0;
+
+    assert_int_equal(proto_share_file_encode(file_buf, sizeof(file_buf), &n, sf), 0);
+    return n;
+}
+
+static void assert_shares_equal(const struct proto_share_file *a, const struct proto_share_file *b)
+{
+    assert_memory_equal(a->key_id, b->key_id, PROTO_KEY_ID_LEN);
+    assert_memory_equal(a->split_id, b->split_id, PROTO_SPLIT_ID_LEN);
+    assert_int_equal(a->index, b->index);
+    assert_string_equal(a->holder, b->holder);
+    assert_int_equal(a->threshold, b->threshold);
+    assert_int_equal(a->num_shares, b->num_shares);
+    assert_int_equal(a->field_bits, b->field_bits);
+    assert_int_equal(a->sealed_len, b->sealed_len);
+    assert_memory_equal(a->sealed, b->sealed, a->sealed_len);
+}
+
+static void test_known(void **state)
+{
+    static const char text[] =
+        "splitkey-share 1\n"
+        "key-id 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n"
+        "split-id f0e0d0c0b0a090807060504030201000\n"
+        "index 7\n"
+        "holder h.7\n"
+        "threshold 3\n"
+        "shares 5\n"
+        "field 1279\n"
+        "sealed ";
+    uint8_t sealed[848];
+    size_t n;
+    struct proto_wr wr;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(sealed); i++) {
+        sealed[i] = (uint8_t)i;
+    }
+    proto_wr_init(&wr, file_buf, sizeof(file_buf));
+    assert_true(proto_wr_str(&wr, text));
+    assert_true(proto_wr_base64(&wr, sealed, sizeof(sealed)));
+    assert_true(proto_wr_u8(&wr, '\n'));
+    n = wr.len;
+    assert_int_equal(sf_roundtrip(file_buf, n), 0);
+    assert_int_equal(sf_a.key_id[31], 0x1f);
+    assert_int_equal(sf_a.split_id[0], 0xf0);
+    assert_int_equal(sf_a.index, 7);
+    assert_string_equal(sf_a.holder, "h.7");
+    assert_int_equal(sf_a.threshold, 3);
+    assert_int_equal(sf_a.num_shares, 5);
+    assert_int_equal(sf_a.field_bits, 1279);
+    assert_int_equal(sf_a.sealed_len, sizeof(sealed));
+    assert_memory_equal(sf_a.sealed, sealed, sizeof(sealed));
+}
+
+static void test_roundtrip_fields(void **state)
+{
+    static const unsigned fields[] = {1279, 2203, 2281, 3217, 4253};
+
+    (void)state;
+    for (size_t i = 0; i < 5; i++) {
+        for (unsigned index = 1; index <= 255; index += 127) {
+            size_t n;
+
+            make_share(&sf_b, fields[i], (uint8_t)index);
+            sf_b.num_shares = 255;
+            sf_b.threshold = 255;
+            n = encode(&sf_b);
+            assert_int_equal(sf_roundtrip(file_buf, n), 0);
+            assert_shares_equal(&sf_a, &sf_b);
+        }
+    }
+    make_share(&sf_b, 4253, 9);
+    assert_int_equal(sf_b.sealed_len, PROTO_SEALED_MAX);
+}
+
+static void test_mutations(void **state)
+{
+    size_t n;
+
+    (void)state;
+    make_share(&sf_b, 1279, 2);
+    n = encode(&sf_b);
+    check_all_mutations(sf_roundtrip, file_buf, n);
+}
+
+static void expect_line(const uint8_t *base, size_t base_len, size_t at, const char *line, int want)
+{
+    static uint8_t tmp[8192];
+    size_t n = with_line(tmp, sizeof(tmp), base, base_len, at, line);
+    uint8_t *copy = malloc(n);
+
+    assert_non_null(copy);
+    memcpy(copy, tmp, n);
+    if (sf_roundtrip(copy, n) != want) {
+        fail_msg("line %zu \"%.80s\": expected %d", at, line, want);
+    }
+    free(copy);
+}
+
+/* sealed_line: "sealed " and the base64 of |len| bytes. */
+static const char *sealed_line(size_t len, uint8_t last)
+{
+    static char line[4096];
+    uint8_t bytes[PROTO_SEALED_MAX + 8];
+    struct proto_wr wr;
+
+    memset(bytes, 0xa5, sizeof(bytes));
+    if (len > 0) {
+        bytes[len - 1] = last;
+    }
+    proto_wr_init(&wr, (uint8_t *)line, sizeof(line) - 1);
+    assert_true(proto_wr_str(&wr, "sealed "));
+    assert_true(proto_wr_base64(&wr, bytes, len));
+    line[wr.len] = 0;
+    return line;
+}
+
+static void test_bad_values(void **state)
+{
+    uint8_t base[8192];
+    size_t len;
+    char line[4096];
+
+    (void)state;
+    make_share(&sf_b, 1279, 2);
+    len = encode(&sf_b);
+    memcpy(base, file_buf, len);
+    /* Lines: 0 magic, 1 key-id, 2 split-id, 3 index, 4 holder, 5 threshold,
+     * 6 shares, 7 field, 8 sealed. */
+    expect_line(base, len, 1, "key-id 00", SPK_ERR_MALFORMED);
+    expect_line(base, len, 1,
+                "key-id 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f00",
+                SPK_ERR_MALFORMED);
+    expect_line(base, len, 1,
+                "key-id 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1F",
+                SPK_ERR_MALFORMED);
+    expect_line(base, len, 1,
+                "key-id 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f", 0);
+    expect_line(base, len, 2, "split-id f0e0d0c0b0a09080706050403020100", SPK_ERR_MALFORMED);
+    expect_line(base, len, 2, "split-id f0e0d0c0b0a0908070605040302010000", SPK_ERR_MALFORMED);
+    expect_line(base, len, 3, "index 0", SPK_ERR_MALFORMED);
+    expect_line(base, len, 3, "index 256", SPK_ERR_MALFORMED);
+    expect_line(base, len, 3, "index 02", SPK_ERR_MALFORMED);
+    expect_line(base, len, 3, "index -2", SPK_ERR_MALFORMED);
+    expect_line(base, len, 3, "index 255", 0);
+    expect_line(base, len, 4, "holder .h", SPK_ERR_MALFORMED);
+    expect_line(base, len, 4, "holder h/1", SPK_ERR_MALFORMED);
+    expect_line(base, len, 4, "holder h 1", SPK_ERR_MALFORMED);
+    expect_line(base, len, 4, "holder ", SPK_ERR_MALFORMED);
+    memset(line, 0, sizeof(line));
+    memcpy(line, "holder ", 7);
+    memset(line + 7, 'h', PROTO_NAME_MAX);
+    expect_line(base, len, 4, line, 0);
+    line[7 + PROTO_NAME_MAX] = 'h'; /* PROTO_NAME_MAX + 1 */
+    expect_line(base, len, 4, line, SPK_ERR_MALFORMED);
+    expect_line(base, len, 5, "threshold 1", SPK_ERR_MALFORMED);
+    expect_line(base, len, 5, "threshold 4", SPK_ERR_MALFORMED);
+    expect_line(base, len, 5, "threshold 3", 0);
+    expect_line(base, len, 6, "shares 1", SPK_ERR_MALFORMED);
+    expect_line(base, len, 6, "shares 256", SPK_ERR_MALFORMED);
+    expect_line(base, len, 6, "shares 255", 0);
+    expect_line(base, len, 7, "field 1278", SPK_ERR_MALFORMED);
+    expect_line(base, len, 7, "field 2203", SPK_ERR_MALFORMED); /* sealed is for 1279 */
+    expect_line(base, len, 7, "field ", SPK_ERR_MALFORMED);
+
+    /* sealed: exactly 48 + 5 * 160 = 848 bytes of canonical base64. */
+    expect_line(base, len, 8, sealed_line(848, 0), 0);
+    expect_line(base, len, 8, sealed_line(847, 0), SPK_ERR_MALFORMED);
+    expect_line(base, len, 8, sealed_line(849, 0), SPK_ERR_MALFORMED); /* one too long */
+    expect_line(base, len, 8, sealed_line(PROTO_SEALED_MAX + 1, 0), SPK_ERR_MALFORMED);
+    expect_line(base, len, 8, sealed_line(0, 0), SPK_ERR_MALFORMED);
+    /* 848 = 3 * 282 + 2: the last group is "xxx="; set a bit under the '='. */
+    strcpy(line, sealed_line(848, 0));
+    assert_int_equal(line[strlen(line) - 1], '=');
+    assert_int_equal(line[strlen(line) - 2], 'A');
+    line[strlen(line) - 2] = 'B';
+    expect_line(base, len, 8, line, SPK_ERR_MALFORMED);
+    strcpy(line, sealed_line(848, 0));
+    line[strlen(line) - 1] = 0; /* padding dropped */
+    expect_line(base, len, 8, line, SPK_ERR_MALFORMED);
+    strcpy(line, sealed_line(848, 0));
+    line[20] = '-'; /* base64url is not base64 */
+    expect_line(base, len, 8, line, SPK_ERR_MALFORMED);
+    strcpy(line, sealed_line(848, 0));
+    line[76] = ' '; /* no line breaks or spaces inside */
+    expect_line(base, len, 8, line, SPK_ERR_MALFORMED);
+}
+
+static void test_encode_refusals(void **state)
+{
+    size_t n = 1, need;
+
+    (void)state;
+    make_share(&sf_b, 2203, 3);
+    need = encode(&sf_b);
+    for (size_t cap = 0; cap < need; cap++) {
+        n = 1;
+        assert_int_equal(proto_share_file_encode(file_buf, cap, &n, &sf_b), SPK_ERR_INVALID_ARG);
+        assert_int_equal(n, 0);
+    }
+    assert_int_equal(proto_share_file_encode(file_buf, need, &n, &sf_b), 0);
+
+#define REFUSED(stmt)                                                                              \
+    do {                                                                                           \
+        make_share(&sf_b, 2203, 3);                                                                \
+        stmt;                                                                                      \
+        assert_int_equal(proto_share_file_encode(file_buf, sizeof(file_buf), &n, &sf_b),           \
+                         SPK_ERR_INVALID_ARG);                                                     \
+    } while (0)
+    REFUSED(sf_b.index = 0);
+    REFUSED(sf_b.holder[0] = 0);
+    REFUSED(strcpy(sf_b.holder, "a b"));
+    REFUSED(memset(sf_b.holder, 'h', sizeof(sf_b.holder)));
+    REFUSED(sf_b.threshold = 1);
+    REFUSED(sf_b.threshold = 4);
+    REFUSED((sf_b.threshold = 256, sf_b.num_shares = 256));
+    REFUSED(sf_b.field_bits = 2204);
+    REFUSED(sf_b.field_bits = 1279);
+    REFUSED(sf_b.sealed_len--);
+    REFUSED(sf_b.sealed_len++);
+    REFUSED(sf_b.sealed_len = PROTO_SEALED_MAX + 1);
+#undef REFUSED
+}
+
+static void test_sealed_opens(void **state)
+{
+    /* The format carries crypto_box_seal output as is: seal, write, read, open. */
+    uint8_t pk[crypto_box_PUBLICKEYBYTES], sk[crypto_box_SECRETKEYBYTES];
+    uint8_t y[PROTO_NUM_SECRETS * 160], opened[sizeof(y)];
+    size_t n;
+
+    (void)state;
+    assert_int_equal(PROTO_SEAL_OVERHEAD, crypto_box_SEALBYTES);
+    assert_int_equal(crypto_box_keypair(pk, sk), 0);
+    randombytes_buf(y, sizeof(y));
+    make_share(&sf_b, 1279, 1);
+    assert_int_equal(crypto_box_seal(sf_b.sealed, y, sizeof(y), pk), 0);
+    n = encode(&sf_b);
+    assert_int_equal(proto_share_file_decode(&sf_a, file_buf, n), 0);
+    assert_int_equal(crypto_box_seal_open(opened, sf_a.sealed, sf_a.sealed_len, pk, sk), 0);
+    assert_memory_equal(opened, y, sizeof(y));
+    sodium_memzero(sk, sizeof(sk));
+    sodium_memzero(opened, sizeof(opened));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_known),           cmocka_unit_test(test_roundtrip_fields),
+        cmocka_unit_test(test_mutations),       cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_encode_refusals), cmocka_unit_test(test_sealed_opens),
+    };
+
+    if (sodium_init() < 0) {
+        return 1;
+    }
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
