@@ -5,10 +5,12 @@
  * OpenSSL's param builder keeps it in its wiped block), flagged constant-time,
  * and BN_clear_free'd.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -22,6 +24,20 @@
 #include <sodium.h>
 
 #include "split/split.h"
+
+/* split_io_reason: why |path| cannot be read, for a message. */
+static const char *split_io_reason(const char *path, int r)
+{
+    struct stat st;
+
+    if (r == SPK_ERR_IO && stat(path, &st) != 0) {
+        return strerror(errno);
+    }
+    if (r == SPK_ERR_IO && S_ISDIR(st.st_mode)) {
+        return "is a directory";
+    }
+    return spk_strerror(r);
+}
 
 /* Where OpenSSL names each tuple value, in tuple order. */
 static const char *const split_rsa_tuple_names[SPLIT_NUM_SECRETS] = {
@@ -209,7 +225,7 @@ int split_rsa_key_load(struct split_rsa_key *key, const char *pem_path, const ch
     if (passphrase_path != NULL) {
         if ((r = spk_file_read_secret(passphrase_path, 4096, &pw_buf, &pw_len)) != 0) {
             split_why(why, why_len, "cannot read passphrase file %s: %s", passphrase_path,
-                      spk_strerror(r));
+                      split_io_reason(passphrase_path, r));
             goto out;
         }
         /* One trailing newline is how editors and echo end a file, not part of it. */
@@ -220,7 +236,8 @@ int split_rsa_key_load(struct split_rsa_key *key, const char *pem_path, const ch
         pw.len = pw_len;
     }
     if ((r = spk_file_read_secret(pem_path, PROTO_FILE_MAX, &pem, &pem_len)) != 0) {
-        split_why(why, why_len, "cannot read key file %s: %s", pem_path, spk_strerror(r));
+        split_why(why, why_len, "cannot read key file %s: %s", pem_path,
+                  split_io_reason(pem_path, r));
         goto out;
     }
     r = SPK_ERR_NOMEM;

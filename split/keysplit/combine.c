@@ -1,0 +1,147 @@
+/*
+ * keysplit combine: disaster recovery. Rebuilds the RSA private key from k
+ * shares, after every check verify makes, into a new PKCS#8 PEM file of mode
+ * 0600 whose public key is checked against the record.
+ */
+#include <getopt.h>
+#include <stdio.h>
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+
+#include "split/keysplit/keysplit.h"
+
+static void combine_usage(FILE *to)
+{
+    fprintf(to, "Usage: keysplit combine --record R --share S --holder-key K ... --out KEY.pem\n"
+                "\n"
+                "Disaster recovery: opens at least k shares (each S with the holder key\n"
+                "file K in the same position), checks them as 'keysplit verify' does,\n"
+                "rebuilds the RSA private key and writes it, unencrypted PKCS#8 PEM, to a\n"
+                "new file KEY.pem with mode 0600. Refuses to overwrite KEY.pem.\n"
+                "WARNING: the whole key is then on disk again; keep it offline.\n");
+}
+
+/* combine_check_key: the rebuilt key is the record's, and OpenSSL's own check passes. */
+static int combine_check_key(const char *cmd, EVP_PKEY *pkey, const struct proto_record *rec)
+{
+    uint8_t id[PROTO_KEY_ID_LEN];
+    EVP_PKEY_CTX *ctx = NULL;
+    int ok;
+
+    if (split_rsa_key_id(id, pkey) != 0 || sodium_memcmp(id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
+        return split_cli_fail(cmd, "the rebuilt key's public key is not the record's (%s)",
+                              spk_strerror(SPK_ERR_KEY_MISMATCH));
+    }
+    if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL) {
+        return split_cli_fail(cmd, "out of memory");
+    }
+    ok = EVP_PKEY_check(ctx);
+    EVP_PKEY_CTX_free(ctx);
+    ERR_clear_error();
+    if (ok != 1) {
+        return split_cli_fail(cmd, "the rebuilt key fails OpenSSL's key check");
+    }
+    return SPLIT_CLI_OK;
+}
+
+int split_cmd_combine(int argc, char *argv[])
+{
+    static const struct option opts[] = {
+        {"record", required_argument, NULL, 'r'},
+        {"share", required_argument, NULL, 's'},
+        {"holder-key", required_argument, NULL, 'K'},
+        {"out", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "combine";
+    const char *record = NULL;
+    const char *out_path = NULL;
+    char *share_paths[PROTO_SHARES_MAX];
+    char *key_paths[PROTO_SHARES_MAX];
+    size_t num_shares = 0;
+    size_t num_keys = 0;
+    struct split_cli_opened o = {0};
+    uint8_t *tuple = NULL;
+    EVP_PKEY *pkey = NULL;
+    char id[2 * PROTO_KEY_ID_LEN + 1];
+    int c;
+    int r;
+    int ret = SPLIT_CLI_FAIL;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r':
+            record = optarg;
+            break;
+        case 's':
+            if (num_shares == PROTO_SHARES_MAX) {
+                return split_cli_usage(cmd, "more than %d shares", PROTO_SHARES_MAX);
+            }
+            share_paths[num_shares++] = optarg;
+            break;
+        case 'K':
+            if (num_keys == PROTO_SHARES_MAX) {
+                return split_cli_usage(cmd, "more than %d holder keys", PROTO_SHARES_MAX);
+            }
+            key_paths[num_keys++] = optarg;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        case 'h':
+            combine_usage(stdout);
+            return SPLIT_CLI_OK;
+        default:
+            return split_cli_bad_option(cmd, c, argv);
+        }
+    }
+    if (optind < argc) {
+        return split_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    if (record == NULL || out_path == NULL || num_shares == 0) {
+        return split_cli_usage(cmd, "--record, --share, --holder-key and --out are required");
+    }
+    if (num_shares != num_keys) {
+        return split_cli_usage(cmd, "%zu --share but %zu --holder-key; give one key per share",
+                               num_shares, num_keys);
+    }
+    if (split_cli_exists(out_path)) {
+        return split_cli_fail(cmd, "%s exists; refusing to overwrite it", out_path);
+    }
+    if ((ret = split_cli_open_shares(&o, cmd, record, share_paths, key_paths, num_shares,
+                                     split_cli_verbose)) != SPLIT_CLI_OK) {
+        goto out;
+    }
+    ret = SPLIT_CLI_FAIL;
+    if ((tuple = spk_secret_new(split_tuple_len(&o.f))) == NULL) {
+        split_cli_fail(cmd, "out of (locked) memory");
+        goto out;
+    }
+    if (split_cli_combine(cmd, tuple, &o) != SPLIT_CLI_OK) {
+        goto out;
+    }
+    if ((r = split_rsa_pkey_from_tuple(&pkey, &o.f, tuple, o.rec->modulus, o.rec->modulus_len,
+                                       o.rec->exponent, o.rec->exponent_len)) != 0) {
+        split_cli_fail(cmd, "cannot rebuild the key: %s", spk_strerror(r));
+        goto out;
+    }
+    if (combine_check_key(cmd, pkey, o.rec) != SPLIT_CLI_OK) {
+        goto out;
+    }
+    if ((r = split_rsa_pem_write_new(out_path, pkey)) != 0) {
+        split_cli_fail(cmd, "cannot write %s: %s", out_path, spk_strerror(r));
+        goto out;
+    }
+    split_cli_hex(id, o.rec->key_id, PROTO_KEY_ID_LEN);
+    printf("ok: wrote %s (key %s, from %u shares)\n", out_path, id, o.rec->threshold);
+    ret = SPLIT_CLI_OK;
+out:
+    EVP_PKEY_free(pkey);
+    spk_secret_free(tuple);
+    split_cli_opened_cleanup(&o);
+    return ret;
+}

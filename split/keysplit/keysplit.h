@@ -1,0 +1,90 @@
+#ifndef SPK_KEYSPLIT_H
+#define SPK_KEYSPLIT_H
+
+/*
+ * keysplit: the offline tool that makes holder keys, splits an RSA key into a
+ * signed record and sealed shares, shows and checks those files, and rebuilds
+ * the key for disaster recovery. One file per subcommand, dispatched by
+ * main.c as wireguard-tools' wg.c does.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "split/split.h"
+
+/* Exit statuses. */
+#define SPLIT_CLI_OK 0
+#define SPLIT_CLI_FAIL 1  /* refused or failed; one line on stderr says why */
+#define SPLIT_CLI_USAGE 2 /* a bad command line */
+
+/*
+ * Each subcommand takes its own argv (argv[0] is the subcommand's name) and
+ * returns the process exit status.
+ */
+int split_cmd_keygen(int argc, char *argv[]);
+int split_cmd_split(int argc, char *argv[]);
+int split_cmd_info(int argc, char *argv[]);
+int split_cmd_verify(int argc, char *argv[]);
+int split_cmd_combine(int argc, char *argv[]);
+
+/* Set by main from --verbose: say more on stderr. */
+extern bool split_cli_verbose;
+
+/* split_cli_fail prints "keysplit: CMD: MESSAGE" on stderr and returns SPLIT_CLI_FAIL. */
+__attribute__((format(printf, 2, 3))) int split_cli_fail(const char *cmd, const char *fmt, ...);
+/*
+ * split_cli_usage prints "keysplit: CMD: MESSAGE (see 'keysplit CMD --help')"
+ * on stderr and returns SPLIT_CLI_USAGE.
+ */
+__attribute__((format(printf, 2, 3))) int split_cli_usage(const char *cmd, const char *fmt, ...);
+/*
+ * split_cli_bad_option reports what getopt_long returned ('?' or ':') for the
+ * option at argv[optind - 1]; returns SPLIT_CLI_USAGE.
+ */
+int split_cli_bad_option(const char *cmd, int c, char *argv[]);
+
+/* split_cli_parse_uint: a decimal number in [0, max] with nothing after it. */
+bool split_cli_parse_uint(const char *s, unsigned max, unsigned *out);
+/* split_cli_path writes DIR/NAME into |out|; false when it does not fit. */
+bool split_cli_path(char *out, size_t cap, const char *dir, const char *name);
+/* split_cli_exists: something (even a dangling link) is at |path|. */
+bool split_cli_exists(const char *path);
+/* split_cli_is_dir: |path| is a directory. */
+bool split_cli_is_dir(const char *path);
+/* split_cli_hex writes |n| bytes as lowercase hex and a NUL into |out| (2n + 1). */
+void split_cli_hex(char *out, const uint8_t *p, size_t n);
+
+/*
+ * struct split_cli_opened: a verified record and the shares opened against
+ * it, for verify and combine. |ys| is secret memory.
+ */
+struct split_cli_opened {
+    struct proto_record *rec;
+    struct split_field f;
+    size_t num;
+    struct proto_share_file *files;
+    uint8_t *ys;
+    struct split_opened_share shares[PROTO_SHARES_MAX];
+};
+
+/*
+ * split_cli_open_shares reads and verifies |record_path|, then opens each
+ * share_paths[i] with key_paths[i] and checks it against the record (key,
+ * split, holder, commitment, distinct index). With |print|, says "share X
+ * (HOLDER): ok" on stdout for each. On failure prints one line and returns
+ * SPLIT_CLI_FAIL. Release with split_cli_opened_cleanup (also after failure).
+ */
+int split_cli_open_shares(struct split_cli_opened *o, const char *cmd, const char *record_path,
+                          char *const *share_paths, char *const *key_paths, size_t num, bool print);
+void split_cli_opened_cleanup(struct split_cli_opened *o);
+
+/*
+ * split_cli_combine interpolates the opened shares into |out_tuple|
+ * (split_tuple_len bytes of secret memory) and checks p * q == N. Prints one
+ * line and returns SPLIT_CLI_FAIL on failure.
+ */
+int split_cli_combine(const char *cmd, uint8_t *out_tuple, const struct split_cli_opened *o);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * keysplit split: one RSA key into DIR/KEYID.record and one
+ * DIR/KEYID.HOLDER.share per holder. Every check, and every encoding, happens
+ * before the first file is written, so a refusal leaves DIR as it was; a
+ * write that fails midway removes what this run wrote.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sodium.h>
+
+#include "split/keysplit/keysplit.h"
+
+#define SPLIT_CLI_SHARE_TEXT_MAX 8192
+#define SPLIT_CLI_PATH_MAX 4096
+
+static void split_usage(FILE *to)
+{
+    fprintf(to, "Usage: keysplit split --key KEY.pem [--passphrase-file FILE] --threshold K\n"
+                "                      --holder A.pub --holder B.pub ... --out DIR\n"
+                "\n"
+                "Splits a two-prime RSA key (2048-8192 bits, PEM, PKCS#1 or PKCS#8, maybe\n"
+                "encrypted: the passphrase is FILE less one trailing newline) K-of-N among\n"
+                "the N holders, in order: the first holder gets index 1. Writes the signed\n"
+                "record DIR/KEYID.record and DIR/KEYID.NAME.share per holder, each share\n"
+                "sealed to that holder's storage key, and prints KEYID. 2 <= K <= N <= 255.\n"
+                "Refuses duplicate holders and existing files; then nothing is written.\n");
+}
+
+struct split_cli_out {
+    char path[SPLIT_CLI_PATH_MAX];
+    uint8_t *text;
+    size_t len;
+    unsigned mode;
+};
+
+/* split_write_all writes every file or, failing midway, removes those it wrote. */
+static int split_write_all(const char *cmd, struct split_cli_out *files, size_t num)
+{
+    size_t i;
+    int r;
+
+    for (i = 0; i < num; i++) {
+        r = spk_file_write_new(files[i].path, files[i].mode, files[i].text, files[i].len);
+        if (r != 0) {
+            split_cli_fail(cmd, "cannot write %s: %s; removed what was written", files[i].path,
+                           spk_strerror(r));
+            while (i > 0) {
+                i--;
+                unlink(files[i].path);
+            }
+            return SPLIT_CLI_FAIL;
+        }
+        if (split_cli_verbose) {
+            fprintf(stderr, "keysplit: wrote %s\n", files[i].path);
+        }
+    }
+    return SPLIT_CLI_OK;
+}
+
+int split_cmd_split(int argc, char *argv[])
+{
+    static const struct option opts[] = {
+        {"key", required_argument, NULL, 'k'},
+        {"passphrase-file", required_argument, NULL, 'p'},
+        {"threshold", required_argument, NULL, 't'},
+        {"holder", required_argument, NULL, 'H'},
+        {"out", required_argument, NULL, 'o'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *cmd = "split";
+    const char *key_path = NULL;
+    const char *pw_path = NULL;
+    const char *threshold = NULL;
+    const char *dir = NULL;
+    const char *holder_paths[PROTO_SHARES_MAX];
+    unsigned num_holders = 0;
+    unsigned k = 0;
+    struct proto_holder_pub *holders = NULL;
+    struct split_rsa_key key = {0};
+    struct proto_record *rec = NULL;
+    struct proto_share_file *shares = NULL;
+    struct split_cli_out *files = NULL;
+    char why[SPLIT_WHY_MAX];
+    char id[2 * PROTO_KEY_ID_LEN + 1];
+    char name[2 * PROTO_KEY_ID_LEN + PROTO_NAME_MAX + 16];
+    size_t i;
+    size_t j;
+    int c;
+    int r;
+    int ret = SPLIT_CLI_FAIL;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'k':
+            key_path = optarg;
+            break;
+        case 'p':
+            pw_path = optarg;
+            break;
+        case 't':
+            threshold = optarg;
+            break;
+        case 'H':
+            if (num_holders == PROTO_SHARES_MAX) {
+                return split_cli_usage(cmd, "more than %d holders", PROTO_SHARES_MAX);
+            }
+            holder_paths[num_holders++] = optarg;
+            break;
+        case 'o':
+            dir = optarg;
+            break;
+        case 'h':
+            split_usage(stdout);
+            return SPLIT_CLI_OK;
+        default:
+            return split_cli_bad_option(cmd, c, argv);
+        }
+    }
+    if (optind < argc) {
+        return split_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    if (key_path == NULL || threshold == NULL || dir == NULL || num_holders == 0) {
+        return split_cli_usage(cmd, "--key, --threshold, --holder and --out are required");
+    }
+    if (!split_cli_parse_uint(threshold, 1000, &k)) {
+        return split_cli_usage(cmd, "--threshold '%s' is not a number", threshold);
+    }
+    if (k < 2) {
+        return split_cli_fail(cmd, "threshold %u; it must be at least 2", k);
+    }
+    if (k > num_holders) {
+        return split_cli_fail(cmd, "threshold %u exceeds the %u holder(s)", k, num_holders);
+    }
+    if (!split_cli_is_dir(dir)) {
+        return split_cli_fail(cmd, "output directory %s does not exist", dir);
+    }
+
+    if ((holders = calloc(num_holders, sizeof(*holders))) == NULL ||
+        (rec = calloc(1, sizeof(*rec))) == NULL ||
+        (shares = calloc(num_holders, sizeof(*shares))) == NULL ||
+        (files = calloc(num_holders + 1, sizeof(*files))) == NULL) {
+        split_cli_fail(cmd, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < num_holders; i++) {
+        if ((r = split_holder_pub_load(&holders[i], holder_paths[i])) != 0) {
+            split_cli_fail(cmd, "cannot load holder %s: %s", holder_paths[i], spk_strerror(r));
+            goto out;
+        }
+        for (j = 0; j < i; j++) {
+            if (strcmp(holder_paths[i], holder_paths[j]) == 0) {
+                split_cli_fail(cmd, "holder %s given twice", holder_paths[i]);
+                goto out;
+            }
+        }
+    }
+    if ((r = split_rsa_key_load(&key, key_path, pw_path, why, sizeof(why))) != 0) {
+        split_cli_fail(cmd, "%s", why);
+        goto out;
+    }
+    if ((r = split_key_split(rec, shares, &key, k, holders, num_holders, why, sizeof(why))) != 0) {
+        split_cli_fail(cmd, "%s", why);
+        goto out;
+    }
+
+    /* Every path first: one that exists refuses the whole run. */
+    split_cli_hex(id, rec->key_id, PROTO_KEY_ID_LEN);
+    snprintf(name, sizeof(name), "%s.record", id);
+    if (!split_cli_path(files[0].path, sizeof(files[0].path), dir, name)) {
+        split_cli_fail(cmd, "output path too long");
+        goto out;
+    }
+    files[0].mode = 0644;
+    for (i = 0; i < num_holders; i++) {
+        snprintf(name, sizeof(name), "%s.%s.share", id, shares[i].holder);
+        if (!split_cli_path(files[i + 1].path, sizeof(files[i + 1].path), dir, name)) {
+            split_cli_fail(cmd, "output path too long");
+            goto out;
+        }
+        /* Sealed, so not secret; but only its holder has any use for it. */
+        files[i + 1].mode = 0600;
+    }
+    for (i = 0; i <= num_holders; i++) {
+        if (split_cli_exists(files[i].path)) {
+            split_cli_fail(cmd, "%s exists; refusing to overwrite it (nothing was written)",
+                           files[i].path);
+            goto out;
+        }
+    }
+
+    /* Every encoding next, so nothing but the disk can fail once writing starts. */
+    if ((files[0].text = malloc(PROTO_FILE_MAX)) == NULL) {
+        split_cli_fail(cmd, "out of memory");
+        goto out;
+    }
+    if ((r = proto_record_encode(files[0].text, PROTO_FILE_MAX, &files[0].len, rec)) != 0) {
+        split_cli_fail(cmd, "cannot encode the record: %s", spk_strerror(r));
+        goto out;
+    }
+    for (i = 0; i < num_holders; i++) {
+        struct split_cli_out *fo = &files[i + 1];
+
+        if ((fo->text = malloc(SPLIT_CLI_SHARE_TEXT_MAX)) == NULL) {
+            split_cli_fail(cmd, "out of memory");
+            goto out;
+        }
+        if ((r = proto_share_file_encode(fo->text, SPLIT_CLI_SHARE_TEXT_MAX, &fo->len,
+                                         &shares[i])) != 0) {
+            split_cli_fail(cmd, "cannot encode the share of %s: %s", shares[i].holder,
+                           spk_strerror(r));
+            goto out;
+        }
+    }
+    if ((ret = split_write_all(cmd, files, num_holders + 1)) != SPLIT_CLI_OK) {
+        goto out;
+    }
+    printf("%s\n", id);
+    ret = SPLIT_CLI_OK;
+out:
+    if (files != NULL) {
+        for (i = 0; i <= num_holders; i++) {
+            free(files[i].text);
+        }
+    }
+    free(files);
+    free(shares);
+    free(rec);
+    free(holders);
+    split_rsa_key_cleanup(&key);
+    return ret;
+}
