@@ -68,4 +68,12 @@ void split_fe_add(const struct split_field *f, mp_limb_t *r, const mp_limb_t *a,
 SPK_WUR int split_lagrange_weights(const struct split_field *f, mp_limb_t *w, unsigned k,
                                    const uint8_t *xs);
 
+/*
+ * split_lagrange_small: when every weight at 0 is +-c_i / d with integers
+ * c_i < 2^56 and d < 2^64 (few, small xs), writes c_i, their signs (|neg|: 1
+ * for negative) and d, and returns true; false means the general path. The xs
+ * must already be valid (non-zero, distinct).
+ */
+bool split_lagrange_small(unsigned k, const uint8_t *xs, uint64_t *c, uint8_t *neg, uint64_t *d);
+
 #endif

@@ -18,6 +18,12 @@
 
 #include "split/internal.h"
 
+/* Byte conversion loads whole limbs with memcpy and a byte swap. */
+_Static_assert(GMP_NUMB_BITS == 64 && sizeof(mp_limb_t) == 8, "64-bit GMP limbs expected");
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "split_field.c assumes a little-endian host"
+#endif
+
 /* Exponents of the Mersenne primes we use, smallest first. */
 static const unsigned split_field_bits[] = {1279, 2203, 2281, 3217, 4253};
 
@@ -72,32 +78,49 @@ void split_fe_modulus(const struct split_field *f, mp_limb_t *m)
 
 bool split_fe_from_bytes(const struct split_field *f, mp_limb_t *r, const uint8_t *in)
 {
-    mp_limb_t m[SPLIT_FE_LIMBS_MAX];
-    mp_limb_t d[SPLIT_FE_LIMBS_MAX];
-    mp_limb_t borrow;
-    size_t i;
+    size_t n = f->limbs;
+    unsigned s = f->bits % GMP_NUMB_BITS;
+    mp_limb_t top_mask = s == 0 ? GMP_NUMB_MAX : ((mp_limb_t)1 << s) - 1;
+    mp_limb_t ones = GMP_NUMB_MAX;
+    mp_limb_t above;
+    size_t i, full = f->y_len / 8;
 
-    memset(r, 0, f->limbs * sizeof(mp_limb_t));
-    for (i = 0; i < f->y_len; i++) {
-        size_t pos = f->y_len - 1 - i; /* byte significance */
+    /* Whole big-endian 8-byte words from the end, then the leading bytes. */
+    for (i = 0; i < full; i++) {
+        uint64_t w;
 
-        r[pos / sizeof(mp_limb_t)] |= (mp_limb_t)in[i] << (8 * (pos % sizeof(mp_limb_t)));
+        memcpy(&w, in + f->y_len - 8 * (i + 1), 8);
+        r[i] = (mp_limb_t)__builtin_bswap64(w);
     }
-    split_fe_modulus(f, m);
-    /* r < M exactly when r - M borrows; this also rejects bits at or above b. */
-    borrow = mpn_sub_n(d, r, m, (mp_size_t)f->limbs);
-    sodium_memzero(d, sizeof(d));
-    return borrow != 0;
+    for (i = full; i < n; i++) {
+        r[i] = 0;
+    }
+    for (i = 0; i < f->y_len - 8 * full; i++) {
+        r[full] |= (mp_limb_t)in[f->y_len - 8 * full - 1 - i] << (8 * i);
+    }
+    /*
+     * r < M unless bits at or above b are set, or the low b bits are all
+     * ones (r == M). Both tests read every limb, with no branch on values.
+     */
+    for (i = 0; i + 1 < n; i++) {
+        ones &= r[i];
+    }
+    ones &= r[n - 1] | ~top_mask;
+    above = s == 0 ? 0 : r[n - 1] >> s;
+    return (above == 0) & (ones != GMP_NUMB_MAX);
 }
 
 void split_fe_to_bytes(const struct split_field *f, uint8_t *out, const mp_limb_t *a)
 {
-    size_t i;
+    size_t i, full = f->y_len / 8;
 
-    for (i = 0; i < f->y_len; i++) {
-        size_t pos = f->y_len - 1 - i;
+    for (i = 0; i < full; i++) {
+        uint64_t w = __builtin_bswap64((uint64_t)a[i]);
 
-        out[i] = (uint8_t)(a[pos / sizeof(mp_limb_t)] >> (8 * (pos % sizeof(mp_limb_t))));
+        memcpy(out + f->y_len - 8 * (i + 1), &w, 8);
+    }
+    for (i = 0; i < f->y_len - 8 * full; i++) {
+        out[f->y_len - 8 * full - 1 - i] = (uint8_t)(a[full] >> (8 * i));
     }
 }
 

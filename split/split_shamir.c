@@ -178,24 +178,116 @@ out:
     return r;
 }
 
+/*
+ * With few shares the weights at 0 are fractions of small integers:
+ * w_i = num_i / den_i with num_i = prod x_j, den_i = prod (x_j - x_i) over
+ * j != i. With D = lcm |den_i| and c_i = num_i * D / |den_i|,
+ * sum w_i y_i = (sum +-c_i y_i) / D: k single-limb products and one full
+ * product by D^-1 per value, instead of k full products. The xs are public,
+ * so which path runs, and every branch on c_i or its sign, leaks nothing.
+ * c_i < 2^56 keeps k <= 255 terms below 2^(b + 64).
+ */
+#define SPLIT_SMALL_COEFF_BITS 56
+
+static uint64_t gcd_u64(uint64_t a, uint64_t b)
+{
+    while (b != 0) {
+        uint64_t t = a % b;
+
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+bool split_lagrange_small(unsigned k, const uint8_t *xs, uint64_t *c, uint8_t *neg, uint64_t *d)
+{
+    uint64_t num[PROTO_SHARES_MAX], den[PROTO_SHARES_MAX];
+    uint64_t lcm = 1, g;
+    unsigned i, j;
+
+    if (k < 2 || k > PROTO_SHARES_MAX) {
+        return false;
+    }
+    for (i = 0; i < k; i++) {
+        num[i] = 1;
+        den[i] = 1;
+        neg[i] = 0;
+        for (j = 0; j < k; j++) {
+            if (j == i) {
+                continue;
+            }
+            if (__builtin_mul_overflow(num[i], (uint64_t)xs[j], &num[i]) ||
+                __builtin_mul_overflow(
+                    den[i], (uint64_t)(xs[j] > xs[i] ? xs[j] - xs[i] : xs[i] - xs[j]), &den[i])) {
+                return false;
+            }
+            neg[i] ^= (uint8_t)(xs[j] < xs[i]);
+        }
+        if (den[i] == 0 || __builtin_mul_overflow(lcm / gcd_u64(lcm, den[i]), den[i], &lcm)) {
+            return false;
+        }
+    }
+    for (i = 0; i < k; i++) {
+        if (__builtin_mul_overflow(num[i], lcm / den[i], &c[i]) ||
+            (c[i] >> SPLIT_SMALL_COEFF_BITS) != 0) {
+            return false;
+        }
+    }
+    /* Cancel common factors: for xs 1, 2, 3 this leaves d = 1, no D^-1 product. */
+    g = lcm;
+    for (i = 0; i < k; i++) {
+        g = gcd_u64(g, c[i]);
+    }
+    for (i = 0; i < k; i++) {
+        c[i] /= g;
+    }
+    *d = lcm / g;
+    return true;
+}
+
+/* set_inverse: r = d^-1 mod M for a public d > 0. */
+static int set_inverse(const struct split_field *f, mp_limb_t *r, uint64_t d)
+{
+    mpz_t m, t;
+    size_t l;
+    int ok;
+
+    mpz_inits(m, t, NULL);
+    mpz_setbit(m, f->bits);
+    mpz_sub_ui(m, m, 1);
+    mpz_set_ui(t, 0);
+    mpz_import(t, 1, -1, sizeof(d), 0, 0, &d);
+    ok = mpz_invert(t, t, m);
+    for (l = 0; l < f->limbs; l++) {
+        r[l] = mpz_getlimbn(t, (mp_size_t)l);
+    }
+    mpz_clears(m, t, NULL);
+    return ok ? 0 : SPK_ERR_INTERNAL;
+}
+
 size_t split_interpolate_scratch_len(const struct split_field *f, unsigned k)
 {
     size_t n = f->limbs;
     size_t tn = 2 * n + 2;
-    size_t itch = (size_t)mpn_sec_mul_itch((mp_size_t)n, (mp_size_t)n);
 
-    /* weights, y, product, accumulator, result, reduce scratch, sec_mul scratch */
-    return (size_t)k * limb_bytes(n) + limb_bytes(n) + 2 * limb_bytes(tn) + limb_bytes(n) +
-           limb_bytes(split_fe_reduce_scratch(f, tn)) + limb_bytes(itch == 0 ? 1 : itch);
+    /* weights (general path), y, M, 1/D, product, accumulator, result, scratch */
+    return (size_t)k * limb_bytes(n) + 3 * limb_bytes(n) + 2 * limb_bytes(tn) + limb_bytes(n) +
+           limb_bytes(split_fe_reduce_scratch(f, tn)) + limb_bytes(split_fe_mul_scratch(f));
 }
 
 int split_interpolate(const struct split_field *f, unsigned k, const uint8_t *xs,
                       const uint8_t *const *ys, uint8_t *out_tuple, struct spk_arena *arena)
 {
-    mp_limb_t *w, *y, *prod, *acc, *res, *rs, *ms;
+    uint64_t c[PROTO_SHARES_MAX];
+    uint8_t neg[PROTO_SHARES_MAX];
+    uint64_t d = 1;
+    mp_limb_t *w = NULL, *y, *m, *dinv, *prod, *acc, *res, *rs, *ms;
     size_t n = f->limbs;
     size_t tn = 2 * n + 2;
-    size_t itch = (size_t)mpn_sec_mul_itch((mp_size_t)n, (mp_size_t)n);
+    size_t an; /* accumulator limbs */
+    unsigned in_bits;
+    bool small;
     unsigned s, i;
     int r = SPK_ERR_INTERNAL;
 
@@ -203,35 +295,67 @@ int split_interpolate(const struct split_field *f, unsigned k, const uint8_t *xs
         r = SPK_ERR_INVALID_ARG;
         goto out;
     }
-    w = spk_arena_alloc(arena, k * n * sizeof(mp_limb_t));
+    if ((r = check_xs(k, xs)) != 0) {
+        goto out;
+    }
+    small = split_lagrange_small(k, xs, c, neg, &d);
+    if (!small) {
+        w = spk_arena_alloc(arena, k * n * sizeof(mp_limb_t));
+    }
     y = spk_arena_alloc(arena, n * sizeof(mp_limb_t));
+    m = spk_arena_alloc(arena, n * sizeof(mp_limb_t));
+    dinv = spk_arena_alloc(arena, n * sizeof(mp_limb_t));
     prod = spk_arena_alloc(arena, tn * sizeof(mp_limb_t));
     acc = spk_arena_alloc(arena, tn * sizeof(mp_limb_t));
     res = spk_arena_alloc(arena, n * sizeof(mp_limb_t));
     rs = spk_arena_alloc(arena, split_fe_reduce_scratch(f, tn) * sizeof(mp_limb_t));
-    ms = spk_arena_alloc(arena, (itch == 0 ? 1 : itch) * sizeof(mp_limb_t));
-    if (w == NULL || y == NULL || prod == NULL || acc == NULL || res == NULL || rs == NULL ||
-        ms == NULL) {
+    ms = spk_arena_alloc(arena, split_fe_mul_scratch(f) * sizeof(mp_limb_t));
+    if ((!small && w == NULL) || y == NULL || m == NULL || dinv == NULL || prod == NULL ||
+        acc == NULL || res == NULL || rs == NULL || ms == NULL) {
         r = SPK_ERR_NOMEM;
         goto out;
     }
-    if ((r = split_lagrange_weights(f, w, k, xs)) != 0) {
-        goto out;
+    if (small) {
+        split_fe_modulus(f, m);
+        if (d != 1 && (r = set_inverse(f, dinv, d)) != 0) {
+            goto out;
+        }
+        an = n + 2;
+        /* k terms below M * 2^56, k < 2^8 */
+        in_bits = f->bits + SPLIT_SMALL_COEFF_BITS + 8;
+    } else {
+        if ((r = split_lagrange_weights(f, w, k, xs)) != 0) {
+            goto out;
+        }
+        an = tn;
+        /* k products below M^2 < 2^(2b), k < 2^8 */
+        in_bits = 2 * f->bits + 8;
     }
     for (s = 0; s < SPLIT_NUM_SECRETS; s++) {
-        memset(acc, 0, tn * sizeof(mp_limb_t));
+        memset(acc, 0, an * sizeof(mp_limb_t));
         for (i = 0; i < k; i++) {
             if (!split_fe_from_bytes(f, y, ys[i] + s * f->y_len)) {
                 /* Not a field element: a malformed share, not a secret-dependent path. */
                 r = SPK_ERR_MALFORMED;
                 goto out;
             }
-            /* prod[2n..tn) stays zero: sec_mul writes 2n limbs. */
-            mpn_sec_mul(prod, y, (mp_size_t)n, w + i * n, (mp_size_t)n, ms);
-            (void)mpn_add_n(acc, acc, prod, (mp_size_t)tn);
+            if (small) {
+                if (neg[i]) {
+                    /* -y = M - y; y = 0 gives M, which is 0 mod M too. */
+                    (void)mpn_sub_n(y, m, y, (mp_size_t)n);
+                }
+                prod[n] = mpn_mul_1(prod, y, (mp_size_t)n, (mp_limb_t)c[i]);
+                prod[n + 1] = 0;
+            } else {
+                /* prod[2n..tn) stays zero: sec_mul writes 2n limbs. */
+                mpn_sec_mul(prod, y, (mp_size_t)n, w + i * n, (mp_size_t)n, ms);
+            }
+            (void)mpn_add_n(acc, acc, prod, (mp_size_t)an);
         }
-        /* k products below M^2 < 2^(2b), k <= 255 < 2^8. */
-        split_fe_reduce(f, res, acc, tn, 2 * f->bits + 8, rs);
+        split_fe_reduce(f, res, acc, an, in_bits, rs);
+        if (small && d != 1) {
+            split_fe_mul(f, res, res, dinv, ms);
+        }
         split_fe_to_bytes(f, out_tuple + s * f->y_len, res);
     }
     r = 0;

@@ -231,6 +231,68 @@ static void test_known_polynomial(void **state)
     mpz_clears(m, s, a, b, y, NULL);
 }
 
+/* Interpolate every share set in |sets| (k xs each) of one split of n = 10. */
+static void both_paths_one(const struct split_field *f, const uint8_t *all_xs, unsigned k,
+                           bool want_small)
+{
+    uint64_t c[255], d;
+    uint8_t neg[255];
+    const uint8_t *yp[10];
+    size_t tl = split_tuple_len(f);
+    uint8_t *tuple = spk_secret_new(tl), *out = spk_secret_new(tl);
+    uint8_t *ys = spk_secret_new(10 * tl);
+    struct spk_arena *arena = spk_arena_new(split_interpolate_scratch_len(f, k));
+    unsigned i;
+
+    assert_int_equal(split_lagrange_small(k, all_xs, c, neg, &d), want_small);
+    make_tuple(f, tuple);
+    assert_int_equal(split_make_shares(f, k, 10, all_xs, tuple, ys), 0);
+    for (i = 0; i < 10; i++) {
+        yp[i] = ys + i * tl;
+    }
+    assert_int_equal(split_interpolate(f, k, all_xs, yp, out, arena), 0);
+    assert_memory_equal(out, tuple, tl);
+    /* The last k shares too (both paths agree on another set). */
+    spk_arena_reset(arena);
+    assert_int_equal(split_interpolate(f, k, all_xs + 10 - k, yp + 10 - k, out, arena), 0);
+    assert_memory_equal(out, tuple, tl);
+    spk_arena_free(arena);
+    spk_secret_free(ys);
+    spk_secret_free(out);
+    spk_secret_free(tuple);
+}
+
+/* Small-coefficient and general weights both give the secret. */
+static void test_both_paths(void **state)
+{
+    static const uint8_t low[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
+    static const uint8_t high[10] = {255, 254, 253, 252, 251, 250, 249, 248, 247, 246};
+    uint64_t c[3], d;
+    uint8_t neg[3];
+    struct split_field f;
+    size_t i;
+
+    (void)state;
+    /* xs 1, 2, 3: w = 3, -3, 1 -> c = (3, 3, 1), signs (+, -, +), d = 1 */
+    assert_true(split_lagrange_small(3, low, c, neg, &d));
+    assert_int_equal(d, 1);
+    assert_int_equal(c[0], 3);
+    assert_int_equal(c[1], 3);
+    assert_int_equal(c[2], 1);
+    assert_int_equal(neg[0], 0);
+    assert_int_equal(neg[1], 1);
+    assert_int_equal(neg[2], 0);
+    for (i = 0; i < NUM_FIELDS; i++) {
+        field(&f, all_bits[i]);
+        both_paths_one(&f, low, 3, true);
+        both_paths_one(&f, high, 3, true);
+        both_paths_one(&f, low, 8, true);
+        /* 255 * 254 * ... seven factors: beyond 2^56, the general path */
+        both_paths_one(&f, high, 8, false);
+        both_paths_one(&f, high, 10, false);
+    }
+}
+
 /* The weights at 0 sum to 1 (interpolating the constant 1). */
 static void test_weights_sum(void **state)
 {
@@ -381,7 +443,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trips),      cmocka_unit_test(test_max_threshold),
         cmocka_unit_test(test_known_polynomial), cmocka_unit_test(test_weights_sum),
-        cmocka_unit_test(test_refusals),         cmocka_unit_test(test_commitment),
+        cmocka_unit_test(test_refusals),         cmocka_unit_test(test_both_paths),
+        cmocka_unit_test(test_commitment),
     };
 
     if (spk_mem_init() != 0) {
