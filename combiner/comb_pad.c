@@ -359,6 +359,8 @@ static int decode_pkcs1_type2(uint8_t *out, size_t out_cap, size_t *out_len, uin
     ct_shift_left(em + 11, k - 11, ct_select(good, zero_index + 1 - 11, 0));
     memcpy(out, em + 11, k - 11);
     *out_len = msg_len;
+    /* The one branch on the verdict: the caller learns it from the return
+     * value anyway (generic decryption reports bad padding, TLS does not). */
     if (!good) {
         sodium_memzero(out, k - 11);
         *out_len = 0;
@@ -422,6 +424,7 @@ static int decode_oaep(uint8_t *out, size_t out_cap, size_t *out_len, uint8_t *e
     ct_shift_left(db + h_len + 1, max_msg, ct_select(good, one_index - h_len, 0));
     memcpy(out, db + h_len + 1, max_msg);
     *out_len = msg_len;
+    /* The one branch on the verdict, as in decode_pkcs1_type2. */
     if (!good) {
         sodium_memzero(out, max_msg);
         *out_len = 0;
@@ -454,6 +457,20 @@ static int comb_rsa_op_inner(struct comb_rsa_pub *pub, const struct comb_rsa_crt
         if (req->op == COMB_RSA_DECRYPT_TLS &&
             (out_cap < COMB_TLS_PREMASTER_LEN || k < COMB_TLS_PREMASTER_LEN + 11)) {
             return SPK_ERR_INVALID_ARG;
+        }
+        if (req->op == COMB_RSA_DECRYPT_PKCS1 && out_cap < k - 11) {
+            return SPK_ERR_INVALID_ARG;
+        }
+        if (req->op == COMB_RSA_DECRYPT_OAEP) {
+            size_t h_len = comb_hash_len(req->hash);
+
+            if (hash_md(req->hash) == NULL ||
+                (req->mgf1_hash != COMB_HASH_NONE && hash_md(req->mgf1_hash) == NULL)) {
+                return SPK_ERR_UNSUPPORTED;
+            }
+            if (k < 2 * h_len + 2 || out_cap < k - 2 * h_len - 2) {
+                return SPK_ERR_INVALID_ARG;
+            }
         }
         if ((r = comb_rsa_private(pub, crt, block, req->in)) != 0) {
             return r;
@@ -508,6 +525,9 @@ int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
     int r;
 
     *out_len = 0;
+    if (pub == NULL || crt == NULL || req == NULL || out == NULL) {
+        return SPK_ERR_INVALID_ARG;
+    }
     r = comb_rsa_op_inner(pub, crt, req, out, out_cap, out_len, em, block);
     if (r != 0) {
         sodium_memzero(out, out_cap);

@@ -123,6 +123,17 @@ out:
     return r;
 }
 
+/*
+ * What is and is not constant time here. The exponentiations
+ * (BN_mod_exp_mont_consttime), the reductions (BN_mod on BN_FLG_CONSTTIME
+ * operands: bn_div_fixed_top) and the Montgomery product are OpenSSL's
+ * constant-time code. OpenSSL's BIGNUMs do carry a word count ("top") fixed
+ * by the value, so loading a value, and the additions of Garner's step,
+ * depend on how many leading zero words a value has: 64 zero bits at the top
+ * of a uniformly distributed value, about 2^-64 per value. OpenSSL's own RSA
+ * has the same property; the engine adds no other branch on a secret.
+ */
+
 /* bn_load_secret reads |len| big-endian bytes into |bn| and flags it constant time. */
 static int bn_load_secret(BIGNUM *bn, const uint8_t *buf, size_t len)
 {
