@@ -495,6 +495,25 @@ static void check_faults(struct key_fixture *f)
     req.hash = COMB_HASH_SHA512_256;
     assert_int_equal(comb_rsa_op(f->pub, &f->crt, &req, sig, sizeof(sig), &sig_len),
                      SPK_ERR_UNSUPPORTED);
+    assert_int_equal(comb_rsa_op(f->pub, &f->crt, NULL, sig, sizeof(sig), &sig_len),
+                     SPK_ERR_INVALID_ARG);
+
+    /* Decryptions check their output room and hashes before any private math. */
+    memset(sig, 0x01, sizeof(sig));
+    req = (struct comb_rsa_req){
+        .op = COMB_RSA_DECRYPT_OAEP, .hash = COMB_HASH_SHA256, .in = sig, .in_len = f->k};
+    assert_int_equal(comb_rsa_op(f->pub, &f->crt, &req, sig, f->k - 2 * 32 - 3, &sig_len),
+                     SPK_ERR_INVALID_ARG);
+    req.mgf1_hash = COMB_HASH_MD5_SHA1;
+    assert_int_equal(comb_rsa_op(f->pub, &f->crt, &req, sig, sizeof(sig), &sig_len),
+                     SPK_ERR_UNSUPPORTED);
+    memset(sig, 0x01, sizeof(sig));
+    req = (struct comb_rsa_req){.op = COMB_RSA_DECRYPT_PKCS1, .in = sig, .in_len = f->k};
+    assert_int_equal(comb_rsa_op(f->pub, &f->crt, &req, sig, f->k - 12, &sig_len),
+                     SPK_ERR_INVALID_ARG);
+    memset(sig, 0x01, sizeof(sig));
+    req = (struct comb_rsa_req){.op = COMB_RSA_DECRYPT_TLS, .in = sig, .in_len = f->k};
+    assert_int_equal(comb_rsa_op(f->pub, &f->crt, &req, sig, 47, &sig_len), SPK_ERR_INVALID_ARG);
 }
 
 static void test_all_ops(void **state)
