@@ -1,0 +1,685 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <zmq.h>
+
+#include "share-holder/internal.h"
+#include "split/split.h"
+
+/*
+ * The share-holder daemon: one thread, one zmq_poll loop over the ROUTER
+ * socket, the ZAP handler's REP socket and a signalfd. Every frame from the
+ * network goes through proto_msg_decode; the only bytes of a share that ever
+ * reach a ZeroMQ buffer are ciphertext built by sh_share_response_build.
+ */
+
+#define ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define ZAP_DOMAIN "splitkey"
+#define BUCKETS_MAX 4096
+#define BATCH_MAX 256    /* frames per poll round, so signals and ZAP get a turn */
+#define DRAIN_MAX 100000 /* frames answered after SIGTERM */
+#define LINGER_MS 1000
+
+struct sh_server {
+    const struct sh_options *opt;
+    struct proto_holder_secret *key;
+    struct sh_store store;
+    struct sh_allow allow;
+    struct sh_sessions sessions;
+    struct sh_bucket *buckets;
+    size_t num_buckets;
+    void *ctx;
+    void *router;
+    void *zap;
+    int sigfd;
+    int audit_fd;
+    bool stop;
+    uint64_t num_bad, num_refused, num_released, num_denied;
+    uint8_t out[PROTO_MSG_MAX];
+    struct proto_msg msg;
+};
+
+uint64_t sh_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+bool sh_bucket_take(struct sh_bucket *b, double rate, unsigned burst, uint64_t now_ms)
+{
+    if (now_ms > b->last_ms) {
+        b->tokens += (double)(now_ms - b->last_ms) * rate / 1000.0;
+        b->last_ms = now_ms;
+    }
+    if (b->tokens > (double)burst) {
+        b->tokens = (double)burst;
+    }
+    if (b->tokens < 1.0) {
+        return false;
+    }
+    b->tokens -= 1.0;
+    return true;
+}
+
+/* ---- logs ------------------------------------------------------------------ */
+
+static void sh_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void sh_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("share-holder: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static void iso_time(char *out, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    char base[32];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    (void)snprintf(out, cap, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+}
+
+/*
+ * audit_write appends one line with a single write() on an O_APPEND file, so
+ * it is in the kernel, in order, before the share it records leaves. 0 or
+ * SPK_ERR_IO.
+ */
+static int audit_write(struct sh_server *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int audit_write(struct sh_server *s, const char *fmt, ...)
+{
+    char line[1024];
+    int n;
+    int m;
+    va_list ap;
+
+    iso_time(line, sizeof(line));
+    n = (int)strlen(line);
+    line[n++] = ' ';
+    va_start(ap, fmt);
+    m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0 || (size_t)m >= sizeof(line) - (size_t)n - 1) {
+        return SPK_ERR_INTERNAL;
+    }
+    n += m;
+    line[n++] = '\n';
+    if (write(s->audit_fd, line, (size_t)n) != n) {
+        sh_log("cannot write the audit log: %s", strerror(errno));
+        return SPK_ERR_IO;
+    }
+    return 0;
+}
+
+/* ---- ZAP ---------------------------------------------------------------------- */
+
+static bool msg_is(zmq_msg_t *m, const char *s)
+{
+    size_t n = strlen(s);
+
+    return zmq_msg_size(m) == n && sodium_memcmp(zmq_msg_data(m), s, n) == 0;
+}
+
+/* zap_handle answers one ZAP request (RFC 27): admit the CURVE client keys of
+ * the allow-list from their address ranges, nothing else. */
+static void zap_handle(struct sh_server *s)
+{
+    zmq_msg_t f[8];
+    size_t num = 0;
+    int more = 1;
+    const char *status = "400";
+    const char *text = "not allowed";
+    char z85[PROTO_Z85_KEY_LEN + 1] = "";
+    char address[64] = "";
+    const struct sh_allow_client *client = NULL;
+
+    while (more) {
+        zmq_msg_t part;
+        size_t more_len = sizeof(more);
+
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, s->zap, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        if (num < 8) {
+            f[num++] = part;
+        } else {
+            zmq_msg_close(&part);
+        }
+        if (zmq_getsockopt(s->zap, ZMQ_RCVMORE, &more, &more_len) != 0) {
+            more = 0;
+        }
+    }
+    if (num < 2) {
+        goto out; /* not even a request id to answer */
+    }
+    if (num >= 4 && zmq_msg_size(&f[3]) < sizeof(address)) {
+        memcpy(address, zmq_msg_data(&f[3]), zmq_msg_size(&f[3]));
+        address[zmq_msg_size(&f[3])] = '\0';
+    }
+    if (num == 7 && msg_is(&f[0], "1.0") && msg_is(&f[5], "CURVE") &&
+        zmq_msg_size(&f[6]) == PROTO_X25519_LEN) {
+        const uint8_t *pk = zmq_msg_data(&f[6]);
+
+        zmq_z85_encode(z85, pk, PROTO_X25519_LEN);
+        client = sh_allow_find(&s->allow, pk);
+        if (client == NULL) {
+            text = "client key not in the allow-list";
+        } else if (!sh_allow_address(client, address)) {
+            text = "address not allowed for this client";
+        } else {
+            status = "200";
+            text = "OK";
+        }
+    } else {
+        text = "unsupported ZAP request or mechanism";
+    }
+    if (status[0] != '2') {
+        s->num_refused++;
+        sh_log("refused CURVE client %s from %s: %s", z85[0] ? z85 : "-",
+               address[0] ? address : "-", text);
+        (void)audit_write(s, "refused key=%s addr=%s reason=\"%s\"", z85[0] ? z85 : "-",
+                          address[0] ? address : "-", text);
+    }
+    /* version, request id, status, text, user id (the key in Z85), metadata */
+    if (zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, status, 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, text, strlen(text), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, z85, client != NULL ? strlen(z85) : 0, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, "", 0, 0) < 0) {
+        sh_log("cannot answer a ZAP request: %s", zmq_strerror(zmq_errno()));
+    }
+out:
+    for (size_t i = 0; i < num; i++) {
+        zmq_msg_close(&f[i]);
+    }
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static struct sh_bucket *bucket_get(struct sh_server *s, const uint8_t pk[PROTO_X25519_LEN],
+                                    uint64_t now)
+{
+    size_t oldest = 0;
+
+    for (size_t i = 0; i < s->num_buckets; i++) {
+        if (sodium_memcmp(s->buckets[i].pk, pk, PROTO_X25519_LEN) == 0) {
+            return &s->buckets[i];
+        }
+        if (s->buckets[i].last_ms < s->buckets[oldest].last_ms) {
+            oldest = i;
+        }
+    }
+    if (s->num_buckets < BUCKETS_MAX) {
+        oldest = s->num_buckets++;
+    }
+    memcpy(s->buckets[oldest].pk, pk, PROTO_X25519_LEN);
+    s->buckets[oldest].tokens = (double)s->opt->burst;
+    s->buckets[oldest].last_ms = now;
+    return &s->buckets[oldest];
+}
+
+static void reply(struct sh_server *s, zmq_msg_t *id, const uint8_t *frame, size_t len)
+{
+    if (zmq_send(s->router, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(s->router, frame, len, ZMQ_DONTWAIT) < 0) {
+        /* a peer gone or over its high-water mark: ZeroMQ drops, so do we */
+        s->num_bad++;
+    }
+}
+
+static void reply_error(struct sh_server *s, zmq_msg_t *id, uint64_t req_id, int err,
+                        const char *text)
+{
+    struct proto_msg m;
+    size_t len = 0;
+
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_MSG_ERROR;
+    m.req_id = req_id;
+    m.u.error.code = proto_err_to_wire(err);
+    (void)snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", text);
+    if (proto_msg_encode(s->out, sizeof(s->out), &len, &m) == 0) {
+        reply(s, id, s->out, len);
+    }
+}
+
+static const char *outcome_name(int err)
+{
+    switch (err) {
+    case 0:
+        return "released";
+    case SPK_ERR_UNKNOWN_KEY:
+        return "unknown-key";
+    case SPK_ERR_NOT_ALLOWED:
+        return "not-allowed";
+    case SPK_ERR_RATE_LIMITED:
+        return "rate-limited";
+    default:
+        return "error";
+    }
+}
+
+static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_allow_client *client,
+                          bool rate_ok, const char *address)
+{
+    const struct proto_share_req *req = &s->msg.u.share_req;
+    char key_hex[2 * PROTO_KEY_ID_LEN + 1];
+    char digest_hex[2 * PROTO_SHA256_LEN + 1];
+    struct sh_share *share = NULL;
+    size_t len = 0;
+    int err = 0;
+
+    sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
+    sodium_bin2hex(digest_hex, sizeof(digest_hex), req->input_digest, sizeof(req->input_digest));
+    if (!rate_ok) {
+        err = SPK_ERR_RATE_LIMITED;
+    } else if (!sh_allow_key(client, req->key_id)) {
+        err = SPK_ERR_NOT_ALLOWED;
+    } else if ((share = sh_store_find(&s->store, req->key_id)) == NULL) {
+        err = SPK_ERR_UNKNOWN_KEY;
+    } else if ((err = sh_share_response_build(&s->sessions, s->out, sizeof(s->out), &len,
+                                              s->msg.req_id, client->curve_pk, req->requester_pk,
+                                              share)) != 0) {
+        /* a low-order requester key is the only caller-made failure here */
+        err = err == SPK_ERR_MALFORMED ? SPK_ERR_MALFORMED : SPK_ERR_INTERNAL;
+    }
+    /* the audit line is written before the share leaves, or it does not leave */
+    if (audit_write(s, "client=%s key=%s op=%s digest=%s outcome=%s index=%u req=%llu addr=%s",
+                    client->name, key_hex, proto_op_name(req->op), digest_hex, outcome_name(err),
+                    share != NULL && err == 0 ? share->index : 0, (unsigned long long)s->msg.req_id,
+                    address) != 0 &&
+        err == 0) {
+        err = SPK_ERR_INTERNAL;
+    }
+    if (err == 0) {
+        s->num_released++;
+        reply(s, id, s->out, len);
+        return;
+    }
+    s->num_denied++;
+    reply_error(s, id, s->msg.req_id, err,
+                err == SPK_ERR_NOT_ALLOWED    ? "this client may not fetch this key"
+                : err == SPK_ERR_UNKNOWN_KEY  ? "no share of this key here"
+                : err == SPK_ERR_RATE_LIMITED ? "over the rate limit"
+                : err == SPK_ERR_MALFORMED    ? "bad requester key"
+                                              : "internal error");
+}
+
+/* frame_handle: one [routing id][frame] from the ROUTER. */
+static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
+{
+    const char *user = zmq_msg_gets(body, "User-Id");
+    const char *address = zmq_msg_gets(body, "Peer-Address");
+    const struct sh_allow_client *client = NULL;
+    uint8_t pk[PROTO_X25519_LEN];
+    struct proto_rd z;
+    uint8_t type = 0;
+    uint64_t req_id = 0;
+    bool rate_ok;
+    int r;
+
+    if (address == NULL) {
+        address = "-";
+    }
+    if (user != NULL) {
+        proto_rd_init(&z, (const uint8_t *)user, strlen(user));
+        if (proto_z85_decode_key(&z, pk)) {
+            client = sh_allow_find(&s->allow, pk);
+        }
+    }
+    /* the allow-list may have changed since the connection was admitted */
+    if (client == NULL || !sh_allow_address(client, address)) {
+        s->num_refused++;
+        if (proto_msg_peek(zmq_msg_data(body), zmq_msg_size(body), &type, &req_id) != 0) {
+            req_id = 0;
+        }
+        reply_error(s, id, req_id, SPK_ERR_NOT_ALLOWED, "client no longer allowed");
+        return;
+    }
+    rate_ok = sh_bucket_take(bucket_get(s, client->curve_pk, sh_now_ms()), s->opt->rate,
+                             s->opt->burst, sh_now_ms());
+    r = proto_msg_decode(&s->msg, zmq_msg_data(body), zmq_msg_size(body));
+    if (r != 0) {
+        s->num_bad++;
+        if (!rate_ok) {
+            return; /* garbage over the rate is only counted */
+        }
+        if (proto_msg_peek(zmq_msg_data(body), zmq_msg_size(body), &type, &req_id) != 0) {
+            req_id = 0;
+        }
+        reply_error(s, id, req_id, r == SPK_ERR_VERSION ? SPK_ERR_VERSION : SPK_ERR_MALFORMED,
+                    r == SPK_ERR_VERSION ? "unsupported protocol version" : "malformed message");
+        return;
+    }
+    switch ((enum proto_msg_type)s->msg.type) {
+    case PROTO_MSG_PING: {
+        struct proto_msg pong;
+        size_t len = 0;
+
+        if (!rate_ok) {
+            reply_error(s, id, s->msg.req_id, SPK_ERR_RATE_LIMITED, "over the rate limit");
+            return;
+        }
+        memset(&pong, 0, sizeof(pong));
+        pong.type = PROTO_MSG_PONG;
+        pong.req_id = s->msg.req_id;
+        if (proto_msg_encode(s->out, sizeof(s->out), &len, &pong) == 0) {
+            reply(s, id, s->out, len);
+        }
+        return;
+    }
+    case PROTO_MSG_SHARE_REQUEST:
+        share_request(s, id, client, rate_ok, address);
+        return;
+    case PROTO_MSG_PONG:
+    case PROTO_MSG_SHARE_RESPONSE:
+    case PROTO_MSG_OP_REQUEST:
+    case PROTO_MSG_OP_RESPONSE:
+    case PROTO_MSG_ERROR:
+    default:
+        s->num_bad++;
+        if (rate_ok) {
+            reply_error(s, id, s->msg.req_id, SPK_ERR_UNSUPPORTED,
+                        "a share-holder answers PING and SHARE_REQUEST only");
+        }
+        return;
+    }
+}
+
+/* router_read: one message from the ROUTER. False when there is none. */
+static bool router_read(struct sh_server *s)
+{
+    zmq_msg_t id;
+    zmq_msg_t body;
+    int more = 0;
+    size_t more_len = sizeof(more);
+    bool extra = false;
+
+    zmq_msg_init(&id);
+    zmq_msg_init(&body);
+    if (zmq_msg_recv(&id, s->router, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(&id);
+        zmq_msg_close(&body);
+        return false;
+    }
+    if (!zmq_msg_more(&id) || zmq_msg_recv(&body, s->router, ZMQ_DONTWAIT) < 0) {
+        s->num_bad++;
+        goto out;
+    }
+    /* one frame per message: a multipart message is drained and refused */
+    while (zmq_getsockopt(s->router, ZMQ_RCVMORE, &more, &more_len) == 0 && more) {
+        zmq_msg_t part;
+
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, s->router, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        zmq_msg_close(&part);
+        extra = true;
+    }
+    if (extra) {
+        s->num_bad++;
+        reply_error(s, &id, 0, SPK_ERR_MALFORMED, "one frame per message");
+        goto out;
+    }
+    frame_handle(s, &id, &body);
+out:
+    zmq_msg_close(&id);
+    zmq_msg_close(&body);
+    return true;
+}
+
+/* ---- reload --------------------------------------------------------------------- */
+
+static void reload(struct sh_server *s)
+{
+    struct sh_allow allow;
+    struct sh_store store;
+    char why[256] = "";
+    int r;
+
+    if ((r = sh_allow_load(&allow, s->opt->allow_path, why, sizeof(why))) != 0) {
+        sh_log("reload: keeping the old allow-list: %s: %s", s->opt->allow_path, why);
+    } else {
+        sh_allow_cleanup(&s->allow);
+        s->allow = allow;
+    }
+    if ((r = sh_store_load(&store, s->opt->shares_dir, s->key, stderr)) != 0) {
+        sh_log("reload: keeping the old shares: %s", spk_strerror(r));
+    } else {
+        sh_store_cleanup(&s->store);
+        s->store = store;
+    }
+    sh_log("reloaded: %zu clients, %zu shares (%zu skipped); so far %llu released, %llu "
+           "denied, %llu refused, %llu bad frames",
+           s->allow.num_clients, s->store.num_shares, s->store.num_skipped,
+           (unsigned long long)s->num_released, (unsigned long long)s->num_denied,
+           (unsigned long long)s->num_refused, (unsigned long long)s->num_bad);
+}
+
+static void signals_handle(struct sh_server *s)
+{
+    struct signalfd_siginfo si;
+
+    while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+            reload(s);
+        } else {
+            s->stop = true;
+        }
+    }
+}
+
+/* ---- start, loop, stop ------------------------------------------------------------ */
+
+static int sockets_open(struct sh_server *s)
+{
+    int one = 1;
+    int linger = LINGER_MS;
+    int64_t max = PROTO_MSG_MAX;
+    char endpoint[SH_PATH_MAX + 1];
+    size_t endpoint_len = sizeof(endpoint);
+
+    s->ctx = zmq_ctx_new();
+    if (s->ctx == NULL) {
+        return SPK_ERR_INTERNAL;
+    }
+    s->zap = zmq_socket(s->ctx, ZMQ_REP);
+    if (s->zap == NULL || zmq_bind(s->zap, ZAP_ENDPOINT) != 0) {
+        sh_log("cannot start the ZAP handler: %s", zmq_strerror(zmq_errno()));
+        return SPK_ERR_INTERNAL;
+    }
+    s->router = zmq_socket(s->ctx, ZMQ_ROUTER);
+    if (s->router == NULL || zmq_setsockopt(s->router, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(s->router, ZMQ_CURVE_SECRETKEY, s->key->curve_sk, PROTO_X25519_LEN) != 0 ||
+        zmq_setsockopt(s->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
+        zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
+        zmq_setsockopt(s->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0) {
+        sh_log("cannot set up the ROUTER socket: %s", zmq_strerror(zmq_errno()));
+        return SPK_ERR_INTERNAL;
+    }
+    if (zmq_bind(s->router, s->opt->bind) != 0) {
+        sh_log("cannot bind %s: %s", s->opt->bind, zmq_strerror(zmq_errno()));
+        return SPK_ERR_IO;
+    }
+    if (zmq_getsockopt(s->router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_len) != 0) {
+        (void)snprintf(endpoint, sizeof(endpoint), "%s", s->opt->bind);
+    }
+    sh_log("holder %s serving %zu share%s to %zu client%s on %s", s->key->pub.name,
+           s->store.num_shares, s->store.num_shares == 1 ? "" : "s", s->allow.num_clients,
+           s->allow.num_clients == 1 ? "" : "s", endpoint);
+    return 0;
+}
+
+static int server_start(struct sh_server *s)
+{
+    char why[256] = "";
+    sigset_t set;
+    const char *env = getenv("SPK_ALLOW_UNLOCKED");
+    bool unlocked = s->opt->allow_unlocked || (env != NULL && strcmp(env, "1") == 0);
+    int r;
+
+    if ((r = spk_mem_init()) != 0) {
+        sh_log("cannot initialise secret memory: %s", spk_strerror(r));
+        return r;
+    }
+    if ((r = spk_process_harden(unlocked, why, sizeof(why))) != 0) {
+        sh_log("%s", why[0] ? why : spk_strerror(r));
+        return r;
+    }
+    if (!spk_memory_locked()) {
+        sh_log("WARNING: running with memory not locked (--allow-unlocked)");
+    }
+    if (s->opt->key_path[0] == '\0' || s->opt->shares_dir[0] == '\0' ||
+        s->opt->allow_path[0] == '\0' || s->opt->bind[0] == '\0') {
+        sh_log("--key, --shares, --allow and --bind are required (see --help)");
+        return SPK_ERR_INVALID_ARG;
+    }
+    if ((r = split_holder_secret_load(&s->key, s->opt->key_path)) != 0) {
+        sh_log("cannot load the holder key %s: %s", s->opt->key_path, spk_strerror(r));
+        return r;
+    }
+    if ((r = sh_allow_load(&s->allow, s->opt->allow_path, why, sizeof(why))) != 0) {
+        sh_log("allow-list %s: %s", s->opt->allow_path, why);
+        return r;
+    }
+    if ((r = sh_store_load(&s->store, s->opt->shares_dir, s->key, stderr)) != 0) {
+        sh_log("no usable share for holder %s in %s", s->key->pub.name, s->opt->shares_dir);
+        return r;
+    }
+    if (s->opt->audit_path[0] != '\0') {
+        s->audit_fd = open(s->opt->audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (s->audit_fd < 0) {
+            sh_log("cannot open the audit log %s: %s", s->opt->audit_path, strerror(errno));
+            return SPK_ERR_IO;
+        }
+    }
+    if ((r = sh_sessions_init(&s->sessions)) != 0) {
+        sh_log("cannot allocate session keys: %s", spk_strerror(r));
+        return r;
+    }
+    s->buckets = calloc(BUCKETS_MAX, sizeof(*s->buckets));
+    if (s->buckets == NULL) {
+        return SPK_ERR_NOMEM;
+    }
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    /* blocked before ZeroMQ starts its threads, so they inherit the mask */
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
+        (s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        sh_log("cannot set up signals: %s", strerror(errno));
+        return SPK_ERR_INTERNAL;
+    }
+    return sockets_open(s);
+}
+
+static int server_loop(struct sh_server *s)
+{
+    zmq_pollitem_t items[3];
+
+    while (!s->stop) {
+        memset(items, 0, sizeof(items));
+        items[0].socket = s->router;
+        items[0].events = ZMQ_POLLIN;
+        items[1].socket = s->zap;
+        items[1].events = ZMQ_POLLIN;
+        items[2].fd = s->sigfd;
+        items[2].events = ZMQ_POLLIN;
+        if (zmq_poll(items, 3, -1) < 0) {
+            if (zmq_errno() == EINTR) {
+                continue;
+            }
+            sh_log("poll: %s", zmq_strerror(zmq_errno()));
+            return SPK_ERR_INTERNAL;
+        }
+        if (items[2].revents & ZMQ_POLLIN) {
+            signals_handle(s);
+        }
+        if (items[1].revents & ZMQ_POLLIN) {
+            zap_handle(s);
+        }
+        for (int i = 0; i < BATCH_MAX && (items[0].revents & ZMQ_POLLIN); i++) {
+            if (!router_read(s)) {
+                break;
+            }
+        }
+    }
+    /* drain: answer what has already arrived, then let the replies go */
+    for (int i = 0; i < DRAIN_MAX && router_read(s); i++) {
+    }
+    return 0;
+}
+
+static void server_stop(struct sh_server *s)
+{
+    if (s->router != NULL) {
+        zmq_close(s->router);
+    }
+    if (s->zap != NULL) {
+        zmq_close(s->zap);
+    }
+    if (s->ctx != NULL) {
+        zmq_ctx_term(s->ctx);
+    }
+    if (s->sigfd >= 0) {
+        close(s->sigfd);
+    }
+    if (s->audit_fd != STDERR_FILENO && s->audit_fd >= 0) {
+        close(s->audit_fd);
+    }
+    sh_store_cleanup(&s->store);
+    sh_allow_cleanup(&s->allow);
+    if (s->sessions.tx != NULL) {
+        sh_sessions_cleanup(&s->sessions);
+    }
+    free(s->buckets);
+    spk_secret_free(s->key);
+}
+
+int sh_run(const struct sh_options *opt)
+{
+    static struct sh_server s;
+    int r;
+
+    memset(&s, 0, sizeof(s));
+    s.opt = opt;
+    s.audit_fd = STDERR_FILENO;
+    s.sigfd = -1;
+    if ((r = server_start(&s)) == 0) {
+        r = server_loop(&s);
+    }
+    if (r == 0) {
+        sh_log("stopping: %llu released, %llu denied, %llu refused, %llu bad frames",
+               (unsigned long long)s.num_released, (unsigned long long)s.num_denied,
+               (unsigned long long)s.num_refused, (unsigned long long)s.num_bad);
+    }
+    server_stop(&s);
+    return r == 0 ? 0 : 1;
+}
