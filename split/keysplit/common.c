@@ -104,6 +104,19 @@ bool split_cli_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+const char *split_cli_read_error(const char *path, int r)
+{
+    struct stat st;
+
+    if (r == SPK_ERR_IO && stat(path, &st) != 0) {
+        return strerror(errno);
+    }
+    if (r == SPK_ERR_IO && S_ISDIR(st.st_mode)) {
+        return "is a directory";
+    }
+    return spk_strerror(r);
+}
+
 void split_cli_hex(char *out, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
@@ -127,7 +140,8 @@ static int split_cli_load_record(struct split_cli_opened *o, const char *cmd, co
         return split_cli_fail(cmd, "out of memory");
     }
     if ((r = spk_file_read(path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
-        return split_cli_fail(cmd, "cannot read record %s: %s", path, spk_strerror(r));
+        return split_cli_fail(cmd, "cannot read record %s: %s", path,
+                              split_cli_read_error(path, r));
     }
     r = proto_record_decode(o->rec, text, text_len);
     spk_file_free(text, text_len);
@@ -159,7 +173,8 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
     int ret = SPLIT_CLI_FAIL;
 
     if ((r = spk_file_read(share_path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
-        split_cli_fail(cmd, "cannot read share %s: %s", share_path, spk_strerror(r));
+        split_cli_fail(cmd, "cannot read share %s: %s", share_path,
+                       split_cli_read_error(share_path, r));
         goto out;
     }
     r = proto_share_file_decode(sf, text, text_len);
@@ -177,7 +192,8 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
         goto out;
     }
     if ((r = split_holder_secret_load(&key, key_path)) != 0) {
-        split_cli_fail(cmd, "cannot load holder key %s: %s", key_path, spk_strerror(r));
+        split_cli_fail(cmd, "cannot load holder key %s: %s", key_path,
+                       split_cli_read_error(key_path, r));
         goto out;
     }
     r = split_share_open(o->ys + i * tlen, tlen, sf, key);

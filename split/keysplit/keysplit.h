@@ -53,6 +53,8 @@ bool split_cli_path(char *out, size_t cap, const char *dir, const char *name);
 bool split_cli_exists(const char *path);
 /* split_cli_is_dir: |path| is a directory. */
 bool split_cli_is_dir(const char *path);
+/* split_cli_read_error: why |path| could not be read (errno text when it is not there). */
+const char *split_cli_read_error(const char *path, int r);
 /* split_cli_hex writes |n| bytes as lowercase hex and a NUL into |out| (2n + 1). */
 void split_cli_hex(char *out, const uint8_t *p, size_t n);
 

@@ -76,8 +76,7 @@ int main(int argc, char *argv[])
     }
 
     if (num_args < 2) {
-        split_cli_main_usage(stderr);
-        return SPLIT_CLI_USAGE;
+        return split_cli_usage(NULL, "no command given");
     }
     if (strcmp(args[1], "--help") == 0 || strcmp(args[1], "-h") == 0 ||
         strcmp(args[1], "help") == 0) {
