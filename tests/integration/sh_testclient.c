@@ -367,6 +367,17 @@ static int cmd_garbage(void *ctx, struct tc *tc, const struct proto_holder_secre
         }
         free(m);
     }
+    /* last, a frame over PROTO_MSG_MAX: the holder drops this connection */
+    {
+        uint8_t *big = calloc(1, PROTO_MSG_MAX + 1);
+        struct timespec pause = {0, 200 * 1000 * 1000};
+
+        if (big != NULL && zmq_send(s, big, PROTO_MSG_MAX + 1, 0) >= 0) {
+            sent++;
+        }
+        free(big);
+        nanosleep(&pause, NULL);
+    }
     printf("garbage sent=%u replies=%u errors=%u\n", sent, replies, errors);
     r = 0;
 out:

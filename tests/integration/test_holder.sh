@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# Integration test of the share-holder daemon: real daemons on 127.0.0.1,
+# keys and shares made by keysplit, requests from sh-testclient over CURVE.
+# Usage: test_holder.sh BUILD_DIR
+set -u
+
+B=$(cd "${1:?usage: test_holder.sh BUILD_DIR}" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+KS=$B/split/keysplit
+SH=$B/share-holder/share-holder
+TC=$B/share-holder/sh-testclient
+for bin in "$KS" "$SH" "$TC"; do
+    if [ ! -x "$bin" ]; then
+        echo "missing $bin: build it first"
+        echo "0 passed, 1 failed"
+        exit 1
+    fi
+done
+
+T=$(mktemp -d /tmp/spk-holder-test.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+pass=0
+fail=0
+ok() {
+    pass=$((pass + 1))
+    echo "ok - $1"
+}
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL - $1"
+}
+# check DESCRIPTION COMMAND...: passes when COMMAND succeeds
+check() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+z85() { awk '/^curve-public /{print $2}' "$T/$1.pub"; }
+
+# ---- keys and splits ----------------------------------------------------------
+for n in h1 h2 h3 edge other noisy stranger; do
+    "$KS" keygen --name "$n" --out "$T" >/dev/null 2>&1 || { bad "keygen $n"; }
+done
+mkdir -p "$T/split1" "$T/split2"
+KEY1=$("$KS" split --key "$SRC/tests/data/rsa2048.pem" --threshold 2 \
+    --holder "$T/h1.pub" --holder "$T/h2.pub" --holder "$T/h3.pub" --out "$T/split1" 2>/dev/null)
+KEY2=$("$KS" split --key "$SRC/tests/data/rsa3072.pem" --threshold 2 \
+    --holder "$T/h1.pub" --holder "$T/h2.pub" --out "$T/split2" 2>/dev/null)
+check "keysplit made two splits" test -n "$KEY1" -a -n "$KEY2" -a -f "$T/split1/$KEY1.record"
+UNKNOWN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+
+for h in h1 h2 h3; do
+    mkdir -p "$T/$h.d"
+    cp "$T"/split1/* "$T/$h.d/" # every holder sees every share: others' must be skipped
+done
+cp "$T/split2/$KEY2.h1.share" "$T/split2/$KEY2.record" "$T/h1.d/"
+cp "$T/split2/$KEY2.h2.share" "$T/split2/$KEY2.record" "$T/h2.d/"
+
+cat >"$T/h1.allow" <<EOF
+# h1: edge may fetch anything, other only the second key, noisy everything
+client edge $(z85 edge) * 127.0.0.1/32,::1
+client other $(z85 other) $KEY2
+client noisy $(z85 noisy) *
+EOF
+cat >"$T/h2.allow" <<EOF
+client edge $(z85 edge) $KEY1,$KEY2 127.0.0.0/8
+client noisy $(z85 noisy) *
+EOF
+cat >"$T/h3.allow" <<EOF
+client edge $(z85 edge) *
+client other $(z85 other) *
+EOF
+
+# start_holder NAME [OPTIONS...]: sets NAME_pid and NAME_ep
+start_holder() {
+    local name=$1
+    shift
+    "$SH" run --key "$T/$name.key" --shares "$T/$name.d" --allow "$T/$name.allow" \
+        --bind 'tcp://127.0.0.1:*' --audit-log "$T/$name.audit" "$@" 2>"$T/$name.log" &
+    local pid=$!
+    PIDS+=("$pid")
+    local ep=""
+    for _ in $(seq 100); do
+        ep=$(grep -o 'on tcp://127.0.0.1:[0-9]*' "$T/$name.log" 2>/dev/null | head -1 | cut -c4-)
+        [ -n "$ep" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    eval "${name}_pid=$pid"
+    eval "${name}_ep=$ep"
+    if [ -z "$ep" ]; then
+        echo "--- $name.log"
+        cat "$T/$name.log"
+    fi
+}
+
+# fetch CLIENT HOLDER KEYID [EXTRA...]: output in $T/out, status in $rc
+fetch() {
+    local client=$1 holder=$2 key=$3
+    shift 3
+    local ep_var="${holder}_ep"
+    "$TC" fetch --key "$T/$client.key" --holder "${!ep_var}" "$T/$holder.pub" --key-id "$key" \
+        --connect-wait 3000 "$@" >"$T/out" 2>&1
+    rc=$?
+}
+
+start_holder h1
+start_holder h2 --rate 100000 --burst 100000
+start_holder h3 --rate 2 --burst 10
+check "three holders started" test -n "$h1_ep" -a -n "$h2_ep" -a -n "$h3_ep"
+check "shares of other holders reported and skipped" \
+    grep -q "skipping $KEY1.h2.share: addressed to holder h2, not h1" "$T/h1.log"
+
+# ---- an allowed client gets verified shares from every holder -------------------
+"$TC" fetch --key "$T/edge.key" --holder "$h1_ep" "$T/h1.pub" --holder "$h2_ep" "$T/h2.pub" \
+    --holder "$h3_ep" "$T/h3.pub" --key-id "$KEY1" --record "$T/split1/$KEY1.record" >"$T/out" 2>&1
+rc=$?
+check "allowed client: all three shares fetched" test $rc -eq 0
+check "share 1 verifies against the record" grep -q '^holder h1 ok index=1 verified$' "$T/out"
+check "share 2 verifies against the record" grep -q '^holder h2 ok index=2 verified$' "$T/out"
+check "share 3 verifies against the record" grep -q '^holder h3 ok index=3 verified$' "$T/out"
+fetch edge h1 "$KEY2" --record "$T/split2/$KEY2.record" --op decrypt-tls-premaster
+check "second key (RSA-3072 field) fetched and verified" grep -q '^holder h1 ok index=1 verified$' "$T/out"
+
+# ---- a key not in the allow-list gets nothing, and the refusal is logged --------
+fetch stranger h1 "$KEY1" --connect-wait 1000
+check "stranger gets nothing" grep -q '^holder h1 error unavailable$' "$T/out"
+check "stranger's refusal is in the holder's log with its key and address" \
+    grep -q "refused CURVE client $(z85 stranger | sed 's/[][\.*^$]/\\&/g') from 127.0.0.1" "$T/h1.log"
+check "stranger's refusal is in the audit log" grep -q "refused key=" "$T/h1.audit"
+
+# ---- per-key permissions and unknown keys -----------------------------------------
+fetch other h1 "$KEY1"
+check "client asking for a key it may not have: not-allowed" \
+    grep -q '^holder h1 error not-allowed' "$T/out"
+fetch other h1 "$KEY2" --record "$T/split2/$KEY2.record"
+check "same client, its own key: released" grep -q '^holder h1 ok index=1 verified$' "$T/out"
+fetch edge h1 "$UNKNOWN"
+check "unknown key id: unknown-key" grep -q '^holder h1 error unknown-key' "$T/out"
+check "audit: the not-allowed request is logged" \
+    grep -q "client=other key=$KEY1 op=sign-pss-sha256 .* outcome=not-allowed" "$T/h1.audit"
+check "audit: the unknown key is logged" grep -q "key=$UNKNOWN .*outcome=unknown-key" "$T/h1.audit"
+
+# ---- every release has its audit line --------------------------------------------
+fetch edge h1 "$KEY1" --count 25 --record "$T/split1/$KEY1.record"
+check "25 more releases" test "$(grep -c '^holder h1 ok index=1 verified$' "$T/out")" -eq 25
+# releases from h1 so far: 1 + 1 (key2) + 1 (other, key2) + 25
+check "audit: one 'released' line per release (28)" \
+    test "$(grep -c 'outcome=released' "$T/h1.audit")" -eq 28
+check "audit: no share bytes in the log (only fixed fields)" \
+    test "$(grep -vcE '^[0-9T:.Z-]+ (client=[^ ]+ key=[0-9a-f]{64} op=[a-z0-9-]+ digest=[0-9a-f]{64} outcome=[a-z-]+ index=[0-9]+ req=[0-9]+ addr=[^ ]+|refused key=[^ ]+ addr=[^ ]+ reason=".*")$' "$T/h1.audit")" -eq 0
+
+# ---- garbage --------------------------------------------------------------------------
+"$TC" garbage --key "$T/noisy.key" --holder "$h2_ep" "$T/h2.pub" --count 10000 >"$T/garbage" 2>&1
+check "10,000 garbage frames sent to h2" grep -qE 'garbage sent=100[0-9]{2} ' "$T/garbage"
+check "h2 answered garbage with ERROR replies" \
+    grep -qE 'errors=[1-9][0-9]*$' "$T/garbage"
+check "h2 still running after the garbage" kill -0 "$h2_pid"
+fetch edge h2 "$KEY1" --record "$T/split1/$KEY1.record"
+check "h2 still serves a good client" grep -q '^holder h2 ok index=2 verified$' "$T/out"
+"$TC" garbage --key "$T/noisy.key" --holder "$h1_ep" "$T/h1.pub" --count 2000 >"$T/garbage" 2>&1
+check "h1 (default rate) still running after garbage over the rate" kill -0 "$h1_pid"
+fetch edge h1 "$KEY1"
+check "h1 still serves a good client" grep -q '^holder h1 ok index=1' "$T/out"
+
+# ---- rate limit: one client over, the other unaffected ----------------------------------
+fetch other h3 "$KEY1" --count 30 --timeout 1000
+limited=$(grep -c '^holder h3 error rate-limited' "$T/out")
+check "h3 (rate 2/s, burst 10): client other is rate-limited ($limited of 30)" test "$limited" -ge 15
+check "audit: rate-limited requests are logged" grep -q "client=other .*outcome=rate-limited" "$T/h3.audit"
+fetch edge h3 "$KEY1" --count 3 --record "$T/split1/$KEY1.record"
+check "h3: client edge unaffected" test "$(grep -c '^holder h3 ok index=3 verified$' "$T/out")" -eq 3
+
+# ---- SIGHUP reloads the allow-list -----------------------------------------------------
+echo "client stranger $(z85 stranger) $KEY1" >>"$T/h1.allow"
+kill -HUP "$h1_pid"
+for _ in $(seq 50); do grep -q reloaded "$T/h1.log" && break; sleep 0.05; done
+check "SIGHUP: reload reported" grep -q 'reloaded: 4 clients' "$T/h1.log"
+fetch stranger h1 "$KEY1" --record "$T/split1/$KEY1.record"
+check "SIGHUP: a newly allowed client is served" grep -q '^holder h1 ok index=1 verified$' "$T/out"
+grep -v '^client edge ' "$T/h1.allow" >"$T/h1.allow.new" && mv "$T/h1.allow.new" "$T/h1.allow"
+kill -HUP "$h1_pid"
+for _ in $(seq 50); do test "$(grep -c reloaded "$T/h1.log")" -ge 2 && break; sleep 0.05; done
+fetch edge h1 "$KEY1" --connect-wait 1000
+check "SIGHUP: a removed client gets nothing" grep -qE '^holder h1 error (unavailable|not-allowed)' "$T/out"
+echo "this is not an allow-list" >"$T/h1.allow"
+kill -HUP "$h1_pid"
+for _ in $(seq 50); do grep -q 'keeping the old allow-list' "$T/h1.log" && break; sleep 0.05; done
+check "SIGHUP: a broken allow-list is refused, the old one kept" \
+    grep -q 'keeping the old allow-list.*line 1' "$T/h1.log"
+fetch stranger h1 "$KEY1"
+check "SIGHUP: still serving with the old allow-list" grep -q '^holder h1 ok index=1' "$T/out"
+check "h1 kept its pid through the reloads" kill -0 "$h1_pid"
+
+# ---- SIGTERM: drain and exit 0 -----------------------------------------------------------
+for h in h1 h2 h3; do
+    pid_var="${h}_pid"
+    kill -TERM "${!pid_var}"
+    wait "${!pid_var}"
+    st=$?
+    check "SIGTERM: $h exits 0" test $st -eq 0
+done
+check "stop line reports the counters" grep -q 'stopping: .* released' "$T/h1.log"
+
+# ---- start-up failures ------------------------------------------------------------------
+mkdir -p "$T/empty.d"
+cp "$T/split1/$KEY1.h2.share" "$T/empty.d/"
+"$SH" run --key "$T/h1.key" --shares "$T/empty.d" --allow "$T/h3.allow" \
+    --bind 'tcp://127.0.0.1:*' 2>"$T/err"
+st=$?
+check "no share for this holder: exit non-zero" test $st -ne 0
+check "no share for this holder: one clear line" grep -q 'no usable share for holder h1' "$T/err"
+echo "client x" >"$T/bad.allow"
+"$SH" run --key "$T/h1.key" --shares "$T/h1.d" --allow "$T/bad.allow" \
+    --bind 'tcp://127.0.0.1:*' 2>"$T/err"
+st=$?
+check "bad allow-list: exit non-zero naming the line" test $st -ne 0 -a -n "$(grep 'line 1' "$T/err")"
+"$SH" run --shares "$T/h1.d" 2>"$T/err"
+check "missing options: exit non-zero" test $? -ne 0
+"$SH" --help >"$T/err" 2>&1
+check "--help exits 0 and documents the allow-list" grep -q 'client NAME CURVE_PUBLIC_Z85' "$T/err"
+head -c 300 /dev/urandom >"$T/h3.d/$KEY1.corrupt.share"
+start_holder h3
+check "a corrupt share file is reported and the rest served" \
+    grep -q "skipping $KEY1.corrupt.share" "$T/h3.log"
+check "the holder still started" test -n "$h3_ep"
+kill -TERM "$h3_pid" 2>/dev/null
+wait "$h3_pid" 2>/dev/null
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
