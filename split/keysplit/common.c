@@ -16,7 +16,8 @@
 
 bool split_cli_verbose;
 
-static void split_cli_vprint(const char *cmd, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void split_cli_vprint(const char *cmd, const char *fmt,
+                                                                   va_list ap)
 {
     char msg[1024];
 
