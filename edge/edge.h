@@ -1,0 +1,89 @@
+#ifndef SPK_EDGE_H
+#define SPK_EDGE_H
+
+/*
+ * edge: the TLS terminator of splitkey. The edge's TLS-facing process holds
+ * only certificates and public keys; every private-key operation goes as an
+ * OP_REQUEST to the combiner process, which the edge starts and supervises.
+ * After the handshake the plaintext is relayed to an upstream TCP origin.
+ *
+ * The configuration file is described at edge_config_load and printed by
+ * `edge --help`.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+#define EDGE_PATH_MAX 1024
+#define EDGE_LISTEN_MAX 16
+#define EDGE_CERT_MAX 256
+#define EDGE_HOLDER_MAX 32
+#define EDGE_SHARE_MAX 512
+#define EDGE_HOSTPORT_MAX 300
+
+struct edge_cert_conf {
+    char chain_path[EDGE_PATH_MAX];   /* PEM: leaf first, then intermediates */
+    char record_path[EDGE_PATH_MAX];  /* KEYID.record of the leaf's key */
+    char upstream[EDGE_HOSTPORT_MAX]; /* "" = the global upstream */
+};
+
+struct edge_holder_conf {
+    char name[PROTO_NAME_MAX + 1];
+    char endpoint[EDGE_PATH_MAX];
+    uint8_t curve_pk[PROTO_X25519_LEN];
+};
+
+struct edge_share_conf {
+    char path[EDGE_PATH_MAX];     /* KEYID.NAME.share */
+    char key_path[EDGE_PATH_MAX]; /* the holder key file that opens it; "" = combiner-key */
+};
+
+struct edge_config {
+    char listen[EDGE_LISTEN_MAX][EDGE_HOSTPORT_MAX];
+    size_t num_listen;
+    struct edge_cert_conf certs[EDGE_CERT_MAX]; /* certs[0] is the default */
+    size_t num_certs;
+    char upstream[EDGE_HOSTPORT_MAX]; /* global upstream */
+    bool proxy_protocol;              /* PROXY protocol v2 header to the upstream */
+    char combiner_endpoint[EDGE_PATH_MAX];
+    char combiner_binary[EDGE_PATH_MAX]; /* "" = `combiner` next to edge, else edge itself */
+    bool combiner_external;              /* "combiner-external yes": do not start one */
+    char combiner_key[EDGE_PATH_MAX];    /* the combiner's holder key file */
+    bool allow_unlocked;
+    struct edge_holder_conf holders[EDGE_HOLDER_MAX];
+    size_t num_holders;
+    struct edge_share_conf shares[EDGE_SHARE_MAX];
+    size_t num_shares;
+    unsigned handshake_timeout_ms;
+    unsigned idle_timeout_ms;
+    unsigned op_timeout_ms;
+    unsigned share_timeout_ms;
+    unsigned max_connections;
+    char tls_min[8]; /* "1.2" or "1.3" */
+    char log_level[8];
+};
+
+/* edge_config_init: no listeners or certificates, default timeouts. */
+void edge_config_init(struct edge_config *cfg);
+
+/*
+ * edge_config_load parses the file |path| into |cfg| (edge_config_init
+ * first). Returns 0, or SPK_ERR_IO / SPK_ERR_MALFORMED / SPK_ERR_INVALID_ARG
+ * with "PATH:LINE: reason" in |why|. Only names files; opens none of them.
+ */
+SPK_WUR int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_t why_len);
+
+/* edge_config_help: the text of the configuration format for --help. */
+const char *edge_config_help(void);
+
+/*
+ * edge_run runs the TLS-facing daemon with |cfg| until SIGTERM/SIGINT,
+ * starting and supervising the combiner process unless combiner_external.
+ * |config_path| is passed to the combiner. Returns the exit status.
+ */
+int edge_run(const struct edge_config *cfg, const char *config_path, const char *self_path);
+
+#endif

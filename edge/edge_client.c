@@ -1,0 +1,398 @@
+/*
+ * edge_client.c: the TLS process's side of the combiner connection. One
+ * DEALER socket; each private-key operation is an OP_REQUEST with a fresh
+ * request id and a deadline. Inside an OpenSSL ASYNC job the operation pauses
+ * the job until edge_client_process (run by the event loop) records the
+ * answer and makes the job's eventfd readable; the loop then resumes the
+ * handshake. Nothing secret passes here except a TLS premaster secret on its
+ * way back, which is wiped from our buffers.
+ */
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/async.h>
+#include <openssl/crypto.h>
+#include <zmq.h>
+
+#include "edge/internal.h"
+
+/* One OP_REQUEST is a header plus four small items and the input. */
+#define EDGE_REQ_BUF_MAX (PROTO_WIRE_HDR_LEN + 64 + PROTO_BN_MAX)
+
+struct edge_pending {
+    struct edge_pending *prev, *next;
+    uint64_t req_id;
+    uint64_t deadline_ms;
+    int wake_fd; /* eventfd in the job's wait context, or -1 when blocking */
+    bool done;
+    int status;
+    uint8_t *out;
+    size_t out_cap;
+    size_t out_len;
+};
+
+struct edge_client {
+    void *sock;
+    int fd;
+    int timeout_ms;
+    uint64_t next_id;
+    struct edge_pending *head;
+    size_t num_pending;
+    /* Scratch on the heap: an ASYNC job's stack is only 32 KiB. */
+    struct proto_msg wmsg;
+    uint8_t wbuf[EDGE_REQ_BUF_MAX];
+    struct proto_msg rmsg;
+    uint8_t rbuf[PROTO_MSG_MAX];
+};
+
+uint64_t edge_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms)
+{
+    struct edge_client *c = calloc(1, sizeof(*c));
+    int zero = 0;
+    int one = 1;
+    int ivl = 100;
+    int64_t maxmsg = PROTO_MSG_MAX;
+    size_t fd_len = sizeof(c->fd);
+
+    if (c == NULL) {
+        return NULL;
+    }
+    c->timeout_ms = timeout_ms;
+    c->next_id = 1;
+    c->sock = zmq_socket(zmq_ctx, ZMQ_DEALER);
+    if (c->sock == NULL || zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) != 0 ||
+        zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+        zmq_connect(c->sock, endpoint) != 0 ||
+        zmq_getsockopt(c->sock, ZMQ_FD, &c->fd, &fd_len) != 0) {
+        edge_client_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+static void edge_pending_finish(struct edge_client *c, struct edge_pending *p, int status)
+{
+    uint64_t one = 1;
+
+    if (p->prev != NULL) {
+        p->prev->next = p->next;
+    } else {
+        c->head = p->next;
+    }
+    if (p->next != NULL) {
+        p->next->prev = p->prev;
+    }
+    p->prev = p->next = NULL;
+    c->num_pending--;
+    p->status = status;
+    p->done = true;
+    if (p->wake_fd >= 0) {
+        /* Only fails when the counter would overflow: it is readable then. */
+        if (write(p->wake_fd, &one, sizeof(one)) < 0) {
+            (void)errno;
+        }
+    }
+}
+
+void edge_client_free(struct edge_client *c)
+{
+    if (c == NULL) {
+        return;
+    }
+    edge_client_fail_all(c, SPK_ERR_UNAVAILABLE);
+    if (c->sock != NULL) {
+        zmq_close(c->sock);
+    }
+    OPENSSL_cleanse(c, sizeof(*c));
+    free(c);
+}
+
+int edge_client_fd(const struct edge_client *c)
+{
+    return c->fd;
+}
+
+size_t edge_client_pending(const struct edge_client *c)
+{
+    return c->num_pending;
+}
+
+void edge_client_fail_all(struct edge_client *c, int err)
+{
+    while (c->head != NULL) {
+        edge_pending_finish(c, c->head, err);
+    }
+}
+
+bool edge_client_cancel_fd(struct edge_client *c, int wake_fd)
+{
+    struct edge_pending *p;
+
+    for (p = c->head; p != NULL; p = p->next) {
+        if (p->wake_fd == wake_fd) {
+            edge_pending_finish(c, p, SPK_ERR_TIMEOUT);
+            return true;
+        }
+    }
+    return false;
+}
+
+long edge_client_timeout_ms(const struct edge_client *c)
+{
+    const struct edge_pending *p;
+    uint64_t now = edge_now_ms();
+    long best = -1;
+
+    for (p = c->head; p != NULL; p = p->next) {
+        long left = p->deadline_ms <= now ? 0 : (long)(p->deadline_ms - now);
+        if (best < 0 || left < best) {
+            best = left;
+        }
+    }
+    return best;
+}
+
+static void edge_client_answer(struct edge_client *c, const uint8_t *frame, size_t len)
+{
+    struct proto_msg *m = &c->rmsg;
+    struct edge_pending *p;
+    int status;
+
+    if (proto_msg_decode(m, frame, len) != 0) {
+        return; /* the combiner is trusted, but a bad frame is still just dropped */
+    }
+    for (p = c->head; p != NULL; p = p->next) {
+        if (p->req_id == m->req_id) {
+            break;
+        }
+    }
+    if (p == NULL) {
+        OPENSSL_cleanse(m, sizeof(*m));
+        return; /* late: its operation already timed out */
+    }
+    switch (m->type) {
+    case PROTO_MSG_OP_RESPONSE:
+        if (m->u.op_resp.result_len > p->out_cap) {
+            status = SPK_ERR_INTERNAL;
+            break;
+        }
+        memcpy(p->out, m->u.op_resp.result, m->u.op_resp.result_len);
+        p->out_len = m->u.op_resp.result_len;
+        status = 0;
+        break;
+    case PROTO_MSG_ERROR:
+        status = proto_err_from_wire(m->u.error.code);
+        if (status == 0) {
+            status = SPK_ERR_INTERNAL;
+        }
+        break;
+    case PROTO_MSG_PING:
+    case PROTO_MSG_PONG:
+    case PROTO_MSG_SHARE_REQUEST:
+    case PROTO_MSG_SHARE_RESPONSE:
+    case PROTO_MSG_OP_REQUEST:
+    default:
+        status = SPK_ERR_MALFORMED;
+        break;
+    }
+    edge_pending_finish(c, p, status);
+    OPENSSL_cleanse(m, sizeof(*m));
+}
+
+void edge_client_process(struct edge_client *c)
+{
+    struct edge_pending *p;
+    struct edge_pending *next;
+    uint64_t now;
+
+    for (;;) {
+        int n = zmq_recv(c->sock, c->rbuf, sizeof(c->rbuf), ZMQ_DONTWAIT);
+        if (n < 0) {
+            break;
+        }
+        if ((size_t)n <= sizeof(c->rbuf)) {
+            edge_client_answer(c, c->rbuf, (size_t)n);
+        }
+        OPENSSL_cleanse(c->rbuf, (size_t)n < sizeof(c->rbuf) ? (size_t)n : sizeof(c->rbuf));
+    }
+    now = edge_now_ms();
+    for (p = c->head; p != NULL; p = next) {
+        next = p->next;
+        if (p->deadline_ms <= now) {
+            edge_pending_finish(c, p, SPK_ERR_TIMEOUT);
+        }
+    }
+}
+
+static void edge_wake_fd_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd,
+                                 void *custom)
+{
+    (void)ctx;
+    (void)key;
+    (void)custom;
+    close(fd);
+}
+
+/* edge_job_wake_fd: the eventfd of the current job's wait context, made on
+ * first use and closed by OpenSSL with the SSL. -1 on failure. */
+static int edge_job_wake_fd(struct edge_client *c, ASYNC_JOB *job)
+{
+    ASYNC_WAIT_CTX *wctx = ASYNC_get_wait_ctx(job);
+    OSSL_ASYNC_FD fd = -1;
+    void *custom = NULL;
+
+    if (wctx == NULL) {
+        return -1;
+    }
+    if (ASYNC_WAIT_CTX_get_fd(wctx, c, &fd, &custom)) {
+        return fd;
+    }
+    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0) {
+        return -1;
+    }
+    if (!ASYNC_WAIT_CTX_set_wait_fd(wctx, c, fd, NULL, edge_wake_fd_cleanup)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void edge_drain_fd(int fd)
+{
+    uint64_t v;
+
+    while (read(fd, &v, sizeof(v)) > 0) {
+    }
+}
+
+int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
+                      const uint8_t *in, size_t in_len, uint16_t client_version, uint8_t *out,
+                      size_t out_cap, size_t *out_len)
+{
+    struct edge_client *c = arg;
+    struct edge_pending p;
+    ASYNC_JOB *job = ASYNC_get_current_job();
+    size_t frame_len = 0;
+    int r;
+
+    *out_len = 0;
+    memset(&p, 0, sizeof(p));
+    p.wake_fd = -1;
+    if (in_len > PROTO_BN_MAX) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    if (job != NULL && (p.wake_fd = edge_job_wake_fd(c, job)) < 0) {
+        return SPK_ERR_INTERNAL;
+    }
+    memset(&c->wmsg, 0, sizeof(c->wmsg));
+    c->wmsg.type = PROTO_MSG_OP_REQUEST;
+    c->wmsg.req_id = c->next_id++;
+    memcpy(c->wmsg.u.op_req.key_id, key_id, PROTO_KEY_ID_LEN);
+    c->wmsg.u.op_req.op = op;
+    memcpy(c->wmsg.u.op_req.input, in, in_len);
+    c->wmsg.u.op_req.input_len = in_len;
+    c->wmsg.u.op_req.client_version = client_version;
+    r = proto_msg_encode(c->wbuf, sizeof(c->wbuf), &frame_len, &c->wmsg);
+    OPENSSL_cleanse(&c->wmsg.u.op_req.input, sizeof(c->wmsg.u.op_req.input));
+    if (r != 0) {
+        return r;
+    }
+    if (zmq_send(c->sock, c->wbuf, frame_len, ZMQ_DONTWAIT) != (int)frame_len) {
+        /* ZMQ_IMMEDIATE: no combiner connected, or its queue is full. */
+        return SPK_ERR_UNAVAILABLE;
+    }
+    p.req_id = c->wmsg.req_id;
+    p.deadline_ms = edge_now_ms() + (uint64_t)c->timeout_ms;
+    p.out = out;
+    p.out_cap = out_cap;
+    p.next = c->head;
+    if (c->head != NULL) {
+        c->head->prev = &p;
+    }
+    c->head = &p;
+    c->num_pending++;
+
+    if (job != NULL) {
+        edge_drain_fd(p.wake_fd);
+        while (!p.done) {
+            if (!ASYNC_pause_job()) {
+                edge_pending_finish(c, &p, SPK_ERR_INTERNAL);
+                break;
+            }
+        }
+        edge_drain_fd(p.wake_fd);
+    } else {
+        while (!p.done) {
+            zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+            long wait = edge_client_timeout_ms(c);
+            if (zmq_poll(&item, 1, wait < 0 ? 0 : wait) < 0 && errno != EINTR) {
+                edge_pending_finish(c, &p, SPK_ERR_INTERNAL);
+                break;
+            }
+            edge_client_process(c);
+        }
+    }
+    if (p.status != 0) {
+        OPENSSL_cleanse(out, out_cap);
+        return p.status;
+    }
+    *out_len = p.out_len;
+    return 0;
+}
+
+/*
+ * edge_client_ping sends PING and waits (blocking) up to |timeout_ms| for the
+ * PONG: the combiner is up. 0, SPK_ERR_TIMEOUT or SPK_ERR_UNAVAILABLE.
+ */
+int edge_client_ping(struct edge_client *c, int timeout_ms)
+{
+    uint64_t deadline = edge_now_ms() + (uint64_t)timeout_ms;
+    size_t frame_len = 0;
+    uint64_t id;
+    int r;
+
+    while (edge_now_ms() < deadline) {
+        memset(&c->wmsg, 0, sizeof(c->wmsg));
+        c->wmsg.type = PROTO_MSG_PING;
+        c->wmsg.req_id = id = c->next_id++;
+        if ((r = proto_msg_encode(c->wbuf, sizeof(c->wbuf), &frame_len, &c->wmsg)) != 0) {
+            return r;
+        }
+        if (zmq_send(c->sock, c->wbuf, frame_len, ZMQ_DONTWAIT) == (int)frame_len) {
+            uint64_t until = edge_now_ms() + 500;
+            while (edge_now_ms() < until) {
+                zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+                int n;
+                if (zmq_poll(&item, 1, 100) < 0 && errno != EINTR) {
+                    return SPK_ERR_UNAVAILABLE;
+                }
+                n = zmq_recv(c->sock, c->rbuf, sizeof(c->rbuf), ZMQ_DONTWAIT);
+                if (n > 0 && (size_t)n <= sizeof(c->rbuf) &&
+                    proto_msg_decode(&c->rmsg, c->rbuf, (size_t)n) == 0 &&
+                    c->rmsg.type == PROTO_MSG_PONG && c->rmsg.req_id == id) {
+                    return 0;
+                }
+            }
+        } else {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return SPK_ERR_TIMEOUT;
+}
