@@ -445,7 +445,7 @@ enum comb_fault {
     COMB_FAULT_NONE = 0,
     COMB_FAULT_FAIL,        /* answer with SPK_ERR_UNAVAILABLE */
     COMB_FAULT_CORRUPT_Y,   /* flip a bit of y (fails its commitment) */
-    COMB_FAULT_WRONG_SHARE, /* send the share with the next index's y (commitment fails) */
+    COMB_FAULT_WRONG_SHARE, /* send the right y under the next index (commitment fails) */
     COMB_FAULT_SILENT,      /* never answer (the batch deadline decides) */
 };
 

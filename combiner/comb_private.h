@@ -1,0 +1,186 @@
+#ifndef SPK_COMB_PRIVATE_H
+#define SPK_COMB_PRIVATE_H
+
+/*
+ * combiner/comb_private.h: the combiner's own structures, shared by
+ * comb_core.c (batches, reconstruction), comb_source.c (the local share and
+ * the fetch bookkeeping), comb_stats.c and comb_alg.c. Nothing here is API.
+ *
+ * Memory: everything that ever holds a share, a tuple or a decrypted result
+ * is spk_secret_new / spk_arena memory owned by struct comb_ctx (slots,
+ * tuple, results, arena). Bookkeeping (keys, batches, operations) is public
+ * data and comes from OPENSSL_zalloc, whose free hook wipes anyway.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "combiner/combiner.h"
+#include "combiner/internal.h"
+#include "split/split.h"
+
+/* One share slot: the largest y (5 * 532 bytes) rounded up to 64. */
+#define COMB_SLOT_LEN 2688
+#define COMB_SLOTS_PER_CHUNK 32
+#define COMB_SLOTS_MAX 1024
+#define COMB_BATCH_MAX 64
+#define COMB_STACK_WIPE (32 * 1024)
+#define COMB_FETCH_DETAIL_MAX 96
+
+struct comb_key {
+    struct proto_record rec;
+    struct split_field f;
+    size_t tuple_len;
+    struct comb_rsa_pub *pub;
+    /* The combiner's own share: locked, noaccess while idle; NULL if none. */
+    uint8_t *local_y;
+    uint8_t local_index;
+    /* The batch that new operations on this key may join, or NULL. */
+    struct comb_batch *open_batch;
+    char short_id[17]; /* first 8 bytes of the key id in hex, for messages */
+};
+
+struct comb_src {
+    char name[PROTO_NAME_MAX + 1];
+    const struct comb_source_ops *ops;
+    void *ctx;
+    struct comb_source_stats st;
+};
+
+enum comb_fetch_state {
+    COMB_FETCH_UNUSED = 0,
+    COMB_FETCH_RUNNING, /* started, no answer yet */
+    COMB_FETCH_DONE,    /* answered; result queued for the batch */
+    COMB_FETCH_CLOSED,  /* answered and examined, cancelled, or never started */
+};
+
+struct comb_fetch_ent {
+    struct comb_fetch f; /* what the source sees; f.comb_priv points here */
+    struct comb_batch *batch;
+    size_t src;
+    enum comb_fetch_state state;
+    int status;
+    struct comb_share_info info;
+    char detail[COMB_FETCH_DETAIL_MAX];
+    bool accepted; /* counted among the batch's good shares */
+};
+
+struct comb_op {
+    struct comb_op *next;
+    uint64_t id;
+    enum comb_alg alg;
+    uint8_t in[PROTO_BN_MAX];
+    size_t in_len;
+    uint8_t *label; /* OPENSSL_malloc, label_len bytes, or NULL */
+    size_t label_len;
+    uint16_t tls_version;
+    uint16_t tls_alt_version;
+    comb_done_cb cb;
+    void *arg;
+    uint64_t t_submit_ns;
+    int status;
+    uint8_t *out; /* into comb_ctx.results while the batch delivers */
+    size_t out_len;
+};
+
+enum comb_batch_state {
+    COMB_BATCH_WAITING = 0, /* no share slots yet */
+    COMB_BATCH_GATHERING,
+    COMB_BATCH_READY,
+    COMB_BATCH_FAILED,
+};
+
+struct comb_batch {
+    struct comb_batch *prev, *next; /* comb_ctx.batches */
+    struct comb_key *key;
+    enum comb_batch_state state;
+    struct comb_op *ops_head, *ops_tail;
+    size_t num_ops;
+    uint64_t t_start_ns;
+    uint64_t deadline_ns;
+    uint8_t input_digest[PROTO_SHA256_LEN];
+    uint8_t op_kind;
+    /* One fetch per source asked. */
+    struct comb_fetch_ent *fetches;
+    size_t num_fetches;
+    size_t num_running;
+    /* Answers in the order they came, examined up to |num_examined|. */
+    size_t *done_order;
+    size_t num_done;
+    size_t num_examined;
+    size_t good[PROTO_SHARES_MAX]; /* indexes into fetches, arrival order */
+    size_t num_good;
+    uint64_t check_ns;
+    int fail_status;
+    char failures[COMB_DETAIL_MAX]; /* "name: reason; ..." */
+};
+
+/* A window of timing samples. */
+struct comb_series {
+    double *samples; /* OPENSSL_malloc, |cap| entries */
+    size_t cap;
+    size_t num; /* valid samples, <= cap */
+    size_t pos; /* next write */
+    uint64_t count;
+    double max;
+};
+
+struct comb_ctx {
+    struct comb_config cfg;
+    struct comb_key **keys;
+    size_t num_keys, cap_keys;
+    struct comb_src *srcs;
+    size_t num_srcs;
+    bool have_local_src;
+    size_t local_src;
+    struct comb_batch *batches_head, *batches_tail;
+    size_t num_pending;
+    uint64_t next_op_id;
+    bool in_process;
+    /* Locked memory. */
+    uint8_t *tuple;   /* PROTO_SHARE_Y_MAX */
+    uint8_t *results; /* COMB_BATCH_MAX * PROTO_BN_MAX */
+    struct spk_arena *arena;
+    size_t arena_cap;
+    uint8_t **slot_chunks;
+    size_t num_chunks;
+    uint8_t **free_slots; /* stack */
+    size_t num_free_slots;
+    /* Statistics. */
+    struct comb_stats counters; /* the counters; timings come from the series */
+    struct comb_series s_gather, s_check, s_interp, s_op, s_wipe, s_life, s_total;
+    char last_error[COMB_DETAIL_MAX];
+};
+
+/* comb_now_ns: CLOCK_MONOTONIC in ns. */
+uint64_t comb_now_ns(void);
+
+/* comb_set_error formats comb_ctx.last_error. */
+__attribute__((format(printf, 2, 3))) void comb_set_error(struct comb_ctx *c, const char *fmt, ...);
+
+/* comb_alg_engine_req fills the engine request kind and hashes for |alg|. */
+SPK_WUR int comb_alg_engine_req(struct comb_rsa_req *req, enum comb_alg alg);
+
+/* Statistics (comb_stats.c). */
+SPK_WUR int comb_series_init(struct comb_series *s, size_t cap);
+void comb_series_cleanup(struct comb_series *s);
+void comb_series_add(struct comb_series *s, uint64_t ns);
+void comb_series_clear(struct comb_series *s);
+void comb_series_get(const struct comb_series *s, struct comb_timing *out);
+
+/* Share slots (comb_source.c): COMB_SLOT_LEN bytes of locked memory each. */
+uint8_t *comb_slot_get(struct comb_ctx *c);
+/* comb_slot_put wipes |len| bytes of |slot| and returns it to the pool. */
+void comb_slot_put(struct comb_ctx *c, uint8_t *slot, size_t len);
+/* comb_slots_available: how many slots could be had now (growing the pool). */
+size_t comb_slots_available(const struct comb_ctx *c);
+void comb_slots_free(struct comb_ctx *c);
+
+/* The local share's built-in source (comb_source.c). */
+extern const struct comb_source_ops comb_local_source_ops;
+
+/* comb_key_find: the key with |key_id|, or NULL. */
+struct comb_key *comb_key_find(const struct comb_ctx *c, const uint8_t key_id[PROTO_KEY_ID_LEN]);
+
+#endif
