@@ -272,7 +272,7 @@ enum proto_op {
 /* SHARE_REQUEST: requester -> holder. */
 struct proto_share_req {
     uint8_t key_id[PROTO_KEY_ID_LEN];
-    uint8_t op;                            /* enum proto_op */
+    uint8_t op;                             /* enum proto_op */
     uint8_t input_digest[PROTO_SHA256_LEN]; /* SHA-256 of the operation input */
     uint8_t requester_pk[PROTO_X25519_LEN]; /* requester's crypto_kx client key */
 };
@@ -356,8 +356,8 @@ SPK_WUR int proto_msg_peek(const uint8_t *in, size_t in_len, uint8_t *out_type,
  * SHARE_RESPONSE frame |frame|: its first PROTO_WIRE_HDR_LEN bytes, key id,
  * split id and index of |m|. False when |frame| is shorter than a header.
  */
-SPK_WUR bool proto_share_ad(uint8_t out[PROTO_SHARE_AD_LEN], const uint8_t *frame,
-                            size_t frame_len, const struct proto_share_resp *m);
+SPK_WUR bool proto_share_ad(uint8_t out[PROTO_SHARE_AD_LEN], const uint8_t *frame, size_t frame_len,
+                            const struct proto_share_resp *m);
 
 /* proto_op_valid: |op| is one of enum proto_op. */
 bool proto_op_valid(uint8_t op);
