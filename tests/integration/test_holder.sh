@@ -136,7 +136,7 @@ check "second key (RSA-3072 field) fetched and verified" grep -q '^holder h1 ok 
 fetch stranger h1 "$KEY1" --connect-wait 1000
 check "stranger gets nothing" grep -q '^holder h1 error unavailable$' "$T/out"
 check "stranger's refusal is in the holder's log with its key and address" \
-    grep -q "refused CURVE client $(z85 stranger | sed 's/[][\.*^$]/\\&/g') from 127.0.0.1" "$T/h1.log"
+    grep -qF "refused CURVE client $(z85 stranger) from 127.0.0.1" "$T/h1.log"
 check "stranger's refusal is in the audit log" grep -q "refused key=" "$T/h1.audit"
 
 # ---- per-key permissions and unknown keys -----------------------------------------
