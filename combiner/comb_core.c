@@ -656,7 +656,7 @@ static void comb_batch_fail_threshold(struct comb_ctx *c, struct comb_batch *b, 
     snprintf(detail, sizeof(detail), "key %s: %zu good share%s of %u needed%s%s%s%s", key->short_id,
              b->num_good, b->num_good == 1 ? "" : "s", key->rec.threshold, why != NULL ? " (" : "",
              why != NULL ? why : "", why != NULL ? ")" : "",
-             b->failures[0] != '\0' ? "; failed: " : "; no source failed");
+             b->failures[0] != '\0' ? "; failed: " : "; no other source has a share of it");
     if (b->failures[0] != '\0') {
         size_t used = strlen(detail);
 

@@ -1,0 +1,81 @@
+#ifndef SPK_COMBINER_CMD_H
+#define SPK_COMBINER_CMD_H
+
+/*
+ * The `combiner` command: one private-key operation from the command line,
+ * through the same library calls as everything else. One file per
+ * subcommand, dispatched by main.c as wireguard-tools' wg.c does.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "combiner/combiner.h"
+#include "split/split.h"
+
+/* Exit statuses. */
+#define COMB_CLI_OK 0
+#define COMB_CLI_FAIL 1  /* refused or failed; one line on stderr says why */
+#define COMB_CLI_USAGE 2 /* a bad command line */
+
+/* Shares on one command line: the local one and up to this many in all. */
+#define COMB_CLI_SHARES_MAX PROTO_SHARES_MAX
+
+/*
+ * Each subcommand takes its own argv (argv[0] is the subcommand's name) and
+ * returns the process exit status.
+ */
+int comb_cmd_sign(int argc, char *argv[]);
+int comb_cmd_decrypt(int argc, char *argv[]);
+
+/* comb_cli_fail prints "combiner: CMD: MESSAGE" (one line) and returns COMB_CLI_FAIL. */
+__attribute__((format(printf, 2, 3))) int comb_cli_fail(const char *cmd, const char *fmt, ...);
+/* comb_cli_usage prints "combiner: CMD: MESSAGE (see 'combiner CMD --help')" and returns
+ * COMB_CLI_USAGE. */
+__attribute__((format(printf, 2, 3))) int comb_cli_usage(const char *cmd, const char *fmt, ...);
+
+/*
+ * struct comb_cli_keyset: what --record, --share and --holder-key name. The
+ * i-th --holder-key opens the i-th --share; the first share is the
+ * combiner's local share, every other one is served by an in-process file
+ * source named after its holder.
+ */
+struct comb_cli_keyset {
+    const char *record;
+    const char *shares[COMB_CLI_SHARES_MAX];
+    size_t num_shares;
+    const char *keys[COMB_CLI_SHARES_MAX];
+    size_t num_keys;
+};
+
+/*
+ * comb_cli_keyset_option takes option |opt| ('r', 's' or 'K') with value
+ * |arg| into |ks|. Returns COMB_CLI_OK, or prints and returns COMB_CLI_USAGE.
+ */
+int comb_cli_keyset_option(const char *cmd, struct comb_cli_keyset *ks, int opt, const char *arg);
+
+/*
+ * comb_cli_open checks |ks| (a record, at least one share, one holder key per
+ * share), reads the files and builds a combiner *out holding the key, its
+ * local share and one file source per further share; sets key_id. Returns
+ * COMB_CLI_OK, or prints one line and returns COMB_CLI_FAIL / COMB_CLI_USAGE.
+ * Free *out with comb_free.
+ */
+int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb_ctx **out,
+                  uint8_t key_id[PROTO_KEY_ID_LEN]);
+
+/*
+ * comb_cli_hex_decode reads hex (either case) of 1..|cap| bytes. False on
+ * anything else.
+ */
+bool comb_cli_hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *out_len);
+
+/* comb_cli_write writes |len| bytes to a new file |path| with |mode|; prints on failure. */
+int comb_cli_write(const char *cmd, const char *path, unsigned mode, const uint8_t *data,
+                   size_t len);
+
+/* comb_cli_bad_option reports what getopt_long returned ('?' or ':'). */
+int comb_cli_bad_option(const char *cmd, int c, char *argv[]);
+
+#endif

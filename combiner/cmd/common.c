@@ -1,0 +1,264 @@
+/*
+ * What the combiner's subcommands share: one-line errors, the
+ * record/share/holder-key options, building a combiner from them, hex and
+ * output files.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "combiner/cmd/cmd.h"
+
+__attribute__((format(printf, 2, 0))) static void comb_cli_vprint(const char *cmd, const char *fmt,
+                                                                  va_list ap)
+{
+    char msg[1024];
+
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    /* One line, always: a message that carries a newline is cut there. */
+    msg[strcspn(msg, "\r\n")] = '\0';
+    if (cmd != NULL) {
+        fprintf(stderr, "combiner: %s: %s", cmd, msg);
+    } else {
+        fprintf(stderr, "combiner: %s", msg);
+    }
+}
+
+int comb_cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    comb_cli_vprint(cmd, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return COMB_CLI_FAIL;
+}
+
+int comb_cli_usage(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    comb_cli_vprint(cmd, fmt, ap);
+    va_end(ap);
+    if (cmd != NULL) {
+        fprintf(stderr, " (see 'combiner %s --help')\n", cmd);
+    } else {
+        fprintf(stderr, " (see 'combiner --help')\n");
+    }
+    return COMB_CLI_USAGE;
+}
+
+int comb_cli_bad_option(const char *cmd, int c, char *argv[])
+{
+    const char *opt = optind > 0 ? argv[optind - 1] : "?";
+
+    if (c == ':') {
+        return comb_cli_usage(cmd, "option '%s' needs a value", opt);
+    }
+    return comb_cli_usage(cmd, "unknown option '%s'", opt);
+}
+
+int comb_cli_keyset_option(const char *cmd, struct comb_cli_keyset *ks, int opt, const char *arg)
+{
+    switch (opt) {
+    case 'r':
+        if (ks->record != NULL) {
+            return comb_cli_usage(cmd, "--record given twice");
+        }
+        ks->record = arg;
+        return COMB_CLI_OK;
+    case 's':
+        if (ks->num_shares >= COMB_CLI_SHARES_MAX) {
+            return comb_cli_usage(cmd, "more than %d --share options", COMB_CLI_SHARES_MAX);
+        }
+        ks->shares[ks->num_shares++] = arg;
+        return COMB_CLI_OK;
+    case 'K':
+        if (ks->num_keys >= COMB_CLI_SHARES_MAX) {
+            return comb_cli_usage(cmd, "more than %d --holder-key options", COMB_CLI_SHARES_MAX);
+        }
+        ks->keys[ks->num_keys++] = arg;
+        return COMB_CLI_OK;
+    default:
+        return comb_cli_usage(cmd, "internal: unknown key option");
+    }
+}
+
+static const char *comb_cli_read_why(int r, int err)
+{
+    if (r == SPK_ERR_IO && err != 0) {
+        return strerror(err);
+    }
+    return spk_strerror(r);
+}
+
+/* comb_cli_read_share reads and decodes share file |path| into |out|. */
+static int comb_cli_read_share(const char *cmd, const char *path, struct proto_share_file *out)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    errno = 0;
+    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
+        return comb_cli_fail(cmd, "cannot read share file '%s': %s", path,
+                             comb_cli_read_why(r, errno));
+    }
+    r = proto_share_file_decode(out, buf, len);
+    spk_file_free(buf, len);
+    if (r != 0) {
+        return comb_cli_fail(cmd, "'%s' is not a share file: %s", path, spk_strerror(r));
+    }
+    return COMB_CLI_OK;
+}
+
+int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb_ctx **out,
+                  uint8_t key_id[PROTO_KEY_ID_LEN])
+{
+    struct proto_record *rec = NULL;
+    struct proto_share_file *sf = NULL;
+    struct proto_holder_secret *hk = NULL;
+    struct comb_file_source *fs = NULL;
+    struct comb_ctx *c = NULL;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    size_t i;
+    int ret = COMB_CLI_FAIL;
+    int r;
+
+    *out = NULL;
+    if (ks->record == NULL) {
+        return comb_cli_usage(cmd, "--record is required");
+    }
+    if (ks->num_shares == 0) {
+        return comb_cli_usage(cmd, "at least one --share is required");
+    }
+    if (ks->num_keys != ks->num_shares) {
+        return comb_cli_usage(cmd, "each --share needs its --holder-key (%zu shares, %zu keys)",
+                              ks->num_shares, ks->num_keys);
+    }
+    rec = OPENSSL_zalloc(sizeof(*rec));
+    sf = OPENSSL_zalloc(sizeof(*sf));
+    if (rec == NULL || sf == NULL) {
+        ret = comb_cli_fail(cmd, "out of memory");
+        goto out;
+    }
+    errno = 0;
+    if ((r = spk_file_read(ks->record, PROTO_FILE_MAX, &buf, &len)) != 0) {
+        ret = comb_cli_fail(cmd, "cannot read record '%s': %s", ks->record,
+                            comb_cli_read_why(r, errno));
+        goto out;
+    }
+    r = proto_record_decode(rec, buf, len);
+    spk_file_free(buf, len);
+    if (r != 0) {
+        ret = comb_cli_fail(cmd, "'%s' is not a key record: %s", ks->record, spk_strerror(r));
+        goto out;
+    }
+    if ((c = comb_new(NULL)) == NULL) {
+        ret = comb_cli_fail(cmd, "cannot set up the combiner (out of locked memory?)");
+        goto out;
+    }
+    for (i = 0; i < ks->num_shares; i++) {
+        if ((ret = comb_cli_read_share(cmd, ks->shares[i], sf)) != COMB_CLI_OK) {
+            goto out;
+        }
+        ret = COMB_CLI_FAIL;
+        if ((r = split_holder_secret_load(&hk, ks->keys[i])) != 0) {
+            ret =
+                comb_cli_fail(cmd, "cannot load holder key '%s': %s", ks->keys[i], spk_strerror(r));
+            goto out;
+        }
+        if (i == 0) {
+            if ((r = comb_add_key(c, rec, sf, hk)) != 0) {
+                ret = comb_cli_fail(cmd, "%s", comb_last_error(c));
+                goto out;
+            }
+        } else {
+            if ((fs = comb_file_source_new(hk)) == NULL) {
+                ret = comb_cli_fail(cmd, "out of locked memory");
+                goto out;
+            }
+            if ((r = comb_file_source_add_share(fs, sf, false)) != 0) {
+                ret = comb_cli_fail(cmd, "share '%s' cannot be served with holder key '%s': %s",
+                                    ks->shares[i], ks->keys[i], spk_strerror(r));
+                goto out;
+            }
+            r = comb_add_file_source(c, NULL, sf->holder, fs);
+            fs = NULL; /* the combiner owns it now, also on failure */
+            if (r != 0) {
+                ret = comb_cli_fail(cmd, "%s", comb_last_error(c));
+                goto out;
+            }
+        }
+        spk_secret_free(hk);
+        hk = NULL;
+    }
+    memcpy(key_id, rec->key_id, PROTO_KEY_ID_LEN);
+    *out = c;
+    c = NULL;
+    ret = COMB_CLI_OK;
+out:
+    comb_file_source_free(fs);
+    spk_secret_free(hk);
+    comb_free(c);
+    OPENSSL_free(rec);
+    OPENSSL_clear_free(sf, sizeof(*sf));
+    return ret;
+}
+
+static int comb_cli_hex_digit(char ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+bool comb_cli_hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *out_len)
+{
+    size_t n = strlen(hex);
+    size_t i;
+
+    if (n == 0 || n % 2 != 0 || n / 2 > cap) {
+        return false;
+    }
+    for (i = 0; i < n / 2; i++) {
+        int hi = comb_cli_hex_digit(hex[2 * i]);
+        int lo = comb_cli_hex_digit(hex[2 * i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            return false;
+        }
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    *out_len = n / 2;
+    return true;
+}
+
+int comb_cli_write(const char *cmd, const char *path, unsigned mode, const uint8_t *data,
+                   size_t len)
+{
+    int r;
+
+    errno = 0;
+    if ((r = spk_file_write_new(path, mode, data, len)) != 0) {
+        if (r == SPK_ERR_EXISTS) {
+            return comb_cli_fail(cmd, "'%s' exists; not overwriting it", path);
+        }
+        return comb_cli_fail(cmd, "cannot write '%s': %s", path, comb_cli_read_why(r, errno));
+    }
+    return COMB_CLI_OK;
+}
