@@ -1,0 +1,415 @@
+/*
+ * edge_config.c: the edge's configuration file. One directive per line,
+ * words separated by spaces or tabs; '#' starts a comment only as the first
+ * non-blank character of a line (Z85 keys may hold '#'). Relative paths are
+ * taken from the directory of the configuration file. Parsing names files
+ * but opens none: the TLS process reads certificates and records, the
+ * combiner process reads keys and shares, each only what it needs.
+ */
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/internal.h"
+
+#define EDGE_LINE_MAX 4096
+#define EDGE_WORDS_MAX 8
+
+static const char edge_help_text[] =
+    "Configuration file (one directive per line; '#' at the start of a line is a comment;\n"
+    "relative paths are relative to the file's directory):\n"
+    "\n"
+    "  listen HOST:PORT               address to accept TLS on (repeatable, at least one)\n"
+    "  certificate CHAIN.pem RECORD [HOST:PORT]\n"
+    "                                 certificate chain (leaf first) and the key record of\n"
+    "                                 its key (keysplit split); optional upstream for it.\n"
+    "                                 SNI names come from the leaf's subjectAltName DNS\n"
+    "                                 names (or CN). The first certificate is the default.\n"
+    "  upstream HOST:PORT             origin for certificates without their own\n"
+    "  proxy-protocol yes|no          send a PROXY protocol v2 header upstream (no)\n"
+    "  tls-min 1.2|1.3                lowest TLS version offered (1.2)\n"
+    "  handshake-timeout-ms N         whole handshake, including key operations (10000)\n"
+    "  idle-timeout-ms N              relay with no traffic either way (60000)\n"
+    "  op-timeout-ms N                one private-key operation (3000)\n"
+    "  share-timeout-ms N             one share request to a holder (1000)\n"
+    "  max-connections N              connections at once; more wait in the backlog (4096)\n"
+    "  combiner-endpoint ENDPOINT     where the combiner listens, e.g. ipc:///run/edge/comb\n"
+    "  combiner-external yes|no       yes: do not start a combiner, one runs elsewhere (no)\n"
+    "  combiner-binary PATH           started as `PATH run --config FILE`; default: this\n"
+    "                                 edge binary in its combiner mode\n"
+    "  combiner-key NAME.key          the combiner's holder key file (keysplit keygen)\n"
+    "  allow-unlocked yes|no          let the combiner run if memory cannot be locked (no)\n"
+    "  holder NAME ENDPOINT CURVE-PUBLIC\n"
+    "                                 a share-holder (its curve-public key, Z85)\n"
+    "  share FILE [KEYFILE]           a share file the combiner opens itself: with\n"
+    "                                 combiner-key (its own share), or with KEYFILE (another\n"
+    "                                 holder's key: tests and recovery drills only)\n";
+
+const char *edge_config_help(void)
+{
+    return edge_help_text;
+}
+
+void edge_config_init(struct edge_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->handshake_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 60000;
+    cfg->op_timeout_ms = 3000;
+    cfg->share_timeout_ms = 1000;
+    cfg->max_connections = 4096;
+    memcpy(cfg->tls_min, "1.2", 4);
+}
+
+struct edge_cfg_parse {
+    const char *path;
+    unsigned line;
+    char dir[EDGE_PATH_MAX];
+    char *why;
+    size_t why_len;
+};
+
+static int edge_cfg_fail(struct edge_cfg_parse *ps, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int edge_cfg_fail(struct edge_cfg_parse *ps, const char *fmt, ...)
+{
+    char msg[256];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(ps->why, ps->why_len, "%s:%u: %s", ps->path, ps->line, msg);
+    return SPK_ERR_MALFORMED;
+}
+
+static int edge_cfg_path(struct edge_cfg_parse *ps, char out[EDGE_PATH_MAX], const char *word)
+{
+    int n;
+
+    if (word[0] == '/' || ps->dir[0] == '\0') {
+        n = snprintf(out, EDGE_PATH_MAX, "%s", word);
+    } else {
+        n = snprintf(out, EDGE_PATH_MAX, "%s/%s", ps->dir, word);
+    }
+    if (n < 0 || n >= EDGE_PATH_MAX) {
+        return edge_cfg_fail(ps, "path too long");
+    }
+    return 0;
+}
+
+static int edge_cfg_copy(struct edge_cfg_parse *ps, char *out, size_t cap, const char *word)
+{
+    size_t len = strlen(word);
+
+    if (len >= cap) {
+        return edge_cfg_fail(ps, "value too long: %.40s...", word);
+    }
+    memcpy(out, word, len + 1);
+    return 0;
+}
+
+/* edge_hostport_valid: "HOST:PORT" with a non-empty host and a port 1..65535;
+ * an IPv6 host is bracketed. */
+static bool edge_hostport_valid(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char *end = NULL;
+    long port;
+
+    if (colon == NULL || colon == s || strlen(s) >= EDGE_HOSTPORT_MAX) {
+        return false;
+    }
+    errno = 0;
+    port = strtol(colon + 1, &end, 10);
+    return errno == 0 && end != colon + 1 && *end == '\0' && port >= 1 && port <= 65535;
+}
+
+static int edge_cfg_hostport(struct edge_cfg_parse *ps, char out[EDGE_HOSTPORT_MAX],
+                             const char *word)
+{
+    if (!edge_hostport_valid(word)) {
+        return edge_cfg_fail(ps, "'%s' is not HOST:PORT", word);
+    }
+    return edge_cfg_copy(ps, out, EDGE_HOSTPORT_MAX, word);
+}
+
+static int edge_cfg_bool(struct edge_cfg_parse *ps, bool *out, const char *word)
+{
+    if (strcmp(word, "yes") == 0 || strcmp(word, "on") == 0) {
+        *out = true;
+    } else if (strcmp(word, "no") == 0 || strcmp(word, "off") == 0) {
+        *out = false;
+    } else {
+        return edge_cfg_fail(ps, "'%s' is not yes or no", word);
+    }
+    return 0;
+}
+
+static int edge_cfg_uint(struct edge_cfg_parse *ps, unsigned *out, const char *word, unsigned min,
+                         unsigned max)
+{
+    char *end = NULL;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(word, &end, 10);
+    if (errno != 0 || end == word || *end != '\0' || word[0] == '-' || v < min || v > max) {
+        return edge_cfg_fail(ps, "'%s' is not a number in %u..%u", word, min, max);
+    }
+    *out = (unsigned)v;
+    return 0;
+}
+
+static size_t edge_cfg_split(char *line, char *words[EDGE_WORDS_MAX + 1])
+{
+    size_t n = 0;
+    char *p = line;
+
+    for (;;) {
+        while (*p == ' ' || *p == '\t') {
+            *p++ = '\0';
+        }
+        if (*p == '\0') {
+            break;
+        }
+        if (n == EDGE_WORDS_MAX + 1) {
+            return n; /* too many: the caller refuses */
+        }
+        words[n++] = p;
+        while (*p != '\0' && *p != ' ' && *p != '\t') {
+            p++;
+        }
+    }
+    return n;
+}
+
+static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps, char **w,
+                              size_t n)
+{
+    const char *d = w[0];
+    int r;
+
+#define NEED(lo, hi)                                                                               \
+    do {                                                                                           \
+        if (n < (lo) + 1 || n > (hi) + 1) {                                                        \
+            return edge_cfg_fail(ps, "%s takes %d to %d values", d, (lo), (hi));                   \
+        }                                                                                          \
+    } while (0)
+
+    if (strcmp(d, "listen") == 0) {
+        NEED(1, 1);
+        if (cfg->num_listen == EDGE_LISTEN_MAX) {
+            return edge_cfg_fail(ps, "more than %d listen lines", EDGE_LISTEN_MAX);
+        }
+        return edge_cfg_hostport(ps, cfg->listen[cfg->num_listen++], w[1]);
+    }
+    if (strcmp(d, "certificate") == 0) {
+        struct edge_cert_conf *c;
+        NEED(2, 3);
+        if (cfg->num_certs == EDGE_CERT_MAX) {
+            return edge_cfg_fail(ps, "more than %d certificates", EDGE_CERT_MAX);
+        }
+        c = &cfg->certs[cfg->num_certs++];
+        if ((r = edge_cfg_path(ps, c->chain_path, w[1])) != 0 ||
+            (r = edge_cfg_path(ps, c->record_path, w[2])) != 0) {
+            return r;
+        }
+        return n == 4 ? edge_cfg_hostport(ps, c->upstream, w[3]) : 0;
+    }
+    if (strcmp(d, "upstream") == 0) {
+        NEED(1, 1);
+        return edge_cfg_hostport(ps, cfg->upstream, w[1]);
+    }
+    if (strcmp(d, "proxy-protocol") == 0) {
+        NEED(1, 1);
+        return edge_cfg_bool(ps, &cfg->proxy_protocol, w[1]);
+    }
+    if (strcmp(d, "tls-min") == 0) {
+        NEED(1, 1);
+        if (strcmp(w[1], "1.2") != 0 && strcmp(w[1], "1.3") != 0) {
+            return edge_cfg_fail(ps, "tls-min is 1.2 or 1.3");
+        }
+        return edge_cfg_copy(ps, cfg->tls_min, sizeof(cfg->tls_min), w[1]);
+    }
+    if (strcmp(d, "handshake-timeout-ms") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->handshake_timeout_ms, w[1], 100, 600000);
+    }
+    if (strcmp(d, "idle-timeout-ms") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->idle_timeout_ms, w[1], 100, 86400000);
+    }
+    if (strcmp(d, "op-timeout-ms") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->op_timeout_ms, w[1], 10, 600000);
+    }
+    if (strcmp(d, "share-timeout-ms") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->share_timeout_ms, w[1], 10, 600000);
+    }
+    if (strcmp(d, "max-connections") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->max_connections, w[1], 1, 1000000);
+    }
+    if (strcmp(d, "combiner-endpoint") == 0) {
+        NEED(1, 1);
+        if (strncmp(w[1], "ipc://", 6) != 0 && strncmp(w[1], "tcp://", 6) != 0) {
+            return edge_cfg_fail(ps, "combiner-endpoint must be ipc:// or tcp://");
+        }
+        return edge_cfg_copy(ps, cfg->combiner_endpoint, sizeof(cfg->combiner_endpoint), w[1]);
+    }
+    if (strcmp(d, "combiner-binary") == 0) {
+        NEED(1, 1);
+        return edge_cfg_path(ps, cfg->combiner_binary, w[1]);
+    }
+    if (strcmp(d, "combiner-external") == 0) {
+        NEED(1, 1);
+        return edge_cfg_bool(ps, &cfg->combiner_external, w[1]);
+    }
+    if (strcmp(d, "combiner-key") == 0) {
+        NEED(1, 1);
+        return edge_cfg_path(ps, cfg->combiner_key, w[1]);
+    }
+    if (strcmp(d, "allow-unlocked") == 0) {
+        NEED(1, 1);
+        return edge_cfg_bool(ps, &cfg->allow_unlocked, w[1]);
+    }
+    if (strcmp(d, "holder") == 0) {
+        struct edge_holder_conf *h;
+        struct proto_rd rd;
+        size_t i;
+        NEED(3, 3);
+        if (cfg->num_holders == EDGE_HOLDER_MAX) {
+            return edge_cfg_fail(ps, "more than %d holders", EDGE_HOLDER_MAX);
+        }
+        h = &cfg->holders[cfg->num_holders];
+        if (strlen(w[1]) > PROTO_NAME_MAX) {
+            return edge_cfg_fail(ps, "holder name too long");
+        }
+        memcpy(h->name, w[1], strlen(w[1]) + 1);
+        if (!proto_name_str_valid(h->name)) {
+            return edge_cfg_fail(ps, "'%s' is not a holder name", w[1]);
+        }
+        for (i = 0; i < cfg->num_holders; i++) {
+            if (strcmp(cfg->holders[i].name, h->name) == 0) {
+                return edge_cfg_fail(ps, "holder %s listed twice", h->name);
+            }
+        }
+        if ((r = edge_cfg_copy(ps, h->endpoint, sizeof(h->endpoint), w[2])) != 0) {
+            return r;
+        }
+        proto_rd_init(&rd, (const uint8_t *)w[3], strlen(w[3]));
+        if (!proto_z85_decode_key(&rd, h->curve_pk)) {
+            return edge_cfg_fail(ps, "holder %s: the key is not a 40-character Z85 key", h->name);
+        }
+        cfg->num_holders++;
+        return 0;
+    }
+    if (strcmp(d, "share") == 0) {
+        struct edge_share_conf *s;
+        NEED(1, 2);
+        if (cfg->num_shares == EDGE_SHARE_MAX) {
+            return edge_cfg_fail(ps, "more than %d shares", EDGE_SHARE_MAX);
+        }
+        s = &cfg->shares[cfg->num_shares++];
+        if ((r = edge_cfg_path(ps, s->path, w[1])) != 0) {
+            return r;
+        }
+        return n == 3 ? edge_cfg_path(ps, s->key_path, w[2]) : 0;
+    }
+#undef NEED
+    return edge_cfg_fail(ps, "unknown directive '%s'", d);
+}
+
+int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_t why_len)
+{
+    struct edge_cfg_parse ps;
+    FILE *fp = NULL;
+    char line[EDGE_LINE_MAX];
+    const char *slash;
+    size_t i;
+    int r = SPK_ERR_INTERNAL;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.path = path;
+    ps.why = why;
+    ps.why_len = why_len;
+    slash = strrchr(path, '/');
+    if (slash != NULL) {
+        size_t dlen = (size_t)(slash - path);
+        if (dlen >= sizeof(ps.dir)) {
+            snprintf(why, why_len, "%s: path too long", path);
+            return SPK_ERR_INVALID_ARG;
+        }
+        memcpy(ps.dir, path, dlen);
+        ps.dir[dlen] = '\0';
+        if (dlen == 0) {
+            memcpy(ps.dir, "/", 2);
+        }
+    }
+    fp = fopen(path, "r");
+    if (fp == NULL) {
+        snprintf(why, why_len, "%s: %s", path, strerror(errno));
+        return SPK_ERR_IO;
+    }
+    while (fgets(line, sizeof(line), fp) != NULL) {
+        char *words[EDGE_WORDS_MAX + 1];
+        size_t len = strlen(line);
+        size_t n;
+        ps.line++;
+        if (len > 0 && line[len - 1] == '\n') {
+            line[--len] = '\0';
+        } else if (!feof(fp)) {
+            r = edge_cfg_fail(&ps, "line too long");
+            goto out;
+        }
+        if (len > 0 && line[len - 1] == '\r') {
+            line[--len] = '\0';
+        }
+        n = edge_cfg_split(line, words);
+        if (n == 0 || words[0][0] == '#') {
+            continue;
+        }
+        if (n > EDGE_WORDS_MAX) {
+            r = edge_cfg_fail(&ps, "too many words");
+            goto out;
+        }
+        if ((r = edge_cfg_directive(cfg, &ps, words, n)) != 0) {
+            goto out;
+        }
+    }
+    ps.line = 0;
+    r = SPK_ERR_INVALID_ARG;
+    if (cfg->num_listen == 0) {
+        snprintf(why, why_len, "%s: no listen line", path);
+        goto out;
+    }
+    if (cfg->num_certs == 0) {
+        snprintf(why, why_len, "%s: no certificate line", path);
+        goto out;
+    }
+    for (i = 0; i < cfg->num_certs; i++) {
+        if (cfg->certs[i].upstream[0] == '\0' && cfg->upstream[0] == '\0') {
+            snprintf(why, why_len, "%s: certificate %s has no upstream and there is no global one",
+                     path, cfg->certs[i].chain_path);
+            goto out;
+        }
+    }
+    if (cfg->combiner_endpoint[0] == '\0') {
+        snprintf(why, why_len, "%s: no combiner-endpoint line", path);
+        goto out;
+    }
+    if (!cfg->combiner_external && cfg->combiner_key[0] == '\0') {
+        snprintf(why, why_len, "%s: no combiner-key line (or combiner-external yes)", path);
+        goto out;
+    }
+    r = 0;
+out:
+    fclose(fp);
+    return r;
+}

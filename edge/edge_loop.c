@@ -1,0 +1,1124 @@
+/*
+ * edge_loop.c: the TLS-facing process. One epoll loop over non-blocking
+ * sockets; every handshake runs with SSL_MODE_ASYNC, so a private-key
+ * operation pauses its ASYNC job (edge_client.c) instead of the loop. While a
+ * job is paused its client socket is masked in epoll and the job's wait fds
+ * are watched instead; they are taken out of epoll before the job is resumed.
+ * After the handshake the plaintext is relayed to the upstream with one
+ * buffer per direction: a side is read only when the buffer towards the
+ * other side is empty (backpressure), and an EOF on one side becomes a
+ * half-close on the other.
+ *
+ * This process holds certificates and public keys only. It starts the
+ * combiner (fork + exec: a fresh process image), restarts it when it dies,
+ * and fails the handshakes that were waiting on it.
+ */
+
+/* accept4 */
+#define _GNU_SOURCE
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/async.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <zmq.h>
+
+#include "edge/internal.h"
+#include "split/split.h"
+
+#define EDGE_BUF_LEN (64 * 1024)
+#define EDGE_ASYNC_FDS_MAX 4
+#define EDGE_EVENTS_MAX 256
+#define EDGE_NAMES_MAX 64
+#define EDGE_TICK_MS 100
+
+enum edge_ev_kind {
+    EDGE_EV_LISTEN = 1,
+    EDGE_EV_CLIENT,
+    EDGE_EV_UPSTREAM,
+    EDGE_EV_ASYNC,
+    EDGE_EV_COMBINER,
+    EDGE_EV_SIGNAL,
+};
+
+struct edge_ev {
+    enum edge_ev_kind kind;
+    int fd;
+    uint32_t events; /* what epoll watches now; 0 = not registered */
+    void *ptr;
+};
+
+struct edge_site {
+    SSL_CTX *ctx;
+    EVP_PKEY *key; /* provider key: n, e, key id */
+    char names[EDGE_NAMES_MAX][256];
+    size_t num_names;
+    struct sockaddr_storage up_addr;
+    socklen_t up_len;
+    char upstream[EDGE_HOSTPORT_MAX];
+};
+
+enum edge_conn_state {
+    EDGE_CONN_HANDSHAKE = 1,
+    EDGE_CONN_CONNECTING,
+    EDGE_CONN_RELAY,
+};
+
+struct edge_conn {
+    struct edge_loop *loop;
+    struct edge_conn *prev, *next;
+    enum edge_conn_state state;
+    struct edge_ev cev; /* client socket */
+    struct edge_ev uev; /* upstream socket (fd -1 until connecting) */
+    struct edge_ev aev[EDGE_ASYNC_FDS_MAX];
+    size_t num_aev;
+    bool paused; /* an ASYNC job of this SSL waits; the client socket is masked */
+    SSL *ssl;
+    struct edge_site *site;
+    uint64_t deadline_ms;
+    struct sockaddr_storage peer, local;
+    /* relay */
+    uint8_t *c2u;
+    size_t c2u_len, c2u_off;
+    uint8_t *u2c;
+    size_t u2c_len, u2c_off;
+    bool client_eof, upstream_eof, up_shut, tls_shut;
+    bool want_c_in, want_c_out, want_u_in, want_u_out;
+    bool dead; /* closed; freed after the current batch of events */
+};
+
+struct edge_loop {
+    const struct edge_config *cfg;
+    const char *config_path;
+    const char *self_path;
+    int epfd;
+    struct edge_ev listen_ev[EDGE_LISTEN_MAX];
+    size_t num_listen;
+    bool listening;
+    struct edge_ev comb_ev;
+    struct edge_ev sig_ev;
+    void *zctx;
+    struct edge_client *client;
+    struct edge_site *sites;
+    size_t num_sites;
+    struct edge_conn *conns;
+    size_t num_conns;
+    struct edge_conn *dead; /* closed in this batch, linked through next */
+    bool stop;
+    pid_t comb_pid;
+    uint64_t comb_restart_at; /* 0 = not waiting to restart */
+    unsigned comb_backoff_ms;
+    uint64_t last_tick;
+    uint64_t num_accepted, num_handshakes, num_failed_handshakes;
+};
+
+static void edge_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void edge_log(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("edge: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+/* ---- epoll helpers ----------------------------------------------------------- */
+
+static void edge_ev_set(struct edge_loop *L, struct edge_ev *ev, uint32_t events)
+{
+    struct epoll_event e;
+
+    if (ev->fd < 0 || ev->events == events) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    e.events = events;
+    e.data.ptr = ev;
+    if (events == 0) {
+        epoll_ctl(L->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+    } else if (ev->events == 0) {
+        if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, ev->fd, &e) != 0) {
+            edge_log("epoll add fd %d: %s", ev->fd, strerror(errno));
+            return;
+        }
+    } else {
+        epoll_ctl(L->epfd, EPOLL_CTL_MOD, ev->fd, &e);
+    }
+    ev->events = events;
+}
+
+/* ---- sites: certificates, keys, SNI ------------------------------------------ */
+
+static int edge_resolve(struct sockaddr_storage *out, socklen_t *out_len, const char *hostport,
+                        bool passive)
+{
+    char host[EDGE_HOSTPORT_MAX];
+    const char *colon = strrchr(hostport, ':');
+    struct addrinfo hints, *res = NULL;
+    size_t hlen;
+    int rc;
+
+    if (colon == NULL || (hlen = (size_t)(colon - hostport)) >= sizeof(host)) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    memcpy(host, hostport, hlen);
+    host[hlen] = '\0';
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        memmove(host, host + 1, hlen - 2);
+        host[hlen - 2] = '\0';
+    }
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = passive ? AI_PASSIVE : 0;
+    rc = getaddrinfo(host, colon + 1, &hints, &res);
+    if (rc != 0 || res == NULL || res->ai_addrlen > sizeof(*out)) {
+        if (res != NULL) {
+            freeaddrinfo(res);
+        }
+        return SPK_ERR_INVALID_ARG;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *out_len = res->ai_addrlen;
+    freeaddrinfo(res);
+    return 0;
+}
+
+static void edge_site_add_name(struct edge_site *s, const char *name, size_t len)
+{
+    if (s->num_names == EDGE_NAMES_MAX || len == 0 || len >= sizeof(s->names[0])) {
+        return;
+    }
+    memcpy(s->names[s->num_names], name, len);
+    s->names[s->num_names][len] = '\0';
+    s->num_names++;
+}
+
+static void edge_site_names(struct edge_site *s, X509 *leaf)
+{
+    GENERAL_NAMES *sans = X509_get_ext_d2i(leaf, NID_subject_alt_name, NULL, NULL);
+    int i;
+
+    for (i = 0; sans != NULL && i < sk_GENERAL_NAME_num(sans); i++) {
+        const GENERAL_NAME *gn = sk_GENERAL_NAME_value(sans, i);
+        if (gn->type == GEN_DNS) {
+            edge_site_add_name(s, (const char *)ASN1_STRING_get0_data(gn->d.dNSName),
+                               (size_t)ASN1_STRING_length(gn->d.dNSName));
+        }
+    }
+    GENERAL_NAMES_free(sans);
+    if (s->num_names == 0) {
+        char cn[256];
+        int len =
+            X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn, sizeof(cn));
+        if (len > 0) {
+            edge_site_add_name(s, cn, (size_t)len);
+        }
+    }
+}
+
+/* edge_name_match: |pattern| is a DNS name or "*.rest" matching one label. */
+static bool edge_name_match(const char *pattern, const char *name)
+{
+    if (pattern[0] == '*' && pattern[1] == '.') {
+        const char *dot = strchr(name, '.');
+        return dot != NULL && dot != name && strcasecmp(dot + 1, pattern + 2) == 0;
+    }
+    return strcasecmp(pattern, name) == 0;
+}
+
+static struct edge_site *edge_site_find(struct edge_loop *L, const char *name)
+{
+    size_t i, j;
+
+    /* Exact names first, then wildcards. */
+    for (i = 0; i < L->num_sites; i++) {
+        for (j = 0; j < L->sites[i].num_names; j++) {
+            if (L->sites[i].names[j][0] != '*' && strcasecmp(L->sites[i].names[j], name) == 0) {
+                return &L->sites[i];
+            }
+        }
+    }
+    for (i = 0; i < L->num_sites; i++) {
+        for (j = 0; j < L->sites[i].num_names; j++) {
+            if (edge_name_match(L->sites[i].names[j], name)) {
+                return &L->sites[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int edge_servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    struct edge_loop *L = arg;
+    struct edge_conn *conn = SSL_get_app_data(ssl);
+    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    struct edge_site *site;
+
+    (void)alert;
+    if (name == NULL || conn == NULL) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    site = edge_site_find(L, name);
+    if (site == NULL) {
+        return SSL_TLSEXT_ERR_NOACK; /* the default certificate answers */
+    }
+    if (site != conn->site) {
+        if (SSL_set_SSL_CTX(ssl, site->ctx) == NULL) {
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
+        }
+        conn->site = site;
+    }
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID_LEN], char *why,
+                             size_t why_len)
+{
+    static struct proto_record rec;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
+        snprintf(why, why_len, "%s: %s", path, spk_strerror(r));
+        return r;
+    }
+    r = proto_record_decode(&rec, buf, len);
+    spk_file_free(buf, len);
+    if (r != 0) {
+        snprintf(why, why_len, "%s: not a key record (%s)", path, spk_strerror(r));
+        return r;
+    }
+    if ((r = split_record_verify(&rec)) != 0) {
+        snprintf(why, why_len, "%s: the record's signature does not verify", path);
+        return r;
+    }
+    if (memcmp(rec.key_id, key_id, PROTO_KEY_ID_LEN) != 0) {
+        snprintf(why, why_len, "%s: the record is for another key than the certificate", path);
+        return SPK_ERR_KEY_MISMATCH;
+    }
+    return 0;
+}
+
+static int edge_site_init(struct edge_loop *L, struct edge_site *s, const struct edge_cert_conf *cc,
+                          char *why, size_t why_len)
+{
+    const struct edge_config *cfg = L->cfg;
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    FILE *fp = NULL;
+    X509 *leaf = NULL;
+    X509 *extra = NULL;
+    int r = SPK_ERR_INTERNAL;
+
+    fp = fopen(cc->chain_path, "r");
+    if (fp == NULL) {
+        snprintf(why, why_len, "%s: %s", cc->chain_path, strerror(errno));
+        return SPK_ERR_IO;
+    }
+    leaf = PEM_read_X509(fp, NULL, NULL, NULL);
+    if (leaf == NULL) {
+        snprintf(why, why_len, "%s: no PEM certificate", cc->chain_path);
+        r = SPK_ERR_MALFORMED;
+        goto out;
+    }
+    s->ctx = SSL_CTX_new(TLS_server_method());
+    if (s->ctx == NULL || SSL_CTX_use_certificate(s->ctx, leaf) != 1) {
+        snprintf(why, why_len, "%s: certificate refused by OpenSSL", cc->chain_path);
+        r = SPK_ERR_CRYPTO;
+        goto out;
+    }
+    while ((extra = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
+        if (SSL_CTX_add0_chain_cert(s->ctx, extra) != 1) {
+            X509_free(extra);
+            snprintf(why, why_len, "%s: chain certificate refused", cc->chain_path);
+            r = SPK_ERR_CRYPTO;
+            goto out;
+        }
+    }
+    ERR_clear_error();
+    if ((r = edge_provider_key_new(&s->key, key_id, X509_get0_pubkey(leaf))) != 0) {
+        snprintf(why, why_len, "%s: the certificate's key is not RSA", cc->chain_path);
+        goto out;
+    }
+    if ((r = edge_check_record(cc->record_path, key_id, why, why_len)) != 0) {
+        goto out;
+    }
+    r = SPK_ERR_CRYPTO;
+    if (SSL_CTX_use_PrivateKey(s->ctx, s->key) != 1 || SSL_CTX_check_private_key(s->ctx) != 1) {
+        snprintf(why, why_len, "%s: OpenSSL refused the split key", cc->chain_path);
+        goto out;
+    }
+    SSL_CTX_set_min_proto_version(s->ctx, strcmp(cfg->tls_min, "1.3") == 0 ? TLS1_3_VERSION
+                                                                           : TLS1_2_VERSION);
+    SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
+                                    SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(s->ctx, SSL_MODE_ASYNC | SSL_MODE_ENABLE_PARTIAL_WRITE |
+                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* Forward secrecy first; RSA key exchange stays for old clients. */
+    if (SSL_CTX_set_cipher_list(s->ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:RSA+AESGCM:"
+                                        "RSA+AES:!aNULL:!eNULL:!MD5:!DSS:!PSK:!SRP") != 1) {
+        snprintf(why, why_len, "cipher list refused");
+        goto out;
+    }
+    SSL_CTX_set_session_id_context(s->ctx, (const unsigned char *)"spk-edge", 8);
+    SSL_CTX_set_tlsext_servername_callback(s->ctx, edge_servername_cb);
+    SSL_CTX_set_tlsext_servername_arg(s->ctx, L);
+    edge_site_names(s, leaf);
+    snprintf(s->upstream, sizeof(s->upstream), "%s",
+             cc->upstream[0] != '\0' ? cc->upstream : cfg->upstream);
+    if (edge_resolve(&s->up_addr, &s->up_len, s->upstream, false) != 0) {
+        snprintf(why, why_len, "upstream %s: cannot resolve", s->upstream);
+        r = SPK_ERR_INVALID_ARG;
+        goto out;
+    }
+    r = 0;
+out:
+    X509_free(leaf);
+    fclose(fp);
+    return r;
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static void edge_conn_free(struct edge_conn *c);
+
+static void edge_async_unwatch(struct edge_loop *L, struct edge_conn *c)
+{
+    size_t i;
+
+    for (i = 0; i < c->num_aev; i++) {
+        edge_ev_set(L, &c->aev[i], 0);
+    }
+    c->num_aev = 0;
+}
+
+/* edge_async_watch: the paused job's wait fds go into epoll; the client
+ * socket is masked until the job is done. */
+static bool edge_async_watch(struct edge_loop *L, struct edge_conn *c)
+{
+    OSSL_ASYNC_FD fds[EDGE_ASYNC_FDS_MAX];
+    size_t n = 0, i;
+
+    if (!SSL_get_all_async_fds(c->ssl, NULL, &n) || n == 0 || n > EDGE_ASYNC_FDS_MAX ||
+        !SSL_get_all_async_fds(c->ssl, fds, &n)) {
+        return false;
+    }
+    edge_async_unwatch(L, c);
+    for (i = 0; i < n; i++) {
+        c->aev[i].kind = EDGE_EV_ASYNC;
+        c->aev[i].fd = fds[i];
+        c->aev[i].events = 0;
+        c->aev[i].ptr = c;
+        edge_ev_set(L, &c->aev[i], EPOLLIN);
+    }
+    c->num_aev = n;
+    c->paused = true;
+    edge_ev_set(L, &c->cev, 0);
+    return true;
+}
+
+static void edge_conn_close(struct edge_conn *c)
+{
+    struct edge_loop *L = c->loop;
+    int tries;
+
+    /* A job still waits for the combiner: end its operation and let the job
+     * run to its end (it fails the handshake), so none is left behind. */
+    for (tries = 0; c->paused && tries < 4; tries++) {
+        OSSL_ASYNC_FD fds[EDGE_ASYNC_FDS_MAX];
+        size_t n = 0, k;
+        int rc;
+        edge_async_unwatch(L, c);
+        if (SSL_get_all_async_fds(c->ssl, NULL, &n) && n > 0 && n <= EDGE_ASYNC_FDS_MAX &&
+            SSL_get_all_async_fds(c->ssl, fds, &n)) {
+            for (k = 0; k < n; k++) {
+                (void)edge_client_cancel_fd(L->client, fds[k]);
+            }
+        }
+        rc = SSL_do_handshake(c->ssl);
+        c->paused = rc != 1 && SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_ASYNC;
+    }
+    ERR_clear_error();
+    edge_conn_free(c);
+}
+
+static void edge_conn_free(struct edge_conn *c)
+{
+    struct edge_loop *L = c->loop;
+    bool was_full = L->num_conns >= L->cfg->max_connections;
+
+    edge_async_unwatch(L, c);
+    edge_ev_set(L, &c->cev, 0);
+    edge_ev_set(L, &c->uev, 0);
+    SSL_free(c->ssl);
+    if (c->cev.fd >= 0) {
+        close(c->cev.fd);
+    }
+    if (c->uev.fd >= 0) {
+        close(c->uev.fd);
+    }
+    if (c->prev != NULL) {
+        c->prev->next = c->next;
+    } else {
+        L->conns = c->next;
+    }
+    if (c->next != NULL) {
+        c->next->prev = c->prev;
+    }
+    L->num_conns--;
+    if (c->c2u != NULL) {
+        OPENSSL_cleanse(c->c2u, EDGE_BUF_LEN);
+    }
+    if (c->u2c != NULL) {
+        OPENSSL_cleanse(c->u2c, EDGE_BUF_LEN);
+    }
+    free(c->c2u);
+    free(c->u2c);
+    c->c2u = c->u2c = NULL;
+    c->ssl = NULL;
+    c->dead = true;
+    c->next = L->dead;
+    c->prev = NULL;
+    L->dead = c;
+    if (was_full && !L->stop) {
+        size_t i;
+        for (i = 0; i < L->num_listen; i++) {
+            edge_ev_set(L, &L->listen_ev[i], EPOLLIN);
+        }
+        L->listening = true;
+    }
+}
+
+/* edge_proxy_header writes a PROXY protocol v2 header for |c| into |out|. */
+static size_t edge_proxy_header(const struct edge_conn *c, uint8_t *out)
+{
+    static const uint8_t sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                    0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a};
+    size_t len = 16;
+
+    memcpy(out, sig, sizeof(sig));
+    out[12] = 0x21; /* version 2, PROXY */
+    if (c->peer.ss_family == AF_INET && c->local.ss_family == AF_INET) {
+        const struct sockaddr_in *s = (const struct sockaddr_in *)&c->peer;
+        const struct sockaddr_in *d = (const struct sockaddr_in *)&c->local;
+        out[13] = 0x11; /* TCP over IPv4 */
+        out[14] = 0;
+        out[15] = 12;
+        memcpy(out + 16, &s->sin_addr, 4);
+        memcpy(out + 20, &d->sin_addr, 4);
+        memcpy(out + 24, &s->sin_port, 2);
+        memcpy(out + 26, &d->sin_port, 2);
+        len += 12;
+    } else if (c->peer.ss_family == AF_INET6 && c->local.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&c->peer;
+        const struct sockaddr_in6 *d = (const struct sockaddr_in6 *)&c->local;
+        out[13] = 0x21; /* TCP over IPv6 */
+        out[14] = 0;
+        out[15] = 36;
+        memcpy(out + 16, &s->sin6_addr, 16);
+        memcpy(out + 32, &d->sin6_addr, 16);
+        memcpy(out + 48, &s->sin6_port, 2);
+        memcpy(out + 50, &d->sin6_port, 2);
+        len += 36;
+    } else {
+        out[12] = 0x20; /* LOCAL: no addresses */
+        out[13] = 0x00;
+        out[14] = 0;
+        out[15] = 0;
+    }
+    return len;
+}
+
+static bool edge_conn_start_upstream(struct edge_conn *c)
+{
+    struct edge_site *s = c->site;
+    int one = 1;
+    int fd;
+
+    c->c2u = malloc(EDGE_BUF_LEN);
+    c->u2c = malloc(EDGE_BUF_LEN);
+    if (c->c2u == NULL || c->u2c == NULL) {
+        return false;
+    }
+    fd = socket(s->up_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        return false;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->uev.fd = fd;
+    if (connect(fd, (const struct sockaddr *)&s->up_addr, s->up_len) != 0 && errno != EINPROGRESS) {
+        edge_log("upstream %s: %s", s->upstream, strerror(errno));
+        return false;
+    }
+    if (c->loop->cfg->proxy_protocol) {
+        c->c2u_len = edge_proxy_header(c, c->c2u);
+    }
+    c->state = EDGE_CONN_CONNECTING;
+    c->deadline_ms = edge_now_ms() + c->loop->cfg->handshake_timeout_ms;
+    return true;
+}
+
+/* edge_conn_handshake: one step; false when the connection is finished. */
+static bool edge_conn_handshake(struct edge_conn *c)
+{
+    struct edge_loop *L = c->loop;
+    int rc = SSL_do_handshake(c->ssl);
+    int err;
+
+    if (rc == 1) {
+        c->paused = false;
+        L->num_handshakes++;
+        if (!edge_conn_start_upstream(c)) {
+            return false;
+        }
+        return true;
+    }
+    err = SSL_get_error(c->ssl, rc);
+    switch (err) {
+    case SSL_ERROR_WANT_READ:
+        c->paused = false;
+        c->want_c_in = true;
+        return true;
+    case SSL_ERROR_WANT_WRITE:
+        c->paused = false;
+        c->want_c_out = true;
+        return true;
+    case SSL_ERROR_WANT_ASYNC:
+        return edge_async_watch(L, c);
+    default:
+        /* OpenSSL has sent its alert (a failed key operation is an internal
+         * error alert); nothing else goes to the client. */
+        L->num_failed_handshakes++;
+        c->paused = false;
+        ERR_clear_error();
+        return false;
+    }
+}
+
+/* edge_conn_relay: move what can be moved; false when the connection is
+ * finished. Sets the want_* flags for what it waits on. */
+static bool edge_conn_relay(struct edge_conn *c)
+{
+    bool progress = true;
+    uint64_t now = edge_now_ms();
+
+    while (progress) {
+        progress = false;
+        c->want_c_in = c->want_c_out = c->want_u_in = c->want_u_out = false;
+        /* client -> upstream */
+        if (!c->client_eof && c->c2u_len == 0) {
+            int n = SSL_read(c->ssl, c->c2u, EDGE_BUF_LEN);
+            if (n > 0) {
+                c->c2u_len = (size_t)n;
+                c->c2u_off = 0;
+                progress = true;
+            } else {
+                int e = SSL_get_error(c->ssl, n);
+                if (e == SSL_ERROR_WANT_READ) {
+                    c->want_c_in = true;
+                } else if (e == SSL_ERROR_WANT_WRITE) {
+                    c->want_c_out = true;
+                } else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
+                    c->client_eof = true; /* close_notify, or a plain TCP close */
+                    progress = true;
+                    if (e == SSL_ERROR_SYSCALL) {
+                        c->tls_shut = true; /* nothing more can be written */
+                    }
+                } else {
+                    ERR_clear_error();
+                    return false;
+                }
+            }
+        }
+        if (c->c2u_off < c->c2u_len) {
+            ssize_t n = write(c->uev.fd, c->c2u + c->c2u_off, c->c2u_len - c->c2u_off);
+            if (n > 0) {
+                c->c2u_off += (size_t)n;
+                if (c->c2u_off == c->c2u_len) {
+                    c->c2u_off = c->c2u_len = 0;
+                }
+                progress = true;
+            } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+                c->want_u_out = true;
+            } else {
+                return false;
+            }
+        }
+        if (c->client_eof && c->c2u_len == 0 && !c->up_shut) {
+            shutdown(c->uev.fd, SHUT_WR);
+            c->up_shut = true;
+        }
+        /* upstream -> client */
+        if (!c->upstream_eof && c->u2c_len == 0) {
+            ssize_t n = read(c->uev.fd, c->u2c, EDGE_BUF_LEN);
+            if (n > 0) {
+                c->u2c_len = (size_t)n;
+                c->u2c_off = 0;
+                progress = true;
+            } else if (n == 0) {
+                c->upstream_eof = true;
+                progress = true;
+            } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                c->want_u_in = true;
+            } else {
+                c->upstream_eof = true;
+                progress = true;
+            }
+        }
+        if (c->u2c_off < c->u2c_len) {
+            int n;
+            if (c->tls_shut) {
+                return false; /* the client is gone: drop the rest */
+            }
+            n = SSL_write(c->ssl, c->u2c + c->u2c_off, (int)(c->u2c_len - c->u2c_off));
+            if (n > 0) {
+                c->u2c_off += (size_t)n;
+                if (c->u2c_off == c->u2c_len) {
+                    c->u2c_off = c->u2c_len = 0;
+                }
+                progress = true;
+            } else {
+                int e = SSL_get_error(c->ssl, n);
+                if (e == SSL_ERROR_WANT_WRITE) {
+                    c->want_c_out = true;
+                } else if (e == SSL_ERROR_WANT_READ) {
+                    c->want_c_in = true;
+                } else {
+                    ERR_clear_error();
+                    return false;
+                }
+            }
+        }
+        if (c->upstream_eof && c->u2c_len == 0 && !c->tls_shut) {
+            (void)SSL_shutdown(c->ssl); /* close_notify: the origin is done */
+            ERR_clear_error();
+            c->tls_shut = true;
+            progress = true;
+        }
+        if (progress) {
+            c->deadline_ms = now + c->loop->cfg->idle_timeout_ms;
+        }
+    }
+    if (c->client_eof && c->upstream_eof && c->c2u_len == 0 && c->u2c_len == 0) {
+        return false;
+    }
+    return true;
+}
+
+/* edge_conn_run drives |c| as far as it goes, then sets its epoll interest. */
+static void edge_conn_run(struct edge_conn *c)
+{
+    struct edge_loop *L = c->loop;
+    bool alive = true;
+
+    c->want_c_in = c->want_c_out = c->want_u_in = c->want_u_out = false;
+    if (c->state == EDGE_CONN_HANDSHAKE) {
+        alive = edge_conn_handshake(c);
+    }
+    if (alive && c->state == EDGE_CONN_CONNECTING) {
+        int soerr = 0;
+        socklen_t len = sizeof(soerr);
+        if (getsockopt(c->uev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
+            edge_log("upstream %s: %s", c->site->upstream, strerror(soerr != 0 ? soerr : errno));
+            alive = false;
+        } else {
+            struct sockaddr_storage sa;
+            socklen_t sl = sizeof(sa);
+            if (getpeername(c->uev.fd, (struct sockaddr *)&sa, &sl) == 0) {
+                c->state = EDGE_CONN_RELAY;
+                c->deadline_ms = edge_now_ms() + L->cfg->idle_timeout_ms;
+            } else {
+                c->want_u_out = true; /* still connecting */
+            }
+        }
+    }
+    if (alive && c->state == EDGE_CONN_RELAY) {
+        alive = edge_conn_relay(c);
+    }
+    if (!alive) {
+        edge_conn_close(c);
+        return;
+    }
+    if (!c->paused) {
+        edge_ev_set(L, &c->cev, (c->want_c_in ? EPOLLIN : 0) | (c->want_c_out ? EPOLLOUT : 0));
+    }
+    edge_ev_set(L, &c->uev, (c->want_u_in ? EPOLLIN : 0) | (c->want_u_out ? EPOLLOUT : 0));
+}
+
+static void edge_accept(struct edge_loop *L, struct edge_ev *lev)
+{
+    while (L->num_conns < L->cfg->max_connections) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        struct edge_conn *c;
+        socklen_t llen;
+        int one = 1;
+        int fd = accept4(lev->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            return; /* EAGAIN, or a transient error (EMFILE...): try again later */
+        }
+        c = calloc(1, sizeof(*c));
+        if (c == NULL) {
+            close(fd);
+            return;
+        }
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        c->loop = L;
+        c->state = EDGE_CONN_HANDSHAKE;
+        c->cev = (struct edge_ev){EDGE_EV_CLIENT, fd, 0, c};
+        c->uev = (struct edge_ev){EDGE_EV_UPSTREAM, -1, 0, c};
+        c->peer = peer;
+        llen = sizeof(c->local);
+        getsockname(fd, (struct sockaddr *)&c->local, &llen);
+        c->site = &L->sites[0];
+        c->ssl = SSL_new(L->sites[0].ctx);
+        if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+            SSL_free(c->ssl);
+            close(fd);
+            free(c);
+            continue;
+        }
+        SSL_set_app_data(c->ssl, c);
+        SSL_set_accept_state(c->ssl);
+        c->deadline_ms = edge_now_ms() + L->cfg->handshake_timeout_ms;
+        c->next = L->conns;
+        if (L->conns != NULL) {
+            L->conns->prev = c;
+        }
+        L->conns = c;
+        L->num_conns++;
+        L->num_accepted++;
+        edge_conn_run(c);
+    }
+    /* Full: stop accepting; the kernel backlog holds the rest. */
+    if (L->listening) {
+        size_t i;
+        for (i = 0; i < L->num_listen; i++) {
+            edge_ev_set(L, &L->listen_ev[i], 0);
+        }
+        L->listening = false;
+    }
+}
+
+/* ---- the combiner process --------------------------------------------------------- */
+
+static int edge_combiner_start(struct edge_loop *L)
+{
+    const struct edge_config *cfg = L->cfg;
+    pid_t pid;
+
+    pid = fork();
+    if (pid < 0) {
+        return SPK_ERR_INTERNAL;
+    }
+    if (pid == 0) {
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (cfg->combiner_binary[0] != '\0') {
+            execl(cfg->combiner_binary, cfg->combiner_binary, "run", "--config", L->config_path,
+                  (char *)NULL);
+            fprintf(stderr, "edge: cannot run combiner %s: %s\n", cfg->combiner_binary,
+                    strerror(errno));
+        } else {
+            execl(L->self_path, L->self_path, "combiner", "--config", L->config_path, (char *)NULL);
+            fprintf(stderr, "edge: cannot run %s combiner: %s\n", L->self_path, strerror(errno));
+        }
+        _exit(127);
+    }
+    L->comb_pid = pid;
+    return 0;
+}
+
+static void edge_reap(struct edge_loop *L)
+{
+    for (;;) {
+        int status = 0;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) {
+            return;
+        }
+        if (pid == L->comb_pid) {
+            L->comb_pid = 0;
+            if (L->stop) {
+                continue;
+            }
+            edge_log("combiner exited (%s %d); failing %zu operation(s) in flight, restarting",
+                     WIFSIGNALED(status) ? "signal" : "status",
+                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+                     edge_client_pending(L->client));
+            edge_client_fail_all(L->client, SPK_ERR_UNAVAILABLE);
+            L->comb_restart_at = edge_now_ms() + L->comb_backoff_ms;
+            L->comb_backoff_ms = L->comb_backoff_ms * 2 > 5000 ? 5000 : L->comb_backoff_ms * 2;
+        }
+    }
+}
+
+/* ---- set-up and the loop ------------------------------------------------------------- */
+
+static int edge_listen_open(struct edge_loop *L, const char *hostport, char *why, size_t why_len)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = 0;
+    int one = 1;
+    int fd;
+
+    if (edge_resolve(&sa, &len, hostport, true) != 0) {
+        snprintf(why, why_len, "listen %s: cannot resolve", hostport);
+        return SPK_ERR_INVALID_ARG;
+    }
+    fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, 1024) != 0) {
+        snprintf(why, why_len, "listen %s: %s", hostport, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+        }
+        return SPK_ERR_IO;
+    }
+    L->listen_ev[L->num_listen] = (struct edge_ev){EDGE_EV_LISTEN, fd, 0, NULL};
+    edge_ev_set(L, &L->listen_ev[L->num_listen], EPOLLIN);
+    L->num_listen++;
+    return 0;
+}
+
+static void edge_tick(struct edge_loop *L)
+{
+    uint64_t now = edge_now_ms();
+    struct edge_conn *c, *next;
+
+    edge_client_process(L->client);
+    if (now - L->last_tick < EDGE_TICK_MS) {
+        return;
+    }
+    L->last_tick = now;
+    for (c = L->conns; c != NULL; c = next) {
+        next = c->next;
+        if (c->deadline_ms <= now) {
+            edge_conn_close(c);
+        }
+    }
+    if (L->comb_restart_at != 0 && now >= L->comb_restart_at && !L->stop) {
+        L->comb_restart_at = 0;
+        if (edge_combiner_start(L) != 0) {
+            L->comb_restart_at = now + L->comb_backoff_ms;
+        }
+    }
+}
+
+static void edge_reap_dead(struct edge_loop *L)
+{
+    while (L->dead != NULL) {
+        struct edge_conn *c = L->dead;
+        L->dead = c->next;
+        free(c);
+    }
+}
+
+static void edge_loop_cleanup(struct edge_loop *L)
+{
+    size_t i;
+
+    while (L->conns != NULL) {
+        edge_conn_close(L->conns);
+    }
+    edge_reap_dead(L);
+    if (L->comb_pid > 0) {
+        int status;
+        kill(L->comb_pid, SIGTERM);
+        waitpid(L->comb_pid, &status, 0);
+        L->comb_pid = 0;
+    }
+    for (i = 0; i < L->num_listen; i++) {
+        close(L->listen_ev[i].fd);
+    }
+    for (i = 0; i < L->num_sites; i++) {
+        SSL_CTX_free(L->sites[i].ctx);
+        EVP_PKEY_free(L->sites[i].key);
+    }
+    free(L->sites);
+    edge_client_free(L->client);
+    if (L->zctx != NULL) {
+        zmq_ctx_term(L->zctx);
+    }
+    if (L->sig_ev.fd >= 0) {
+        close(L->sig_ev.fd);
+    }
+    if (L->epfd >= 0) {
+        close(L->epfd);
+    }
+}
+
+int edge_run(const struct edge_config *cfg, const char *config_path, const char *self_path)
+{
+    struct edge_loop loop;
+    struct edge_loop *L = &loop;
+    char why[4096] = "";
+    sigset_t set;
+    size_t i;
+    int status = 1;
+    int r;
+
+    memset(L, 0, sizeof(*L));
+    L->cfg = cfg;
+    L->config_path = config_path;
+    L->self_path = self_path;
+    L->sig_ev.fd = -1;
+    L->comb_backoff_ms = 200;
+    L->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (L->epfd < 0) {
+        edge_log("epoll: %s", strerror(errno));
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    L->sig_ev =
+        (struct edge_ev){EDGE_EV_SIGNAL, signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC), 0, NULL};
+    if (L->sig_ev.fd < 0) {
+        edge_log("signalfd: %s", strerror(errno));
+        goto out;
+    }
+    edge_ev_set(L, &L->sig_ev, EPOLLIN);
+
+    L->zctx = zmq_ctx_new();
+    L->client = L->zctx == NULL
+                    ? NULL
+                    : edge_client_new(L->zctx, cfg->combiner_endpoint, (int)cfg->op_timeout_ms);
+    if (L->client == NULL) {
+        edge_log("cannot connect to %s", cfg->combiner_endpoint);
+        goto out;
+    }
+    if ((r = edge_provider_load(edge_client_keyop, L->client)) != 0) {
+        edge_log("cannot load the OpenSSL provider");
+        goto out;
+    }
+    L->sites = calloc(cfg->num_certs, sizeof(*L->sites));
+    if (L->sites == NULL) {
+        goto out;
+    }
+    for (i = 0; i < cfg->num_certs; i++) {
+        if ((r = edge_site_init(L, &L->sites[i], &cfg->certs[i], why, sizeof(why))) != 0) {
+            L->num_sites = i + 1;
+            edge_log("%s", why);
+            goto out;
+        }
+        L->num_sites = i + 1;
+    }
+    for (i = 0; i < cfg->num_listen; i++) {
+        if ((r = edge_listen_open(L, cfg->listen[i], why, sizeof(why))) != 0) {
+            edge_log("%s", why);
+            goto out;
+        }
+    }
+    L->listening = true;
+    if (!cfg->combiner_external && edge_combiner_start(L) != 0) {
+        edge_log("cannot start the combiner: %s", strerror(errno));
+        goto out;
+    }
+    if (edge_client_ping(L->client, 15000) != 0) {
+        edge_log("the combiner at %s does not answer (see its messages above)",
+                 cfg->combiner_endpoint);
+        goto out;
+    }
+    L->comb_ev = (struct edge_ev){EDGE_EV_COMBINER, edge_client_fd(L->client), 0, NULL};
+    edge_ev_set(L, &L->comb_ev, EPOLLIN);
+    edge_log("serving %zu certificate(s) on %zu address(es); combiner at %s", L->num_sites,
+             L->num_listen, cfg->combiner_endpoint);
+
+    while (!L->stop) {
+        struct epoll_event evs[EDGE_EVENTS_MAX];
+        long wait = edge_client_timeout_ms(L->client);
+        int n, k;
+
+        if (wait < 0 || wait > EDGE_TICK_MS) {
+            wait = EDGE_TICK_MS;
+        }
+        n = epoll_wait(L->epfd, evs, EDGE_EVENTS_MAX, (int)wait);
+        if (n < 0 && errno != EINTR) {
+            edge_log("epoll_wait: %s", strerror(errno));
+            goto out;
+        }
+        for (k = 0; k < n; k++) {
+            struct edge_ev *ev = evs[k].data.ptr;
+            struct edge_conn *c = ev->ptr;
+            if (c != NULL &&
+                (ev->kind == EDGE_EV_CLIENT || ev->kind == EDGE_EV_UPSTREAM ||
+                 ev->kind == EDGE_EV_ASYNC) &&
+                c->dead) {
+                continue;
+            }
+            switch (ev->kind) {
+            case EDGE_EV_LISTEN:
+                edge_accept(L, ev);
+                break;
+            case EDGE_EV_CLIENT:
+            case EDGE_EV_UPSTREAM:
+                edge_conn_run(c);
+                break;
+            case EDGE_EV_ASYNC:
+                /* The operation is done: out of epoll, then resume the job. */
+                edge_async_unwatch(L, c);
+                c->paused = false;
+                edge_conn_run(c);
+                break;
+            case EDGE_EV_COMBINER:
+                edge_client_process(L->client);
+                break;
+            case EDGE_EV_SIGNAL: {
+                struct signalfd_siginfo si;
+                while (read(L->sig_ev.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+                    if (si.ssi_signo == SIGCHLD) {
+                        edge_reap(L);
+                    } else {
+                        L->stop = true;
+                    }
+                }
+                break;
+            }
+            default:
+                break;
+            }
+        }
+        edge_tick(L);
+        edge_reap_dead(L);
+    }
+    edge_log("stopping: %llu connection(s), %llu handshake(s), %llu failed",
+             (unsigned long long)L->num_accepted, (unsigned long long)L->num_handshakes,
+             (unsigned long long)L->num_failed_handshakes);
+    status = 0;
+out:
+    edge_loop_cleanup(L);
+    return status;
+}
