@@ -522,16 +522,16 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
     int r;
 
     ent->state = COMB_FETCH_CLOSED;
-    if (b->num_good >= key->rec.threshold) {
-        /* Enough already: this one is not needed. */
-        goto drop;
-    }
     if (ent->status != 0) {
         src->st.errors++;
         src->st.last_error = ent->status;
         c->counters.shares_error++;
         comb_batch_note(b, src->name, "%s",
                         ent->detail[0] != '\0' ? ent->detail : spk_strerror(ent->status));
+        goto drop;
+    }
+    if (b->num_good >= key->rec.threshold) {
+        /* Enough already: this one is not needed, nor checked. */
         goto drop;
     }
     memset(&share, 0, sizeof(share));
