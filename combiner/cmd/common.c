@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <sodium.h>
 
 #include "combiner/cmd/cmd.h"
 
@@ -170,6 +171,12 @@ int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb
             goto out;
         }
         ret = COMB_CLI_FAIL;
+        /* A share of another key is a mistake on the command line, not a holder's fault. */
+        if (sodium_memcmp(sf->key_id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
+            ret = comb_cli_fail(cmd, "share '%s' is of another key than record '%s'", ks->shares[i],
+                                ks->record);
+            goto out;
+        }
         if ((r = split_holder_secret_load(&hk, ks->keys[i])) != 0) {
             ret =
                 comb_cli_fail(cmd, "cannot load holder key '%s': %s", ks->keys[i], spk_strerror(r));
