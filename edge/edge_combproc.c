@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/crypto.h>
@@ -53,9 +54,12 @@ static void combproc_sh_result(void *ctx, const struct sh_result *res)
 {
     struct comb_fetch *fetch = res->user;
     struct comb_share_info info;
+    bool *ponged = ctx;
 
-    (void)ctx;
-    if (fetch == NULL || res->type == PROTO_MSG_PONG) {
+    if (fetch == NULL) {
+        if (res->status == 0 && res->type == PROTO_MSG_PONG && res->holder < EDGE_HOLDER_MAX) {
+            ponged[res->holder] = true;
+        }
         return;
     }
     if (res->status != 0) {
@@ -146,6 +150,8 @@ struct combproc {
     struct proto_holder_secret *key; /* the combiner's key file (secret memory) */
     int sigfd;
     uint64_t num_ok, num_failed;
+    struct sh_client *holders; /* owned by the holder sources */
+    bool ponged[EDGE_HOLDER_MAX];
 };
 
 /* One request waiting for the combiner: who asked, under which id. */
@@ -460,7 +466,8 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
     if (shared == NULL) {
         return SPK_ERR_NOMEM;
     }
-    shared->client = sh_client_new(cp->zctx, cp->key, combproc_sh_result, cp);
+    shared->client = sh_client_new(cp->zctx, cp->key, combproc_sh_result, cp->ponged);
+    cp->holders = shared->client;
     if (shared->client == NULL) {
         free(shared);
         snprintf(why, why_len, "cannot make the share-holder client");
@@ -497,6 +504,44 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
         }
     }
     return 0;
+}
+
+/*
+ * combproc_warm_up waits (up to |ms|) until every holder answered a PING, so
+ * that the first handshakes after a (re)start do not find the CURVE sessions
+ * still being set up. Holders that stay silent are reported, not fatal: a
+ * dead holder costs nothing while k shares are reachable.
+ */
+static void combproc_warm_up(struct combproc *cp, unsigned ms)
+{
+    uint64_t deadline = edge_now_ms() + ms;
+    size_t i, num = cp->cfg->num_holders;
+    bool all = false;
+
+    while (cp->holders != NULL && !all && edge_now_ms() < deadline) {
+        all = true;
+        for (i = 0; i < num; i++) {
+            uint64_t id;
+            if (!cp->ponged[i]) {
+                all = false;
+                if (sh_client_ping(cp->holders, &id, i, 200, NULL) != 0) {
+                    continue; /* not connected yet: ZMQ_IMMEDIATE refused it */
+                }
+            }
+        }
+        if (!all) {
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            if (sh_client_wait(cp->holders, 100) != 0 || sh_client_pending(cp->holders) == 0) {
+                nanosleep(&ts, NULL);
+            }
+        }
+    }
+    for (i = 0; cp->holders != NULL && i < num; i++) {
+        if (!cp->ponged[i]) {
+            combproc_log("holder %s at %s does not answer yet", cp->cfg->holders[i].name,
+                         cp->cfg->holders[i].endpoint);
+        }
+    }
 }
 
 int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
@@ -542,6 +587,7 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
         combproc_log("%s", why);
         goto out;
     }
+    combproc_warm_up(&cp, 1500);
     cp.router = zmq_socket(cp.zctx, ZMQ_ROUTER);
     if (cp.router == NULL || zmq_setsockopt(cp.router, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_setsockopt(cp.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||

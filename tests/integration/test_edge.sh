@@ -1,0 +1,310 @@
+#!/usr/bin/env bash
+# The edge end to end, with real processes on 127.0.0.1: a test CA, two
+# certificates (a.test: RSA-2048, b.test: RSA-4096) whose keys are split
+# 2-of-3 between the edge's combiner and two share-holders, the edge, and a
+# small origin. curl and openssl s_client fetch through the edge for every
+# key exchange and version, large transfers are checksummed, 32 handshakes
+# run at once, and bad clients must not stop the edge.
+# Usage: test_edge.sh BUILD_DIR
+set -uo pipefail
+
+BUILD=$(cd "${1:?usage: test_edge.sh BUILD_DIR}" && pwd)
+KS=$BUILD/split/keysplit
+SH=$BUILD/share-holder/share-holder
+EDGE=$BUILD/edge/edge
+T=$(mktemp -d /tmp/spk-test-edge.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+pass() {
+    echo "ok:   $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $1"
+    failed=$((failed + 1))
+}
+check() {
+    local desc=$1
+    shift
+    if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+die() {
+    echo "FAIL: setup: $*"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+
+for bin in "$KS" "$SH" "$EDGE"; do
+    [ -x "$bin" ] || die "missing $bin"
+done
+command -v python3 >/dev/null || die "python3 is needed for the origin"
+
+BASE=$((20000 + RANDOM % 20000))
+P_EDGE=$BASE
+P_ORIGIN=$((BASE + 1))
+P_H1=$((BASE + 2))
+P_H2=$((BASE + 3))
+cd "$T" || die "cd $T"
+
+# ---- PKI and split keys ------------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -subj /CN=splitkey-test-CA \
+    -days 2 2>/dev/null || die "CA"
+mkcert() { # NAME BITS
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:"$2" -out "$1.key" 2>/dev/null &&
+        openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr" &&
+        printf 'subjectAltName=DNS:%s\n' "$1" >"$1.ext" &&
+        openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" \
+            -days 2 -extfile "$1.ext" 2>/dev/null
+}
+mkcert a.test 2048 || die "a.test certificate"
+mkcert b.test 4096 || die "b.test certificate"
+mkdir -p keys shares h1 h2
+for n in comb h1 h2; do
+    "$KS" keygen --name $n --out keys >/dev/null || die "keygen $n"
+done
+KA=$("$KS" split --key a.test.key --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
+    --holder keys/h2.pub --out shares | tail -1) || die "split a.test"
+KB=$("$KS" split --key b.test.key --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
+    --holder keys/h2.pub --out shares | tail -1) || die "split b.test"
+# The private keys are not needed any more: the edge must never see them.
+rm -f a.test.key b.test.key
+for h in h1 h2; do
+    cp shares/*."$h".share shares/*.record "$h"/
+done
+pubkey() { grep '^curve-public ' "$1" | cut -d' ' -f2; }
+echo "client comb $(pubkey keys/comb.pub) *" >allow.txt
+"$SH" run --key keys/h1.key --shares h1 --allow allow.txt --bind tcp://127.0.0.1:$P_H1 \
+    --allow-unlocked --audit-log h1.audit 2>h1.log &
+PIDS+=($!)
+"$SH" run --key keys/h2.key --shares h2 --allow allow.txt --bind tcp://127.0.0.1:$P_H2 \
+    --allow-unlocked --audit-log h2.audit 2>h2.log &
+PIDS+=($!)
+
+# ---- origin: GET files, POST answers the body's SHA-256 -----------------------
+mkdir -p www
+echo "hello from the origin" >www/index.html
+head -c $((64 * 1024 * 1024)) /dev/urandom >www/big.bin
+cat >origin.py <<'EOF'
+import hashlib, http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        h = hashlib.sha256()
+        while n > 0:
+            b = self.rfile.read(min(n, 1 << 20))
+            if not b:
+                break
+            h.update(b)
+            n -= len(b)
+        out = (h.hexdigest() + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+os.chdir(sys.argv[2])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 origin.py $P_ORIGIN www 2>origin.log &
+PIDS+=($!)
+
+cat >edge.conf <<EOF
+# test configuration
+listen 127.0.0.1:$P_EDGE
+certificate a.test.pem shares/$KA.record
+certificate b.test.pem shares/$KB.record
+upstream 127.0.0.1:$P_ORIGIN
+combiner-endpoint ipc://$T/combiner.sock
+combiner-key keys/comb.key
+allow-unlocked yes
+share shares/$KA.comb.share
+share shares/$KB.comb.share
+holder h1 tcp://127.0.0.1:$P_H1 $(pubkey keys/h1.pub)
+holder h2 tcp://127.0.0.1:$P_H2 $(pubkey keys/h2.pub)
+handshake-timeout-ms 5000
+op-timeout-ms 4000
+EOF
+"$EDGE" run edge.conf 2>edge.log &
+EDGE_PID=$!
+PIDS+=($EDGE_PID)
+for _ in $(seq 1 100); do
+    grep -q "edge: serving" edge.log 2>/dev/null && break
+    sleep 0.1
+done
+grep -q "edge: serving" edge.log || {
+    cat edge.log
+    die "the edge did not start"
+}
+sleep 0.3
+
+# ---- fetches -----------------------------------------------------------------------
+CURL=(curl -sS --max-time 20 --cacert ca.pem --resolve a.test:$P_EDGE:127.0.0.1
+    --resolve b.test:$P_EDGE:127.0.0.1)
+fetch_is() { # EXPECTED CURL-ARGS...
+    local want=$1
+    shift
+    [ "$("${CURL[@]}" "$@" 2>>curl.err)" = "$want" ]
+}
+HELLO="hello from the origin"
+check "curl TLS 1.3, a.test (RSA-2048)" fetch_is "$HELLO" --tlsv1.3 https://a.test:$P_EDGE/index.html
+check "curl TLS 1.3, b.test (RSA-4096)" fetch_is "$HELLO" --tlsv1.3 https://b.test:$P_EDGE/index.html
+check "curl TLS 1.2 ECDHE-RSA, a.test" fetch_is "$HELLO" --tlsv1.2 --tls-max 1.2 \
+    --ciphers ECDHE-RSA-AES128-GCM-SHA256 https://a.test:$P_EDGE/index.html
+check "curl TLS 1.2 RSA key exchange, b.test" fetch_is "$HELLO" --tlsv1.2 --tls-max 1.2 \
+    --ciphers AES128-GCM-SHA256 https://b.test:$P_EDGE/index.html
+
+sclient() { # SERVERNAME|- ARGS...: print the response body's last line
+    local sn=$1
+    shift
+    local snarg=(-servername "$sn")
+    [ "$sn" = - ] && snarg=(-noservername)
+    printf 'GET /index.html HTTP/1.0\r\n\r\n' |
+        timeout 20 openssl s_client -connect 127.0.0.1:$P_EDGE "${snarg[@]}" -CAfile ca.pem \
+            -verify_return_error -ign_eof "$@" 2>/dev/null
+}
+s_ok() { sclient "$@" | grep -qx "$HELLO"; }
+check "s_client TLS 1.3" s_ok a.test -tls1_3
+check "s_client TLS 1.2 ECDHE-RSA PKCS#1 v1.5 signature" s_ok a.test -tls1_2 \
+    -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs RSA+SHA256
+check "s_client TLS 1.2 ECDHE-RSA PSS signature" s_ok b.test -tls1_2 \
+    -cipher ECDHE-RSA-AES256-GCM-SHA384 -sigalgs rsa_pss_rsae_sha256
+check "s_client TLS 1.2 RSA key exchange (AES128-GCM-SHA256)" s_ok a.test -tls1_2 \
+    -cipher AES128-GCM-SHA256
+check "s_client TLS 1.2 RSA key exchange, RSA-4096" s_ok b.test -tls1_2 -cipher AES128-GCM-SHA256
+subject_is() { # SERVERNAME CN
+    sclient "$1" -tls1_3 -showcerts </dev/null | grep -q "^subject=CN *= *$2\$"
+}
+check "SNI a.test gets the a.test certificate" subject_is a.test a.test
+check "SNI b.test gets the b.test certificate" subject_is b.test b.test
+check "no SNI gets the default (first) certificate" subject_is - a.test
+check "unknown SNI gets the default certificate" subject_is c.test a.test
+check "no SNI still serves the origin" s_ok - -tls1_2
+
+# ---- 64 MiB both ways --------------------------------------------------------------
+want=$(sha256sum www/big.bin | cut -d' ' -f1)
+got=$("${CURL[@]}" --max-time 120 https://a.test:$P_EDGE/big.bin | sha256sum | cut -d' ' -f1)
+check "64 MiB download intact" [ "$got" = "$want" ]
+got=$("${CURL[@]}" --max-time 120 --data-binary @www/big.bin -H 'Content-Type: application/octet-stream' \
+    https://b.test:$P_EDGE/upload)
+check "64 MiB upload intact" [ "$got" = "$want" ]
+
+# ---- 32 handshakes at once -------------------------------------------------------------
+for i in $(seq 1 32); do
+    name=a.test
+    [ $((i % 2)) -eq 0 ] && name=b.test
+    ("${CURL[@]}" https://$name:$P_EDGE/index.html >par.$i.out 2>par.$i.err) &
+done
+wait_children() {
+    local j
+    for j in $(jobs -p); do
+        case " ${PIDS[*]} " in *" $j "*) ;; *) wait "$j" 2>/dev/null ;; esac
+    done
+}
+wait_children
+ok=0
+for i in $(seq 1 32); do
+    [ "$(cat par.$i.out 2>/dev/null)" = "$HELLO" ] && ok=$((ok + 1))
+done
+check "32 concurrent handshakes all succeed ($ok/32)" [ $ok -eq 32 ]
+
+# ---- bad clients -------------------------------------------------------------------------
+cat >bad.py <<'EOF'
+import os, socket, sys, time
+port = int(sys.argv[2])
+mode = sys.argv[1]
+if mode == "garbage":
+    for _ in range(20):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(os.urandom(4096))
+        s.settimeout(5)
+        try:
+            while s.recv(4096):
+                pass
+        except OSError:
+            pass
+        s.close()
+elif mode == "half":
+    # A ClientHello record header promising more than is sent; keep it open.
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(bytes([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]))
+    print("open", flush=True)
+    time.sleep(float(sys.argv[3]))
+    s.close()
+elif mode == "churn":
+    n = 0
+    for _ in range(int(sys.argv[3])):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()
+        n += 1
+    print(n)
+EOF
+python3 bad.py garbage $P_EDGE
+check "garbage instead of a ClientHello: edge keeps serving" fetch_is "$HELLO" \
+    https://a.test:$P_EDGE/index.html
+python3 bad.py half $P_EDGE 8 >half.out &
+HALF=$!
+sleep 0.5
+check "a half-finished handshake left open: others are served" fetch_is "$HELLO" \
+    https://b.test:$P_EDGE/index.html
+kill $HALF 2>/dev/null
+wait $HALF 2>/dev/null
+n=$(python3 bad.py churn $P_EDGE 1000)
+check "1000 connections opened and dropped ($n)" [ "$n" = 1000 ]
+check "edge still serves after the churn" fetch_is "$HELLO" https://a.test:$P_EDGE/index.html
+check "edge process is alive" kill -0 $EDGE_PID
+
+# ---- the TLS process holds no share --------------------------------------------------------
+comb_pid=$(pgrep -P $EDGE_PID | head -1)
+check "the combiner runs as a child process" [ -n "$comb_pid" ]
+no_share_files() {
+    ! ls -l /proc/$EDGE_PID/fd 2>/dev/null | grep -q '\.share$\|\.key$'
+}
+check "the TLS process has no share or key file open" no_share_files
+check "holders released shares (audit log)" grep -q "outcome=released" h1.audit h2.audit
+
+# ---- the combiner dies: handshakes fail cleanly, then it is back ----------------------------------
+if [ -n "$comb_pid" ]; then
+    kill -9 "$comb_pid"
+    sleep 0.1
+    out=$("${CURL[@]}" https://a.test:$P_EDGE/index.html 2>&1)
+    case "$out" in
+    "$HELLO" | *alert* | *SSL*) pass "combiner killed: a handshake succeeds or fails with an alert" ;;
+    *) fail "combiner killed: unexpected result: $out" ;;
+    esac
+    back=0
+    for _ in $(seq 1 50); do
+        if fetch_is "$HELLO" https://a.test:$P_EDGE/index.html; then
+            back=1
+            break
+        fi
+        sleep 0.2
+    done
+    check "the combiner is restarted and serves again" [ $back -eq 1 ]
+fi
+
+kill $EDGE_PID 2>/dev/null
+wait $EDGE_PID 2>/dev/null
+check "edge stops on SIGTERM and reports" grep -q "edge: stopping" edge.log
+
+if [ $failed -ne 0 ]; then
+    echo "--- edge.log"
+    tail -20 edge.log
+    echo "--- curl.err"
+    tail -5 curl.err 2>/dev/null
+fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
