@@ -275,7 +275,7 @@ static int comb_key_open_local(struct comb_ctx *c, struct comb_key *key,
                        key->short_id, holder_key->pub.name, spk_strerror(r));
         goto out;
     }
-    memset(&share, 0, sizeof(share));
+    sodium_memzero(&share, sizeof(share));
     memcpy(share.key_id, local->key_id, PROTO_KEY_ID_LEN);
     memcpy(share.split_id, local->split_id, PROTO_SPLIT_ID_LEN);
     share.index = local->index;
@@ -534,7 +534,7 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
         /* Enough already: this one is not needed, nor checked. */
         goto drop;
     }
-    memset(&share, 0, sizeof(share));
+    sodium_memzero(&share, sizeof(share));
     memcpy(share.key_id, ent->info.key_id, PROTO_KEY_ID_LEN);
     memcpy(share.split_id, ent->info.split_id, PROTO_SPLIT_ID_LEN);
     share.index = ent->info.index;
@@ -687,7 +687,7 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     for (i = 0; i < k; i++) {
         const struct comb_fetch_ent *ent = &b->fetches[b->good[i]];
 
-        memset(&shares[i], 0, sizeof(shares[i]));
+        sodium_memzero(&shares[i], sizeof(shares[i]));
         memcpy(shares[i].key_id, ent->info.key_id, PROTO_KEY_ID_LEN);
         memcpy(shares[i].split_id, ent->info.split_id, PROTO_SPLIT_ID_LEN);
         shares[i].index = ent->info.index;
