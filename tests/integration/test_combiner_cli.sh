@@ -327,7 +327,11 @@ fi
 unlocked() {
     env -u SPK_ALLOW_UNLOCKED bash -c 'ulimit -l 0 && exec "$@"' _ "${LOCKWRAP[@]}" "$@"
 }
-if unlocked "$CB" sign "${shares2[@]}" --alg pss-sha256 --digest "$D" --out lock1.bin 2>lock.txt; then
+if grep -q __asan_init "$CB"; then
+    # AddressSanitizer intercepts mlockall as a no-op that reports success, so
+    # a sanitizer build cannot see the failure; the release build checks it.
+    echo "# note: ASan build: mlockall is a no-op here; fail-closed is checked in release builds"
+elif unlocked "$CB" sign "${shares2[@]}" --alg pss-sha256 --digest "$D" --out lock1.bin 2>lock.txt; then
     bad "ran without locked memory and without --allow-unlocked"
 elif [ "$(wc -l <lock.txt)" -eq 1 ] && grep -q '^combiner: .*RLIMIT_MEMLOCK.*--allow-unlocked' lock.txt &&
     [ ! -e lock1.bin ]; then
