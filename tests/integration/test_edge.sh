@@ -120,6 +120,10 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
 EOF
 python3 origin.py $P_ORIGIN www 2>origin.log &
 PIDS+=($!)
+for _ in $(seq 1 50); do
+    curl -s -o /dev/null http://127.0.0.1:$P_ORIGIN/index.html && break
+    sleep 0.1
+done
 
 cat >edge.conf <<EOF
 # test configuration
