@@ -1,0 +1,793 @@
+/*
+ * comb_config.c: the combiner's configuration file (proto/PROTOCOL.md
+ * section 8): parsing through the bounded reader, loading the holder public
+ * keys it names, and building a combiner with its keys, local shares and one
+ * remote source per holder.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+
+#include "combiner/comb_config.h"
+#include "split/split.h"
+
+#define CONF_LINE_MAX (COMB_CONF_PATH_MAX + 512)
+#define CONF_WORDS_MAX 4
+#define CONF_MAX_PENDING_MAX 1000000
+#define CONF_MAX_BATCH_MAX 64
+
+__attribute__((format(printf, 3, 4))) static void conf_why(char *why, size_t why_len,
+                                                           const char *fmt, ...)
+{
+    va_list ap;
+
+    if (why == NULL || why_len == 0) {
+        return;
+    }
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+}
+
+void comb_conf_cleanup(struct comb_conf *conf)
+{
+    if (conf == NULL) {
+        return;
+    }
+    OPENSSL_free(conf->record_paths);
+    OPENSSL_free(conf->share_paths);
+    OPENSSL_free(conf->holders);
+    OPENSSL_free(conf->keys);
+    memset(conf, 0, sizeof(*conf));
+}
+
+long comb_conf_find_key(const struct comb_conf *conf, const uint8_t key_id[PROTO_KEY_ID_LEN])
+{
+    for (size_t i = 0; i < conf->num_keys; i++) {
+        if (sodium_memcmp(conf->keys[i].key_id, key_id, PROTO_KEY_ID_LEN) == 0) {
+            return (long)i;
+        }
+    }
+    return -1;
+}
+
+/* ---- parsing ---------------------------------------------------------------- */
+
+struct conf_parser {
+    struct comb_conf *out;
+    const char *base_dir;
+    comb_conf_extra_fn extra;
+    void *extra_arg;
+    char *why;
+    size_t why_len;
+    unsigned line_no;
+    bool seen_magic, seen_key, seen_timeout, seen_pending, seen_batch;
+};
+
+/* conf_word_str copies |word| into |out| (|cap| bytes with the NUL). */
+static bool conf_word_str(const struct proto_rd *word, char *out, size_t cap)
+{
+    struct proto_rd rd = *word;
+    size_t n = proto_rd_len(word);
+
+    if (n + 1 > cap) {
+        return false;
+    }
+    if (!proto_rd_copy(&rd, (uint8_t *)out, n)) {
+        return false;
+    }
+    out[n] = '\0';
+    return true;
+}
+
+/* conf_path resolves |word| against the base directory into |out|. */
+static int conf_path(struct conf_parser *p, const struct proto_rd *word,
+                     char out[COMB_CONF_PATH_MAX])
+{
+    char path[COMB_CONF_PATH_MAX];
+    int n;
+
+    if (!conf_word_str(word, path, sizeof(path))) {
+        conf_why(p->why, p->why_len, "line %u: path longer than %d bytes", p->line_no,
+                 COMB_CONF_PATH_MAX - 1);
+        return SPK_ERR_MALFORMED;
+    }
+    if (path[0] == '/' || p->base_dir == NULL || p->base_dir[0] == '\0') {
+        n = snprintf(out, COMB_CONF_PATH_MAX, "%s", path);
+    } else {
+        n = snprintf(out, COMB_CONF_PATH_MAX, "%s/%s", p->base_dir, path);
+    }
+    if (n < 0 || (size_t)n >= COMB_CONF_PATH_MAX) {
+        conf_why(p->why, p->why_len, "line %u: path longer than %d bytes", p->line_no,
+                 COMB_CONF_PATH_MAX - 1);
+        return SPK_ERR_MALFORMED;
+    }
+    return 0;
+}
+
+/* conf_grow makes room for one more element in *arr of *num elements. */
+static int conf_grow(struct conf_parser *p, void **arr, size_t num, size_t elem, const char *what)
+{
+    void *n;
+
+    if (num >= COMB_CONF_ENTRIES_MAX) {
+        conf_why(p->why, p->why_len, "line %u: more than %d %s lines", p->line_no,
+                 COMB_CONF_ENTRIES_MAX, what);
+        return SPK_ERR_MALFORMED;
+    }
+    n = OPENSSL_realloc(*arr, (num + 1) * elem);
+    if (n == NULL) {
+        conf_why(p->why, p->why_len, "out of memory");
+        return SPK_ERR_NOMEM;
+    }
+    memset((uint8_t *)n + num * elem, 0, elem);
+    *arr = n;
+    return 0;
+}
+
+static bool conf_endpoint_ok(const char *ep)
+{
+    return strncmp(ep, "tcp://", 6) == 0 || strncmp(ep, "ipc://", 6) == 0 ||
+           strncmp(ep, "inproc://", 9) == 0;
+}
+
+static int conf_holder(struct conf_parser *p, const struct proto_rd *words, size_t num_words)
+{
+    struct comb_conf *out = p->out;
+    struct comb_conf_holder *h;
+    int r;
+
+    if (num_words != 3) {
+        conf_why(p->why, p->why_len, "line %u: 'holder' takes NAME ENDPOINT PUBLIC-KEY",
+                 p->line_no);
+        return SPK_ERR_MALFORMED;
+    }
+    if ((r = conf_grow(p, (void **)&out->holders, out->num_holders, sizeof(*out->holders),
+                       "holder")) != 0) {
+        return r;
+    }
+    h = &out->holders[out->num_holders];
+    if (!proto_name_copy(&words[0], h->name)) {
+        conf_why(p->why, p->why_len,
+                 "line %u: holder name must be 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
+                 p->line_no, PROTO_NAME_MAX);
+        return SPK_ERR_MALFORMED;
+    }
+    for (size_t i = 0; i < out->num_holders; i++) {
+        if (strcmp(out->holders[i].name, h->name) == 0) {
+            conf_why(p->why, p->why_len, "line %u: holder '%s' given twice", p->line_no, h->name);
+            return SPK_ERR_MALFORMED;
+        }
+    }
+    if (!conf_word_str(&words[1], h->endpoint, sizeof(h->endpoint)) ||
+        !conf_endpoint_ok(h->endpoint)) {
+        conf_why(p->why, p->why_len,
+                 "line %u: holder endpoint must be tcp://, ipc:// or inproc://, under %d bytes",
+                 p->line_no, COMB_CONF_ENDPOINT_MAX);
+        return SPK_ERR_MALFORMED;
+    }
+    /* Exactly 40 characters that decode as Z85: the key itself; else a NAME.pub path. */
+    if (proto_rd_len(&words[2]) == PROTO_Z85_KEY_LEN &&
+        proto_z85_decode_key(&words[2], h->curve_pk)) {
+        h->have_pk = true;
+    } else if ((r = conf_path(p, &words[2], h->pub_path)) != 0) {
+        return r;
+    }
+    out->num_holders++;
+    return 0;
+}
+
+static int conf_number(struct conf_parser *p, const struct proto_rd *words, size_t num_words,
+                       const char *option, bool *seen, uint32_t min, uint32_t max, unsigned *out)
+{
+    uint32_t v;
+
+    if (*seen) {
+        conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
+        return SPK_ERR_MALFORMED;
+    }
+    if (num_words != 1 || !proto_dec_decode(&words[0], min, max, &v)) {
+        conf_why(p->why, p->why_len, "line %u: '%s' takes a number from %u to %u", p->line_no,
+                 option, (unsigned)min, (unsigned)max);
+        return SPK_ERR_MALFORMED;
+    }
+    *seen = true;
+    *out = v;
+    return 0;
+}
+
+static int conf_path_list(struct conf_parser *p, const struct proto_rd *words, size_t num_words,
+                          const char *option, char (**arr)[COMB_CONF_PATH_MAX], size_t *num)
+{
+    int r;
+
+    if (num_words != 1) {
+        conf_why(p->why, p->why_len, "line %u: '%s' takes one path", p->line_no, option);
+        return SPK_ERR_MALFORMED;
+    }
+    if ((r = conf_grow(p, (void **)arr, *num, sizeof(**arr), option)) != 0) {
+        return r;
+    }
+    if ((r = conf_path(p, &words[0], (*arr)[*num])) != 0) {
+        return r;
+    }
+    (*num)++;
+    return 0;
+}
+
+/* conf_extra hands an unknown option to the caller's hook. */
+static int conf_extra(struct conf_parser *p, const struct proto_rd *option,
+                      const struct proto_rd *rest)
+{
+    char opt[64];
+    char value[CONF_LINE_MAX + 1];
+    char reason[256] = "";
+    int r = SPK_ERR_UNSUPPORTED;
+
+    if (!conf_word_str(option, opt, sizeof(opt))) {
+        snprintf(opt, sizeof(opt), "%s", "(long)");
+    } else if (p->extra != NULL) {
+        value[0] = '\0';
+        if (proto_rd_len(rest) > 0 && !conf_word_str(rest, value, sizeof(value))) {
+            r = SPK_ERR_MALFORMED;
+            snprintf(reason, sizeof(reason), "value too long");
+        } else {
+            r = p->extra(p->extra_arg, opt, value, reason, sizeof(reason));
+        }
+    }
+    if (r == 0) {
+        return 0;
+    }
+    if (r == SPK_ERR_UNSUPPORTED) {
+        conf_why(p->why, p->why_len, "line %u: unknown option '%s'", p->line_no, opt);
+        return SPK_ERR_MALFORMED;
+    }
+    conf_why(p->why, p->why_len, "line %u: %s: %s", p->line_no, opt,
+             reason[0] != '\0' ? reason : spk_strerror(r));
+    return r;
+}
+
+/* conf_line parses one line that is neither blank nor a comment. */
+static int conf_line(struct conf_parser *p, struct proto_rd line)
+{
+    struct comb_conf *out = p->out;
+    struct proto_rd option, rest, words[CONF_WORDS_MAX];
+    size_t num_words = 0;
+
+    if (!p->seen_magic) {
+        struct proto_rd magic;
+        uint32_t version = 0;
+
+        if (!proto_rd_word(&line, &magic) || !proto_rd_equals(&magic, COMB_CONF_MAGIC) ||
+            !proto_dec_decode(&line, 0, UINT32_MAX, &version)) {
+            conf_why(p->why, p->why_len, "line %u: expected '%s %d' (not a combiner config file?)",
+                     p->line_no, COMB_CONF_MAGIC, COMB_CONF_VERSION);
+            return SPK_ERR_MALFORMED;
+        }
+        if (version != COMB_CONF_VERSION) {
+            conf_why(p->why, p->why_len,
+                     "line %u: version %u of the format; this build reads version %d", p->line_no,
+                     (unsigned)version, COMB_CONF_VERSION);
+            return SPK_ERR_VERSION;
+        }
+        p->seen_magic = true;
+        return 0;
+    }
+    if (!proto_rd_word(&line, &option)) {
+        conf_why(p->why, p->why_len, "line %u: leading space", p->line_no);
+        return SPK_ERR_MALFORMED;
+    }
+    rest = line;
+    while (proto_rd_len(&line) > 0) {
+        if (num_words == CONF_WORDS_MAX || !proto_rd_word(&line, &words[num_words])) {
+            conf_why(p->why, p->why_len, "line %u: too many words or two spaces in a row",
+                     p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+        num_words++;
+    }
+    if (proto_rd_equals(&option, "key")) {
+        if (p->seen_key) {
+            conf_why(p->why, p->why_len, "line %u: 'key' given twice", p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+        if (num_words != 1) {
+            conf_why(p->why, p->why_len, "line %u: 'key' takes one path", p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+        p->seen_key = true;
+        return conf_path(p, &words[0], out->key_path);
+    }
+    if (proto_rd_equals(&option, "record")) {
+        return conf_path_list(p, words, num_words, "record", &out->record_paths,
+                              &out->num_record_paths);
+    }
+    if (proto_rd_equals(&option, "share")) {
+        return conf_path_list(p, words, num_words, "share", &out->share_paths,
+                              &out->num_share_paths);
+    }
+    if (proto_rd_equals(&option, "holder")) {
+        return conf_holder(p, words, num_words);
+    }
+    if (proto_rd_equals(&option, "timeout-ms")) {
+        return conf_number(p, words, num_words, "timeout-ms", &p->seen_timeout, 1,
+                           COMB_CONF_TIMEOUT_MAX, &out->timeout_ms);
+    }
+    if (proto_rd_equals(&option, "max-pending")) {
+        return conf_number(p, words, num_words, "max-pending", &p->seen_pending, 1,
+                           CONF_MAX_PENDING_MAX, &out->max_pending);
+    }
+    if (proto_rd_equals(&option, "max-batch")) {
+        return conf_number(p, words, num_words, "max-batch", &p->seen_batch, 1, CONF_MAX_BATCH_MAX,
+                           &out->max_batch);
+    }
+    return conf_extra(p, &option, &rest);
+}
+
+/* conf_chars_ok: printable ASCII and spaces only, no trailing space. */
+static bool conf_chars_ok(const struct proto_rd *line)
+{
+    struct proto_rd rd = *line;
+    uint8_t c = 0;
+
+    while (proto_rd_len(&rd) > 0) {
+        if (!proto_rd_u8(&rd, &c) || c < 0x20 || c > 0x7e) {
+            return false;
+        }
+    }
+    return c != ' ';
+}
+
+int comb_conf_parse(struct comb_conf *out, const uint8_t *in, size_t in_len, const char *base_dir,
+                    comb_conf_extra_fn extra, void *extra_arg, char *why, size_t why_len)
+{
+    struct conf_parser p;
+    struct proto_rd rd, line;
+    int r = SPK_ERR_MALFORMED;
+
+    memset(out, 0, sizeof(*out));
+    memset(&p, 0, sizeof(p));
+    p.out = out;
+    p.base_dir = base_dir;
+    p.extra = extra;
+    p.extra_arg = extra_arg;
+    p.why = why;
+    p.why_len = why_len;
+    conf_why(why, why_len, "%s", "");
+    out->timeout_ms = COMB_CONF_TIMEOUT_DEFAULT;
+    if (in_len > PROTO_FILE_MAX) {
+        conf_why(why, why_len, "larger than %d bytes", PROTO_FILE_MAX);
+        goto out;
+    }
+    proto_rd_init(&rd, in, in_len);
+    while (proto_rd_len(&rd) > 0) {
+        uint8_t first = 0;
+        struct proto_rd peek;
+
+        p.line_no++;
+        if (!proto_rd_line(&rd, &line)) {
+            /* The last line may lack its '\n'; a '\r' or NUL is caught below. */
+            line = rd;
+            proto_rd_init(&rd, NULL, 0);
+        }
+        if (proto_rd_len(&line) > CONF_LINE_MAX) {
+            conf_why(why, why_len, "line %u: longer than %d bytes", p.line_no, CONF_LINE_MAX);
+            goto out;
+        }
+        if (!conf_chars_ok(&line)) {
+            conf_why(why, why_len,
+                     "line %u: a byte that is not printable ASCII or space, or a trailing space",
+                     p.line_no);
+            goto out;
+        }
+        peek = line;
+        if (proto_rd_len(&line) == 0 || (proto_rd_u8(&peek, &first) && first == '#')) {
+            continue;
+        }
+        if ((r = conf_line(&p, line)) != 0) {
+            goto out;
+        }
+        r = SPK_ERR_MALFORMED;
+    }
+    if (!p.seen_magic) {
+        conf_why(why, why_len, "empty: expected '%s %d'", COMB_CONF_MAGIC, COMB_CONF_VERSION);
+        goto out;
+    }
+    if (!p.seen_key) {
+        conf_why(why, why_len, "no 'key' line (the combiner's own NAME.key)");
+        goto out;
+    }
+    if (out->num_record_paths == 0) {
+        conf_why(why, why_len, "no 'record' line");
+        goto out;
+    }
+    r = 0;
+out:
+    if (r != 0) {
+        comb_conf_cleanup(out);
+    }
+    return r;
+}
+
+/* ---- loading ------------------------------------------------------------------ */
+
+int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_extra_fn extra,
+                   void *extra_arg, char *why, size_t why_len)
+{
+    char dir[COMB_CONF_PATH_MAX];
+    char reason[COMB_CONF_WHY_MAX];
+    struct proto_holder_pub pub;
+    const char *slash;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    memset(out, 0, sizeof(*out));
+    if (strlen(path) >= sizeof(dir)) {
+        conf_why(why, why_len, "config path too long");
+        return SPK_ERR_INVALID_ARG;
+    }
+    errno = 0;
+    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
+        conf_why(why, why_len, "cannot read config '%s': %s", path,
+                 r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
+        return r;
+    }
+    slash = strrchr(path, '/');
+    if (slash == NULL) {
+        dir[0] = '\0';
+    } else if (slash == path) {
+        snprintf(dir, sizeof(dir), "/");
+    } else {
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    }
+    r = comb_conf_parse(out, buf, len, dir, extra, extra_arg, reason, sizeof(reason));
+    spk_file_free(buf, len);
+    if (r != 0) {
+        conf_why(why, why_len, "config '%s': %s", path, reason);
+        return r;
+    }
+    for (size_t i = 0; i < out->num_holders; i++) {
+        struct comb_conf_holder *h = &out->holders[i];
+
+        if (h->have_pk) {
+            continue;
+        }
+        if ((r = split_holder_pub_load(&pub, h->pub_path)) != 0) {
+            conf_why(why, why_len, "config '%s': holder '%s': cannot load '%s': %s", path, h->name,
+                     h->pub_path, spk_strerror(r));
+            comb_conf_cleanup(out);
+            return r;
+        }
+        if (strcmp(pub.name, h->name) != 0) {
+            conf_why(why, why_len, "config '%s': holder '%s': '%s' is the key of '%s'", path,
+                     h->name, h->pub_path, pub.name);
+            comb_conf_cleanup(out);
+            return SPK_ERR_WRONG_HOLDER;
+        }
+        memcpy(h->curve_pk, pub.curve_pk, PROTO_X25519_LEN);
+        h->have_pk = true;
+    }
+    return 0;
+}
+
+/* ---- building the combiner ------------------------------------------------------ */
+
+/* A list of file paths (a directory expanded, sorted). */
+struct conf_files {
+    char (*paths)[COMB_CONF_PATH_MAX];
+    size_t num;
+};
+
+static int conf_files_add(struct conf_files *fl, const char *path)
+{
+    void *n;
+
+    if (fl->num >= COMB_CONF_KEYS_MAX) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    n = OPENSSL_realloc(fl->paths, (fl->num + 1) * sizeof(*fl->paths));
+    if (n == NULL) {
+        return SPK_ERR_NOMEM;
+    }
+    fl->paths = n;
+    snprintf(fl->paths[fl->num++], COMB_CONF_PATH_MAX, "%s", path);
+    return 0;
+}
+
+static int conf_path_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+static bool conf_ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s);
+    size_t m = strlen(suffix);
+
+    return n > m && strcmp(s + n - m, suffix) == 0;
+}
+
+/*
+ * conf_expand adds |path| to |fl|, or, when it is a directory, each entry
+ * whose name ends in |suffix|, in name order.
+ */
+static int conf_expand(struct conf_files *fl, const char *path, const char *suffix, char *why,
+                       size_t why_len)
+{
+    DIR *d;
+    struct dirent *de;
+    char full[COMB_CONF_PATH_MAX];
+    size_t first = fl->num;
+    int r = 0;
+
+    d = opendir(path);
+    if (d == NULL) {
+        if (errno == ENOTDIR || errno == ENOENT) {
+            /* A file (a missing one is reported when it is read). */
+            return conf_files_add(fl, path);
+        }
+        conf_why(why, why_len, "cannot open '%s': %s", path, strerror(errno));
+        return SPK_ERR_IO;
+    }
+    while ((de = readdir(d)) != NULL) {
+        int n;
+
+        if (de->d_name[0] == '.' || !conf_ends_with(de->d_name, suffix)) {
+            continue;
+        }
+        n = snprintf(full, sizeof(full), "%s/%s", path, de->d_name);
+        if (n < 0 || (size_t)n >= sizeof(full)) {
+            continue;
+        }
+        if ((r = conf_files_add(fl, full)) != 0) {
+            conf_why(why, why_len, "too many files in '%s'", path);
+            break;
+        }
+    }
+    closedir(d);
+    if (r == 0 && fl->num > first) {
+        qsort(fl->paths + first, fl->num - first, sizeof(*fl->paths), conf_path_cmp);
+    }
+    return r;
+}
+
+static int conf_read_record(const char *path, struct proto_record *rec, char *why, size_t why_len)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    errno = 0;
+    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
+        conf_why(why, why_len, "cannot read record '%s': %s", path,
+                 r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
+        return r;
+    }
+    r = proto_record_decode(rec, buf, len);
+    spk_file_free(buf, len);
+    if (r != 0) {
+        conf_why(why, why_len, "'%s' is not a key record: %s", path, spk_strerror(r));
+    }
+    return r;
+}
+
+static int conf_read_share(const char *path, struct proto_share_file *sf, char *why, size_t why_len)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int r;
+
+    errno = 0;
+    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
+        conf_why(why, why_len, "cannot read share '%s': %s", path,
+                 r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
+        return r;
+    }
+    r = proto_share_file_decode(sf, buf, len);
+    spk_file_free(buf, len);
+    if (r != 0) {
+        conf_why(why, why_len, "'%s' is not a share file: %s", path, spk_strerror(r));
+    }
+    return r;
+}
+
+int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
+                   int connect_wait_ms, char *why, size_t why_len)
+{
+    struct comb_config cc;
+    struct comb_ctx *c = NULL;
+    struct proto_holder_secret *hk = NULL;
+    struct proto_record *rec = NULL;
+    struct proto_share_file *shares = NULL; /* still sealed */
+    bool *share_used = NULL;
+    struct conf_files recs = {NULL, 0}, shs = {NULL, 0};
+    uint8_t(*ids)[PROTO_KEY_ID_LEN] = NULL;
+    char suffix[PROTO_NAME_MAX + 16];
+    size_t i, j;
+    int r = SPK_ERR_INTERNAL;
+
+    *out = NULL;
+    OPENSSL_free(conf->keys);
+    conf->keys = NULL;
+    conf->num_keys = 0;
+
+    comb_config_init(&cc);
+    cc.timeout_ms = conf->timeout_ms != 0 ? conf->timeout_ms : COMB_CONF_TIMEOUT_DEFAULT;
+    if (conf->max_pending != 0) {
+        cc.max_pending = conf->max_pending;
+    }
+    if (conf->max_batch != 0) {
+        cc.max_batch = conf->max_batch;
+    }
+    if ((r = split_holder_secret_load(&hk, conf->key_path)) != 0) {
+        conf_why(why, why_len, "cannot load the combiner's key '%s': %s", conf->key_path,
+                 spk_strerror(r));
+        goto out;
+    }
+    if ((c = comb_new(&cc)) == NULL) {
+        conf_why(why, why_len, "cannot set up the combiner (out of locked memory?)");
+        r = SPK_ERR_NOMEM;
+        goto out;
+    }
+    for (i = 0; i < conf->num_record_paths; i++) {
+        if ((r = conf_expand(&recs, conf->record_paths[i], ".record", why, why_len)) != 0) {
+            goto out;
+        }
+    }
+    snprintf(suffix, sizeof(suffix), ".%s.share", hk->pub.name);
+    for (i = 0; i < conf->num_share_paths; i++) {
+        if ((r = conf_expand(&shs, conf->share_paths[i], suffix, why, why_len)) != 0) {
+            goto out;
+        }
+    }
+    if (recs.num == 0) {
+        conf_why(why, why_len, "no key record found under the 'record' paths");
+        r = SPK_ERR_INVALID_ARG;
+        goto out;
+    }
+    rec = OPENSSL_zalloc(sizeof(*rec));
+    conf->keys = OPENSSL_zalloc(recs.num * sizeof(*conf->keys));
+    ids = OPENSSL_zalloc(recs.num * sizeof(*ids));
+    if (shs.num > 0) {
+        shares = OPENSSL_zalloc(shs.num * sizeof(*shares));
+        share_used = OPENSSL_zalloc(shs.num * sizeof(*share_used));
+    }
+    if (rec == NULL || conf->keys == NULL || ids == NULL ||
+        (shs.num > 0 && (shares == NULL || share_used == NULL))) {
+        conf_why(why, why_len, "out of memory");
+        r = SPK_ERR_NOMEM;
+        goto out;
+    }
+    for (i = 0; i < shs.num; i++) {
+        if ((r = conf_read_share(shs.paths[i], &shares[i], why, why_len)) != 0) {
+            goto out;
+        }
+        if (strcmp(shares[i].holder, hk->pub.name) != 0) {
+            conf_why(why, why_len, "share '%s' belongs to '%s', not to this combiner ('%s')",
+                     shs.paths[i], shares[i].holder, hk->pub.name);
+            r = SPK_ERR_WRONG_HOLDER;
+            goto out;
+        }
+    }
+    for (i = 0; i < recs.num; i++) {
+        const struct proto_share_file *local = NULL;
+        size_t local_at = 0;
+
+        if ((r = conf_read_record(recs.paths[i], rec, why, why_len)) != 0) {
+            goto out;
+        }
+        for (j = 0; j < shs.num; j++) {
+            if (sodium_memcmp(shares[j].key_id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
+                continue;
+            }
+            if (local != NULL) {
+                conf_why(why, why_len, "two local shares of the key of '%s': '%s' and '%s'",
+                         recs.paths[i], shs.paths[local_at], shs.paths[j]);
+                r = SPK_ERR_EXISTS;
+                goto out;
+            }
+            local = &shares[j];
+            local_at = j;
+        }
+        if ((r = comb_add_key(c, rec, local, hk)) != 0) {
+            conf_why(why, why_len, "record '%s'%s%s: %s", recs.paths[i],
+                     local != NULL ? " with share " : "", local != NULL ? shs.paths[local_at] : "",
+                     comb_last_error(c)[0] != '\0' ? comb_last_error(c) : spk_strerror(r));
+            goto out;
+        }
+        if (local != NULL) {
+            share_used[local_at] = true;
+        }
+        memcpy(conf->keys[conf->num_keys].key_id, rec->key_id, PROTO_KEY_ID_LEN);
+        conf->keys[conf->num_keys].modulus_len = rec->modulus_len;
+        conf->keys[conf->num_keys].threshold = rec->threshold;
+        conf->keys[conf->num_keys].local = local != NULL;
+        conf->num_keys++;
+    }
+    for (j = 0; j < shs.num; j++) {
+        if (!share_used[j]) {
+            conf_why(why, why_len, "share '%s' has no key record among the 'record' paths",
+                     shs.paths[j]);
+            r = SPK_ERR_UNKNOWN_KEY;
+            goto out;
+        }
+    }
+    for (i = 0; i < conf->num_holders; i++) {
+        const struct comb_conf_holder *h = &conf->holders[i];
+        size_t num_ids = 0;
+
+        /* Ask a holder only for the keys whose record names it. */
+        for (j = 0; j < recs.num; j++) {
+            if ((r = conf_read_record(recs.paths[j], rec, why, why_len)) != 0) {
+                goto out;
+            }
+            for (size_t s = 0; s < rec->num_shares; s++) {
+                if (strcmp(rec->shares[s].holder, h->name) == 0) {
+                    memcpy(ids[num_ids++], rec->key_id, PROTO_KEY_ID_LEN);
+                    break;
+                }
+            }
+        }
+        if ((r = comb_add_remote_source(c, NULL, zmq_ctx, hk, h, (const uint8_t(*)[32])ids, num_ids,
+                                        cc.timeout_ms)) != 0) {
+            conf_why(why, why_len, "holder '%s' at %s: %s", h->name, h->endpoint,
+                     comb_last_error(c)[0] != '\0' ? comb_last_error(c) : spk_strerror(r));
+            goto out;
+        }
+    }
+    if (connect_wait_ms > 0 && conf->num_holders > 0) {
+        (void)comb_remote_wait_connected(c, connect_wait_ms);
+    }
+    *out = c;
+    c = NULL;
+    r = 0;
+out:
+    comb_free(c);
+    spk_secret_free(hk);
+    OPENSSL_free(rec);
+    if (shares != NULL) {
+        OPENSSL_clear_free(shares, shs.num * sizeof(*shares));
+    }
+    OPENSSL_free(share_used);
+    OPENSSL_free(ids);
+    OPENSSL_free(recs.paths);
+    OPENSSL_free(shs.paths);
+    if (r != 0) {
+        OPENSSL_free(conf->keys);
+        conf->keys = NULL;
+        conf->num_keys = 0;
+    }
+    return r;
+}
+
+int comb_open_config(struct comb_ctx **out, struct comb_conf *out_conf, const char *path, char *why,
+                     size_t why_len)
+{
+    struct comb_conf conf;
+    int r;
+
+    *out = NULL;
+    if ((r = comb_conf_load(&conf, path, NULL, NULL, why, why_len)) != 0) {
+        if (out_conf != NULL) {
+            memset(out_conf, 0, sizeof(*out_conf));
+        }
+        return r;
+    }
+    r = comb_conf_open(out, &conf, NULL, (int)conf.timeout_ms, why, why_len);
+    if (out_conf != NULL && r == 0) {
+        *out_conf = conf;
+    } else {
+        if (out_conf != NULL) {
+            memset(out_conf, 0, sizeof(*out_conf));
+        }
+        comb_conf_cleanup(&conf);
+    }
+    return r;
+}
