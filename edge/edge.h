@@ -49,7 +49,8 @@ struct edge_config {
     char upstream[EDGE_HOSTPORT_MAX]; /* global upstream */
     bool proxy_protocol;              /* PROXY protocol v2 header to the upstream */
     char combiner_endpoint[EDGE_PATH_MAX];
-    char combiner_binary[EDGE_PATH_MAX]; /* "" = `combiner` next to edge, else edge itself */
+    char combiner_binary[EDGE_PATH_MAX]; /* "" = this edge binary in its combiner mode */
+    char combiner_config[EDGE_PATH_MAX]; /* for combiner-binary; "" = this file */
     bool combiner_external;              /* "combiner-external yes": do not start one */
     char combiner_key[EDGE_PATH_MAX];    /* the combiner's holder key file */
     bool allow_unlocked;

@@ -40,6 +40,7 @@ static const char edge_help_text[] =
     "  combiner-external yes|no       yes: do not start a combiner, one runs elsewhere (no)\n"
     "  combiner-binary PATH           started as `PATH run --config FILE`; default: this\n"
     "                                 edge binary in its combiner mode\n"
+    "  combiner-config FILE           the FILE given to combiner-binary (default: this file)\n"
     "  combiner-key NAME.key          the combiner's holder key file (keysplit keygen)\n"
     "  allow-unlocked yes|no          let the combiner run if memory cannot be locked (no)\n"
     "  holder NAME ENDPOINT CURVE-PUBLIC\n"
@@ -266,6 +267,10 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     if (strcmp(d, "combiner-binary") == 0) {
         NEED(1, 1);
         return edge_cfg_path(ps, cfg->combiner_binary, w[1]);
+    }
+    if (strcmp(d, "combiner-config") == 0) {
+        NEED(1, 1);
+        return edge_cfg_path(ps, cfg->combiner_config, w[1]);
     }
     if (strcmp(d, "combiner-external") == 0) {
         NEED(1, 1);

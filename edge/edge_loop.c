@@ -844,7 +844,8 @@ static int edge_combiner_start(struct edge_loop *L)
         signal(SIGPIPE, SIG_DFL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (cfg->combiner_binary[0] != '\0') {
-            execl(cfg->combiner_binary, cfg->combiner_binary, "run", "--config", L->config_path,
+            execl(cfg->combiner_binary, cfg->combiner_binary, "run", "--config",
+                  cfg->combiner_config[0] != '\0' ? cfg->combiner_config : L->config_path,
                   (char *)NULL);
             fprintf(stderr, "edge: cannot run combiner %s: %s\n", cfg->combiner_binary,
                     strerror(errno));
