@@ -430,6 +430,7 @@ static struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *ke
         OPENSSL_free(b);
         return NULL;
     }
+    b->cap_fetches = n;
     b->key = key;
     b->state = COMB_BATCH_WAITING;
     b->t_start_ns = comb_now_ns();
@@ -452,6 +453,12 @@ static bool comb_src_asked(const struct comb_src *src, const struct comb_key *ke
     return src->ops->has_key == NULL || src->ops->has_key(src->ctx, key->rec.key_id);
 }
 
+/* comb_batch_sources: how many sources |b| may ask (those added after it was made are not). */
+static size_t comb_batch_sources(const struct comb_ctx *c, const struct comb_batch *b)
+{
+    return c->num_srcs < b->cap_fetches ? c->num_srcs : b->cap_fetches;
+}
+
 /*
  * comb_batch_start asks every source that may have the key, each into its
  * own slot. A batch stays WAITING while too few slots are free.
@@ -463,15 +470,16 @@ static void comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
     size_t i;
     int r;
 
-    for (i = 0; i < c->num_srcs; i++) {
+    for (i = 0; i < comb_batch_sources(c, b); i++) {
         need += comb_src_asked(&c->srcs[i], key) ? 1 : 0;
     }
+    b->slots_needed = need;
     if (need > comb_slots_available(c)) {
         return;
     }
     b->state = COMB_BATCH_GATHERING;
     b->t_start_ns = comb_now_ns();
-    for (i = 0; i < c->num_srcs; i++) {
+    for (i = 0; i < comb_batch_sources(c, b); i++) {
         struct comb_src *src = &c->srcs[i];
         struct comb_fetch_ent *ent;
 
@@ -922,7 +930,7 @@ long comb_timeout_ms(const struct comb_ctx *c)
         if (b->num_done > b->num_examined || b->state == COMB_BATCH_READY ||
             b->state == COMB_BATCH_FAILED ||
             (b->state == COMB_BATCH_GATHERING && b->num_running == 0) ||
-            (b->state == COMB_BATCH_WAITING && comb_slots_available(c) > 0) ||
+            (b->state == COMB_BATCH_WAITING && comb_slots_available(c) >= b->slots_needed) ||
             now >= b->deadline_ns) {
             return 0;
         }

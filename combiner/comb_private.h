@@ -103,7 +103,9 @@ struct comb_batch {
     uint8_t op_kind;
     /* One fetch per source asked. */
     struct comb_fetch_ent *fetches;
+    size_t cap_fetches; /* sources there were when the batch was made */
     size_t num_fetches;
+    size_t slots_needed; /* while WAITING: how many sources will be asked */
     size_t num_running;
     /* Answers in the order they came, examined up to |num_examined|. */
     size_t *done_order;

@@ -756,6 +756,62 @@ static void test_chained(void **state)
     set_free(&s);
 }
 
+/*
+ * More batches in flight than there are share slots (1024; three a batch
+ * here): the rest wait for slots and still complete. A source added while a
+ * batch waits is not asked by it.
+ */
+static void test_slots_exhausted(void **state)
+{
+    static const unsigned files[] = {1, 2};
+    enum { NUM = 400 };
+    struct comb_file_source *fs[2];
+    struct async_op *ops = calloc(NUM, sizeof(*ops));
+    struct comb_config cfg;
+    struct split_set s;
+    struct comb_ctx *c;
+    struct comb_stats st;
+
+    (void)state;
+    assert_non_null(ops);
+    set_make(&s, "rsa2048.pem", 2, 3, "h");
+    comb_config_init(&cfg);
+    cfg.max_batch = 1;
+    cfg.timeout_ms = 30000;
+    c = comb_with(&s, &cfg, 0, files, 2, fs);
+    comb_file_source_set_delay_ms(fs[0], 5);
+    comb_file_source_set_delay_ms(fs[1], 5);
+    for (size_t i = 0; i < NUM; i++) {
+        ops[i].s = &s;
+        ops[i].alg = COMB_ALG_PKCS1_SHA256;
+        ops[i].dlen = 32;
+        assert_int_equal(RAND_bytes(ops[i].digest, 32), 1);
+        assert_int_equal(comb_sign(c, &ops[i].id, s.rec->key_id, ops[i].alg, ops[i].digest, 32,
+                                   async_done, &ops[i]),
+                         0);
+    }
+    {
+        /* Added now: the waiting batches were made with three sources. */
+        static const unsigned extra[] = {1};
+        struct comb_file_source *more = comb_file_source_new(s.hks[extra[0]]);
+
+        assert_non_null(more);
+        assert_int_equal(comb_file_source_add_share(more, &s.shares[extra[0]], false), 0);
+        assert_int_equal(comb_add_file_source(c, NULL, "late", more), 0);
+    }
+    assert_int_equal(comb_wait(c, 60000), 0);
+    for (size_t i = 0; i < NUM; i++) {
+        assert_int_equal(ops[i].calls, 1);
+        assert_int_equal(ops[i].status, 0);
+        assert_true(ops[i].verified);
+    }
+    comb_stats_get(c, &st);
+    assert_int_equal(st.batches, NUM);
+    comb_free(c);
+    free(ops);
+    set_free(&s);
+}
+
 /* comb_free with operations in flight: no callbacks, no leaks (ASan / valgrind). */
 static void test_free_in_flight(void **state)
 {
@@ -785,11 +841,17 @@ static void test_free_in_flight(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_alg_names),  cmocka_unit_test(test_k2_rsa2048),
-        cmocka_unit_test(test_k3),         cmocka_unit_test(test_bad_shares),
-        cmocka_unit_test(test_duplicates), cmocka_unit_test(test_mixed_splits),
-        cmocka_unit_test(test_refusals),   cmocka_unit_test(test_async),
-        cmocka_unit_test(test_chained),    cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_alg_names),
+        cmocka_unit_test(test_k2_rsa2048),
+        cmocka_unit_test(test_k3),
+        cmocka_unit_test(test_bad_shares),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_mixed_splits),
+        cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_async),
+        cmocka_unit_test(test_chained),
+        cmocka_unit_test(test_slots_exhausted),
+        cmocka_unit_test(test_free_in_flight),
     };
 
     if (spk_mem_init() != 0) {
