@@ -111,6 +111,17 @@ static int conf_path(struct conf_parser *p, const struct proto_rd *word,
     return 0;
 }
 
+/* conf_cap: the capacity an array of |num| elements has (grown by doubling). */
+static size_t conf_cap(size_t num)
+{
+    size_t cap = 4;
+
+    while (cap < num) {
+        cap *= 2;
+    }
+    return cap;
+}
+
 /* conf_grow makes room for one more element in *arr of *num elements. */
 static int conf_grow(struct conf_parser *p, void **arr, size_t num, size_t elem, const char *what)
 {
@@ -121,13 +132,14 @@ static int conf_grow(struct conf_parser *p, void **arr, size_t num, size_t elem,
                  COMB_CONF_ENTRIES_MAX, what);
         return SPK_ERR_MALFORMED;
     }
-    n = OPENSSL_realloc(*arr, (num + 1) * elem);
-    if (n == NULL) {
-        conf_why(p->why, p->why_len, "out of memory");
-        return SPK_ERR_NOMEM;
+    if (*arr == NULL || num == conf_cap(num)) {
+        if ((n = OPENSSL_realloc(*arr, conf_cap(num + 1) * elem)) == NULL) {
+            conf_why(p->why, p->why_len, "out of memory");
+            return SPK_ERR_NOMEM;
+        }
+        *arr = n;
     }
-    memset((uint8_t *)n + num * elem, 0, elem);
-    *arr = n;
+    memset((uint8_t *)*arr + num * elem, 0, elem);
     return 0;
 }
 
@@ -479,31 +491,45 @@ int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_extra_fn e
 
 /* ---- building the combiner ------------------------------------------------------ */
 
-/* A list of file paths (a directory expanded, sorted). */
+/* A list of file paths (directories expanded, each sorted), OPENSSL_strdup'd. */
 struct conf_files {
-    char (*paths)[COMB_CONF_PATH_MAX];
+    char **paths;
     size_t num;
 };
 
 static int conf_files_add(struct conf_files *fl, const char *path)
 {
-    void *n;
+    char **n;
 
     if (fl->num >= COMB_CONF_KEYS_MAX) {
         return SPK_ERR_INVALID_ARG;
     }
-    n = OPENSSL_realloc(fl->paths, (fl->num + 1) * sizeof(*fl->paths));
-    if (n == NULL) {
+    if (fl->paths == NULL || fl->num == conf_cap(fl->num)) {
+        if ((n = OPENSSL_realloc(fl->paths, conf_cap(fl->num + 1) * sizeof(*n))) == NULL) {
+            return SPK_ERR_NOMEM;
+        }
+        fl->paths = n;
+    }
+    if ((fl->paths[fl->num] = OPENSSL_strdup(path)) == NULL) {
         return SPK_ERR_NOMEM;
     }
-    fl->paths = n;
-    snprintf(fl->paths[fl->num++], COMB_CONF_PATH_MAX, "%s", path);
+    fl->num++;
     return 0;
+}
+
+static void conf_files_free(struct conf_files *fl)
+{
+    for (size_t i = 0; i < fl->num; i++) {
+        OPENSSL_free(fl->paths[i]);
+    }
+    OPENSSL_free(fl->paths);
+    fl->paths = NULL;
+    fl->num = 0;
 }
 
 static int conf_path_cmp(const void *a, const void *b)
 {
-    return strcmp(a, b);
+    return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static bool conf_ends_with(const char *s, const char *suffix)
@@ -608,7 +634,8 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
     struct proto_share_file *shares = NULL; /* still sealed */
     bool *share_used = NULL;
     struct conf_files recs = {NULL, 0}, shs = {NULL, 0};
-    uint8_t(*ids)[PROTO_KEY_ID_LEN] = NULL;
+    uint8_t(*ids)[PROTO_KEY_ID_LEN] = NULL; /* per holder: recs.num slots */
+    size_t *num_ids = NULL;
     char suffix[PROTO_NAME_MAX + 16];
     size_t i, j;
     int r = SPK_ERR_INTERNAL;
@@ -654,12 +681,16 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
     }
     rec = OPENSSL_zalloc(sizeof(*rec));
     conf->keys = OPENSSL_zalloc(recs.num * sizeof(*conf->keys));
-    ids = OPENSSL_zalloc(recs.num * sizeof(*ids));
+    if (conf->num_holders > 0) {
+        ids = OPENSSL_zalloc(conf->num_holders * recs.num * sizeof(*ids));
+        num_ids = OPENSSL_zalloc(conf->num_holders * sizeof(*num_ids));
+    }
     if (shs.num > 0) {
         shares = OPENSSL_zalloc(shs.num * sizeof(*shares));
         share_used = OPENSSL_zalloc(shs.num * sizeof(*share_used));
     }
-    if (rec == NULL || conf->keys == NULL || ids == NULL ||
+    if (rec == NULL || conf->keys == NULL ||
+        (conf->num_holders > 0 && (ids == NULL || num_ids == NULL)) ||
         (shs.num > 0 && (shares == NULL || share_used == NULL))) {
         conf_why(why, why_len, "out of memory");
         r = SPK_ERR_NOMEM;
@@ -705,6 +736,15 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
         if (local != NULL) {
             share_used[local_at] = true;
         }
+        /* Ask a holder only for the keys whose record names it. */
+        for (size_t h = 0; h < conf->num_holders; h++) {
+            for (size_t s = 0; s < rec->num_shares; s++) {
+                if (strcmp(rec->shares[s].holder, conf->holders[h].name) == 0) {
+                    memcpy(ids[h * recs.num + num_ids[h]++], rec->key_id, PROTO_KEY_ID_LEN);
+                    break;
+                }
+            }
+        }
         memcpy(conf->keys[conf->num_keys].key_id, rec->key_id, PROTO_KEY_ID_LEN);
         conf->keys[conf->num_keys].modulus_len = rec->modulus_len;
         conf->keys[conf->num_keys].threshold = rec->threshold;
@@ -721,21 +761,10 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
     }
     for (i = 0; i < conf->num_holders; i++) {
         const struct comb_conf_holder *h = &conf->holders[i];
-        size_t num_ids = 0;
 
-        /* Ask a holder only for the keys whose record names it. */
-        for (j = 0; j < recs.num; j++) {
-            if ((r = conf_read_record(recs.paths[j], rec, why, why_len)) != 0) {
-                goto out;
-            }
-            for (size_t s = 0; s < rec->num_shares; s++) {
-                if (strcmp(rec->shares[s].holder, h->name) == 0) {
-                    memcpy(ids[num_ids++], rec->key_id, PROTO_KEY_ID_LEN);
-                    break;
-                }
-            }
-        }
-        if ((r = comb_add_remote_source(c, NULL, zmq_ctx, hk, h, (const uint8_t(*)[32])ids, num_ids,
+        const uint8_t(*h_ids)[PROTO_KEY_ID_LEN] = (const uint8_t(*)[PROTO_KEY_ID_LEN])ids;
+
+        if ((r = comb_add_remote_source(c, NULL, zmq_ctx, hk, h, h_ids + i * recs.num, num_ids[i],
                                         cc.timeout_ms)) != 0) {
             conf_why(why, why_len, "holder '%s' at %s: %s", h->name, h->endpoint,
                      comb_last_error(c)[0] != '\0' ? comb_last_error(c) : spk_strerror(r));
@@ -757,8 +786,9 @@ out:
     }
     OPENSSL_free(share_used);
     OPENSSL_free(ids);
-    OPENSSL_free(recs.paths);
-    OPENSSL_free(shs.paths);
+    OPENSSL_free(num_ids);
+    conf_files_free(&recs);
+    conf_files_free(&shs);
     if (r != 0) {
         OPENSSL_free(conf->keys);
         conf->keys = NULL;

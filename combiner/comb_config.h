@@ -32,8 +32,8 @@
 #define COMB_CONF_VERSION 1
 #define COMB_CONF_PATH_MAX 4096
 #define COMB_CONF_ENDPOINT_MAX 256
-#define COMB_CONF_ENTRIES_MAX 4096 /* record, share and holder lines, each */
-#define COMB_CONF_KEYS_MAX 65536   /* records loaded (directories expand) */
+#define COMB_CONF_ENTRIES_MAX 256 /* record, share and holder lines, each */
+#define COMB_CONF_KEYS_MAX 65536  /* records loaded (directories expand) */
 #define COMB_CONF_TIMEOUT_DEFAULT 2000
 #define COMB_CONF_TIMEOUT_MAX 600000
 #define COMB_CONF_WHY_MAX 512 /* enough for every message of this module */
