@@ -42,6 +42,7 @@ struct edge_share_conf {
 };
 
 struct edge_config {
+    char path[EDGE_PATH_MAX]; /* the file it was loaded from (for reloads) */
     char listen[EDGE_LISTEN_MAX][EDGE_HOSTPORT_MAX];
     size_t num_listen;
     struct edge_cert_conf certs[EDGE_CERT_MAX]; /* certs[0] is the default */
@@ -63,7 +64,10 @@ struct edge_config {
     unsigned op_timeout_ms;
     unsigned share_timeout_ms;
     unsigned max_connections;
-    char tls_min[8]; /* "1.2" or "1.3" */
+    char tls_min[8];                          /* "1.2" or "1.3" */
+    char ticket_key_file[EDGE_PATH_MAX];      /* "" = one random key per process */
+    char metrics[EDGE_HOSTPORT_MAX];          /* "" = no metrics endpoint */
+    char combiner_metrics[EDGE_HOSTPORT_MAX]; /* the combiner process's own */
     char log_level[8];
 };
 

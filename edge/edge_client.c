@@ -43,6 +43,7 @@ struct edge_client {
     uint64_t next_id;
     struct edge_pending *head;
     size_t num_pending;
+    struct edge_keyop_stats stats;
     /* Scratch on the heap: an ASYNC job's stack is only 32 KiB. */
     struct proto_msg wmsg;
     uint8_t wbuf[EDGE_REQ_BUF_MAX];
@@ -56,6 +57,14 @@ uint64_t edge_now_ms(void)
 
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t edge_now_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms)
@@ -125,6 +134,11 @@ void edge_client_free(struct edge_client *c)
 int edge_client_fd(const struct edge_client *c)
 {
     return c->fd;
+}
+
+void edge_client_stats(const struct edge_client *c, struct edge_keyop_stats *out)
+{
+    *out = c->stats;
 }
 
 size_t edge_client_pending(const struct edge_client *c)
@@ -289,6 +303,8 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     struct edge_pending p;
     ASYNC_JOB *job = ASYNC_get_current_job();
     size_t frame_len = 0;
+    int kind = op >= PROTO_OP_DECRYPT_PKCS1 ? 1 : 0;
+    uint64_t started = edge_now_us();
     int r;
 
     *out_len = 0;
@@ -315,6 +331,7 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     }
     if (zmq_send(c->sock, c->wbuf, frame_len, ZMQ_DONTWAIT) != (int)frame_len) {
         /* ZMQ_IMMEDIATE: no combiner connected, or its queue is full. */
+        c->stats.ops[kind][EDGE_OPRES_UNAVAILABLE]++;
         return SPK_ERR_UNAVAILABLE;
     }
     p.req_id = c->wmsg.req_id;
@@ -347,6 +364,14 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
             }
             edge_client_process(c);
         }
+    }
+    if (p.status == SPK_ERR_TIMEOUT) {
+        c->stats.ops[kind][EDGE_OPRES_TIMEOUT]++;
+    } else if (p.status == SPK_ERR_UNAVAILABLE) {
+        c->stats.ops[kind][EDGE_OPRES_UNAVAILABLE]++;
+    } else {
+        c->stats.ops[kind][p.status == 0 ? EDGE_OPRES_OK : EDGE_OPRES_ERROR]++;
+        edge_hist_observe(&c->stats.latency[kind], (double)(edge_now_us() - started) / 1e6);
     }
     if (p.status != 0) {
         OPENSSL_cleanse(out, out_cap);

@@ -50,17 +50,17 @@ struct combproc_holder_src {
     int timeout_ms;
 };
 
+struct combproc_gen;
+static void combproc_gen_holder_result(struct combproc_gen *g, const struct sh_result *res);
+
 static void combproc_sh_result(void *ctx, const struct sh_result *res)
 {
     struct comb_fetch *fetch = res->user;
     struct comb_share_info info;
-    bool *ponged = ctx;
 
+    combproc_gen_holder_result(ctx, res);
     if (fetch == NULL) {
-        if (res->status == 0 && res->type == PROTO_MSG_PONG && res->holder < EDGE_HOLDER_MAX) {
-            ponged[res->holder] = true;
-        }
-        return;
+        return; /* a PING */
     }
     if (res->status != 0) {
         comb_fetch_done(fetch, res->status, NULL, res->text);
@@ -142,16 +142,48 @@ static const struct comb_source_ops combproc_holder_ops = {
 
 /* ---- the server --------------------------------------------------------------- */
 
-struct combproc {
+/*
+ * struct combproc_gen: everything one configuration made: the combiner
+ * library context with its keys and local shares, the combiner's key, the
+ * holder client. SIGHUP builds a new generation beside the serving one; it
+ * takes over once its holders answered (or after a short wait), and the old
+ * one finishes the operations it has before it is freed.
+ */
+struct combproc_gen {
     const struct edge_config *cfg;
-    void *zctx;
-    void *router;
+    struct edge_config *owned_cfg; /* cfg when it came from a reload */
     struct comb_ctx *comb;
     struct proto_holder_secret *key; /* the combiner's key file (secret memory) */
+    struct sh_client *holders;       /* owned by the holder sources */
+    bool ponged[EDGE_HOLDER_MAX];
+    uint64_t pinged_ms[EDGE_HOLDER_MAX];
+    struct edge_hist holder_latency[EDGE_HOLDER_MAX];
+    uint64_t warm_deadline_ms;
+};
+
+#define COMBPROC_MSLOTS 8
+
+/* A metrics scrape over the ZMQ_STREAM socket: its peer id and request. */
+struct combproc_mslot {
+    uint8_t id[COMBPROC_ID_MAX];
+    size_t id_len;
+    char req[1024];
+    size_t req_len;
+    bool used;
+};
+
+struct combproc {
+    void *zctx;
+    void *router;
+    void *mstream; /* combiner-metrics, or NULL */
+    struct combproc_gen *cur;
+    struct combproc_gen *next; /* warming up after SIGHUP */
+    struct combproc_gen *old;  /* draining after a switch */
     int sigfd;
     uint64_t num_ok, num_failed;
-    struct sh_client *holders; /* owned by the holder sources */
-    bool ponged[EDGE_HOLDER_MAX];
+    uint64_t reloads_ok, reloads_failed;
+    struct combproc_mslot mslots[COMBPROC_MSLOTS];
+    struct edge_text mtext, mout;
 };
 
 /* One request waiting for the combiner: who asked, under which id. */
@@ -173,6 +205,22 @@ static void combproc_log(const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
+}
+
+static void combproc_gen_holder_result(struct combproc_gen *g, const struct sh_result *res)
+{
+    if (res->holder >= EDGE_HOLDER_MAX) {
+        return;
+    }
+    if (res->user == NULL) {
+        if (res->status == 0 && res->type == PROTO_MSG_PONG) {
+            g->ponged[res->holder] = true;
+        }
+        return;
+    }
+    if (res->status == 0) {
+        edge_hist_observe(&g->holder_latency[res->holder], (double)res->latency_us / 1e6);
+    }
 }
 
 static void combproc_send(struct combproc *cp, const uint8_t *id, size_t id_len,
@@ -239,6 +287,7 @@ static void combproc_handle(struct combproc *cp, const uint8_t *id, size_t id_le
 {
     static struct proto_msg m;
     struct combproc_req *req = NULL;
+    struct comb_ctx *comb = cp->cur->comb;
     uint8_t type = 0;
     uint64_t req_id = 0;
     int r;
@@ -271,19 +320,19 @@ static void combproc_handle(struct combproc *cp, const uint8_t *id, size_t id_le
     req->id_len = id_len;
     req->req_id = m.req_id;
     if (comb_alg_is_sign((enum comb_alg)m.u.op_req.op)) {
-        r = comb_sign(cp->comb, NULL, m.u.op_req.key_id, (enum comb_alg)m.u.op_req.op,
-                      m.u.op_req.input, m.u.op_req.input_len, combproc_done, req);
+        r = comb_sign(comb, NULL, m.u.op_req.key_id, (enum comb_alg)m.u.op_req.op, m.u.op_req.input,
+                      m.u.op_req.input_len, combproc_done, req);
     } else {
         struct comb_decrypt_params params;
         memset(&params, 0, sizeof(params));
         params.tls_version = m.u.op_req.client_version;
-        r = comb_decrypt(cp->comb, NULL, m.u.op_req.key_id, (enum comb_alg)m.u.op_req.op,
+        r = comb_decrypt(comb, NULL, m.u.op_req.key_id, (enum comb_alg)m.u.op_req.op,
                          m.u.op_req.input, m.u.op_req.input_len, &params, combproc_done, req);
     }
     OPENSSL_cleanse(&m, sizeof(m));
     if (r != 0) {
         cp->num_failed++;
-        combproc_send_error(cp, id, id_len, req->req_id, r, comb_last_error(cp->comb));
+        combproc_send_error(cp, id, id_len, req->req_id, r, comb_last_error(comb));
         free(req);
     }
 }
@@ -325,6 +374,207 @@ static void combproc_read_router(struct combproc *cp)
         combproc_handle(cp, id, (size_t)id_len, frame, (size_t)n);
         OPENSSL_cleanse(frame, (size_t)n);
     }
+}
+
+/* ---- metrics (combiner-metrics) ------------------------------------------------ */
+
+static void combproc_text_summary(struct edge_text *t, const char *name, const char *help,
+                                  const struct comb_timing *tm)
+{
+    edge_text_printf(t,
+                     "# HELP %s %s\n# TYPE %s summary\n%s{quantile=\"0.5\"} %.6f\n"
+                     "%s{quantile=\"0.99\"} %.6f\n%s_sum %.6f\n%s_count %llu\n"
+                     "# HELP %s_max The largest sample in the window.\n# TYPE %s_max gauge\n"
+                     "%s_max %.6f\n",
+                     name, help, name, name, tm->p50_us / 1e6, name, tm->p99_us / 1e6, name,
+                     tm->mean_us * (double)tm->count / 1e6, name, (unsigned long long)tm->count,
+                     name, name, name, tm->max_us / 1e6);
+}
+
+/*
+ * combproc_metrics_render: the combiner's counters. The library's counters
+ * and timings belong to the serving generation and start again at zero after
+ * a reload (Prometheus treats that as a counter reset).
+ */
+static void combproc_metrics_render(struct combproc *cp, struct edge_text *t)
+{
+    const struct combproc_gen *g = cp->cur;
+    struct comb_stats st;
+    size_t i, n;
+
+    comb_stats_get(g->comb, &st);
+    edge_text_reset(t);
+    edge_text_printf(t,
+                     "# HELP spk_combiner_operations_total Private-key operations answered, "
+                     "by result.\n# TYPE spk_combiner_operations_total counter\n"
+                     "spk_combiner_operations_total{result=\"ok\"} %llu\n"
+                     "spk_combiner_operations_total{result=\"failed\"} %llu\n"
+                     "# HELP spk_combiner_operations_in_flight Operations queued or waiting "
+                     "for shares.\n# TYPE spk_combiner_operations_in_flight gauge\n"
+                     "spk_combiner_operations_in_flight %zu\n"
+                     "# HELP spk_combiner_reconstructions_total Keys rebuilt from shares "
+                     "(one per batch of operations).\n"
+                     "# TYPE spk_combiner_reconstructions_total counter\n"
+                     "spk_combiner_reconstructions_total %llu\n"
+                     "# HELP spk_combiner_shares_total Shares received, by fate: accepted, "
+                     "rejected by the record's checks (commitment, split, index), or an error "
+                     "or timeout instead of a share.\n"
+                     "# TYPE spk_combiner_shares_total counter\n"
+                     "spk_combiner_shares_total{result=\"accepted\"} %llu\n"
+                     "spk_combiner_shares_total{result=\"rejected\"} %llu\n"
+                     "spk_combiner_shares_total{result=\"error\"} %llu\n"
+                     "# HELP spk_combiner_reloads_total Configuration reloads (SIGHUP).\n"
+                     "# TYPE spk_combiner_reloads_total counter\n"
+                     "spk_combiner_reloads_total{result=\"ok\"} %llu\n"
+                     "spk_combiner_reloads_total{result=\"failed\"} %llu\n",
+                     (unsigned long long)cp->num_ok, (unsigned long long)cp->num_failed,
+                     comb_pending(g->comb), (unsigned long long)st.batches,
+                     (unsigned long long)st.shares_good, (unsigned long long)st.shares_bad,
+                     (unsigned long long)st.shares_error, (unsigned long long)cp->reloads_ok,
+                     (unsigned long long)cp->reloads_failed);
+    combproc_text_summary(t, "spk_combiner_key_lifetime_seconds",
+                          "How long a whole key existed in memory per reconstruction "
+                          "(reconstruction start to wipe end; recent window).",
+                          &st.lifetime);
+    combproc_text_summary(t, "spk_combiner_operation_seconds",
+                          "Request to answer inside the combiner (recent window).", &st.total);
+    combproc_text_summary(t, "spk_combiner_gather_seconds",
+                          "First share request to k-th good share (recent window).", &st.gather);
+    n = comb_num_sources(g->comb);
+    edge_text_printf(t, "# HELP spk_combiner_source_requests_total Share requests per source "
+                        "(holders, the local share, share files).\n"
+                        "# TYPE spk_combiner_source_requests_total counter\n");
+    for (i = 0; i < n; i++) {
+        struct comb_source_stats ss;
+        if (comb_source_stats(g->comb, i, &ss) == 0) {
+            edge_text_printf(t, "spk_combiner_source_requests_total{source=\"%s\"} %llu\n", ss.name,
+                             (unsigned long long)ss.requests);
+        }
+    }
+    edge_text_printf(t, "# HELP spk_combiner_source_shares_rejected_total Shares from a source "
+                        "that failed the record's checks (commitment, split id, index).\n"
+                        "# TYPE spk_combiner_source_shares_rejected_total counter\n");
+    for (i = 0; i < n; i++) {
+        struct comb_source_stats ss;
+        if (comb_source_stats(g->comb, i, &ss) == 0) {
+            edge_text_printf(t, "spk_combiner_source_shares_rejected_total{source=\"%s\"} %llu\n",
+                             ss.name, (unsigned long long)ss.bad);
+        }
+    }
+    edge_text_printf(t, "# HELP spk_combiner_source_errors_total Errors and timeouts from a "
+                        "source instead of a share.\n"
+                        "# TYPE spk_combiner_source_errors_total counter\n");
+    for (i = 0; i < n; i++) {
+        struct comb_source_stats ss;
+        if (comb_source_stats(g->comb, i, &ss) == 0) {
+            edge_text_printf(t, "spk_combiner_source_errors_total{source=\"%s\"} %llu\n", ss.name,
+                             (unsigned long long)ss.errors);
+        }
+    }
+    edge_text_printf(t, "# HELP spk_combiner_holder_share_seconds Share request to share "
+                        "answer, per share-holder.\n"
+                        "# TYPE spk_combiner_holder_share_seconds histogram\n");
+    for (i = 0; i < g->cfg->num_holders && i < EDGE_HOLDER_MAX; i++) {
+        char labels[PROTO_NAME_MAX + 16];
+        snprintf(labels, sizeof(labels), "holder=\"%s\"", g->cfg->holders[i].name);
+        edge_text_hist(t, "spk_combiner_holder_share_seconds", labels, &g->holder_latency[i]);
+    }
+}
+
+static void combproc_metrics_send(struct combproc *cp, const uint8_t *id, size_t id_len,
+                                  const void *data, size_t len)
+{
+    if (zmq_send(cp->mstream, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)id_len) {
+        (void)zmq_send(cp->mstream, data, len, ZMQ_DONTWAIT);
+    }
+}
+
+/* combproc_read_metrics: ZMQ_STREAM gives [peer id][bytes]; empty bytes mean
+ * a peer came or went. A complete request head is answered and the peer
+ * disconnected (an empty frame to its id). */
+static void combproc_read_metrics(struct combproc *cp)
+{
+    uint8_t id[COMBPROC_ID_MAX];
+    char data[1024];
+
+    for (;;) {
+        struct combproc_mslot *slot = NULL;
+        int id_len = zmq_recv(cp->mstream, id, sizeof(id), ZMQ_DONTWAIT);
+        int n;
+        size_t i;
+
+        if (id_len < 0) {
+            return;
+        }
+        n = zmq_recv(cp->mstream, data, sizeof(data), ZMQ_DONTWAIT);
+        if (n < 0 || (size_t)id_len > sizeof(id)) {
+            continue;
+        }
+        for (i = 0; i < COMBPROC_MSLOTS; i++) {
+            if (cp->mslots[i].used && cp->mslots[i].id_len == (size_t)id_len &&
+                memcmp(cp->mslots[i].id, id, (size_t)id_len) == 0) {
+                slot = &cp->mslots[i];
+                break;
+            }
+        }
+        if (n == 0) {
+            if (slot != NULL) {
+                slot->used = false; /* the peer went away */
+            }
+            continue;
+        }
+        if (slot == NULL) {
+            for (i = 0; i < COMBPROC_MSLOTS && cp->mslots[i].used; i++) {
+            }
+            if (i == COMBPROC_MSLOTS) {
+                combproc_metrics_send(cp, id, (size_t)id_len, "", 0); /* busy: close */
+                continue;
+            }
+            slot = &cp->mslots[i];
+            memset(slot, 0, sizeof(*slot));
+            slot->used = true;
+            memcpy(slot->id, id, (size_t)id_len);
+            slot->id_len = (size_t)id_len;
+        }
+        if ((size_t)n > sizeof(data)) {
+            n = (int)sizeof(data);
+        }
+        if ((size_t)n > sizeof(slot->req) - slot->req_len) {
+            slot->used = false;
+            combproc_metrics_send(cp, id, (size_t)id_len, "", 0);
+            continue;
+        }
+        memcpy(slot->req + slot->req_len, data, (size_t)n);
+        slot->req_len += (size_t)n;
+        combproc_metrics_render(cp, &cp->mtext);
+        if (edge_http_answer(slot->req, slot->req_len, &cp->mtext, &cp->mout) == 1) {
+            if (!cp->mout.failed) {
+                combproc_metrics_send(cp, id, (size_t)id_len, cp->mout.buf, cp->mout.len);
+            }
+            combproc_metrics_send(cp, id, (size_t)id_len, "", 0);
+            slot->used = false;
+        }
+    }
+}
+
+static int combproc_metrics_open(struct combproc *cp, const char *hostport)
+{
+    char ep[EDGE_HOSTPORT_MAX + 16];
+    int zero = 0;
+
+    /* ZeroMQ binds addresses, not host names. */
+    if (strncmp(hostport, "localhost:", 10) == 0) {
+        snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%s", hostport + 10);
+    } else {
+        snprintf(ep, sizeof(ep), "tcp://%s", hostport);
+    }
+    cp->mstream = zmq_socket(cp->zctx, ZMQ_STREAM);
+    if (cp->mstream == NULL || zmq_setsockopt(cp->mstream, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_bind(cp->mstream, ep) != 0) {
+        combproc_log("combiner-metrics %s: %s", hostport, zmq_strerror(zmq_errno()));
+        return SPK_ERR_IO;
+    }
+    return 0;
 }
 
 /* ---- start-up ------------------------------------------------------------------ */
@@ -369,13 +619,13 @@ static int combproc_read_share(struct proto_share_file *sf, const char *path, ch
 
 /*
  * combproc_setup loads keys, local shares, file sources and holders into
- * cp->comb. Every key of the configuration's certificates is added; the
+ * g->comb. Every key of the configuration's certificates is added; the
  * combiner's own share of a key is the share file whose holder is the
  * combiner key's name.
  */
-static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
+static int combproc_setup(struct combproc *cp, struct combproc_gen *g, char *why, size_t why_len)
 {
-    const struct edge_config *cfg = cp->cfg;
+    const struct edge_config *cfg = g->cfg;
     static struct proto_record rec;
     static struct proto_share_file sf;
     static struct proto_share_file local;
@@ -384,7 +634,7 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
     size_t i, j;
     int r;
 
-    if ((r = split_holder_secret_load(&cp->key, cfg->combiner_key)) != 0) {
+    if ((r = split_holder_secret_load(&g->key, cfg->combiner_key)) != 0) {
         snprintf(why, why_len, "combiner-key %s: %s", cfg->combiner_key, spk_strerror(r));
         return r;
     }
@@ -393,7 +643,7 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
         if ((r = combproc_read_record(&rec, cfg->certs[i].record_path, why, why_len)) != 0) {
             return r;
         }
-        if (comb_has_key(cp->comb, rec.key_id)) {
+        if (comb_has_key(g->comb, rec.key_id)) {
             continue; /* two certificates for one key */
         }
         for (j = 0; j < cfg->num_shares && !have_local; j++) {
@@ -408,9 +658,9 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
                 have_local = true;
             }
         }
-        r = comb_add_key(cp->comb, &rec, have_local ? &local : NULL, have_local ? cp->key : NULL);
+        r = comb_add_key(g->comb, &rec, have_local ? &local : NULL, have_local ? g->key : NULL);
         if (r != 0) {
-            snprintf(why, why_len, "%s: %s", cfg->certs[i].record_path, comb_last_error(cp->comb));
+            snprintf(why, why_len, "%s: %s", cfg->certs[i].record_path, comb_last_error(g->comb));
             return r;
         }
     }
@@ -453,9 +703,9 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
                 return r;
             }
         }
-        if ((r = comb_add_file_source(cp->comb, NULL, NULL, fs)) != 0) {
+        if ((r = comb_add_file_source(g->comb, NULL, NULL, fs)) != 0) {
             snprintf(why, why_len, "file source %s: %s", cfg->shares[j].key_path,
-                     comb_last_error(cp->comb));
+                     comb_last_error(g->comb));
             return r;
         }
     }
@@ -466,8 +716,8 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
     if (shared == NULL) {
         return SPK_ERR_NOMEM;
     }
-    shared->client = sh_client_new(cp->zctx, cp->key, combproc_sh_result, cp->ponged);
-    cp->holders = shared->client;
+    shared->client = sh_client_new(cp->zctx, g->key, combproc_sh_result, g);
+    g->holders = shared->client;
     if (shared->client == NULL) {
         free(shared);
         snprintf(why, why_len, "cannot make the share-holder client");
@@ -487,6 +737,7 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
             if (shared->refs == 0) {
                 sh_client_free(shared->client);
                 free(shared);
+                g->holders = NULL;
             }
             snprintf(why, why_len, "holder %s at %s: %s", cfg->holders[i].name,
                      cfg->holders[i].endpoint, spk_strerror(r));
@@ -497,7 +748,7 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
         s->first = (i == 0);
         s->timeout_ms = (int)cfg->share_timeout_ms;
         shared->refs++;
-        if ((r = comb_add_source(cp->comb, NULL, cfg->holders[i].name, &combproc_holder_ops, s)) !=
+        if ((r = comb_add_source(g->comb, NULL, cfg->holders[i].name, &combproc_holder_ops, s)) !=
             0) {
             snprintf(why, why_len, "holder %s: %s", cfg->holders[i].name, spk_strerror(r));
             return r;
@@ -506,57 +757,194 @@ static int combproc_setup(struct combproc *cp, char *why, size_t why_len)
     return 0;
 }
 
-/*
- * combproc_warm_up waits (up to |ms|) until every holder answered a PING, so
- * that the first handshakes after a (re)start do not find the CURVE sessions
- * still being set up. Holders that stay silent are reported, not fatal: a
- * dead holder costs nothing while k shares are reachable.
- */
-static void combproc_warm_up(struct combproc *cp, unsigned ms)
+static void combproc_gen_free(struct combproc_gen *g)
 {
-    uint64_t deadline = edge_now_ms() + ms;
-    size_t i, num = cp->cfg->num_holders;
-    bool all = false;
+    if (g == NULL) {
+        return;
+    }
+    comb_free(g->comb); /* frees the holder sources, and with them the client */
+    spk_secret_free(g->key);
+    free(g->owned_cfg);
+    free(g);
+}
 
-    while (cp->holders != NULL && !all && edge_now_ms() < deadline) {
-        all = true;
-        for (i = 0; i < num; i++) {
-            uint64_t id;
-            if (!cp->ponged[i]) {
-                all = false;
-                if (sh_client_ping(cp->holders, &id, i, 200, NULL) != 0) {
-                    continue; /* not connected yet: ZMQ_IMMEDIATE refused it */
-                }
-            }
+/* combproc_gen_new: a generation for |cfg|; |owned| (cfg or NULL) is freed with it. */
+static struct combproc_gen *combproc_gen_new(struct combproc *cp, const struct edge_config *cfg,
+                                             struct edge_config *owned, char *why, size_t why_len)
+{
+    struct combproc_gen *g = calloc(1, sizeof(*g));
+    struct comb_config ccfg;
+
+    if (g == NULL) {
+        free(owned);
+        snprintf(why, why_len, "no memory");
+        return NULL;
+    }
+    g->cfg = cfg;
+    g->owned_cfg = owned;
+    comb_config_init(&ccfg);
+    ccfg.timeout_ms = cfg->op_timeout_ms;
+    g->comb = comb_new(&ccfg);
+    if (g->comb == NULL) {
+        snprintf(why, why_len, "cannot allocate the combiner (locked memory?)");
+        combproc_gen_free(g);
+        return NULL;
+    }
+    if (combproc_setup(cp, g, why, why_len) != 0) {
+        combproc_gen_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+/*
+ * combproc_gen_warm pings the holders that have not answered yet (again every
+ * 200 ms: ZMQ_IMMEDIATE refuses a PING before the connection is up). True
+ * once every holder answered, so that the first operations after a (re)start
+ * do not find the CURVE sessions still being set up.
+ */
+static bool combproc_gen_warm(struct combproc_gen *g)
+{
+    uint64_t now = edge_now_ms();
+    bool all = true;
+    size_t i;
+
+    for (i = 0; g->holders != NULL && i < g->cfg->num_holders; i++) {
+        uint64_t id;
+        if (g->ponged[i]) {
+            continue;
         }
-        if (!all) {
-            struct timespec ts = {0, 50 * 1000 * 1000};
-            if (sh_client_wait(cp->holders, 100) != 0 || sh_client_pending(cp->holders) == 0) {
-                nanosleep(&ts, NULL);
-            }
+        all = false;
+        if (now - g->pinged_ms[i] >= 200 && sh_client_ping(g->holders, &id, i, 200, NULL) == 0) {
+            g->pinged_ms[i] = now;
         }
     }
-    for (i = 0; cp->holders != NULL && i < num; i++) {
-        if (!cp->ponged[i]) {
-            combproc_log("holder %s at %s does not answer yet", cp->cfg->holders[i].name,
-                         cp->cfg->holders[i].endpoint);
+    return all;
+}
+
+static void combproc_gen_report_silent(const struct combproc_gen *g)
+{
+    size_t i;
+
+    for (i = 0; g->holders != NULL && i < g->cfg->num_holders; i++) {
+        if (!g->ponged[i]) {
+            combproc_log("holder %s at %s does not answer yet", g->cfg->holders[i].name,
+                         g->cfg->holders[i].endpoint);
         }
+    }
+}
+
+/*
+ * combproc_warm_up waits (up to |ms|) until every holder of |g| answered a
+ * PING. Holders that stay silent are reported, not fatal: a dead holder
+ * costs nothing while k shares are reachable.
+ */
+static void combproc_warm_up(struct combproc_gen *g, unsigned ms)
+{
+    uint64_t deadline = edge_now_ms() + ms;
+
+    while (g->holders != NULL && !combproc_gen_warm(g) && edge_now_ms() < deadline) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        if (sh_client_wait(g->holders, 50) != 0 || sh_client_pending(g->holders) == 0) {
+            nanosleep(&ts, NULL);
+        }
+    }
+    combproc_gen_report_silent(g);
+}
+
+/* combproc_reload: SIGHUP. The file is read again; a new generation warms up
+ * beside the serving one, which goes on serving if anything is wrong. */
+static void combproc_reload(struct combproc *cp)
+{
+    struct edge_config *cfg;
+    char why[4096] = "";
+
+    if (cp->next != NULL || cp->old != NULL) {
+        combproc_log("reload: the previous one is still in progress; try again");
+        return;
+    }
+    cfg = malloc(sizeof(*cfg));
+    if (cfg == NULL) {
+        cp->reloads_failed++;
+        combproc_log("reload failed: no memory; serving the previous configuration");
+        return;
+    }
+    edge_config_init(cfg);
+    if (edge_config_load(cfg, cp->cur->cfg->path, why, sizeof(why)) != 0) {
+        free(cfg);
+        cp->reloads_failed++;
+        combproc_log("reload failed: %s; serving the previous configuration", why);
+        return;
+    }
+    if (strcmp(cfg->combiner_endpoint, cp->cur->cfg->combiner_endpoint) != 0) {
+        combproc_log("reload: combiner-endpoint changes only with a restart");
+    }
+    cp->next = combproc_gen_new(cp, cfg, cfg, why, sizeof(why));
+    if (cp->next == NULL) {
+        cp->reloads_failed++;
+        combproc_log("reload failed: %s; serving the previous configuration", why);
+        return;
+    }
+    cp->next->warm_deadline_ms = edge_now_ms() + 1500;
+    (void)combproc_gen_warm(cp->next);
+}
+
+/* combproc_reload_step: the warming generation takes over once warm; the
+ * old one is freed once its operations are answered. */
+static void combproc_reload_step(struct combproc *cp)
+{
+    if (cp->next != NULL &&
+        (combproc_gen_warm(cp->next) || edge_now_ms() >= cp->next->warm_deadline_ms)) {
+        combproc_gen_report_silent(cp->next);
+        cp->old = cp->cur;
+        cp->cur = cp->next;
+        cp->next = NULL;
+        cp->reloads_ok++;
+        combproc_log("reloaded: %zu certificate(s), %zu holder(s)", cp->cur->cfg->num_certs,
+                     cp->cur->cfg->num_holders);
+    }
+    if (cp->old != NULL && comb_pending(cp->old->comb) == 0) {
+        combproc_gen_free(cp->old);
+        cp->old = NULL;
+    }
+}
+
+static size_t combproc_poll_gen(struct combproc_gen *g, zmq_pollitem_t *items, size_t cap,
+                                long *wait)
+{
+    long w;
+
+    if (g == NULL) {
+        return 0;
+    }
+    w = comb_timeout_ms(g->comb);
+    if (w >= 0 && (*wait < 0 || w < *wait)) {
+        *wait = w;
+    }
+    return comb_poll_items(g->comb, items, cap);
+}
+
+static void combproc_process_gen(struct combproc_gen *g)
+{
+    int r;
+
+    if (g != NULL && (r = comb_process(g->comb)) != 0) {
+        combproc_log("process: %s", spk_strerror(r));
     }
 }
 
 int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
 {
     struct combproc cp;
-    struct comb_config ccfg;
     char why[4096] = "";
     sigset_t set;
     int64_t maxmsg = PROTO_MSG_MAX;
     int zero = 0;
     int status = 1;
+    uint64_t drain_deadline = 0;
     int r;
 
     memset(&cp, 0, sizeof(cp));
-    cp.cfg = cfg;
     cp.sigfd = -1;
     if (spk_mem_init() != 0) {
         /* OpenSSL allocated before us: its frees are not wiped. Say so, go on. */
@@ -575,24 +963,27 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
         combproc_log("signalfd: %s", strerror(errno));
         return 1;
     }
-    comb_config_init(&ccfg);
-    ccfg.timeout_ms = cfg->op_timeout_ms;
     cp.zctx = zmq_ctx_new();
-    cp.comb = comb_new(&ccfg);
-    if (cp.zctx == NULL || cp.comb == NULL) {
-        combproc_log("%s", "cannot allocate the combiner (locked memory?)");
+    if (cp.zctx == NULL) {
+        combproc_log("%s", "cannot make a ZeroMQ context");
         goto out;
     }
-    if ((r = combproc_setup(&cp, why, sizeof(why))) != 0) {
+    /* The first generation uses the caller's configuration (not owned). */
+    cp.cur = combproc_gen_new(&cp, cfg, NULL, why, sizeof(why));
+    if (cp.cur == NULL) {
         combproc_log("%s", why);
         goto out;
     }
-    combproc_warm_up(&cp, 1500);
+    combproc_warm_up(cp.cur, 1500);
     cp.router = zmq_socket(cp.zctx, ZMQ_ROUTER);
     if (cp.router == NULL || zmq_setsockopt(cp.router, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_setsockopt(cp.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
         zmq_bind(cp.router, cfg->combiner_endpoint) != 0) {
         combproc_log("cannot bind %s", cfg->combiner_endpoint);
+        goto out;
+    }
+    if (cfg->combiner_metrics[0] != '\0' &&
+        combproc_metrics_open(&cp, cfg->combiner_metrics) != 0) {
         goto out;
     }
     fprintf(stderr, "combiner: serving %s (%zu key(s), %zu holder(s), memory %s)\n",
@@ -601,39 +992,70 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
     for (;;) {
         zmq_pollitem_t items[COMBPROC_POLL_MAX];
         size_t n = 0;
-        long wait = comb_timeout_ms(cp.comb);
+        long wait = -1;
         struct signalfd_siginfo si;
 
-        items[n++] = (zmq_pollitem_t){cp.router, 0, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){cp.router, 0, drain_deadline == 0 ? ZMQ_POLLIN : 0, 0};
         items[n++] = (zmq_pollitem_t){NULL, cp.sigfd, ZMQ_POLLIN, 0};
-        n += comb_poll_items(cp.comb, items + n, COMBPROC_POLL_MAX - n);
+        if (cp.mstream != NULL) {
+            items[n++] = (zmq_pollitem_t){cp.mstream, 0, ZMQ_POLLIN, 0};
+        }
+        n += combproc_poll_gen(cp.cur, items + n, COMBPROC_POLL_MAX - n, &wait);
+        n += combproc_poll_gen(cp.next, items + n, COMBPROC_POLL_MAX - n, &wait);
+        n += combproc_poll_gen(cp.old, items + n, COMBPROC_POLL_MAX - n, &wait);
         if (wait < 0 || wait > 1000) {
             wait = 1000;
+        }
+        if ((cp.next != NULL || drain_deadline != 0) && wait > 50) {
+            wait = 50;
         }
         if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR) {
             combproc_log("poll: %s", zmq_strerror(errno));
             goto out;
         }
-        if (read(cp.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-            break;
+        while (read(cp.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            if (si.ssi_signo == SIGHUP) {
+                combproc_reload(&cp);
+            } else if (drain_deadline == 0) {
+                /* Stop taking requests; answer the ones in flight. */
+                drain_deadline = edge_now_ms() + cp.cur->cfg->op_timeout_ms + 500;
+                combproc_log("draining %zu operation(s)", comb_pending(cp.cur->comb));
+            }
         }
         if (getppid() == 1) {
             break; /* the edge is gone */
         }
-        combproc_read_router(&cp);
-        if ((r = comb_process(cp.comb)) != 0) {
-            combproc_log("process: %s", spk_strerror(r));
+        if (drain_deadline == 0) {
+            combproc_read_router(&cp);
+        }
+        if (cp.mstream != NULL) {
+            combproc_read_metrics(&cp);
+        }
+        combproc_process_gen(cp.cur);
+        combproc_process_gen(cp.next);
+        combproc_process_gen(cp.old);
+        combproc_reload_step(&cp);
+        if (drain_deadline != 0 && ((comb_pending(cp.cur->comb) == 0 && cp.old == NULL) ||
+                                    edge_now_ms() >= drain_deadline)) {
+            break;
         }
     }
     fprintf(stderr, "combiner: stopping (%llu ok, %llu failed)\n", (unsigned long long)cp.num_ok,
             (unsigned long long)cp.num_failed);
     status = 0;
 out:
+    /* The libraries' contexts go first: their sources close sockets of zctx. */
+    combproc_gen_free(cp.next);
+    combproc_gen_free(cp.old);
+    combproc_gen_free(cp.cur);
     if (cp.router != NULL) {
         zmq_close(cp.router);
     }
-    comb_free(cp.comb);
-    spk_secret_free(cp.key);
+    if (cp.mstream != NULL) {
+        zmq_close(cp.mstream);
+    }
+    edge_text_free(&cp.mtext);
+    edge_text_free(&cp.mout);
     if (cp.zctx != NULL) {
         zmq_ctx_term(cp.zctx);
     }

@@ -31,6 +31,19 @@ static const char edge_help_text[] =
     "  upstream HOST:PORT             origin for certificates without their own\n"
     "  proxy-protocol yes|no          send a PROXY protocol v2 header upstream (no)\n"
     "  tls-min 1.2|1.3                lowest TLS version offered (1.2)\n"
+    "  ticket-key-file FILE           session ticket keys, shared by edges that should\n"
+    "                                 resume each other's sessions: one key per line, 160\n"
+    "                                 hex digits (80 bytes: 16 name, 32 HMAC-SHA256 key,\n"
+    "                                 32 AES-256 key; make one with `openssl rand -hex 80`),\n"
+    "                                 newest first. New tickets use the first key; tickets\n"
+    "                                 of any listed key resume (and are renewed). Re-read on\n"
+    "                                 SIGHUP. Without it: one random key per edge process.\n"
+    "                                 Resumed sessions (TLS 1.2 and 1.3) need no key operation.\n"
+    "  metrics HOST:PORT              loopback address of the edge's Prometheus endpoint\n"
+    "                                 (GET /metrics): handshakes, key operations, latency\n"
+    "  combiner-metrics HOST:PORT     loopback address of the combiner process's own\n"
+    "                                 endpoint: key lifetime, per-holder latency and errors,\n"
+    "                                 shares rejected by the commitment check\n"
     "  handshake-timeout-ms N         whole handshake, including key operations (10000)\n"
     "  idle-timeout-ms N              relay with no traffic either way (60000)\n"
     "  op-timeout-ms N                one private-key operation (3000)\n"
@@ -128,6 +141,13 @@ static bool edge_hostport_valid(const char *s)
     errno = 0;
     port = strtol(colon + 1, &end, 10);
     return errno == 0 && end != colon + 1 && *end == '\0' && port >= 1 && port <= 65535;
+}
+
+/* edge_hostport_loopback: HOST:PORT whose host is a loopback address. */
+static bool edge_hostport_loopback(const char *s)
+{
+    return edge_hostport_valid(s) && (strncmp(s, "127.", 4) == 0 || strncmp(s, "[::1]:", 6) == 0 ||
+                                      strncmp(s, "localhost:", 10) == 0);
 }
 
 static int edge_cfg_hostport(struct edge_cfg_parse *ps, char out[EDGE_HOSTPORT_MAX],
@@ -236,6 +256,21 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
             return edge_cfg_fail(ps, "tls-min is 1.2 or 1.3");
         }
         return edge_cfg_copy(ps, cfg->tls_min, sizeof(cfg->tls_min), w[1]);
+    }
+    if (strcmp(d, "ticket-key-file") == 0) {
+        NEED(1, 1);
+        return edge_cfg_path(ps, cfg->ticket_key_file, w[1]);
+    }
+    if (strcmp(d, "metrics") == 0 || strcmp(d, "combiner-metrics") == 0) {
+        char *out = strcmp(d, "metrics") == 0 ? cfg->metrics : cfg->combiner_metrics;
+        NEED(1, 1);
+        if (!edge_hostport_loopback(w[1])) {
+            return edge_cfg_fail(ps,
+                                 "%s must be a loopback HOST:PORT (127.x.x.x, [::1] or "
+                                 "localhost), not '%s'",
+                                 d, w[1]);
+        }
+        return edge_cfg_hostport(ps, out, w[1]);
     }
     if (strcmp(d, "handshake-timeout-ms") == 0) {
         NEED(1, 1);
@@ -357,6 +392,11 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
             memcpy(ps.dir, "/", 2);
         }
     }
+    if (strlen(path) >= sizeof(cfg->path)) {
+        snprintf(why, why_len, "%s: path too long", path);
+        return SPK_ERR_INVALID_ARG;
+    }
+    memcpy(cfg->path, path, strlen(path) + 1);
     fp = fopen(path, "r");
     if (fp == NULL) {
         snprintf(why, why_len, "%s: %s", path, strerror(errno));

@@ -22,6 +22,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -59,6 +60,8 @@ enum edge_ev_kind {
     EDGE_EV_ASYNC,
     EDGE_EV_COMBINER,
     EDGE_EV_SIGNAL,
+    EDGE_EV_METRICS_LISTEN,
+    EDGE_EV_METRICS,
 };
 
 struct edge_ev {
@@ -77,6 +80,24 @@ struct edge_site {
     socklen_t up_len;
     char upstream[EDGE_HOSTPORT_MAX];
 };
+
+/* One scrape of the metrics endpoint: read the request head, write the
+ * answer, close. */
+struct edge_mconn {
+    struct edge_mconn *prev, *next;
+    struct edge_ev ev;
+    char req[2048];
+    size_t req_len;
+    struct edge_text out;
+    size_t off;
+    bool answering;
+    uint64_t deadline_ms;
+};
+
+#define EDGE_MCONN_MAX 16
+
+/* Handshake counters: [0] ok, [1] failed; version [0] 1.2, [1] 1.3, [2] other. */
+#define EDGE_VER_NUM 3
 
 enum edge_conn_state {
     EDGE_CONN_HANDSHAKE = 1,
@@ -130,6 +151,14 @@ struct edge_loop {
     unsigned comb_backoff_ms;
     uint64_t last_tick;
     uint64_t num_accepted, num_handshakes, num_failed_handshakes;
+    uint64_t hs[2][EDGE_VER_NUM][2]; /* [failed][version][resumed] */
+    uint64_t hs_timeouts;
+    uint64_t comb_restarts;
+    struct edge_tickets *tickets;
+    struct edge_ev metrics_ev;
+    struct edge_mconn *mconns;
+    size_t num_mconns;
+    struct edge_text mtext;
 };
 
 static void edge_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -386,6 +415,10 @@ static int edge_site_init(struct edge_loop *L, struct edge_site *s, const struct
         goto out;
     }
     SSL_CTX_set_session_id_context(s->ctx, (const unsigned char *)"spk-edge", 8);
+    if (edge_tickets_install(s->ctx) != 0) {
+        snprintf(why, why_len, "session tickets: OpenSSL refused the key callback");
+        goto out;
+    }
     SSL_CTX_set_tlsext_servername_callback(s->ctx, edge_servername_cb);
     SSL_CTX_set_tlsext_servername_arg(s->ctx, L);
     edge_site_names(s, leaf);
@@ -406,6 +439,78 @@ out:
 /* ---- connections ---------------------------------------------------------------- */
 
 static void edge_conn_free(struct edge_conn *c);
+
+static int edge_ver_index(const SSL *ssl)
+{
+    int v = SSL_version(ssl);
+
+    return v == TLS1_2_VERSION ? 0 : v == TLS1_3_VERSION ? 1 : 2;
+}
+
+static const char *const edge_ver_names[EDGE_VER_NUM] = {"TLSv1.2", "TLSv1.3", "unknown"};
+
+static void edge_addr_str(const struct sockaddr_storage *sa, char *out, size_t cap)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
+        snprintf(out, cap, "%s:%u", host, (unsigned)ntohs(a->sin_port));
+    } else if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
+        snprintf(out, cap, "[%s]:%u", host, (unsigned)ntohs(a->sin6_port));
+    } else {
+        snprintf(out, cap, "unknown");
+    }
+}
+
+/*
+ * edge_handshake_failed counts a failed handshake and logs one line with the
+ * client's address and why: |reason| if given, else the first OpenSSL error
+ * (with the provider's detail, e.g. the combiner's answer), else what
+ * SSL_get_error said. Called before the error queue is cleared.
+ */
+static void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *reason)
+{
+    struct edge_loop *L = c->loop;
+    char addr[INET6_ADDRSTRLEN + 16];
+    char why[300] = "";
+    const char *data = NULL;
+    int flags = 0;
+    unsigned long e = 0;
+
+    L->num_failed_handshakes++;
+    L->hs[1][edge_ver_index(c->ssl)][0]++;
+    edge_addr_str(&c->peer, addr, sizeof(addr));
+    if (reason == NULL) {
+        /* The provider's failure carries the combiner's reason as data. */
+        unsigned long first = 0;
+        while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+            if (first == 0) {
+                first = e;
+                ERR_error_string_n(e, why, sizeof(why));
+                if (ERR_reason_error_string(e) != NULL) {
+                    snprintf(why, sizeof(why), "%s", ERR_reason_error_string(e));
+                }
+            }
+            if ((flags & ERR_TXT_STRING) != 0 && data != NULL && data[0] != '\0' &&
+                strncmp(data, "splitkey", 8) == 0) {
+                snprintf(why, sizeof(why), "%s", data);
+                break;
+            }
+        }
+        if (first == 0) {
+            snprintf(why, sizeof(why), "%s",
+                     ssl_err == SSL_ERROR_SYSCALL       ? "the client closed the connection"
+                     : ssl_err == SSL_ERROR_ZERO_RETURN ? "the client sent close_notify"
+                                                        : "handshake error");
+        }
+        reason = why;
+    }
+    edge_log("handshake failed: client %s: %s", addr, reason);
+}
 
 static void edge_async_unwatch(struct edge_loop *L, struct edge_conn *c)
 {
@@ -593,6 +698,7 @@ static bool edge_conn_handshake(struct edge_conn *c)
     if (rc == 1) {
         c->paused = false;
         L->num_handshakes++;
+        L->hs[0][edge_ver_index(c->ssl)][SSL_session_reused(c->ssl) ? 1 : 0]++;
         if (!edge_conn_start_upstream(c)) {
             return false;
         }
@@ -613,8 +719,8 @@ static bool edge_conn_handshake(struct edge_conn *c)
     default:
         /* OpenSSL has sent its alert (a failed key operation is an internal
          * error alert); nothing else goes to the client. */
-        L->num_failed_handshakes++;
         c->paused = false;
+        edge_handshake_failed(c, err, NULL);
         ERR_clear_error();
         return false;
     }
@@ -877,15 +983,186 @@ static void edge_reap(struct edge_loop *L)
                      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
                      edge_client_pending(L->client));
             edge_client_fail_all(L->client, SPK_ERR_UNAVAILABLE);
+            L->comb_restarts++;
             L->comb_restart_at = edge_now_ms() + L->comb_backoff_ms;
             L->comb_backoff_ms = L->comb_backoff_ms * 2 > 5000 ? 5000 : L->comb_backoff_ms * 2;
         }
     }
 }
 
+/* ---- the metrics endpoint ------------------------------------------------------------ */
+
+static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
+{
+    static const char *const kinds[2] = {"sign", "decrypt"};
+    static const char *const results[EDGE_OPRES_NUM] = {"ok", "error", "timeout", "unavailable"};
+    struct edge_keyop_stats ks;
+    uint64_t issued, accepted, unknown;
+    int f, v, res, k;
+
+    edge_client_stats(L->client, &ks);
+    edge_tickets_stats(&issued, &accepted, &unknown);
+    edge_text_reset(t);
+    edge_text_printf(t,
+                     "# HELP spk_edge_connections_accepted_total TCP connections accepted.\n"
+                     "# TYPE spk_edge_connections_accepted_total counter\n"
+                     "spk_edge_connections_accepted_total %llu\n"
+                     "# HELP spk_edge_connections_open Client connections open now.\n"
+                     "# TYPE spk_edge_connections_open gauge\n"
+                     "spk_edge_connections_open %zu\n",
+                     (unsigned long long)L->num_accepted, L->num_conns);
+    edge_text_printf(t, "# HELP spk_edge_handshakes_total TLS handshakes by result, version and "
+                        "whether the session was resumed.\n"
+                        "# TYPE spk_edge_handshakes_total counter\n");
+    for (f = 0; f < 2; f++) {
+        for (v = 0; v < EDGE_VER_NUM; v++) {
+            for (res = 0; res < 2; res++) {
+                if (f == 1 && res == 1) {
+                    continue;
+                }
+                edge_text_printf(t,
+                                 "spk_edge_handshakes_total{result=\"%s\",version=\"%s\","
+                                 "resumed=\"%s\"} %llu\n",
+                                 f == 0 ? "ok" : "failed", edge_ver_names[v],
+                                 res == 1 ? "yes" : "no", (unsigned long long)L->hs[f][v][res]);
+            }
+        }
+    }
+    edge_text_printf(t,
+                     "# HELP spk_edge_handshake_timeouts_total Handshakes that ran out of "
+                     "handshake-timeout-ms (counted as failed too).\n"
+                     "# TYPE spk_edge_handshake_timeouts_total counter\n"
+                     "spk_edge_handshake_timeouts_total %llu\n",
+                     (unsigned long long)L->hs_timeouts);
+    edge_text_printf(t, "# HELP spk_edge_key_operations_total Private-key operations sent to the "
+                        "combiner, by kind and result.\n"
+                        "# TYPE spk_edge_key_operations_total counter\n");
+    for (k = 0; k < 2; k++) {
+        for (res = 0; res < EDGE_OPRES_NUM; res++) {
+            edge_text_printf(t, "spk_edge_key_operations_total{kind=\"%s\",result=\"%s\"} %llu\n",
+                             kinds[k], results[res], (unsigned long long)ks.ops[k][res]);
+        }
+    }
+    edge_text_printf(t, "# HELP spk_edge_key_operation_seconds Private-key operation latency "
+                        "seen by the edge (answered operations).\n"
+                        "# TYPE spk_edge_key_operation_seconds histogram\n");
+    for (k = 0; k < 2; k++) {
+        char labels[32];
+        snprintf(labels, sizeof(labels), "kind=\"%s\"", kinds[k]);
+        edge_text_hist(t, "spk_edge_key_operation_seconds", labels, &ks.latency[k]);
+    }
+    edge_text_printf(t,
+                     "# HELP spk_edge_key_operations_in_flight Operations waiting for the "
+                     "combiner.\n"
+                     "# TYPE spk_edge_key_operations_in_flight gauge\n"
+                     "spk_edge_key_operations_in_flight %zu\n",
+                     edge_client_pending(L->client));
+    edge_text_printf(t,
+                     "# HELP spk_edge_session_tickets_total Session tickets issued, opened, "
+                     "and refused for an unknown key.\n"
+                     "# TYPE spk_edge_session_tickets_total counter\n"
+                     "spk_edge_session_tickets_total{event=\"issued\"} %llu\n"
+                     "spk_edge_session_tickets_total{event=\"opened\"} %llu\n"
+                     "spk_edge_session_tickets_total{event=\"unknown_key\"} %llu\n"
+                     "# HELP spk_edge_ticket_keys Session ticket keys loaded.\n"
+                     "# TYPE spk_edge_ticket_keys gauge\n"
+                     "spk_edge_ticket_keys %zu\n",
+                     (unsigned long long)issued, (unsigned long long)accepted,
+                     (unsigned long long)unknown, edge_tickets_count(L->tickets));
+    edge_text_printf(t,
+                     "# HELP spk_edge_combiner_restarts_total Times the combiner process "
+                     "died and was restarted.\n"
+                     "# TYPE spk_edge_combiner_restarts_total counter\n"
+                     "spk_edge_combiner_restarts_total %llu\n"
+                     "# HELP spk_edge_certificates Certificates served.\n"
+                     "# TYPE spk_edge_certificates gauge\n"
+                     "spk_edge_certificates %zu\n",
+                     (unsigned long long)L->comb_restarts, L->num_sites);
+}
+
+static void edge_mconn_free(struct edge_loop *L, struct edge_mconn *m)
+{
+    edge_ev_set(L, &m->ev, 0);
+    close(m->ev.fd);
+    if (m->prev != NULL) {
+        m->prev->next = m->next;
+    } else {
+        L->mconns = m->next;
+    }
+    if (m->next != NULL) {
+        m->next->prev = m->prev;
+    }
+    L->num_mconns--;
+    edge_text_free(&m->out);
+    free(m);
+}
+
+static void edge_mconn_run(struct edge_loop *L, struct edge_mconn *m)
+{
+    if (!m->answering) {
+        ssize_t n = read(m->ev.fd, m->req + m->req_len, sizeof(m->req) - m->req_len);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            edge_mconn_free(L, m);
+            return;
+        }
+        if (n > 0) {
+            m->req_len += (size_t)n;
+        }
+        if (m->req_len == sizeof(m->req)) {
+            edge_mconn_free(L, m); /* no scrape sends that much */
+            return;
+        }
+        edge_metrics_render(L, &L->mtext);
+        if (edge_http_answer(m->req, m->req_len, &L->mtext, &m->out) == 0) {
+            return;
+        }
+        if (m->out.failed) {
+            edge_mconn_free(L, m);
+            return;
+        }
+        m->answering = true;
+        edge_ev_set(L, &m->ev, EPOLLOUT);
+    }
+    while (m->off < m->out.len) {
+        ssize_t n = write(m->ev.fd, m->out.buf + m->off, m->out.len - m->off);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                return;
+            }
+            break;
+        }
+        m->off += (size_t)n;
+    }
+    edge_mconn_free(L, m);
+}
+
+static void edge_metrics_accept(struct edge_loop *L)
+{
+    for (;;) {
+        struct edge_mconn *m;
+        int fd = accept4(L->metrics_ev.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            return;
+        }
+        if (L->num_mconns >= EDGE_MCONN_MAX || (m = calloc(1, sizeof(*m))) == NULL) {
+            close(fd);
+            continue;
+        }
+        m->ev = (struct edge_ev){EDGE_EV_METRICS, fd, 0, m};
+        m->deadline_ms = edge_now_ms() + 5000;
+        m->next = L->mconns;
+        if (L->mconns != NULL) {
+            L->mconns->prev = m;
+        }
+        L->mconns = m;
+        L->num_mconns++;
+        edge_ev_set(L, &m->ev, EPOLLIN);
+    }
+}
+
 /* ---- set-up and the loop ------------------------------------------------------------- */
 
-static int edge_listen_open(struct edge_loop *L, const char *hostport, char *why, size_t why_len)
+static int edge_listen_socket(const char *hostport, int *out_fd, char *why, size_t why_len)
 {
     struct sockaddr_storage sa;
     socklen_t len = 0;
@@ -905,6 +1182,18 @@ static int edge_listen_open(struct edge_loop *L, const char *hostport, char *why
         }
         return SPK_ERR_IO;
     }
+    *out_fd = fd;
+    return 0;
+}
+
+static int edge_listen_open(struct edge_loop *L, const char *hostport, char *why, size_t why_len)
+{
+    int fd = -1;
+    int r;
+
+    if ((r = edge_listen_socket(hostport, &fd, why, why_len)) != 0) {
+        return r;
+    }
     L->listen_ev[L->num_listen] = (struct edge_ev){EDGE_EV_LISTEN, fd, 0, NULL};
     edge_ev_set(L, &L->listen_ev[L->num_listen], EPOLLIN);
     L->num_listen++;
@@ -921,9 +1210,22 @@ static void edge_tick(struct edge_loop *L)
         return;
     }
     L->last_tick = now;
+    {
+        struct edge_mconn *m, *mnext;
+        for (m = L->mconns; m != NULL; m = mnext) {
+            mnext = m->next;
+            if (m->deadline_ms <= now) {
+                edge_mconn_free(L, m);
+            }
+        }
+    }
     for (c = L->conns; c != NULL; c = next) {
         next = c->next;
         if (c->deadline_ms <= now) {
+            if (c->state == EDGE_CONN_HANDSHAKE) {
+                L->hs_timeouts++;
+                edge_handshake_failed(c, 0, "handshake timeout");
+            }
             edge_conn_close(c);
         }
     }
@@ -961,12 +1263,21 @@ static void edge_loop_cleanup(struct edge_loop *L)
     for (i = 0; i < L->num_listen; i++) {
         close(L->listen_ev[i].fd);
     }
+    while (L->mconns != NULL) {
+        edge_mconn_free(L, L->mconns);
+    }
+    if (L->metrics_ev.fd >= 0) {
+        close(L->metrics_ev.fd);
+    }
+    edge_text_free(&L->mtext);
     for (i = 0; i < L->num_sites; i++) {
         SSL_CTX_free(L->sites[i].ctx);
         EVP_PKEY_free(L->sites[i].key);
     }
     free(L->sites);
     edge_client_free(L->client);
+    edge_tickets_use(NULL);
+    edge_tickets_free(L->tickets);
     if (L->zctx != NULL) {
         zmq_ctx_term(L->zctx);
     }
@@ -993,6 +1304,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     L->config_path = config_path;
     L->self_path = self_path;
     L->sig_ev.fd = -1;
+    L->metrics_ev.fd = -1;
     L->comb_backoff_ms = 200;
     L->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (L->epfd < 0) {
@@ -1025,6 +1337,11 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         edge_log("cannot load the OpenSSL provider");
         goto out;
     }
+    if ((r = edge_tickets_load(&L->tickets, cfg->ticket_key_file, why, sizeof(why))) != 0) {
+        edge_log("%s", why);
+        goto out;
+    }
+    edge_tickets_use(L->tickets);
     L->sites = calloc(cfg->num_certs, sizeof(*L->sites));
     if (L->sites == NULL) {
         goto out;
@@ -1044,6 +1361,15 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         }
     }
     L->listening = true;
+    if (cfg->metrics[0] != '\0') {
+        int fd = -1;
+        if ((r = edge_listen_socket(cfg->metrics, &fd, why, sizeof(why))) != 0) {
+            edge_log("metrics: %s", why);
+            goto out;
+        }
+        L->metrics_ev = (struct edge_ev){EDGE_EV_METRICS_LISTEN, fd, 0, NULL};
+        edge_ev_set(L, &L->metrics_ev, EPOLLIN);
+    }
     if (!cfg->combiner_external && edge_combiner_start(L) != 0) {
         edge_log("cannot start the combiner: %s", strerror(errno));
         goto out;
@@ -1096,6 +1422,12 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
                 break;
             case EDGE_EV_COMBINER:
                 edge_client_process(L->client);
+                break;
+            case EDGE_EV_METRICS_LISTEN:
+                edge_metrics_accept(L);
+                break;
+            case EDGE_EV_METRICS:
+                edge_mconn_run(L, ev->ptr);
                 break;
             case EDGE_EV_SIGNAL: {
                 struct signalfd_siginfo si;

@@ -123,4 +123,87 @@ uint64_t edge_now_ms(void);
  */
 int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked);
 
+/* ---- session tickets (edge_ticket.c) ---------------------------------------- */
+
+#define EDGE_TICKET_KEYS_MAX 16
+
+struct edge_tickets;
+
+/*
+ * edge_tickets_load reads the ticket key file |path| (format at the top of
+ * edge_ticket.c and in `edge --help`); "" or NULL makes one random key.
+ * *out is the caller's (edge_tickets_free). 0 or SPK_ERR_* with |why|.
+ */
+SPK_WUR int edge_tickets_load(struct edge_tickets **out, const char *path, char *why,
+                              size_t why_len);
+void edge_tickets_free(struct edge_tickets *t);
+size_t edge_tickets_count(const struct edge_tickets *t);
+/* edge_tickets_use: the set the ticket callback seals and opens with. */
+void edge_tickets_use(const struct edge_tickets *t);
+/* edge_tickets_install sets the ticket callback on |ctx|. 0 or SPK_ERR_CRYPTO. */
+SPK_WUR int edge_tickets_install(SSL_CTX *ctx);
+/* edge_tickets_stats: tickets sealed, opened, and refused for an unknown key. */
+void edge_tickets_stats(uint64_t *issued, uint64_t *accepted, uint64_t *unknown);
+
+/* ---- metrics (edge_metrics.c) ------------------------------------------------ */
+
+#define EDGE_HIST_BUCKETS 14
+
+/* A latency histogram with fixed bounds from 0.5 ms to 10 s (and +Inf). */
+struct edge_hist {
+    uint64_t buckets[EDGE_HIST_BUCKETS];
+    uint64_t count;
+    double sum;
+};
+
+void edge_hist_observe(struct edge_hist *h, double seconds);
+
+/* A growing text buffer; |failed| once an allocation failed. */
+struct edge_text {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+};
+
+void edge_text_reset(struct edge_text *t);
+void edge_text_free(struct edge_text *t);
+void edge_text_printf(struct edge_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* edge_text_hist: |h| as a Prometheus histogram |name| with |labels| ("" or
+ * `a="b",c="d"`). */
+void edge_text_hist(struct edge_text *t, const char *name, const char *labels,
+                    const struct edge_hist *h);
+/* edge_http_answer: 0 while the request head in |req| is incomplete; 1 with
+ * the whole HTTP response in |out| (|body| for GET /metrics). */
+int edge_http_answer(const char *req, size_t len, const struct edge_text *body,
+                     struct edge_text *out);
+
+/* Private-key operations as the TLS process saw them (edge_client.c). */
+enum edge_op_result {
+    EDGE_OPRES_OK = 0,
+    EDGE_OPRES_ERROR,
+    EDGE_OPRES_TIMEOUT,
+    EDGE_OPRES_UNAVAILABLE,
+    EDGE_OPRES_NUM,
+};
+
+struct edge_keyop_stats {
+    uint64_t ops[2][EDGE_OPRES_NUM]; /* [0] sign, [1] decrypt */
+    struct edge_hist latency[2];     /* answered operations (ok or error) */
+};
+
+/* edge_client_stats copies the counters of |c|. */
+void edge_client_stats(const struct edge_client *c, struct edge_keyop_stats *out);
+
+/* ---- edge check (edge_check.c) ----------------------------------------------- */
+
+/*
+ * edge_check runs every start-up step of |cfg| without serving: certificates
+ * and records, ticket keys, the combiner (started like `edge run` does unless
+ * combiner-external) with its shares, every holder, and one test signature
+ * per key verified with the certificate. Prints what is wrong in plain words
+ * to stderr and a summary to stdout. Returns 0 only when all is well.
+ */
+int edge_check(const struct edge_config *cfg, const char *config_path, const char *self_path);
+
 #endif

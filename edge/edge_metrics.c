@@ -1,0 +1,150 @@
+/*
+ * edge_metrics.c: Prometheus text exposition helpers shared by the edge's TLS
+ * process and its combiner process: fixed-bucket latency histograms, a
+ * growing text buffer, and the HTTP answer around it. Nothing here sees a
+ * secret; labels come from the configuration (holder names) or constants.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "edge/internal.h"
+
+/* Upper bounds in seconds; the last bucket is +Inf. */
+static const double edge_hist_bounds[EDGE_HIST_BUCKETS] = {
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
+};
+
+void edge_hist_observe(struct edge_hist *h, double seconds)
+{
+    size_t i;
+
+    for (i = 0; i < EDGE_HIST_BUCKETS; i++) {
+        if (seconds <= edge_hist_bounds[i]) {
+            h->buckets[i]++;
+            break;
+        }
+    }
+    h->count++;
+    h->sum += seconds;
+}
+
+void edge_text_reset(struct edge_text *t)
+{
+    t->len = 0;
+    t->failed = false;
+    if (t->buf != NULL) {
+        t->buf[0] = '\0';
+    }
+}
+
+void edge_text_free(struct edge_text *t)
+{
+    free(t->buf);
+    memset(t, 0, sizeof(*t));
+}
+
+void edge_text_printf(struct edge_text *t, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (t->failed) {
+        return;
+    }
+    for (;;) {
+        size_t room = t->cap - t->len;
+        va_start(ap, fmt);
+        n = vsnprintf(t->buf == NULL ? NULL : t->buf + t->len, room, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->failed = true;
+            return;
+        }
+        if ((size_t)n < room) {
+            t->len += (size_t)n;
+            return;
+        }
+        {
+            size_t cap = t->cap == 0 ? 8192 : t->cap * 2;
+            char *nb;
+            while (cap - t->len <= (size_t)n) {
+                cap *= 2;
+            }
+            nb = realloc(t->buf, cap);
+            if (nb == NULL) {
+                t->failed = true;
+                return;
+            }
+            t->buf = nb;
+            t->cap = cap;
+        }
+    }
+}
+
+void edge_text_hist(struct edge_text *t, const char *name, const char *labels,
+                    const struct edge_hist *h)
+{
+    uint64_t cum = 0;
+    size_t i;
+    const char *sep = labels[0] != '\0' ? "," : "";
+
+    for (i = 0; i < EDGE_HIST_BUCKETS; i++) {
+        cum += h->buckets[i];
+        edge_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                         edge_hist_bounds[i], (unsigned long long)cum);
+    }
+    edge_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+                     (unsigned long long)h->count);
+    if (labels[0] != '\0') {
+        edge_text_printf(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name,
+                         labels, (unsigned long long)h->count);
+    } else {
+        edge_text_printf(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
+                         (unsigned long long)h->count);
+    }
+}
+
+/*
+ * edge_http_answer: |req| (|len| bytes so far) is an HTTP request head.
+ * Returns 0 while the head is incomplete, else fills |out| with the whole
+ * response (the metrics in |body| for GET /metrics, 404 or 405 otherwise)
+ * and returns 1.
+ */
+int edge_http_answer(const char *req, size_t len, const struct edge_text *body,
+                     struct edge_text *out)
+{
+    const char *status = "200 OK";
+    const char *text = body->buf != NULL ? body->buf : "";
+    size_t text_len = body->len;
+    bool found = false;
+    size_t i;
+
+    for (i = 0; i + 3 < len; i++) {
+        if (memcmp(req + i, "\r\n\r\n", 4) == 0) {
+            found = true;
+            break;
+        }
+    }
+    if (!found) {
+        return 0;
+    }
+    if (len < 4 || memcmp(req, "GET ", 4) != 0) {
+        status = "405 Method Not Allowed";
+        text = "only GET\n";
+        text_len = strlen(text);
+    } else if (!(strncmp(req + 4, "/metrics ", 9) == 0 || strncmp(req + 4, "/metrics?", 9) == 0 ||
+                 strncmp(req + 4, "/ ", 2) == 0)) {
+        status = "404 Not Found";
+        text = "try /metrics\n";
+        text_len = strlen(text);
+    }
+    edge_text_reset(out);
+    edge_text_printf(out,
+                     "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
+                     status, text_len, (int)text_len, text);
+    return 1;
+}

@@ -1,0 +1,247 @@
+#!/usr/bin/env bash
+# Edge operations with real processes on 127.0.0.1: session resumption
+# (TLS 1.2 and 1.3 tickets from a shared ticket key file) proven by the
+# metrics endpoint to need no private-key operation; the metrics of the edge
+# and of its combiner process; one log line per failed handshake; `edge check`
+# on a good configuration and on four broken ones; SIGHUP adding a certificate
+# while a download runs; SIGTERM draining and exiting 0.
+# Usage: test_edge_ops.sh BUILD_DIR
+set -uo pipefail
+
+BUILD=$(cd "${1:?usage: test_edge_ops.sh BUILD_DIR}" && pwd)
+KS=$BUILD/split/keysplit
+SH=$BUILD/share-holder/share-holder
+EDGE=$BUILD/edge/edge
+T=$(mktemp -d /tmp/spk-test-edge-ops.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$T"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+pass() {
+    echo "ok:   $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $1"
+    failed=$((failed + 1))
+}
+check() {
+    local desc=$1
+    shift
+    if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+die() {
+    echo "FAIL: setup: $*"
+    echo "$passed passed, $((failed + 1)) failed"
+    exit 1
+}
+
+for bin in "$KS" "$SH" "$EDGE"; do
+    [ -x "$bin" ] || die "missing $bin"
+done
+command -v python3 >/dev/null || die "python3 is needed for the origin"
+
+BASE=$((20000 + RANDOM % 20000))
+P_EDGE=$BASE
+P_ORIGIN=$((BASE + 1))
+P_H1=$((BASE + 2))
+P_H2=$((BASE + 3))
+P_MET=$((BASE + 4))
+P_CMET=$((BASE + 5))
+P_DEAD=$((BASE + 6)) # nothing listens here
+P_H3=$((BASE + 7))   # a holder that refuses the combiner's key
+cd "$T" || die "cd $T"
+
+# ---- PKI and split keys ------------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -subj /CN=splitkey-test-CA \
+    -days 2 2>/dev/null || die "CA"
+mkcert() { # NAME BITS
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:"$2" -out "$1.key" 2>/dev/null &&
+        openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr" &&
+        printf 'subjectAltName=DNS:%s\n' "$1" >"$1.ext" &&
+        openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" \
+            -days 2 -extfile "$1.ext" 2>/dev/null
+}
+mkcert a.test 2048 || die "a.test certificate"
+mkcert b.test 2048 || die "b.test certificate"
+mkdir -p keys shares h1 h2 h3
+for n in comb h1 h2 h3 stranger; do
+    "$KS" keygen --name $n --out keys >/dev/null || die "keygen $n"
+done
+KA=$("$KS" split --key a.test.key --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
+    --holder keys/h2.pub --out shares | tail -1) || die "split a.test"
+KB=$("$KS" split --key b.test.key --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
+    --holder keys/h2.pub --out shares | tail -1) || die "split b.test"
+rm -f a.test.key b.test.key
+for h in h1 h2; do
+    cp shares/*."$h".share shares/*.record "$h"/
+done
+cp shares/*.h1.share shares/*.record h3/
+pubkey() { grep '^curve-public ' "$1" | cut -d' ' -f2; }
+echo "client comb $(pubkey keys/comb.pub) *" >allow.txt
+echo "client stranger $(pubkey keys/stranger.pub) *" >allow-stranger.txt
+"$SH" run --key keys/h1.key --shares h1 --allow allow.txt --bind tcp://127.0.0.1:$P_H1 \
+    --allow-unlocked --audit-log h1.audit 2>h1.log &
+PIDS+=($!)
+"$SH" run --key keys/h2.key --shares h2 --allow allow.txt --bind tcp://127.0.0.1:$P_H2 \
+    --allow-unlocked --audit-log h2.audit 2>h2.log &
+PIDS+=($!)
+# h3 holds h1's share under h1's key but admits only "stranger": it refuses us.
+"$SH" run --key keys/h1.key --shares h3 --allow allow-stranger.txt \
+    --bind tcp://127.0.0.1:$P_H3 --allow-unlocked --audit-log h3.audit 2>h3.log &
+PIDS+=($!)
+
+# ---- origin ----------------------------------------------------------------------
+mkdir -p www
+echo "hello from the origin" >www/index.html
+head -c $((48 * 1024 * 1024)) /dev/urandom >www/big.bin
+cat >origin.py <<'EOF'
+import http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+os.chdir(sys.argv[2])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+python3 origin.py $P_ORIGIN www 2>origin.log &
+PIDS+=($!)
+for _ in $(seq 1 50); do
+    curl -s -o /dev/null http://127.0.0.1:$P_ORIGIN/index.html && break
+    sleep 0.1
+done
+
+# Two ticket keys; a second edge process would share this file.
+{
+    echo "# newest first"
+    openssl rand -hex 80
+    openssl rand -hex 80
+} >tickets.keys
+
+base_conf() { # the good configuration, with certificate a.test only
+    cat <<EOF
+listen 127.0.0.1:$P_EDGE
+certificate a.test.pem shares/$KA.record
+upstream 127.0.0.1:$P_ORIGIN
+combiner-endpoint ipc://$T/combiner.sock
+combiner-key keys/comb.key
+allow-unlocked yes
+share shares/$KA.comb.share
+holder h1 tcp://127.0.0.1:$P_H1 $(pubkey keys/h1.pub)
+holder h2 tcp://127.0.0.1:$P_H2 $(pubkey keys/h2.pub)
+ticket-key-file tickets.keys
+metrics 127.0.0.1:$P_MET
+combiner-metrics 127.0.0.1:$P_CMET
+handshake-timeout-ms 5000
+op-timeout-ms 4000
+EOF
+}
+base_conf >edge.conf
+
+start_edge() {
+    : >edge.log
+    "$EDGE" run edge.conf 2>edge.log &
+    EDGE_PID=$!
+    PIDS+=($EDGE_PID)
+    for _ in $(seq 1 100); do
+        grep -q "edge: serving" edge.log 2>/dev/null && return 0
+        sleep 0.1
+    done
+    cat edge.log
+    return 1
+}
+start_edge || die "the edge did not start"
+sleep 0.3
+
+metrics() { curl -sS --max-time 5 http://127.0.0.1:$P_MET/metrics; }
+cmetrics() { curl -sS --max-time 5 http://127.0.0.1:$P_CMET/metrics; }
+# metric NAME{LABELS}: its value from the edge's endpoint (0 if absent)
+metric() { metrics | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'; }
+keyops() { # every private-key operation the edge asked for, whatever the result
+    metrics | awk '/^spk_edge_key_operations_total\{/ { s += $2 } END { print s + 0 }'
+}
+
+HELLO="hello from the origin"
+sclient() { # ARGS...: GET / through s_client, print everything
+    printf 'GET /index.html HTTP/1.0\r\n\r\n' |
+        timeout 20 openssl s_client -connect 127.0.0.1:$P_EDGE -servername a.test -CAfile ca.pem \
+            -verify_return_error -ign_eof "$@" 2>&1
+}
+
+# ---- metrics endpoint --------------------------------------------------------------
+check "metrics endpoint answers in Prometheus text format" \
+    bash -c "curl -sS -D - http://127.0.0.1:$P_MET/metrics | grep -qi '^content-type: text/plain; version=0.0.4'"
+check "metrics: unknown path is 404" \
+    bash -c "curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$P_MET/nope | grep -qx 404"
+check "metrics: ticket keys loaded from the file (2)" [ "$(metric spk_edge_ticket_keys)" = 2 ]
+
+# ---- session resumption: no private-key operation ----------------------------------
+resume_test() { # VERSION-FLAG LABEL
+    local flag=$1 ver=$2 before after hs_before hs_after out
+    sclient "$flag" -sess_out "sess$flag.pem" >full$flag.out
+    grep -qx "$HELLO" full$flag.out || {
+        fail "$ver: first (full) handshake"
+        return
+    }
+    grep -q "^Reused, " full$flag.out && {
+        fail "$ver: first handshake is not resumed"
+        return
+    }
+    before=$(keyops)
+    hs_before=$(metric "spk_edge_handshakes_total{result=\"ok\",version=\"$ver\",resumed=\"yes\"}")
+    out=$(sclient "$flag" -sess_in "sess$flag.pem")
+    after=$(keyops)
+    hs_after=$(metric "spk_edge_handshakes_total{result=\"ok\",version=\"$ver\",resumed=\"yes\"}")
+    check "$ver: resumed session is served" bash -c "grep -qx '$HELLO' <<<\"\$1\"" _ "$out"
+    check "$ver: s_client reports the session reused" bash -c "grep -q '^Reused, ' <<<\"\$1\"" _ "$out"
+    check "$ver: metrics count one more resumed handshake ($hs_before -> $hs_after)" \
+        [ "$hs_after" -eq $((hs_before + 1)) ]
+    check "$ver: resumption made no private-key operation ($before -> $after)" \
+        [ "$before" -eq "$after" -a "$before" -gt 0 ]
+}
+resume_test -tls1_3 TLSv1.3
+resume_test -tls1_2 TLSv1.2
+before=$(keyops)
+sclient -tls1_2 >/dev/null
+after=$(keyops)
+check "a full handshake does move the key operation counter ($before -> $after)" \
+    [ "$after" -gt "$before" ]
+
+
+# ---- one log line per failed handshake ---------------------------------------------
+fails_before=$(metrics | awk '/^spk_edge_handshakes_total\{result="failed"/ { s += $2 } END { print s + 0 }')
+sclient -tls1_2 -cipher CAMELLIA128-SHA >/dev/null
+sleep 0.2
+check "failed handshake: one log line with the client address and reason" \
+    grep -Eq "^edge: handshake failed: client 127\.0\.0\.1:[0-9]+: .*no shared cipher" edge.log
+fails_after=$(metrics | awk '/^spk_edge_handshakes_total\{result="failed"/ { s += $2 } END { print s + 0 }')
+check "failed handshake counted ($fails_before -> $fails_after)" [ "$fails_after" -gt "$fails_before" ]
+
+# ---- the combiner's own metrics ------------------------------------------------------
+cmetric() { cmetrics | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'; }
+check "combiner metrics: operations answered" [ "$(cmetric 'spk_combiner_operations_total{result="ok"}')" -gt 0 ]
+check "combiner metrics: key lifetime summary has samples" \
+    [ "$(cmetric spk_combiner_key_lifetime_seconds_count)" -gt 0 ]
+check "combiner metrics: per-holder latency histogram for h1 and h2" \
+    bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -c '^spk_combiner_holder_share_seconds_count{holder=\"h[12]\"}' | grep -qx 2"
+check "combiner metrics: shares rejected by the commitment check, per source" \
+    bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -q '^spk_combiner_source_shares_rejected_total{source=\"h1\"} 0'"
+
+# ---- end ---------------------------------------------------------------------------------
+kill $EDGE_PID 2>/dev/null
+wait $EDGE_PID 2>/dev/null
+if [ $failed -ne 0 ]; then
+    echo "--- edge.log"
+    tail -30 edge.log
+fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
