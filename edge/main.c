@@ -5,6 +5,7 @@
 
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,7 +15,11 @@ static void edge_usage(FILE *out)
 {
     fprintf(out,
             "usage: edge run CONFIG          run the TLS edge (starts its combiner)\n"
-            "       edge check CONFIG        parse CONFIG and exit\n"
+            "       edge check CONFIG        check CONFIG like `nginx -t`: certificates, key\n"
+            "                                records, ticket keys, share files, every holder\n"
+            "                                (PING with the combiner's key), and one test\n"
+            "                                signature per key through a combiner started for\n"
+            "                                the check; exit 0 only if all would work\n"
             "       edge combiner --config CONFIG [--allow-unlocked]\n"
             "                                run only the combiner process (the edge\n"
             "                                starts this itself)\n"
@@ -32,6 +37,50 @@ static int edge_load(struct edge_config *cfg, const char *path)
         return 1;
     }
     return 0;
+}
+
+/*
+ * edge_find_combiner sets cfg->combiner_binary, when the config names none,
+ * to the `combiner` command the edge starts as `combiner run --config FILE`:
+ * the one next to the edge binary (an installation), the build tree's
+ * ../combiner/combiner, or the first in PATH. If there is none the edge runs
+ * its own binary in its combiner mode (`edge combiner`), the same code.
+ */
+static void edge_find_combiner(struct edge_config *cfg, const char *self)
+{
+    char dir[PATH_MAX];
+    char cand[PATH_MAX + 32];
+    const char *path = getenv("PATH");
+    char *slash;
+
+    if (cfg->combiner_binary[0] != '\0' || cfg->combiner_external) {
+        return;
+    }
+    snprintf(dir, sizeof(dir), "%s", self);
+    slash = strrchr(dir, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        snprintf(cand, sizeof(cand), "%s/combiner", dir);
+        if (access(cand, X_OK) != 0) {
+            snprintf(cand, sizeof(cand), "%s/../combiner/combiner", dir);
+        }
+        if (access(cand, X_OK) == 0 && strlen(cand) < sizeof(cfg->combiner_binary)) {
+            snprintf(cfg->combiner_binary, sizeof(cfg->combiner_binary), "%s", cand);
+            return;
+        }
+    }
+    while (path != NULL && *path != '\0') {
+        size_t len = strcspn(path, ":");
+        if (len > 0 && len < sizeof(dir)) {
+            snprintf(cand, sizeof(cand), "%.*s/combiner", (int)len, path);
+            if (access(cand, X_OK) == 0 && strlen(cand) < sizeof(cfg->combiner_binary)) {
+                snprintf(cfg->combiner_binary, sizeof(cfg->combiner_binary), "%s", cand);
+                return;
+            }
+        }
+        path += len;
+        path += *path == ':';
+    }
 }
 
 int main(int argc, char **argv)
@@ -55,15 +104,16 @@ int main(int argc, char **argv)
             return 1;
         }
         self[n] = '\0';
+        edge_find_combiner(&cfg, self);
         return edge_run(&cfg, argv[2], self);
     }
     if (argc == 3 && strcmp(argv[1], "check") == 0) {
         if (edge_load(&cfg, argv[2]) != 0) {
             return 1;
         }
-        printf("%s: %zu listener(s), %zu certificate(s), %zu holder(s), %zu share file(s)\n",
-               argv[2], cfg.num_listen, cfg.num_certs, cfg.num_holders, cfg.num_shares);
-        return 0;
+        n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+        self[n > 0 ? n : 0] = '\0';
+        return edge_check(&cfg, argv[2], self);
     }
     if ((argc == 4 || argc == 5) && strcmp(argv[1], "combiner") == 0 &&
         strcmp(argv[2], "--config") == 0) {

@@ -28,6 +28,8 @@
  */
 int comb_cmd_sign(int argc, char *argv[]);
 int comb_cmd_decrypt(int argc, char *argv[]);
+/* run serves OP_REQUEST for the edge (edge_combproc_run); see run.c. */
+int comb_cmd_run(int argc, char *argv[]);
 
 /* comb_cli_fail prints "combiner: CMD: MESSAGE" (one line) and returns COMB_CLI_FAIL. */
 __attribute__((format(printf, 2, 3))) int comb_cli_fail(const char *cmd, const char *fmt, ...);

@@ -18,6 +18,7 @@ static const struct {
 } comb_cli_commands[] = {
     {"sign", comb_cmd_sign, "sign a digest or a message with a split key"},
     {"decrypt", comb_cmd_decrypt, "decrypt a ciphertext with a split key"},
+    {"run", comb_cmd_run, "serve the edge's key operations (started by `edge run`)"},
 };
 
 #define COMB_CLI_NUM_COMMANDS (sizeof(comb_cli_commands) / sizeof(comb_cli_commands[0]))
@@ -83,7 +84,8 @@ int main(int argc, char *argv[])
 
     /* Help touches no secret; everything else runs locked or was told it may not. */
     help = comb_cli_has_arg(argc, argv, "--help") || comb_cli_has_arg(argc, argv, "-h");
-    if (!help) {
+    /* run hardens itself once its config says whether it may run unlocked. */
+    if (!help && comb_cli_commands[i].run != comb_cmd_run) {
         allow_unlocked = comb_cli_has_arg(argc, argv, "--allow-unlocked") ||
                          (env != NULL && strcmp(env, "1") == 0);
         if ((r = spk_process_harden(allow_unlocked, why, sizeof(why))) != 0) {
