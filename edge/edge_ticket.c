@@ -65,6 +65,10 @@ int edge_tickets_load(struct edge_tickets **out, const char *path, char *why, si
     int r;
 
     *out = NULL;
+    if (sodium_init() < 0) {
+        snprintf(why, why_len, "ticket keys: libsodium does not initialise");
+        return SPK_ERR_INTERNAL;
+    }
     t = spk_secret_new(sizeof(*t));
     if (t == NULL) {
         snprintf(why, why_len, "ticket keys: cannot allocate locked memory");

@@ -20,7 +20,7 @@ cleanup() {
         kill "$p" 2>/dev/null || true
     done
     wait 2>/dev/null || true
-    rm -rf "$T"
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 
@@ -235,6 +235,35 @@ check "combiner metrics: per-holder latency histogram for h1 and h2" \
     bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -c '^spk_combiner_holder_share_seconds_count{holder=\"h[12]\"}' | grep -qx 2"
 check "combiner metrics: shares rejected by the commitment check, per source" \
     bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -q '^spk_combiner_source_shares_rejected_total{source=\"h1\"} 0'"
+
+# ---- edge check --------------------------------------------------------------------
+# run_check CONF: exit status into $rc, everything it said into check-CONF.out
+run_check() {
+    timeout 60 "$EDGE" check "$1" >"check-$1.out" 2>&1
+    rc=$?
+}
+run_check edge.conf
+check "edge check: the good configuration passes (exit 0)" [ $rc -eq 0 ]
+check "edge check: it made and verified a test signature" \
+    grep -q "test signature verified" check-edge.conf.out
+check "edge check: the running edge was not disturbed" \
+    bash -c "[ \"\$(curl -sS --max-time 10 --cacert ca.pem --resolve a.test:$P_EDGE:127.0.0.1 https://a.test:$P_EDGE/index.html)\" = '$HELLO' ]"
+
+bad_check() { # NAME EXPECTED-TEXT SED-SCRIPT
+    base_conf | sed "$3" >"bad-$1.conf"
+    run_check "bad-$1.conf"
+    check "edge check: $1: fails (exit $rc)" [ $rc -ne 0 ]
+    check "edge check: $1: names the fault" grep -q -- "$2" "check-bad-$1.conf.out"
+}
+bad_check missing-certificate "certificate missing.pem: cannot read it" \
+    "s#^certificate a.test.pem#certificate missing.pem#"
+bad_check wrong-key-share "share shares/$KB.comb.share: it is a share of key .*which no certificate" \
+    "s#^share shares/$KA.comb.share#share shares/$KB.comb.share#"
+bad_check unreachable-holder "holder h2 at tcp://127.0.0.1:$P_DEAD: unreachable" \
+    "s#tcp://127.0.0.1:$P_H2#tcp://127.0.0.1:$P_DEAD#"
+bad_check refusing-holder "holder h1 at tcp://127.0.0.1:$P_H3: reachable, but does not answer the combiner: it refuses the combiner's key" \
+    "s#tcp://127.0.0.1:$P_H1#tcp://127.0.0.1:$P_H3#"
+check "edge check: the refusing holder did refuse (its log)" grep -qi "not allowed\|refus\|denied" h3.log
 
 # ---- end ---------------------------------------------------------------------------------
 kill $EDGE_PID 2>/dev/null
