@@ -41,9 +41,13 @@ __attribute__((format(printf, 2, 3))) int comb_cli_usage(const char *cmd, const 
  * struct comb_cli_keyset: what --record, --share and --holder-key name. The
  * i-th --holder-key opens the i-th --share; the first share is the
  * combiner's local share, every other one is served by an in-process file
- * source named after its holder.
+ * source named after its holder. Or --config: a combiner config file
+ * (proto/PROTOCOL.md section 8) with remote holders, and --key-id to choose
+ * among its keys.
  */
 struct comb_cli_keyset {
+    const char *config;
+    const char *key_id;
     const char *record;
     const char *shares[COMB_CLI_SHARES_MAX];
     size_t num_shares;
@@ -52,7 +56,7 @@ struct comb_cli_keyset {
 };
 
 /*
- * comb_cli_keyset_option takes option |opt| ('r', 's' or 'K') with value
+ * comb_cli_keyset_option takes option |opt| ('r', 's', 'K', 'c' or 'k') with value
  * |arg| into |ks|. Returns COMB_CLI_OK, or prints and returns COMB_CLI_USAGE.
  */
 int comb_cli_keyset_option(const char *cmd, struct comb_cli_keyset *ks, int opt, const char *arg);
@@ -60,7 +64,9 @@ int comb_cli_keyset_option(const char *cmd, struct comb_cli_keyset *ks, int opt,
 /*
  * comb_cli_open checks |ks| (a record, at least one share, one holder key per
  * share), reads the files and builds a combiner *out holding the key, its
- * local share and one file source per further share; sets key_id. Returns
+ * local share and one file source per further share; sets key_id. With
+ * ks->config it builds the combiner from that file instead (comb_open_config:
+ * remote holders) and takes the key ks->key_id, or the file's only key. Returns
  * COMB_CLI_OK, or prints one line and returns COMB_CLI_FAIL / COMB_CLI_USAGE.
  * Free *out with comb_free.
  */
@@ -76,6 +82,13 @@ bool comb_cli_hex_decode(const char *hex, uint8_t *out, size_t cap, size_t *out_
 /* comb_cli_write writes |len| bytes to a new file |path| with |mode|; prints on failure. */
 int comb_cli_write(const char *cmd, const char *path, unsigned mode, const uint8_t *data,
                    size_t len);
+
+/* The keyset options, for each subcommand's usage text. */
+#define COMB_CLI_CONFIG_USAGE                                                                      \
+    "  --config FILE      instead of --record/--share/--holder-key: a combiner config\n"           \
+    "                     file (proto/PROTOCOL.md section 8) naming the combiner's key,\n"         \
+    "                     its local shares, the key records and the remote share-holders\n"        \
+    "  --key-id HEX       with --config: which key (needed when the file has several)\n"
 
 /* comb_cli_bad_option reports what getopt_long returned ('?' or ':'). */
 int comb_cli_bad_option(const char *cmd, int c, char *argv[]);

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "combiner/cmd/cmd.h"
+#include "combiner/comb_config.h"
 
 __attribute__((format(printf, 2, 0))) static void comb_cli_vprint(const char *cmd, const char *fmt,
                                                                   va_list ap)
@@ -68,6 +69,18 @@ int comb_cli_bad_option(const char *cmd, int c, char *argv[])
 int comb_cli_keyset_option(const char *cmd, struct comb_cli_keyset *ks, int opt, const char *arg)
 {
     switch (opt) {
+    case 'c':
+        if (ks->config != NULL) {
+            return comb_cli_usage(cmd, "--config given twice");
+        }
+        ks->config = arg;
+        return COMB_CLI_OK;
+    case 'k':
+        if (ks->key_id != NULL) {
+            return comb_cli_usage(cmd, "--key-id given twice");
+        }
+        ks->key_id = arg;
+        return COMB_CLI_OK;
     case 'r':
         if (ks->record != NULL) {
             return comb_cli_usage(cmd, "--record given twice");
@@ -119,6 +132,49 @@ static int comb_cli_read_share(const char *cmd, const char *path, struct proto_s
     return COMB_CLI_OK;
 }
 
+/* comb_cli_open_config: comb_cli_open for --config FILE [--key-id HEX]. */
+static int comb_cli_open_config(const char *cmd, const struct comb_cli_keyset *ks,
+                                struct comb_ctx **out, uint8_t key_id[PROTO_KEY_ID_LEN])
+{
+    struct comb_conf conf;
+    struct comb_ctx *c = NULL;
+    char why[COMB_CONF_WHY_MAX];
+    uint8_t want[PROTO_KEY_ID_LEN];
+    size_t want_len = 0;
+    long at = 0;
+    int ret = COMB_CLI_FAIL;
+
+    if (ks->record != NULL || ks->num_shares != 0 || ks->num_keys != 0) {
+        return comb_cli_usage(cmd, "--config replaces --record, --share and --holder-key");
+    }
+    if (ks->key_id != NULL && (!comb_cli_hex_decode(ks->key_id, want, sizeof(want), &want_len) ||
+                               want_len != PROTO_KEY_ID_LEN)) {
+        return comb_cli_usage(cmd, "--key-id is not 64 hex digits");
+    }
+    if (comb_open_config(&c, &conf, ks->config, why, sizeof(why)) != 0) {
+        return comb_cli_fail(cmd, "%s", why);
+    }
+    if (ks->key_id != NULL) {
+        if ((at = comb_conf_find_key(&conf, want)) < 0) {
+            ret = comb_cli_fail(cmd, "key %s is not among the records of '%s'", ks->key_id,
+                                ks->config);
+            goto out;
+        }
+    } else if (conf.num_keys != 1) {
+        ret = comb_cli_usage(cmd, "'%s' has %zu keys: choose one with --key-id", ks->config,
+                             conf.num_keys);
+        goto out;
+    }
+    memcpy(key_id, conf.keys[at].key_id, PROTO_KEY_ID_LEN);
+    *out = c;
+    c = NULL;
+    ret = COMB_CLI_OK;
+out:
+    comb_free(c);
+    comb_conf_cleanup(&conf);
+    return ret;
+}
+
 int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb_ctx **out,
                   uint8_t key_id[PROTO_KEY_ID_LEN])
 {
@@ -134,8 +190,14 @@ int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb
     int r;
 
     *out = NULL;
+    if (ks->config != NULL) {
+        return comb_cli_open_config(cmd, ks, out, key_id);
+    }
+    if (ks->key_id != NULL) {
+        return comb_cli_usage(cmd, "--key-id goes with --config");
+    }
     if (ks->record == NULL) {
-        return comb_cli_usage(cmd, "--record is required");
+        return comb_cli_usage(cmd, "--record (or --config) is required");
     }
     if (ks->num_shares == 0) {
         return comb_cli_usage(cmd, "at least one --share is required");

@@ -15,24 +15,27 @@
 
 static void decrypt_usage(FILE *to)
 {
-    fprintf(to, "Usage: combiner decrypt --record R --share S --holder-key K [--share S "
-                "--holder-key K ...]\n"
-                "                        --alg ALG --in FILE --out FILE\n"
-                "                        [--tls-version 0x0303] [--label HEX]\n"
-                "\n"
-                "Decrypts with the key of record R. The first share is the combiner's own\n"
-                "(local) share, opened with the holder key K after it; every further share is\n"
-                "served by an in-process source as a remote holder would.\n"
-                "\n"
-                "  --alg ALG          pkcs1 tls-premaster oaep-sha1 oaep-sha256 raw\n"
-                "                     (OAEP: MGF1 with the same hash)\n"
-                "  --in FILE          the ciphertext, exactly the modulus length\n"
-                "  --out FILE         the plaintext, to a new file of mode 0600\n"
-                "  --tls-version V    tls-premaster: the ClientHello's client_version (default\n"
-                "                     0x0303); any padding or version error yields 48 random\n"
-                "                     bytes, as TLS requires\n"
-                "  --label HEX        oaep-*: the OAEP label (default empty)\n"
-                "  --allow-unlocked   run even if memory cannot be locked\n");
+    fprintf(to,
+            "Usage: combiner decrypt --record R --share S --holder-key K [--share S "
+            "--holder-key K ...]\n"
+            "                        --alg ALG --in FILE --out FILE\n"
+            "                        [--tls-version 0x0303] [--label HEX]\n"
+            "       combiner decrypt --config FILE [--key-id HEX] --alg ALG --in FILE --out FILE\n"
+            "                        [--tls-version 0x0303] [--label HEX]\n"
+            "\n"
+            "Decrypts with the key of record R. The first share is the combiner's own\n"
+            "(local) share, opened with the holder key K after it; every further share is\n"
+            "served by an in-process source as a remote holder would.\n"
+            "\n"
+            "  --alg ALG          pkcs1 tls-premaster oaep-sha1 oaep-sha256 raw\n"
+            "                     (OAEP: MGF1 with the same hash)\n"
+            "  --in FILE          the ciphertext, exactly the modulus length\n"
+            "  --out FILE         the plaintext, to a new file of mode 0600\n"
+            "  --tls-version V    tls-premaster: the ClientHello's client_version (default\n"
+            "                     0x0303); any padding or version error yields 48 random\n"
+            "                     bytes, as TLS requires\n"
+            "  --label HEX        oaep-*: the OAEP label (default empty)\n"
+            "  --allow-unlocked   run even if memory cannot be locked\n" COMB_CLI_CONFIG_USAGE);
 }
 
 static bool decrypt_parse_version(const char *s, uint16_t *out)
@@ -52,6 +55,8 @@ static bool decrypt_parse_version(const char *s, uint16_t *out)
 int comb_cmd_decrypt(int argc, char *argv[])
 {
     static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"key-id", required_argument, NULL, 'k'},
         {"record", required_argument, NULL, 'r'},
         {"share", required_argument, NULL, 's'},
         {"holder-key", required_argument, NULL, 'K'},
@@ -89,6 +94,8 @@ int comb_cmd_decrypt(int argc, char *argv[])
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
+        case 'c':
+        case 'k':
         case 'r':
         case 's':
         case 'K':

@@ -20,6 +20,8 @@ static void sign_usage(FILE *to)
         to,
         "Usage: combiner sign --record R --share S --holder-key K [--share S --holder-key K ...]\n"
         "                     --alg ALG (--digest HEX | --in FILE) --out FILE\n"
+        "       combiner sign --config FILE [--key-id HEX]\n"
+        "                     --alg ALG (--digest HEX | --in FILE) --out FILE\n"
         "\n"
         "Signs with the key of record R. The first share is the combiner's own (local)\n"
         "share, opened with the holder key K after it; every further share is served\n"
@@ -32,7 +34,7 @@ static void sign_usage(FILE *to)
         "  --digest HEX   the digest to sign (its length must fit ALG)\n"
         "  --in FILE      the message; hashed here with ALG's hash\n"
         "  --out FILE     the raw signature (modulus length), to a new file\n"
-        "  --allow-unlocked  run even if memory cannot be locked\n");
+        "  --allow-unlocked  run even if memory cannot be locked\n" COMB_CLI_CONFIG_USAGE);
 }
 
 /* sign_hash_file hashes the file |path| with |md_name| into |out|. */
@@ -66,6 +68,8 @@ out:
 int comb_cmd_sign(int argc, char *argv[])
 {
     static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"key-id", required_argument, NULL, 'k'},
         {"record", required_argument, NULL, 'r'},
         {"share", required_argument, NULL, 's'},
         {"holder-key", required_argument, NULL, 'K'},
@@ -98,6 +102,8 @@ int comb_cmd_sign(int argc, char *argv[])
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
+        case 'c':
+        case 'k':
         case 'r':
         case 's':
         case 'K':

@@ -29,6 +29,7 @@ if [ -x "$COMB" ] && "$COMB" sign --help 2>/dev/null | grep -q -- '--config'; th
 else
     ONE=("$BH")
 fi
+echo "one-shot operations through: ${ONE[*]}"
 export SPK_ALLOW_UNLOCKED=1 # sanitizer builds cannot lock their shadow memory
 
 T=$(mktemp -d /tmp/spk-comb-remote.XXXXXX)
@@ -238,6 +239,31 @@ for alg in pkcs1 oaep-sha1 oaep-sha256 tls-premaster; do
     check "3-of-5 decrypt $alg gives the plaintext back" \
         decrypt_check "$T/cfg/c35.conf" "$T/pub3072.pem" "$alg"
 done
+if [ "${ONE[0]}" = "$COMB" ]; then
+    # several keys in one config: --key-id chooses
+    cat >"$T/cfg/both.conf" <<EOF
+splitkey-combiner 1
+key edge.key
+record ../a/$KA.record
+record ../c/$KC.record
+share ../a/$KA.edge.share
+share ../c/$KC.edge.share
+holder h1 $h1_ep ../h1.pub
+holder h2 $h2_ep ../h2.pub
+holder h3 $h3_ep ../h3.pub
+EOF
+    "$COMB" sign --config "$T/cfg/both.conf" --alg pkcs1-sha256 --digest "$(printf '%064d' 0)" \
+        --out "$T/x.sig" 2>"$T/err"
+    check "combiner: a config with two keys needs --key-id" \
+        sh -c "test ! -e '$T/x.sig' && grep -q 'key-id' '$T/err'"
+    "$COMB" sign --config "$T/cfg/both.conf" --key-id "$KC" --alg pkcs1-sha256 \
+        --digest "$(printf '%064d' 0)" --out "$T/x.sig" 2>"$T/err"
+    check "combiner: --key-id picks the 3-of-5 key (3072-bit signature)" \
+        test "$(stat -c %s "$T/x.sig" 2>/dev/null)" = 384
+    "$COMB" sign --config "$T/cfg/c23.conf" --record "$T/a/$KA.record" --alg pkcs1-sha256 \
+        --digest "$(printf '%064d' 0)" --out "$T/y.sig" 2>"$T/err"
+    check "combiner: --config with --record is a usage error" test $? -eq 2
+fi
 grep -c "client=edge key=$KC .*outcome=released" "$T/h3.audit" >"$T/n" 2>/dev/null
 check "holders wrote audit lines for the 3-of-5 key" test "$(cat "$T/n")" -gt 0
 
