@@ -48,6 +48,8 @@ static const char edge_help_text[] =
     "  idle-timeout-ms N              relay with no traffic either way (60000)\n"
     "  op-timeout-ms N                one private-key operation (3000)\n"
     "  share-timeout-ms N             one share request to a holder (1000)\n"
+    "  drain-timeout-ms N             after SIGTERM: how long open connections may finish\n"
+    "                                 before the edge exits (30000)\n"
     "  max-connections N              connections at once; more wait in the backlog (4096)\n"
     "  combiner-endpoint ENDPOINT     where the combiner listens, e.g. ipc:///run/edge/comb\n"
     "  combiner-external yes|no       yes: do not start a combiner, one runs elsewhere (no)\n"
@@ -75,6 +77,7 @@ void edge_config_init(struct edge_config *cfg)
     cfg->op_timeout_ms = 3000;
     cfg->share_timeout_ms = 1000;
     cfg->max_connections = 4096;
+    cfg->drain_timeout_ms = 30000;
     memcpy(cfg->tls_min, "1.2", 4);
 }
 
@@ -287,6 +290,10 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     if (strcmp(d, "share-timeout-ms") == 0) {
         NEED(1, 1);
         return edge_cfg_uint(ps, &cfg->share_timeout_ms, w[1], 10, 600000);
+    }
+    if (strcmp(d, "drain-timeout-ms") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->drain_timeout_ms, w[1], 0, 86400000);
     }
     if (strcmp(d, "max-connections") == 0) {
         NEED(1, 1);

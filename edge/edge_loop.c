@@ -81,6 +81,17 @@ struct edge_site {
     char upstream[EDGE_HOSTPORT_MAX];
 };
 
+/*
+ * struct edge_sites: the certificates of one configuration. SIGHUP makes a
+ * new set; connections keep the set they were accepted with (a reference
+ * each) and the old set is freed when the last of them closes.
+ */
+struct edge_sites {
+    size_t refs;
+    size_t num;
+    struct edge_site *v;
+};
+
 /* One scrape of the metrics endpoint: read the request head, write the
  * answer, close. */
 struct edge_mconn {
@@ -115,6 +126,7 @@ struct edge_conn {
     size_t num_aev;
     bool paused; /* an ASYNC job of this SSL waits; the client socket is masked */
     SSL *ssl;
+    struct edge_sites *sites; /* referenced */
     struct edge_site *site;
     uint64_t deadline_ms;
     struct sockaddr_storage peer, local;
@@ -130,6 +142,7 @@ struct edge_conn {
 
 struct edge_loop {
     const struct edge_config *cfg;
+    struct edge_config *owned_cfg; /* cfg after a reload */
     const char *config_path;
     const char *self_path;
     int epfd;
@@ -140,12 +153,13 @@ struct edge_loop {
     struct edge_ev sig_ev;
     void *zctx;
     struct edge_client *client;
-    struct edge_site *sites;
-    size_t num_sites;
+    struct edge_sites *sites; /* the serving set (one reference) */
     struct edge_conn *conns;
     size_t num_conns;
     struct edge_conn *dead; /* closed in this batch, linked through next */
     bool stop;
+    uint64_t drain_deadline; /* != 0: SIGTERM came, finishing open connections */
+    uint64_t reloads_ok, reloads_failed;
     pid_t comb_pid;
     uint64_t comb_restart_at; /* 0 = not waiting to restart */
     unsigned comb_backoff_ms;
@@ -279,22 +293,22 @@ static bool edge_name_match(const char *pattern, const char *name)
     return strcasecmp(pattern, name) == 0;
 }
 
-static struct edge_site *edge_site_find(struct edge_loop *L, const char *name)
+static struct edge_site *edge_site_find(struct edge_sites *S, const char *name)
 {
     size_t i, j;
 
     /* Exact names first, then wildcards. */
-    for (i = 0; i < L->num_sites; i++) {
-        for (j = 0; j < L->sites[i].num_names; j++) {
-            if (L->sites[i].names[j][0] != '*' && strcasecmp(L->sites[i].names[j], name) == 0) {
-                return &L->sites[i];
+    for (i = 0; i < S->num; i++) {
+        for (j = 0; j < S->v[i].num_names; j++) {
+            if (S->v[i].names[j][0] != '*' && strcasecmp(S->v[i].names[j], name) == 0) {
+                return &S->v[i];
             }
         }
     }
-    for (i = 0; i < L->num_sites; i++) {
-        for (j = 0; j < L->sites[i].num_names; j++) {
-            if (edge_name_match(L->sites[i].names[j], name)) {
-                return &L->sites[i];
+    for (i = 0; i < S->num; i++) {
+        for (j = 0; j < S->v[i].num_names; j++) {
+            if (edge_name_match(S->v[i].names[j], name)) {
+                return &S->v[i];
             }
         }
     }
@@ -303,16 +317,16 @@ static struct edge_site *edge_site_find(struct edge_loop *L, const char *name)
 
 static int edge_servername_cb(SSL *ssl, int *alert, void *arg)
 {
-    struct edge_loop *L = arg;
     struct edge_conn *conn = SSL_get_app_data(ssl);
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     struct edge_site *site;
 
     (void)alert;
+    (void)arg;
     if (name == NULL || conn == NULL) {
         return SSL_TLSEXT_ERR_NOACK;
     }
-    site = edge_site_find(L, name);
+    site = edge_site_find(conn->sites, name);
     if (site == NULL) {
         return SSL_TLSEXT_ERR_NOACK; /* the default certificate answers */
     }
@@ -354,10 +368,9 @@ static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID
     return 0;
 }
 
-static int edge_site_init(struct edge_loop *L, struct edge_site *s, const struct edge_cert_conf *cc,
-                          char *why, size_t why_len)
+static int edge_site_init(struct edge_loop *L, const struct edge_config *cfg, struct edge_site *s,
+                          const struct edge_cert_conf *cc, char *why, size_t why_len)
 {
-    const struct edge_config *cfg = L->cfg;
     uint8_t key_id[PROTO_KEY_ID_LEN];
     FILE *fp = NULL;
     X509 *leaf = NULL;
@@ -434,6 +447,44 @@ out:
     X509_free(leaf);
     fclose(fp);
     return r;
+}
+
+static void edge_sites_unref(struct edge_sites *S)
+{
+    size_t i;
+
+    if (S == NULL || --S->refs > 0) {
+        return;
+    }
+    for (i = 0; i < S->num; i++) {
+        SSL_CTX_free(S->v[i].ctx);
+        EVP_PKEY_free(S->v[i].key);
+    }
+    free(S->v);
+    free(S);
+}
+
+/* edge_sites_new: every certificate of |cfg|, or NULL with |why|. */
+static struct edge_sites *edge_sites_new(struct edge_loop *L, const struct edge_config *cfg,
+                                         char *why, size_t why_len)
+{
+    struct edge_sites *S = calloc(1, sizeof(*S));
+    size_t i;
+
+    if (S == NULL || (S->v = calloc(cfg->num_certs, sizeof(*S->v))) == NULL) {
+        free(S);
+        snprintf(why, why_len, "no memory");
+        return NULL;
+    }
+    S->refs = 1;
+    for (i = 0; i < cfg->num_certs; i++) {
+        S->num = i + 1;
+        if (edge_site_init(L, cfg, &S->v[i], &cfg->certs[i], why, why_len) != 0) {
+            edge_sites_unref(S);
+            return NULL;
+        }
+    }
+    return S;
 }
 
 /* ---- connections ---------------------------------------------------------------- */
@@ -581,6 +632,8 @@ static void edge_conn_free(struct edge_conn *c)
     edge_ev_set(L, &c->cev, 0);
     edge_ev_set(L, &c->uev, 0);
     SSL_free(c->ssl);
+    edge_sites_unref(c->sites);
+    c->sites = NULL;
     if (c->cev.fd >= 0) {
         close(c->cev.fd);
     }
@@ -610,7 +663,7 @@ static void edge_conn_free(struct edge_conn *c)
     c->next = L->dead;
     c->prev = NULL;
     L->dead = c;
-    if (was_full && !L->stop) {
+    if (was_full && !L->stop && L->drain_deadline == 0) {
         size_t i;
         for (i = 0; i < L->num_listen; i++) {
             edge_ev_set(L, &L->listen_ev[i], EPOLLIN);
@@ -902,9 +955,12 @@ static void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         c->peer = peer;
         llen = sizeof(c->local);
         getsockname(fd, (struct sockaddr *)&c->local, &llen);
-        c->site = &L->sites[0];
-        c->ssl = SSL_new(L->sites[0].ctx);
+        c->sites = L->sites;
+        c->sites->refs++;
+        c->site = &c->sites->v[0];
+        c->ssl = SSL_new(c->site->ctx);
         if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+            edge_sites_unref(c->sites);
             SSL_free(c->ssl);
             close(fd);
             free(c);
@@ -1077,7 +1133,13 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
                      "# HELP spk_edge_certificates Certificates served.\n"
                      "# TYPE spk_edge_certificates gauge\n"
                      "spk_edge_certificates %zu\n",
-                     (unsigned long long)L->comb_restarts, L->num_sites);
+                     (unsigned long long)L->comb_restarts, L->sites != NULL ? L->sites->num : 0);
+    edge_text_printf(t,
+                     "# HELP spk_edge_reloads_total Configuration reloads (SIGHUP).\n"
+                     "# TYPE spk_edge_reloads_total counter\n"
+                     "spk_edge_reloads_total{result=\"ok\"} %llu\n"
+                     "spk_edge_reloads_total{result=\"failed\"} %llu\n",
+                     (unsigned long long)L->reloads_ok, (unsigned long long)L->reloads_failed);
 }
 
 static void edge_mconn_free(struct edge_loop *L, struct edge_mconn *m)
@@ -1158,6 +1220,87 @@ static void edge_metrics_accept(struct edge_loop *L)
         L->num_mconns++;
         edge_ev_set(L, &m->ev, EPOLLIN);
     }
+}
+
+/* ---- reload and drain ----------------------------------------------------------------- */
+
+/*
+ * edge_reload: SIGHUP. The file is read again and every certificate, record
+ * and the ticket keys are loaded anew; only if all of that works are they
+ * swapped in, else the edge goes on as it was and says why. Connections keep
+ * the certificates they started with. The combiner gets the SIGHUP too and
+ * reloads keys, shares and holders itself. listen, metrics and
+ * combiner-endpoint only change with a restart.
+ */
+static void edge_reload(struct edge_loop *L)
+{
+    struct edge_config *cfg = malloc(sizeof(*cfg));
+    struct edge_tickets *tickets = NULL;
+    struct edge_sites *sites = NULL;
+    char why[4096] = "";
+    size_t i;
+    bool same_listen;
+
+    if (L->comb_pid > 0) {
+        kill(L->comb_pid, SIGHUP);
+    }
+    if (cfg == NULL) {
+        L->reloads_failed++;
+        edge_log("reload failed: no memory; serving the previous configuration");
+        return;
+    }
+    edge_config_init(cfg);
+    if (edge_config_load(cfg, L->config_path, why, sizeof(why)) != 0 ||
+        edge_tickets_load(&tickets, cfg->ticket_key_file, why, sizeof(why)) != 0 ||
+        (sites = edge_sites_new(L, cfg, why, sizeof(why))) == NULL) {
+        edge_tickets_free(tickets);
+        free(cfg);
+        L->reloads_failed++;
+        edge_log("reload failed: %s; serving the previous configuration", why);
+        return;
+    }
+    same_listen = cfg->num_listen == L->cfg->num_listen;
+    for (i = 0; same_listen && i < cfg->num_listen; i++) {
+        same_listen = strcmp(cfg->listen[i], L->cfg->listen[i]) == 0;
+    }
+    if (!same_listen || strcmp(cfg->metrics, L->cfg->metrics) != 0 ||
+        strcmp(cfg->combiner_endpoint, L->cfg->combiner_endpoint) != 0) {
+        edge_log("reload: listen, metrics and combiner-endpoint change only with a restart");
+    }
+    /* Kept from start-up: where the combiner is and how it is started. */
+    memcpy(cfg->combiner_endpoint, L->cfg->combiner_endpoint, sizeof(cfg->combiner_endpoint));
+    if (cfg->combiner_binary[0] == '\0') {
+        memcpy(cfg->combiner_binary, L->cfg->combiner_binary, sizeof(cfg->combiner_binary));
+    }
+    edge_tickets_use(tickets);
+    edge_tickets_free(L->tickets);
+    L->tickets = tickets;
+    edge_sites_unref(L->sites);
+    L->sites = sites;
+    free(L->owned_cfg);
+    L->owned_cfg = cfg;
+    L->cfg = cfg;
+    L->reloads_ok++;
+    edge_log("reloaded: %zu certificate(s), %zu ticket key(s)", sites->num,
+             edge_tickets_count(tickets));
+}
+
+/* edge_drain_start: SIGTERM. Listeners close (new connections are refused),
+ * open ones finish, up to drain-timeout-ms. */
+static void edge_drain_start(struct edge_loop *L)
+{
+    size_t i;
+
+    L->drain_deadline = edge_now_ms() + L->cfg->drain_timeout_ms;
+    for (i = 0; i < L->num_listen; i++) {
+        edge_ev_set(L, &L->listen_ev[i], 0);
+        close(L->listen_ev[i].fd);
+        L->listen_ev[i].fd = -1;
+    }
+    L->num_listen = 0;
+    L->listening = false;
+    edge_log("draining: %zu connection(s) open, up to %u ms", L->num_conns,
+             L->cfg->drain_timeout_ms);
 }
 
 /* ---- set-up and the loop ------------------------------------------------------------- */
@@ -1270,11 +1413,9 @@ static void edge_loop_cleanup(struct edge_loop *L)
         close(L->metrics_ev.fd);
     }
     edge_text_free(&L->mtext);
-    for (i = 0; i < L->num_sites; i++) {
-        SSL_CTX_free(L->sites[i].ctx);
-        EVP_PKEY_free(L->sites[i].key);
-    }
-    free(L->sites);
+    edge_sites_unref(L->sites);
+    L->sites = NULL;
+    free(L->owned_cfg);
     edge_client_free(L->client);
     edge_tickets_use(NULL);
     edge_tickets_free(L->tickets);
@@ -1316,6 +1457,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGHUP);
     sigprocmask(SIG_BLOCK, &set, NULL);
     L->sig_ev =
         (struct edge_ev){EDGE_EV_SIGNAL, signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC), 0, NULL};
@@ -1342,17 +1484,10 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         goto out;
     }
     edge_tickets_use(L->tickets);
-    L->sites = calloc(cfg->num_certs, sizeof(*L->sites));
+    L->sites = edge_sites_new(L, cfg, why, sizeof(why));
     if (L->sites == NULL) {
+        edge_log("%s", why);
         goto out;
-    }
-    for (i = 0; i < cfg->num_certs; i++) {
-        if ((r = edge_site_init(L, &L->sites[i], &cfg->certs[i], why, sizeof(why))) != 0) {
-            L->num_sites = i + 1;
-            edge_log("%s", why);
-            goto out;
-        }
-        L->num_sites = i + 1;
     }
     for (i = 0; i < cfg->num_listen; i++) {
         if ((r = edge_listen_open(L, cfg->listen[i], why, sizeof(why))) != 0) {
@@ -1381,7 +1516,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     }
     L->comb_ev = (struct edge_ev){EDGE_EV_COMBINER, edge_client_fd(L->client), 0, NULL};
     edge_ev_set(L, &L->comb_ev, EPOLLIN);
-    edge_log("serving %zu certificate(s) on %zu address(es); combiner at %s", L->num_sites,
+    edge_log("serving %zu certificate(s) on %zu address(es); combiner at %s", L->sites->num,
              L->num_listen, cfg->combiner_endpoint);
 
     while (!L->stop) {
@@ -1434,8 +1569,12 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
                 while (read(L->sig_ev.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
                     if (si.ssi_signo == SIGCHLD) {
                         edge_reap(L);
+                    } else if (si.ssi_signo == SIGHUP) {
+                        edge_reload(L);
+                    } else if (L->drain_deadline == 0) {
+                        edge_drain_start(L);
                     } else {
-                        L->stop = true;
+                        L->stop = true; /* a second SIGTERM: now */
                     }
                 }
                 break;
@@ -1446,6 +1585,9 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         }
         edge_tick(L);
         edge_reap_dead(L);
+        if (L->drain_deadline != 0 && (L->num_conns == 0 || edge_now_ms() >= L->drain_deadline)) {
+            L->stop = true;
+        }
     }
     edge_log("stopping: %llu connection(s), %llu handshake(s), %llu failed",
              (unsigned long long)L->num_accepted, (unsigned long long)L->num_handshakes,

@@ -65,7 +65,7 @@ static void edge_find_combiner(struct edge_config *cfg, const char *self)
             snprintf(cand, sizeof(cand), "%s/../combiner/combiner", dir);
         }
         if (access(cand, X_OK) == 0 && strlen(cand) < sizeof(cfg->combiner_binary)) {
-            snprintf(cfg->combiner_binary, sizeof(cfg->combiner_binary), "%s", cand);
+            memcpy(cfg->combiner_binary, cand, strlen(cand) + 1);
             return;
         }
     }
@@ -74,7 +74,7 @@ static void edge_find_combiner(struct edge_config *cfg, const char *self)
         if (len > 0 && len < sizeof(dir)) {
             snprintf(cand, sizeof(cand), "%.*s/combiner", (int)len, path);
             if (access(cand, X_OK) == 0 && strlen(cand) < sizeof(cfg->combiner_binary)) {
-                snprintf(cfg->combiner_binary, sizeof(cfg->combiner_binary), "%s", cand);
+                memcpy(cfg->combiner_binary, cand, strlen(cand) + 1);
                 return;
             }
         }

@@ -265,9 +265,98 @@ bad_check refusing-holder "holder h1 at tcp://127.0.0.1:$P_H3: reachable, but do
     "s#tcp://127.0.0.1:$P_H1#tcp://127.0.0.1:$P_H3#"
 check "edge check: the refusing holder did refuse (its log)" grep -qi "not allowed\|refus\|denied" h3.log
 
+# ---- SIGHUP: a new certificate and rotated ticket keys while a download runs -------------
+want=$(sha256sum www/big.bin | cut -d' ' -f1)
+CURL=(curl -sS --cacert ca.pem --resolve a.test:$P_EDGE:127.0.0.1 --resolve b.test:$P_EDGE:127.0.0.1)
+"${CURL[@]}" --max-time 60 --limit-rate 10M -o dl-reload.bin https://a.test:$P_EDGE/big.bin 2>dl-reload.err &
+DL=$!
+sclient -tls1_3 -sess_out sess-k1.pem >/dev/null # sealed with the first ticket key
+sleep 1
+check "before the reload, b.test gets the default certificate" \
+    bash -c "openssl s_client -connect 127.0.0.1:$P_EDGE -servername b.test -tls1_3 </dev/null 2>/dev/null | grep -q '^subject=CN *= *a.test'"
+k1=$(grep -v '^#' tickets.keys | head -1)
+{
+    openssl rand -hex 80 # the new first key
+    echo "$k1"           # the old first key: its tickets still resume
+} >tickets.keys
+{
+    base_conf
+    echo "certificate b.test.pem shares/$KB.record"
+    echo "share shares/$KB.comb.share"
+} >edge.conf
+kill -HUP $EDGE_PID
+for _ in $(seq 1 50); do
+    grep -q "combiner: reloaded" edge.log && break
+    sleep 0.1
+done
+check "SIGHUP: the edge reloaded (2 certificates, 2 ticket keys)" \
+    grep -q "^edge: reloaded: 2 certificate(s), 2 ticket key(s)" edge.log
+check "SIGHUP: the combiner reloaded its keys and holders" \
+    grep -q "^combiner: reloaded: 2 certificate(s), 2 holder(s)" edge.log
+check "SIGHUP: new handshakes for b.test see the new certificate" \
+    bash -c "openssl s_client -connect 127.0.0.1:$P_EDGE -servername b.test -tls1_3 </dev/null 2>/dev/null | grep -q '^subject=CN *= *b.test'"
+check "SIGHUP: b.test is served (its key signs through the reloaded combiner)" \
+    bash -c "[ \"\$(\"\${@}\" https://b.test:$P_EDGE/index.html)\" = '$HELLO' ]" _ "${CURL[@]}"
+check "SIGHUP: a session sealed with the old first key still resumes" \
+    bash -c "printf 'GET /index.html HTTP/1.0\r\n\r\n' | openssl s_client -connect 127.0.0.1:$P_EDGE -servername a.test -tls1_3 -ign_eof -sess_in sess-k1.pem 2>&1 | grep -q '^Reused, '"
+check "SIGHUP: metrics count the reload" [ "$(metric 'spk_edge_reloads_total{result="ok"}')" = 1 ]
+wait $DL
+dl_rc=$?
+check "the download in progress during the reload completed (curl $dl_rc)" [ $dl_rc -eq 0 ]
+check "the download in progress during the reload is intact" \
+    [ "$(sha256sum dl-reload.bin | cut -d' ' -f1)" = "$want" ]
+
+# A key dropped from the file: its tickets no longer resume (full handshake).
+openssl rand -hex 80 >tickets.keys
+kill -HUP $EDGE_PID
+for _ in $(seq 1 30); do
+    grep -q "^edge: reloaded: 2 certificate(s), 1 ticket key(s)" edge.log && break
+    sleep 0.1
+done
+before=$(keyops)
+check "ticket key removed: the old session is not resumed" \
+    bash -c "! (printf 'GET /index.html HTTP/1.0\r\n\r\n' | openssl s_client -connect 127.0.0.1:$P_EDGE -servername a.test -tls1_3 -ign_eof -sess_in sess-k1.pem 2>&1 | grep -q '^Reused, ')"
+check "ticket key removed: a full handshake with a key operation instead" [ "$(keyops)" -gt "$before" ]
+
+# A broken configuration: the edge keeps what it has.
+{
+    base_conf
+    echo "certificate missing.pem shares/$KB.record"
+} >edge.conf
+kill -HUP $EDGE_PID
+for _ in $(seq 1 30); do
+    grep -q "^edge: reload failed" edge.log && break
+    sleep 0.1
+done
+check "SIGHUP with a broken config: refused, with the reason" \
+    grep -q "^edge: reload failed: .*missing.pem.*serving the previous configuration" edge.log
+check "SIGHUP with a broken config: still serves b.test" \
+    bash -c "[ \"\$(\"\${@}\" https://b.test:$P_EDGE/index.html)\" = '$HELLO' ]" _ "${CURL[@]}"
+
+# ---- SIGTERM: stop accepting, drain, exit 0 --------------------------------------------
+"${CURL[@]}" --max-time 60 --limit-rate 12M -o dl-term.bin https://a.test:$P_EDGE/big.bin 2>dl-term.err &
+DL=$!
+sleep 1
+kill -TERM $EDGE_PID
+sleep 0.3
+curl -s -o /dev/null --max-time 5 --cacert ca.pem --resolve a.test:$P_EDGE:127.0.0.1 \
+    https://a.test:$P_EDGE/index.html
+rc=$?
+check "SIGTERM: new connections are refused (curl $rc)" [ $rc -eq 7 ]
+check "SIGTERM: the edge is still running while a download drains" kill -0 $EDGE_PID
+wait $DL
+dl_rc=$?
+check "SIGTERM: the download in progress completed intact (curl $dl_rc)" \
+    [ $dl_rc -eq 0 -a "$(sha256sum dl-term.bin | cut -d' ' -f1)" = "$want" ]
+wait $EDGE_PID
+rc=$?
+check "SIGTERM: the edge exits 0 after draining (exit $rc)" [ $rc -eq 0 ]
+check "SIGTERM: the edge logged draining and stopping" \
+    bash -c "grep -q '^edge: draining: 1 connection' edge.log && grep -q '^edge: stopping' edge.log"
+check "SIGTERM: the combiner drained and stopped" \
+    bash -c "grep -q '^combiner: draining' edge.log && grep -q '^combiner: stopping' edge.log"
+
 # ---- end ---------------------------------------------------------------------------------
-kill $EDGE_PID 2>/dev/null
-wait $EDGE_PID 2>/dev/null
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"
     tail -30 edge.log
