@@ -356,6 +356,28 @@ check "SIGTERM: the edge logged draining and stopping" \
 check "SIGTERM: the combiner drained and stopped" \
     bash -c "grep -q '^combiner: draining' edge.log && grep -q '^combiner: stopping' edge.log"
 
+# ---- deployment: cmake --install puts hardened systemd units --------------------------
+if cmake --install "$BUILD" --prefix "$T/inst" >install.log 2>&1; then
+    U=$T/inst/lib/systemd/system
+    for unit in spk-edge.service spk-combiner.service spk-share-holder@.service; do
+        check "install: $unit runs the installed binary" \
+            grep -q "^ExecStart=$T/inst/bin/" "$U/$unit"
+        check "install: $unit is hardened (dedicated user, LimitMEMLOCK, NoNewPrivileges, ProtectSystem)" \
+            bash -c "grep -q '^User=spk-' '$U/$unit' && grep -q '^LimitMEMLOCK=infinity' '$U/$unit' &&
+                grep -q '^NoNewPrivileges=yes' '$U/$unit' && grep -q '^ProtectSystem=strict' '$U/$unit'"
+    done
+    check "install: sysusers.d makes the dedicated users" \
+        bash -c "grep -q '^u spk-edge ' '$T/inst/lib/sysusers.d/splitkey.conf' && grep -q '^u spk-holder ' '$T/inst/lib/sysusers.d/splitkey.conf'"
+    if command -v systemd-analyze >/dev/null; then
+        cp "$U/spk-share-holder@.service" "$T/spk-share-holder@h1.service"
+        check "install: systemd-analyze verify accepts the units" \
+            systemd-analyze verify "$U/spk-edge.service" "$U/spk-combiner.service" \
+            "$T/spk-share-holder@h1.service"
+    fi
+else
+    fail "cmake --install $BUILD: $(tail -3 install.log)"
+fi
+
 # ---- end ---------------------------------------------------------------------------------
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"
