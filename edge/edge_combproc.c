@@ -382,7 +382,8 @@ static void combproc_text_summary(struct edge_text *t, const char *name, const c
                                   const struct comb_timing *tm)
 {
     edge_text_printf(t,
-                     "# HELP %s %s\n# TYPE %s summary\n%s{quantile=\"0.5\"} %.6f\n"
+                     "# HELP %s %s The sum is estimated from the window's mean.\n# TYPE %s "
+                     "summary\n%s{quantile=\"0.5\"} %.6f\n"
                      "%s{quantile=\"0.99\"} %.6f\n%s_sum %.6f\n%s_count %llu\n"
                      "# HELP %s_max The largest sample in the window.\n# TYPE %s_max gauge\n"
                      "%s_max %.6f\n",
