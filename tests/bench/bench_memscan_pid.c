@@ -8,7 +8,7 @@
  *   bench_memscan_pid share LABEL SHARE-FILE HOLDER-KEY  >> NEEDLES
  *       opens a share file and writes its five y values as masked needles;
  *   bench_memscan_pid scan PID NEEDLES [WINDOW]
- *       reads every readable, resident page of PID (/proc/PID/maps,
+ *       reads every resident page of PID (also PROT_NONE ones) (/proc/PID/maps,
  *       /proc/PID/pagemap, /proc/PID/mem) and looks for any WINDOW-byte
  *       (default 16) piece of each needle, in four encodings: big-endian
  *       bytes, little-endian limb order (the bytes reversed, as GMP and
@@ -16,7 +16,8 @@
  *       Prints one line per needle and encoding found and a summary; exit
  *       status 0: none found, 1: found, 2: could not scan;
  *   bench_memscan_pid selftest
- *       plants a random needle in a child process in three encodings, scans
+ *       plants a random needle in a child process in three encodings (the
+ *       hex one in a PROT_NONE page), scans
  *       it through a needle file, and must find each encoding, must not find
  *       a needle the child never had, and must not find the planted one once
  *       the child has wiped it.
@@ -35,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -491,7 +493,12 @@ static int ms_scan_pid(struct ms_set *set, pid_t pid)
     while (fgets(line, sizeof(line), maps) != NULL) {
         unsigned long long s, e;
         char perms[8] = "";
-        if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) != 3 || perms[0] != 'r') {
+        /*
+         * Not only readable mappings: secret memory may be PROT_NONE while
+         * unused (spk_secret_noaccess), and /proc/PID/mem reads it anyway.
+         * Pages never touched (guard pages) are skipped by the pagemap.
+         */
+        if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) != 3) {
             continue;
         }
         if (strstr(line, "[vvar]") != NULL || strstr(line, "[vsyscall]") != NULL) {
@@ -599,11 +606,13 @@ static int ms_selftest_child(int rfd, int wfd, const char *needles)
     static char line[MS_LINE_MAX];
     static uint8_t mask[MS_NEEDLE_MAX], masked[MS_NEEDLE_MAX];
     FILE *f = fopen(needles, "r");
-    uint8_t *be = malloc(8192), *le = malloc(8192), *hex = malloc(16384);
+    uint8_t *be = malloc(8192), *le = malloc(8192);
+    /* The hex copy sits in a page made PROT_NONE, as unused secret memory is. */
+    uint8_t *hex = mmap(NULL, 16384, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     char cmd = 0;
     long n = 0, i;
 
-    if (f == NULL || be == NULL || le == NULL || hex == NULL ||
+    if (f == NULL || be == NULL || le == NULL || hex == MAP_FAILED ||
         fgets(line, sizeof(line), f) == NULL) {
         return 1;
     }
@@ -628,7 +637,8 @@ static int ms_selftest_child(int rfd, int wfd, const char *needles)
         hex[7 + 2 * i] = "0123456789abcdef"[v >> 4];
         hex[7 + 2 * i + 1] = "0123456789abcdef"[v & 15];
     }
-    if (write(wfd, "r", 1) != 1 || read(rfd, &cmd, 1) != 1) {
+    if (mprotect(hex, 16384, PROT_NONE) != 0 || write(wfd, "r", 1) != 1 ||
+        read(rfd, &cmd, 1) != 1 || mprotect(hex, 16384, PROT_READ | PROT_WRITE) != 0) {
         return 1;
     }
     sodium_memzero(be, 8192);

@@ -1,0 +1,206 @@
+# lib_edge.sh: the set-up the edge's integration tests share, sourced by
+# test_edge*.sh (not a test itself: it has no test_ prefix). Real processes on
+# 127.0.0.1 only: a test CA and certificates, keys split 2-of-3 between the
+# edge's combiner and two share-holders (h1, h2), the holders, a small origin
+# and the edge.
+#
+#   lib_edge_init NAME BUILD_DIR   binaries, a work dir $T (removed at exit),
+#                                  ports, pass/fail/check/die, cleanup trap
+#   lib_edge_pki                   ca.pem, ca.key
+#   lib_edge_mkcert NAME BITS [KEY]  NAME.pem for DNS:NAME with NAME.key
+#                                  (a new key, or a copy of KEY)
+#   lib_edge_holder_keys           keys/{comb,h1,h2}.{key,pub}
+#   lib_edge_split NAME            split NAME.key 2-of-3; prints the key id
+#   lib_edge_holders               copy h1's and h2's shares, start both (with
+#                                  the extra options in $LIB_EDGE_HOLDER_ARGS,
+#                                  e.g. "--rate 5000 --burst 5000")
+#   lib_edge_origin [BIG_MIB]      www/index.html (+ big.bin), origin.py
+#   lib_edge_conf KEYID...         print an edge config serving those keys'
+#                                  certificates (KEYID's NAME from lib_edge_split)
+#   lib_edge_start CONF            start the edge; sets EDGE_PID
+#   lib_edge_rss_kib PID           VmRSS of PID in KiB
+#   pubkey FILE                    a .pub file's curve-public key
+
+lib_edge_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    rm -rf "$T"
+}
+
+lib_edge_init() { # NAME BUILD_DIR
+    BUILD=$(cd "${2:?usage: $1.sh BUILD_DIR}" && pwd)
+    KS=$BUILD/split/keysplit
+    SH=$BUILD/share-holder/share-holder
+    EDGE=$BUILD/edge/edge
+    COMBINER=$BUILD/combiner/combiner
+    T=$(mktemp -d "/tmp/spk-$1.XXXXXX")
+    PIDS=()
+    passed=0
+    failed=0
+    trap lib_edge_cleanup EXIT
+    for bin in "$KS" "$SH" "$EDGE"; do
+        [ -x "$bin" ] || die "missing $bin"
+    done
+    command -v python3 >/dev/null || die "python3 is needed for the origin"
+    BASE=$((20000 + RANDOM % 20000))
+    P_EDGE=$BASE
+    P_ORIGIN=$((BASE + 1))
+    P_H1=$((BASE + 2))
+    P_H2=$((BASE + 3))
+    P_FREE=$((BASE + 4)) # the first port a test may use for itself
+    cd "$T" || die "cd $T"
+    declare -gA LIB_EDGE_NAME=()
+}
+
+pass() {
+    echo "ok:   $1"
+    passed=$((passed + 1))
+}
+fail() {
+    echo "FAIL: $1"
+    failed=$((failed + 1))
+}
+check() {
+    local desc=$1
+    shift
+    if "$@"; then pass "$desc"; else fail "$desc"; fi
+}
+die() {
+    echo "FAIL: setup: $*"
+    echo "0 passed, 1 failed"
+    exit 1
+}
+pubkey() { grep '^curve-public ' "$1" | cut -d' ' -f2; }
+
+lib_edge_pki() {
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem \
+        -subj /CN=splitkey-test-CA -days 2 2>/dev/null || die "CA"
+}
+
+lib_edge_mkcert() { # NAME BITS [KEY]
+    if [ -n "${3:-}" ]; then
+        cp "$3" "$1.key" || return 1
+    else
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:"$2" -out "$1.key" 2>/dev/null ||
+            return 1
+    fi
+    openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr" &&
+        printf 'subjectAltName=DNS:%s\n' "$1" >"$1.ext" &&
+        openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" \
+            -days 2 -extfile "$1.ext" 2>/dev/null
+}
+
+lib_edge_holder_keys() {
+    mkdir -p keys shares h1 h2
+    local n
+    for n in comb h1 h2; do
+        "$KS" keygen --name $n --out keys >/dev/null || die "keygen $n"
+    done
+}
+
+lib_edge_split() { # NAME: prints the key id
+    local id
+    id=$("$KS" split --key "$1.key" --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
+        --holder keys/h2.pub --out shares | tail -1) || return 1
+    [ -n "$id" ] || return 1
+    echo "$id" >"$1.keyid"
+    echo "$id"
+}
+
+lib_edge_holders() {
+    local h
+    echo "client comb $(pubkey keys/comb.pub) *" >allow.txt
+    for h in h1 h2; do
+        cp shares/*."$h".share shares/*.record "$h"/ || die "shares for $h"
+    done
+    "$SH" run --key keys/h1.key --shares h1 --allow allow.txt --bind tcp://127.0.0.1:$P_H1 \
+        --allow-unlocked --audit-log h1.audit ${LIB_EDGE_HOLDER_ARGS:-} 2>h1.log &
+    H1_PID=$!
+    PIDS+=($H1_PID)
+    "$SH" run --key keys/h2.key --shares h2 --allow allow.txt --bind tcp://127.0.0.1:$P_H2 \
+        --allow-unlocked --audit-log h2.audit ${LIB_EDGE_HOLDER_ARGS:-} 2>h2.log &
+    H2_PID=$!
+    PIDS+=($H2_PID)
+}
+
+# The origin: GET serves files, POST answers the body's SHA-256.
+lib_edge_origin() { # [BIG_MIB]
+    mkdir -p www
+    echo "hello from the origin" >www/index.html
+    if [ -n "${1:-}" ]; then
+        head -c $(($1 * 1024 * 1024)) /dev/urandom >www/big.bin
+    fi
+    cat >origin.py <<'EOF'
+import hashlib, http.server, os, sys
+class H(http.server.SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a):
+        pass
+    def do_POST(self):
+        n = int(self.headers.get("Content-Length", "0"))
+        h = hashlib.sha256()
+        while n > 0:
+            b = self.rfile.read(min(n, 1 << 20))
+            if not b:
+                break
+            h.update(b)
+            n -= len(b)
+        out = (h.hexdigest() + "\n").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+os.chdir(sys.argv[2])
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+EOF
+    python3 origin.py $P_ORIGIN www 2>origin.log &
+    PIDS+=($!)
+    for _ in $(seq 1 50); do
+        curl -s -o /dev/null http://127.0.0.1:$P_ORIGIN/index.html && break
+        sleep 0.1
+    done
+}
+
+lib_edge_conf() { # NAME... (each split with lib_edge_split)
+    local n id
+    echo "# test configuration"
+    echo "listen 127.0.0.1:$P_EDGE"
+    for n in "$@"; do
+        id=$(cat "$n.keyid")
+        echo "certificate $n.pem shares/$id.record"
+    done
+    echo "upstream 127.0.0.1:$P_ORIGIN"
+    echo "combiner-endpoint ipc://$T/combiner.sock"
+    echo "combiner-key keys/comb.key"
+    echo "allow-unlocked yes"
+    for n in "$@"; do
+        id=$(cat "$n.keyid")
+        echo "share shares/$id.comb.share"
+    done
+    echo "holder h1 tcp://127.0.0.1:$P_H1 $(pubkey keys/h1.pub)"
+    echo "holder h2 tcp://127.0.0.1:$P_H2 $(pubkey keys/h2.pub)"
+    echo "handshake-timeout-ms 5000"
+    echo "op-timeout-ms 4000"
+}
+
+lib_edge_start() { # CONF
+    "$EDGE" run "$1" 2>edge.log &
+    EDGE_PID=$!
+    PIDS+=($EDGE_PID)
+    for _ in $(seq 1 100); do
+        grep -q "edge: serving" edge.log 2>/dev/null && break
+        sleep 0.1
+    done
+    grep -q "edge: serving" edge.log || {
+        cat edge.log
+        die "the edge did not start"
+    }
+    sleep 0.3
+}
+
+lib_edge_rss_kib() { # PID
+    awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null
+}
