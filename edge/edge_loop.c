@@ -1475,7 +1475,10 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         edge_log("cannot connect to %s", cfg->combiner_endpoint);
         goto out;
     }
-    if ((r = edge_provider_load(edge_client_keyop, L->client)) != 0) {
+    /* Benchmark-only baseline (edge_bench.c): keys answered in-process, no
+     * combiner is started or asked. */
+    if ((r = edge_bench_active() ? edge_provider_load(edge_bench_keyop, NULL)
+                                 : edge_provider_load(edge_client_keyop, L->client)) != 0) {
         edge_log("cannot load the OpenSSL provider");
         goto out;
     }
@@ -1505,11 +1508,11 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         L->metrics_ev = (struct edge_ev){EDGE_EV_METRICS_LISTEN, fd, 0, NULL};
         edge_ev_set(L, &L->metrics_ev, EPOLLIN);
     }
-    if (!cfg->combiner_external && edge_combiner_start(L) != 0) {
+    if (!cfg->combiner_external && !edge_bench_active() && edge_combiner_start(L) != 0) {
         edge_log("cannot start the combiner: %s", strerror(errno));
         goto out;
     }
-    if (edge_client_ping(L->client, 15000) != 0) {
+    if (!edge_bench_active() && edge_client_ping(L->client, 15000) != 0) {
         edge_log("the combiner at %s does not answer (see its messages above)",
                  cfg->combiner_endpoint);
         goto out;

@@ -206,4 +206,24 @@ void edge_client_stats(const struct edge_client *c, struct edge_keyop_stats *out
  */
 int edge_check(const struct edge_config *cfg, const char *config_path, const char *self_path);
 
+/* ---- benchmark-only local keys (edge_bench.c) ------------------------------- */
+
+/*
+ * edge_bench_keys_load loads whole RSA private keys (unencrypted PEM) into
+ * this process for `edge run CONFIG --benchmark-local-keys KEY.pem...`, the
+ * baseline of tools/bench-edge. WARNING: benchmarks only; it puts the key in
+ * the TLS-facing process, which splitkey exists to prevent. 0 or SPK_ERR_*
+ * with |why|. The keys live until edge_bench_keys_free.
+ */
+SPK_WUR int edge_bench_keys_load(const char *const *paths, size_t num_paths, char *why,
+                                 size_t why_len);
+void edge_bench_keys_free(void);
+/* edge_bench_active: keys were loaded; edge_run then starts no combiner. */
+bool edge_bench_active(void);
+/* edge_bench_keyop is an edge_keyop_fn answered with the loaded key whose key
+ * id is |key_id| (|arg| unused); SPK_ERR_UNKNOWN_KEY if none. */
+int edge_bench_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
+                     const uint8_t *in, size_t in_len, uint16_t client_version, uint8_t *out,
+                     size_t out_cap, size_t *out_len);
+
 #endif

@@ -23,6 +23,12 @@ static void edge_usage(FILE *out)
             "       edge combiner --config CONFIG [--allow-unlocked]\n"
             "                                run only the combiner process (the edge\n"
             "                                starts this itself)\n"
+            "       edge run CONFIG --benchmark-local-keys KEY.pem...\n"
+            "                                BENCHMARK ONLY (tools/bench-edge's baseline): the\n"
+            "                                TLS process loads the whole private keys and signs\n"
+            "                                and decrypts with them itself; no combiner, no\n"
+            "                                shares. This defeats splitkey: never deploy it.\n"
+            "                                The keys can only be named here, not in CONFIG\n"
             "       edge --help\n\n%s",
             edge_config_help());
 }
@@ -94,9 +100,22 @@ int main(int argc, char **argv)
         edge_usage(stdout);
         return 0;
     }
-    if (argc == 3 && strcmp(argv[1], "run") == 0) {
+    if ((argc == 3 || (argc > 4 && strcmp(argv[3], "--benchmark-local-keys") == 0)) &&
+        strcmp(argv[1], "run") == 0) {
         if (edge_load(&cfg, argv[2]) != 0) {
             return 1;
+        }
+        if (argc > 4) {
+            char why[EDGE_PATH_MAX + 128] = "";
+            if (edge_bench_keys_load((const char *const *)&argv[4], (size_t)(argc - 4), why,
+                                     sizeof(why)) != 0) {
+                fprintf(stderr, "edge: %s\n", why);
+                return 1;
+            }
+            fprintf(stderr,
+                    "edge: WARNING: BENCHMARK-ONLY mode: %d whole private key(s) in "
+                    "the TLS process, no combiner; never use this in production\n",
+                    argc - 4);
         }
         n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         if (n <= 0) {
