@@ -8,7 +8,7 @@
  *   bench_memscan_pid share LABEL SHARE-FILE HOLDER-KEY  >> NEEDLES
  *       opens a share file and writes its five y values as masked needles;
  *   bench_memscan_pid scan PID NEEDLES [WINDOW]
- *       reads every resident page of PID (also PROT_NONE ones) (/proc/PID/maps,
+ *       reads every resident page of PID (also PROT_NONE ones) (/proc/PID/smaps,
  *       /proc/PID/pagemap, /proc/PID/mem) and looks for any WINDOW-byte
  *       (default 16) piece of each needle, in four encodings: big-endian
  *       bytes, little-endian limb order (the bytes reversed, as GMP and
@@ -52,7 +52,7 @@
 #define MS_NEEDLES_MAX 256
 #define MS_LINE_MAX (4 * MS_NEEDLE_MAX + 512)
 #define MS_CHUNK (1u << 20)
-#define MS_REGION_MAX (8ull << 30) /* larger mappings are sanitizer reservations */
+#define MS_REGION_MAX (64ull << 30) /* larger resident mappings are sanitizer shadow */
 #define MS_ENC_NUM 4
 
 static const char *const ms_enc_names[MS_ENC_NUM] = {"be", "le", "hex", "HEX"};
@@ -358,6 +358,10 @@ static int ms_build(struct ms_set *set)
             for (off = 0; off + set->window <= nd->enc_len[e]; off++) {
                 uint64_t key = ms_load64(nd->enc[e] + off);
                 size_t h = ms_hash(key, set->mask);
+                if (key == 0) {
+                    fprintf(stderr, "bench_memscan_pid: %s: eight zero bytes\n", nd->label);
+                    return -1;
+                }
                 while (set->slots[h].used) {
                     h = (h + 1) & set->mask;
                 }
@@ -378,7 +382,13 @@ static void ms_scan_buf(struct ms_set *set, const uint8_t *buf, size_t len, uint
     }
     for (i = 0; i + w <= len; i++) {
         uint64_t key = ms_load64(buf + i);
-        size_t h = ms_hash(key, set->mask);
+        size_t h;
+        if (key == 0) {
+            /* Most of a process (and all of a sanitizer's shadow) is zero;
+             * no window of a needle starts with eight zero bytes. */
+            continue;
+        }
+        h = ms_hash(key, set->mask);
         while (set->slots[h].used) {
             const struct ms_slot *s = &set->slots[h];
             if (s->key == key) {
@@ -468,8 +478,10 @@ static int ms_scan_pid(struct ms_set *set, pid_t pid)
     FILE *maps;
     int memfd, mapfd;
     uint8_t *buf = malloc(256 * 4096 + 64);
+    unsigned long long start = 0, end = 0;
+    bool have = false;
 
-    snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
     maps = fopen(path, "r");
     snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
     memfd = open(path, O_RDONLY);
@@ -491,25 +503,34 @@ static int ms_scan_pid(struct ms_set *set, pid_t pid)
         return -1;
     }
     while (fgets(line, sizeof(line), maps) != NULL) {
-        unsigned long long s, e;
+        unsigned long long s, e, rss;
         char perms[8] = "";
         /*
-         * Not only readable mappings: secret memory may be PROT_NONE while
-         * unused (spk_secret_noaccess), and /proc/PID/mem reads it anyway.
-         * Pages never touched (guard pages) are skipped by the pagemap.
+         * Every mapping with resident pages, not only readable ones: secret
+         * memory may be PROT_NONE while unused (spk_secret_noaccess), and
+         * /proc/PID/mem reads it anyway. smaps' Rss skips the sanitizers'
+         * vast reservations at once; within a mapping, the pagemap skips
+         * pages never touched.
          */
-        if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) != 3) {
+        if (sscanf(line, "%llx-%llx %7s", &s, &e, perms) == 3) {
+            have = !(strstr(line, "[vvar]") != NULL || strstr(line, "[vsyscall]") != NULL);
+            start = s;
+            end = e;
             continue;
         }
-        if (strstr(line, "[vvar]") != NULL || strstr(line, "[vsyscall]") != NULL) {
+        if (!have || sscanf(line, "Rss: %llu kB", &rss) != 1) {
             continue;
         }
-        if (e - s > MS_REGION_MAX) {
-            set->skipped++;
+        have = false;
+        if (rss == 0) {
+            continue;
+        }
+        if (end - start > MS_REGION_MAX) {
+            set->skipped++; /* a sanitizer's shadow: not the program's data */
             continue;
         }
         set->regions++;
-        ms_scan_region(set, memfd, mapfd, s, e, buf);
+        ms_scan_region(set, memfd, mapfd, start, end, buf);
     }
     fclose(maps);
     close(memfd);
