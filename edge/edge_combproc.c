@@ -943,6 +943,9 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
     int zero = 0;
     int status = 1;
     uint64_t drain_deadline = 0;
+    /* Started by the edge: stop when it is gone. Started alone (`combiner
+     * run` under an init system, parent pid 1): the parent never changes. */
+    pid_t parent = getppid();
     int r;
 
     memset(&cp, 0, sizeof(cp));
@@ -1023,7 +1026,7 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
                 combproc_log("draining %zu operation(s)", comb_pending(cp.cur->comb));
             }
         }
-        if (getppid() == 1) {
+        if (getppid() != parent) {
             break; /* the edge is gone */
         }
         if (drain_deadline == 0) {

@@ -220,6 +220,37 @@ check "after the churn, combiner: still no p, q or d" scan_clean $COMB_PID pqd.n
 
 kill $EDGE_PID 2>/dev/null
 wait $EDGE_PID 2>/dev/null
+
+# ---- `combiner run` on its own, an edge that starts none (combiner-external) ---------
+if [ -x "$COMBINER" ]; then
+    "$COMBINER" run >comb-usage.out 2>&1
+    check "combiner run without --config: usage, exit 2, one line" \
+        [ $? -eq 2 -a "$(wc -l <comb-usage.out)" -eq 1 ]
+    "$COMBINER" run --config nonexistent.conf >comb-bad.out 2>&1
+    check "combiner run with a missing config: exit 1, one line" \
+        [ $? -eq 1 -a "$(wc -l <comb-bad.out)" -eq 1 ]
+    sed -e "s|^combiner-endpoint .*|combiner-endpoint ipc://$T/ext.sock|" edge.conf >ext.conf
+    echo "combiner-external yes" >>ext.conf
+    "$COMBINER" run --config ext.conf 2>ext-comb.log &
+    EXT_COMB=$!
+    PIDS+=($EXT_COMB)
+    for _ in $(seq 1 100); do
+        grep -q "combiner: serving" ext-comb.log 2>/dev/null && break
+        sleep 0.1
+    done
+    mv edge.log edge-1.log
+    lib_edge_start ext.conf
+    check "an edge with combiner-external starts no combiner" [ -z "$(pgrep -P $EDGE_PID)" ]
+    check "\`combiner run\` started alone serves the edge (20 + 20 handshakes)" \
+        bash -c "[ \"\$('$TAMPER' load 20 127.0.0.1 $P_EDGE m.test ca.pem 1.3)\" = 'ok=20 failed=0' ] &&
+            [ \"\$('$TAMPER' load 20 127.0.0.1 $P_EDGE m.test ca.pem 1.2-rsa)\" = 'ok=20 failed=0' ]"
+    kill $EDGE_PID $EXT_COMB 2>/dev/null
+    wait $EDGE_PID $EXT_COMB 2>/dev/null
+    check "combiner run stops on SIGTERM and reports" grep -q "combiner: stopping" ext-comb.log
+else
+    fail "missing $COMBINER"
+fi
+
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"
     tail -20 edge.log
