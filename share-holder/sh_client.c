@@ -21,6 +21,8 @@
 #define RX_AT crypto_kx_SECRETKEYBYTES
 #define HOLDER_SECRET_LEN (crypto_kx_SECRETKEYBYTES + crypto_kx_SESSIONKEYBYTES)
 
+_Static_assert(SH_CLIENT_PENDING_MAX <= UINT16_MAX + 1, "live slots are uint16_t");
+
 struct sh_pending {
     bool used;
     uint64_t req_id;
@@ -32,6 +34,7 @@ struct sh_pending {
     uint64_t sent_us;
     uint64_t deadline_us;
     void *user;
+    size_t live_at; /* position in sh_client.live while used */
 };
 
 struct sh_holder {
@@ -54,6 +57,10 @@ struct sh_client {
     size_t num_holders;
     struct sh_pending *pending; /* SH_CLIENT_PENDING_MAX, slot = req_id % max */
     size_t num_pending;
+    /* the slots in use, in no order: the deadline scans walk these, not the
+     * whole table (4096 slots, 300 KB, twice per reply before) */
+    uint16_t *live;
+    zmq_pollitem_t *items; /* SH_CLIENT_HOLDERS_MAX, for sh_client_wait */
     uint64_t next_req_id;
     uint8_t frame[PROTO_MSG_MAX];
     struct proto_msg msg;
@@ -82,7 +89,10 @@ struct sh_client *sh_client_new(void *zmq_ctx, const struct proto_holder_secret 
     c->curve_sk = spk_secret_new(PROTO_X25519_LEN);
     c->holders = calloc(SH_CLIENT_HOLDERS_MAX, sizeof(*c->holders));
     c->pending = calloc(SH_CLIENT_PENDING_MAX, sizeof(*c->pending));
-    if (c->curve_sk == NULL || c->holders == NULL || c->pending == NULL) {
+    c->live = calloc(SH_CLIENT_PENDING_MAX, sizeof(*c->live));
+    c->items = calloc(SH_CLIENT_HOLDERS_MAX, sizeof(*c->items));
+    if (c->curve_sk == NULL || c->holders == NULL || c->pending == NULL || c->live == NULL ||
+        c->items == NULL) {
         sh_client_free(c);
         return NULL;
     }
@@ -107,6 +117,8 @@ void sh_client_free(struct sh_client *c)
     spk_secret_free(c->curve_sk);
     free(c->holders);
     free(c->pending);
+    free(c->live);
+    free(c->items);
     sodium_memzero(c, sizeof(*c));
     free(c);
 }
@@ -184,6 +196,24 @@ static struct sh_pending *pending_new(struct sh_client *c)
     }
 }
 
+/* pending_use marks |p| used and lists it in c->live. */
+static void pending_use(struct sh_client *c, struct sh_pending *p)
+{
+    p->used = true;
+    p->live_at = c->num_pending;
+    c->live[c->num_pending++] = (uint16_t)(p - c->pending);
+}
+
+/* pending_release frees |p|'s slot; the last live slot takes its place. */
+static void pending_release(struct sh_client *c, struct sh_pending *p)
+{
+    uint16_t last = c->live[--c->num_pending];
+
+    c->live[p->live_at] = last;
+    c->pending[last].live_at = p->live_at;
+    p->used = false;
+}
+
 static struct sh_pending *pending_find(struct sh_client *c, uint64_t req_id)
 {
     struct sh_pending *p = &c->pending[req_id % SH_CLIENT_PENDING_MAX];
@@ -237,7 +267,6 @@ static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holde
     if ((r = send_msg(c, h)) != 0) {
         return r; /* the slot was never marked used */
     }
-    p->used = true;
     p->holder = holder;
     p->type = type;
     p->out_y = out_y;
@@ -245,7 +274,7 @@ static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holde
     p->sent_us = now_us();
     p->deadline_us = p->sent_us + (uint64_t)timeout_ms * 1000u;
     p->user = user;
-    c->num_pending++;
+    pending_use(c, p);
     *out_req_id = p->req_id;
     return 0;
 }
@@ -294,8 +323,7 @@ void sh_client_cancel(struct sh_client *c, uint64_t req_id)
     struct sh_pending *p = pending_find(c, req_id);
 
     if (p != NULL) {
-        p->used = false;
-        c->num_pending--;
+        pending_release(c, p);
     }
 }
 
@@ -319,9 +347,11 @@ long sh_client_timeout_ms(const struct sh_client *c)
     if (c->num_pending == 0) {
         return -1;
     }
-    for (size_t i = 0; i < SH_CLIENT_PENDING_MAX; i++) {
-        if (c->pending[i].used && c->pending[i].deadline_us < first) {
-            first = c->pending[i].deadline_us;
+    for (size_t i = 0; i < c->num_pending; i++) {
+        const struct sh_pending *p = &c->pending[c->live[i]];
+
+        if (p->deadline_us < first) {
+            first = p->deadline_us;
         }
     }
     if (first <= now) {
@@ -355,8 +385,7 @@ static void finish(struct sh_client *c, struct sh_pending *p, struct sh_result *
                                   ? lat
                                   : hh->ewma_latency_us - hh->ewma_latency_us / 8 + lat / 8;
     }
-    p->used = false;
-    c->num_pending--;
+    pending_release(c, p);
     c->cb(c->cb_ctx, res);
 }
 
@@ -485,10 +514,18 @@ int sh_client_process(struct sh_client *c)
         }
     }
     now = now_us();
-    for (size_t i = 0; i < SH_CLIENT_PENDING_MAX && c->num_pending > 0; i++) {
-        struct sh_pending *p = &c->pending[i];
+    /* Downwards, because finish() moves the last live slot into the one it
+     * frees, and the callback may add requests (at the end, not yet due) or
+     * cancel any: an index past the shrunk end is skipped, and a slot moved
+     * down is at worst looked at twice. */
+    for (size_t i = c->num_pending; i-- > 0;) {
+        struct sh_pending *p;
 
-        if (p->used && p->deadline_us <= now) {
+        if (i >= c->num_pending) {
+            continue;
+        }
+        p = &c->pending[c->live[i]];
+        if (p->deadline_us <= now) {
             struct sh_result res;
 
             memset(&res, 0, sizeof(res));
@@ -502,12 +539,9 @@ int sh_client_process(struct sh_client *c)
 int sh_client_wait(struct sh_client *c, int timeout_ms)
 {
     uint64_t end = now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
-    zmq_pollitem_t *items = calloc(c->num_holders + 1, sizeof(*items));
+    zmq_pollitem_t *items = c->items;
     int r = 0;
 
-    if (items == NULL) {
-        return SPK_ERR_NOMEM;
-    }
     while (c->num_pending > 0) {
         uint64_t now = now_us();
         long wait = sh_client_timeout_ms(c);
@@ -529,7 +563,6 @@ int sh_client_wait(struct sh_client *c, int timeout_ms)
             break;
         }
     }
-    free(items);
     return r;
 }
 
