@@ -22,13 +22,31 @@ struct sh_share {
     unsigned num_shares;
     uint8_t *y; /* spk_secret_new, kept noaccess while idle */
     size_t y_len;
+    bool readable; /* opened by sh_store_share_open until sh_store_close */
 };
 
 struct sh_store {
     struct sh_share *shares;
     size_t num_shares;
     size_t num_skipped; /* files reported and not loaded */
+    size_t num_open;    /* shares readable now */
+    uint64_t opened_ms; /* when the first of them was opened */
+    uint64_t used_ms;   /* when one was last opened or used */
 };
+
+/*
+ * Idle shares are noaccess. A busy holder keeps a share it serves readable
+ * between requests instead of two mprotect calls per request (each one a
+ * syscall and, with ZeroMQ's I/O thread on another core, a TLB shootdown):
+ * the share is closed again once no request used it for SH_SHARE_IDLE_MS,
+ * and at the latest SH_SHARE_OPEN_MAX_MS after it was opened, whatever the
+ * load. The cost is that a stray read in this process (the protection
+ * noaccess gives) can see a share during those few milliseconds after a
+ * fetch, as it could during the fetch itself before; the share stays in
+ * guarded, locked memory and is wiped at exit as before.
+ */
+#define SH_SHARE_IDLE_MS 2
+#define SH_SHARE_OPEN_MAX_MS 100
 
 /*
  * sh_store_load opens every *.share file in |dir| addressed to |key|'s holder
@@ -45,6 +63,16 @@ void sh_store_cleanup(struct sh_store *store);
 struct sh_share *sh_store_find(const struct sh_store *store,
                                const uint8_t key_id[PROTO_KEY_ID_LEN]);
 
+/* sh_store_share_open makes |share| (of |store|) readable, if it is not yet,
+ * and marks it used at |now_ms|. 0 or SPK_ERR_INTERNAL. */
+SPK_WUR int sh_store_share_open(struct sh_store *store, struct sh_share *share, uint64_t now_ms);
+/* sh_store_close_in_ms: -1 when no share is readable, else how many ms
+ * from |now_ms| until sh_store_close is due (0: now). */
+long sh_store_close_in_ms(const struct sh_store *store, uint64_t now_ms);
+/* sh_store_close makes every readable share noaccess again. 0, or
+ * SPK_ERR_INTERNAL if one could not be (the caller must stop serving). */
+SPK_WUR int sh_store_close(struct sh_store *store);
+
 /* ---- share sessions, holder side (sh_session.c) ---------------------------- */
 
 #define SH_SESSIONS_MAX 256
@@ -57,10 +85,16 @@ struct sh_session {
     bool used;
 };
 
+#define SH_NONCE_POOL_LEN (24 * 170)
+
 struct sh_sessions {
     struct sh_session entries[SH_SESSIONS_MAX];
     uint8_t *tx; /* SH_SESSIONS_MAX * crypto_kx_SESSIONKEYBYTES, secret memory */
     uint64_t clock;
+    /* public random nonces, drawn in bulk: one randombytes_buf (getpid and
+     * getrandom calls) per 170 responses instead of per response */
+    uint8_t nonces[SH_NONCE_POOL_LEN];
+    size_t nonces_used;
 };
 
 SPK_WUR int sh_sessions_init(struct sh_sessions *s);
@@ -70,8 +104,9 @@ void sh_sessions_cleanup(struct sh_sessions *s);
  * sh_share_response_build writes the SHARE_RESPONSE frame for |share| into
  * |out| (PROTO_MSG_MAX bytes): the share sealed with the session of
  * (|client_pk|, |requester_pk|), made and cached on first use (least recently
- * used session evicted). The share's memory is readable only while it is
- * being encrypted. 0 or SPK_ERR_*.
+ * used session evicted). A share that is not |readable| is made readable
+ * only while it is being encrypted; a readable one (sh_store_share_open) is
+ * left so. 0 or SPK_ERR_*.
  */
 SPK_WUR int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t cap,
                                     size_t *out_len, uint64_t req_id,

@@ -43,6 +43,8 @@ struct sh_server {
     int sigfd;
     int audit_fd;
     bool stop;
+    time_t audit_sec;    /* the second audit_base was formatted for */
+    char audit_base[32]; /* "YYYY-MM-DDTHH:MM:SS" of audit_sec */
     uint64_t num_bad, num_refused, num_released, num_denied;
     uint8_t out[PROTO_MSG_MAX];
     struct proto_msg msg;
@@ -87,16 +89,20 @@ static void sh_log(const char *fmt, ...)
     fputc('\n', stderr);
 }
 
-static void iso_time(char *out, size_t cap)
+/* iso_time: the UTC time to the millisecond; the calendar part is only
+ * reformatted when the second changes. */
+static void iso_time(struct sh_server *s, char *out, size_t cap)
 {
     struct timespec ts;
     struct tm tm;
-    char base[32];
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    (void)snprintf(out, cap, "%s.%03ldZ", base, ts.tv_nsec / 1000000);
+    if (ts.tv_sec != s->audit_sec || s->audit_base[0] == '\0') {
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(s->audit_base, sizeof(s->audit_base), "%Y-%m-%dT%H:%M:%S", &tm);
+        s->audit_sec = ts.tv_sec;
+    }
+    (void)snprintf(out, cap, "%s.%03ldZ", s->audit_base, ts.tv_nsec / 1000000);
 }
 
 /*
@@ -114,7 +120,7 @@ static int audit_write(struct sh_server *s, const char *fmt, ...)
     int m;
     va_list ap;
 
-    iso_time(line, sizeof(line));
+    iso_time(s, line, sizeof(line));
     n = (int)strlen(line);
     line[n++] = ' ';
     va_start(ap, fmt);
@@ -284,7 +290,7 @@ static const char *outcome_name(int err)
 }
 
 static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_allow_client *client,
-                          bool rate_ok, const char *address)
+                          bool rate_ok, const char *address, uint64_t now_ms)
 {
     const struct proto_share_req *req = &s->msg.u.share_req;
     char key_hex[2 * PROTO_KEY_ID_LEN + 1];
@@ -301,6 +307,8 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
         err = SPK_ERR_NOT_ALLOWED;
     } else if ((share = sh_store_find(&s->store, req->key_id)) == NULL) {
         err = SPK_ERR_UNKNOWN_KEY;
+    } else if (sh_store_share_open(&s->store, share, now_ms) != 0) {
+        err = SPK_ERR_INTERNAL;
     } else if ((err = sh_share_response_build(&s->sessions, s->out, sizeof(s->out), &len,
                                               s->msg.req_id, client->curve_pk, req->requester_pk,
                                               share)) != 0) {
@@ -339,6 +347,7 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
     struct proto_rd z;
     uint8_t type = 0;
     uint64_t req_id = 0;
+    uint64_t now_ms;
     bool rate_ok;
     int r;
 
@@ -360,8 +369,9 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
         reply_error(s, id, req_id, SPK_ERR_NOT_ALLOWED, "client no longer allowed");
         return;
     }
-    rate_ok = sh_bucket_take(bucket_get(s, client->curve_pk, sh_now_ms()), s->opt->rate,
-                             s->opt->burst, sh_now_ms());
+    now_ms = sh_now_ms();
+    rate_ok = sh_bucket_take(bucket_get(s, client->curve_pk, now_ms), s->opt->rate, s->opt->burst,
+                             now_ms);
     r = proto_msg_decode(&s->msg, zmq_msg_data(body), zmq_msg_size(body));
     if (r != 0) {
         s->num_bad++;
@@ -393,7 +403,7 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
         return;
     }
     case PROTO_MSG_SHARE_REQUEST:
-        share_request(s, id, client, rate_ok, address);
+        share_request(s, id, client, rate_ok, address, now_ms);
         return;
     case PROTO_MSG_PONG:
     case PROTO_MSG_SHARE_RESPONSE:
@@ -603,6 +613,7 @@ static int server_start(struct sh_server *s)
 static int server_loop(struct sh_server *s)
 {
     zmq_pollitem_t items[3];
+    long wait;
 
     while (!s->stop) {
         memset(items, 0, sizeof(items));
@@ -612,7 +623,16 @@ static int server_loop(struct sh_server *s)
         items[1].events = ZMQ_POLLIN;
         items[2].fd = s->sigfd;
         items[2].events = ZMQ_POLLIN;
-        if (zmq_poll(items, 3, -1) < 0) {
+        /* wake up to close the shares opened for the last requests */
+        wait = sh_store_close_in_ms(&s->store, sh_now_ms());
+        if (wait == 0) {
+            if (sh_store_close(&s->store) != 0) {
+                sh_log("cannot make the shares noaccess again: stopping");
+                return SPK_ERR_INTERNAL;
+            }
+            wait = -1;
+        }
+        if (zmq_poll(items, 3, wait) < 0) {
             if (zmq_errno() == EINTR) {
                 continue;
             }

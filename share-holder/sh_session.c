@@ -20,6 +20,7 @@
 int sh_sessions_init(struct sh_sessions *s)
 {
     memset(s, 0, sizeof(*s));
+    s->nonces_used = SH_NONCE_POOL_LEN; /* drawn on first use */
     s->tx = spk_secret_new(SH_SESSIONS_MAX * TX_LEN);
     return s->tx == NULL ? SPK_ERR_NOMEM : 0;
 }
@@ -28,6 +29,18 @@ void sh_sessions_cleanup(struct sh_sessions *s)
 {
     spk_secret_free(s->tx);
     sodium_memzero(s, sizeof(*s));
+}
+
+/* nonce_take: |len| fresh random bytes for a public nonce, each byte of the
+ * pool used once. */
+static void nonce_take(struct sh_sessions *s, uint8_t *out, size_t len)
+{
+    if (SH_NONCE_POOL_LEN - s->nonces_used < len) {
+        randombytes_buf(s->nonces, sizeof(s->nonces));
+        s->nonces_used = 0;
+    }
+    memcpy(out, &s->nonces[s->nonces_used], len);
+    s->nonces_used += len;
 }
 
 /* session_get returns the slot of (client_pk, requester_pk), making it if
@@ -98,7 +111,7 @@ int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t cap, siz
     resp->index = share->index;
     resp->field_bits = (uint16_t)share->field_bits;
     memcpy(resp->session_pk, s->entries[slot].session_pk, sizeof(resp->session_pk));
-    randombytes_buf(resp->nonce, sizeof(resp->nonce));
+    nonce_take(s, resp->nonce, sizeof(resp->nonce));
     resp->sealed_len = share->y_len + PROTO_AEAD_TAG_LEN;
 
     /* Encode once with a zero ciphertext to fix the header (the AD), seal
@@ -107,10 +120,12 @@ int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t cap, siz
         !proto_share_ad(ad, out, *out_len, resp)) {
         goto out;
     }
-    if ((r = spk_secret_readwrite(share->y)) != 0) {
-        goto out;
+    if (!share->readable) {
+        if ((r = spk_secret_readwrite(share->y)) != 0) {
+            goto out;
+        }
+        opened = true;
     }
-    opened = true;
     if (crypto_aead_xchacha20poly1305_ietf_encrypt(resp->sealed, &ct_len, share->y, share->y_len,
                                                    ad, sizeof(ad), NULL, resp->nonce,
                                                    &s->tx[(size_t)slot * TX_LEN]) != 0 ||

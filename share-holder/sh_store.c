@@ -10,7 +10,8 @@
 
 /*
  * Loading the shares a holder serves. Each opened y lives in its own
- * spk_secret_new buffer, noaccess except while a response is being sealed.
+ * spk_secret_new buffer, noaccess except while responses are being sealed
+ * (and SH_SHARE_IDLE_MS after; see internal.h).
  */
 
 static int name_cmp(const void *a, const void *b)
@@ -283,4 +284,51 @@ struct sh_share *sh_store_find(const struct sh_store *store, const uint8_t key_i
         }
     }
     return NULL;
+}
+
+int sh_store_share_open(struct sh_store *store, struct sh_share *share, uint64_t now_ms)
+{
+    if (!share->readable) {
+        if (spk_secret_readwrite(share->y) != 0) {
+            return SPK_ERR_INTERNAL;
+        }
+        share->readable = true;
+        if (store->num_open++ == 0) {
+            store->opened_ms = now_ms;
+        }
+    }
+    store->used_ms = now_ms;
+    return 0;
+}
+
+long sh_store_close_in_ms(const struct sh_store *store, uint64_t now_ms)
+{
+    uint64_t idle_end = store->used_ms + SH_SHARE_IDLE_MS;
+    uint64_t open_end = store->opened_ms + SH_SHARE_OPEN_MAX_MS;
+    uint64_t end = idle_end < open_end ? idle_end : open_end;
+
+    if (store->num_open == 0) {
+        return -1;
+    }
+    return end <= now_ms ? 0 : (long)(end - now_ms);
+}
+
+int sh_store_close(struct sh_store *store)
+{
+    int r = 0;
+
+    for (size_t i = 0; i < store->num_shares && store->num_open > 0; i++) {
+        struct sh_share *sh = &store->shares[i];
+
+        if (!sh->readable) {
+            continue;
+        }
+        if (spk_secret_noaccess(sh->y) != 0) {
+            r = SPK_ERR_INTERNAL;
+            continue;
+        }
+        sh->readable = false;
+        store->num_open--;
+    }
+    return r;
 }
