@@ -43,6 +43,11 @@ struct sh_server {
     int sigfd;
     int audit_fd;
     bool stop;
+    /* the last User-Id decoded: most frames come from the same few clients,
+     * and the constant-time Z85 decode of a public key is not needed twice */
+    char user_z85[PROTO_Z85_KEY_LEN];
+    uint8_t user_pk[PROTO_X25519_LEN];
+    bool have_user;
     time_t audit_sec;    /* the second audit_base was formatted for */
     char audit_base[32]; /* "YYYY-MM-DDTHH:MM:SS" of audit_sec */
     uint64_t num_bad, num_refused, num_released, num_denied;
@@ -354,9 +359,16 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
     if (address == NULL) {
         address = "-";
     }
-    if (user != NULL) {
+    if (user != NULL && strlen(user) == PROTO_Z85_KEY_LEN && s->have_user &&
+        sodium_memcmp(user, s->user_z85, PROTO_Z85_KEY_LEN) == 0) {
+        memcpy(pk, s->user_pk, PROTO_X25519_LEN);
+        client = sh_allow_find(&s->allow, pk);
+    } else if (user != NULL) {
         proto_rd_init(&z, (const uint8_t *)user, strlen(user));
         if (proto_z85_decode_key(&z, pk)) {
+            memcpy(s->user_z85, user, PROTO_Z85_KEY_LEN);
+            memcpy(s->user_pk, pk, PROTO_X25519_LEN);
+            s->have_user = true;
             client = sh_allow_find(&s->allow, pk);
         }
     }
