@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "combiner/combiner.h"
 #include "split/split.h"
@@ -92,5 +93,38 @@ int comb_cli_write(const char *cmd, const char *path, unsigned mode, const uint8
 
 /* comb_cli_bad_option reports what getopt_long returned ('?' or ':'). */
 int comb_cli_bad_option(const char *cmd, int c, char *argv[]);
+
+/* getopt_long entries of the keyset options (comb_cli_keyset_option), and of
+ * --allow-unlocked and --help with the terminator, for the operation
+ * subcommands' option tables. */
+/* clang-format off */
+#define COMB_CLI_KEYSET_OPTIONS                                                                    \
+    {"config", required_argument, NULL, 'c'},                                                      \
+    {"key-id", required_argument, NULL, 'k'},                                                      \
+    {"record", required_argument, NULL, 'r'},                                                      \
+    {"share", required_argument, NULL, 's'},                                                       \
+    {"holder-key", required_argument, NULL, 'K'}
+#define COMB_CLI_TAIL_OPTIONS                                                                      \
+    {"allow-unlocked", no_argument, NULL, 'U'},                                                    \
+    {"help", no_argument, NULL, 'h'},                                                              \
+    {NULL, 0, NULL, 0}
+/* clang-format on */
+
+/* Not an exit status: comb_cli_shared_option's "keep parsing". */
+#define COMB_CLI_CONTINUE (-1)
+
+/*
+ * comb_cli_shared_option takes what getopt_long returned for an option the
+ * subcommand does not handle itself: a keyset option into |ks|, skips
+ * --allow-unlocked (main acted on it), prints |usage| to stdout for --help,
+ * and reports anything else. Returns COMB_CLI_CONTINUE to keep parsing, or
+ * the exit status to return now.
+ */
+int comb_cli_shared_option(const char *cmd, struct comb_cli_keyset *ks, int ch, const char *arg,
+                           char *argv[], void (*usage)(FILE *to));
+
+/* comb_cli_op_fail reports the failed operation (status |r|) on |c|: the
+ * combiner's last error if it has one. Returns COMB_CLI_FAIL. */
+int comb_cli_op_fail(const char *cmd, struct comb_ctx *c, int r);
 
 #endif

@@ -66,6 +66,36 @@ int comb_cli_bad_option(const char *cmd, int c, char *argv[])
     return comb_cli_usage(cmd, "unknown option '%s'", opt);
 }
 
+int comb_cli_shared_option(const char *cmd, struct comb_cli_keyset *ks, int ch, const char *arg,
+                           char *argv[], void (*usage)(FILE *to))
+{
+    int ret;
+
+    switch (ch) {
+    case 'c':
+    case 'k':
+    case 'r':
+    case 's':
+    case 'K':
+        ret = comb_cli_keyset_option(cmd, ks, ch, arg);
+        return ret == COMB_CLI_OK ? COMB_CLI_CONTINUE : ret;
+    case 'U':
+        return COMB_CLI_CONTINUE; /* main acted on it */
+    case 'h':
+        usage(stdout);
+        return COMB_CLI_OK;
+    default:
+        return comb_cli_bad_option(cmd, ch, argv);
+    }
+}
+
+int comb_cli_op_fail(const char *cmd, struct comb_ctx *c, int r)
+{
+    const char *why = comb_last_error(c);
+
+    return comb_cli_fail(cmd, "%s", why[0] != '\0' ? why : spk_strerror(r));
+}
+
 int comb_cli_keyset_option(const char *cmd, struct comb_cli_keyset *ks, int opt, const char *arg)
 {
     switch (opt) {

@@ -55,19 +55,13 @@ static bool decrypt_parse_version(const char *s, uint16_t *out)
 int comb_cmd_decrypt(int argc, char *argv[])
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"key-id", required_argument, NULL, 'k'},
-        {"record", required_argument, NULL, 'r'},
-        {"share", required_argument, NULL, 's'},
-        {"holder-key", required_argument, NULL, 'K'},
+        COMB_CLI_KEYSET_OPTIONS,
         {"alg", required_argument, NULL, 'a'},
         {"in", required_argument, NULL, 'i'},
         {"out", required_argument, NULL, 'o'},
         {"tls-version", required_argument, NULL, 'V'},
         {"label", required_argument, NULL, 'L'},
-        {"allow-unlocked", no_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        COMB_CLI_TAIL_OPTIONS,
     };
     const char *cmd = "decrypt";
     struct comb_cli_keyset ks;
@@ -94,15 +88,6 @@ int comb_cmd_decrypt(int argc, char *argv[])
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
-        case 'c':
-        case 'k':
-        case 'r':
-        case 's':
-        case 'K':
-            if ((ret = comb_cli_keyset_option(cmd, &ks, ch, optarg)) != COMB_CLI_OK) {
-                return ret;
-            }
-            break;
         case 'a':
             alg_name = optarg;
             break;
@@ -118,13 +103,12 @@ int comb_cmd_decrypt(int argc, char *argv[])
         case 'L':
             label_hex = optarg;
             break;
-        case 'U':
-            break; /* main acted on it */
-        case 'h':
-            decrypt_usage(stdout);
-            return COMB_CLI_OK;
         default:
-            return comb_cli_bad_option(cmd, ch, argv);
+            if ((ret = comb_cli_shared_option(cmd, &ks, ch, optarg, argv, decrypt_usage)) !=
+                COMB_CLI_CONTINUE) {
+                return ret;
+            }
+            break;
         }
     }
     if (optind != argc) {
@@ -178,9 +162,7 @@ int comb_cmd_decrypt(int argc, char *argv[])
     }
     if ((r = comb_decrypt_sync(c, pt, PROTO_BN_MAX, &pt_len, key_id, alg, ct, ct_len, &params)) !=
         0) {
-        const char *why = comb_last_error(c);
-
-        ret = comb_cli_fail(cmd, "%s", why[0] != '\0' ? why : spk_strerror(r));
+        ret = comb_cli_op_fail(cmd, c, r);
         goto out;
     }
     ret = comb_cli_write(cmd, out_path, 0600, pt, pt_len);
