@@ -67,6 +67,52 @@ int split_cli_bad_option(const char *cmd, int c, char *argv[])
     return split_cli_usage(cmd, "unknown option '%s'", opt);
 }
 
+int split_cli_common_option(const char *cmd, struct split_cli_shareset *set, int c, char *arg,
+                            char *argv[], void (*usage)(FILE *to))
+{
+    switch (set != NULL ? c : 0) {
+    case 'r':
+        set->record = arg;
+        return SPLIT_CLI_CONTINUE;
+    case 's':
+        if (set->num_shares == PROTO_SHARES_MAX) {
+            return split_cli_usage(cmd, "more than %d shares", PROTO_SHARES_MAX);
+        }
+        set->share_paths[set->num_shares++] = arg;
+        return SPLIT_CLI_CONTINUE;
+    case 'K':
+        if (set->num_keys == PROTO_SHARES_MAX) {
+            return split_cli_usage(cmd, "more than %d holder keys", PROTO_SHARES_MAX);
+        }
+        set->key_paths[set->num_keys++] = arg;
+        return SPLIT_CLI_CONTINUE;
+    default:
+        break;
+    }
+    if (c == 'h') {
+        usage(stdout);
+        return SPLIT_CLI_OK;
+    }
+    return split_cli_bad_option(cmd, c, argv);
+}
+
+int split_cli_no_operands(const char *cmd, int argc, char *argv[])
+{
+    if (optind < argc) {
+        return split_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    return SPLIT_CLI_OK;
+}
+
+int split_cli_shareset_check(const char *cmd, const struct split_cli_shareset *set)
+{
+    if (set->num_shares != set->num_keys) {
+        return split_cli_usage(cmd, "%zu --share but %zu --holder-key; give one key per share",
+                               set->num_shares, set->num_keys);
+    }
+    return SPLIT_CLI_OK;
+}
+
 bool split_cli_parse_uint(const char *s, unsigned max, unsigned *out)
 {
     unsigned long v;

@@ -46,6 +46,7 @@ int split_cmd_keygen(int argc, char *argv[])
     struct proto_rd rd;
     int c;
     int r;
+    int st; /* the command line's status */
     int ret = SPLIT_CLI_FAIL;
 
     opterr = 0;
@@ -57,15 +58,16 @@ int split_cmd_keygen(int argc, char *argv[])
         case 'o':
             dir = optarg;
             break;
-        case 'h':
-            keygen_usage(stdout);
-            return SPLIT_CLI_OK;
         default:
-            return split_cli_bad_option(cmd, c, argv);
+            if ((st = split_cli_common_option(cmd, NULL, c, optarg, argv, keygen_usage)) !=
+                SPLIT_CLI_CONTINUE) {
+                return st;
+            }
+            break;
         }
     }
-    if (optind < argc) {
-        return split_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if ((st = split_cli_no_operands(cmd, argc, argv)) != SPLIT_CLI_OK) {
+        return st;
     }
     if (name == NULL || dir == NULL) {
         return split_cli_usage(cmd, "--name and --out are required");

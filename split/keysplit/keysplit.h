@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "split/split.h"
 
@@ -44,6 +45,37 @@ __attribute__((format(printf, 2, 3))) int split_cli_usage(const char *cmd, const
  * option at argv[optind - 1]; returns SPLIT_CLI_USAGE.
  */
 int split_cli_bad_option(const char *cmd, int c, char *argv[]);
+
+/* Not an exit status: split_cli_common_option's "keep parsing". */
+#define SPLIT_CLI_CONTINUE (-1)
+
+/*
+ * struct split_cli_shareset: what --record, --share and --holder-key name
+ * (verify, combine); the i-th --holder-key opens the i-th --share.
+ */
+struct split_cli_shareset {
+    const char *record;
+    char *share_paths[PROTO_SHARES_MAX];
+    char *key_paths[PROTO_SHARES_MAX];
+    size_t num_shares;
+    size_t num_keys;
+};
+
+/*
+ * split_cli_common_option takes what getopt_long returned for an option the
+ * subcommand does not handle itself: 'r', 's' and 'K' with |arg| into |set|
+ * (when not NULL), --help ('h') prints |usage| to stdout, anything else is
+ * reported. Returns SPLIT_CLI_CONTINUE to keep parsing, or the exit status to
+ * return now.
+ */
+int split_cli_common_option(const char *cmd, struct split_cli_shareset *set, int c, char *arg,
+                            char *argv[], void (*usage)(FILE *to));
+/* split_cli_no_operands: SPLIT_CLI_OK when getopt_long left no operand,
+ * else reports the first and returns SPLIT_CLI_USAGE. */
+int split_cli_no_operands(const char *cmd, int argc, char *argv[]);
+/* split_cli_shareset_check: as many --holder-key as --share, else reported
+ * (SPLIT_CLI_USAGE). */
+int split_cli_shareset_check(const char *cmd, const struct split_cli_shareset *set);
 
 /* split_cli_parse_uint: a decimal number in [0, max] with nothing after it. */
 bool split_cli_parse_uint(const char *s, unsigned max, unsigned *out);

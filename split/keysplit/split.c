@@ -92,6 +92,7 @@ int split_cmd_split(int argc, char *argv[])
     size_t j;
     int c;
     int r;
+    int st; /* the command line's status */
     int ret = SPLIT_CLI_FAIL;
 
     opterr = 0;
@@ -115,15 +116,16 @@ int split_cmd_split(int argc, char *argv[])
         case 'o':
             dir = optarg;
             break;
-        case 'h':
-            split_usage(stdout);
-            return SPLIT_CLI_OK;
         default:
-            return split_cli_bad_option(cmd, c, argv);
+            if ((st = split_cli_common_option(cmd, NULL, c, optarg, argv, split_usage)) !=
+                SPLIT_CLI_CONTINUE) {
+                return st;
+            }
+            break;
         }
     }
-    if (optind < argc) {
-        return split_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if ((st = split_cli_no_operands(cmd, argc, argv)) != SPLIT_CLI_OK) {
+        return st;
     }
     if (key_path == NULL || threshold == NULL || dir == NULL || num_holders == 0) {
         return split_cli_usage(cmd, "--key, --threshold, --holder and --out are required");

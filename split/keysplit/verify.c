@@ -29,11 +29,7 @@ int split_cmd_verify(int argc, char *argv[])
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "verify";
-    const char *record = NULL;
-    char *share_paths[PROTO_SHARES_MAX];
-    char *key_paths[PROTO_SHARES_MAX];
-    size_t num_shares = 0;
-    size_t num_keys = 0;
+    struct split_cli_shareset set = {0};
     struct split_cli_opened o = {0};
     uint8_t *tuple = NULL;
     int c;
@@ -41,41 +37,22 @@ int split_cmd_verify(int argc, char *argv[])
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'r':
-            record = optarg;
-            break;
-        case 's':
-            if (num_shares == PROTO_SHARES_MAX) {
-                return split_cli_usage(cmd, "more than %d shares", PROTO_SHARES_MAX);
-            }
-            share_paths[num_shares++] = optarg;
-            break;
-        case 'K':
-            if (num_keys == PROTO_SHARES_MAX) {
-                return split_cli_usage(cmd, "more than %d holder keys", PROTO_SHARES_MAX);
-            }
-            key_paths[num_keys++] = optarg;
-            break;
-        case 'h':
-            verify_usage(stdout);
-            return SPLIT_CLI_OK;
-        default:
-            return split_cli_bad_option(cmd, c, argv);
+        if ((ret = split_cli_common_option(cmd, &set, c, optarg, argv, verify_usage)) !=
+            SPLIT_CLI_CONTINUE) {
+            return ret;
         }
     }
-    if (optind < argc) {
-        return split_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if ((ret = split_cli_no_operands(cmd, argc, argv)) != SPLIT_CLI_OK) {
+        return ret;
     }
-    if (record == NULL) {
+    if (set.record == NULL) {
         return split_cli_usage(cmd, "--record is required");
     }
-    if (num_shares != num_keys) {
-        return split_cli_usage(cmd, "%zu --share but %zu --holder-key; give one key per share",
-                               num_shares, num_keys);
+    if ((ret = split_cli_shareset_check(cmd, &set)) != SPLIT_CLI_OK) {
+        return ret;
     }
-    if ((ret = split_cli_open_shares(&o, cmd, record, share_paths, key_paths, num_shares, true)) !=
-        SPLIT_CLI_OK) {
+    if ((ret = split_cli_open_shares(&o, cmd, set.record, set.share_paths, set.key_paths,
+                                     set.num_shares, true)) != SPLIT_CLI_OK) {
         goto out;
     }
     if (o.num < o.rec->threshold) {
