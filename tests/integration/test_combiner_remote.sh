@@ -15,13 +15,9 @@ KS=$B/split/keysplit
 SH=$B/share-holder/share-holder
 BH=$B/tests/bench_holder
 COMB=$B/combiner/combiner
-for bin in "$KS" "$SH" "$BH"; do
-    if [ ! -x "$bin" ]; then
-        echo "missing $bin: build it first"
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-done
+# shellcheck source=tests/integration/lib_holder.sh
+. "$SRC/tests/integration/lib_holder.sh"
+holder_need_bins "$KS" "$SH" "$BH"
 # The combiner command takes --config once its owner added it; until then the
 # same library call runs through the test driver.
 if [ -x "$COMB" ] && "$COMB" sign --help 2>/dev/null | grep -q -- '--config'; then
@@ -32,32 +28,7 @@ fi
 echo "one-shot operations through: ${ONE[*]}"
 export SPK_ALLOW_UNLOCKED=1 # sanitizer builds cannot lock their shadow memory
 
-T=$(mktemp -d /tmp/spk-comb-remote.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-pass=0
-fail=0
-ok() {
-    pass=$((pass + 1))
-    echo "ok - $1"
-}
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL - $1"
-}
-check() {
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
+holder_scratch spk-comb-remote
 now_ms() { date +%s%3N; }
 
 # ---- keys, splits, holders -------------------------------------------------------
@@ -76,7 +47,6 @@ KC=$("$KS" split --key "$SRC/tests/data/rsa3072.pem" --threshold 3 --holder "$T/
 check "keysplit made the 2-of-3, second 2-of-3 and 3-of-5 splits" \
     test -n "$KA" -a "$KA" = "$KB" -a -n "$KC" -a -f "$T/c/$KC.record"
 
-z85() { awk '/^curve-public /{print $2}' "$T/$1.pub"; }
 echo "client edge $(z85 edge) * 127.0.0.1/32" >"$T/allow"
 for h in h1 h2 h3 h4; do
     mkdir -p "$T/$h.d"
@@ -86,37 +56,10 @@ for h in h1 h2; do
     cp "$T/a/$KA.$h.share" "$T/a/$KA.record" "$T/$h.d/"
 done
 
-# start_holder NAME DIR [PORT]: sets NAME_pid and NAME_ep
+# start_holder NAME DIR [PORT]: holder NAME serving DIR to the clients of
+# $T/allow, without a practical rate limit; sets NAME_pid and NAME_ep
 start_holder() {
-    local name=$1 dir=$2 port=${3:-*}
-    "$SH" run --key "$T/$name.key" --shares "$dir" --allow "$T/allow" \
-        --bind "tcp://127.0.0.1:$port" --audit-log "$T/$name.audit" \
-        --rate 1000000 --burst 1000000 2>>"$T/$name.log" &
-    local pid=$!
-    PIDS+=("$pid")
-    local ep=""
-    for _ in $(seq 200); do
-        ep=$(grep -o 'on tcp://127.0.0.1:[0-9]*' "$T/$name.log" 2>/dev/null | tail -1 | cut -c4-)
-        [ -n "$ep" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.02
-    done
-    eval "${name}_pid=$pid"
-    eval "${name}_ep=$ep"
-    if [ -z "$ep" ]; then
-        echo "--- $name.log"
-        cat "$T/$name.log"
-    fi
-}
-# stop_holder NAME: SIGTERM and wait until it is gone
-stop_holder() {
-    local pid_var="${1}_pid"
-    kill -TERM "${!pid_var}" 2>/dev/null
-    for _ in $(seq 100); do
-        kill -0 "${!pid_var}" 2>/dev/null || return 0
-        sleep 0.02
-    done
-    return 1
+    holder_start "$1" "$2" "$T/allow" "${3:-*}" --rate 1000000 --burst 1000000
 }
 port_of() { echo "${1##*:}"; }
 

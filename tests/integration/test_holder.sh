@@ -9,43 +9,10 @@ SRC=$(cd "$(dirname "$0")/../.." && pwd)
 KS=$B/split/keysplit
 SH=$B/share-holder/share-holder
 TC=$B/share-holder/sh-testclient
-for bin in "$KS" "$SH" "$TC"; do
-    if [ ! -x "$bin" ]; then
-        echo "missing $bin: build it first"
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-done
-
-T=$(mktemp -d /tmp/spk-holder-test.XXXXXX)
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
-    rm -rf "$T"
-}
-trap cleanup EXIT
-
-pass=0
-fail=0
-ok() {
-    pass=$((pass + 1))
-    echo "ok - $1"
-}
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL - $1"
-}
-# check DESCRIPTION COMMAND...: passes when COMMAND succeeds
-check() {
-    local what=$1
-    shift
-    if "$@"; then ok "$what"; else bad "$what"; fi
-}
-
-z85() { awk '/^curve-public /{print $2}' "$T/$1.pub"; }
+# shellcheck source=tests/integration/lib_holder.sh
+. "$SRC/tests/integration/lib_holder.sh"
+holder_need_bins "$KS" "$SH" "$TC"
+holder_scratch spk-holder-test
 
 # ---- keys and splits ----------------------------------------------------------
 for n in h1 h2 h3 edge other noisy stranger; do
@@ -81,27 +48,12 @@ client edge $(z85 edge) *
 client other $(z85 other) *
 EOF
 
-# start_holder NAME [OPTIONS...]: sets NAME_pid and NAME_ep
+# start_holder NAME [OPTIONS...]: holder NAME serving $T/NAME.d to the clients
+# of $T/NAME.allow on any port; sets NAME_pid and NAME_ep
 start_holder() {
     local name=$1
     shift
-    "$SH" run --key "$T/$name.key" --shares "$T/$name.d" --allow "$T/$name.allow" \
-        --bind 'tcp://127.0.0.1:*' --audit-log "$T/$name.audit" "$@" 2>"$T/$name.log" &
-    local pid=$!
-    PIDS+=("$pid")
-    local ep=""
-    for _ in $(seq 100); do
-        ep=$(grep -o 'on tcp://127.0.0.1:[0-9]*' "$T/$name.log" 2>/dev/null | head -1 | cut -c4-)
-        [ -n "$ep" ] && break
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.05
-    done
-    eval "${name}_pid=$pid"
-    eval "${name}_ep=$ep"
-    if [ -z "$ep" ]; then
-        echo "--- $name.log"
-        cat "$T/$name.log"
-    fi
+    holder_start "$name" "$T/$name.d" "$T/$name.allow" '*' "$@"
 }
 
 # fetch CLIENT HOLDER KEYID [EXTRA...]: output in $T/out, status in $rc

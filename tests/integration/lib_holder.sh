@@ -1,0 +1,94 @@
+# shellcheck shell=bash
+# lib_holder.sh: what test_holder.sh and test_combiner_remote.sh share: the
+# check for built binaries, a scratch directory removed at exit with the
+# daemons started in it, the ok/bad/check counters, and starting and
+# stopping share-holder daemons on 127.0.0.1. Sourced, not run; the caller
+# sets SH (the share-holder binary) before starting holders.
+
+# holder_need_bins BIN...: exit as a failed test when one is not built
+holder_need_bins() {
+    local bin
+    for bin in "$@"; do
+        if [ ! -x "$bin" ]; then
+            echo "missing $bin: build it first"
+            echo "0 passed, 1 failed"
+            exit 1
+        fi
+    done
+}
+
+# holder_scratch PREFIX: T is a new directory /tmp/PREFIX.XXXXXX; at exit the
+# processes in PIDS are killed and T is removed
+holder_scratch() {
+    T=$(mktemp -d "/tmp/$1.XXXXXX")
+    PIDS=()
+    trap holder_cleanup EXIT
+}
+holder_cleanup() {
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    rm -rf "$T"
+}
+
+pass=0
+fail=0
+ok() {
+    pass=$((pass + 1))
+    echo "ok - $1"
+}
+bad() {
+    fail=$((fail + 1))
+    echo "FAIL - $1"
+}
+# check DESCRIPTION COMMAND...: passes when COMMAND succeeds
+check() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+# z85 NAME: the CURVE public key in $T/NAME.pub
+z85() { awk '/^curve-public /{print $2}' "$T/$1.pub"; }
+
+# holder_start NAME DIR ALLOW PORT [OPTIONS...]: runs holder NAME (key
+# $T/NAME.key, audit log $T/NAME.audit, stderr appended to $T/NAME.log) on
+# tcp://127.0.0.1:PORT ('*': any) and sets NAME_pid and NAME_ep, the endpoint
+# this run reports (empty, and its log shown, when it did not start)
+holder_start() {
+    local name=$1 dir=$2 allow=$3 port=$4
+    shift 4
+    local log="$T/$name.log"
+    local from
+    from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
+    "$SH" run --key "$T/$name.key" --shares "$dir" --allow "$allow" \
+        --bind "tcp://127.0.0.1:$port" --audit-log "$T/$name.audit" "$@" 2>>"$log" &
+    local pid=$!
+    PIDS+=("$pid")
+    local ep=""
+    for _ in $(seq 250); do
+        ep=$(tail -c +"$from" "$log" 2>/dev/null | grep -o 'on tcp://127.0.0.1:[0-9]*' | head -1 |
+            cut -c4-)
+        [ -n "$ep" ] && break
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.02
+    done
+    eval "${name}_pid=$pid"
+    eval "${name}_ep=$ep"
+    if [ -z "$ep" ]; then
+        echo "--- $name.log"
+        cat "$log"
+    fi
+}
+
+# stop_holder NAME: SIGTERM and wait until it is gone
+stop_holder() {
+    local pid_var="${1}_pid"
+    kill -TERM "${!pid_var}" 2>/dev/null
+    for _ in $(seq 100); do
+        kill -0 "${!pid_var}" 2>/dev/null || return 0
+        sleep 0.02
+    done
+    return 1
+}
