@@ -19,6 +19,7 @@
 #                                  certificates (KEYID's NAME from lib_edge_split)
 #   lib_edge_start CONF            start the edge; sets EDGE_PID
 #   lib_edge_rss_kib PID           VmRSS of PID in KiB
+#   lib_edge_no_sanitizer_reports  true if no *.log has an ASan/UBSan/LSan report
 #   pubkey FILE                    a .pub file's curve-public key
 
 lib_edge_cleanup() {
@@ -203,4 +204,8 @@ lib_edge_start() { # CONF
 
 lib_edge_rss_kib() { # PID
     awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null
+}
+
+lib_edge_no_sanitizer_reports() {
+    ! grep -l 'ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:' ./*.log 2>/dev/null
 }

@@ -31,7 +31,7 @@ LIB_EDGE_HOLDER_ARGS="--rate 100000 --burst 100000"
 BOUND_KIB=$((16 * 1024))
 PEAK_KIB=$((48 * 1024))
 STEADY_KIB=$((2 * 1024))
-if ldd "$EDGE" 2>/dev/null | grep -q libasan; then
+if readelf -d "$EDGE" 2>/dev/null | grep -q "NEEDED.*libasan"; then
     export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
     BOUND_KIB=$((64 * 1024))
     PEAK_KIB=$((192 * 1024))
@@ -250,6 +250,8 @@ if [ -x "$COMBINER" ]; then
 else
     fail "missing $COMBINER"
 fi
+
+check "no sanitizer report in any log" lib_edge_no_sanitizer_reports
 
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"

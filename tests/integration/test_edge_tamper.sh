@@ -87,6 +87,10 @@ check "the edge still serves TLS 1.2 RSA key exchange" \
         https://t.test:$P_EDGE/index.html 2>>curl.err)" = "hello from the origin" ]
 check "edge process is alive" kill -0 $EDGE_PID
 
+kill $EDGE_PID 2>/dev/null
+wait $EDGE_PID 2>/dev/null
+check "no sanitizer report in any log" lib_edge_no_sanitizer_reports
+
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"
     cat edge.log
