@@ -20,10 +20,11 @@
  *       other, so a test can line failures up with the faults it made.
  *
  *   bench_tls_client delay-proxy LISTEN_PORT TARGET_PORT DELAY_MS
- *       A TCP proxy on 127.0.0.1:LISTEN_PORT to 127.0.0.1:TARGET_PORT that
- *       holds every byte coming back from the target for DELAY_MS before it
- *       passes it on (a slow share-holder, whatever the bytes are: CURVE
- *       traffic is opaque to it). Runs until killed.
+ *       A TCP proxy on 127.0.0.1:LISTEN_PORT to 127.0.0.1:TARGET_PORT. After
+ *       SIGUSR1 it holds every byte coming back from the target for DELAY_MS
+ *       before it passes it on (a slow share-holder, whatever the bytes are:
+ *       CURVE traffic is opaque to it); after SIGUSR2 it passes them at once
+ *       again (the start). Runs until killed.
  *
  * SERVERNAME "-" sends no SNI.
  */
@@ -432,6 +433,13 @@ static bool dp_write_all(int fd, const uint8_t *b, size_t len)
     return true;
 }
 
+static volatile sig_atomic_t g_dp_slow;
+
+static void dp_on_signal(int sig)
+{
+    g_dp_slow = sig == SIGUSR1;
+}
+
 static int dp_run(int argc, char **argv)
 {
     struct dp_pair pairs[DP_PAIRS];
@@ -444,6 +452,8 @@ static int dp_run(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGUSR1, dp_on_signal);
+    signal(SIGUSR2, dp_on_signal);
     memset(pairs, 0, sizeof(pairs));
     delay_us = (uint64_t)atol(argv[4]) * 1000u;
     memset(&la, 0, sizeof(la));
@@ -559,7 +569,7 @@ static int dp_run(int argc, char **argv)
                 }
                 ch->len = (size_t)n;
                 ch->off = 0;
-                ch->due_us = bt_now_us() + delay_us;
+                ch->due_us = bt_now_us() + (g_dp_slow ? delay_us : 0);
                 p->num++;
             }
         }
