@@ -163,6 +163,7 @@ struct edge_loop {
     pid_t comb_pid;
     uint64_t comb_restart_at; /* 0 = not waiting to restart */
     unsigned comb_backoff_ms;
+    uint64_t comb_started_at;
     uint64_t last_tick;
     uint64_t num_accepted, num_handshakes, num_failed_handshakes;
     uint64_t hs[2][EDGE_VER_NUM][2]; /* [failed][version][resumed] */
@@ -929,8 +930,16 @@ static void edge_conn_run(struct edge_conn *c)
     edge_ev_set(L, &c->uev, (c->want_u_in ? EPOLLIN : 0) | (c->want_u_out ? EPOLLOUT : 0));
 }
 
+/* At most this many accepts per readiness event: clients that fail fast and
+ * reconnect at once would otherwise keep the loop in accept() forever (and
+ * SIGCHLD, timers and the combiner's answers would wait). The listener is
+ * level-triggered: the rest comes on the next turn. */
+#define EDGE_ACCEPT_BATCH 32
+
 static void edge_accept(struct edge_loop *L, struct edge_ev *lev)
 {
+    unsigned batch = 0;
+
     while (L->num_conns < L->cfg->max_connections) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
@@ -942,6 +951,7 @@ static void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         if (fd < 0) {
             return; /* EAGAIN, or a transient error (EMFILE...): try again later */
         }
+
         c = calloc(1, sizeof(*c));
         if (c == NULL) {
             close(fd);
@@ -977,6 +987,9 @@ static void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         L->num_conns++;
         L->num_accepted++;
         edge_conn_run(c);
+        if (++batch >= EDGE_ACCEPT_BATCH) {
+            return;
+        }
     }
     /* Full: stop accepting; the kernel backlog holds the rest. */
     if (L->listening) {
@@ -1018,6 +1031,10 @@ static int edge_combiner_start(struct edge_loop *L)
         _exit(127);
     }
     L->comb_pid = pid;
+    L->comb_started_at = edge_now_ms();
+    if (L->comb_restarts > 0) {
+        edge_log("combiner restarted (pid %ld)", (long)pid);
+    }
     return 0;
 }
 
@@ -1040,8 +1057,22 @@ static void edge_reap(struct edge_loop *L)
                      edge_client_pending(L->client));
             edge_client_fail_all(L->client, SPK_ERR_UNAVAILABLE);
             L->comb_restarts++;
-            L->comb_restart_at = edge_now_ms() + L->comb_backoff_ms;
+            /* A combiner that ran a while is started again at once: service
+             * is back as soon as it has its shares. One that keeps dying
+             * right away is restarted less and less often (up to 5 s). */
+            if (edge_now_ms() - L->comb_started_at >= 10000) {
+                L->comb_backoff_ms = 0;
+            }
+            if (L->comb_backoff_ms == 0 && edge_combiner_start(L) == 0) {
+                L->comb_backoff_ms = 100;
+                continue;
+            }
+            L->comb_restart_at =
+                edge_now_ms() + (L->comb_backoff_ms > 0 ? L->comb_backoff_ms : 100);
             L->comb_backoff_ms = L->comb_backoff_ms * 2 > 5000 ? 5000 : L->comb_backoff_ms * 2;
+            if (L->comb_backoff_ms == 0) {
+                L->comb_backoff_ms = 100;
+            }
         }
     }
 }
@@ -1446,7 +1477,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     L->self_path = self_path;
     L->sig_ev.fd = -1;
     L->metrics_ev.fd = -1;
-    L->comb_backoff_ms = 200;
+    L->comb_backoff_ms = 100;
     L->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (L->epfd < 0) {
         edge_log("epoll: %s", strerror(errno));
