@@ -210,6 +210,37 @@ resume_test() { # VERSION-FLAG LABEL
 }
 resume_test -tls1_3 TLSv1.3
 resume_test -tls1_2 TLSv1.2
+# A second edge sharing the ticket key file resumes the first one's sessions.
+P_EDGE2=$((BASE + 8))
+P_MET2=$((BASE + 9))
+base_conf | sed -e "s#^listen .*#listen 127.0.0.1:$P_EDGE2#" -e "s#^metrics .*#metrics 127.0.0.1:$P_MET2#" \
+    -e "s#combiner.sock#combiner2.sock#" -e "/^combiner-metrics /d" >edge2.conf
+"$EDGE" run edge2.conf 2>edge2.log &
+EDGE2_PID=$!
+PIDS+=($EDGE2_PID)
+for _ in $(seq 1 150); do
+    grep -q "edge: serving" edge2.log 2>/dev/null && break
+    sleep 0.1
+done
+keyops2() {
+    curl -s --max-time 5 http://127.0.0.1:$P_MET2/metrics |
+        awk '/^spk_edge_key_operations_total\{/ { s += $2 } END { print s + 0 }'
+}
+for v in -tls1_3 -tls1_2; do
+    b2=$(keyops2)
+    out=$(printf 'GET /index.html HTTP/1.0\r\n\r\n' | timeout 20 openssl s_client \
+        -connect 127.0.0.1:$P_EDGE2 -servername a.test -CAfile ca.pem -verify_return_error \
+        -ign_eof $v -sess_in "sess$v.pem" 2>&1)
+    check "second edge, same ticket keys ($v): the first edge's session resumes" \
+        bash -c "grep -q '^Reused, ' <<<\"\$1\" && grep -qx '$HELLO' <<<\"\$1\"" _ "$out"
+    check "second edge ($v): no private-key operation ($b2 -> $(keyops2))" [ "$(keyops2)" = "$b2" ]
+done
+resumed2=$(curl -s --max-time 5 http://127.0.0.1:$P_MET2/metrics |
+    awk '/^spk_edge_handshakes_total\{result="ok".*resumed="yes"/ { s += $2 } END { print s + 0 }')
+check "second edge: its metrics count the 2 resumed handshakes ($resumed2)" [ "$resumed2" = 2 ]
+kill $EDGE2_PID
+wait $EDGE2_PID 2>/dev/null
+
 before=$(keyops)
 sclient -tls1_2 >/dev/null
 after=$(keyops)
