@@ -356,7 +356,9 @@ static int bt_load_run(int argc, char **argv)
         double secs = (double)(bt_now_us() - t0) / 1e6;
         uint64_t failed =
             B.count[BT_ALERT] + B.count[BT_EOF] + B.count[BT_TIMEOUT] + B.count[BT_OTHER];
-        qsort(B.lat_us, B.num_lat, sizeof(*B.lat_us), bt_cmp_u64);
+        if (B.num_lat > 0) {
+            qsort(B.lat_us, B.num_lat, sizeof(*B.lat_us), bt_cmp_u64);
+        }
         printf("ok=%llu failed=%llu seconds=%.2f rate=%.1f p50_ms=%.3f p90_ms=%.3f p99_ms=%.3f "
                "max_ms=%.3f alert=%llu eof=%llu timeout=%llu other=%llu\n",
                (unsigned long long)B.count[BT_OK], (unsigned long long)failed, secs,
