@@ -135,7 +135,7 @@ static void edge_chk_cert(struct edge_chk *k, size_t i)
                      cc->record_path);
         goto out;
     }
-    if (memcmp(rec.key_id, k->key_id[i], PROTO_KEY_ID_LEN) != 0) {
+    if (sodium_memcmp(rec.key_id, k->key_id[i], PROTO_KEY_ID_LEN) != 0) {
         edge_chk_bad(k,
                      "certificate %s: key record %s is for another key than the certificate's "
                      "(a record from another split?)",
@@ -209,7 +209,7 @@ static void edge_chk_shares(struct edge_chk *k, const char *comb_name)
             continue;
         }
         for (j = 0; j < cfg->num_certs; j++) {
-            if (k->cert_ok[j] && memcmp(k->key_id[j], sf.key_id, PROTO_KEY_ID_LEN) == 0) {
+            if (k->cert_ok[j] && sodium_memcmp(k->key_id[j], sf.key_id, PROTO_KEY_ID_LEN) == 0) {
                 used = true;
             }
         }
@@ -364,7 +364,7 @@ static void edge_chk_sign(struct edge_chk *k, struct edge_client *c)
             continue;
         }
         for (j = 0; j < i; j++) {
-            if (k->cert_ok[j] && memcmp(k->key_id[j], k->key_id[i], PROTO_KEY_ID_LEN) == 0) {
+            if (k->cert_ok[j] && sodium_memcmp(k->key_id[j], k->key_id[i], PROTO_KEY_ID_LEN) == 0) {
                 break;
             }
         }
@@ -479,7 +479,7 @@ int edge_check(const struct edge_config *cfg, const char *config_path, const cha
                 continue;
             }
             if (proto_share_file_decode(&sf, buf, len) == 0 &&
-                memcmp(sf.key_id, k.key_id[i], PROTO_KEY_ID_LEN) == 0) {
+                sodium_memcmp(sf.key_id, k.key_id[i], PROTO_KEY_ID_LEN) == 0) {
                 local++;
             }
             spk_file_free(buf, len);

@@ -513,7 +513,7 @@ static void combproc_read_metrics(struct combproc *cp)
         }
         for (i = 0; i < COMBPROC_MSLOTS; i++) {
             if (cp->mslots[i].used && cp->mslots[i].id_len == (size_t)id_len &&
-                memcmp(cp->mslots[i].id, id, (size_t)id_len) == 0) {
+                sodium_memcmp(cp->mslots[i].id, id, (size_t)id_len) == 0) {
                 slot = &cp->mslots[i];
                 break;
             }

@@ -42,6 +42,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
+#include <sodium.h>
 #include <zmq.h>
 
 #include "edge/internal.h"
@@ -362,7 +363,7 @@ static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID
         snprintf(why, why_len, "%s: the record's signature does not verify", path);
         return r;
     }
-    if (memcmp(rec.key_id, key_id, PROTO_KEY_ID_LEN) != 0) {
+    if (sodium_memcmp(rec.key_id, key_id, PROTO_KEY_ID_LEN) != 0) {
         snprintf(why, why_len, "%s: the record is for another key than the certificate", path);
         return SPK_ERR_KEY_MISMATCH;
     }

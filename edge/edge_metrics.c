@@ -123,7 +123,7 @@ int edge_http_answer(const char *req, size_t len, const struct edge_text *body,
     size_t i;
 
     for (i = 0; i + 3 < len; i++) {
-        if (memcmp(req + i, "\r\n\r\n", 4) == 0) {
+        if (strncmp(req + i, "\r\n\r\n", 4) == 0) {
             found = true;
             break;
         }
@@ -131,7 +131,7 @@ int edge_http_answer(const char *req, size_t len, const struct edge_text *body,
     if (!found) {
         return 0;
     }
-    if (len < 4 || memcmp(req, "GET ", 4) != 0) {
+    if (len < 4 || strncmp(req, "GET ", 4) != 0) {
         status = "405 Method Not Allowed";
         text = "only GET\n";
         text_len = strlen(text);
