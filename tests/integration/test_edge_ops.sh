@@ -349,6 +349,28 @@ check "ticket key removed: the old session is not resumed" \
     bash -c "! (printf 'GET /index.html HTTP/1.0\r\n\r\n' | openssl s_client -connect 127.0.0.1:$P_EDGE -servername a.test -tls1_3 -ign_eof -sess_in sess-k1.pem 2>&1 | grep -q '^Reused, ')"
 check "ticket key removed: a full handshake with a key operation instead" [ "$(keyops)" -gt "$before" ]
 
+# Holders are reloaded too: without the h2 line the combiner no longer asks h2.
+{
+    base_conf | grep -v '^holder h2 '
+    echo "certificate b.test.pem shares/$KB.record"
+    echo "share shares/$KB.comb.share"
+} >edge.conf
+n_rel=$(grep -c '^combiner: reloaded' edge.log)
+kill -HUP $EDGE_PID
+for _ in $(seq 1 50); do
+    [ "$(grep -c '^combiner: reloaded' edge.log)" -gt "$n_rel" ] && break
+    sleep 0.1
+done
+check "SIGHUP: the combiner reloaded with one holder" \
+    grep -q "^combiner: reloaded: 2 certificate(s), 1 holder(s)" edge.log
+h2_before=$(grep -c 'outcome=released' h2.audit)
+check "SIGHUP without h2: still served (own share + h1)" \
+    bash -c "[ \"\$(\"\${@}\" https://b.test:$P_EDGE/index.html)\" = '$HELLO' ]" _ "${CURL[@]}"
+check "SIGHUP without h2: the combiner's metrics list no h2" \
+    bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -q 'source=\"h1\"' &&
+        ! curl -s http://127.0.0.1:$P_CMET/metrics | grep -q 'source=\"h2\"'"
+check "SIGHUP without h2: h2 released no share since" [ "$(grep -c 'outcome=released' h2.audit)" = "$h2_before" ]
+
 # A broken configuration: the edge keeps what it has.
 {
     base_conf
