@@ -816,7 +816,8 @@ static bool combproc_gen_warm(struct combproc_gen *g)
             continue;
         }
         all = false;
-        if (now - g->pinged_ms[i] >= 200 && sh_client_ping(g->holders, &id, i, 200, NULL) == 0) {
+        if (now - g->pinged_ms[i] >= 200 &&
+            sh_client_ping(g->holders, &id, i, (int)g->cfg->share_timeout_ms, NULL) == 0) {
             g->pinged_ms[i] = now;
         }
     }
@@ -886,7 +887,10 @@ static void combproc_reload(struct combproc *cp)
         combproc_log("reload failed: %s; serving the previous configuration", why);
         return;
     }
-    cp->next->warm_deadline_ms = edge_now_ms() + 1500;
+    /* The old set serves meanwhile, so the new one may take its time: holders
+     * behind slow links need a few round trips for their CURVE sessions. */
+    cp->next->warm_deadline_ms =
+        edge_now_ms() + (cfg->share_timeout_ms * 3 > 3000 ? cfg->share_timeout_ms * 3 : 3000);
     (void)combproc_gen_warm(cp->next);
 }
 

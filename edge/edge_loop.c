@@ -1015,7 +1015,10 @@ static int edge_combiner_start(struct edge_loop *L)
     }
     if (pid == 0) {
         sigset_t all;
+        /* SIGHUP stays blocked across exec: one that comes while the
+         * combiner starts waits for its signalfd instead of killing it. */
         sigemptyset(&all);
+        sigaddset(&all, SIGHUP);
         sigprocmask(SIG_SETMASK, &all, NULL);
         signal(SIGPIPE, SIG_DFL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);

@@ -386,6 +386,76 @@ check "SIGHUP with a broken config: refused, with the reason" \
 check "SIGHUP with a broken config: still serves b.test" \
     bash -c "[ \"\$(\"\${@}\" https://b.test:$P_EDGE/index.html)\" = '$HELLO' ]" _ "${CURL[@]}"
 
+# ---- the combiner alone on SIGTERM: answers what it has in flight, exits 0 ----------------
+# Both holders behind a proxy that holds their answers 400 ms: an operation is
+# in flight long enough to SIGTERM the combiner in the middle of it.
+cat >slowproxy.py <<'EOF2'
+import asyncio, sys
+listen, target, delay = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+async def pump(r, w, d):
+    try:
+        while True:
+            b = await r.read(65536)
+            if not b:
+                break
+            if d:
+                await asyncio.sleep(d)
+            w.write(b)
+            await w.drain()
+    except Exception:
+        pass
+    w.close()
+async def conn(cr, cw):
+    ur, uw = await asyncio.open_connection("127.0.0.1", target)
+    await asyncio.gather(pump(cr, uw, 0), pump(ur, cw, delay))
+async def main():
+    s = await asyncio.start_server(conn, "127.0.0.1", listen)
+    async with s:
+        await s.serve_forever()
+asyncio.run(main())
+EOF2
+P_S1=$((BASE + 10))
+P_S2=$((BASE + 11))
+python3 slowproxy.py $P_S1 $P_H1 0.4 >/dev/null 2>&1 &
+PIDS+=($!)
+python3 slowproxy.py $P_S2 $P_H2 0.4 >/dev/null 2>&1 &
+PIDS+=($!)
+sleep 0.3
+base_conf | sed -e "s#tcp://127.0.0.1:$P_H1 #tcp://127.0.0.1:$P_S1 #" \
+    -e "s#tcp://127.0.0.1:$P_H2 #tcp://127.0.0.1:$P_S2 #" >edge.conf
+n_rel=$(grep -c '^combiner: reloaded' edge.log)
+kill -HUP $EDGE_PID
+for _ in $(seq 1 100); do
+    [ "$(grep -c '^combiner: reloaded' edge.log)" -gt "$n_rel" ] && break
+    sleep 0.1
+done
+comb_pid=$(pgrep -P $EDGE_PID | head -1)
+"${CURL[@]}" --max-time 20 -o slow.out https://a.test:$P_EDGE/index.html 2>slow.err &
+C=$!
+sleep 0.3
+kill -TERM "$comb_pid"
+wait $C
+c_rc=$?
+check "combiner SIGTERM mid-operation: that handshake still completes (curl $c_rc)" \
+    [ $c_rc -eq 0 -a "$(cat slow.out 2>/dev/null)" = "$HELLO" ]
+check "combiner SIGTERM: it drained one operation and exited 0" \
+    bash -c "grep -q '^combiner: draining 1 operation' edge.log && grep -q 'combiner exited (status 0)' edge.log"
+# The edge restarts it (with the slow holders: its warm-up waits for them).
+n_serv=$(grep -c '^combiner: serving' edge.log)
+for _ in $(seq 1 100); do
+    [ "$(grep -c '^combiner: serving' edge.log)" -gt "$n_serv" ] && break
+    sleep 0.1
+done
+base_conf >edge.conf
+n_rel=$(grep -c '^combiner: reloaded' edge.log)
+kill -HUP $EDGE_PID
+for _ in $(seq 1 100); do
+    [ "$(grep -c '^combiner: reloaded' edge.log)" -gt "$n_rel" ] && break
+    sleep 0.1
+done
+check "the edge restarted its combiner and serves" \
+    bash -c "[ \"\$(\"\${@}\" --max-time 20 https://a.test:$P_EDGE/index.html)\" = '$HELLO' ]" _ "${CURL[@]}"
+
 # ---- SIGTERM: stop accepting, drain, exit 0 --------------------------------------------
 "${CURL[@]}" --max-time 60 --limit-rate 12M -o dl-term.bin https://a.test:$P_EDGE/big.bin 2>dl-term.err &
 DL=$!
