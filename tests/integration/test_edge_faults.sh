@@ -32,7 +32,6 @@ CONC=20
 OP_TIMEOUT_MS=2000
 P_PROXY=$P_FREE
 P_MET=$((P_FREE + 1))
-P_CMET=$((P_FREE + 2))
 
 now_ms() { date +%s%3N; }
 
