@@ -68,7 +68,7 @@ wait_serving h2.log || die "h2 did not start"
 
 "$CLIENT" delay-proxy $P_PROXY $P_H2 200 2>proxy.log &
 PROXY_PID=$!
-PIDS+=($PROXY_PID)
+PIDS+=("$PROXY_PID")
 
 {
     lib_edge_conf faults | sed "s|tcp://127.0.0.1:$P_H2|tcp://127.0.0.1:$P_PROXY|"
@@ -120,7 +120,6 @@ sleep 1
 kill -9 "$H2_PID"
 kill -9 "$H1_PID"
 sleep 0.2
-T_DOWN=$(now_ms)
 load 4 ev3a >/dev/null &
 LPID=$!
 sleep 3
