@@ -1,0 +1,130 @@
+/*
+ * The edge's configuration file (edge_config_load). The loader takes only a
+ * path, so each input is written to one memfd made at the first call and read
+ * back through /proc/self/fd; relative paths then resolve under /proc/self/fd,
+ * which the loader only names and never opens. There is no encoder: a file
+ * that loads must satisfy the checks the loader promises (a listener, a
+ * certificate with an upstream, a combiner endpoint and key), with bounded
+ * counts and NUL-terminated strings; a refused one must say why.
+ */
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "edge/edge.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static int fuzz_fd = -1;
+static char fuzz_path[64];
+
+/* input_to_file makes the memfd hold exactly |data|. */
+static void input_to_file(const uint8_t *data, size_t size)
+{
+    size_t done = 0;
+
+    if (fuzz_fd < 0) {
+        fuzz_fd = memfd_create("spk-fuzz-edgeconf", MFD_CLOEXEC);
+        if (fuzz_fd < 0) {
+            abort();
+        }
+        (void)snprintf(fuzz_path, sizeof(fuzz_path), "/proc/self/fd/%d", fuzz_fd);
+    }
+    if (ftruncate(fuzz_fd, 0) != 0) {
+        abort();
+    }
+    while (done < size) {
+        ssize_t n = pwrite(fuzz_fd, data + done, size - done, (off_t)done);
+
+        if (n <= 0) {
+            abort();
+        }
+        done += (size_t)n;
+    }
+}
+
+static void check_str(const char *s, size_t cap, size_t min_len)
+{
+    size_t n = strnlen(s, cap);
+
+    if (n == cap || n < min_len) {
+        abort();
+    }
+}
+
+static void check_config(const struct edge_config *cfg)
+{
+    if (cfg->num_listen == 0 || cfg->num_listen > EDGE_LISTEN_MAX || cfg->num_certs == 0 ||
+        cfg->num_certs > EDGE_CERT_MAX || cfg->num_holders > EDGE_HOLDER_MAX ||
+        cfg->num_shares > EDGE_SHARE_MAX) {
+        abort();
+    }
+    if (strcmp(cfg->path, fuzz_path) != 0 ||
+        (strcmp(cfg->tls_min, "1.2") != 0 && strcmp(cfg->tls_min, "1.3") != 0)) {
+        abort();
+    }
+    check_str(cfg->combiner_endpoint, sizeof(cfg->combiner_endpoint), 7);
+    if (!cfg->combiner_external) {
+        check_str(cfg->combiner_key, sizeof(cfg->combiner_key), 1);
+    }
+    check_str(cfg->upstream, sizeof(cfg->upstream), 0);
+    check_str(cfg->combiner_binary, sizeof(cfg->combiner_binary), 0);
+    check_str(cfg->combiner_config, sizeof(cfg->combiner_config), 0);
+    check_str(cfg->ticket_key_file, sizeof(cfg->ticket_key_file), 0);
+    check_str(cfg->metrics, sizeof(cfg->metrics), 0);
+    check_str(cfg->combiner_metrics, sizeof(cfg->combiner_metrics), 0);
+    for (size_t i = 0; i < cfg->num_listen; i++) {
+        check_str(cfg->listen[i], sizeof(cfg->listen[i]), 3);
+    }
+    for (size_t i = 0; i < cfg->num_certs; i++) {
+        const struct edge_cert_conf *c = &cfg->certs[i];
+
+        check_str(c->chain_path, sizeof(c->chain_path), 1);
+        check_str(c->record_path, sizeof(c->record_path), 1);
+        check_str(c->upstream, sizeof(c->upstream), 0);
+        if (c->upstream[0] == '\0' && cfg->upstream[0] == '\0') {
+            abort();
+        }
+    }
+    for (size_t i = 0; i < cfg->num_holders; i++) {
+        const struct edge_holder_conf *h = &cfg->holders[i];
+
+        check_str(h->endpoint, sizeof(h->endpoint), 1);
+        if (!proto_name_str_valid(h->name)) {
+            abort();
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(cfg->holders[j].name, h->name) == 0) {
+                abort();
+            }
+        }
+    }
+    for (size_t i = 0; i < cfg->num_shares; i++) {
+        check_str(cfg->shares[i].path, sizeof(cfg->shares[i].path), 1);
+        check_str(cfg->shares[i].key_path, sizeof(cfg->shares[i].key_path), 0);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static struct edge_config cfg; /* about 1.7 MB */
+    char why[512];
+    int r;
+
+    input_to_file(data, size);
+    edge_config_init(&cfg);
+    why[0] = '\0';
+    r = edge_config_load(&cfg, fuzz_path, why, sizeof(why));
+    if (r != 0) {
+        if ((r != SPK_ERR_MALFORMED && r != SPK_ERR_INVALID_ARG) || why[0] == '\0') {
+            abort();
+        }
+        return 0;
+    }
+    check_config(&cfg);
+    return 0;
+}
