@@ -293,7 +293,7 @@ static void breakdown(struct bench_size *bs, unsigned k)
     BN_BLINDING *blinding;
     BIGNUM *n = BN_bin2bn(bc->rec->modulus, (int)bc->rec->modulus_len, NULL);
     BIGNUM *e = BN_bin2bn(bc->rec->exponent, (int)bc->rec->exponent_len, NULL);
-    BIGNUM *n_ct;
+    BIGNUM *n_ct = NULL;
     uint8_t digest[32], em[PROTO_BN_MAX], sig[PROTO_BN_MAX];
     size_t tlen, n_len = bc->rec->modulus_len, sig_len;
     int r;
