@@ -261,6 +261,7 @@ static size_t run_file(const char *name, enum file_kind kind)
             case KIND_PKCS1_SIGN:
                 ok = run_sign(&g, test, h, expected);
                 break;
+            case KIND_COUNT:
             default:
                 fail();
             }
