@@ -101,7 +101,7 @@ static void bt_info_cb(const SSL *ssl, int where, int ret)
 
 struct bt_load {
     SSL_CTX *ctx;
-    const char *servername;
+    char *servername; /* not const: SSL_set_tlsext_host_name casts it to void * */
     struct sockaddr_in dst;
     int epfd;
     unsigned src_next;

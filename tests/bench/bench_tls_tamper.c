@@ -400,8 +400,8 @@ static SSL_CTX *tt_ctx_new(const char *cafile, const char *kind)
  * completed, 0 when the server ended it (c->alert says how, -1: no alert),
  * -1 on a local error. |abort_early|: send the ClientHello, then reset.
  */
-static int tt_handshake(struct tt_conn *c, SSL_CTX *ctx, const char *host, int port,
-                        const char *sni, bool abort_early)
+static int tt_handshake(struct tt_conn *c, SSL_CTX *ctx, const char *host, int port, char *sni,
+                        bool abort_early)
 {
     int ret = -1;
 
