@@ -894,12 +894,33 @@ static void combproc_reload(struct combproc *cp)
     (void)combproc_gen_warm(cp->next);
 }
 
-/* combproc_reload_step: the warming generation takes over once warm; the
- * old one is freed once its operations are answered. */
+static bool combproc_gen_any_ponged(const struct combproc_gen *g)
+{
+    size_t i;
+
+    for (i = 0; i < g->cfg->num_holders && i < EDGE_HOLDER_MAX; i++) {
+        if (g->ponged[i]) {
+            return true;
+        }
+    }
+    return g->cfg->num_holders == 0;
+}
+
+/*
+ * combproc_reload_step: the warming generation takes over once every holder
+ * answered; after the warm-up deadline once any did (a dead holder in the
+ * new file must not block the reload); and at the latest 30 s after the
+ * SIGHUP, whatever then. The old one is freed once its operations are
+ * answered.
+ */
 static void combproc_reload_step(struct combproc *cp)
 {
+    uint64_t now = edge_now_ms();
+
     if (cp->next != NULL &&
-        (combproc_gen_warm(cp->next) || edge_now_ms() >= cp->next->warm_deadline_ms)) {
+        (combproc_gen_warm(cp->next) ||
+         (now >= cp->next->warm_deadline_ms && combproc_gen_any_ponged(cp->next)) ||
+         now >= cp->next->warm_deadline_ms + 30000)) {
         combproc_gen_report_silent(cp->next);
         cp->old = cp->cur;
         cp->cur = cp->next;

@@ -432,12 +432,19 @@ done
 comb_pid=$(pgrep -P $EDGE_PID | head -1)
 "${CURL[@]}" --max-time 20 -o slow.out https://a.test:$P_EDGE/index.html 2>slow.err &
 C=$!
-sleep 0.3
+for _ in $(seq 1 150); do # until the combiner has the operation
+    [ "$(cmetric spk_combiner_operations_in_flight)" -ge 1 ] 2>/dev/null && break
+    sleep 0.02
+done
 kill -TERM "$comb_pid"
 wait $C
 c_rc=$?
 check "combiner SIGTERM mid-operation: that handshake still completes (curl $c_rc)" \
     [ $c_rc -eq 0 -a "$(cat slow.out 2>/dev/null)" = "$HELLO" ]
+for _ in $(seq 1 100); do # the answer comes before the exit
+    grep -q 'combiner exited' edge.log && break
+    sleep 0.05
+done
 check "combiner SIGTERM: it drained one operation and exited 0" \
     bash -c "grep -q '^combiner: draining 1 operation' edge.log && grep -q 'combiner exited (status 0)' edge.log"
 # The edge restarts it (with the slow holders: its warm-up waits for them).
