@@ -20,8 +20,8 @@
 /* ==== the daemon ========================================================= */
 
 #define SH_PATH_MAX 4096
-#define SH_RATE_DEFAULT 50.0 /* share requests per second per client */
-#define SH_BURST_DEFAULT 100
+#define SH_RATE_DEFAULT 1000.0 /* share requests per second per client: one per full handshake */
+#define SH_BURST_DEFAULT 2000
 
 struct sh_options {
     char key_path[SH_PATH_MAX];   /* NAME.key of this holder */
