@@ -7,6 +7,7 @@
  * subcommand, dispatched by main.c as wireguard-tools' wg.c does.
  */
 
+#include <getopt.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -122,6 +123,23 @@ int comb_cli_bad_option(const char *cmd, int c, char *argv[]);
  */
 int comb_cli_shared_option(const char *cmd, struct comb_cli_keyset *ks, int ch, const char *arg,
                            char *argv[], void (*usage)(FILE *to));
+
+/* struct comb_cli_arg: a subcommand's own option |ch|, whose value goes to *val. */
+struct comb_cli_arg {
+    int ch;
+    const char **val;
+};
+
+/*
+ * comb_cli_parse clears |ks| and runs getopt_long over argv with |opts|: an
+ * option listed in |args| (ended by an entry with ch 0) stores its value,
+ * any other goes to comb_cli_shared_option; an argument that is no option is
+ * refused. Returns COMB_CLI_CONTINUE when the subcommand goes on, or the exit
+ * status to return now.
+ */
+int comb_cli_parse(const char *cmd, int argc, char *argv[], const struct option *opts,
+                   const struct comb_cli_arg *args, struct comb_cli_keyset *ks,
+                   void (*usage)(FILE *to));
 
 /* comb_cli_op_fail reports the failed operation (status |r|) on |c|: the
  * combiner's last error if it has one. Returns COMB_CLI_FAIL. */

@@ -89,6 +89,34 @@ int comb_cli_shared_option(const char *cmd, struct comb_cli_keyset *ks, int ch, 
     }
 }
 
+int comb_cli_parse(const char *cmd, int argc, char *argv[], const struct option *opts,
+                   const struct comb_cli_arg *args, struct comb_cli_keyset *ks,
+                   void (*usage)(FILE *to))
+{
+    const struct comb_cli_arg *a;
+    int ret;
+    int ch;
+
+    memset(ks, 0, sizeof(*ks));
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+        a = args;
+        while (a->ch != 0 && a->ch != ch) {
+            a++;
+        }
+        if (a->ch != 0) {
+            *a->val = optarg;
+        } else if ((ret = comb_cli_shared_option(cmd, ks, ch, optarg, argv, usage)) !=
+                   COMB_CLI_CONTINUE) {
+            return ret;
+        }
+    }
+    if (optind != argc) {
+        return comb_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    }
+    return COMB_CLI_CONTINUE;
+}
+
 int comb_cli_op_fail(const char *cmd, struct comb_ctx *c, int r)
 {
     const char *why = comb_last_error(c);

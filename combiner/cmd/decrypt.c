@@ -64,13 +64,17 @@ int comb_cmd_decrypt(int argc, char *argv[])
         COMB_CLI_TAIL_OPTIONS,
     };
     const char *cmd = "decrypt";
-    struct comb_cli_keyset ks;
-    struct comb_decrypt_params params;
     const char *alg_name = NULL;
     const char *in_path = NULL;
     const char *out_path = NULL;
     const char *version = NULL;
     const char *label_hex = NULL;
+    const struct comb_cli_arg args[] = {
+        {'a', &alg_name}, {'i', &in_path},   {'o', &out_path},
+        {'V', &version},  {'L', &label_hex}, {0, NULL},
+    };
+    struct comb_cli_keyset ks;
+    struct comb_decrypt_params params;
     struct comb_ctx *c = NULL;
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t label[COMB_LABEL_MAX];
@@ -80,39 +84,12 @@ int comb_cmd_decrypt(int argc, char *argv[])
     size_t pt_len = 0;
     enum comb_alg alg;
     int ret;
-    int ch;
     int r;
 
-    memset(&ks, 0, sizeof(ks));
     memset(&params, 0, sizeof(params));
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'a':
-            alg_name = optarg;
-            break;
-        case 'i':
-            in_path = optarg;
-            break;
-        case 'o':
-            out_path = optarg;
-            break;
-        case 'V':
-            version = optarg;
-            break;
-        case 'L':
-            label_hex = optarg;
-            break;
-        default:
-            if ((ret = comb_cli_shared_option(cmd, &ks, ch, optarg, argv, decrypt_usage)) !=
-                COMB_CLI_CONTINUE) {
-                return ret;
-            }
-            break;
-        }
-    }
-    if (optind != argc) {
-        return comb_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if ((ret = comb_cli_parse(cmd, argc, argv, opts, args, &ks, decrypt_usage)) !=
+        COMB_CLI_CONTINUE) {
+        return ret;
     }
     if (alg_name == NULL) {
         return comb_cli_usage(cmd, "--alg is required");

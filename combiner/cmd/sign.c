@@ -76,11 +76,14 @@ int comb_cmd_sign(int argc, char *argv[])
         COMB_CLI_TAIL_OPTIONS,
     };
     const char *cmd = "sign";
-    struct comb_cli_keyset ks;
     const char *alg_name = NULL;
     const char *digest_hex = NULL;
     const char *in_path = NULL;
     const char *out_path = NULL;
+    const struct comb_cli_arg args[] = {
+        {'a', &alg_name}, {'d', &digest_hex}, {'i', &in_path}, {'o', &out_path}, {0, NULL},
+    };
+    struct comb_cli_keyset ks;
     struct comb_ctx *c = NULL;
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t digest[EVP_MAX_MD_SIZE];
@@ -89,35 +92,10 @@ int comb_cmd_sign(int argc, char *argv[])
     size_t sig_len = 0;
     enum comb_alg alg;
     int ret;
-    int ch;
     int r;
 
-    memset(&ks, 0, sizeof(ks));
-    optind = 1;
-    while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'a':
-            alg_name = optarg;
-            break;
-        case 'd':
-            digest_hex = optarg;
-            break;
-        case 'i':
-            in_path = optarg;
-            break;
-        case 'o':
-            out_path = optarg;
-            break;
-        default:
-            if ((ret = comb_cli_shared_option(cmd, &ks, ch, optarg, argv, sign_usage)) !=
-                COMB_CLI_CONTINUE) {
-                return ret;
-            }
-            break;
-        }
-    }
-    if (optind != argc) {
-        return comb_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
+    if ((ret = comb_cli_parse(cmd, argc, argv, opts, args, &ks, sign_usage)) != COMB_CLI_CONTINUE) {
+        return ret;
     }
     if (alg_name == NULL) {
         return comb_cli_usage(cmd, "--alg is required");
