@@ -580,8 +580,13 @@ static int combproc_metrics_open(struct combproc *cp, const char *hostport)
 
 /* ---- start-up ------------------------------------------------------------------ */
 
-static int combproc_read_record(struct proto_record *rec, const char *path, char *why,
-                                size_t why_len)
+/*
+ * combproc_read_file decodes the file |path| into *rec (a key record) or,
+ * with rec NULL, into *sf (a share file); on failure |why| says which file
+ * and what is wrong with it.
+ */
+static int combproc_read_file(const char *path, struct proto_record *rec,
+                              struct proto_share_file *sf, char *why, size_t why_len)
 {
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -591,29 +596,11 @@ static int combproc_read_record(struct proto_record *rec, const char *path, char
         snprintf(why, why_len, "%s: %s", path, spk_strerror(r));
         return r;
     }
-    r = proto_record_decode(rec, buf, len);
+    r = rec != NULL ? proto_record_decode(rec, buf, len) : proto_share_file_decode(sf, buf, len);
     spk_file_free(buf, len);
     if (r != 0) {
-        snprintf(why, why_len, "%s: not a key record (%s)", path, spk_strerror(r));
-    }
-    return r;
-}
-
-static int combproc_read_share(struct proto_share_file *sf, const char *path, char *why,
-                               size_t why_len)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        snprintf(why, why_len, "%s: %s", path, spk_strerror(r));
-        return r;
-    }
-    r = proto_share_file_decode(sf, buf, len);
-    spk_file_free(buf, len);
-    if (r != 0) {
-        snprintf(why, why_len, "%s: not a share file (%s)", path, spk_strerror(r));
+        snprintf(why, why_len, "%s: not a %s (%s)", path, rec != NULL ? "key record" : "share file",
+                 spk_strerror(r));
     }
     return r;
 }
@@ -641,7 +628,7 @@ static int combproc_setup(struct combproc *cp, struct combproc_gen *g, char *why
     }
     for (i = 0; i < cfg->num_certs; i++) {
         bool have_local = false;
-        if ((r = combproc_read_record(&rec, cfg->certs[i].record_path, why, why_len)) != 0) {
+        if ((r = combproc_read_file(cfg->certs[i].record_path, &rec, NULL, why, why_len)) != 0) {
             return r;
         }
         if (comb_has_key(g->comb, rec.key_id)) {
@@ -651,7 +638,7 @@ static int combproc_setup(struct combproc *cp, struct combproc_gen *g, char *why
             if (cfg->shares[j].key_path[0] != '\0') {
                 continue;
             }
-            if ((r = combproc_read_share(&sf, cfg->shares[j].path, why, why_len)) != 0) {
+            if ((r = combproc_read_file(cfg->shares[j].path, NULL, &sf, why, why_len)) != 0) {
                 return r;
             }
             if (sodium_memcmp(sf.key_id, rec.key_id, PROTO_KEY_ID_LEN) == 0) {
@@ -695,7 +682,7 @@ static int combproc_setup(struct combproc *cp, struct combproc_gen *g, char *why
             if (strcmp(cfg->shares[k].key_path, cfg->shares[j].key_path) != 0) {
                 continue;
             }
-            if ((r = combproc_read_share(&sf, cfg->shares[k].path, why, why_len)) != 0 ||
+            if ((r = combproc_read_file(cfg->shares[k].path, NULL, &sf, why, why_len)) != 0 ||
                 (r = comb_file_source_add_share(fs, &sf, true)) != 0) {
                 if (why[0] == '\0') {
                     snprintf(why, why_len, "%s: %s", cfg->shares[k].path, spk_strerror(r));
