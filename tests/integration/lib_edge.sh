@@ -4,12 +4,14 @@
 # edge's combiner and two share-holders (h1, h2), the holders, a small origin
 # and the edge.
 #
-#   lib_edge_init NAME BUILD_DIR   binaries, a work dir $T (removed at exit),
-#                                  ports, pass/fail/check/die, cleanup trap
+#   lib_edge_init NAME BUILD_DIR   binaries, a work dir $T (removed at exit
+#                                  unless $KEEP is set), ports,
+#                                  pass/fail/check/die, cleanup trap
 #   lib_edge_pki                   ca.pem, ca.key
 #   lib_edge_mkcert NAME BITS [KEY]  NAME.pem for DNS:NAME with NAME.key
 #                                  (a new key, or a copy of KEY)
-#   lib_edge_holder_keys           keys/{comb,h1,h2}.{key,pub}
+#   lib_edge_holder_keys [NAME...] keys/{comb,h1,h2}.{key,pub}, and one key
+#                                  pair for each further NAME
 #   lib_edge_split NAME            split NAME.key 2-of-3; prints the key id
 #   lib_edge_holders               copy h1's and h2's shares, start both (with
 #                                  the extra options in $LIB_EDGE_HOLDER_ARGS,
@@ -28,7 +30,7 @@ lib_edge_cleanup() {
         kill "$p" 2>/dev/null || true
     done
     wait 2>/dev/null || true
-    rm -rf "$T"
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 
 lib_edge_init() { # NAME BUILD_DIR
@@ -71,7 +73,7 @@ check() {
 }
 die() {
     echo "FAIL: setup: $*"
-    echo "0 passed, 1 failed"
+    echo "$passed passed, $((failed + 1)) failed"
     exit 1
 }
 pubkey() { grep '^curve-public ' "$1" | cut -d' ' -f2; }
@@ -94,10 +96,10 @@ lib_edge_mkcert() { # NAME BITS [KEY]
             -days 2 -extfile "$1.ext" 2>/dev/null
 }
 
-lib_edge_holder_keys() {
+lib_edge_holder_keys() { # [NAME...]
     mkdir -p keys shares h1 h2
     local n
-    for n in comb h1 h2; do
+    for n in comb h1 h2 "$@"; do
         "$KS" keygen --name $n --out keys >/dev/null || die "keygen $n"
     done
 }

@@ -8,117 +8,32 @@
 # Usage: test_edge_ops.sh BUILD_DIR
 set -uo pipefail
 
-BUILD=$(cd "${1:?usage: test_edge_ops.sh BUILD_DIR}" && pwd)
-KS=$BUILD/split/keysplit
-SH=$BUILD/share-holder/share-holder
-EDGE=$BUILD/edge/edge
-T=$(mktemp -d /tmp/spk-test-edge-ops.XXXXXX)
-PIDS=()
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
-
-passed=0
-failed=0
-pass() {
-    echo "ok:   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1"
-    failed=$((failed + 1))
-}
-check() {
-    local desc=$1
-    shift
-    if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
-die() {
-    echo "FAIL: setup: $*"
-    echo "$passed passed, $((failed + 1)) failed"
-    exit 1
-}
-
-for bin in "$KS" "$SH" "$EDGE"; do
-    [ -x "$bin" ] || die "missing $bin"
-done
-command -v python3 >/dev/null || die "python3 is needed for the origin"
-
-BASE=$((20000 + RANDOM % 20000))
-P_EDGE=$BASE
-P_ORIGIN=$((BASE + 1))
-P_H1=$((BASE + 2))
-P_H2=$((BASE + 3))
+. "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
+lib_edge_init test-edge-ops "${1:-}"
 P_MET=$((BASE + 4))
 P_CMET=$((BASE + 5))
 P_DEAD=$((BASE + 6)) # nothing listens here
 P_H3=$((BASE + 7))   # a holder that refuses the combiner's key
-cd "$T" || die "cd $T"
 
 # ---- PKI and split keys ------------------------------------------------------
-openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -subj /CN=splitkey-test-CA \
-    -days 2 2>/dev/null || die "CA"
-mkcert() { # NAME BITS
-    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:"$2" -out "$1.key" 2>/dev/null &&
-        openssl req -new -key "$1.key" -subj "/CN=$1" -out "$1.csr" &&
-        printf 'subjectAltName=DNS:%s\n' "$1" >"$1.ext" &&
-        openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -out "$1.pem" \
-            -days 2 -extfile "$1.ext" 2>/dev/null
-}
-mkcert a.test 2048 || die "a.test certificate"
-mkcert b.test 2048 || die "b.test certificate"
-mkdir -p keys shares h1 h2 h3
-for n in comb h1 h2 h3 stranger; do
-    "$KS" keygen --name $n --out keys >/dev/null || die "keygen $n"
-done
-KA=$("$KS" split --key a.test.key --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
-    --holder keys/h2.pub --out shares | tail -1) || die "split a.test"
-KB=$("$KS" split --key b.test.key --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
-    --holder keys/h2.pub --out shares | tail -1) || die "split b.test"
+lib_edge_pki
+lib_edge_mkcert a.test 2048 || die "a.test certificate"
+lib_edge_mkcert b.test 2048 || die "b.test certificate"
+lib_edge_holder_keys h3 stranger
+mkdir -p h3
+KA=$(lib_edge_split a.test) || die "split a.test"
+KB=$(lib_edge_split b.test) || die "split b.test"
 rm -f a.test.key b.test.key
-for h in h1 h2; do
-    cp shares/*."$h".share shares/*.record "$h"/
-done
+lib_edge_holders
 cp shares/*.h1.share shares/*.record h3/
-pubkey() { grep '^curve-public ' "$1" | cut -d' ' -f2; }
-echo "client comb $(pubkey keys/comb.pub) *" >allow.txt
 echo "client stranger $(pubkey keys/stranger.pub) *" >allow-stranger.txt
-"$SH" run --key keys/h1.key --shares h1 --allow allow.txt --bind tcp://127.0.0.1:$P_H1 \
-    --allow-unlocked --audit-log h1.audit 2>h1.log &
-PIDS+=($!)
-"$SH" run --key keys/h2.key --shares h2 --allow allow.txt --bind tcp://127.0.0.1:$P_H2 \
-    --allow-unlocked --audit-log h2.audit 2>h2.log &
-PIDS+=($!)
 # h3 holds h1's share under h1's key but admits only "stranger": it refuses us.
 "$SH" run --key keys/h1.key --shares h3 --allow allow-stranger.txt \
     --bind tcp://127.0.0.1:$P_H3 --allow-unlocked --audit-log h3.audit 2>h3.log &
 PIDS+=($!)
 
 # ---- origin ----------------------------------------------------------------------
-mkdir -p www
-echo "hello from the origin" >www/index.html
-head -c $((48 * 1024 * 1024)) /dev/urandom >www/big.bin
-cat >origin.py <<'EOF'
-import http.server, os, sys
-class H(http.server.SimpleHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def log_message(self, *a):
-        pass
-os.chdir(sys.argv[2])
-http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
-EOF
-python3 origin.py $P_ORIGIN www 2>origin.log &
-PIDS+=($!)
-for _ in $(seq 1 50); do
-    curl -s -o /dev/null http://127.0.0.1:$P_ORIGIN/index.html && break
-    sleep 0.1
-done
+lib_edge_origin 48
 
 # Two ticket keys; a second edge process would share this file.
 {
@@ -128,39 +43,13 @@ done
 } >tickets.keys
 
 base_conf() { # the good configuration, with certificate a.test only
-    cat <<EOF
-listen 127.0.0.1:$P_EDGE
-certificate a.test.pem shares/$KA.record
-upstream 127.0.0.1:$P_ORIGIN
-combiner-endpoint ipc://$T/combiner.sock
-combiner-key keys/comb.key
-allow-unlocked yes
-share shares/$KA.comb.share
-holder h1 tcp://127.0.0.1:$P_H1 $(pubkey keys/h1.pub)
-holder h2 tcp://127.0.0.1:$P_H2 $(pubkey keys/h2.pub)
-ticket-key-file tickets.keys
-metrics 127.0.0.1:$P_MET
-combiner-metrics 127.0.0.1:$P_CMET
-handshake-timeout-ms 5000
-op-timeout-ms 4000
-EOF
+    lib_edge_conf a.test
+    echo "ticket-key-file tickets.keys"
+    echo "metrics 127.0.0.1:$P_MET"
+    echo "combiner-metrics 127.0.0.1:$P_CMET"
 }
 base_conf >edge.conf
-
-start_edge() {
-    : >edge.log
-    "$EDGE" run edge.conf 2>edge.log &
-    EDGE_PID=$!
-    PIDS+=($EDGE_PID)
-    for _ in $(seq 1 100); do
-        grep -q "edge: serving" edge.log 2>/dev/null && return 0
-        sleep 0.1
-    done
-    cat edge.log
-    return 1
-}
-start_edge || die "the edge did not start"
-sleep 0.3
+lib_edge_start edge.conf
 
 metrics() { curl -sS --max-time 5 http://127.0.0.1:$P_MET/metrics; }
 cmetrics() { curl -sS --max-time 5 http://127.0.0.1:$P_CMET/metrics; }
