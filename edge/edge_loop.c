@@ -1055,6 +1055,22 @@ static void edge_reap(struct edge_loop *L)
             if (L->stop) {
                 continue;
             }
+            /* A combiner that stopped cleanly (SIGTERM) answered what it had
+             * in flight before it exited, but those last answers may still be
+             * on their way through ZeroMQ's I/O threads: take them for up to
+             * 200 ms before failing what is left. A rare event, so blocking
+             * the loop that long is the simpler price. */
+            if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+                uint64_t until = edge_now_ms() + 200;
+
+                edge_client_process(L->client);
+                while (edge_client_pending(L->client) > 0 && edge_now_ms() < until) {
+                    struct timespec pause = {0, 5 * 1000 * 1000};
+
+                    nanosleep(&pause, NULL);
+                    edge_client_process(L->client);
+                }
+            }
             edge_log("combiner exited (%s %d); failing %zu operation(s) in flight, restarting",
                      WIFSIGNALED(status) ? "signal" : "status",
                      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
