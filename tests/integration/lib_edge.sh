@@ -33,6 +33,14 @@ lib_edge_cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 
+# lib_edge_sanitized: true when BUILD is a sanitizer build (clang links ASan
+# statically, so the binaries' NEEDED entries do not tell). Such builds run
+# 2-3x slower and keep freed memory in quarantine: scripts widen their time
+# and memory bounds there, never their functional checks.
+lib_edge_sanitized() {
+    grep -qE '^SPK_(ASAN|UBSAN):BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null
+}
+
 lib_edge_init() { # NAME BUILD_DIR
     BUILD=$(cd "${2:?usage: $1.sh BUILD_DIR}" && pwd)
     KS=$BUILD/split/keysplit

@@ -24,6 +24,12 @@ set -u
 
 source "$(dirname "$0")/lib_edge.sh"
 lib_edge_init edge-faults "${1:-}"
+# The promise is "back within a second" (Release); a sanitizer build starts a
+# process 2-3x slower, so there the bound is two seconds.
+BACK_MS=1000
+if lib_edge_sanitized; then
+    BACK_MS=2000
+fi
 CLIENT=$BUILD/tests/bench_tls_client
 [ -x "$CLIENT" ] || die "missing $CLIENT"
 export SPK_ALLOW_UNLOCKED=1
@@ -145,7 +151,7 @@ first_ok=$(cat ev3a ev3b | awk -v t="$T_BACK" '$2 == 1 && $1 >= t {print $1 - t}
 echo "  first good handshake ${first_ok:-never} ms after h1 served again"
 last_fail=$(cat ev3a ev3b | awk -v t="$T_BACK" '$2 == 0 && $1 >= t {print $1 - t}' | sort -n | tail -1)
 echo "  last failed handshake ${last_fail:-none} ms after h1 served again"
-check "h1 back: serving again within a second" [ "${first_ok:-9999}" -le 1000 ]
+check "h1 back: serving again within $BACK_MS ms" [ "${first_ok:-9999}" -le $BACK_MS ]
 check "h1 back: load without failures" [ "$(field "$out" failed)" = 0 -a "$(field "$out" ok)" -gt 0 ]
 
 # 4. h2 slow (200 ms through the proxy), h1 fine. Normal and slow take turns
@@ -211,8 +217,8 @@ back_new=$(awk -v t="$T_KILL" '$2 == 1 && $1 - $3 / 1000 >= t {print int($1 - t)
 echo "  first good handshake ${back:-never} ms after the kill; first one begun after the kill" \
     "done at +${back_new:-never} ms; longest stretch from a failure to the next success:" \
     "$gap ms; last failure at +$((${last_fail:-$T_KILL} - T_KILL)) ms"
-check "combiner killed: service back within a second" \
-    [ -n "$back_new" -a "${back_new:-9999}" -le 1000 -a "$gap" -le 1000 ]
+check "combiner killed: service back within $BACK_MS ms" \
+    [ -n "$back_new" -a "${back_new:-9999}" -le $BACK_MS -a "$gap" -le $BACK_MS ]
 out=$(load 2 ev5b)
 check "combiner killed: then load without failures" \
     [ "$(field "$out" failed)" = 0 -a "$(field "$out" ok)" -gt 0 ]
