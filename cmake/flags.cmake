@@ -42,6 +42,13 @@ elseif(CMAKE_BUILD_TYPE MATCHES "Release|RelWithDebInfo")
   add_compile_options(-U_FORTIFY_SOURCE -D_FORTIFY_SOURCE=3)
 endif()
 
+# Under SPK_FUZZ every library is built with libFuzzer's coverage
+# instrumentation (not its main), so the fuzzers are guided by the parsers'
+# branches and not only by the target files.
+if(SPK_FUZZ)
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 add_link_options(-Wl,-z,relro,-z,now,-z,noexecstack -pie)
 
 # Every library and executable links these; the helper keeps folder files short.
