@@ -407,6 +407,9 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
     struct edge_cfg_parse ps;
     FILE *fp = NULL;
     char line[EDGE_LINE_MAX];
+    char *raw = NULL;
+    size_t raw_cap = 0;
+    ssize_t got;
     const char *slash;
     size_t i;
     int r = SPK_ERR_INTERNAL;
@@ -438,17 +441,25 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
         snprintf(why, why_len, "%s: %s", path, strerror(errno));
         return SPK_ERR_IO;
     }
-    while (fgets(line, sizeof(line), fp) != NULL) {
+    /* getline, not fgets: it reports how many bytes it read, so a NUL byte
+     * inside a line is refused instead of silently cutting the line short. */
+    while ((got = getline(&raw, &raw_cap, fp)) > 0) {
         char *words[EDGE_WORDS_MAX + 1];
-        size_t len = strlen(line);
+        size_t len = (size_t)got;
         size_t n;
         ps.line++;
-        if (len > 0 && line[len - 1] == '\n') {
-            line[--len] = '\0';
-        } else if (!feof(fp)) {
+        if (strlen(raw) != len) {
+            r = edge_cfg_fail(&ps, "NUL byte in line");
+            goto out;
+        }
+        if (raw[len - 1] == '\n') {
+            raw[--len] = '\0';
+        }
+        if (len >= sizeof(line)) {
             r = edge_cfg_fail(&ps, "line too long");
             goto out;
         }
+        memcpy(line, raw, len + 1);
         if (len > 0 && line[len - 1] == '\r') {
             line[--len] = '\0';
         }
@@ -491,6 +502,7 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
     }
     r = 0;
 out:
+    free(raw);
     fclose(fp);
     return r;
 }
