@@ -750,6 +750,7 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     wipe_ns += t1 - t0;
     comb_series_add(&c->s_wipe, wipe_ns);
     comb_series_add(&c->s_life, t1 - t_life);
+    comb_lifetime_observe(&c->counters, t1 - t_life);
     c->counters.batches++;
 
     /* A failed rebuild has one text for all; per-operation errors use spk_strerror. */

@@ -169,6 +169,8 @@ SPK_WUR int comb_series_init(struct comb_series *s, size_t cap);
 void comb_series_cleanup(struct comb_series *s);
 void comb_series_add(struct comb_series *s, uint64_t ns);
 void comb_series_clear(struct comb_series *s);
+/* comb_lifetime_observe counts one key lifetime of |ns| in |st|'s histogram. */
+void comb_lifetime_observe(struct comb_stats *st, uint64_t ns);
 void comb_series_get(const struct comb_series *s, struct comb_timing *out);
 
 /* Share slots (comb_source.c): COMB_SLOT_LEN bytes of locked memory each. */

@@ -115,6 +115,18 @@ void comb_series_get(const struct comb_series *s, struct comb_timing *out)
     OPENSSL_free(sorted);
 }
 
+void comb_lifetime_observe(struct comb_stats *st, uint64_t ns)
+{
+    static const unsigned bounds_us[COMB_LIFETIME_NUM_BOUNDS] = COMB_LIFETIME_BOUNDS_US;
+    size_t i = 0;
+
+    while (i < COMB_LIFETIME_NUM_BOUNDS && ns > (uint64_t)bounds_us[i] * 1000u) {
+        i++;
+    }
+    st->lifetime_buckets[i]++;
+    st->lifetime_ns_sum += ns;
+}
+
 void comb_stats_get(const struct comb_ctx *c, struct comb_stats *out)
 {
     *out = c->counters;

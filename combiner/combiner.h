@@ -390,6 +390,14 @@ struct comb_timing {
  *                whole key existed).
  *   total        per operation: comb_sign/comb_decrypt -> callback.
  */
+/* Upper bounds, in microseconds, of the key-lifetime histogram's buckets;
+ * one more bucket counts every lifetime above the last bound. */
+#define COMB_LIFETIME_BOUNDS_US                                                                    \
+    {                                                                                              \
+        100, 250, 500, 750, 1000, 1500, 2500, 5000, 10000                                          \
+    }
+#define COMB_LIFETIME_NUM_BOUNDS 9
+
 struct comb_stats {
     uint64_t ops_ok;
     uint64_t ops_failed;
@@ -405,6 +413,10 @@ struct comb_stats {
     struct comb_timing wipe;
     struct comb_timing lifetime;
     struct comb_timing total;
+    /* Every batch since start or comb_stats_reset (not a window): lifetimes
+     * by COMB_LIFETIME_BOUNDS_US, not cumulative, and their sum. */
+    uint64_t lifetime_buckets[COMB_LIFETIME_NUM_BOUNDS + 1];
+    uint64_t lifetime_ns_sum;
 };
 
 /* comb_stats_get fills |out|. */

@@ -392,6 +392,31 @@ static void combproc_text_summary(struct edge_text *t, const char *name, const c
                      name, name, name, tm->max_us / 1e6);
 }
 
+/* combproc_lifetime_histogram: every key lifetime since start or reload,
+ * in the library's fixed buckets, as a Prometheus histogram. */
+static void combproc_lifetime_histogram(struct edge_text *t, const struct comb_stats *st)
+{
+    static const unsigned bounds_us[COMB_LIFETIME_NUM_BOUNDS] = COMB_LIFETIME_BOUNDS_US;
+    uint64_t cumulative = 0;
+    size_t i;
+
+    edge_text_printf(t, "# HELP spk_combiner_key_lifetime_seconds How long a whole key existed "
+                        "in memory per reconstruction (reconstruction start to wipe end).\n"
+                        "# TYPE spk_combiner_key_lifetime_seconds histogram\n");
+    for (i = 0; i < COMB_LIFETIME_NUM_BOUNDS; i++) {
+        cumulative += st->lifetime_buckets[i];
+        edge_text_printf(t, "spk_combiner_key_lifetime_seconds_bucket{le=\"%g\"} %llu\n",
+                         bounds_us[i] / 1e6, (unsigned long long)cumulative);
+    }
+    cumulative += st->lifetime_buckets[COMB_LIFETIME_NUM_BOUNDS];
+    edge_text_printf(t,
+                     "spk_combiner_key_lifetime_seconds_bucket{le=\"+Inf\"} %llu\n"
+                     "spk_combiner_key_lifetime_seconds_sum %.6f\n"
+                     "spk_combiner_key_lifetime_seconds_count %llu\n",
+                     (unsigned long long)cumulative, (double)st->lifetime_ns_sum / 1e9,
+                     (unsigned long long)cumulative);
+}
+
 /*
  * combproc_metrics_render: the combiner's counters. The library's counters
  * and timings belong to the serving generation and start again at zero after
@@ -433,7 +458,8 @@ static void combproc_metrics_render(struct combproc *cp, struct edge_text *t)
                      (unsigned long long)st.shares_good, (unsigned long long)st.shares_bad,
                      (unsigned long long)st.shares_error, (unsigned long long)cp->reloads_ok,
                      (unsigned long long)cp->reloads_failed);
-    combproc_text_summary(t, "spk_combiner_key_lifetime_seconds",
+    combproc_lifetime_histogram(t, &st);
+    combproc_text_summary(t, "spk_combiner_key_lifetime_window_seconds",
                           "How long a whole key existed in memory per reconstruction "
                           "(reconstruction start to wipe end; recent window).",
                           &st.lifetime);

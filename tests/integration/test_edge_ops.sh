@@ -149,8 +149,13 @@ check "failed handshake counted ($fails_before -> $fails_after)" [ "$fails_after
 # ---- the combiner's own metrics ------------------------------------------------------
 cmetric() { cmetrics | awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }'; }
 check "combiner metrics: operations answered" [ "$(cmetric 'spk_combiner_operations_total{result="ok"}')" -gt 0 ]
-check "combiner metrics: key lifetime summary has samples" \
+check "combiner metrics: key lifetime histogram has samples" \
     [ "$(cmetric spk_combiner_key_lifetime_seconds_count)" -gt 0 ]
+check "combiner metrics: key lifetime histogram's +Inf bucket equals its count" \
+    [ "$(cmetric 'spk_combiner_key_lifetime_seconds_bucket{le="+Inf"}')" = \
+        "$(cmetric spk_combiner_key_lifetime_seconds_count)" ]
+check "combiner metrics: key lifetime window summary has samples" \
+    [ "$(cmetric spk_combiner_key_lifetime_window_seconds_count)" -gt 0 ]
 check "combiner metrics: per-holder latency histogram for h1 and h2" \
     bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -c '^spk_combiner_holder_share_seconds_count{holder=\"h[12]\"}' | grep -qx 2"
 check "combiner metrics: shares rejected by the commitment check, per source" \

@@ -809,6 +809,16 @@ static void test_slots_exhausted(void **state)
     }
     comb_stats_get(c, &st);
     assert_int_equal(st.batches, NUM);
+    {
+        /* Every reconstruction is in exactly one lifetime bucket. */
+        uint64_t in_buckets = 0;
+
+        for (size_t i = 0; i <= COMB_LIFETIME_NUM_BOUNDS; i++) {
+            in_buckets += st.lifetime_buckets[i];
+        }
+        assert_int_equal(in_buckets, NUM);
+        assert_true(st.lifetime_ns_sum > 0);
+    }
     comb_free(c);
     free(ops);
     set_free(&s);
