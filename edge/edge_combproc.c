@@ -1091,6 +1091,11 @@ out:
     combproc_gen_free(cp.old);
     combproc_gen_free(cp.cur);
     if (cp.router != NULL) {
+        /* The answers of a drain were only queued: give them up to a second to
+         * reach the edge instead of the linger 0 that start-up chose. */
+        int flush_ms = status == 0 ? 1000 : 0;
+
+        (void)zmq_setsockopt(cp.router, ZMQ_LINGER, &flush_ms, sizeof(flush_ms));
         zmq_close(cp.router);
     }
     if (cp.mstream != NULL) {
