@@ -15,35 +15,9 @@
 
 #include "share-holder/share-holder.h"
 
+#include "fuzz_memfd.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int fuzz_fd = -1;
-static char fuzz_path[64];
-
-/* input_to_file makes the memfd hold exactly |data|. */
-static void input_to_file(const uint8_t *data, size_t size)
-{
-    size_t done = 0;
-
-    if (fuzz_fd < 0) {
-        fuzz_fd = memfd_create("spk-fuzz-holderconf", MFD_CLOEXEC);
-        if (fuzz_fd < 0) {
-            abort();
-        }
-        (void)snprintf(fuzz_path, sizeof(fuzz_path), "/proc/self/fd/%d", fuzz_fd);
-    }
-    if (ftruncate(fuzz_fd, 0) != 0) {
-        abort();
-    }
-    while (done < size) {
-        ssize_t n = pwrite(fuzz_fd, data + done, size - done, (off_t)done);
-
-        if (n <= 0) {
-            abort();
-        }
-        done += (size_t)n;
-    }
-}
 
 static void check_paths(const struct sh_options *opt)
 {
