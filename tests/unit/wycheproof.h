@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include <openssl/bn.h>
+#include <openssl/evp.h>
 
 #include "testutil.h"
 
@@ -380,19 +381,70 @@ static inline bool wp_hex(const struct wp_json *obj, const char *key, uint8_t **
     return true;
 }
 
-/* wp_load: the vector file |name| from SPK_VECTORS, parsed, or NULL. */
+/*
+ * wp_manifest_matches: whether |text| is what SPK_VECTORS/SHA256SUMS lists for
+ * |name|, so a vector file that was truncated, edited or swapped fails the
+ * test instead of silently testing less. Prints why it does not match.
+ */
+static inline bool wp_manifest_matches(const char *name, const uint8_t *text, size_t len)
+{
+    char path[1024], line[1024], want[2 * EVP_MAX_MD_SIZE + 1] = "", got[2 * EVP_MAX_MD_SIZE + 1];
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    FILE *f;
+
+    if ((size_t)snprintf(path, sizeof(path), "%s/SHA256SUMS", SPK_VECTORS) >= sizeof(path) ||
+        (f = fopen(path, "r")) == NULL) {
+        fprintf(stderr, "wycheproof: cannot read the manifest %s\n", path);
+        return false;
+    }
+    while (fgets(line, sizeof(line), f) != NULL) {
+        char *sep = strstr(line, "  ");
+
+        line[strcspn(line, "\n")] = '\0';
+        if (sep != NULL && strcmp(sep + 2, name) == 0 && (size_t)(sep - line) < sizeof(want)) {
+            memcpy(want, line, (size_t)(sep - line));
+            want[sep - line] = '\0';
+            break;
+        }
+    }
+    fclose(f);
+    if (want[0] == '\0') {
+        fprintf(stderr, "wycheproof: %s is not in %s\n", name, path);
+        return false;
+    }
+    if (text == NULL || EVP_Digest(text, len, md, &md_len, EVP_sha256(), NULL) != 1) {
+        fprintf(stderr, "wycheproof: cannot read or hash %s\n", name);
+        return false;
+    }
+    for (unsigned int i = 0; i < md_len; i++) {
+        snprintf(got + 2 * i, 3, "%02x", md[i]);
+    }
+    if (strcmp(got, want) != 0) {
+        fprintf(stderr, "wycheproof: %s has SHA-256 %s, the manifest says %s\n", name, got, want);
+        return false;
+    }
+    return true;
+}
+
+/*
+ * wp_load: the vector file |name| from SPK_VECTORS, checked against the
+ * manifest and parsed, or NULL.
+ */
 static inline struct wp_json *wp_load(const char *name)
 {
     char path[1024];
     size_t len = 0;
     uint8_t *text;
-    struct wp_json *root;
+    struct wp_json *root = NULL;
 
     if ((size_t)snprintf(path, sizeof(path), "%s/%s", SPK_VECTORS, name) >= sizeof(path)) {
         return NULL;
     }
     text = testutil_read_file(path, &len);
-    root = wp_json_parse((const char *)text, len);
+    if (wp_manifest_matches(name, text, len)) {
+        root = wp_json_parse((const char *)text, len);
+    }
     free(text);
     return root;
 }
