@@ -410,39 +410,44 @@ out:
 }
 
 /*
- * split_compute_d: d = (1 + t * phi) / e with t = -phi^-1 mod e. The only
- * inverse is modulo the public e, of the small number phi mod e; nothing is
- * inverted modulo a secret.
+ * split_compute_d: d = e^-1 mod lcm(p-1, q-1), the d OpenSSL generates (and
+ * RFC 8017 allows), so a rebuilt key is the original's bytes. Computed as
+ * (1 + t * L) / e with L = lcm and t = -L^-1 mod e: the only inverse is
+ * modulo the public e, of the small number L mod e, and the gcd that gives L
+ * is OpenSSL's constant-time BN_gcd; nothing is inverted modulo a secret.
  */
 static int split_compute_d(BIGNUM *d, const BIGNUM *p, const BIGNUM *q, const BIGNUM *e,
                            BN_CTX *ctx)
 {
-    BIGNUM *phi = split_bn_secret();
+    BIGNUM *lcm = split_bn_secret();
     BIGNUM *pm1 = split_bn_secret();
     BIGNUM *qm1 = split_bn_secret();
+    BIGNUM *g = split_bn_secret();
     BIGNUM *rem = split_bn_secret();
     BIGNUM *t = split_bn_secret();
     BIGNUM *num = split_bn_secret();
     int r = SPK_ERR_NOMEM;
 
-    if (phi == NULL || pm1 == NULL || qm1 == NULL || rem == NULL || t == NULL || num == NULL) {
+    if (lcm == NULL || pm1 == NULL || qm1 == NULL || g == NULL || rem == NULL || t == NULL ||
+        num == NULL) {
         goto out;
     }
     r = SPK_ERR_CRYPTO;
     if (BN_copy(pm1, p) == NULL || BN_copy(qm1, q) == NULL || BN_sub_word(pm1, 1) != 1 ||
-        BN_sub_word(qm1, 1) != 1 || BN_mul(phi, pm1, qm1, ctx) != 1) {
+        BN_sub_word(qm1, 1) != 1 || BN_gcd(g, pm1, qm1, ctx) != 1 ||
+        BN_div(t, NULL, pm1, g, ctx) != 1 || BN_mul(lcm, t, qm1, ctx) != 1) {
         goto out;
     }
-    if (BN_mod(rem, phi, e, ctx) != 1) {
+    if (BN_mod(rem, lcm, e, ctx) != 1) {
         goto out;
     }
-    /* gcd(phi, e) != 1: no d exists; these are not the factors of a key with this e. */
+    /* gcd(lcm, e) != 1: no d exists; these are not the factors of a key with this e. */
     if (BN_mod_inverse(t, rem, e, ctx) == NULL) {
         ERR_clear_error();
         r = SPK_ERR_KEY_MISMATCH;
         goto out;
     }
-    if (BN_sub(t, e, t) != 1 || BN_mul(num, t, phi, ctx) != 1 || BN_add_word(num, 1) != 1 ||
+    if (BN_sub(t, e, t) != 1 || BN_mul(num, t, lcm, ctx) != 1 || BN_add_word(num, 1) != 1 ||
         BN_div(d, rem, num, e, ctx) != 1) {
         goto out;
     }
@@ -452,9 +457,10 @@ static int split_compute_d(BIGNUM *d, const BIGNUM *p, const BIGNUM *q, const BI
     }
     r = 0;
 out:
-    BN_clear_free(phi);
+    BN_clear_free(lcm);
     BN_clear_free(pm1);
     BN_clear_free(qm1);
+    BN_clear_free(g);
     BN_clear_free(rem);
     BN_clear_free(t);
     BN_clear_free(num);

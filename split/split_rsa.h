@@ -73,9 +73,10 @@ SPK_WUR int split_rsa_tuple_check(const struct split_field *f, const uint8_t *tu
 
 /*
  * split_rsa_pkey_from_tuple builds a private EVP_PKEY (*out, freed by the
- * caller with EVP_PKEY_free) from a tuple and the public n, e. d is computed
- * as (1 + t * phi) / e for the t in [1, e) with t * phi = -1 mod e, which
- * needs no inverse modulo a secret. Checks p * q == n first
+ * caller with EVP_PKEY_free) from a tuple and the public n, e. d is
+ * e^-1 mod lcm(p-1, q-1), as OpenSSL generates it, computed as (1 + t * L) / e
+ * for the t in [1, e) with t * L = -1 mod e, L = lcm(p-1, q-1), which needs
+ * no inverse modulo a secret. Checks p * q == n first
  * (SPK_ERR_KEY_MISMATCH). WARNING: the key lives in OpenSSL memory; free it
  * as soon as it has been used.
  */

@@ -179,6 +179,10 @@ check "the rebuilt public key is the original's" \
 check "the rebuilt key has the original's CRT values" \
     cmp -s <(openssl pkey -in "$PEM" -text -noout | sed -n '/^prime1/,$p') \
     <(openssl pkey -in "$DATA/rsa2048.pem" -text -noout | sed -n '/^prime1/,$p')
+# d is e^-1 mod lcm(p-1, q-1) as OpenSSL generates it, so nothing differs.
+check "the rebuilt key is the original's PEM, byte for byte" cmp -s "$PEM" "$DATA/rsa2048.pem"
+check "the rebuilt key is the original's DER, byte for byte" \
+    cmp -s <(openssl pkey -in "$PEM" -outform DER) <(openssl pkey -in "$DATA/rsa2048.pem" -outform DER)
 refused "combine refuses an existing output" "$T/rec" "$KS" combine --record "$R" --share "$OUT/$id.carol.share" \
     --holder-key "$KEYS/carol.key" --share "$OUT/$id.alice.share" --holder-key "$KEYS/alice.key" --out "$PEM"
 refused "combine refuses k-1 shares" "$T/rec" "$KS" combine --record "$R" --share "$OUT/$id.carol.share" \
