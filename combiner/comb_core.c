@@ -416,10 +416,19 @@ comb_batch_note(struct comb_batch *b, const char *name, const char *fmt, ...)
 static struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *key,
                                          const struct comb_op *first)
 {
-    struct comb_batch *b = OPENSSL_zalloc(sizeof(*b));
+    struct comb_batch *b = NULL;
     size_t n = c->num_srcs > 0 ? c->num_srcs : 1;
+    struct proto_ops_digest digest;
+    uint8_t input_digest[PROTO_SHA256_LEN];
+    bool digest_ok;
 
-    if (b == NULL) {
+    /* For the holders' audit logs: what the shares are released for. The
+     * fetches go out before later operations join, so they name the first
+     * one only (PROTOCOL.md 7.3 op-count: the batch's count belongs here). */
+    proto_ops_digest_init(&digest);
+    digest_ok = proto_ops_digest_add(&digest, (uint8_t)first->alg, first->in, first->in_len);
+    proto_ops_digest_final(&digest, input_digest);
+    if (!digest_ok || (b = OPENSSL_zalloc(sizeof(*b))) == NULL) {
         return NULL;
     }
     b->fetches = OPENSSL_zalloc(n * sizeof(b->fetches[0]));
@@ -436,8 +445,8 @@ static struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *ke
     b->t_start_ns = comb_now_ns();
     b->deadline_ns = b->t_start_ns + (uint64_t)c->cfg.timeout_ms * 1000000u;
     b->op_kind = (uint8_t)first->alg;
-    /* For the holders' audit logs: what the shares are released for. */
-    crypto_hash_sha256(b->input_digest, first->in, first->in_len);
+    memcpy(b->input_digest, input_digest, sizeof(input_digest));
+    b->op_count = 1;
     b->prev = c->batches_tail;
     if (c->batches_tail != NULL) {
         c->batches_tail->next = b;
@@ -492,6 +501,7 @@ static void comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
         memcpy(ent->f.key_id, key->rec.key_id, PROTO_KEY_ID_LEN);
         ent->f.op = b->op_kind;
         memcpy(ent->f.input_digest, b->input_digest, PROTO_SHA256_LEN);
+        ent->f.op_count = b->op_count;
         ent->f.field_bits = key->rec.field_bits;
         ent->f.out_len = key->tuple_len;
         ent->f.comb_priv = ent;

@@ -100,6 +100,7 @@ struct comb_batch {
     uint64_t t_start_ns;
     uint64_t deadline_ns;
     uint8_t input_digest[PROTO_SHA256_LEN];
+    unsigned op_count; /* the operations input_digest covers */
     uint8_t op_kind;
     /* One fetch per source asked. */
     struct comb_fetch_ent *fetches;

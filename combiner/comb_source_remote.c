@@ -152,8 +152,9 @@ static int remote_start(void *ctx, struct comb_fetch *fetch)
     uint64_t id = 0;
     int r;
 
-    r = sh_client_request(rs->cl, &id, 0, fetch->key_id, fetch->op, fetch->input_digest,
-                          fetch->out_y, fetch->out_len, (int)rs->timeout_ms, fetch);
+    r = sh_client_request(rs->cl, &id, 0, fetch->key_id, fetch->op, fetch->op_count,
+                          fetch->input_digest, fetch->out_y, fetch->out_len, (int)rs->timeout_ms,
+                          fetch);
     if (r == 0) {
         fetch->source_tag = id;
         return 0;

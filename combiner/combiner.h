@@ -95,7 +95,8 @@ struct comb_fetch {
     /* The request (read-only for the source). */
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t op;                             /* enum comb_alg == enum proto_op */
-    uint8_t input_digest[PROTO_SHA256_LEN]; /* SHA-256 of the operation's input */
+    uint8_t input_digest[PROTO_SHA256_LEN]; /* proto_ops_digest of the operations' inputs */
+    unsigned op_count;                      /* operations the share serves, 1..64 */
     unsigned field_bits;                    /* the record's field */
     /*
      * Where the opened share goes: exactly 5 * y_len bytes of locked memory

@@ -80,7 +80,8 @@ static int combproc_src_start(void *vctx, struct comb_fetch *fetch)
     int r;
 
     r = sh_client_request(s->shared->client, &id, s->holder, fetch->key_id, fetch->op,
-                          fetch->input_digest, fetch->out_y, fetch->out_len, s->timeout_ms, fetch);
+                          fetch->op_count, fetch->input_digest, fetch->out_y, fetch->out_len,
+                          s->timeout_ms, fetch);
     if (r != 0) {
         return r;
     }

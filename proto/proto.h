@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <sodium/crypto_hash_sha256.h>
+
 #include "proto/spk_err.h"
 
 #define SPK_WUR __attribute__((warn_unused_result))
@@ -269,12 +271,16 @@ enum proto_op {
     PROTO_OP_DECRYPT_RAW = 0x25,
 };
 
+/* The most operations one released share may serve (SHARE_REQUEST op-count). */
+#define PROTO_OP_COUNT_MAX 64
+
 /* SHARE_REQUEST: requester -> holder. */
 struct proto_share_req {
     uint8_t key_id[PROTO_KEY_ID_LEN];
-    uint8_t op;                             /* enum proto_op */
-    uint8_t input_digest[PROTO_SHA256_LEN]; /* SHA-256 of the operation input */
+    uint8_t op;                             /* enum proto_op (of every operation served) */
+    uint8_t input_digest[PROTO_SHA256_LEN]; /* proto_ops_digest over every operation's input */
     uint8_t requester_pk[PROTO_X25519_LEN]; /* requester's crypto_kx client key */
+    uint16_t op_count;                      /* operations the share will serve, 1..64 */
 };
 
 /*
@@ -358,6 +364,24 @@ SPK_WUR int proto_msg_peek(const uint8_t *in, size_t in_len, uint8_t *out_type,
  */
 SPK_WUR bool proto_share_ad(uint8_t out[PROTO_SHARE_AD_LEN], const uint8_t *frame, size_t frame_len,
                             const struct proto_share_resp *m);
+
+/*
+ * The input-digest of a SHARE_REQUEST (PROTOCOL.md 7.3): one SHA-256 over
+ * every operation the share will serve, in batch order, each as
+ * op (u8) || input length (u16) || input. Init, add each operation, final.
+ */
+struct proto_ops_digest {
+    crypto_hash_sha256_state sha;
+    size_t num_ops;
+};
+
+void proto_ops_digest_init(struct proto_ops_digest *d);
+/* proto_ops_digest_add: false (and |d| unchanged) when |in_len| is 0 or over
+ * PROTO_BN_MAX, or PROTO_OP_COUNT_MAX operations were added already. */
+SPK_WUR bool proto_ops_digest_add(struct proto_ops_digest *d, uint8_t op, const uint8_t *in,
+                                  size_t in_len);
+/* proto_ops_digest_final writes the digest and wipes |d|. */
+void proto_ops_digest_final(struct proto_ops_digest *d, uint8_t out[PROTO_SHA256_LEN]);
 
 /* proto_op_valid: |op| is one of enum proto_op. */
 bool proto_op_valid(uint8_t op);

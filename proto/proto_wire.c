@@ -1,5 +1,7 @@
 #include <string.h>
 
+#include <sodium.h>
+
 #include "proto/proto.h"
 
 /*
@@ -28,9 +30,10 @@ enum wire_tag {
     TAG_RESULT = 0x0d,
     TAG_ERR_CODE = 0x0e,
     TAG_ERR_TEXT = 0x0f,
+    TAG_OP_COUNT = 0x10,
 };
 
-#define TAG_MAX 0x0f
+#define TAG_MAX 0x10
 #define BIT(t) (1u << (t))
 
 struct wire_items {
@@ -102,6 +105,31 @@ size_t proto_op_digest_len(uint8_t op)
     return info == NULL ? 0 : info->digest_len;
 }
 
+void proto_ops_digest_init(struct proto_ops_digest *d)
+{
+    crypto_hash_sha256_init(&d->sha);
+    d->num_ops = 0;
+}
+
+bool proto_ops_digest_add(struct proto_ops_digest *d, uint8_t op, const uint8_t *in, size_t in_len)
+{
+    uint8_t head[3] = {op, (uint8_t)(in_len >> 8), (uint8_t)in_len};
+
+    if (in_len == 0 || in_len > PROTO_BN_MAX || d->num_ops >= PROTO_OP_COUNT_MAX) {
+        return false;
+    }
+    crypto_hash_sha256_update(&d->sha, head, sizeof(head));
+    crypto_hash_sha256_update(&d->sha, in, in_len);
+    d->num_ops++;
+    return true;
+}
+
+void proto_ops_digest_final(struct proto_ops_digest *d, uint8_t out[PROTO_SHA256_LEN])
+{
+    crypto_hash_sha256_final(&d->sha, out);
+    sodium_memzero(d, sizeof(*d));
+}
+
 /* The SPK_ERR_* values that may cross the wire; the code is the negation. */
 static const int wire_errors[] = {
     SPK_ERR_UNKNOWN_KEY, SPK_ERR_NOT_ALLOWED, SPK_ERR_RATE_LIMITED, SPK_ERR_MALFORMED,
@@ -158,7 +186,8 @@ static bool msg_check(const struct proto_msg *m)
     case PROTO_MSG_PONG:
         return true;
     case PROTO_MSG_SHARE_REQUEST:
-        return proto_op_valid(m->u.share_req.op);
+        return proto_op_valid(m->u.share_req.op) && m->u.share_req.op_count >= 1 &&
+               m->u.share_req.op_count <= PROTO_OP_COUNT_MAX;
     case PROTO_MSG_SHARE_RESPONSE:
         y_len = proto_field_y_len(m->u.share_resp.field_bits);
         return m->u.share_resp.index != 0 && y_len != 0 &&
@@ -303,13 +332,15 @@ static bool body_decode(struct proto_msg *m, const struct wire_items *it)
     case PROTO_MSG_SHARE_REQUEST: {
         struct proto_share_req *r = &m->u.share_req;
 
-        return items_exactly(
-                   it, BIT(TAG_KEY_ID) | BIT(TAG_OP) | BIT(TAG_DIGEST) | BIT(TAG_REQUESTER_PK),
-                   0) &&
+        return items_exactly(it,
+                             BIT(TAG_KEY_ID) | BIT(TAG_OP) | BIT(TAG_DIGEST) |
+                                 BIT(TAG_REQUESTER_PK) | BIT(TAG_OP_COUNT),
+                             0) &&
                items_take(it, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
                items_take_u8(it, TAG_OP, &r->op) &&
                items_take(it, TAG_DIGEST, r->input_digest, sizeof(r->input_digest)) &&
-               items_take(it, TAG_REQUESTER_PK, r->requester_pk, sizeof(r->requester_pk));
+               items_take(it, TAG_REQUESTER_PK, r->requester_pk, sizeof(r->requester_pk)) &&
+               items_take_u16(it, TAG_OP_COUNT, &r->op_count);
     }
     case PROTO_MSG_SHARE_RESPONSE: {
         struct proto_share_resp *r = &m->u.share_resp;
@@ -421,7 +452,8 @@ static bool body_encode(struct proto_wr *wr, const struct proto_msg *m)
         return wr_item(wr, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
                wr_item_u8(wr, TAG_OP, r->op) &&
                wr_item(wr, TAG_DIGEST, r->input_digest, sizeof(r->input_digest)) &&
-               wr_item(wr, TAG_REQUESTER_PK, r->requester_pk, sizeof(r->requester_pk));
+               wr_item(wr, TAG_REQUESTER_PK, r->requester_pk, sizeof(r->requester_pk)) &&
+               wr_item_u16(wr, TAG_OP_COUNT, r->op_count);
     }
     case PROTO_MSG_SHARE_RESPONSE: {
         const struct proto_share_resp *r = &m->u.share_resp;

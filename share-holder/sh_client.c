@@ -244,8 +244,9 @@ static int send_msg(struct sh_client *c, struct sh_holder *h)
 }
 
 static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holder, uint8_t type,
-                         const uint8_t *key_id, uint8_t op, const uint8_t *digest, uint8_t *out_y,
-                         size_t out_cap, int timeout_ms, void *user)
+                         const uint8_t *key_id, uint8_t op, unsigned op_count,
+                         const uint8_t *digest, uint8_t *out_y, size_t out_cap, int timeout_ms,
+                         void *user)
 {
     struct sh_holder *h;
     struct sh_pending *p;
@@ -265,6 +266,7 @@ static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holde
     if (type == PROTO_MSG_SHARE_REQUEST) {
         memcpy(c->msg.u.share_req.key_id, key_id, PROTO_KEY_ID_LEN);
         c->msg.u.share_req.op = op;
+        c->msg.u.share_req.op_count = (uint16_t)op_count;
         memcpy(c->msg.u.share_req.input_digest, digest, PROTO_SHA256_LEN);
         memcpy(c->msg.u.share_req.requester_pk, h->kx_pk, PROTO_X25519_LEN);
         memcpy(p->key_id, key_id, PROTO_KEY_ID_LEN);
@@ -285,19 +287,19 @@ static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holde
 }
 
 int sh_client_request(struct sh_client *c, uint64_t *out_req_id, size_t holder,
-                      const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
+                      const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op, unsigned op_count,
                       const uint8_t digest[PROTO_SHA256_LEN], uint8_t *out_y, size_t out_cap,
                       int timeout_ms, void *user)
 {
-    if (!proto_op_valid(op) || out_y == NULL) {
+    if (!proto_op_valid(op) || op_count < 1 || op_count > PROTO_OP_COUNT_MAX || out_y == NULL) {
         return SPK_ERR_INVALID_ARG;
     }
-    return request_start(c, out_req_id, holder, PROTO_MSG_SHARE_REQUEST, key_id, op, digest, out_y,
-                         out_cap, timeout_ms, user);
+    return request_start(c, out_req_id, holder, PROTO_MSG_SHARE_REQUEST, key_id, op, op_count,
+                         digest, out_y, out_cap, timeout_ms, user);
 }
 
 int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, size_t *out_num_sent,
-                          const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
+                          const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op, unsigned op_count,
                           const uint8_t digest[PROTO_SHA256_LEN], uint8_t *const *out_ys,
                           size_t out_cap, int timeout_ms, void *user)
 {
@@ -305,8 +307,8 @@ int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, size_t *ou
 
     for (size_t i = 0; i < c->num_holders; i++) {
         out_req_ids[i] = 0;
-        if (sh_client_request(c, &out_req_ids[i], i, key_id, op, digest, out_ys[i], out_cap,
-                              timeout_ms, user) == 0) {
+        if (sh_client_request(c, &out_req_ids[i], i, key_id, op, op_count, digest, out_ys[i],
+                              out_cap, timeout_ms, user) == 0) {
             sent++;
         } else {
             out_req_ids[i] = 0;
@@ -319,8 +321,8 @@ int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, size_t *ou
 int sh_client_ping(struct sh_client *c, uint64_t *out_req_id, size_t holder, int timeout_ms,
                    void *user)
 {
-    return request_start(c, out_req_id, holder, PROTO_MSG_PING, NULL, 0, NULL, NULL, 0, timeout_ms,
-                         user);
+    return request_start(c, out_req_id, holder, PROTO_MSG_PING, NULL, 0, 0, NULL, NULL, 0,
+                         timeout_ms, user);
 }
 
 void sh_client_cancel(struct sh_client *c, uint64_t req_id)

@@ -322,10 +322,11 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
         err = err == SPK_ERR_MALFORMED ? SPK_ERR_MALFORMED : SPK_ERR_INTERNAL;
     }
     /* the audit line is written before the share leaves, or it does not leave */
-    if (audit_write(s, "client=%s key=%s op=%s digest=%s outcome=%s index=%u req=%llu addr=%s",
-                    client->name, key_hex, proto_op_name(req->op), digest_hex, outcome_name(err),
-                    share != NULL && err == 0 ? share->index : 0, (unsigned long long)s->msg.req_id,
-                    address) != 0 &&
+    if (audit_write(s,
+                    "client=%s key=%s op=%s ops=%u digest=%s outcome=%s index=%u req=%llu addr=%s",
+                    client->name, key_hex, proto_op_name(req->op), (unsigned)req->op_count,
+                    digest_hex, outcome_name(err), share != NULL && err == 0 ? share->index : 0,
+                    (unsigned long long)s->msg.req_id, address) != 0 &&
         err == 0) {
         err = SPK_ERR_INTERNAL;
     }

@@ -174,15 +174,17 @@ SPK_WUR int sh_client_add_holder(struct sh_client *c, size_t *out_index, const c
 size_t sh_client_num_holders(const struct sh_client *c);
 
 /*
- * sh_client_request sends SHARE_REQUEST(|key_id|, |op|, |digest|) to
- * |holder| with a deadline |timeout_ms| from now. The share will be written
+ * sh_client_request sends SHARE_REQUEST(|key_id|, |op|, |op_count|, |digest|)
+ * to |holder| with a deadline |timeout_ms| from now: the share will serve
+ * |op_count| (1..PROTO_OP_COUNT_MAX) operations of kind |op| whose inputs
+ * |digest| covers (proto_ops_digest), as the holder's audit line records. The share will be written
  * to |out_y| (|out_cap| bytes; it must stay valid until the result or
  * sh_client_cancel). Sets *out_req_id. Returns 0 (the result comes through
  * the callback), SPK_ERR_UNAVAILABLE (not connected: nothing queued, no
  * callback), or another SPK_ERR_*.
  */
 SPK_WUR int sh_client_request(struct sh_client *c, uint64_t *out_req_id, size_t holder,
-                              const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
+                              const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op, unsigned op_count,
                               const uint8_t digest[PROTO_SHA256_LEN], uint8_t *out_y,
                               size_t out_cap, int timeout_ms, void *user);
 
@@ -194,8 +196,9 @@ SPK_WUR int sh_client_request(struct sh_client *c, uint64_t *out_req_id, size_t 
  */
 SPK_WUR int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, size_t *out_num_sent,
                                   const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
-                                  const uint8_t digest[PROTO_SHA256_LEN], uint8_t *const *out_ys,
-                                  size_t out_cap, int timeout_ms, void *user);
+                                  unsigned op_count, const uint8_t digest[PROTO_SHA256_LEN],
+                                  uint8_t *const *out_ys, size_t out_cap, int timeout_ms,
+                                  void *user);
 
 /* sh_client_ping sends PING to |holder|; the result has type PROTO_MSG_PONG. */
 SPK_WUR int sh_client_ping(struct sh_client *c, uint64_t *out_req_id, size_t holder, int timeout_ms,

@@ -459,7 +459,7 @@ static int bh_fetch_issue(struct bh_fetch *f, size_t slot)
     uint64_t id;
 
     f->issued++;
-    return sh_client_request(f->cl, &id, 0, f->key_id, PROTO_OP_SIGN_PKCS1_SHA256, digest,
+    return sh_client_request(f->cl, &id, 0, f->key_id, PROTO_OP_SIGN_PKCS1_SHA256, 1, digest,
                              f->ys[slot], f->y_cap, 5000, (void *)(uintptr_t)(slot + 1));
 }
 

@@ -2,14 +2,16 @@
  * sh-testclient: a small share-holder client for the integration tests.
  *
  *   sh-testclient fetch   --key C.key --holder ENDPOINT H.pub [--holder ...]
- *                         --key-id HEX [--op NAME] [--record FILE] [--count N]
- *                         [--timeout MS] [--connect-wait MS]
+ *                         --key-id HEX [--op NAME] [--op-count N] [--record FILE]
+ *                         [--count N] [--timeout MS] [--connect-wait MS]
  *   sh-testclient ping    --key C.key --holder ENDPOINT H.pub [...] [--connect-wait MS]
  *   sh-testclient garbage --key C.key --holder ENDPOINT H.pub --count N
  *
  * fetch prints one line per result: "holder NAME ok index=I [verified]" or
  * "holder NAME error CODE", and exits 0 only if every result was ok (and
- * verified against the record's commitment when --record is given).
+ * verified against the record's commitment when --record is given). A fetch
+ * claims --op-count operations (default 1) whose inputs are the strings
+ * "sh-testclient-0", "sh-testclient-1", ..., digested as PROTOCOL.md 7.3 says.
  * garbage sends malformed frames of many kinds on a raw CURVE DEALER and
  * prints "garbage sent=N replies=M errors=E".
  */
@@ -36,6 +38,7 @@ struct tc {
     size_t num_holders;
     const char *key_id_hex;
     const char *op_name;
+    unsigned op_count;
     const char *record_path;
     unsigned long count;
     int timeout_ms;
@@ -192,6 +195,7 @@ static int cmd_fetch(struct sh_client *c, struct tc *tc)
 {
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t digest[PROTO_SHA256_LEN];
+    struct proto_ops_digest ops_digest;
     uint8_t op = PROTO_OP_SIGN_PSS_SHA256;
     uint8_t *ys[HOLDERS_MAX] = {NULL};
     uint64_t ids[HOLDERS_MAX];
@@ -214,7 +218,21 @@ static int cmd_fetch(struct sh_client *c, struct tc *tc)
     if (tc->record_path != NULL && load_record(tc) != 0) {
         return 2;
     }
-    crypto_hash_sha256(digest, (const uint8_t *)"sh-testclient", 13);
+    if (tc->op_count < 1 || tc->op_count > PROTO_OP_COUNT_MAX) {
+        fprintf(stderr, "sh-testclient: --op-count is 1..%d\n", PROTO_OP_COUNT_MAX);
+        return 2;
+    }
+    proto_ops_digest_init(&ops_digest);
+    for (unsigned i = 0; i < tc->op_count; i++) {
+        char input[32];
+        int n = snprintf(input, sizeof(input), "sh-testclient-%u", i);
+
+        if (!proto_ops_digest_add(&ops_digest, op, (const uint8_t *)input, (size_t)n)) {
+            proto_ops_digest_final(&ops_digest, digest);
+            return 2;
+        }
+    }
+    proto_ops_digest_final(&ops_digest, digest);
     for (size_t i = 0; i < tc->num_holders; i++) {
         ys[i] = spk_secret_new(PROTO_SHARE_Y_MAX);
         if (ys[i] == NULL) {
@@ -227,8 +245,8 @@ static int cmd_fetch(struct sh_client *c, struct tc *tc)
     for (unsigned long round = 0; round < tc->count; round++) {
         size_t sent = 0;
 
-        if (sh_client_request_all(c, ids, &sent, key_id, op, digest, ys, PROTO_SHARE_Y_MAX,
-                                  tc->timeout_ms, NULL) != 0) {
+        if (sh_client_request_all(c, ids, &sent, key_id, op, tc->op_count, digest, ys,
+                                  PROTO_SHARE_Y_MAX, tc->timeout_ms, NULL) != 0) {
             sent = 0;
         }
         for (size_t i = 0; i < tc->num_holders; i++) {
@@ -389,9 +407,11 @@ out:
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: sh-testclient fetch|ping|garbage --key C.key --holder ENDPOINT H.pub "
-                    "... [--key-id HEX] [--op NAME] [--record FILE] [--count N] [--timeout MS] "
-                    "[--connect-wait MS]\n");
+    fprintf(
+        stderr,
+        "usage: sh-testclient fetch|ping|garbage --key C.key --holder ENDPOINT H.pub "
+        "... [--key-id HEX] [--op NAME] [--op-count N] [--record FILE] [--count N] [--timeout MS] "
+        "[--connect-wait MS]\n");
 }
 
 int main(int argc, char **argv)
@@ -409,6 +429,7 @@ int main(int argc, char **argv)
     }
     cmd = argv[1];
     tc.count = 1;
+    tc.op_count = 1;
     tc.timeout_ms = 2000;
     tc.connect_wait_ms = 5000;
     for (int i = 2; i < argc; i++) {
@@ -423,6 +444,8 @@ int main(int argc, char **argv)
             tc.key_id_hex = argv[++i];
         } else if (strcmp(a, "--op") == 0 && i + 1 < argc) {
             tc.op_name = argv[++i];
+        } else if (strcmp(a, "--op-count") == 0 && i + 1 < argc) {
+            tc.op_count = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(a, "--record") == 0 && i + 1 < argc) {
             tc.record_path = argv[++i];
         } else if (strcmp(a, "--count") == 0 && i + 1 < argc) {

@@ -103,14 +103,33 @@ check "audit: the not-allowed request is logged" \
     grep -q "client=other key=$KEY1 op=sign-pss-sha256 .* outcome=not-allowed" "$T/h1.audit"
 check "audit: the unknown key is logged" grep -q "key=$UNKNOWN .*outcome=unknown-key" "$T/h1.audit"
 
+# ---- op-count: the audit line names how many operations a share serves ------------
+# the digest of PROTOCOL.md 7.3 over sh-testclient's inputs, computed here
+ops_digest() {
+    python3 -c 'import hashlib, sys
+h = hashlib.sha256()
+for i in range(int(sys.argv[2])):
+    data = b"sh-testclient-%d" % i
+    h.update(bytes([int(sys.argv[1], 16)]) + len(data).to_bytes(2, "big") + data)
+print(h.hexdigest())' "$1" "$2"
+}
+fetch edge h1 "$KEY1" --op-count 5 --op decrypt-raw --record "$T/split1/$KEY1.record"
+check "op-count 5: released" grep -q '^holder h1 ok index=1 verified$' "$T/out"
+check "audit: ops=5 and the digest over the five inputs" \
+    grep -q "client=edge key=$KEY1 op=decrypt-raw ops=5 digest=$(ops_digest 25 5) outcome=released" \
+    "$T/h1.audit"
+check "audit: a single operation is ops=1 with its own digest" \
+    grep -q "client=edge key=$KEY1 op=sign-pss-sha256 ops=1 digest=$(ops_digest 11 1) outcome=released" \
+    "$T/h1.audit"
+
 # ---- every release has its audit line --------------------------------------------
 fetch edge h1 "$KEY1" --count 25 --record "$T/split1/$KEY1.record"
 check "25 more releases" test "$(grep -c '^holder h1 ok index=1 verified$' "$T/out")" -eq 25
-# releases from h1 so far: 1 + 1 (key2) + 1 (other, key2) + 25
-check "audit: one 'released' line per release (28)" \
-    test "$(grep -c 'outcome=released' "$T/h1.audit")" -eq 28
+# releases from h1 so far: 1 + 1 (key2) + 1 (other, key2) + 1 (op-count) + 25
+check "audit: one 'released' line per release (29)" \
+    test "$(grep -c 'outcome=released' "$T/h1.audit")" -eq 29
 check "audit: no share bytes in the log (only fixed fields)" \
-    test "$(grep -vcE '^[0-9T:.Z-]+ (client=[^ ]+ key=[0-9a-f]{64} op=[a-z0-9-]+ digest=[0-9a-f]{64} outcome=[a-z-]+ index=[0-9]+ req=[0-9]+ addr=[^ ]+|refused key=[^ ]+ addr=[^ ]+ reason=".*")$' "$T/h1.audit")" -eq 0
+    test "$(grep -vcE '^[0-9T:.Z-]+ (client=[^ ]+ key=[0-9a-f]{64} op=[a-z0-9-]+ ops=[0-9]+ digest=[0-9a-f]{64} outcome=[a-z-]+ index=[0-9]+ req=[0-9]+ addr=[^ ]+|refused key=[^ ]+ addr=[^ ]+ reason=".*")$' "$T/h1.audit")" -eq 0
 
 # ---- garbage --------------------------------------------------------------------------
 "$TC" garbage --key "$T/noisy.key" --holder "$h2_ep" "$T/h2.pub" --count 10000 >"$T/garbage" 2>&1

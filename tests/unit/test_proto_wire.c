@@ -39,6 +39,7 @@ static void sample(struct proto_msg *m, int i)
         m->u.share_req.op = PROTO_OP_SIGN_PSS_SHA256;
         fill(m->u.share_req.input_digest, PROTO_SHA256_LEN, 2);
         fill(m->u.share_req.requester_pk, PROTO_X25519_LEN, 3);
+        m->u.share_req.op_count = PROTO_OP_COUNT_MAX;
         break;
     case 3:
         m->type = PROTO_MSG_SHARE_RESPONSE;
@@ -279,7 +280,8 @@ static void test_items(void **state)
     static const uint8_t ok_text[] = {0x0e, 0, 2, 0, 19, 0x0f, 0, 2, 'h', 'i'};
     static const uint8_t dup[] = {0x0e, 0, 2, 0, 19, 0x0e, 0, 2, 0, 19};
     static const uint8_t order[] = {0x0f, 0, 2, 'h', 'i', 0x0e, 0, 2, 0, 19};
-    static const uint8_t unknown_tag[] = {0x0e, 0, 2, 0, 19, 0x10, 0, 0};
+    static const uint8_t unknown_tag[] = {0x0e, 0, 2, 0, 19, 0x11, 0, 0};
+    static const uint8_t op_count_on_error[] = {0x0e, 0, 2, 0, 19, 0x10, 0, 2, 0, 1};
     static const uint8_t zero_tag[] = {0x00, 0, 0, 0x0e, 0, 2, 0, 19};
     static const uint8_t foreign_tag[] = {0x01, 0, 0, 0x0e, 0, 2, 0, 19};
     static const uint8_t missing[] = {0x0f, 0, 2, 'h', 'i'};
@@ -307,6 +309,7 @@ static void test_items(void **state)
     REFUSED(dup);
     REFUSED(order);
     REFUSED(unknown_tag);
+    REFUSED(op_count_on_error);
     REFUSED(zero_tag);
     REFUSED(foreign_tag);
     REFUSED(missing);
@@ -353,6 +356,12 @@ static void test_semantic(void **state)
     sample(&m, 2);
     m.u.share_req.op = 0x07;
     assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* op-count 0 and PROTO_OP_COUNT_MAX + 1 */
+    sample(&m, 2);
+    m.u.share_req.op_count = 0;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    m.u.share_req.op_count = PROTO_OP_COUNT_MAX + 1;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
     /* share index 0, unknown field, sealed length not 5 * y_len + tag */
     sample(&m, 3);
     m.u.share_resp.index = 0;
@@ -380,6 +389,21 @@ static void test_semantic(void **state)
     len = encode(buf, sizeof(buf), &m);
     buf[16] = (uint8_t)(len - 5 - PROTO_WIRE_HDR_LEN);
     buf[15] = (uint8_t)((len - 5 - PROTO_WIRE_HDR_LEN) >> 8);
+    assert_int_equal(proto_msg_decode(&d, buf, len - 5), SPK_ERR_MALFORMED);
+    /* SHARE_REQUEST: op-count is the last item (tag 0x10, 2 bytes); out of
+     * range, or dropped altogether, is refused */
+    sample(&m, 2);
+    len = encode(buf, sizeof(buf), &m);
+    assert_int_equal(buf[len - 5], 0x10);
+    assert_int_equal(buf[len - 1], PROTO_OP_COUNT_MAX);
+    buf[len - 1] = 0;
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+    buf[len - 1] = PROTO_OP_COUNT_MAX + 1;
+    assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
+    buf[len - 1] = 1;
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    assert_int_equal(d.u.share_req.op_count, 1);
+    buf[16] = (uint8_t)(len - 5 - PROTO_WIRE_HDR_LEN);
     assert_int_equal(proto_msg_decode(&d, buf, len - 5), SPK_ERR_MALFORMED);
     /* a sealed share one byte short of 5 * y_len + tag: cut the last byte
      * and shorten the item and the body */
@@ -420,6 +444,39 @@ static void test_errors_and_ops(void **state)
     }
 }
 
+/* The input-digest construction of PROTOCOL.md 7.3, against a value computed
+ * independently: python3 -c "import hashlib; print(hashlib.sha256(
+ *   bytes([0x03,0,3]) + b'abc' + bytes([0x03,0,2]) + b'de').hexdigest())" */
+static void test_ops_digest(void **state)
+{
+    static const uint8_t want[PROTO_SHA256_LEN] = {
+        0x25, 0xc0, 0x6e, 0x10, 0x26, 0xb6, 0xfb, 0x0a, 0xb3, 0xd3, 0x76,
+        0x0d, 0x65, 0xe6, 0xbc, 0x97, 0x51, 0x12, 0x57, 0x42, 0x2c, 0xf6,
+        0x19, 0xd4, 0x6c, 0x29, 0x28, 0x1d, 0x24, 0xae, 0xe5, 0x3f,
+    };
+    static uint8_t big[PROTO_BN_MAX + 1];
+    struct proto_ops_digest d;
+    uint8_t out[PROTO_SHA256_LEN];
+
+    (void)state;
+    proto_ops_digest_init(&d);
+    assert_true(proto_ops_digest_add(&d, PROTO_OP_SIGN_PKCS1_SHA256, (const uint8_t *)"abc", 3));
+    assert_true(proto_ops_digest_add(&d, PROTO_OP_SIGN_PKCS1_SHA256, (const uint8_t *)"de", 2));
+    /* refused inputs change nothing */
+    assert_false(proto_ops_digest_add(&d, PROTO_OP_SIGN_PKCS1_SHA256, big, 0));
+    assert_false(proto_ops_digest_add(&d, PROTO_OP_DECRYPT_RAW, big, PROTO_BN_MAX + 1));
+    proto_ops_digest_final(&d, out);
+    assert_memory_equal(out, want, sizeof(want));
+
+    /* at most PROTO_OP_COUNT_MAX operations */
+    proto_ops_digest_init(&d);
+    for (int i = 0; i < PROTO_OP_COUNT_MAX; i++) {
+        assert_true(proto_ops_digest_add(&d, PROTO_OP_DECRYPT_RAW, big, PROTO_BN_MAX));
+    }
+    assert_false(proto_ops_digest_add(&d, PROTO_OP_DECRYPT_RAW, big, 1));
+    proto_ops_digest_final(&d, out);
+}
+
 static void test_share_ad(void **state)
 {
     static uint8_t buf[PROTO_MSG_MAX];
@@ -447,6 +504,7 @@ int main(void)
         cmocka_unit_test(test_msg_max),        cmocka_unit_test(test_header_fields),
         cmocka_unit_test(test_items),          cmocka_unit_test(test_semantic),
         cmocka_unit_test(test_errors_and_ops), cmocka_unit_test(test_share_ad),
+        cmocka_unit_test(test_ops_digest),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -173,7 +173,7 @@ static uint64_t request(struct fixture *fx, int timeout_ms)
     uint64_t id = 0;
 
     assert_int_equal(sh_client_request(fx->c, &id, fx->holder, fx->share.key_id,
-                                       PROTO_OP_SIGN_PKCS1_SHA256, digest, fx->out_y, Y_LEN,
+                                       PROTO_OP_SIGN_PKCS1_SHA256, 1, digest, fx->out_y, Y_LEN,
                                        timeout_ms, fx),
                      0);
     assert_int_not_equal(id, 0);
@@ -405,20 +405,21 @@ static void test_request_all_and_unavailable(void **state)
     assert_int_equal(sh_client_poll_items(fx->c, items, 4), 2);
     assert_int_equal(sh_client_poll_items(fx->c, items, 1), 1);
     assert_int_equal(sh_client_request(fx->c, &id, dead, fx->share.key_id,
-                                       PROTO_OP_SIGN_PKCS1_SHA256, digest, fx->out_y, Y_LEN, 1000,
-                                       NULL),
+                                       PROTO_OP_SIGN_PKCS1_SHA256, 1, digest, fx->out_y, Y_LEN,
+                                       1000, NULL),
                      SPK_ERR_UNAVAILABLE);
     assert_int_equal(sh_client_pending(fx->c), 0);
     assert_int_equal(sh_client_health(fx->c, dead, &h), 0);
     assert_int_equal(h.num_unavailable, 1);
 
     assert_int_equal(sh_client_request_all(fx->c, ids, &sent, fx->share.key_id,
-                                           PROTO_OP_DECRYPT_RAW, digest, ys, Y_LEN, 2000, NULL),
+                                           PROTO_OP_DECRYPT_RAW, 8, digest, ys, Y_LEN, 2000, NULL),
                      0);
     assert_int_equal(sent, 1);
     assert_int_not_equal(ids[0], 0);
     assert_int_equal(ids[1], 0);
     srv_recv(fx);
+    assert_int_equal(fx->req.u.share_req.op_count, 8);
     len = srv_share(fx, out);
     srv_send(fx, out, len);
     assert_int_equal(sh_client_wait(fx->c, 2000), 0);
@@ -430,10 +431,18 @@ static void test_request_all_and_unavailable(void **state)
 
     /* bad arguments */
     assert_int_equal(sh_client_request(fx->c, &id, 9, fx->share.key_id, PROTO_OP_SIGN_PKCS1_SHA256,
-                                       digest, fx->out_y, Y_LEN, 1000, NULL),
+                                       1, digest, fx->out_y, Y_LEN, 1000, NULL),
                      SPK_ERR_INVALID_ARG);
-    assert_int_equal(sh_client_request(fx->c, &id, 0, fx->share.key_id, 0x77, digest, fx->out_y,
+    assert_int_equal(sh_client_request(fx->c, &id, 0, fx->share.key_id, 0x77, 1, digest, fx->out_y,
                                        Y_LEN, 1000, NULL),
+                     SPK_ERR_INVALID_ARG);
+    /* op-count is 1..PROTO_OP_COUNT_MAX */
+    assert_int_equal(sh_client_request(fx->c, &id, 0, fx->share.key_id, PROTO_OP_SIGN_PKCS1_SHA256,
+                                       0, digest, fx->out_y, Y_LEN, 1000, NULL),
+                     SPK_ERR_INVALID_ARG);
+    assert_int_equal(sh_client_request(fx->c, &id, 0, fx->share.key_id, PROTO_OP_SIGN_PKCS1_SHA256,
+                                       PROTO_OP_COUNT_MAX + 1, digest, fx->out_y, Y_LEN, 1000,
+                                       NULL),
                      SPK_ERR_INVALID_ARG);
 }
 
