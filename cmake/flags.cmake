@@ -56,3 +56,15 @@ function(spk_deps target)
   target_link_libraries(${target} PUBLIC PkgConfig::DEPS OpenSSL::Crypto OpenSSL::SSL)
   target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR})
 endfunction()
+
+# spk_public_header(target): the library's users see only its public header,
+# <dir>/<dir>.h (through a link in the build tree), while the library itself
+# sees the whole source tree. So no other module can include its internal.h.
+function(spk_public_header target)
+  get_filename_component(dir ${CMAKE_CURRENT_SOURCE_DIR} NAME)
+  set(pub ${CMAKE_BINARY_DIR}/public/${dir})
+  file(MAKE_DIRECTORY ${pub}/${dir})
+  file(CREATE_LINK ${CMAKE_CURRENT_SOURCE_DIR}/${dir}.h ${pub}/${dir}/${dir}.h SYMBOLIC)
+  target_include_directories(${target} PUBLIC ${pub})
+  target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR})
+endfunction()

@@ -442,7 +442,7 @@ static struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *ke
     b->cap_fetches = n;
     b->key = key;
     b->state = COMB_BATCH_WAITING;
-    b->t_start_ns = comb_now_ns();
+    b->t_start_ns = spk_now_ns();
     b->deadline_ns = b->t_start_ns + (uint64_t)c->cfg.timeout_ms * 1000000u;
     b->op_kind = (uint8_t)first->alg;
     memcpy(b->input_digest, input_digest, sizeof(input_digest));
@@ -487,7 +487,7 @@ static void comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
         return;
     }
     b->state = COMB_BATCH_GATHERING;
-    b->t_start_ns = comb_now_ns();
+    b->t_start_ns = spk_now_ns();
     for (i = 0; i < comb_batch_sources(c, b); i++) {
         struct comb_src *src = &c->srcs[i];
         struct comb_fetch_ent *ent;
@@ -585,13 +585,13 @@ drop:
 /* comb_batch_examine takes in new answers; READY once k good shares are in. */
 static void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b)
 {
-    uint64_t t0 = comb_now_ns();
+    uint64_t t0 = spk_now_ns();
     size_t i;
 
     while (b->num_examined < b->num_done) {
         comb_batch_take(c, b, &b->fetches[b->done_order[b->num_examined++]]);
     }
-    b->check_ns += comb_now_ns() - t0;
+    b->check_ns += spk_now_ns() - t0;
     if (b->num_good < b->key->rec.threshold) {
         return;
     }
@@ -616,7 +616,7 @@ static void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b)
     if (b->key->open_batch == b) {
         b->key->open_batch = NULL;
     }
-    comb_series_add(&c->s_gather, comb_now_ns() - b->t_start_ns);
+    comb_series_add(&c->s_gather, spk_now_ns() - b->t_start_ns);
     comb_series_add(&c->s_check, b->check_ns);
 }
 
@@ -642,7 +642,7 @@ static void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const c
             c->counters.ops_failed++;
         }
         c->num_pending--;
-        comb_series_add(&c->s_total, comb_now_ns() - op->t_submit_ns);
+        comb_series_add(&c->s_total, spk_now_ns() - op->t_submit_ns);
         op->cb(op->arg, &res);
         if (op->out != NULL) {
             sodium_memzero(op->out, PROTO_BN_MAX);
@@ -712,14 +712,14 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
         shares[i].y = ent->f.out_y;
     }
 
-    t_life = comb_now_ns();
+    t_life = spk_now_ns();
     r = split_shares_combine(c->tuple, &key->rec, &key->f, shares, k, c->arena);
-    t0 = comb_now_ns();
+    t0 = spk_now_ns();
     comb_series_add(&c->s_interp, t0 - t_life);
     /* The received shares are not needed once the tuple exists (or failed to). */
     comb_batch_close_fetches(c, b, false);
     sodium_memzero(shares, sizeof(shares));
-    wipe_ns = comb_now_ns() - t0;
+    wipe_ns = spk_now_ns() - t0;
 
     if (r != 0) {
         snprintf(detail, sizeof(detail), "key %s: the shares did not rebuild the key: %s",
@@ -730,7 +730,7 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     } else {
         comb_rsa_crt_from_tuple(&crt, c->tuple, key->f.y_len);
         for (op = b->ops_head, i = 0; op != NULL; op = op->next, i++) {
-            t1 = comb_now_ns();
+            t1 = spk_now_ns();
             memset(&req, 0, sizeof(req));
             op->out = c->results + i * PROTO_BN_MAX;
             op->status = comb_alg_engine_req(&req, op->alg);
@@ -743,7 +743,7 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
                 req.tls_alt_version = op->tls_alt_version;
                 op->status = comb_rsa_op(key->pub, &crt, &req, op->out, PROTO_BN_MAX, &op->out_len);
             }
-            comb_series_add(&c->s_op, comb_now_ns() - t1);
+            comb_series_add(&c->s_op, spk_now_ns() - t1);
             if (op->status != 0) {
                 op->out_len = 0;
             }
@@ -752,11 +752,11 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     }
 
     /* Wipe: the tuple, the arena (split_shares_combine reset it), the stack below us. */
-    t0 = comb_now_ns();
+    t0 = spk_now_ns();
     sodium_memzero(c->tuple, key->tuple_len);
     spk_arena_reset(c->arena);
     spk_stack_wipe(COMB_STACK_WIPE);
-    t1 = comb_now_ns();
+    t1 = spk_now_ns();
     wipe_ns += t1 - t0;
     comb_series_add(&c->s_wipe, wipe_ns);
     comb_series_add(&c->s_life, t1 - t_life);
@@ -822,7 +822,7 @@ static int comb_submit(struct comb_ctx *c, uint64_t *out_op_id,
     op->in_len = in_len;
     op->cb = cb;
     op->arg = arg;
-    op->t_submit_ns = comb_now_ns();
+    op->t_submit_ns = spk_now_ns();
     if (params != NULL) {
         if (params->label_len > 0) {
             op->label = OPENSSL_memdup(params->label, params->label_len);
@@ -930,7 +930,7 @@ static long comb_min_timeout(long a, long b)
 long comb_timeout_ms(const struct comb_ctx *c)
 {
     const struct comb_batch *b;
-    uint64_t now = comb_now_ns();
+    uint64_t now = spk_now_ns();
     long t = -1;
     size_t i;
 
@@ -973,7 +973,7 @@ int comb_process(struct comb_ctx *c)
             c->srcs[i].st.errors++;
         }
     }
-    now = comb_now_ns();
+    now = spk_now_ns();
     for (b = c->batches_head; b != NULL; b = next) {
         next = b->next;
         if (b->state == COMB_BATCH_WAITING) {
@@ -1013,13 +1013,13 @@ int comb_process(struct comb_ctx *c)
 int comb_wait(struct comb_ctx *c, int timeout_ms)
 {
     zmq_pollitem_t items[COMB_POLL_ITEMS_MAX];
-    uint64_t end = comb_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
+    uint64_t end = spk_now_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000u;
     size_t n;
     long t;
     int r;
 
     while (c->num_pending > 0) {
-        uint64_t now = comb_now_ns();
+        uint64_t now = spk_now_ns();
 
         if (timeout_ms >= 0 && now >= end) {
             return SPK_ERR_TIMEOUT;

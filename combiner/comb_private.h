@@ -156,9 +156,6 @@ struct comb_ctx {
     char last_error[COMB_DETAIL_MAX];
 };
 
-/* comb_now_ns: CLOCK_MONOTONIC in ns. */
-uint64_t comb_now_ns(void);
-
 /* comb_set_error formats comb_ctx.last_error. */
 __attribute__((format(printf, 2, 3))) void comb_set_error(struct comb_ctx *c, const char *fmt, ...);
 

@@ -236,7 +236,7 @@ static int comb_file_start(void *ctx, struct comb_fetch *fetch)
         return SPK_ERR_NOMEM;
     }
     req->fetch = fetch;
-    req->due_ns = comb_now_ns() + (uint64_t)fs->delay_ms * 1000000u;
+    req->due_ns = spk_now_ns() + (uint64_t)fs->delay_ms * 1000000u;
     for (tail = &fs->queue; *tail != NULL; tail = &(*tail)->next) {
     }
     *tail = req;
@@ -263,7 +263,7 @@ static long comb_file_timeout_ms(void *ctx)
 {
     const struct comb_file_source *fs = ctx;
     const struct comb_file_req *req;
-    uint64_t now = comb_now_ns();
+    uint64_t now = spk_now_ns();
     long t = -1;
 
     if (fs->fault == COMB_FAULT_SILENT) {
@@ -283,7 +283,7 @@ static int comb_file_process(void *ctx)
 {
     struct comb_file_source *fs = ctx;
     struct comb_file_req **pp = &fs->queue;
-    uint64_t now = comb_now_ns();
+    uint64_t now = spk_now_ns();
 
     if (fs->fault == COMB_FAULT_SILENT) {
         return 0;

@@ -29,7 +29,7 @@
 
 #include "combiner/comb_config.h"
 #include "share-holder/share-holder.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 struct comb_remote {
     struct comb_remote *next; /* the registry of comb_remote_wait_connected */
@@ -51,14 +51,6 @@ static pthread_mutex_t remote_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct comb_remote *remote_registry;
 static void *remote_zctx;
 static unsigned remote_zctx_refs;
-
-static uint64_t remote_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 /* Key ids are public: an ordinary byte order for sorting and search. */
 static int remote_key_cmp(const void *a, const void *b)
@@ -124,7 +116,7 @@ static int remote_client_make(struct comb_remote *rs)
     }
     sh_client_free(rs->cl);
     rs->cl = cl;
-    rs->client_made_us = remote_now_us();
+    rs->client_made_us = spk_now_us();
     return 0;
 }
 
@@ -136,7 +128,7 @@ static int remote_client_make(struct comb_remote *rs)
 static void remote_maybe_reconnect(struct comb_remote *rs)
 {
     if (sh_client_pending(rs->cl) != 0 ||
-        remote_now_us() - rs->client_made_us < (uint64_t)COMB_REMOTE_RECONNECT_MS * 1000u) {
+        spk_now_us() - rs->client_made_us < (uint64_t)COMB_REMOTE_RECONNECT_MS * 1000u) {
         return;
     }
     if (remote_client_make(rs) == 0) {
@@ -319,7 +311,7 @@ fail:
 
 size_t comb_remote_wait_connected(struct comb_ctx *c, int timeout_ms)
 {
-    uint64_t end = remote_now_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+    uint64_t end = spk_now_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u;
     size_t connected = 0;
     size_t total = 0;
     struct comb_remote *rs;
@@ -346,7 +338,7 @@ size_t comb_remote_wait_connected(struct comb_ctx *c, int timeout_ms)
             }
         }
         pthread_mutex_unlock(&remote_lock);
-        if (connected == total || remote_now_us() >= end) {
+        if (connected == total || spk_now_us() >= end) {
             return connected;
         }
         nanosleep(&pause, NULL);

@@ -12,14 +12,6 @@
 
 #include "combiner/comb_private.h"
 
-uint64_t comb_now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 int comb_series_init(struct comb_series *s, size_t cap)
 {
     memset(s, 0, sizeof(*s));

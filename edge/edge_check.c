@@ -278,7 +278,7 @@ static void edge_chk_holders(struct edge_chk *k, void *zctx, const struct proto_
 {
     const struct edge_config *cfg = k->cfg;
     struct sh_client *c;
-    uint64_t deadline = edge_now_ms() + 3000;
+    uint64_t deadline = spk_now_ms() + 3000;
     uint64_t last[EDGE_HOLDER_MAX];
     size_t i;
     bool all = false;
@@ -303,8 +303,8 @@ static void edge_chk_holders(struct edge_chk *k, void *zctx, const struct proto_
             return;
         }
     }
-    while (!all && edge_now_ms() < deadline) {
-        uint64_t now = edge_now_ms();
+    while (!all && spk_now_ms() < deadline) {
+        uint64_t now = spk_now_ms();
         all = true;
         for (i = 0; i < cfg->num_holders; i++) {
             uint64_t id;

@@ -51,22 +51,6 @@ struct edge_client {
     uint8_t rbuf[PROTO_MSG_MAX];
 };
 
-uint64_t edge_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t edge_now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
-
 struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms)
 {
     struct edge_client *c = calloc(1, sizeof(*c));
@@ -169,7 +153,7 @@ bool edge_client_cancel_fd(struct edge_client *c, int wake_fd)
 long edge_client_timeout_ms(const struct edge_client *c)
 {
     const struct edge_pending *p;
-    uint64_t now = edge_now_ms();
+    uint64_t now = spk_now_ms();
     long best = -1;
 
     for (p = c->head; p != NULL; p = p->next) {
@@ -244,7 +228,7 @@ void edge_client_process(struct edge_client *c)
         }
         OPENSSL_cleanse(c->rbuf, (size_t)n < sizeof(c->rbuf) ? (size_t)n : sizeof(c->rbuf));
     }
-    now = edge_now_ms();
+    now = spk_now_ms();
     for (p = c->head; p != NULL; p = next) {
         next = p->next;
         if (p->deadline_ms <= now) {
@@ -304,7 +288,7 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     ASYNC_JOB *job = ASYNC_get_current_job();
     size_t frame_len = 0;
     int kind = op >= PROTO_OP_DECRYPT_PKCS1 ? 1 : 0;
-    uint64_t started = edge_now_us();
+    uint64_t started = spk_now_us();
     int r;
 
     *out_len = 0;
@@ -335,7 +319,7 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
         return SPK_ERR_UNAVAILABLE;
     }
     p.req_id = c->wmsg.req_id;
-    p.deadline_ms = edge_now_ms() + (uint64_t)c->timeout_ms;
+    p.deadline_ms = spk_now_ms() + (uint64_t)c->timeout_ms;
     p.out = out;
     p.out_cap = out_cap;
     p.next = c->head;
@@ -371,7 +355,7 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
         c->stats.ops[kind][EDGE_OPRES_UNAVAILABLE]++;
     } else {
         c->stats.ops[kind][p.status == 0 ? EDGE_OPRES_OK : EDGE_OPRES_ERROR]++;
-        edge_hist_observe(&c->stats.latency[kind], (double)(edge_now_us() - started) / 1e6);
+        edge_hist_observe(&c->stats.latency[kind], (double)(spk_now_us() - started) / 1e6);
     }
     if (p.status != 0) {
         OPENSSL_cleanse(out, out_cap);
@@ -387,12 +371,12 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
  */
 int edge_client_ping(struct edge_client *c, int timeout_ms)
 {
-    uint64_t deadline = edge_now_ms() + (uint64_t)timeout_ms;
+    uint64_t deadline = spk_now_ms() + (uint64_t)timeout_ms;
     size_t frame_len = 0;
     uint64_t id;
     int r;
 
-    while (edge_now_ms() < deadline) {
+    while (spk_now_ms() < deadline) {
         memset(&c->wmsg, 0, sizeof(c->wmsg));
         c->wmsg.type = PROTO_MSG_PING;
         c->wmsg.req_id = id = c->next_id++;
@@ -400,8 +384,8 @@ int edge_client_ping(struct edge_client *c, int timeout_ms)
             return r;
         }
         if (zmq_send(c->sock, c->wbuf, frame_len, ZMQ_DONTWAIT) == (int)frame_len) {
-            uint64_t until = edge_now_ms() + 500;
-            while (edge_now_ms() < until) {
+            uint64_t until = spk_now_ms() + 500;
+            while (spk_now_ms() < until) {
                 zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
                 int n;
                 if (zmq_poll(&item, 1, 100) < 0 && errno != EINTR) {

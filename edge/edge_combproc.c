@@ -195,19 +195,6 @@ struct combproc_req {
     uint64_t req_id;
 };
 
-static void combproc_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void combproc_log(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("combiner: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
 static void combproc_gen_holder_result(struct combproc_gen *g, const struct sh_result *res)
 {
     if (res->holder >= EDGE_HOLDER_MAX) {
@@ -268,7 +255,7 @@ static void combproc_done(void *arg, const struct comb_result *res)
         combproc_send_error(cp, req->id, req->id_len, req->req_id,
                             res->status != 0 ? res->status : SPK_ERR_INTERNAL, res->detail);
         if (res->detail != NULL && res->detail[0] != '\0') {
-            combproc_log("operation failed: %s", res->detail);
+            spk_log("combiner", "operation failed: %s", res->detail);
         }
     } else {
         cp->num_ok++;
@@ -599,7 +586,7 @@ static int combproc_metrics_open(struct combproc *cp, const char *hostport)
     cp->mstream = zmq_socket(cp->zctx, ZMQ_STREAM);
     if (cp->mstream == NULL || zmq_setsockopt(cp->mstream, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_bind(cp->mstream, ep) != 0) {
-        combproc_log("combiner-metrics %s: %s", hostport, zmq_strerror(zmq_errno()));
+        spk_log("combiner", "combiner-metrics %s: %s", hostport, zmq_strerror(zmq_errno()));
         return SPK_ERR_IO;
     }
     return 0;
@@ -820,7 +807,7 @@ static struct combproc_gen *combproc_gen_new(struct combproc *cp, const struct e
  */
 static bool combproc_gen_warm(struct combproc_gen *g)
 {
-    uint64_t now = edge_now_ms();
+    uint64_t now = spk_now_ms();
     bool all = true;
     size_t i;
 
@@ -844,8 +831,8 @@ static void combproc_gen_report_silent(const struct combproc_gen *g)
 
     for (i = 0; g->holders != NULL && i < g->cfg->num_holders; i++) {
         if (!g->ponged[i]) {
-            combproc_log("holder %s at %s does not answer yet", g->cfg->holders[i].name,
-                         g->cfg->holders[i].endpoint);
+            spk_log("combiner", "holder %s at %s does not answer yet", g->cfg->holders[i].name,
+                    g->cfg->holders[i].endpoint);
         }
     }
 }
@@ -857,9 +844,9 @@ static void combproc_gen_report_silent(const struct combproc_gen *g)
  */
 static void combproc_warm_up(struct combproc_gen *g, unsigned ms)
 {
-    uint64_t deadline = edge_now_ms() + ms;
+    uint64_t deadline = spk_now_ms() + ms;
 
-    while (g->holders != NULL && !combproc_gen_warm(g) && edge_now_ms() < deadline) {
+    while (g->holders != NULL && !combproc_gen_warm(g) && spk_now_ms() < deadline) {
         struct timespec ts = {0, 20 * 1000 * 1000};
         if (sh_client_wait(g->holders, 50) != 0 || sh_client_pending(g->holders) == 0) {
             nanosleep(&ts, NULL);
@@ -876,35 +863,35 @@ static void combproc_reload(struct combproc *cp)
     char why[4096] = "";
 
     if (cp->next != NULL || cp->old != NULL) {
-        combproc_log("reload: the previous one is still in progress; try again");
+        spk_log("combiner", "reload: the previous one is still in progress; try again");
         return;
     }
     cfg = malloc(sizeof(*cfg));
     if (cfg == NULL) {
         cp->reloads_failed++;
-        combproc_log("reload failed: no memory; serving the previous configuration");
+        spk_log("combiner", "reload failed: no memory; serving the previous configuration");
         return;
     }
     edge_config_init(cfg);
     if (edge_config_load(cfg, cp->cur->cfg->path, why, sizeof(why)) != 0) {
         free(cfg);
         cp->reloads_failed++;
-        combproc_log("reload failed: %s; serving the previous configuration", why);
+        spk_log("combiner", "reload failed: %s; serving the previous configuration", why);
         return;
     }
     if (strcmp(cfg->combiner_endpoint, cp->cur->cfg->combiner_endpoint) != 0) {
-        combproc_log("reload: combiner-endpoint changes only with a restart");
+        spk_log("combiner", "reload: combiner-endpoint changes only with a restart");
     }
     cp->next = combproc_gen_new(cp, cfg, cfg, why, sizeof(why));
     if (cp->next == NULL) {
         cp->reloads_failed++;
-        combproc_log("reload failed: %s; serving the previous configuration", why);
+        spk_log("combiner", "reload failed: %s; serving the previous configuration", why);
         return;
     }
     /* The old set serves meanwhile, so the new one may take its time: holders
      * behind slow links need a few round trips for their CURVE sessions. */
     cp->next->warm_deadline_ms =
-        edge_now_ms() + (cfg->share_timeout_ms * 3 > 3000 ? cfg->share_timeout_ms * 3 : 3000);
+        spk_now_ms() + (cfg->share_timeout_ms * 3 > 3000 ? cfg->share_timeout_ms * 3 : 3000);
     (void)combproc_gen_warm(cp->next);
 }
 
@@ -929,7 +916,7 @@ static bool combproc_gen_any_ponged(const struct combproc_gen *g)
  */
 static void combproc_reload_step(struct combproc *cp)
 {
-    uint64_t now = edge_now_ms();
+    uint64_t now = spk_now_ms();
 
     if (cp->next != NULL &&
         (combproc_gen_warm(cp->next) ||
@@ -940,8 +927,8 @@ static void combproc_reload_step(struct combproc *cp)
         cp->cur = cp->next;
         cp->next = NULL;
         cp->reloads_ok++;
-        combproc_log("reloaded: %zu certificate(s), %zu holder(s)", cp->cur->cfg->num_certs,
-                     cp->cur->cfg->num_holders);
+        spk_log("combiner", "reloaded: %zu certificate(s), %zu holder(s)", cp->cur->cfg->num_certs,
+                cp->cur->cfg->num_holders);
     }
     if (cp->old != NULL && comb_pending(cp->old->comb) == 0) {
         combproc_gen_free(cp->old);
@@ -969,7 +956,7 @@ static void combproc_process_gen(struct combproc_gen *g)
     int r;
 
     if (g != NULL && (r = comb_process(g->comb)) != 0) {
-        combproc_log("process: %s", spk_strerror(r));
+        spk_log("combiner", "process: %s", spk_strerror(r));
     }
 }
 
@@ -991,10 +978,10 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
     cp.sigfd = -1;
     if (spk_mem_init() != 0) {
         /* OpenSSL allocated before us: its frees are not wiped. Say so, go on. */
-        combproc_log("%s", "warning: OpenSSL allocation hooks not installed");
+        spk_log("combiner", "%s", "warning: OpenSSL allocation hooks not installed");
     }
     if ((r = spk_process_harden(allow_unlocked || cfg->allow_unlocked, why, sizeof(why))) != 0) {
-        combproc_log("%s", why);
+        spk_log("combiner", "%s", why);
         return 1;
     }
     sigemptyset(&set);
@@ -1003,18 +990,18 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
     sigaddset(&set, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
         (cp.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
-        combproc_log("signalfd: %s", strerror(errno));
+        spk_log("combiner", "signalfd: %s", strerror(errno));
         return 1;
     }
     cp.zctx = zmq_ctx_new();
     if (cp.zctx == NULL) {
-        combproc_log("%s", "cannot make a ZeroMQ context");
+        spk_log("combiner", "%s", "cannot make a ZeroMQ context");
         goto out;
     }
     /* The first generation uses the caller's configuration (not owned). */
     cp.cur = combproc_gen_new(&cp, cfg, NULL, why, sizeof(why));
     if (cp.cur == NULL) {
-        combproc_log("%s", why);
+        spk_log("combiner", "%s", why);
         goto out;
     }
     combproc_warm_up(cp.cur, 1500);
@@ -1022,7 +1009,7 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
     if (cp.router == NULL || zmq_setsockopt(cp.router, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_setsockopt(cp.router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
         zmq_bind(cp.router, cfg->combiner_endpoint) != 0) {
-        combproc_log("cannot bind %s", cfg->combiner_endpoint);
+        spk_log("combiner", "cannot bind %s", cfg->combiner_endpoint);
         goto out;
     }
     if (cfg->combiner_metrics[0] != '\0' &&
@@ -1053,7 +1040,7 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
             wait = 50;
         }
         if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR) {
-            combproc_log("poll: %s", zmq_strerror(errno));
+            spk_log("combiner", "poll: %s", zmq_strerror(errno));
             goto out;
         }
         while (read(cp.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
@@ -1061,8 +1048,8 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
                 combproc_reload(&cp);
             } else if (drain_deadline == 0) {
                 /* Stop taking requests; answer the ones in flight. */
-                drain_deadline = edge_now_ms() + cp.cur->cfg->op_timeout_ms + 500;
-                combproc_log("draining %zu operation(s)", comb_pending(cp.cur->comb));
+                drain_deadline = spk_now_ms() + cp.cur->cfg->op_timeout_ms + 500;
+                spk_log("combiner", "draining %zu operation(s)", comb_pending(cp.cur->comb));
             }
         }
         if (getppid() != parent) {
@@ -1079,7 +1066,7 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
         combproc_process_gen(cp.old);
         combproc_reload_step(&cp);
         if (drain_deadline != 0 && ((comb_pending(cp.cur->comb) == 0 && cp.old == NULL) ||
-                                    edge_now_ms() >= drain_deadline)) {
+                                    spk_now_ms() >= drain_deadline)) {
             break;
         }
     }

@@ -177,19 +177,6 @@ struct edge_loop {
     struct edge_text mtext;
 };
 
-static void edge_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void edge_log(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("edge: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
-
 /* ---- epoll helpers ----------------------------------------------------------- */
 
 static void edge_ev_set(struct edge_loop *L, struct edge_ev *ev, uint32_t events)
@@ -206,7 +193,7 @@ static void edge_ev_set(struct edge_loop *L, struct edge_ev *ev, uint32_t events
         epoll_ctl(L->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
     } else if (ev->events == 0) {
         if (epoll_ctl(L->epfd, EPOLL_CTL_ADD, ev->fd, &e) != 0) {
-            edge_log("epoll add fd %d: %s", ev->fd, strerror(errno));
+            spk_log("edge", "epoll add fd %d: %s", ev->fd, strerror(errno));
             return;
         }
     } else {
@@ -562,7 +549,7 @@ static void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *
         }
         reason = why;
     }
-    edge_log("handshake failed: client %s: %s", addr, reason);
+    spk_log("edge", "handshake failed: client %s: %s", addr, reason);
 }
 
 static void edge_async_unwatch(struct edge_loop *L, struct edge_conn *c)
@@ -732,14 +719,14 @@ static bool edge_conn_start_upstream(struct edge_conn *c)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->uev.fd = fd;
     if (connect(fd, (const struct sockaddr *)&s->up_addr, s->up_len) != 0 && errno != EINPROGRESS) {
-        edge_log("upstream %s: %s", s->upstream, strerror(errno));
+        spk_log("edge", "upstream %s: %s", s->upstream, strerror(errno));
         return false;
     }
     if (c->loop->cfg->proxy_protocol) {
         c->c2u_len = edge_proxy_header(c, c->c2u);
     }
     c->state = EDGE_CONN_CONNECTING;
-    c->deadline_ms = edge_now_ms() + c->loop->cfg->handshake_timeout_ms;
+    c->deadline_ms = spk_now_ms() + c->loop->cfg->handshake_timeout_ms;
     return true;
 }
 
@@ -786,7 +773,7 @@ static bool edge_conn_handshake(struct edge_conn *c)
 static bool edge_conn_relay(struct edge_conn *c)
 {
     bool progress = true;
-    uint64_t now = edge_now_ms();
+    uint64_t now = spk_now_ms();
 
     while (progress) {
         progress = false;
@@ -905,14 +892,15 @@ static void edge_conn_run(struct edge_conn *c)
         int soerr = 0;
         socklen_t len = sizeof(soerr);
         if (getsockopt(c->uev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
-            edge_log("upstream %s: %s", c->site->upstream, strerror(soerr != 0 ? soerr : errno));
+            spk_log("edge", "upstream %s: %s", c->site->upstream,
+                    strerror(soerr != 0 ? soerr : errno));
             alive = false;
         } else {
             struct sockaddr_storage sa;
             socklen_t sl = sizeof(sa);
             if (getpeername(c->uev.fd, (struct sockaddr *)&sa, &sl) == 0) {
                 c->state = EDGE_CONN_RELAY;
-                c->deadline_ms = edge_now_ms() + L->cfg->idle_timeout_ms;
+                c->deadline_ms = spk_now_ms() + L->cfg->idle_timeout_ms;
             } else {
                 c->want_u_out = true; /* still connecting */
             }
@@ -979,7 +967,7 @@ static void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         }
         SSL_set_app_data(c->ssl, c);
         SSL_set_accept_state(c->ssl);
-        c->deadline_ms = edge_now_ms() + L->cfg->handshake_timeout_ms;
+        c->deadline_ms = spk_now_ms() + L->cfg->handshake_timeout_ms;
         c->next = L->conns;
         if (L->conns != NULL) {
             L->conns->prev = c;
@@ -1035,9 +1023,9 @@ static int edge_combiner_start(struct edge_loop *L)
         _exit(127);
     }
     L->comb_pid = pid;
-    L->comb_started_at = edge_now_ms();
+    L->comb_started_at = spk_now_ms();
     if (L->comb_restarts > 0) {
-        edge_log("combiner restarted (pid %ld)", (long)pid);
+        spk_log("edge", "combiner restarted (pid %ld)", (long)pid);
     }
     return 0;
 }
@@ -1061,34 +1049,34 @@ static void edge_reap(struct edge_loop *L)
              * 200 ms before failing what is left. A rare event, so blocking
              * the loop that long is the simpler price. */
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-                uint64_t until = edge_now_ms() + 200;
+                uint64_t until = spk_now_ms() + 200;
 
                 edge_client_process(L->client);
-                while (edge_client_pending(L->client) > 0 && edge_now_ms() < until) {
+                while (edge_client_pending(L->client) > 0 && spk_now_ms() < until) {
                     struct timespec pause = {0, 5 * 1000 * 1000};
 
                     nanosleep(&pause, NULL);
                     edge_client_process(L->client);
                 }
             }
-            edge_log("combiner exited (%s %d); failing %zu operation(s) in flight, restarting",
-                     WIFSIGNALED(status) ? "signal" : "status",
-                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
-                     edge_client_pending(L->client));
+            spk_log("edge",
+                    "combiner exited (%s %d); failing %zu operation(s) in flight, restarting",
+                    WIFSIGNALED(status) ? "signal" : "status",
+                    WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
+                    edge_client_pending(L->client));
             edge_client_fail_all(L->client, SPK_ERR_UNAVAILABLE);
             L->comb_restarts++;
             /* A combiner that ran a while is started again at once: service
              * is back as soon as it has its shares. One that keeps dying
              * right away is restarted less and less often (up to 5 s). */
-            if (edge_now_ms() - L->comb_started_at >= 10000) {
+            if (spk_now_ms() - L->comb_started_at >= 10000) {
                 L->comb_backoff_ms = 0;
             }
             if (L->comb_backoff_ms == 0 && edge_combiner_start(L) == 0) {
                 L->comb_backoff_ms = 100;
                 continue;
             }
-            L->comb_restart_at =
-                edge_now_ms() + (L->comb_backoff_ms > 0 ? L->comb_backoff_ms : 100);
+            L->comb_restart_at = spk_now_ms() + (L->comb_backoff_ms > 0 ? L->comb_backoff_ms : 100);
             L->comb_backoff_ms = L->comb_backoff_ms * 2 > 5000 ? 5000 : L->comb_backoff_ms * 2;
             if (L->comb_backoff_ms == 0) {
                 L->comb_backoff_ms = 100;
@@ -1262,7 +1250,7 @@ static void edge_metrics_accept(struct edge_loop *L)
             continue;
         }
         m->ev = (struct edge_ev){EDGE_EV_METRICS, fd, 0, m};
-        m->deadline_ms = edge_now_ms() + 5000;
+        m->deadline_ms = spk_now_ms() + 5000;
         m->next = L->mconns;
         if (L->mconns != NULL) {
             L->mconns->prev = m;
@@ -1297,7 +1285,7 @@ static void edge_reload(struct edge_loop *L)
     }
     if (cfg == NULL) {
         L->reloads_failed++;
-        edge_log("reload failed: no memory; serving the previous configuration");
+        spk_log("edge", "reload failed: no memory; serving the previous configuration");
         return;
     }
     edge_config_init(cfg);
@@ -1307,7 +1295,7 @@ static void edge_reload(struct edge_loop *L)
         edge_tickets_free(tickets);
         free(cfg);
         L->reloads_failed++;
-        edge_log("reload failed: %s; serving the previous configuration", why);
+        spk_log("edge", "reload failed: %s; serving the previous configuration", why);
         return;
     }
     same_listen = cfg->num_listen == L->cfg->num_listen;
@@ -1316,7 +1304,7 @@ static void edge_reload(struct edge_loop *L)
     }
     if (!same_listen || strcmp(cfg->metrics, L->cfg->metrics) != 0 ||
         strcmp(cfg->combiner_endpoint, L->cfg->combiner_endpoint) != 0) {
-        edge_log("reload: listen, metrics and combiner-endpoint change only with a restart");
+        spk_log("edge", "reload: listen, metrics and combiner-endpoint change only with a restart");
     }
     /* Kept from start-up: where the combiner is and how it is started. */
     memcpy(cfg->combiner_endpoint, L->cfg->combiner_endpoint, sizeof(cfg->combiner_endpoint));
@@ -1332,8 +1320,8 @@ static void edge_reload(struct edge_loop *L)
     L->owned_cfg = cfg;
     L->cfg = cfg;
     L->reloads_ok++;
-    edge_log("reloaded: %zu certificate(s), %zu ticket key(s)", sites->num,
-             edge_tickets_count(tickets));
+    spk_log("edge", "reloaded: %zu certificate(s), %zu ticket key(s)", sites->num,
+            edge_tickets_count(tickets));
 }
 
 /* edge_drain_start: SIGTERM. Listeners close (new connections are refused),
@@ -1342,7 +1330,7 @@ static void edge_drain_start(struct edge_loop *L)
 {
     size_t i;
 
-    L->drain_deadline = edge_now_ms() + L->cfg->drain_timeout_ms;
+    L->drain_deadline = spk_now_ms() + L->cfg->drain_timeout_ms;
     for (i = 0; i < L->num_listen; i++) {
         edge_ev_set(L, &L->listen_ev[i], 0);
         close(L->listen_ev[i].fd);
@@ -1350,8 +1338,8 @@ static void edge_drain_start(struct edge_loop *L)
     }
     L->num_listen = 0;
     L->listening = false;
-    edge_log("draining: %zu connection(s) open, up to %u ms", L->num_conns,
-             L->cfg->drain_timeout_ms);
+    spk_log("edge", "draining: %zu connection(s) open, up to %u ms", L->num_conns,
+            L->cfg->drain_timeout_ms);
 }
 
 /* ---- set-up and the loop ------------------------------------------------------------- */
@@ -1396,7 +1384,7 @@ static int edge_listen_open(struct edge_loop *L, const char *hostport, char *why
 
 static void edge_tick(struct edge_loop *L)
 {
-    uint64_t now = edge_now_ms();
+    uint64_t now = spk_now_ms();
     struct edge_conn *c, *next;
 
     edge_client_process(L->client);
@@ -1500,7 +1488,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     L->comb_backoff_ms = 100;
     L->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (L->epfd < 0) {
-        edge_log("epoll: %s", strerror(errno));
+        spk_log("edge", "epoll: %s", strerror(errno));
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -1513,7 +1501,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     L->sig_ev =
         (struct edge_ev){EDGE_EV_SIGNAL, signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC), 0, NULL};
     if (L->sig_ev.fd < 0) {
-        edge_log("signalfd: %s", strerror(errno));
+        spk_log("edge", "signalfd: %s", strerror(errno));
         goto out;
     }
     edge_ev_set(L, &L->sig_ev, EPOLLIN);
@@ -1523,29 +1511,29 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
                     ? NULL
                     : edge_client_new(L->zctx, cfg->combiner_endpoint, (int)cfg->op_timeout_ms);
     if (L->client == NULL) {
-        edge_log("cannot connect to %s", cfg->combiner_endpoint);
+        spk_log("edge", "cannot connect to %s", cfg->combiner_endpoint);
         goto out;
     }
     /* Benchmark-only baseline (edge_bench.c): keys answered in-process, no
      * combiner is started or asked. */
     if ((r = edge_bench_active() ? edge_provider_load(edge_bench_keyop, NULL)
                                  : edge_provider_load(edge_client_keyop, L->client)) != 0) {
-        edge_log("cannot load the OpenSSL provider");
+        spk_log("edge", "cannot load the OpenSSL provider");
         goto out;
     }
     if ((r = edge_tickets_load(&L->tickets, cfg->ticket_key_file, why, sizeof(why))) != 0) {
-        edge_log("%s", why);
+        spk_log("edge", "%s", why);
         goto out;
     }
     edge_tickets_use(L->tickets);
     L->sites = edge_sites_new(L, cfg, why, sizeof(why));
     if (L->sites == NULL) {
-        edge_log("%s", why);
+        spk_log("edge", "%s", why);
         goto out;
     }
     for (i = 0; i < cfg->num_listen; i++) {
         if ((r = edge_listen_open(L, cfg->listen[i], why, sizeof(why))) != 0) {
-            edge_log("%s", why);
+            spk_log("edge", "%s", why);
             goto out;
         }
     }
@@ -1553,25 +1541,25 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     if (cfg->metrics[0] != '\0') {
         int fd = -1;
         if ((r = edge_listen_socket(cfg->metrics, &fd, why, sizeof(why))) != 0) {
-            edge_log("metrics: %s", why);
+            spk_log("edge", "metrics: %s", why);
             goto out;
         }
         L->metrics_ev = (struct edge_ev){EDGE_EV_METRICS_LISTEN, fd, 0, NULL};
         edge_ev_set(L, &L->metrics_ev, EPOLLIN);
     }
     if (!cfg->combiner_external && !edge_bench_active() && edge_combiner_start(L) != 0) {
-        edge_log("cannot start the combiner: %s", strerror(errno));
+        spk_log("edge", "cannot start the combiner: %s", strerror(errno));
         goto out;
     }
     if (!edge_bench_active() && edge_client_ping(L->client, 15000) != 0) {
-        edge_log("the combiner at %s does not answer (see its messages above)",
-                 cfg->combiner_endpoint);
+        spk_log("edge", "the combiner at %s does not answer (see its messages above)",
+                cfg->combiner_endpoint);
         goto out;
     }
     L->comb_ev = (struct edge_ev){EDGE_EV_COMBINER, edge_client_fd(L->client), 0, NULL};
     edge_ev_set(L, &L->comb_ev, EPOLLIN);
-    edge_log("serving %zu certificate(s) on %zu address(es); combiner at %s", L->sites->num,
-             L->num_listen, cfg->combiner_endpoint);
+    spk_log("edge", "serving %zu certificate(s) on %zu address(es); combiner at %s", L->sites->num,
+            L->num_listen, cfg->combiner_endpoint);
 
     while (!L->stop) {
         struct epoll_event evs[EDGE_EVENTS_MAX];
@@ -1583,7 +1571,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         }
         n = epoll_wait(L->epfd, evs, EDGE_EVENTS_MAX, (int)wait);
         if (n < 0 && errno != EINTR) {
-            edge_log("epoll_wait: %s", strerror(errno));
+            spk_log("edge", "epoll_wait: %s", strerror(errno));
             goto out;
         }
         for (k = 0; k < n; k++) {
@@ -1639,13 +1627,13 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         }
         edge_tick(L);
         edge_reap_dead(L);
-        if (L->drain_deadline != 0 && (L->num_conns == 0 || edge_now_ms() >= L->drain_deadline)) {
+        if (L->drain_deadline != 0 && (L->num_conns == 0 || spk_now_ms() >= L->drain_deadline)) {
             L->stop = true;
         }
     }
-    edge_log("stopping: %llu connection(s), %llu handshake(s), %llu failed",
-             (unsigned long long)L->num_accepted, (unsigned long long)L->num_handshakes,
-             (unsigned long long)L->num_failed_handshakes);
+    spk_log("edge", "stopping: %llu connection(s), %llu handshake(s), %llu failed",
+            (unsigned long long)L->num_accepted, (unsigned long long)L->num_handshakes,
+            (unsigned long long)L->num_failed_handshakes);
     status = 0;
 out:
     edge_loop_cleanup(L);

@@ -24,7 +24,7 @@
 #include <sodium.h>
 
 #include "edge/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 #define EDGE_TICKET_NAME_LEN 16
 #define EDGE_TICKET_HMAC_LEN 32

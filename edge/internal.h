@@ -112,9 +112,6 @@ size_t edge_client_pending(const struct edge_client *c);
 
 /* ---- time ------------------------------------------------------------------ */
 
-/* edge_now_ms: CLOCK_MONOTONIC in milliseconds. */
-uint64_t edge_now_ms(void);
-
 /* ---- the combiner process (edge_combproc.c) --------------------------------- */
 
 /*

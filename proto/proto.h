@@ -14,9 +14,7 @@
 
 #include <sodium/crypto_hash_sha256.h>
 
-#include "proto/spk_err.h"
-
-#define SPK_WUR __attribute__((warn_unused_result))
+#include "base/base.h"
 
 /* Hard caps. */
 #define PROTO_MSG_MAX (64 * 1024)   /* one wire message */

@@ -126,7 +126,4 @@ struct sh_bucket {
  * |now_ms| and takes one token: true if there was one. */
 bool sh_bucket_take(struct sh_bucket *b, double rate, unsigned burst, uint64_t now_ms);
 
-/* sh_now_ms: CLOCK_MONOTONIC in milliseconds. */
-uint64_t sh_now_ms(void);
-
 #endif

@@ -7,7 +7,7 @@
 #include <sodium.h>
 
 #include "share-holder/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /*
  * The allow-list: which CURVE client keys may connect, which key ids each may

@@ -7,7 +7,7 @@
 #include <zmq.h>
 
 #include "share-holder/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /*
  * The client side of the share protocol: one DEALER per holder, requests
@@ -70,14 +70,6 @@ struct sh_client {
     uint8_t frame[PROTO_MSG_MAX];
     struct proto_msg msg;
 };
-
-static uint64_t now_us(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 struct sh_client *sh_client_new(void *zmq_ctx, const struct proto_holder_secret *me,
                                 sh_result_cb cb, void *cb_ctx)
@@ -278,7 +270,7 @@ static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holde
     p->type = type;
     p->out_y = out_y;
     p->out_cap = out_cap;
-    p->sent_us = now_us();
+    p->sent_us = spk_now_us();
     p->deadline_us = p->sent_us + (uint64_t)timeout_ms * 1000u;
     p->user = user;
     pending_use(c, p);
@@ -348,7 +340,7 @@ size_t sh_client_poll_items(const struct sh_client *c, zmq_pollitem_t *items, si
 
 long sh_client_timeout_ms(const struct sh_client *c)
 {
-    uint64_t now = now_us();
+    uint64_t now = spk_now_us();
     uint64_t first = UINT64_MAX;
 
     if (c->num_pending == 0) {
@@ -371,7 +363,7 @@ long sh_client_timeout_ms(const struct sh_client *c)
 static void finish(struct sh_client *c, struct sh_pending *p, struct sh_result *res)
 {
     struct sh_holder_health *hh = &c->holders[p->holder].health;
-    uint64_t lat = now_us() - p->sent_us;
+    uint64_t lat = spk_now_us() - p->sent_us;
 
     res->holder = p->holder;
     res->req_id = p->req_id;
@@ -520,7 +512,7 @@ int sh_client_process(struct sh_client *c)
             reply_handle(c, i, c->frame, (size_t)n);
         }
     }
-    now = now_us();
+    now = spk_now_us();
     /* Downwards, because finish() moves the last live slot into the one it
      * frees, and the callback may add requests (at the end, not yet due) or
      * cancel any: an index past the shrunk end is skipped, and a slot moved
@@ -545,12 +537,12 @@ int sh_client_process(struct sh_client *c)
 
 int sh_client_wait(struct sh_client *c, int timeout_ms)
 {
-    uint64_t end = now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
+    uint64_t end = spk_now_us() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000u;
     zmq_pollitem_t *items = c->items;
     int r = 0;
 
     while (c->num_pending > 0) {
-        uint64_t now = now_us();
+        uint64_t now = spk_now_us();
         long wait = sh_client_timeout_ms(c);
         long left = now >= end ? 0 : (long)((end - now + 999) / 1000);
         size_t n = sh_client_poll_items(c, items, c->num_holders);

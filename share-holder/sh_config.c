@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "share-holder/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /* The --config file: "OPTION VALUE" lines with the long option names. */
 

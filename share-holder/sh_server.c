@@ -56,14 +56,6 @@ struct sh_server {
     struct proto_msg msg;
 };
 
-uint64_t sh_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 bool sh_bucket_take(struct sh_bucket *b, double rate, unsigned burst, uint64_t now_ms)
 {
     if (now_ms > b->last_ms) {
@@ -81,19 +73,6 @@ bool sh_bucket_take(struct sh_bucket *b, double rate, unsigned burst, uint64_t n
 }
 
 /* ---- logs ------------------------------------------------------------------ */
-
-static void sh_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static void sh_log(const char *fmt, ...)
-{
-    va_list ap;
-
-    fputs("share-holder: ", stderr);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fputc('\n', stderr);
-}
 
 /* iso_time: the UTC time to the millisecond; the calendar part is only
  * reformatted when the second changes. */
@@ -138,7 +117,7 @@ static int audit_write(struct sh_server *s, const char *fmt, ...)
     n += m;
     line[n++] = '\n';
     if (write(s->audit_fd, line, (size_t)n) != n) {
-        sh_log("cannot write the audit log: %s", strerror(errno));
+        spk_log("share-holder", "cannot write the audit log: %s", strerror(errno));
         return SPK_ERR_IO;
     }
     return 0;
@@ -210,8 +189,8 @@ static void zap_handle(struct sh_server *s)
     }
     if (status[0] != '2') {
         s->num_refused++;
-        sh_log("refused CURVE client %s from %s: %s", z85[0] ? z85 : "-",
-               address[0] ? address : "-", text);
+        spk_log("share-holder", "refused CURVE client %s from %s: %s", z85[0] ? z85 : "-",
+                address[0] ? address : "-", text);
         (void)audit_write(s, "refused key=%s addr=%s reason=\"%s\"", z85[0] ? z85 : "-",
                           address[0] ? address : "-", text);
     }
@@ -222,7 +201,7 @@ static void zap_handle(struct sh_server *s)
         zmq_send(s->zap, text, strlen(text), ZMQ_SNDMORE) < 0 ||
         zmq_send(s->zap, z85, client != NULL ? strlen(z85) : 0, ZMQ_SNDMORE) < 0 ||
         zmq_send(s->zap, "", 0, 0) < 0) {
-        sh_log("cannot answer a ZAP request: %s", zmq_strerror(zmq_errno()));
+        spk_log("share-holder", "cannot answer a ZAP request: %s", zmq_strerror(zmq_errno()));
     }
 out:
     for (size_t i = 0; i < num; i++) {
@@ -383,7 +362,7 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
         reply_error(s, id, req_id, SPK_ERR_NOT_ALLOWED, "client no longer allowed");
         return;
     }
-    now_ms = sh_now_ms();
+    now_ms = spk_now_ms();
     rate_ok = sh_bucket_take(bucket_get(s, client->curve_pk, now_ms), s->opt->rate, s->opt->burst,
                              now_ms);
     r = proto_msg_decode(&s->msg, zmq_msg_data(body), zmq_msg_size(body));
@@ -488,22 +467,24 @@ static void reload(struct sh_server *s)
     int r;
 
     if ((r = sh_allow_load(&allow, s->opt->allow_path, why, sizeof(why))) != 0) {
-        sh_log("reload: keeping the old allow-list: %s: %s", s->opt->allow_path, why);
+        spk_log("share-holder", "reload: keeping the old allow-list: %s: %s", s->opt->allow_path,
+                why);
     } else {
         sh_allow_cleanup(&s->allow);
         s->allow = allow;
     }
     if ((r = sh_store_load(&store, s->opt->shares_dir, s->key, stderr)) != 0) {
-        sh_log("reload: keeping the old shares: %s", spk_strerror(r));
+        spk_log("share-holder", "reload: keeping the old shares: %s", spk_strerror(r));
     } else {
         sh_store_cleanup(&s->store);
         s->store = store;
     }
-    sh_log("reloaded: %zu clients, %zu shares (%zu skipped); so far %llu released, %llu "
-           "denied, %llu refused, %llu bad frames",
-           s->allow.num_clients, s->store.num_shares, s->store.num_skipped,
-           (unsigned long long)s->num_released, (unsigned long long)s->num_denied,
-           (unsigned long long)s->num_refused, (unsigned long long)s->num_bad);
+    spk_log("share-holder",
+            "reloaded: %zu clients, %zu shares (%zu skipped); so far %llu released, %llu "
+            "denied, %llu refused, %llu bad frames",
+            s->allow.num_clients, s->store.num_shares, s->store.num_skipped,
+            (unsigned long long)s->num_released, (unsigned long long)s->num_denied,
+            (unsigned long long)s->num_refused, (unsigned long long)s->num_bad);
 }
 
 static void signals_handle(struct sh_server *s)
@@ -535,7 +516,7 @@ static int sockets_open(struct sh_server *s)
     }
     s->zap = zmq_socket(s->ctx, ZMQ_REP);
     if (s->zap == NULL || zmq_bind(s->zap, ZAP_ENDPOINT) != 0) {
-        sh_log("cannot start the ZAP handler: %s", zmq_strerror(zmq_errno()));
+        spk_log("share-holder", "cannot start the ZAP handler: %s", zmq_strerror(zmq_errno()));
         return SPK_ERR_INTERNAL;
     }
     s->router = zmq_socket(s->ctx, ZMQ_ROUTER);
@@ -544,19 +525,19 @@ static int sockets_open(struct sh_server *s)
         zmq_setsockopt(s->router, ZMQ_ZAP_DOMAIN, ZAP_DOMAIN, strlen(ZAP_DOMAIN)) != 0 ||
         zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
         zmq_setsockopt(s->router, ZMQ_LINGER, &linger, sizeof(linger)) != 0) {
-        sh_log("cannot set up the ROUTER socket: %s", zmq_strerror(zmq_errno()));
+        spk_log("share-holder", "cannot set up the ROUTER socket: %s", zmq_strerror(zmq_errno()));
         return SPK_ERR_INTERNAL;
     }
     if (zmq_bind(s->router, s->opt->bind) != 0) {
-        sh_log("cannot bind %s: %s", s->opt->bind, zmq_strerror(zmq_errno()));
+        spk_log("share-holder", "cannot bind %s: %s", s->opt->bind, zmq_strerror(zmq_errno()));
         return SPK_ERR_IO;
     }
     if (zmq_getsockopt(s->router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_len) != 0) {
         (void)snprintf(endpoint, sizeof(endpoint), "%s", s->opt->bind);
     }
-    sh_log("holder %s serving %zu share%s to %zu client%s on %s", s->key->pub.name,
-           s->store.num_shares, s->store.num_shares == 1 ? "" : "s", s->allow.num_clients,
-           s->allow.num_clients == 1 ? "" : "s", endpoint);
+    spk_log("share-holder", "holder %s serving %zu share%s to %zu client%s on %s", s->key->pub.name,
+            s->store.num_shares, s->store.num_shares == 1 ? "" : "s", s->allow.num_clients,
+            s->allow.num_clients == 1 ? "" : "s", endpoint);
     return 0;
 }
 
@@ -569,42 +550,45 @@ static int server_start(struct sh_server *s)
     int r;
 
     if ((r = spk_mem_init()) != 0) {
-        sh_log("cannot initialise secret memory: %s", spk_strerror(r));
+        spk_log("share-holder", "cannot initialise secret memory: %s", spk_strerror(r));
         return r;
     }
     if ((r = spk_process_harden(unlocked, why, sizeof(why))) != 0) {
-        sh_log("%s", why[0] ? why : spk_strerror(r));
+        spk_log("share-holder", "%s", why[0] ? why : spk_strerror(r));
         return r;
     }
     if (!spk_memory_locked()) {
-        sh_log("WARNING: running with memory not locked (--allow-unlocked)");
+        spk_log("share-holder", "WARNING: running with memory not locked (--allow-unlocked)");
     }
     if (s->opt->key_path[0] == '\0' || s->opt->shares_dir[0] == '\0' ||
         s->opt->allow_path[0] == '\0' || s->opt->bind[0] == '\0') {
-        sh_log("--key, --shares, --allow and --bind are required (see --help)");
+        spk_log("share-holder", "--key, --shares, --allow and --bind are required (see --help)");
         return SPK_ERR_INVALID_ARG;
     }
     if ((r = split_holder_secret_load(&s->key, s->opt->key_path)) != 0) {
-        sh_log("cannot load the holder key %s: %s", s->opt->key_path, spk_strerror(r));
+        spk_log("share-holder", "cannot load the holder key %s: %s", s->opt->key_path,
+                spk_strerror(r));
         return r;
     }
     if ((r = sh_allow_load(&s->allow, s->opt->allow_path, why, sizeof(why))) != 0) {
-        sh_log("allow-list %s: %s", s->opt->allow_path, why);
+        spk_log("share-holder", "allow-list %s: %s", s->opt->allow_path, why);
         return r;
     }
     if ((r = sh_store_load(&s->store, s->opt->shares_dir, s->key, stderr)) != 0) {
-        sh_log("no usable share for holder %s in %s", s->key->pub.name, s->opt->shares_dir);
+        spk_log("share-holder", "no usable share for holder %s in %s", s->key->pub.name,
+                s->opt->shares_dir);
         return r;
     }
     if (s->opt->audit_path[0] != '\0') {
         s->audit_fd = open(s->opt->audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
         if (s->audit_fd < 0) {
-            sh_log("cannot open the audit log %s: %s", s->opt->audit_path, strerror(errno));
+            spk_log("share-holder", "cannot open the audit log %s: %s", s->opt->audit_path,
+                    strerror(errno));
             return SPK_ERR_IO;
         }
     }
     if ((r = sh_sessions_init(&s->sessions)) != 0) {
-        sh_log("cannot allocate session keys: %s", spk_strerror(r));
+        spk_log("share-holder", "cannot allocate session keys: %s", spk_strerror(r));
         return r;
     }
     s->buckets = calloc(BUCKETS_MAX, sizeof(*s->buckets));
@@ -618,7 +602,7 @@ static int server_start(struct sh_server *s)
     /* blocked before ZeroMQ starts its threads, so they inherit the mask */
     if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
         (s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
-        sh_log("cannot set up signals: %s", strerror(errno));
+        spk_log("share-holder", "cannot set up signals: %s", strerror(errno));
         return SPK_ERR_INTERNAL;
     }
     return sockets_open(s);
@@ -661,7 +645,8 @@ static int server_loop(struct sh_server *s)
 
     if (zmq_getsockopt(s->router, ZMQ_FD, &router_fd, &fd_len) != 0 ||
         (fd_len = sizeof(int), zmq_getsockopt(s->zap, ZMQ_FD, &zap_fd, &fd_len)) != 0) {
-        sh_log("cannot get the sockets' file descriptors: %s", zmq_strerror(zmq_errno()));
+        spk_log("share-holder", "cannot get the sockets' file descriptors: %s",
+                zmq_strerror(zmq_errno()));
         return SPK_ERR_INTERNAL;
     }
     while (!s->stop) {
@@ -679,10 +664,10 @@ static int server_loop(struct sh_server *s)
             router_ready = i == BATCH_MAX;
         }
         /* wake up to close the shares opened for the last requests */
-        wait = (int)sh_store_close_in_ms(&s->store, sh_now_ms());
+        wait = (int)sh_store_close_in_ms(&s->store, spk_now_ms());
         if (wait == 0) {
             if (sh_store_close(&s->store) != 0) {
-                sh_log("cannot make the shares noaccess again: stopping");
+                spk_log("share-holder", "cannot make the shares noaccess again: stopping");
                 return SPK_ERR_INTERNAL;
             }
             wait = -1;
@@ -701,7 +686,7 @@ static int server_loop(struct sh_server *s)
             if (errno == EINTR) {
                 continue;
             }
-            sh_log("poll: %s", strerror(errno));
+            spk_log("share-holder", "poll: %s", strerror(errno));
             return SPK_ERR_INTERNAL;
         }
         if (fds[2].revents & POLLIN) {
@@ -759,9 +744,10 @@ int sh_run(const struct sh_options *opt)
         r = server_loop(&s);
     }
     if (r == 0) {
-        sh_log("stopping: %llu released, %llu denied, %llu refused, %llu bad frames",
-               (unsigned long long)s.num_released, (unsigned long long)s.num_denied,
-               (unsigned long long)s.num_refused, (unsigned long long)s.num_bad);
+        spk_log("share-holder",
+                "stopping: %llu released, %llu denied, %llu refused, %llu bad frames",
+                (unsigned long long)s.num_released, (unsigned long long)s.num_denied,
+                (unsigned long long)s.num_refused, (unsigned long long)s.num_bad);
     }
     server_stop(&s);
     return r == 0 ? 0 : 1;

@@ -3,7 +3,7 @@
 #include <sodium.h>
 
 #include "share-holder/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /*
  * Share sessions, holder side. A requester sends a crypto_kx client key with

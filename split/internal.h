@@ -14,14 +14,6 @@
 
 #include "split/split.h"
 
-/* The allocation hooks spk_mem_init installs (exposed for tests). */
-void *spk_gmp_alloc(size_t len);
-void *spk_gmp_realloc(void *old, size_t old_len, size_t new_len);
-void spk_gmp_free(void *p, size_t len);
-void *spk_ossl_malloc(size_t len, const char *file, int line);
-void *spk_ossl_realloc(void *old, size_t len, const char *file, int line);
-void spk_ossl_free(void *p, const char *file, int line);
-
 /* Largest field: 2^4253 - 1 in 67 limbs. */
 #define SPLIT_FE_LIMBS_MAX 67
 

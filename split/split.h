@@ -18,7 +18,7 @@
 #include <openssl/evp.h>
 
 #include "proto/proto.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 #define SPLIT_NUM_SECRETS PROTO_NUM_SECRETS
 

@@ -46,7 +46,7 @@
 #include "proto/proto.h"
 #include "split/split.h"
 #include "split/split_rsa.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 #define MS_NEEDLE_MAX 4096 /* bytes of one needle */
 #define MS_NEEDLES_MAX 256

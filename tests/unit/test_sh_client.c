@@ -11,7 +11,7 @@
 #include <zmq.h>
 
 #include "share-holder/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /*
  * The holder client against an in-process CURVE ROUTER that plays the holder:

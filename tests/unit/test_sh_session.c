@@ -8,7 +8,7 @@
 #include <sodium.h>
 
 #include "share-holder/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /* Holder-side share sealing: what sh_share_response_build puts on the wire
  * opens with the requester's crypto_kx keys and the frame's AD, and nothing

@@ -10,7 +10,7 @@
 #include <sodium.h>
 
 #include "share-holder/internal.h"
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /*
  * The share store's open window: a served share stays readable while

@@ -21,7 +21,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
-#include "split/internal.h"
+#include "base/internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SPK_TEST_MLOCK_INTERCEPTED 1

@@ -17,8 +17,8 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
-#include "split/internal.h"
-#include "split/spk_secret.h"
+#include "base/internal.h"
+#include "base/base.h"
 
 /*
  * OpenSSL's free hook is not told the size of the block, so every block it

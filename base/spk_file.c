@@ -15,7 +15,7 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
-#include "split/spk_secret.h"
+#include "base/base.h"
 
 /*
  * read_all reads |path| into a buffer from |alloc| (released with |release|

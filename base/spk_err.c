@@ -1,4 +1,4 @@
-#include "proto/spk_err.h"
+#include "base/base.h"
 
 const char *spk_strerror(int err)
 {
