@@ -151,6 +151,33 @@ bool split_cli_is_dir(const char *path)
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+int split_cli_out_dir_check(const char *cmd, const char *dir)
+{
+    struct stat st;
+
+    if (stat(dir, &st) == 0) {
+        return S_ISDIR(st.st_mode) ? SPLIT_CLI_OK
+                                   : split_cli_fail(cmd, "%s is not a directory", dir);
+    }
+    if (errno != ENOENT) {
+        return split_cli_fail(cmd, "cannot use %s: %s", dir, strerror(errno));
+    }
+    return SPLIT_CLI_OK;
+}
+
+int split_cli_out_dir_make(const char *cmd, const char *dir, bool *made)
+{
+    *made = false;
+    if (mkdir(dir, 0700) == 0) {
+        *made = true;
+        return SPLIT_CLI_OK;
+    }
+    if (errno == EEXIST && split_cli_is_dir(dir)) {
+        return SPLIT_CLI_OK;
+    }
+    return split_cli_fail(cmd, "cannot make the directory %s: %s", dir, strerror(errno));
+}
+
 const char *split_cli_read_error(const char *path, int r)
 {
     struct stat st;

@@ -21,6 +21,7 @@ static void keygen_usage(FILE *to)
                 "Makes DIR/NAME.key (secret, mode 0600) and DIR/NAME.pub (public) for a\n"
                 "share holder: an X25519 CURVE transport keypair and an X25519 storage\n"
                 "keypair. NAME is 1-64 of A-Z a-z 0-9 . _ - and does not start with '.'.\n"
+                "DIR is made (mode 0700) when it does not exist; its parent must.\n"
                 "Refuses to overwrite either file; then nothing is written.\n");
 }
 
@@ -48,6 +49,7 @@ int split_cmd_keygen(int argc, char *argv[])
     int r;
     int st; /* the command line's status */
     int ret = SPLIT_CLI_FAIL;
+    bool made_dir = false;
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -79,8 +81,8 @@ int split_cmd_keygen(int argc, char *argv[])
                                "with '.'",
                                name);
     }
-    if (!split_cli_is_dir(dir)) {
-        return split_cli_fail(cmd, "output directory %s does not exist", dir);
+    if (split_cli_out_dir_check(cmd, dir) != SPLIT_CLI_OK) {
+        return SPLIT_CLI_FAIL;
     }
     snprintf(file, sizeof(file), "%s.key", name);
     if (!split_cli_path(key_path, sizeof(key_path), dir, file)) {
@@ -108,6 +110,9 @@ int split_cmd_keygen(int argc, char *argv[])
         split_cli_fail(cmd, "cannot make the key: %s", spk_strerror(r));
         goto out;
     }
+    if (split_cli_out_dir_make(cmd, dir, &made_dir) != SPLIT_CLI_OK) {
+        goto out;
+    }
     if ((r = spk_file_write_new(key_path, 0600, key_text, key_len)) != 0) {
         split_cli_fail(cmd, "cannot write %s: %s", key_path, spk_strerror(r));
         goto out;
@@ -121,6 +126,9 @@ int split_cmd_keygen(int argc, char *argv[])
     printf("%s\n%s\n", key_path, pub_path);
     ret = SPLIT_CLI_OK;
 out:
+    if (ret != SPLIT_CLI_OK && made_dir) {
+        rmdir(dir);
+    }
     spk_secret_free(key);
     spk_secret_free(key_text);
     return ret;

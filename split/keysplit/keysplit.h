@@ -85,6 +85,19 @@ bool split_cli_path(char *out, size_t cap, const char *dir, const char *name);
 bool split_cli_exists(const char *path);
 /* split_cli_is_dir: |path| is a directory. */
 bool split_cli_is_dir(const char *path);
+/*
+ * split_cli_out_dir_check: |dir| is a directory or does not exist yet (the
+ * command makes it when it writes); otherwise prints why and returns
+ * SPLIT_CLI_FAIL. Checked before any work so a bad --out fails at once.
+ */
+int split_cli_out_dir_check(const char *cmd, const char *dir);
+/*
+ * split_cli_out_dir_make makes a missing |dir| with mode 0700 (one level:
+ * its parent must exist), just before the first file is written, so a
+ * command that fails earlier leaves nothing behind. *made says whether it
+ * did, so a failed write can remove it again.
+ */
+int split_cli_out_dir_make(const char *cmd, const char *dir, bool *made);
 /* split_cli_read_error: why |path| could not be read (errno text when it is not there). */
 const char *split_cli_read_error(const char *path, int r);
 /* split_cli_hex writes |n| bytes as lowercase hex and a NUL into |out| (2n + 1). */

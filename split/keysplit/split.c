@@ -27,6 +27,7 @@ static void split_usage(FILE *to)
                 "the N holders, in order: the first holder gets index 1. Writes the signed\n"
                 "record DIR/KEYID.record and DIR/KEYID.NAME.share per holder, each share\n"
                 "sealed to that holder's storage key, and prints KEYID. 2 <= K <= N <= 255.\n"
+                "DIR is made (mode 0700) when it does not exist; its parent must.\n"
                 "Refuses duplicate holders and existing files; then nothing is written.\n");
 }
 
@@ -94,6 +95,7 @@ int split_cmd_split(int argc, char *argv[])
     int r;
     int st; /* the command line's status */
     int ret = SPLIT_CLI_FAIL;
+    bool made_dir = false;
 
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
@@ -139,8 +141,8 @@ int split_cmd_split(int argc, char *argv[])
     if (k > num_holders) {
         return split_cli_fail(cmd, "threshold %u exceeds the %u holder(s)", k, num_holders);
     }
-    if (!split_cli_is_dir(dir)) {
-        return split_cli_fail(cmd, "output directory %s does not exist", dir);
+    if (split_cli_out_dir_check(cmd, dir) != SPLIT_CLI_OK) {
+        return SPLIT_CLI_FAIL;
     }
 
     if ((holders = calloc(num_holders, sizeof(*holders))) == NULL ||
@@ -220,7 +222,13 @@ int split_cmd_split(int argc, char *argv[])
             goto out;
         }
     }
+    if ((ret = split_cli_out_dir_make(cmd, dir, &made_dir)) != SPLIT_CLI_OK) {
+        goto out;
+    }
     if ((ret = split_write_all(cmd, files, num_holders + 1)) != SPLIT_CLI_OK) {
+        if (made_dir) {
+            rmdir(dir);
+        }
         goto out;
     }
     printf("%s\n", id);

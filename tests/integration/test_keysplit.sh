@@ -98,7 +98,13 @@ refused "keygen refuses when only NAME.key exists" "$KEYS" "$KS" keygen --name c
 cp "$T/carol.pub.saved" "$KEYS/carol.pub"
 refused "keygen refuses a bad name" "$KEYS" "$KS" keygen --name "../x" --out "$KEYS"
 refused "keygen refuses a missing --out" "$KEYS" "$KS" keygen --name dave
-refused "keygen refuses a missing directory" "$KEYS" "$KS" keygen --name dave --out "$T/nope"
+refused "keygen refuses a directory whose parent is missing" "$KEYS" "$KS" keygen --name dave \
+    --out "$T/nope/deeper"
+check "keygen made no parent" [ ! -e "$T/nope" ]
+refused "keygen refuses an --out that is a file" "$KEYS" "$KS" keygen --name dave --out "$DATA/rsa2048.pem"
+run "keygen makes a missing --out" "$KS" keygen --name dave --out "$T/newkeys/"
+check "keygen made --out with mode 700" [ "$(stat -c %a "$T/newkeys")" = 700 ]
+check "keygen wrote dave.key in it (mode 600)" [ "$(stat -c %a "$T/newkeys/dave.key")" = 600 ]
 refused "keygen refuses an unknown flag" "$KEYS" "$KS" keygen --name dave --out "$KEYS" --frob
 run "keygen --help" "$KS" keygen --help
 check "keygen --help prints usage" grep -q 'Usage: keysplit keygen' "$T/stdout"
@@ -115,6 +121,12 @@ done
 check "split wrote nothing else" [ "$(find "$OUT" -type f | wc -l)" -eq 4 ]
 check "share files are mode 600" [ "$(stat -c %a "$OUT/$id.bob.share")" = 600 ]
 R=$OUT/$id.record
+run "split makes a missing --out" "$KS" split --key "$DATA/rsa2048.pem" --threshold 2 "${H[@]}" \
+    --out "$T/newshares"
+check "split made --out with mode 700" [ "$(stat -c %a "$T/newshares")" = 700 ]
+check "split wrote the record and three shares in it" [ "$(find "$T/newshares" -type f | wc -l)" -eq 4 ]
+refused "split with a bad key leaves no new directory behind" "$EMPTY" "$KS" split \
+    --key "$DATA/garbage.pem" --threshold 2 "${H[@]}" --out "$EMPTY/sub"
 
 echo "== info"
 run "info record" "$KS" info "$R"
@@ -216,7 +228,8 @@ refused "missing key file" "$EMPTY" "${S[@]}" --key "$T/no-such.pem"
 refused "wrong passphrase" "$EMPTY" "${S[@]}" --key "$DATA/rsa2048-encrypted.pem" \
     --passphrase-file "$DATA/wrong-passphrase.txt"
 refused "encrypted key without a passphrase" "$EMPTY" "${S[@]}" --key "$DATA/rsa2048-encrypted.pem"
-refused "missing output directory" "$EMPTY" "$KS" split --key "$DATA/rsa2048.pem" --threshold 2 "${H[@]}" --out "$T/nope"
+refused "output directory whose parent is missing" "$EMPTY" "$KS" split --key "$DATA/rsa2048.pem" --threshold 2 \
+    "${H[@]}" --out "$T/nope/deeper"
 refused "existing output (all files there)" "$OUT" "$KS" split --key "$DATA/rsa2048.pem" --threshold 2 "${H[@]}" --out "$OUT"
 mkdir "$T/partial"
 echo "someone else's" >"$T/partial/$id.carol.share"
