@@ -294,6 +294,9 @@ static void combproc_handle(struct combproc *cp, const uint8_t *id, size_t id_le
         combproc_send(cp, id, id_len, &pong);
         return;
     }
+    if (m.type == PROTO_MSG_ERROR) {
+        return; /* never answered: two peers that answered errors would trade them forever */
+    }
     if (m.type != PROTO_MSG_OP_REQUEST) {
         combproc_send_error(cp, id, id_len, m.req_id, SPK_ERR_UNSUPPORTED, "not a request");
         return;

@@ -398,11 +398,14 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
     case PROTO_MSG_SHARE_REQUEST:
         share_request(s, id, client, rate_ok, address, now_ms);
         return;
+    case PROTO_MSG_ERROR:
+        /* Never answered: two peers that answered errors would trade them forever. */
+        s->num_bad++;
+        return;
     case PROTO_MSG_PONG:
     case PROTO_MSG_SHARE_RESPONSE:
     case PROTO_MSG_OP_REQUEST:
     case PROTO_MSG_OP_RESPONSE:
-    case PROTO_MSG_ERROR:
     default:
         s->num_bad++;
         if (rate_ok) {

@@ -139,6 +139,43 @@ check "h2 answered garbage with ERROR replies" \
 check "h2 still running after the garbage" kill -0 "$h2_pid"
 fetch edge h2 "$KEY1" --record "$T/split1/$KEY1.record"
 check "h2 still serves a good client" grep -q '^holder h2 ok index=2 verified$' "$T/out"
+
+# PROTOCOL.md 7.3: a type the holder does not serve gets ERROR unsupported with
+# its request id; an ERROR is never answered. A PING after each proves the
+# order: the first answer after the ERROR must be the PING's PONG.
+cat >"$T/unserved.py" <<'EOF'
+import os, struct, sys, zmq
+def frame(typ, req, body=b""):
+    return b"SK" + bytes([1, typ, 0]) + struct.pack(">QI", req, len(body)) + body
+ctx = zmq.Context()
+s = ctx.socket(zmq.DEALER)
+s.curve_serverkey = os.environ["SERVER"].encode()
+s.curve_publickey = os.environ["PUB"].encode()
+s.curve_secretkey = os.environ["SEC"].encode()
+s.linger = 0
+s.rcvtimeo = 5000
+s.connect(sys.argv[1])
+out = []
+# ERROR internal (item 0x0e, 2 bytes), then PING 11; OP_RESPONSE 12 (result 0x0d), then PING 13.
+for f in (frame(7, 10, b"\x0e\x00\x02\x00\x01"), frame(1, 11),
+          frame(6, 12, b"\x0d\x00\x01\x00"), frame(1, 13)):
+    s.send(f)
+for _ in range(3):
+    m = s.recv()
+    code = struct.unpack(">H", m[20:22])[0] if m[3] == 7 else 0
+    out.append("%d:%d:%d" % (m[3], struct.unpack(">Q", m[5:13])[0], code))
+s.rcvtimeo = 500
+try:
+    m = s.recv()
+    out.append("extra:%d" % m[3])
+except zmq.Again:
+    pass
+print(" ".join(out))
+EOF
+SERVER=$(awk '/^curve-public /{print $2}' "$T/h2.pub") PUB=$(awk '/^curve-public /{print $2}' "$T/noisy.key") \
+    SEC=$(awk '/^curve-secret /{print $2}' "$T/noisy.key") /usr/bin/python3 "$T/unserved.py" "$h2_ep" >"$T/types" 2>&1
+check "h2: ERROR unanswered, PONG 11, ERROR unsupported (25) for OP_RESPONSE 12, PONG 13 ($(cat "$T/types"))" \
+    test "$(cat "$T/types")" = "2:11:0 7:12:25 2:13:0"
 "$TC" garbage --key "$T/noisy.key" --holder "$h1_ep" "$T/h1.pub" --count 2000 >"$T/garbage" 2>&1
 check "h1 (default rate) still running after garbage over the rate" kill -0 "$h1_pid"
 fetch edge h1 "$KEY1"

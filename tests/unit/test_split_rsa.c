@@ -512,6 +512,37 @@ static void test_record_sign_verify(void **state)
         text[at] = was;
     }
 
+    /*
+     * A signature must be below the modulus: s + n is the same residue, so a
+     * verifier that reduced it mod n would accept it. PSS salts are random,
+     * so sign until s + n fits in the modulus' length (about half the time).
+     */
+    for (i = 0; i < 64; i++) {
+        BIGNUM *sig_bn, *n_bn;
+        bool fits;
+
+        *dec = *s.rec;
+        assert_int_equal(split_record_sign(dec, key.pkey), 0);
+        sig_bn = BN_bin2bn(dec->signature, (int)dec->signature_len, NULL);
+        n_bn = BN_bin2bn(dec->modulus, (int)dec->modulus_len, NULL);
+        assert_non_null(sig_bn);
+        assert_non_null(n_bn);
+        assert_int_equal(BN_add(sig_bn, sig_bn, n_bn), 1);
+        fits = BN_num_bytes(sig_bn) <= (int)dec->signature_len;
+        if (fits) {
+            assert_int_equal(split_record_verify(dec), 0);
+            assert_int_equal(BN_bn2binpad(sig_bn, dec->signature, (int)dec->signature_len),
+                             (int)dec->signature_len);
+            assert_int_equal(split_record_verify(dec), SPK_ERR_BAD_SIGNATURE);
+        }
+        BN_free(sig_bn);
+        BN_free(n_bn);
+        if (fits) {
+            break;
+        }
+    }
+    assert_true(i < 64);
+
     /* Signed by another key: the key id and n, e no longer match the signer. */
     *dec = *s.rec;
     assert_int_equal(split_record_sign(dec, other.pkey), 0);
