@@ -176,6 +176,34 @@ SERVER=$(awk '/^curve-public /{print $2}' "$T/h2.pub") PUB=$(awk '/^curve-public
     SEC=$(awk '/^curve-secret /{print $2}' "$T/noisy.key") /usr/bin/python3 "$T/unserved.py" "$h2_ep" >"$T/types" 2>&1
 check "h2: ERROR unanswered, PONG 11, ERROR unsupported (25) for OP_RESPONSE 12, PONG 13 ($(cat "$T/types"))" \
     test "$(cat "$T/types")" = "2:11:0 7:12:25 2:13:0"
+
+# SECURITY.md: the allow-list's address ranges bound a stolen client key. h1
+# admits edge from 127.0.0.1/32 only: the same key from 127.0.0.2 (a ZeroMQ
+# source address) gets no answer at all, and the refusal names the address.
+cat >"$T/from.py" <<'EOF'
+import os, struct, sys, zmq
+ctx = zmq.Context()
+s = ctx.socket(zmq.DEALER)
+s.curve_serverkey = os.environ["SERVER"].encode()
+s.curve_publickey = os.environ["PUB"].encode()
+s.curve_secretkey = os.environ["SEC"].encode()
+s.linger = 0
+s.rcvtimeo = 2000
+s.connect(sys.argv[1].replace("tcp://", "tcp://%s:0;" % sys.argv[2]))
+s.send(b"SK" + bytes([1, 1, 0]) + struct.pack(">QI", 21, 0))
+try:
+    m = s.recv()
+    print("answer type %d" % m[3])
+except zmq.Again:
+    print("no answer")
+EOF
+from_addr() { # FROM_ADDRESS: a PING to h1 with edge's key from that source address
+    SERVER=$(awk '/^curve-public /{print $2}' "$T/h1.pub") PUB=$(awk '/^curve-public /{print $2}' "$T/edge.key") \
+        SEC=$(awk '/^curve-secret /{print $2}' "$T/edge.key") /usr/bin/python3 "$T/from.py" "$h1_ep" "$1" 2>&1
+}
+check "h1: edge's key from 127.0.0.1 (in its range) gets a PONG" test "$(from_addr 127.0.0.1)" = "answer type 2"
+check "h1: edge's key from 127.0.0.2 (outside 127.0.0.1/32) gets nothing" test "$(from_addr 127.0.0.2)" = "no answer"
+check "h1: the refusal is logged with the address" grep -qF "127.0.0.2" "$T/h1.log" "$T/h1.audit"
 "$TC" garbage --key "$T/noisy.key" --holder "$h1_ep" "$T/h1.pub" --count 2000 >"$T/garbage" 2>&1
 check "h1 (default rate) still running after garbage over the rate" kill -0 "$h1_pid"
 fetch edge h1 "$KEY1"
