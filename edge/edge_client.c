@@ -57,7 +57,7 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
     int zero = 0;
     int one = 1;
     int ivl = 100;
-    int64_t maxmsg = PROTO_MSG_MAX;
+    int64_t maxmsg = PROTO_ZMQ_MAXMSGSIZE;
     size_t fd_len = sizeof(c->fd);
 
     if (c == NULL) {

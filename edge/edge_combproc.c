@@ -968,7 +968,7 @@ int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked)
     struct combproc cp;
     char why[4096] = "";
     sigset_t set;
-    int64_t maxmsg = PROTO_MSG_MAX;
+    int64_t maxmsg = PROTO_ZMQ_MAXMSGSIZE;
     int zero = 0;
     int status = 1;
     uint64_t drain_deadline = 0;

@@ -17,7 +17,17 @@
 #include "base/base.h"
 
 /* Hard caps. */
-#define PROTO_MSG_MAX (64 * 1024)   /* one wire message */
+#define PROTO_MSG_MAX (64 * 1024) /* one wire message */
+/*
+ * ZMQ_MAXMSGSIZE of every socket. libzmq checks the limit against the frame
+ * as it arrives, which with CURVE is the encrypted MESSAGE command:
+ * "\x07MESSAGE" (8) || nonce (8) || box MAC (16) || flags (1) || frame. So
+ * that every frame of up to PROTO_MSG_MAX bytes gets through (and an answer)
+ * the limit is that much larger; the decoder refuses anything over
+ * PROTO_MSG_MAX whichever way it came.
+ */
+#define PROTO_CURVE_MSG_OVERHEAD 33
+#define PROTO_ZMQ_MAXMSGSIZE (PROTO_MSG_MAX + PROTO_CURVE_MSG_OVERHEAD)
 #define PROTO_FILE_MAX (256 * 1024) /* one text file (record, share, key) */
 #define PROTO_BN_MAX 1024           /* modulus bytes: RSA-8192 */
 #define PROTO_BN_MIN 256            /* modulus bytes: RSA-2048 */
@@ -238,8 +248,9 @@ SPK_WUR int proto_share_file_encode(uint8_t *out, size_t cap, size_t *out_len,
 #define PROTO_AEAD_TAG_LEN 16
 #define PROTO_SHARE_Y_MAX (PROTO_NUM_SECRETS * PROTO_FIELD_Y_MAX)
 #define PROTO_SHARE_CT_MAX (PROTO_SHARE_Y_MAX + PROTO_AEAD_TAG_LEN)
-/* Associated data of a sealed share: header || key id || split id || index. */
-#define PROTO_SHARE_AD_LEN (PROTO_WIRE_HDR_LEN + PROTO_KEY_ID_LEN + PROTO_SPLIT_ID_LEN + 1)
+/* Associated data of a sealed share: header || key id || split id || index ||
+ * field (u16). */
+#define PROTO_SHARE_AD_LEN (PROTO_WIRE_HDR_LEN + PROTO_KEY_ID_LEN + PROTO_SPLIT_ID_LEN + 1 + 2)
 
 enum proto_msg_type {
     PROTO_MSG_PING = 1,
@@ -358,7 +369,8 @@ SPK_WUR int proto_msg_peek(const uint8_t *in, size_t in_len, uint8_t *out_type,
 /*
  * proto_share_ad writes the associated data of the sealed share in the
  * SHARE_RESPONSE frame |frame|: its first PROTO_WIRE_HDR_LEN bytes, key id,
- * split id and index of |m|. False when |frame| is shorter than a header.
+ * split id, index and field bits (big-endian u16) of |m|. False when |frame|
+ * is shorter than a header.
  */
 SPK_WUR bool proto_share_ad(uint8_t out[PROTO_SHARE_AD_LEN], const uint8_t *frame, size_t frame_len,
                             const struct proto_share_resp *m);

@@ -521,5 +521,5 @@ bool proto_share_ad(uint8_t out[PROTO_SHARE_AD_LEN], const uint8_t *frame, size_
            proto_wr_reserve(&wr, PROTO_WIRE_HDR_LEN) != NULL &&
            proto_wr_bytes(&wr, m->key_id, sizeof(m->key_id)) &&
            proto_wr_bytes(&wr, m->split_id, sizeof(m->split_id)) && proto_wr_u8(&wr, m->index) &&
-           wr.len == PROTO_SHARE_AD_LEN;
+           proto_wr_u16(&wr, m->field_bits) && wr.len == PROTO_SHARE_AD_LEN;
 }

@@ -128,7 +128,7 @@ int sh_client_add_holder(struct sh_client *c, size_t *out_index, const char *nam
     int one = 1;
     int ivl = RECONNECT_IVL_MS;
     int ivl_max = RECONNECT_IVL_MAX_MS;
-    int64_t max = PROTO_MSG_MAX;
+    int64_t max = PROTO_ZMQ_MAXMSGSIZE;
 
     if (c->num_holders >= SH_CLIENT_HOLDERS_MAX || name == NULL || strlen(name) > PROTO_NAME_MAX) {
         return SPK_ERR_INVALID_ARG;

@@ -509,7 +509,7 @@ static int sockets_open(struct sh_server *s)
 {
     int one = 1;
     int linger = LINGER_MS;
-    int64_t max = PROTO_MSG_MAX;
+    int64_t max = PROTO_ZMQ_MAXMSGSIZE;
     char endpoint[SH_PATH_MAX + 1];
     size_t endpoint_len = sizeof(endpoint);
 

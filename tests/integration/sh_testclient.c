@@ -6,6 +6,7 @@
  *                         [--count N] [--timeout MS] [--connect-wait MS]
  *   sh-testclient ping    --key C.key --holder ENDPOINT H.pub [...] [--connect-wait MS]
  *   sh-testclient garbage --key C.key --holder ENDPOINT H.pub --count N
+ *   sh-testclient big     --key C.key --holder ENDPOINT H.pub
  *
  * fetch prints one line per result: "holder NAME ok index=I [verified]" or
  * "holder NAME error CODE", and exits 0 only if every result was ok (and
@@ -14,6 +15,11 @@
  * "sh-testclient-0", "sh-testclient-1", ..., digested as PROTOCOL.md 7.3 says.
  * garbage sends malformed frames of many kinds on a raw CURVE DEALER and
  * prints "garbage sent=N replies=M errors=E".
+ * big sends one frame of each size from PROTO_MSG_MAX - 32 to PROTO_MSG_MAX
+ * (a PING header whose body does not decode) and prints "big sent=N
+ * answered=M" counting the ERROR malformed answers naming each frame's
+ * request id; then one frame of PROTO_MSG_MAX + 1 and prints "over
+ * answered=0|1".
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -310,7 +316,7 @@ static int cmd_garbage(void *ctx, struct tc *tc, const struct proto_holder_secre
     unsigned replies = 0;
     unsigned errors = 0;
     int zero = 0;
-    int64_t max = PROTO_MSG_MAX;
+    int64_t max = PROTO_ZMQ_MAXMSGSIZE;
     int r = 1;
 
     if (s == NULL || zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, tc->server_pks[0], 32) != 0 ||
@@ -405,11 +411,79 @@ out:
     return r;
 }
 
+/* big_answer: the request id of the next ERROR malformed answer on |s|
+ * within |wait_ms|, or 0. */
+static uint64_t big_answer(void *s, int wait_ms)
+{
+    static uint8_t in[PROTO_MSG_MAX];
+    static struct proto_msg m;
+    zmq_pollitem_t item = {s, 0, ZMQ_POLLIN, 0};
+    int n;
+
+    if (zmq_poll(&item, 1, wait_ms) <= 0) {
+        return 0;
+    }
+    n = zmq_recv(s, in, sizeof(in), ZMQ_DONTWAIT);
+    if (n < 0 || (size_t)n > sizeof(in) || proto_msg_decode(&m, in, (size_t)n) != 0 ||
+        m.type != PROTO_MSG_ERROR || proto_err_from_wire(m.u.error.code) != SPK_ERR_MALFORMED) {
+        return 0;
+    }
+    return m.req_id;
+}
+
+static int cmd_big(void *ctx, struct tc *tc, const struct proto_holder_secret *me)
+{
+    void *s = zmq_socket(ctx, ZMQ_DEALER);
+    uint8_t *b = calloc(1, PROTO_MSG_MAX + 1);
+    unsigned sent = 0;
+    unsigned answered = 0;
+    int zero = 0;
+    int64_t max = PROTO_ZMQ_MAXMSGSIZE;
+    int r = 1;
+
+    if (b == NULL || s == NULL ||
+        zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, tc->server_pks[0], 32) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, me->pub.curve_pk, 32) != 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, me->curve_sk, 32) != 0 ||
+        zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
+        zmq_connect(s, tc->endpoints[0]) != 0) {
+        fprintf(stderr, "sh-testclient: cannot connect\n");
+        goto out;
+    }
+    /* one at a time: a dropped connection loses only the frame in flight */
+    for (size_t size = PROTO_MSG_MAX - 32; size <= PROTO_MSG_MAX; size++) {
+        hdr(b, 1, PROTO_MSG_PING, 0, (uint32_t)(size - PROTO_WIRE_HDR_LEN));
+        b[10] = (uint8_t)(size >> 16); /* the request id is the size */
+        b[11] = (uint8_t)(size >> 8);
+        b[12] = (uint8_t)size;
+        if (zmq_send(s, b, size, 0) < 0) {
+            continue;
+        }
+        sent++;
+        if (big_answer(s, tc->timeout_ms) == (uint64_t)size) {
+            answered++;
+        }
+    }
+    printf("big sent=%u answered=%u\n", sent, answered);
+    hdr(b, 1, PROTO_MSG_PING, 0, PROTO_MSG_MAX + 1 - PROTO_WIRE_HDR_LEN);
+    if (zmq_send(s, b, PROTO_MSG_MAX + 1, 0) >= 0) {
+        printf("over answered=%d\n", big_answer(s, 1000) != 0 ? 1 : 0);
+    }
+    r = 0;
+out:
+    free(b);
+    if (s != NULL) {
+        zmq_close(s);
+    }
+    return r;
+}
+
 static void usage(void)
 {
     fprintf(
         stderr,
-        "usage: sh-testclient fetch|ping|garbage --key C.key --holder ENDPOINT H.pub "
+        "usage: sh-testclient fetch|ping|garbage|big --key C.key --holder ENDPOINT H.pub "
         "... [--key-id HEX] [--op NAME] [--op-count N] [--record FILE] [--count N] [--timeout MS] "
         "[--connect-wait MS]\n");
 }
@@ -480,6 +554,10 @@ int main(int argc, char **argv)
     ctx = zmq_ctx_new();
     if (strcmp(cmd, "garbage") == 0) {
         r = cmd_garbage(ctx, &tc, me);
+        goto out;
+    }
+    if (strcmp(cmd, "big") == 0) {
+        r = cmd_big(ctx, &tc, me);
         goto out;
     }
     c = sh_client_new(ctx, me, on_result, &tc);

@@ -209,6 +209,13 @@ check "h1 (default rate) still running after garbage over the rate" kill -0 "$h1
 fetch edge h1 "$KEY1"
 check "h1 still serves a good client" grep -q '^holder h1 ok index=1' "$T/out"
 
+# ---- frames up to PROTO_MSG_MAX reach the holder whole, CURVE included -------------
+"$TC" big --key "$T/noisy.key" --holder "$h2_ep" "$T/h2.pub" >"$T/big" 2>&1
+check "frames of 65504..65536 bytes over CURVE: each answered ERROR malformed" \
+    grep -q '^big sent=33 answered=33$' "$T/big"
+check "a frame of 65537 bytes gets no answer" grep -q '^over answered=0$' "$T/big"
+check "h2 still running after the big frames" kill -0 "$h2_pid"
+
 # ---- rate limit: one client over, the other unaffected ----------------------------------
 fetch other h3 "$KEY1" --count 30 --timeout 1000
 limited=$(grep -c '^holder h3 error rate-limited' "$T/out")

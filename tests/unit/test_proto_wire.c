@@ -492,7 +492,11 @@ static void test_share_ad(void **state)
     assert_memory_equal(ad + PROTO_WIRE_HDR_LEN, m.u.share_resp.key_id, PROTO_KEY_ID_LEN);
     assert_memory_equal(ad + PROTO_WIRE_HDR_LEN + PROTO_KEY_ID_LEN, m.u.share_resp.split_id,
                         PROTO_SPLIT_ID_LEN);
-    assert_int_equal(ad[PROTO_SHARE_AD_LEN - 1], 255);
+    assert_int_equal(ad[PROTO_WIRE_HDR_LEN + PROTO_KEY_ID_LEN + PROTO_SPLIT_ID_LEN], 255);
+    /* the field is authenticated too: 1279 = 0x04ff */
+    assert_int_equal(PROTO_SHARE_AD_LEN, 68);
+    assert_int_equal(ad[PROTO_SHARE_AD_LEN - 2], 0x04);
+    assert_int_equal(ad[PROTO_SHARE_AD_LEN - 1], 0xff);
     assert_false(proto_share_ad(ad, buf, PROTO_WIRE_HDR_LEN - 1, &m.u.share_resp));
 }
 

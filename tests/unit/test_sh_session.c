@@ -163,6 +163,13 @@ static void test_tamper(void **state)
     fx->msg.u.share_resp.index = 3;
     fx->msg.u.share_resp.split_id[0] ^= 1;
     assert_int_equal(open_frame(fx, fx->kx_pk, fx->kx_sk, out), -1);
+    fx->msg.u.share_resp.split_id[0] ^= 1;
+    assert_int_equal(open_frame(fx, fx->kx_pk, fx->kx_sk, out), 0);
+    /* and the field (another field of the same y_len would not be caught
+     * by the length check alone) */
+    fx->msg.u.share_resp.field_bits = 1280;
+    assert_int_equal(open_frame(fx, fx->kx_pk, fx->kx_sk, out), -1);
+    sodium_memzero(out, sizeof(out));
 }
 
 static void test_low_order_key(void **state)
