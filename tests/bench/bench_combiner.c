@@ -48,6 +48,21 @@ static double now_us(void)
     return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
 }
 
+/*
+ * cpu_us: this process's CPU time. The blocks are timed in CPU time, not wall
+ * time: on a shared machine a block that is preempted would otherwise be
+ * charged for other processes' work, and which side a preemption lands on
+ * decides the ratio (0.68 and 0.95 in two runs minutes apart). Everything the
+ * combiner does here (its sources answer synchronously) runs in this process.
+ */
+static double cpu_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -144,7 +159,7 @@ static void comb_block(struct bench_comb *bc, size_t n, const uint8_t *digest)
 {
     uint8_t sig[PROTO_BN_MAX];
     size_t sig_len;
-    double t0 = now_us();
+    double t0 = cpu_us();
     int r;
 
     for (size_t i = 0; i < n; i++) {
@@ -154,14 +169,14 @@ static void comb_block(struct bench_comb *bc, size_t n, const uint8_t *digest)
             exit(1);
         }
     }
-    bc->total_us += now_us() - t0;
+    bc->total_us += cpu_us() - t0;
     bc->ops += n;
 }
 
 static void ossl_block(struct bench_size *bs, size_t n, const uint8_t *digest)
 {
     uint8_t sig[PROTO_BN_MAX];
-    double t0 = now_us();
+    double t0 = cpu_us();
 
     for (size_t i = 0; i < n; i++) {
         size_t sig_len = sizeof(sig);
@@ -170,7 +185,7 @@ static void ossl_block(struct bench_size *bs, size_t n, const uint8_t *digest)
             die("EVP_PKEY_sign", 0);
         }
     }
-    bs->ossl_us += now_us() - t0;
+    bs->ossl_us += cpu_us() - t0;
     bs->ossl_ops += n;
 }
 
@@ -566,11 +581,12 @@ int main(int argc, char **argv)
         holder_pk[i] = holder_sk[i]->pub;
     }
 
-    printf("splitkey bench-combiner: combine + sign (PKCS#1 v1.5 SHA-256) + wipe through the "
-           "combiner API,\nk in-process shares (the local one + k-1 file sources kept open, "
-           "answering at once), against\nOpenSSL EVP_PKEY_sign with the whole key loaded, "
-           "interleaved in blocks, %.1f s per key size\n\n",
-           seconds);
+    printf(
+        "splitkey bench-combiner: combine + sign (PKCS#1 v1.5 SHA-256) + wipe through the "
+        "combiner API,\nk in-process shares (the local one + k-1 file sources kept open, "
+        "answering at once), against\nOpenSSL EVP_PKEY_sign with the whole key loaded, "
+        "interleaved in blocks, %.1f s per key size; ops/s are per CPU-second of this process\n\n",
+        seconds);
     printf("%-9s %3s %12s %12s %8s %14s %14s\n", "key", "k", "comb ops/s", "ossl ops/s", "ratio",
            "lifetime p50", "lifetime p99");
     for (size_t s = 0; s < SIZES; s++) {
@@ -619,7 +635,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < HOLDERS_MAX; i++) {
         spk_secret_free(holder_sk[i]);
     }
-    printf("\nratio = combiner ops/s / OpenSSL ops/s for RSA-2048, k = 3 (target >= 0.85)\n");
+    printf("\nratio = combiner ops/s / OpenSSL ops/s for RSA-2048, k = 3 (target >= 0.90)\n");
     printf("ratio=%.3f\n", ratio_2048_k3);
     return 0;
 }
