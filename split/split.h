@@ -79,4 +79,7 @@ SPK_WUR int split_commitment_check(const uint8_t expected[PROTO_COMMIT_LEN],
 /* RSA key handling, share sealing and records: split/split_rsa.h. */
 #include "split/split_rsa.h"
 
+/* Threshold mode (Shoup): split/split_tss.h. */
+#include "split/split_tss.h"
+
 #endif
