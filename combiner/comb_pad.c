@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "combiner/internal.h"
+#include "split/split.h"
 
 /* How much stack the BN and digest code below us may have dirtied. */
 #define COMB_STACK_WIPE (48 * 1024)
@@ -118,178 +119,58 @@ static const EVP_MD *hash_md(enum comb_hash h)
     }
 }
 
-/* mgf1_xor: buf[0 .. len) ^= MGF1(seed, len) with |md| (RFC 8017 B.2.1). */
-static int mgf1_xor(uint8_t *buf, size_t len, const uint8_t *seed, size_t seed_len,
-                    const EVP_MD *md)
-{
-    EVP_MD_CTX *mctx = NULL;
-    uint8_t block[EVP_MAX_MD_SIZE];
-    size_t md_len = (size_t)EVP_MD_get_size(md);
-    int r = SPK_ERR_CRYPTO;
-
-    if ((mctx = EVP_MD_CTX_new()) == NULL) {
-        r = SPK_ERR_NOMEM;
-        goto out;
-    }
-    for (uint32_t counter = 0, done = 0; done < len; counter++) {
-        uint8_t cbytes[4] = {(uint8_t)(counter >> 24), (uint8_t)(counter >> 16),
-                             (uint8_t)(counter >> 8), (uint8_t)counter};
-        size_t take = len - done < md_len ? len - done : md_len;
-
-        if (!EVP_DigestInit_ex(mctx, md, NULL) || !EVP_DigestUpdate(mctx, seed, seed_len) ||
-            !EVP_DigestUpdate(mctx, cbytes, sizeof(cbytes)) ||
-            !EVP_DigestFinal_ex(mctx, block, NULL)) {
-            goto out;
-        }
-        for (size_t i = 0; i < take; i++) {
-            buf[done + i] ^= block[i];
-        }
-        done += (uint32_t)take;
-    }
-    r = 0;
-out:
-    sodium_memzero(block, sizeof(block));
-    EVP_MD_CTX_free(mctx);
-    return r;
-}
-
 /* ---- signatures ---------------------------------------------------------- */
 
-/*
- * DER of DigestInfo up to the digest, per hash (RFC 8017 9.2, note 1):
- * SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING (hash length) }.
- */
-static const uint8_t di_sha1[] = {0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e,
-                                  0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14};
-static const uint8_t di_sha224[] = {0x30, 0x2d, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                    0x65, 0x03, 0x04, 0x02, 0x04, 0x05, 0x00, 0x04, 0x1c};
-static const uint8_t di_sha256[] = {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                    0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20};
-static const uint8_t di_sha384[] = {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                    0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30};
-static const uint8_t di_sha512[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
-                                    0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40};
-
-static int digest_info_prefix(enum comb_hash h, const uint8_t **prefix, size_t *prefix_len)
+/* EMSA-PKCS1-v1_5 (public data only): split_pad's, keyed by the wire op of the hash. */
+static int encode_pkcs1_sig(uint8_t *em, size_t k, enum comb_hash h, const uint8_t *digest,
+                            size_t digest_len)
 {
+    uint8_t op;
+
     switch (h) {
     case COMB_HASH_MD5_SHA1:
-        *prefix = NULL;
-        *prefix_len = 0;
-        return 0;
+        op = PROTO_OP_SIGN_PKCS1_MD5SHA1;
+        break;
     case COMB_HASH_SHA1:
-        *prefix = di_sha1;
-        *prefix_len = sizeof(di_sha1);
-        return 0;
+        op = PROTO_OP_SIGN_PKCS1_SHA1;
+        break;
     case COMB_HASH_SHA224:
-        *prefix = di_sha224;
-        *prefix_len = sizeof(di_sha224);
-        return 0;
+        op = PROTO_OP_SIGN_PKCS1_SHA224;
+        break;
     case COMB_HASH_SHA256:
-        *prefix = di_sha256;
-        *prefix_len = sizeof(di_sha256);
-        return 0;
+        op = PROTO_OP_SIGN_PKCS1_SHA256;
+        break;
     case COMB_HASH_SHA384:
-        *prefix = di_sha384;
-        *prefix_len = sizeof(di_sha384);
-        return 0;
+        op = PROTO_OP_SIGN_PKCS1_SHA384;
+        break;
     case COMB_HASH_SHA512:
-        *prefix = di_sha512;
-        *prefix_len = sizeof(di_sha512);
-        return 0;
+        op = PROTO_OP_SIGN_PKCS1_SHA512;
+        break;
     case COMB_HASH_SHA512_224:
     case COMB_HASH_SHA512_256:
     case COMB_HASH_NONE:
     default:
         return SPK_ERR_UNSUPPORTED;
     }
+    return split_pad_encode(em, k, (unsigned)(8 * k), op, digest, digest_len, NULL, 0);
 }
 
-/* EMSA-PKCS1-v1_5: 00 01 FF..FF 00 DigestInfo (public data only). */
-static int encode_pkcs1_sig(uint8_t *em, size_t k, enum comb_hash h, const uint8_t *digest,
-                            size_t digest_len)
-{
-    const uint8_t *prefix = NULL;
-    size_t prefix_len = 0;
-    size_t t_len;
-    int r;
-
-    if ((r = digest_info_prefix(h, &prefix, &prefix_len)) != 0) {
-        return r;
-    }
-    if (digest_len != comb_hash_len(h)) {
-        return SPK_ERR_INVALID_ARG;
-    }
-    t_len = prefix_len + digest_len;
-    if (k < t_len + 11) {
-        return SPK_ERR_INVALID_ARG;
-    }
-    em[0] = 0x00;
-    em[1] = 0x01;
-    memset(em + 2, 0xff, k - t_len - 3);
-    em[k - t_len - 1] = 0x00;
-    if (prefix_len > 0) {
-        memcpy(em + k - t_len, prefix, prefix_len);
-    }
-    memcpy(em + k - digest_len, digest, digest_len);
-    return 0;
-}
-
-/*
- * EMSA-PSS (RFC 8017 9.1.1) with salt length = digest length, into |em| of
- * k bytes (a leading zero byte when modBits - 1 is a multiple of 8).
- */
+/* EMSA-PSS with salt length = digest length and a fresh random salt. */
 static int encode_pss(uint8_t *em, size_t k, unsigned mod_bits, enum comb_hash h,
                       enum comb_hash mgf1_h, const uint8_t *digest, size_t digest_len)
 {
     const EVP_MD *md = hash_md(h);
     const EVP_MD *mgf1_md = hash_md(mgf1_h == COMB_HASH_NONE ? h : mgf1_h);
-    EVP_MD_CTX *mctx = NULL;
-    static const uint8_t zeros[8] = {0};
     uint8_t salt[EVP_MAX_MD_SIZE];
     size_t h_len = comb_hash_len(h);
-    size_t em_bits = mod_bits - 1;
-    size_t em_len = (em_bits + 7) / 8;
-    uint8_t *e;
-    size_t db_len;
-    int r = SPK_ERR_UNSUPPORTED;
 
     if (md == NULL || mgf1_md == NULL) {
-        goto out;
+        return SPK_ERR_UNSUPPORTED;
     }
-    r = SPK_ERR_INVALID_ARG;
-    if (digest_len != h_len || em_len < 2 * h_len + 2 || em_len > k) {
-        goto out;
-    }
-    memset(em, 0, k);
-    e = em + (k - em_len);
-    db_len = em_len - h_len - 1;
-    r = SPK_ERR_CRYPTO;
     if (RAND_bytes(salt, (int)h_len) != 1) {
-        goto out;
+        return SPK_ERR_CRYPTO;
     }
-    /* H = Hash(00 x 8 || mHash || salt), stored right after DB. */
-    if ((mctx = EVP_MD_CTX_new()) == NULL) {
-        r = SPK_ERR_NOMEM;
-        goto out;
-    }
-    if (!EVP_DigestInit_ex(mctx, md, NULL) || !EVP_DigestUpdate(mctx, zeros, sizeof(zeros)) ||
-        !EVP_DigestUpdate(mctx, digest, digest_len) || !EVP_DigestUpdate(mctx, salt, h_len) ||
-        !EVP_DigestFinal_ex(mctx, e + db_len, NULL)) {
-        goto out;
-    }
-    /* DB = PS (zeros) || 01 || salt, then masked. */
-    e[db_len - h_len - 1] = 0x01;
-    memcpy(e + db_len - h_len, salt, h_len);
-    if ((r = mgf1_xor(e, db_len, e + db_len, h_len, mgf1_md)) != 0) {
-        goto out;
-    }
-    e[0] &= (uint8_t)(0xff >> (8 * em_len - em_bits));
-    e[em_len - 1] = 0xbc;
-    r = 0;
-out:
-    EVP_MD_CTX_free(mctx);
-    return r;
+    return split_pad_pss_encode(em, k, mod_bits, md, mgf1_md, digest, digest_len, salt, h_len);
 }
 
 /* ---- decryptions ---------------------------------------------------------- */
@@ -398,8 +279,8 @@ static int decode_oaep(uint8_t *out, size_t out_cap, size_t *out_len, uint8_t *e
     seed = em + 1;
     db = em + 1 + h_len;
     db_len = k - h_len - 1;
-    if ((r = mgf1_xor(seed, h_len, db, db_len, mgf1_md)) != 0 ||
-        (r = mgf1_xor(db, db_len, seed, h_len, mgf1_md)) != 0) {
+    if ((r = split_pad_mgf1_xor(seed, h_len, db, db_len, mgf1_md)) != 0 ||
+        (r = split_pad_mgf1_xor(db, db_len, seed, h_len, mgf1_md)) != 0) {
         return r;
     }
 

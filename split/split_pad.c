@@ -128,41 +128,43 @@ static int split_pad_pkcs1(uint8_t *em, size_t k, const struct split_pad_kind *k
     return 0;
 }
 
-/* EMSA-PSS into |em| of k bytes (a leading zero byte when modBits - 1 is a multiple of 8). */
-static int split_pad_pss(uint8_t *em, size_t k, unsigned mod_bits,
-                         const struct split_pad_kind *kind, const uint8_t *digest,
-                         const uint8_t *salt)
+int split_pad_pss_encode(uint8_t *em, size_t k, unsigned mod_bits, const EVP_MD *md,
+                         const EVP_MD *mgf1_md, const uint8_t *digest, size_t digest_len,
+                         const uint8_t *salt, size_t salt_len)
 {
     static const uint8_t zeros[8] = {0};
-    EVP_MD *md = NULL;
     EVP_MD_CTX *mctx = NULL;
-    size_t h_len = kind->digest_len;
+    size_t h_len = (size_t)EVP_MD_get_size(md);
     size_t em_bits = mod_bits - 1;
     size_t em_len = (em_bits + 7) / 8;
     uint8_t *e;
     size_t db_len;
     int r = SPK_ERR_INVALID_ARG;
 
-    if (mod_bits < 2 || em_len < 2 * h_len + 2 || em_len > k) {
+    if (mod_bits < 2 || mod_bits > 8 * k || digest_len != h_len || em_len < h_len + salt_len + 2) {
         goto out;
     }
-    r = SPK_ERR_CRYPTO;
-    if ((md = EVP_MD_fetch(NULL, kind->md, NULL)) == NULL || (mctx = EVP_MD_CTX_new()) == NULL) {
+    r = SPK_ERR_NOMEM;
+    if ((mctx = EVP_MD_CTX_new()) == NULL) {
         goto out;
     }
     memset(em, 0, k);
     e = em + (k - em_len);
     db_len = em_len - h_len - 1;
+    r = SPK_ERR_CRYPTO;
     /* H = Hash(00 x 8 || mHash || salt), stored right after DB. */
     if (!EVP_DigestInit_ex(mctx, md, NULL) || !EVP_DigestUpdate(mctx, zeros, sizeof(zeros)) ||
-        !EVP_DigestUpdate(mctx, digest, h_len) || !EVP_DigestUpdate(mctx, salt, h_len) ||
+        !EVP_DigestUpdate(mctx, digest, h_len) ||
+        (salt_len > 0 && !EVP_DigestUpdate(mctx, salt, salt_len)) ||
         !EVP_DigestFinal_ex(mctx, e + db_len, NULL)) {
         goto out;
     }
     /* DB = PS (zeros) || 01 || salt, then masked. */
-    e[db_len - h_len - 1] = 0x01;
-    memcpy(e + db_len - h_len, salt, h_len);
-    if ((r = split_pad_mgf1_xor(e, db_len, e + db_len, h_len, md)) != 0) {
+    e[db_len - salt_len - 1] = 0x01;
+    if (salt_len > 0) {
+        memcpy(e + db_len - salt_len, salt, salt_len);
+    }
+    if ((r = split_pad_mgf1_xor(e, db_len, e + db_len, h_len, mgf1_md)) != 0) {
         goto out;
     }
     e[0] &= (uint8_t)(0xff >> (8 * em_len - em_bits));
@@ -170,7 +172,6 @@ static int split_pad_pss(uint8_t *em, size_t k, unsigned mod_bits,
     r = 0;
 out:
     EVP_MD_CTX_free(mctx);
-    EVP_MD_free(md);
     return r;
 }
 
@@ -178,6 +179,8 @@ int split_pad_encode(uint8_t *em, size_t n_len, unsigned mod_bits, uint8_t op,
                      const uint8_t *digest, size_t digest_len, const uint8_t *salt, size_t salt_len)
 {
     const struct split_pad_kind *kind = split_pad_kind(op);
+    EVP_MD *md = NULL;
+    int r;
 
     if (kind == NULL) {
         return SPK_ERR_UNSUPPORTED;
@@ -191,5 +194,10 @@ int split_pad_encode(uint8_t *em, size_t n_len, unsigned mod_bits, uint8_t op,
     if (salt == NULL || salt_len != kind->digest_len) {
         return SPK_ERR_INVALID_ARG;
     }
-    return split_pad_pss(em, n_len, mod_bits, kind, digest, salt);
+    if ((md = EVP_MD_fetch(NULL, kind->md, NULL)) == NULL) {
+        return SPK_ERR_CRYPTO;
+    }
+    r = split_pad_pss_encode(em, n_len, mod_bits, md, md, digest, digest_len, salt, salt_len);
+    EVP_MD_free(md);
+    return r;
 }

@@ -116,6 +116,16 @@ SPK_WUR int split_pad_encode(uint8_t *em, size_t n_len, unsigned mod_bits, uint8
                              const uint8_t *digest, size_t digest_len, const uint8_t *salt,
                              size_t salt_len);
 
+/*
+ * split_pad_pss_encode: EMSA-PSS (RFC 8017 9.1.1) of |digest| (the length of
+ * |md|) with |mgf1_md| and |salt| (|salt_len| bytes, may be 0) into |em| of
+ * |k| bytes, for a modulus of |mod_bits| bits (a leading zero byte when
+ * mod_bits - 1 is a multiple of 8). SPK_ERR_INVALID_ARG for bad lengths.
+ */
+SPK_WUR int split_pad_pss_encode(uint8_t *em, size_t k, unsigned mod_bits, const EVP_MD *md,
+                                 const EVP_MD *mgf1_md, const uint8_t *digest, size_t digest_len,
+                                 const uint8_t *salt, size_t salt_len);
+
 /* split_pad_mgf1_xor: buf[0 .. len) ^= MGF1(seed) with |md| (RFC 8017 B.2.1). */
 SPK_WUR int split_pad_mgf1_xor(uint8_t *buf, size_t len, const uint8_t *seed, size_t seed_len,
                                const EVP_MD *md);
