@@ -129,6 +129,9 @@ struct edge_conn {
     SSL *ssl;
     struct edge_sites *sites; /* referenced */
     struct edge_site *site;
+    bool sni_matched;                  /* the client's name picked |site| */
+    bool sid_ctx_set;                  /* sid_ctx holds the name's context */
+    uint8_t sid_ctx[EDGE_SNI_CTX_LEN]; /* sessions are bound to the name */
     uint64_t deadline_ms;
     struct sockaddr_storage peer, local;
     /* relay */
@@ -304,28 +307,69 @@ static struct edge_site *edge_site_find(struct edge_sites *S, const char *name)
     return NULL;
 }
 
-static int edge_servername_cb(SSL *ssl, int *alert, void *arg)
+/*
+ * edge_client_hello_cb picks the certificate (and upstream) for the name the
+ * client asks for, before OpenSSL looks for a session to resume, and binds
+ * the connection's sessions to that name (edge_sni.c). Runs again for the
+ * second ClientHello after a HelloRetryRequest.
+ */
+static int edge_client_hello_cb(SSL *ssl, int *alert, void *arg)
 {
     struct edge_conn *conn = SSL_get_app_data(ssl);
-    const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    struct edge_site *site;
+    const unsigned char *ext = NULL;
+    size_t ext_len = 0;
+    char name[EDGE_SNI_NAME_MAX + 1] = "";
+    struct edge_site *site = NULL;
 
-    (void)alert;
     (void)arg;
-    if (name == NULL || conn == NULL) {
-        return SSL_TLSEXT_ERR_NOACK;
+    if (conn == NULL) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
     }
-    site = edge_site_find(conn->sites, name);
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &ext, &ext_len) == 1 &&
+        edge_sni_parse(name, ext, ext_len) != 0) {
+        *alert = SSL_AD_DECODE_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    if (name[0] != '\0') {
+        site = edge_site_find(conn->sites, name);
+    }
+    conn->sni_matched = site != NULL;
     if (site == NULL) {
-        return SSL_TLSEXT_ERR_NOACK; /* the default certificate answers */
+        site = &conn->sites->v[0]; /* the default certificate answers */
     }
     if (site != conn->site) {
         if (SSL_set_SSL_CTX(ssl, site->ctx) == NULL) {
-            return SSL_TLSEXT_ERR_ALERT_FATAL;
+            *alert = SSL_AD_INTERNAL_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
         }
         conn->site = site;
     }
-    return SSL_TLSEXT_ERR_OK;
+    edge_sni_session_context(conn->sid_ctx, name);
+    if (SSL_set_session_id_context(ssl, conn->sid_ctx, sizeof(conn->sid_ctx)) != 1) {
+        *alert = SSL_AD_INTERNAL_ERROR;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    conn->sid_ctx_set = true;
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+const uint8_t *edge_conn_session_context(const SSL *ssl)
+{
+    const struct edge_conn *conn = SSL_get_app_data(ssl);
+
+    return conn != NULL && conn->sid_ctx_set ? conn->sid_ctx : NULL;
+}
+
+/* edge_servername_cb: the site was chosen from the ClientHello already;
+ * this only acknowledges a name that matched a certificate. */
+static int edge_servername_cb(SSL *ssl, int *alert, void *arg)
+{
+    const struct edge_conn *conn = SSL_get_app_data(ssl);
+
+    (void)alert;
+    (void)arg;
+    return conn != NULL && conn->sni_matched ? SSL_TLSEXT_ERR_OK : SSL_TLSEXT_ERR_NOACK;
 }
 
 static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID_LEN], char *why,
@@ -417,10 +461,11 @@ static int edge_site_init(struct edge_loop *L, const struct edge_config *cfg, st
         goto out;
     }
     SSL_CTX_set_session_id_context(s->ctx, (const unsigned char *)"spk-edge", 8);
-    if (edge_tickets_install(s->ctx) != 0) {
+    if (edge_tickets_install(s->ctx) != 0 || edge_sni_install(s->ctx) != 0) {
         snprintf(why, why_len, "session tickets: OpenSSL refused the key callback");
         goto out;
     }
+    SSL_CTX_set_client_hello_cb(s->ctx, edge_client_hello_cb, NULL);
     SSL_CTX_set_tlsext_servername_callback(s->ctx, edge_servername_cb);
     SSL_CTX_set_tlsext_servername_arg(s->ctx, L);
     edge_site_names(s, leaf);
@@ -1154,16 +1199,18 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
                      edge_client_pending(L->client));
     edge_text_printf(t,
                      "# HELP spk_edge_session_tickets_total Session tickets issued, opened, "
-                     "and refused for an unknown key.\n"
+                     "refused for an unknown key, and opened but made for another server name.\n"
                      "# TYPE spk_edge_session_tickets_total counter\n"
                      "spk_edge_session_tickets_total{event=\"issued\"} %llu\n"
                      "spk_edge_session_tickets_total{event=\"opened\"} %llu\n"
                      "spk_edge_session_tickets_total{event=\"unknown_key\"} %llu\n"
+                     "spk_edge_session_tickets_total{event=\"other_server_name\"} %llu\n"
                      "# HELP spk_edge_ticket_keys Session ticket keys loaded.\n"
                      "# TYPE spk_edge_ticket_keys gauge\n"
                      "spk_edge_ticket_keys %zu\n",
                      (unsigned long long)issued, (unsigned long long)accepted,
-                     (unsigned long long)unknown, edge_tickets_count(L->tickets));
+                     (unsigned long long)unknown, (unsigned long long)edge_sni_refused_count(),
+                     edge_tickets_count(L->tickets));
     edge_text_printf(t,
                      "# HELP spk_edge_combiner_restarts_total Times the combiner process "
                      "died and was restarted.\n"

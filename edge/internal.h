@@ -142,6 +142,35 @@ SPK_WUR int edge_tickets_install(SSL_CTX *ctx);
 /* edge_tickets_stats: tickets sealed, opened, and refused for an unknown key. */
 void edge_tickets_stats(uint64_t *issued, uint64_t *accepted, uint64_t *unknown);
 
+/* ---- server names and sessions (edge_sni.c) ---------------------------------- */
+
+#define EDGE_SNI_NAME_MAX 255
+#define EDGE_SNI_CTX_LEN 32 /* SSL_MAX_SID_CTX_LENGTH */
+
+/*
+ * edge_sni_parse reads the body of a ClientHello's server_name extension
+ * (|ext|, |ext_len| bytes) into |out|: the host_name lowercased, without a
+ * trailing dot; "" when the list names no host. SPK_ERR_MALFORMED for a list
+ * that does not parse, two host names, an empty or over-long name, bytes that
+ * are not printable ASCII, or a name that is only dots.
+ */
+SPK_WUR int edge_sni_parse(char out[EDGE_SNI_NAME_MAX + 1], const uint8_t *ext, size_t ext_len);
+
+/* edge_sni_session_context: the session id context for server name |name|
+ * (from edge_sni_parse; "" without SNI). */
+void edge_sni_session_context(uint8_t out[EDGE_SNI_CTX_LEN], const char *name);
+
+/* edge_sni_install sets on |ctx| the ticket callback that refuses to resume a
+ * ticket made for another server name. 0 or SPK_ERR_CRYPTO. */
+SPK_WUR int edge_sni_install(SSL_CTX *ctx);
+
+/* edge_sni_refused_count: tickets that opened but were for another name. */
+uint64_t edge_sni_refused_count(void);
+
+/* edge_conn_session_context (edge_loop.c): the session id context of the
+ * connection of |ssl|, set from its ClientHello; NULL before that. */
+const uint8_t *edge_conn_session_context(const SSL *ssl);
+
 /* ---- metrics (edge_metrics.c) ------------------------------------------------ */
 
 #define EDGE_HIST_BUCKETS 14
