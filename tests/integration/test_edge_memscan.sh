@@ -120,14 +120,26 @@ check "combiner: no dp, dq, qinv, nor the holders' shares (wiped after each oper
 check "control: the combiner holds its own share (the scan sees locked memory)" \
     scan_finds $COMB_PID share.comb.needles scan.ctl-comb
 check "control: holder h1 holds its share" scan_finds $H1_PID share.h1.needles scan.ctl-h1
-openssl s_server -accept 127.0.0.1:$P_FREE -cert m.test.pem -key secret/m.test.key -www -quiet \
+# Port 0: s_server prints the port it got ("ACCEPT 127.0.0.1:PORT") once the
+# key is loaded and the socket bound. A port picked in advance failed under
+# ctest -j2: the tests' random ports overlap the kernel's ephemeral range, so
+# the port could be taken by then (thousands of connections later) and
+# s_server exited, or the five seconds of polling ran out on a loaded machine;
+# either way the scan read a process that was gone or had no key yet.
+openssl s_server -accept 127.0.0.1:0 -cert m.test.pem -key secret/m.test.key -www \
     >s_server.log 2>&1 &
 SSL_PID=$!
 PIDS+=($SSL_PID)
-for _ in $(seq 1 50); do
-    "$TAMPER" load 1 127.0.0.1 $P_FREE m.test ca.pem 1.2-rsa >/dev/null 2>&1 && break
+P_SSL=""
+for _ in $(seq 1 600); do
+    P_SSL=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' s_server.log | head -1)
+    [ -n "$P_SSL" ] && break
+    kill -0 $SSL_PID 2>/dev/null || break
     sleep 0.1
 done
+check "control: openssl s_server listens (port ${P_SSL:-none})" [ -n "$P_SSL" ]
+check "control: a TLS 1.2 RSA handshake with s_server" \
+    [ "$("$TAMPER" load 1 127.0.0.1 "${P_SSL:-0}" m.test ca.pem 1.2-rsa 2>>load.err)" = "ok=1 failed=0" ]
 check "control: openssl s_server with the whole key holds p, q and d" \
     bash -c "'$SCAN' scan $SSL_PID pqd.needles >scan.ctl-ssl 2>&1; [ \$? -eq 1 ] &&
         [ \$(grep -c '^FOUND key\\.' scan.ctl-ssl) -ge 3 ]"
@@ -260,6 +272,8 @@ if [ $failed -ne 0 ]; then
     tail -20 edge.log
     echo "--- load.err"
     tail -5 load.err 2>/dev/null
+    echo "--- s_server.log, scan.ctl-ssl"
+    tail -5 s_server.log scan.ctl-ssl 2>/dev/null
 fi
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]
