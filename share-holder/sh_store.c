@@ -178,7 +178,10 @@ static int load_one(struct sh_share *sh, bool *loaded, const char *dir, const ch
         goto out;
     }
     if ((r = split_share_open(sh->y, sh->y_len, sf, key)) != 0) {
-        (void)snprintf(why, sizeof(why), "cannot open it: %s", spk_strerror(r));
+        (void)snprintf(why, sizeof(why), "%s: %s",
+                       r == SPK_ERR_MALFORMED ? "a value of the share is not below the field's M"
+                                              : "cannot open it",
+                       spk_strerror(r));
         r = 0;
         goto out;
     }

@@ -66,6 +66,13 @@ SPK_WUR int split_interpolate(const struct split_field *f, unsigned k, const uin
  */
 size_t split_interpolate_scratch_len(const struct split_field *f, unsigned k);
 
+/*
+ * split_share_y_check: each of the five y_j of |y| (split_tuple_len(f)
+ * bytes) is below M (PROTOCOL.md section 6), checked in constant time.
+ * 0 or SPK_ERR_MALFORMED.
+ */
+SPK_WUR int split_share_y_check(const struct split_field *f, const uint8_t *y);
+
 /* split_commitment: BLAKE2b-256(key_id || split_id || x || y_1 .. y_5). */
 void split_commitment(uint8_t out[PROTO_COMMIT_LEN], const uint8_t key_id[PROTO_KEY_ID_LEN],
                       const uint8_t split_id[PROTO_SPLIT_ID_LEN], uint8_t x, const uint8_t *y,

@@ -224,3 +224,19 @@ void split_fe_add(const struct split_field *f, mp_limb_t *r, const mp_limb_t *a,
     split_fe_reduce(f, r, t, tn, f->bits + 1, rs);
     sodium_memzero(t, tn * sizeof(mp_limb_t));
 }
+
+int split_share_y_check(const struct split_field *f, const uint8_t *y)
+{
+    mp_limb_t v[SPLIT_FE_LIMBS_MAX];
+    bool below = true;
+
+    if (f->limbs > SPLIT_FE_LIMBS_MAX) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    /* all five read whatever the first says: no branch on share values */
+    for (size_t j = 0; j < SPLIT_NUM_SECRETS; j++) {
+        below &= split_fe_from_bytes(f, v, y + j * f->y_len);
+    }
+    sodium_memzero(v, sizeof(v));
+    return below ? 0 : SPK_ERR_MALFORMED;
+}

@@ -127,7 +127,8 @@ SPK_WUR int split_share_seal(struct proto_share_file *sf, const struct proto_hol
  * split_share_open opens sf->sealed with |key| into |out_y| (|out_len| must be
  * 5 * y_len of sf->field_bits; secret memory owned by the caller).
  * SPK_ERR_WRONG_HOLDER if the share names another holder, SPK_ERR_UNSEAL if it
- * does not open (|out_y| is then zeroed), SPK_ERR_MALFORMED for bad lengths.
+ * does not open (|out_y| is then zeroed), SPK_ERR_MALFORMED for bad lengths
+ * or a y_j that is not below the field's M (|out_y| zeroed too).
  */
 SPK_WUR int split_share_open(uint8_t *out_y, size_t out_len, const struct proto_share_file *sf,
                              const struct proto_holder_secret *key);
@@ -182,7 +183,9 @@ struct split_opened_share {
  * split_share_check checks one opened share against |rec|: same key id and
  * split id (SPK_ERR_MIXED_SPLIT), an index the record lists (else
  * SPK_ERR_COMMITMENT: there is nothing it could match), the record's holder for it if share->holder
- * is set (SPK_ERR_WRONG_HOLDER), and its commitment (SPK_ERR_COMMITMENT).
+ * is set (SPK_ERR_WRONG_HOLDER), every y_j below M (SPK_ERR_MALFORMED: a
+ * commitment can be made over any bytes), and its commitment
+ * (SPK_ERR_COMMITMENT).
  */
 SPK_WUR int split_share_check(const struct proto_record *rec, const struct split_field *f,
                               const struct split_opened_share *share);

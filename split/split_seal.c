@@ -50,6 +50,7 @@ int split_share_open(uint8_t *out_y, size_t out_len, const struct proto_share_fi
                      const struct proto_holder_secret *key)
 {
     size_t want = split_share_y_len(sf->field_bits);
+    struct split_field f;
 
     if (strncmp(sf->holder, key->pub.name, sizeof(sf->holder)) != 0) {
         return SPK_ERR_WRONG_HOLDER;
@@ -61,6 +62,10 @@ int split_share_open(uint8_t *out_y, size_t out_len, const struct proto_share_fi
                              key->storage_sk) != 0) {
         sodium_memzero(out_y, out_len);
         return SPK_ERR_UNSEAL;
+    }
+    if (split_field_init(&f, sf->field_bits) != 0 || split_share_y_check(&f, out_y) != 0) {
+        sodium_memzero(out_y, out_len);
+        return SPK_ERR_MALFORMED;
     }
     return 0;
 }

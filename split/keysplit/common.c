@@ -276,6 +276,11 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
                        sf->holder, key_path, key->pub.name);
         goto out;
     }
+    if (r == SPK_ERR_MALFORMED) {
+        split_cli_fail(cmd, "share %s: a value is not below the field's M (%s)", share_path,
+                       spk_strerror(r));
+        goto out;
+    }
     if (r != 0) {
         split_cli_fail(cmd, "share %s does not open with %s: %s", share_path, key_path,
                        spk_strerror(r));

@@ -33,6 +33,22 @@ done
 cp "$T/split2/$KEY2.h1.share" "$T/split2/$KEY2.record" "$T/h1.d/"
 cp "$T/split2/$KEY2.h2.share" "$T/split2/$KEY2.record" "$T/h2.d/"
 
+# a share whose y_1 is the field prime M itself (2^1279 - 1), sealed to h1:
+# it opens, but it is no field element, so h1 must not load it
+BADKEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+/usr/bin/python3 - "$(awk '/^storage-public /{print $2}' "$T/h1.pub")" "$BADKEY" >"$T/h1.d/$BADKEY.h1.share" <<'PY'
+import base64, os, sys
+import zmq.utils.z85
+from nacl.public import PublicKey, SealedBox
+storage_pk = zmq.utils.z85.decode(sys.argv[1])
+y = b"\x7f" + b"\xff" * 159 + bytes(4 * 160)
+sealed = SealedBox(PublicKey(storage_pk)).encrypt(y)
+print("splitkey-share 1\nkey-id %s\nsplit-id %s\nindex 5\nholder h1\nthreshold 2\n"
+      "shares 3\nfield 1279\nsealed %s" % (sys.argv[2], os.urandom(16).hex(),
+                                           base64.b64encode(sealed).decode()))
+PY
+chmod 600 "$T/h1.d/$BADKEY.h1.share"
+
 cat >"$T/h1.allow" <<EOF
 # h1: edge may fetch anything, other only the second key, noisy everything
 client edge $(z85 edge) * 127.0.0.1/32,::1
@@ -72,6 +88,11 @@ start_holder h3 --rate 2 --burst 10
 check "three holders started" test -n "$h1_ep" -a -n "$h2_ep" -a -n "$h3_ep"
 check "shares of other holders reported and skipped" \
     grep -q "skipping $KEY1.h2.share: addressed to holder h2, not h1" "$T/h1.log"
+
+check "a share with y = M is reported and not loaded" \
+    grep -q "skipping $BADKEY.h1.share: a value of the share is not below the field's M" "$T/h1.log"
+fetch edge h1 "$BADKEY"
+check "a share with y = M is not served" grep -q '^holder h1 error unknown-key' "$T/out"
 
 # ---- an allowed client gets verified shares from every holder -------------------
 "$TC" fetch --key "$T/edge.key" --holder "$h1_ep" "$T/h1.pub" --holder "$h2_ep" "$T/h2.pub" \

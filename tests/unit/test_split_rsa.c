@@ -582,6 +582,9 @@ static void test_seal_open(void **state)
     assert_int_equal(split_field_init(&f, 2203), 0);
     tlen = split_tuple_len(&f);
     randombytes_buf(y, tlen);
+    for (size_t j = 0; j < SPLIT_NUM_SECRETS; j++) {
+        y[j * f.y_len] &= 0x07; /* 2203 bits of 276 bytes: a field element */
+    }
 
     sf->field_bits = 2203;
     assert_int_equal(split_share_seal(sf, &h.pub[0], y, tlen), 0);
@@ -928,6 +931,44 @@ static void test_mixed_and_tampered(void **state)
     sh[1] = a.shares[1];
     sh[1].holder = "m3";
     assert_int_equal(split_share_check(a.rec, &a.f, &sh[1]), SPK_ERR_WRONG_HOLDER);
+
+    /* y_1 = M (2^1279 - 1: 0x7f then 159 bytes of 0xff) is not a field
+     * element: refused even when the record commits to exactly these bytes,
+     * by split_share_check and by split_share_open of a share file. */
+    {
+        struct proto_share_file sf = a.files[1];
+        struct proto_record_share *entry = NULL;
+
+        for (unsigned i = 0; i < a.rec->num_shares; i++) {
+            if (a.rec->shares[i].index == a.shares[1].index) {
+                entry = &a.rec->shares[i];
+            }
+        }
+        assert_non_null(entry);
+        assert_int_equal(a.f.bits, 1279);
+        memcpy(y, a.shares[1].y, a.tlen);
+        y[0] = 0x7f;
+        memset(y + 1, 0xff, a.f.y_len - 1);
+        assert_int_equal(split_share_y_check(&a.f, y), SPK_ERR_MALFORMED);
+        split_commitment(entry->commitment, a.rec->key_id, a.rec->split_id, a.shares[1].index, y,
+                         a.tlen);
+        sh[1] = a.shares[1];
+        sh[1].y = y;
+        assert_int_equal(split_share_check(a.rec, &a.f, &sh[1]), SPK_ERR_MALFORMED);
+        assert_int_equal(split_share_seal(&sf, &h.pub[1], y, a.tlen), 0);
+        memset(out, 0x55, a.tlen);
+        assert_int_equal(split_share_open(out, a.tlen, &sf, h.sec[1]), SPK_ERR_MALFORMED);
+        assert_true(all_zero(out, a.tlen));
+        /* M - 1 in every place is fine: the check is exactly y < M */
+        y[a.f.y_len - 1] = 0xfe;
+        for (size_t j = 1; j < SPLIT_NUM_SECRETS; j++) {
+            memcpy(y + j * a.f.y_len, y, a.f.y_len);
+        }
+        assert_int_equal(split_share_y_check(&a.f, y), 0);
+        /* and M in the last value only is caught too */
+        y[a.tlen - 1] = 0xff;
+        assert_int_equal(split_share_y_check(&a.f, y), SPK_ERR_MALFORMED);
+    }
 
     split_run_free(&a);
     split_run_free(&b);

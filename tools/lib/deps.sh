@@ -5,7 +5,7 @@ SPK_DEBIAN_PACKAGES=(
     build-essential cmake pkg-config git
     libgmp-dev libssl-dev libsodium-dev libzmq3-dev libcmocka-dev
     clang libclang-rt-14-dev clang-format valgrind
-    openssl curl procps iproute2 python3 python3-zmq
+    openssl curl procps iproute2 python3 python3-zmq python3-nacl
 )
 
 spk_install_deps() {
