@@ -53,7 +53,9 @@ add_link_options(-Wl,-z,relro,-z,now,-z,noexecstack -pie)
 
 # Every library and executable links these; the helper keeps folder files short.
 function(spk_deps target)
-  target_link_libraries(${target} PUBLIC PkgConfig::DEPS OpenSSL::Crypto OpenSSL::SSL)
+  # libssl only where TLS is spoken (the edge links it itself): the combiner
+  # must not carry TLS code.
+  target_link_libraries(${target} PUBLIC PkgConfig::DEPS OpenSSL::Crypto)
   target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR})
 endfunction()
 

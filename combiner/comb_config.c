@@ -6,6 +6,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,7 +45,19 @@ void comb_conf_cleanup(struct comb_conf *conf)
     OPENSSL_free(conf->share_paths);
     OPENSSL_free(conf->holders);
     OPENSSL_free(conf->keys);
+    OPENSSL_free(conf->clients);
     memset(conf, 0, sizeof(*conf));
+}
+
+const struct comb_conf_client *comb_conf_find_client(const struct comb_conf *conf,
+                                                     const char *name)
+{
+    for (size_t i = 0; i < conf->num_clients; i++) {
+        if (strcmp(conf->clients[i].name, name) == 0) {
+            return &conf->clients[i];
+        }
+    }
+    return NULL;
 }
 
 long comb_conf_find_key(const struct comb_conf *conf, const uint8_t key_id[PROTO_KEY_ID_LEN])
@@ -67,7 +80,8 @@ struct conf_parser {
     char *why;
     size_t why_len;
     unsigned line_no;
-    bool seen_magic, seen_key, seen_timeout, seen_pending, seen_batch;
+    bool seen_magic, seen_key, seen_timeout, seen_pending, seen_batch, seen_share_timeout;
+    bool seen_listen, seen_metrics, seen_unlocked, seen_allow, seen_group;
 };
 
 /* conf_word_str copies |word| into |out| (|cap| bytes with the NUL). */
@@ -192,6 +206,132 @@ static int conf_holder(struct conf_parser *p, const struct proto_rd *words, size
         return r;
     }
     out->num_holders++;
+    return 0;
+}
+
+/* conf_once_str: an option taking one word, given at most once, into |out|. */
+static int conf_once_str(struct conf_parser *p, const struct proto_rd *words, size_t num_words,
+                         const char *option, bool *seen, char *out, size_t cap)
+{
+    if (*seen) {
+        conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
+        return SPK_ERR_MALFORMED;
+    }
+    if (num_words != 1 || !conf_word_str(&words[0], out, cap) || out[0] == '\0') {
+        conf_why(p->why, p->why_len, "line %u: '%s' takes one word under %zu bytes", p->line_no,
+                 option, cap);
+        return SPK_ERR_MALFORMED;
+    }
+    *seen = true;
+    return 0;
+}
+
+/*
+ * conf_ops parses OPS: comma-separated "tls" (COMB_OPS_TLS), "sign" (every
+ * signature) or operation names as comb_alg_from_name takes them
+ * ("decrypt-raw", "pkcs1", "sign-pss-sha256", ...).
+ */
+static bool conf_ops(const struct proto_rd *word, uint64_t *out)
+{
+    char text[256];
+    char *save = NULL;
+    uint64_t ops = 0;
+
+    if (!conf_word_str(word, text, sizeof(text))) {
+        return false;
+    }
+    for (char *tok = strtok_r(text, ",", &save); tok != NULL; tok = strtok_r(NULL, ",", &save)) {
+        enum comb_alg alg;
+
+        if (strcmp(tok, "tls") == 0) {
+            ops |= COMB_OPS_TLS;
+            continue;
+        }
+        if (strcmp(tok, "sign") == 0) {
+            for (int op = 1; op < 64; op++) {
+                if (comb_alg_valid(op) && comb_alg_is_sign((enum comb_alg)op)) {
+                    ops |= 1ull << op;
+                }
+            }
+            continue;
+        }
+        alg = comb_alg_from_name(tok);
+        if (alg == COMB_ALG_NONE || (int)alg >= 64) {
+            return false;
+        }
+        ops |= 1ull << (int)alg;
+    }
+    *out = ops;
+    return ops != 0;
+}
+
+/* `client NAME uid USER|UID OPS` or `client NAME curve OPS`. */
+static int conf_client(struct conf_parser *p, const struct proto_rd *words, size_t num_words)
+{
+    struct comb_conf *out = p->out;
+    struct comb_conf_client *cl;
+    const struct proto_rd *ops;
+    int r;
+
+    if ((num_words != 4 || !proto_rd_equals(&words[1], "uid")) &&
+        (num_words != 3 || !proto_rd_equals(&words[1], "curve"))) {
+        conf_why(p->why, p->why_len,
+                 "line %u: 'client' takes NAME uid USER OPS or NAME curve OPS", p->line_no);
+        return SPK_ERR_MALFORMED;
+    }
+    if ((r = conf_grow(p, (void **)&out->clients, out->num_clients, sizeof(*out->clients),
+                       "client")) != 0) {
+        return r;
+    }
+    cl = &out->clients[out->num_clients];
+    if (!proto_name_copy(&words[0], cl->name)) {
+        conf_why(p->why, p->why_len,
+                 "line %u: client name must be 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
+                 p->line_no, PROTO_NAME_MAX);
+        return SPK_ERR_MALFORMED;
+    }
+    if (comb_conf_find_client(out, cl->name) != NULL) {
+        conf_why(p->why, p->why_len, "line %u: client '%s' given twice", p->line_no, cl->name);
+        return SPK_ERR_MALFORMED;
+    }
+    cl->by_uid = num_words == 4;
+    if (cl->by_uid) {
+        uint32_t uid = 0;
+        struct proto_rd w = words[2];
+
+        if (proto_dec_decode(&w, 0, UINT32_MAX - 1, &uid)) {
+            cl->uid = uid;
+        } else if (!proto_name_copy(&words[2], cl->user)) {
+            conf_why(p->why, p->why_len, "line %u: uid must be a number or a user name",
+                     p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+    }
+    ops = &words[num_words - 1];
+    if (!conf_ops(ops, &cl->ops)) {
+        conf_why(p->why, p->why_len,
+                 "line %u: OPS is a comma-separated list of tls, sign and operation names "
+                 "(decrypt-raw, decrypt-pkcs1, sign-pss-sha256, ...)",
+                 p->line_no);
+        return SPK_ERR_MALFORMED;
+    }
+    out->num_clients++;
+    return 0;
+}
+
+static int conf_yes_no(struct conf_parser *p, const struct proto_rd *words, size_t num_words,
+                       const char *option, bool *seen, bool *out)
+{
+    if (*seen) {
+        conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
+        return SPK_ERR_MALFORMED;
+    }
+    if (num_words != 1 || (!proto_rd_equals(&words[0], "yes") && !proto_rd_equals(&words[0], "no"))) {
+        conf_why(p->why, p->why_len, "line %u: '%s' takes yes or no", p->line_no, option);
+        return SPK_ERR_MALFORMED;
+    }
+    *seen = true;
+    *out = proto_rd_equals(&words[0], "yes");
     return 0;
 }
 
@@ -339,6 +479,57 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
         return conf_number(p, words, num_words, "max-batch", &p->seen_batch, 1, CONF_MAX_BATCH_MAX,
                            &out->max_batch);
     }
+    if (proto_rd_equals(&option, "share-timeout-ms")) {
+        return conf_number(p, words, num_words, "share-timeout-ms", &p->seen_share_timeout, 1,
+                           COMB_CONF_TIMEOUT_MAX, &out->share_timeout_ms);
+    }
+    if (proto_rd_equals(&option, "listen")) {
+        int r = conf_once_str(p, words, num_words, "listen", &p->seen_listen, out->listen,
+                              sizeof(out->listen));
+        if (r == 0 && strncmp(out->listen, "tcp://", 6) != 0 &&
+            strncmp(out->listen, "ipc://", 6) != 0) {
+            conf_why(p->why, p->why_len, "line %u: listen must be ipc:// or tcp://", p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+        return r;
+    }
+    if (proto_rd_equals(&option, "metrics")) {
+        int r = conf_once_str(p, words, num_words, "metrics", &p->seen_metrics, out->metrics,
+                              sizeof(out->metrics));
+        /* Plain HTTP: loopback only. */
+        if (r == 0 && strncmp(out->metrics, "127.", 4) != 0 &&
+            strncmp(out->metrics, "[::1]:", 6) != 0 && strncmp(out->metrics, "localhost:", 10) != 0) {
+            conf_why(p->why, p->why_len,
+                     "line %u: metrics must be a loopback HOST:PORT (127.x.x.x, [::1] or localhost)",
+                     p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+        return r;
+    }
+    if (proto_rd_equals(&option, "allow-unlocked")) {
+        return conf_yes_no(p, words, num_words, "allow-unlocked", &p->seen_unlocked,
+                           &out->allow_unlocked);
+    }
+    if (proto_rd_equals(&option, "allow")) {
+        if (p->seen_allow || num_words != 1) {
+            conf_why(p->why, p->why_len, "line %u: 'allow' takes one path, once", p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+        p->seen_allow = true;
+        return conf_path(p, &words[0], out->allow_path);
+    }
+    if (proto_rd_equals(&option, "socket-group")) {
+        if (p->seen_group || num_words != 1 || !proto_name_copy(&words[0], out->socket_group)) {
+            conf_why(p->why, p->why_len, "line %u: 'socket-group' takes one group name, once",
+                     p->line_no);
+            return SPK_ERR_MALFORMED;
+        }
+        p->seen_group = true;
+        return 0;
+    }
+    if (proto_rd_equals(&option, "client")) {
+        return conf_client(p, words, num_words);
+    }
     return conf_extra(p, &option, &rest);
 }
 
@@ -485,6 +676,22 @@ int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_extra_fn e
         }
         memcpy(h->curve_pk, pub.curve_pk, PROTO_X25519_LEN);
         h->have_pk = true;
+    }
+    for (size_t i = 0; i < out->num_clients; i++) {
+        struct comb_conf_client *cl = &out->clients[i];
+        struct passwd pw, *found = NULL;
+        char pwbuf[4096];
+
+        if (!cl->by_uid || cl->user[0] == '\0') {
+            continue;
+        }
+        if (getpwnam_r(cl->user, &pw, pwbuf, sizeof(pwbuf), &found) != 0 || found == NULL) {
+            conf_why(why, why_len, "config '%s': client '%s': no user '%s'", path, cl->name,
+                     cl->user);
+            comb_conf_cleanup(out);
+            return SPK_ERR_INVALID_ARG;
+        }
+        cl->uid = (uint32_t)pw.pw_uid;
     }
     return 0;
 }
@@ -765,7 +972,8 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
         const uint8_t(*h_ids)[PROTO_KEY_ID_LEN] = (const uint8_t(*)[PROTO_KEY_ID_LEN])ids;
 
         if ((r = comb_add_remote_source(c, NULL, zmq_ctx, hk, h, h_ids + i * recs.num, num_ids[i],
-                                        cc.timeout_ms)) != 0) {
+                                        conf->share_timeout_ms != 0 ? conf->share_timeout_ms
+                                                                    : cc.timeout_ms)) != 0) {
             conf_why(why, why_len, "holder '%s' at %s: %s", h->name, h->endpoint,
                      comb_last_error(c)[0] != '\0' ? comb_last_error(c) : spk_strerror(r));
             goto out;

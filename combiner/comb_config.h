@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "combiner/combiner.h"
+#include "proto/spk_metrics.h"
 
 #define COMB_CONF_MAGIC "splitkey-combiner"
 #define COMB_CONF_VERSION 1
@@ -46,6 +47,29 @@ struct comb_conf_holder {
     bool have_pk;                       /* false: pub_path still to be read */
     char pub_path[COMB_CONF_PATH_MAX];  /* NAME.pub, resolved; "" when given in Z85 */
 };
+
+/*
+ * One `client NAME uid USER OPS` or `client NAME curve OPS` line: who may
+ * reach `combiner run` and which operations it may ask for. |ops| has bit
+ * (1 << op) set for every enum proto_op allowed.
+ */
+struct comb_conf_client {
+    char name[PROTO_NAME_MAX + 1];
+    bool by_uid;                        /* ipc:// peer uid; else a CURVE key of the 'allow' file */
+    uint32_t uid;                       /* by_uid: resolved by comb_conf_load */
+    char user[PROTO_NAME_MAX + 1];      /* by_uid: the user name given, "" for a number */
+    uint64_t ops;
+};
+
+/* The operations of a TLS server: PKCS#1 v1.5 and PSS signatures and the
+ * premaster decryption with implicit rejection; never raw RSA or a PKCS#1
+ * decryption that reports padding errors. */
+#define COMB_OPS_TLS                                                                               \
+    ((1ull << PROTO_OP_SIGN_PKCS1_SHA1) | (1ull << PROTO_OP_SIGN_PKCS1_SHA224) |                   \
+     (1ull << PROTO_OP_SIGN_PKCS1_SHA256) | (1ull << PROTO_OP_SIGN_PKCS1_SHA384) |                 \
+     (1ull << PROTO_OP_SIGN_PKCS1_SHA512) | (1ull << PROTO_OP_SIGN_PKCS1_MD5SHA1) |                \
+     (1ull << PROTO_OP_SIGN_PSS_SHA256) | (1ull << PROTO_OP_SIGN_PSS_SHA384) |                     \
+     (1ull << PROTO_OP_SIGN_PSS_SHA512) | (1ull << PROTO_OP_DECRYPT_TLS_PREMASTER))
 
 /* A key that comb_conf_open added to the combiner. */
 struct comb_conf_key {
@@ -71,6 +95,15 @@ struct comb_conf {
     unsigned timeout_ms;  /* per share request and per batch */
     unsigned max_pending; /* 0: the combiner's default */
     unsigned max_batch;   /* 0: the combiner's default */
+    unsigned share_timeout_ms; /* per share request; 0: timeout_ms */
+    /* The daemon's (`combiner run`): */
+    char listen[COMB_CONF_ENDPOINT_MAX]; /* "" = none given */
+    char metrics[COMB_CONF_ENDPOINT_MAX]; /* HOST:PORT, "" = none */
+    bool allow_unlocked;
+    char allow_path[COMB_CONF_PATH_MAX]; /* CURVE clients for tcp://, "" = none */
+    char socket_group[PROTO_NAME_MAX + 1]; /* ipc:// socket 0660 for this group; "" = 0600 */
+    struct comb_conf_client *clients;
+    size_t num_clients;
     /* Filled by comb_conf_open: */
     struct comb_conf_key *keys;
     size_t num_keys;
@@ -136,6 +169,10 @@ SPK_WUR int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *
 SPK_WUR int comb_open_config(struct comb_ctx **out, struct comb_conf *out_conf, const char *path,
                              char *why, size_t why_len);
 
+/* comb_conf_find_client: the client line called |name|, or NULL. */
+const struct comb_conf_client *comb_conf_find_client(const struct comb_conf *conf,
+                                                     const char *name);
+
 /* comb_conf_find_key: index of |key_id| in conf->keys, or -1. */
 long comb_conf_find_key(const struct comb_conf *conf, const uint8_t key_id[PROTO_KEY_ID_LEN]);
 
@@ -172,5 +209,21 @@ SPK_WUR int comb_add_remote_source(struct comb_ctx *c, size_t *out_id, void *zmq
  * through a registry keyed by |c|; other sources are ignored.
  */
 size_t comb_remote_wait_connected(struct comb_ctx *c, int timeout_ms);
+
+/*
+ * comb_remote_connected probes, without blocking, the remote sources of |c|
+ * that were not yet found connected, and returns how many are; *out_total
+ * (may be NULL) gets how many there are. For warm-up after a (re)load.
+ */
+size_t comb_remote_connected(struct comb_ctx *c, size_t *out_total);
+
+/* comb_remote_fn: one remote source's holder, whether it was found
+ * connected, and its share latency histogram (answered requests). */
+typedef void (*comb_remote_fn)(void *arg, const char *name, const char *endpoint,
+                               bool connected, const struct spk_hist *latency);
+
+/* comb_remote_each calls |fn| for every remote source of |c| (newest first);
+ * returns how many. For metrics and start-up reports. */
+size_t comb_remote_each(struct comb_ctx *c, comb_remote_fn fn, void *arg);
 
 #endif

@@ -45,6 +45,8 @@ struct comb_remote {
     unsigned timeout_ms;
     uint64_t client_made_us;
     uint64_t reconnects;
+    struct spk_hist latency; /* share request to share, answered ones */
+    bool connected;          /* a probe was accepted since the client was made */
 };
 
 static pthread_mutex_t remote_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -80,6 +82,7 @@ static void remote_result(void *ctx, const struct sh_result *res)
         return; /* a connection probe (PING) */
     }
     if (status == 0 && res->type == PROTO_MSG_SHARE_RESPONSE) {
+        spk_hist_observe(&rs->latency, (double)res->latency_us / 1e6);
         memcpy(info.key_id, res->key_id, PROTO_KEY_ID_LEN);
         memcpy(info.split_id, res->split_id, PROTO_SPLIT_ID_LEN);
         info.index = res->index;
@@ -117,6 +120,7 @@ static int remote_client_make(struct comb_remote *rs)
     sh_client_free(rs->cl);
     rs->cl = cl;
     rs->client_made_us = spk_now_us();
+    rs->connected = false;
     return 0;
 }
 
@@ -309,38 +313,69 @@ fail:
     return r;
 }
 
-size_t comb_remote_wait_connected(struct comb_ctx *c, int timeout_ms)
+/* remote_probe: with ZMQ_IMMEDIATE a send succeeds only once the CURVE
+ * handshake and the holder's ZAP check are done, so a PING that is taken
+ * (and called off at once) says the holder is connected. */
+static bool remote_probe(struct comb_remote *rs)
 {
-    uint64_t end = spk_now_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+    uint64_t id = 0;
+
+    if (!rs->connected && sh_client_ping(rs->cl, &id, 0, 1000, NULL) == 0) {
+        sh_client_cancel(rs->cl, id);
+        rs->connected = true;
+    }
+    return rs->connected;
+}
+
+size_t comb_remote_connected(struct comb_ctx *c, size_t *out_total)
+{
     size_t connected = 0;
     size_t total = 0;
-    struct comb_remote *rs;
-    struct timespec pause = {0, 2 * 1000 * 1000};
 
     /* A remote source's registry entry is only removed by comb_free, which
      * must not run concurrently with calls on the same combiner. */
-    for (;;) {
-        connected = 0;
-        total = 0;
-        pthread_mutex_lock(&remote_lock);
-        for (rs = remote_registry; rs != NULL; rs = rs->next) {
-            uint64_t id = 0;
-
-            if (rs->comb != c) {
-                continue;
-            }
-            total++;
-            /* With ZMQ_IMMEDIATE a send succeeds only once the CURVE handshake
-             * and the holder's ZAP check are done; the probe is not needed. */
-            if (sh_client_ping(rs->cl, &id, 0, 1000, NULL) == 0) {
-                sh_client_cancel(rs->cl, id);
-                connected++;
-            }
+    pthread_mutex_lock(&remote_lock);
+    for (struct comb_remote *rs = remote_registry; rs != NULL; rs = rs->next) {
+        if (rs->comb != c) {
+            continue;
         }
-        pthread_mutex_unlock(&remote_lock);
+        total++;
+        connected += remote_probe(rs) ? 1 : 0;
+    }
+    pthread_mutex_unlock(&remote_lock);
+    if (out_total != NULL) {
+        *out_total = total;
+    }
+    return connected;
+}
+
+size_t comb_remote_wait_connected(struct comb_ctx *c, int timeout_ms)
+{
+    uint64_t end = spk_now_us() + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000u;
+    struct timespec pause = {0, 2 * 1000 * 1000};
+
+    for (;;) {
+        size_t total = 0;
+        size_t connected = comb_remote_connected(c, &total);
+
         if (connected == total || spk_now_us() >= end) {
             return connected;
         }
         nanosleep(&pause, NULL);
     }
+}
+
+size_t comb_remote_each(struct comb_ctx *c, comb_remote_fn fn, void *arg)
+{
+    size_t n = 0;
+
+    pthread_mutex_lock(&remote_lock);
+    for (struct comb_remote *rs = remote_registry; rs != NULL; rs = rs->next) {
+        if (rs->comb == c) {
+            fn(arg, rs->holder.name, rs->holder.endpoint, rs->connected, &rs->latency);
+            n++;
+        }
+    }
+    pthread_mutex_unlock(&remote_lock);
+    return n;
 }

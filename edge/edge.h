@@ -20,25 +20,12 @@
 #define EDGE_PATH_MAX 1024
 #define EDGE_LISTEN_MAX 16
 #define EDGE_CERT_MAX 256
-#define EDGE_HOLDER_MAX 32
-#define EDGE_SHARE_MAX 512
 #define EDGE_HOSTPORT_MAX 300
 
 struct edge_cert_conf {
     char chain_path[EDGE_PATH_MAX];   /* PEM: leaf first, then intermediates */
     char record_path[EDGE_PATH_MAX];  /* KEYID.record of the leaf's key */
     char upstream[EDGE_HOSTPORT_MAX]; /* "" = the global upstream */
-};
-
-struct edge_holder_conf {
-    char name[PROTO_NAME_MAX + 1];
-    char endpoint[EDGE_PATH_MAX];
-    uint8_t curve_pk[PROTO_X25519_LEN];
-};
-
-struct edge_share_conf {
-    char path[EDGE_PATH_MAX];     /* KEYID.NAME.share */
-    char key_path[EDGE_PATH_MAX]; /* the holder key file that opens it; "" = combiner-key */
 };
 
 struct edge_config {
@@ -50,25 +37,21 @@ struct edge_config {
     char upstream[EDGE_HOSTPORT_MAX]; /* global upstream */
     bool proxy_protocol;              /* PROXY protocol v2 header to the upstream */
     char combiner_endpoint[EDGE_PATH_MAX];
-    char combiner_binary[EDGE_PATH_MAX]; /* "" = this edge binary in its combiner mode */
-    char combiner_config[EDGE_PATH_MAX]; /* for combiner-binary; "" = this file */
+    char combiner_binary[EDGE_PATH_MAX]; /* the `combiner` command */
+    char combiner_config[EDGE_PATH_MAX]; /* the combiner's own file, for `combiner run` */
     bool combiner_external;              /* "combiner-external yes": do not start one */
-    char combiner_key[EDGE_PATH_MAX];    /* the combiner's holder key file */
-    bool allow_unlocked;
-    struct edge_holder_conf holders[EDGE_HOLDER_MAX];
-    size_t num_holders;
-    struct edge_share_conf shares[EDGE_SHARE_MAX];
-    size_t num_shares;
+    /* tcp:// combiner-endpoint: CURVE with the combiner's key and the edge's own. */
+    uint8_t combiner_curve_pk[PROTO_X25519_LEN];
+    bool have_combiner_curve_pk;
+    char combiner_client_key[EDGE_PATH_MAX];
     unsigned handshake_timeout_ms;
     unsigned idle_timeout_ms;
     unsigned op_timeout_ms;
-    unsigned share_timeout_ms;
     unsigned max_connections;
     unsigned drain_timeout_ms;                /* SIGTERM: how long open connections may finish */
     char tls_min[8];                          /* "1.2" or "1.3" */
     char ticket_key_file[EDGE_PATH_MAX];      /* "" = one random key per process */
-    char metrics[EDGE_HOSTPORT_MAX];          /* "" = no metrics endpoint */
-    char combiner_metrics[EDGE_HOSTPORT_MAX]; /* the combiner process's own */
+    char metrics[EDGE_HOSTPORT_MAX]; /* "" = no metrics endpoint */
     char log_level[8];
 };
 

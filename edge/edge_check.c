@@ -6,15 +6,13 @@
  *     key record readable, signed, and for the certificate's key; upstream
  *     resolvable;
  *   - the ticket key file;
- *   - every share line: a share file, of a key some certificate uses, for the
- *     holder whose key opens it;
- *   - every share-holder: answers a PING from the combiner's key (a holder
- *     that is reachable but silent refuses that key, or its curve key here
- *     is wrong);
- *   - the combiner: started (in a child process, on a private ipc endpoint,
- *     so a running edge is not disturbed) unless combiner-external, opens its
- *     shares, and makes one test signature per key, verified here with the
- *     certificate's public key.
+ *   - the combiner's own file, by `combiner check --config FILE` (shares,
+ *     holders, a test operation per key), unless combiner-external;
+ *   - the combiner as the edge reaches it: one started for the check (on a
+ *     socket in a private 0700 directory, so a running edge is not disturbed
+ *     and nobody else can reach it), or the external one at
+ *     combiner-endpoint; one test signature per certificate through it,
+ *     verified here with the certificate's public key.
  * Exit 0 only when nothing was found.
  */
 
@@ -42,7 +40,6 @@
 #include <zmq.h>
 
 #include "edge/internal.h"
-#include "share-holder/share-holder.h"
 #include "split/split.h"
 
 struct edge_chk {
@@ -53,7 +50,6 @@ struct edge_chk {
     uint8_t key_id[EDGE_CERT_MAX][PROTO_KEY_ID_LEN];
     unsigned threshold[EDGE_CERT_MAX];
     EVP_PKEY *pub[EDGE_CERT_MAX];
-    bool ponged[EDGE_HOLDER_MAX];
 };
 
 static void edge_chk_bad(struct edge_chk *k, const char *fmt, ...)
@@ -69,11 +65,6 @@ static void edge_chk_bad(struct edge_chk *k, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-}
-
-static void edge_chk_hex8(const uint8_t *id, char out[17])
-{
-    sodium_bin2hex(out, 17, id, 8);
 }
 
 static void edge_chk_cert(struct edge_chk *k, size_t i)
@@ -183,164 +174,6 @@ static void edge_chk_upstreams(struct edge_chk *k)
     }
 }
 
-/* edge_chk_shares: each share line's file, key and holder. */
-static void edge_chk_shares(struct edge_chk *k, const char *comb_name)
-{
-    const struct edge_config *cfg = k->cfg;
-    static struct proto_share_file sf;
-    size_t i, j;
-
-    for (i = 0; i < cfg->num_shares; i++) {
-        const char *path = cfg->shares[i].path;
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        bool used = false;
-        char id[17];
-        int r;
-
-        if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-            edge_chk_bad(k, "share %s: cannot read it: %s", path, spk_strerror(r));
-            continue;
-        }
-        r = proto_share_file_decode(&sf, buf, len);
-        spk_file_free(buf, len);
-        if (r != 0) {
-            edge_chk_bad(k, "share %s: not a share file (%s)", path, spk_strerror(r));
-            continue;
-        }
-        for (j = 0; j < cfg->num_certs; j++) {
-            if (k->cert_ok[j] && sodium_memcmp(k->key_id[j], sf.key_id, PROTO_KEY_ID_LEN) == 0) {
-                used = true;
-            }
-        }
-        edge_chk_hex8(sf.key_id, id);
-        if (!used) {
-            edge_chk_bad(k,
-                         "share %s: it is a share of key %s..., which no certificate here uses "
-                         "(a share of the wrong key?)",
-                         path, id);
-        }
-        if (cfg->shares[i].key_path[0] == '\0' && comb_name != NULL &&
-            strcmp(sf.holder, comb_name) != 0) {
-            edge_chk_bad(k,
-                         "share %s: it belongs to holder '%s', but combiner-key is '%s': the "
-                         "combiner cannot open it",
-                         path, sf.holder, comb_name);
-        }
-    }
-}
-
-/* edge_chk_tcp: can a TCP connection to a tcp://HOST:PORT endpoint be made? */
-static int edge_chk_tcp(const char *endpoint)
-{
-    char host[EDGE_PATH_MAX];
-    const char *hp, *colon;
-    struct addrinfo hints, *res = NULL;
-    int fd, r = 0;
-
-    if (strncmp(endpoint, "tcp://", 6) != 0) {
-        return 0;
-    }
-    hp = endpoint + 6;
-    colon = strrchr(hp, ':');
-    if (colon == NULL || (size_t)(colon - hp) >= sizeof(host)) {
-        return EINVAL;
-    }
-    memcpy(host, hp, (size_t)(colon - hp));
-    host[colon - hp] = '\0';
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || res == NULL) {
-        return EHOSTUNREACH;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) != 0) {
-        r = errno;
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    freeaddrinfo(res);
-    return r;
-}
-
-static void edge_chk_holder_result(void *ctx, const struct sh_result *res)
-{
-    struct edge_chk *k = ctx;
-
-    if (res->status == 0 && res->type == PROTO_MSG_PONG && res->holder < EDGE_HOLDER_MAX) {
-        k->ponged[res->holder] = true;
-    }
-}
-
-/* edge_chk_holders: PING every holder with the combiner's key for up to 3 s. */
-static void edge_chk_holders(struct edge_chk *k, void *zctx, const struct proto_holder_secret *me)
-{
-    const struct edge_config *cfg = k->cfg;
-    struct sh_client *c;
-    uint64_t deadline = spk_now_ms() + 3000;
-    uint64_t last[EDGE_HOLDER_MAX];
-    size_t i;
-    bool all = false;
-
-    if (cfg->num_holders == 0) {
-        return;
-    }
-    c = sh_client_new(zctx, me, edge_chk_holder_result, k);
-    if (c == NULL) {
-        edge_chk_bad(k, "cannot make a share-holder client");
-        return;
-    }
-    memset(last, 0, sizeof(last));
-    for (i = 0; i < cfg->num_holders; i++) {
-        size_t idx = 0;
-        if (sh_client_add_holder(c, &idx, cfg->holders[i].name, cfg->holders[i].endpoint,
-                                 cfg->holders[i].curve_pk) != 0 ||
-            idx != i) {
-            edge_chk_bad(k, "holder %s: bad endpoint %s", cfg->holders[i].name,
-                         cfg->holders[i].endpoint);
-            sh_client_free(c);
-            return;
-        }
-    }
-    while (!all && spk_now_ms() < deadline) {
-        uint64_t now = spk_now_ms();
-        all = true;
-        for (i = 0; i < cfg->num_holders; i++) {
-            uint64_t id;
-            if (k->ponged[i]) {
-                continue;
-            }
-            all = false;
-            if (now - last[i] >= 250 && sh_client_ping(c, &id, i, 1000, NULL) == 0) {
-                last[i] = now;
-            }
-        }
-        if (!all && sh_client_wait(c, 50) != 0) {
-            struct timespec ts = {0, 20 * 1000 * 1000};
-            nanosleep(&ts, NULL);
-        }
-    }
-    for (i = 0; i < cfg->num_holders; i++) {
-        int e;
-        if (k->ponged[i]) {
-            continue;
-        }
-        e = edge_chk_tcp(cfg->holders[i].endpoint);
-        if (e != 0) {
-            edge_chk_bad(k, "holder %s at %s: unreachable (%s)", cfg->holders[i].name,
-                         cfg->holders[i].endpoint, strerror(e));
-        } else {
-            edge_chk_bad(k,
-                         "holder %s at %s: reachable, but does not answer the combiner: it "
-                         "refuses the combiner's key (is the combiner's curve-public key in its "
-                         "allow-list?), or the holder's curve key on the holder line is wrong",
-                         cfg->holders[i].name, cfg->holders[i].endpoint);
-        }
-    }
-    sh_client_free(c);
-}
-
 /* edge_chk_sign: one test signature per key through the combiner, verified
  * with the certificate's public key. */
 static void edge_chk_sign(struct edge_chk *k, struct edge_client *c)
@@ -398,10 +231,15 @@ static void edge_chk_sign(struct edge_chk *k, struct edge_client *c)
     }
 }
 
-/* edge_chk_combiner_start forks a combiner on |endpoint| for the check. */
-static pid_t edge_chk_combiner_start(const struct edge_config *cfg, const char *endpoint)
+/*
+ * edge_chk_spawn runs the combiner command with |args| (NULL-terminated,
+ * after the binary) in a child that dies with this process. The child's
+ * pid, or -1.
+ */
+static pid_t edge_chk_spawn(const struct edge_config *cfg, const char *const *args)
 {
-    static struct edge_config copy;
+    char *argv[12];
+    size_t n = 0;
     pid_t pid;
 
     pid = fork();
@@ -409,18 +247,25 @@ static pid_t edge_chk_combiner_start(const struct edge_config *cfg, const char *
         return pid;
     }
     prctl(PR_SET_PDEATHSIG, SIGTERM);
-    copy = *cfg;
-    snprintf(copy.combiner_endpoint, sizeof(copy.combiner_endpoint), "%s", endpoint);
-    copy.combiner_metrics[0] = '\0'; /* a running combiner has that port */
-    _exit(edge_combproc_run(&copy, false));
+    /* In the child only: execv wants writable strings. */
+    argv[n++] = strdup(cfg->combiner_binary);
+    while (*args != NULL && n < 11) {
+        argv[n++] = strdup(*args++);
+    }
+    argv[n] = NULL;
+    execv(cfg->combiner_binary, argv);
+    fprintf(stderr, "edge check: cannot run the combiner '%s': %s\n", cfg->combiner_binary,
+            strerror(errno));
+    _exit(127);
 }
 
-int edge_check(const struct edge_config *cfg, const char *config_path, const char *self_path)
+int edge_check(const struct edge_config *cfg, const char *config_path)
 {
     static struct edge_chk k;
-    struct proto_holder_secret *me = NULL;
     struct edge_tickets *tickets = NULL;
     struct edge_client *client = NULL;
+    char dir[] = "/tmp/spk-edge-check.XXXXXX";
+    bool have_dir = false;
     char endpoint[EDGE_PATH_MAX];
     char why[4096] = "";
     void *zctx = NULL;
@@ -428,21 +273,8 @@ int edge_check(const struct edge_config *cfg, const char *config_path, const cha
     size_t i;
     int r, status;
 
-    (void)self_path;
     memset(&k, 0, sizeof(k));
     k.cfg = cfg;
-    /* The combiner first, before this process touches OpenSSL or a secret:
-     * the child is then as clean as the one `edge run` starts. */
-    if (!cfg->combiner_external) {
-        snprintf(endpoint, sizeof(endpoint), "ipc:///tmp/spk-edge-check-%ld.sock", (long)getpid());
-        comb = edge_chk_combiner_start(cfg, endpoint);
-        if (comb < 0) {
-            edge_chk_bad(&k, "cannot start a combiner: %s", strerror(errno));
-            comb = 0;
-        }
-    } else {
-        snprintf(endpoint, sizeof(endpoint), "%s", cfg->combiner_endpoint);
-    }
     if (sodium_init() < 0) {
         edge_chk_bad(&k, "libsodium does not initialise");
         goto out;
@@ -455,48 +287,45 @@ int edge_check(const struct edge_config *cfg, const char *config_path, const cha
         edge_chk_bad(&k, "%s", why);
     }
     edge_tickets_free(tickets);
+    if (!cfg->combiner_external) {
+        const char *check_args[] = {"check", "--config", cfg->combiner_config, NULL};
+
+        fflush(stdout);
+        comb = edge_chk_spawn(cfg, check_args);
+        if (comb < 0 || waitpid(comb, &status, 0) != comb || !WIFEXITED(status) ||
+            WEXITSTATUS(status) != 0) {
+            edge_chk_bad(&k, "combiner check --config %s failed (its reasons are above)",
+                         cfg->combiner_config);
+        }
+        comb = 0;
+        /* A private directory: nobody but this user can reach the socket in it. */
+        if (mkdtemp(dir) == NULL) {
+            edge_chk_bad(&k, "cannot make a private directory: %s", strerror(errno));
+            goto out;
+        }
+        have_dir = true;
+        snprintf(endpoint, sizeof(endpoint), "ipc://%s/combiner.sock", dir);
+        {
+            const char *run_args[] = {"run",      "--config",     cfg->combiner_config,
+                                      "--listen", endpoint,       "--no-metrics",
+                                      NULL};
+            comb = edge_chk_spawn(cfg, run_args);
+        }
+        if (comb < 0) {
+            edge_chk_bad(&k, "cannot start a combiner: %s", strerror(errno));
+            comb = 0;
+            goto out;
+        }
+    } else {
+        snprintf(endpoint, sizeof(endpoint), "%s", cfg->combiner_endpoint);
+    }
     zctx = zmq_ctx_new();
     if (zctx == NULL) {
         edge_chk_bad(&k, "cannot make a ZeroMQ context");
         goto out;
     }
-    if (cfg->combiner_key[0] != '\0') {
-        if ((r = split_holder_secret_load(&me, cfg->combiner_key)) != 0) {
-            edge_chk_bad(&k, "combiner-key %s: %s", cfg->combiner_key, spk_strerror(r));
-        }
-    }
-    edge_chk_shares(&k, me != NULL ? me->pub.name : NULL);
-    for (i = 0; i < cfg->num_certs; i++) {
-        size_t j, local = 0;
-        if (!k.cert_ok[i] || me == NULL) {
-            continue;
-        }
-        for (j = 0; j < cfg->num_shares; j++) {
-            static struct proto_share_file sf;
-            uint8_t *buf = NULL;
-            size_t len = 0;
-            if (spk_file_read(cfg->shares[j].path, PROTO_FILE_MAX, &buf, &len) != 0) {
-                continue;
-            }
-            if (proto_share_file_decode(&sf, buf, len) == 0 &&
-                sodium_memcmp(sf.key_id, k.key_id[i], PROTO_KEY_ID_LEN) == 0) {
-                local++;
-            }
-            spk_file_free(buf, len);
-        }
-        if (local + cfg->num_holders < k.threshold[i]) {
-            edge_chk_bad(&k,
-                         "certificate %s: its key needs %u shares, but only %zu share line(s) "
-                         "and %zu holder(s) could give them",
-                         cfg->certs[i].chain_path, k.threshold[i], local, cfg->num_holders);
-        }
-    }
-    if (me != NULL) {
-        edge_chk_holders(&k, zctx, me);
-    }
-    client = edge_client_new(zctx, endpoint, (int)cfg->op_timeout_ms);
-    if (client == NULL) {
-        edge_chk_bad(&k, "cannot connect to the combiner at %s", endpoint);
+    if (edge_client_open(&client, zctx, cfg, endpoint, why, sizeof(why)) != 0) {
+        edge_chk_bad(&k, "%s", why);
         goto out;
     }
     /* The combiner warms up its holder sessions (up to 1.5 s) before it binds. */
@@ -512,7 +341,10 @@ int edge_check(const struct edge_config *cfg, const char *config_path, const cha
         if (comb == 0 && !cfg->combiner_external) {
             edge_chk_bad(&k, "the combiner did not start (its reason is above)");
         } else {
-            edge_chk_bad(&k, "the combiner at %s does not answer", endpoint);
+            edge_chk_bad(&k,
+                         "the combiner at %s does not answer (is this edge's uid or key among "
+                         "its client lines?)",
+                         endpoint);
         }
         goto out;
     }
@@ -523,10 +355,15 @@ out:
         kill(comb, SIGTERM);
         waitpid(comb, &status, 0);
     }
+    if (have_dir) {
+        char sock[sizeof(dir) + 32];
+        snprintf(sock, sizeof(sock), "%s/combiner.sock", dir);
+        (void)unlink(sock);
+        (void)rmdir(dir);
+    }
     if (zctx != NULL) {
         zmq_ctx_term(zctx);
     }
-    spk_secret_free(me);
     for (i = 0; i < cfg->num_certs; i++) {
         EVP_PKEY_free(k.pub[i]);
     }
@@ -535,8 +372,8 @@ out:
                config_path, k.problems);
         return 1;
     }
-    printf("edge check: %s: ok (%zu certificate(s), %zu holder(s), %zu share file(s), %zu "
-           "listener(s))\n",
-           config_path, cfg->num_certs, cfg->num_holders, cfg->num_shares, cfg->num_listen);
+    printf("edge check: %s: ok (%zu certificate(s), %zu listener(s), combiner %s)\n",
+           config_path, cfg->num_certs, cfg->num_listen,
+           cfg->combiner_external ? cfg->combiner_endpoint : cfg->combiner_config);
     return 0;
 }

@@ -9,6 +9,7 @@
  */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -20,6 +21,7 @@
 #include <zmq.h>
 
 #include "edge/internal.h"
+#include "split/split.h"
 
 /* One OP_REQUEST is a header plus four small items and the input. */
 #define EDGE_REQ_BUF_MAX (PROTO_WIRE_HDR_LEN + 64 + PROTO_BN_MAX)
@@ -51,7 +53,8 @@ struct edge_client {
     uint8_t rbuf[PROTO_MSG_MAX];
 };
 
-struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms)
+struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms,
+                                    const struct edge_client_curve *curve)
 {
     struct edge_client *c = calloc(1, sizeof(*c));
     int zero = 0;
@@ -70,12 +73,50 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
         zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+        (curve != NULL &&
+         (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, curve->server_pk, PROTO_X25519_LEN) != 0 ||
+          zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, curve->client_pk, PROTO_X25519_LEN) != 0 ||
+          zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, curve->client_sk, PROTO_X25519_LEN) !=
+              0)) ||
         zmq_connect(c->sock, endpoint) != 0 ||
         zmq_getsockopt(c->sock, ZMQ_FD, &c->fd, &fd_len) != 0) {
         edge_client_free(c);
         return NULL;
     }
     return c;
+}
+
+int edge_client_open(struct edge_client **out, void *zmq_ctx, const struct edge_config *cfg,
+                     const char *endpoint, char *why, size_t why_len)
+{
+    struct proto_holder_secret *me = NULL;
+    struct edge_client_curve *curve = NULL;
+    int r;
+
+    *out = NULL;
+    if (strncmp(endpoint, "tcp://", 6) == 0) {
+        if ((r = split_holder_secret_load(&me, cfg->combiner_client_key)) != 0) {
+            snprintf(why, why_len, "combiner-client-key %s: %s", cfg->combiner_client_key,
+                     spk_strerror(r));
+            return r;
+        }
+        if ((curve = spk_secret_new(sizeof(*curve))) == NULL) {
+            spk_secret_free(me);
+            snprintf(why, why_len, "no locked memory");
+            return SPK_ERR_NOMEM;
+        }
+        memcpy(curve->server_pk, cfg->combiner_curve_pk, PROTO_X25519_LEN);
+        memcpy(curve->client_pk, me->pub.curve_pk, PROTO_X25519_LEN);
+        memcpy(curve->client_sk, me->curve_sk, PROTO_X25519_LEN);
+        spk_secret_free(me);
+    }
+    *out = edge_client_new(zmq_ctx, endpoint, (int)cfg->op_timeout_ms, curve);
+    spk_secret_free(curve);
+    if (*out == NULL) {
+        snprintf(why, why_len, "cannot connect to %s", endpoint);
+        return SPK_ERR_IO;
+    }
+    return 0;
 }
 
 static void edge_pending_finish(struct edge_client *c, struct edge_pending *p, int status)
@@ -355,7 +396,7 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
         c->stats.ops[kind][EDGE_OPRES_UNAVAILABLE]++;
     } else {
         c->stats.ops[kind][p.status == 0 ? EDGE_OPRES_OK : EDGE_OPRES_ERROR]++;
-        edge_hist_observe(&c->stats.latency[kind], (double)(spk_now_us() - started) / 1e6);
+        spk_hist_observe(&c->stats.latency[kind], (double)(spk_now_us() - started) / 1e6);
     }
     if (p.status != 0) {
         OPENSSL_cleanse(out, out_cap);

@@ -3,8 +3,8 @@
  * words separated by spaces or tabs; '#' starts a comment only as the first
  * non-blank character of a line (Z85 keys may hold '#'). Relative paths are
  * taken from the directory of the configuration file. Parsing names files
- * but opens none: the TLS process reads certificates and records, the
- * combiner process reads keys and shares, each only what it needs.
+ * but opens none. Keys, shares and holders are not here: they are the
+ * combiner's, in its own file (combiner-config).
  */
 
 #include <errno.h>
@@ -44,38 +44,34 @@ static const char edge_help_text[] =
     "                                 name it was made for (RFC 6066 section 3).\n"
     "  metrics HOST:PORT              loopback address of the edge's Prometheus endpoint\n"
     "                                 (GET /metrics): handshakes, key operations, latency\n"
-    "  combiner-metrics HOST:PORT     loopback address of the combiner process's own\n"
-    "                                 endpoint: key lifetime, per-holder latency and errors,\n"
-    "                                 shares rejected by the commitment check\n"
     "  handshake-timeout-ms N         whole handshake, including key operations (10000)\n"
     "  idle-timeout-ms N              relay with no traffic either way (60000)\n"
-    "  op-timeout-ms N                one private-key operation (3000)\n"
-    "  share-timeout-ms N             one share request to a holder (1000)\n"
+    "  op-timeout-ms N                one private-key operation (3000); an operation in\n"
+    "                                 flight when the combiner dies is sent again to the\n"
+    "                                 restarted (or external) combiner within this time\n"
     "  drain-timeout-ms N             after SIGTERM: how long open connections may finish\n"
     "                                 before the edge exits (30000)\n"
     "  max-connections N              connections at once; more wait in the backlog (4096)\n"
     "  combiner-endpoint ENDPOINT     where the combiner listens, e.g. ipc:///run/edge/comb\n"
-    "  combiner-external yes|no       yes: do not start a combiner, one runs elsewhere (no)\n"
-    "  combiner-binary PATH           started as `PATH run --config FILE`; default: the\n"
-    "                                 `combiner` command next to the edge binary, in the\n"
-    "                                 build tree or in PATH, else this edge binary in its\n"
-    "                                 combiner mode\n"
-    "  combiner-config FILE           the FILE given to combiner-binary (default: this file)\n"
-    "  combiner-key NAME.key          the combiner's holder key file (keysplit keygen)\n"
-    "  allow-unlocked yes|no          let the combiner run if memory cannot be locked (no)\n"
-    "  holder NAME ENDPOINT CURVE-PUBLIC\n"
-    "                                 a share-holder (its curve-public key, Z85)\n"
-    "  share FILE [KEYFILE]           a share file the combiner opens itself: with\n"
-    "                                 combiner-key (its own share), or with KEYFILE (another\n"
-    "                                 holder's key: tests and recovery drills only)\n"
+    "  combiner-config FILE           the combiner's own file (keys, shares, holders,\n"
+    "                                 clients: `combiner run --help`); the edge starts\n"
+    "                                 `combiner run --config FILE --listen ENDPOINT`\n"
+    "  combiner-external yes|no       yes: start no combiner, one runs on its own (e.g.\n"
+    "                                 spk-combiner.service as its own user) (no)\n"
+    "  combiner-binary PATH           the combiner command; default: `combiner` next to\n"
+    "                                 the edge binary, in the build tree or in PATH\n"
+    "  combiner-curve-public Z85      tcp:// combiner-endpoint: the combiner's CURVE key\n"
+    "  combiner-client-key NAME.key   tcp:// combiner-endpoint: the edge's own key file\n"
+    "                                 (keysplit keygen), in the combiner's allow file\n"
     "\n"
     "Signals (the edge and its combiner process alike):\n"
     "  SIGHUP   read the file again: certificates, key records and ticket keys in the edge\n"
-    "           (open connections keep what they started with); keys, shares and holders\n"
-    "           in the combiner (it warms up the new holder sessions, then switches, and\n"
-    "           the old set answers what it has in flight). A file that does not load is\n"
-    "           refused with the reason and the old configuration stays. listen, metrics,\n"
-    "           combiner-metrics and combiner-endpoint change only with a restart.\n"
+    "           (open connections keep what they started with); the combiner reads its own\n"
+    "           file again (keys, shares, holders, clients: it warms up the new holder\n"
+    "           sessions, then switches, and the old set answers what it has in flight).\n"
+    "           A file that does not load is refused with the reason and the old\n"
+    "           configuration stays. listen, metrics and combiner-endpoint change only\n"
+    "           with a restart.\n"
     "           The edge passes SIGHUP on to the combiner it started.\n"
     "  SIGTERM  the edge closes its listeners, lets open connections finish (up to\n"
     "           drain-timeout-ms), stops its combiner and exits 0; a second SIGTERM stops\n"
@@ -87,14 +83,7 @@ static const char edge_help_text[] =
     "                    spk_edge_key_operations_total{kind,result},\n"
     "                    spk_edge_key_operation_seconds (histogram), session tickets,\n"
     "                    connections, reloads, combiner restarts\n"
-    "  combiner-metrics  spk_combiner_key_lifetime_seconds (histogram: how long a whole\n"
-    "                    key existed; p50/p99/max of the recent window as\n"
-    "                    spk_combiner_key_lifetime_window_seconds),\n"
-    "                    spk_combiner_holder_share_seconds{holder} (histogram),\n"
-    "                    spk_combiner_source_errors_total{source},\n"
-    "                    spk_combiner_source_shares_rejected_total{source} (failed the\n"
-    "                    commitment check), spk_combiner_shares_total{result}, operations\n"
-    "                    (the combiner's own counters start again after a reload)\n"
+    "  the combiner's own metrics line: see `combiner run --help` and README\n"
     "Every failed handshake is one log line: \"handshake failed: client ADDR:PORT: reason\".\n";
 
 const char *edge_config_help(void)
@@ -108,7 +97,6 @@ void edge_config_init(struct edge_config *cfg)
     cfg->handshake_timeout_ms = 10000;
     cfg->idle_timeout_ms = 60000;
     cfg->op_timeout_ms = 3000;
-    cfg->share_timeout_ms = 1000;
     cfg->max_connections = 4096;
     cfg->drain_timeout_ms = 30000;
     memcpy(cfg->tls_min, "1.2", 4);
@@ -297,8 +285,8 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
         NEED(1, 1);
         return edge_cfg_path(ps, cfg->ticket_key_file, w[1]);
     }
-    if (strcmp(d, "metrics") == 0 || strcmp(d, "combiner-metrics") == 0) {
-        char *out = strcmp(d, "metrics") == 0 ? cfg->metrics : cfg->combiner_metrics;
+    if (strcmp(d, "metrics") == 0) {
+        char *out = cfg->metrics;
         NEED(1, 1);
         if (!edge_hostport_loopback(w[1])) {
             return edge_cfg_fail(ps,
@@ -319,10 +307,6 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     if (strcmp(d, "op-timeout-ms") == 0) {
         NEED(1, 1);
         return edge_cfg_uint(ps, &cfg->op_timeout_ms, w[1], 10, 600000);
-    }
-    if (strcmp(d, "share-timeout-ms") == 0) {
-        NEED(1, 1);
-        return edge_cfg_uint(ps, &cfg->share_timeout_ms, w[1], 10, 600000);
     }
     if (strcmp(d, "drain-timeout-ms") == 0) {
         NEED(1, 1);
@@ -351,56 +335,28 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
         NEED(1, 1);
         return edge_cfg_bool(ps, &cfg->combiner_external, w[1]);
     }
-    if (strcmp(d, "combiner-key") == 0) {
-        NEED(1, 1);
-        return edge_cfg_path(ps, cfg->combiner_key, w[1]);
-    }
-    if (strcmp(d, "allow-unlocked") == 0) {
-        NEED(1, 1);
-        return edge_cfg_bool(ps, &cfg->allow_unlocked, w[1]);
-    }
-    if (strcmp(d, "holder") == 0) {
-        struct edge_holder_conf *h;
+    if (strcmp(d, "combiner-curve-public") == 0) {
         struct proto_rd rd;
-        size_t i;
-        NEED(3, 3);
-        if (cfg->num_holders == EDGE_HOLDER_MAX) {
-            return edge_cfg_fail(ps, "more than %d holders", EDGE_HOLDER_MAX);
+        NEED(1, 1);
+        proto_rd_init(&rd, (const uint8_t *)w[1], strlen(w[1]));
+        if (!proto_z85_decode_key(&rd, cfg->combiner_curve_pk)) {
+            return edge_cfg_fail(ps, "combiner-curve-public: not a 40-character Z85 key");
         }
-        h = &cfg->holders[cfg->num_holders];
-        if (strlen(w[1]) > PROTO_NAME_MAX) {
-            return edge_cfg_fail(ps, "holder name too long");
-        }
-        memcpy(h->name, w[1], strlen(w[1]) + 1);
-        if (!proto_name_str_valid(h->name)) {
-            return edge_cfg_fail(ps, "'%s' is not a holder name", w[1]);
-        }
-        for (i = 0; i < cfg->num_holders; i++) {
-            if (strcmp(cfg->holders[i].name, h->name) == 0) {
-                return edge_cfg_fail(ps, "holder %s listed twice", h->name);
-            }
-        }
-        if ((r = edge_cfg_copy(ps, h->endpoint, sizeof(h->endpoint), w[2])) != 0) {
-            return r;
-        }
-        proto_rd_init(&rd, (const uint8_t *)w[3], strlen(w[3]));
-        if (!proto_z85_decode_key(&rd, h->curve_pk)) {
-            return edge_cfg_fail(ps, "holder %s: the key is not a 40-character Z85 key", h->name);
-        }
-        cfg->num_holders++;
+        cfg->have_combiner_curve_pk = true;
         return 0;
     }
-    if (strcmp(d, "share") == 0) {
-        struct edge_share_conf *s;
-        NEED(1, 2);
-        if (cfg->num_shares == EDGE_SHARE_MAX) {
-            return edge_cfg_fail(ps, "more than %d shares", EDGE_SHARE_MAX);
-        }
-        s = &cfg->shares[cfg->num_shares++];
-        if ((r = edge_cfg_path(ps, s->path, w[1])) != 0) {
-            return r;
-        }
-        return n == 3 ? edge_cfg_path(ps, s->key_path, w[2]) : 0;
+    if (strcmp(d, "combiner-client-key") == 0) {
+        NEED(1, 1);
+        return edge_cfg_path(ps, cfg->combiner_client_key, w[1]);
+    }
+    /* What only the combiner reads lives in its own file now. */
+    if (strcmp(d, "combiner-key") == 0 || strcmp(d, "allow-unlocked") == 0 ||
+        strcmp(d, "holder") == 0 || strcmp(d, "share") == 0 ||
+        strcmp(d, "share-timeout-ms") == 0 || strcmp(d, "combiner-metrics") == 0) {
+        return edge_cfg_fail(ps,
+                             "'%s' belongs in the combiner's own file (combiner-config FILE; "
+                             "see `combiner run --help`)",
+                             d);
     }
 #undef NEED
     return edge_cfg_fail(ps, "unknown directive '%s'", d);
@@ -500,8 +456,16 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
         snprintf(why, why_len, "%s: no combiner-endpoint line", path);
         goto out;
     }
-    if (!cfg->combiner_external && cfg->combiner_key[0] == '\0') {
-        snprintf(why, why_len, "%s: no combiner-key line (or combiner-external yes)", path);
+    if (!cfg->combiner_external && cfg->combiner_config[0] == '\0') {
+        snprintf(why, why_len, "%s: no combiner-config line (or combiner-external yes)", path);
+        goto out;
+    }
+    if (strncmp(cfg->combiner_endpoint, "tcp://", 6) == 0 &&
+        (!cfg->have_combiner_curve_pk || cfg->combiner_client_key[0] == '\0')) {
+        snprintf(why, why_len,
+                 "%s: a tcp:// combiner-endpoint needs combiner-curve-public and "
+                 "combiner-client-key (the combiner serves tcp:// over CURVE only)",
+                 path);
         goto out;
     }
     r = 0;

@@ -100,7 +100,7 @@ struct edge_mconn {
     struct edge_ev ev;
     char req[2048];
     size_t req_len;
-    struct edge_text out;
+    struct spk_text out;
     size_t off;
     bool answering;
     uint64_t deadline_ms;
@@ -177,7 +177,7 @@ struct edge_loop {
     struct edge_ev metrics_ev;
     struct edge_mconn *mconns;
     size_t num_mconns;
-    struct edge_text mtext;
+    struct spk_text mtext;
 };
 
 /* ---- epoll helpers ----------------------------------------------------------- */
@@ -1055,16 +1055,11 @@ static int edge_combiner_start(struct edge_loop *L)
         sigprocmask(SIG_SETMASK, &all, NULL);
         signal(SIGPIPE, SIG_DFL);
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        if (cfg->combiner_binary[0] != '\0') {
-            execl(cfg->combiner_binary, cfg->combiner_binary, "run", "--config",
-                  cfg->combiner_config[0] != '\0' ? cfg->combiner_config : L->config_path,
-                  (char *)NULL);
-            fprintf(stderr, "edge: cannot run combiner %s: %s\n", cfg->combiner_binary,
-                    strerror(errno));
-        } else {
-            execl(L->self_path, L->self_path, "combiner", "--config", L->config_path, (char *)NULL);
-            fprintf(stderr, "edge: cannot run %s combiner: %s\n", L->self_path, strerror(errno));
-        }
+        execl(cfg->combiner_binary, cfg->combiner_binary, "run", "--config", cfg->combiner_config,
+              "--listen", cfg->combiner_endpoint, (char *)NULL);
+        fprintf(stderr, "edge: cannot run combiner %s: %s\n",
+                cfg->combiner_binary[0] != '\0' ? cfg->combiner_binary : "(none found)",
+                strerror(errno));
         _exit(127);
     }
     L->comb_pid = pid;
@@ -1132,7 +1127,7 @@ static void edge_reap(struct edge_loop *L)
 
 /* ---- the metrics endpoint ------------------------------------------------------------ */
 
-static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
+static void edge_metrics_render(struct edge_loop *L, struct spk_text *t)
 {
     static const char *const kinds[2] = {"sign", "decrypt"};
     static const char *const results[EDGE_OPRES_NUM] = {"ok", "error", "timeout", "unavailable"};
@@ -1142,8 +1137,8 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
 
     edge_client_stats(L->client, &ks);
     edge_tickets_stats(&issued, &accepted, &unknown);
-    edge_text_reset(t);
-    edge_text_printf(t,
+    spk_text_reset(t);
+    spk_text_printf(t,
                      "# HELP spk_edge_connections_accepted_total TCP connections accepted.\n"
                      "# TYPE spk_edge_connections_accepted_total counter\n"
                      "spk_edge_connections_accepted_total %llu\n"
@@ -1151,7 +1146,7 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
                      "# TYPE spk_edge_connections_open gauge\n"
                      "spk_edge_connections_open %zu\n",
                      (unsigned long long)L->num_accepted, L->num_conns);
-    edge_text_printf(t, "# HELP spk_edge_handshakes_total TLS handshakes by result, version and "
+    spk_text_printf(t, "# HELP spk_edge_handshakes_total TLS handshakes by result, version and "
                         "whether the session was resumed.\n"
                         "# TYPE spk_edge_handshakes_total counter\n");
     for (f = 0; f < 2; f++) {
@@ -1160,7 +1155,7 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
                 if (f == 1 && res == 1) {
                     continue;
                 }
-                edge_text_printf(t,
+                spk_text_printf(t,
                                  "spk_edge_handshakes_total{result=\"%s\",version=\"%s\","
                                  "resumed=\"%s\"} %llu\n",
                                  f == 0 ? "ok" : "failed", edge_ver_names[v],
@@ -1168,36 +1163,36 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
             }
         }
     }
-    edge_text_printf(t,
+    spk_text_printf(t,
                      "# HELP spk_edge_handshake_timeouts_total Handshakes that ran out of "
                      "handshake-timeout-ms (counted as failed too).\n"
                      "# TYPE spk_edge_handshake_timeouts_total counter\n"
                      "spk_edge_handshake_timeouts_total %llu\n",
                      (unsigned long long)L->hs_timeouts);
-    edge_text_printf(t, "# HELP spk_edge_key_operations_total Private-key operations sent to the "
+    spk_text_printf(t, "# HELP spk_edge_key_operations_total Private-key operations sent to the "
                         "combiner, by kind and result.\n"
                         "# TYPE spk_edge_key_operations_total counter\n");
     for (k = 0; k < 2; k++) {
         for (res = 0; res < EDGE_OPRES_NUM; res++) {
-            edge_text_printf(t, "spk_edge_key_operations_total{kind=\"%s\",result=\"%s\"} %llu\n",
+            spk_text_printf(t, "spk_edge_key_operations_total{kind=\"%s\",result=\"%s\"} %llu\n",
                              kinds[k], results[res], (unsigned long long)ks.ops[k][res]);
         }
     }
-    edge_text_printf(t, "# HELP spk_edge_key_operation_seconds Private-key operation latency "
+    spk_text_printf(t, "# HELP spk_edge_key_operation_seconds Private-key operation latency "
                         "seen by the edge (answered operations).\n"
                         "# TYPE spk_edge_key_operation_seconds histogram\n");
     for (k = 0; k < 2; k++) {
         char labels[32];
         snprintf(labels, sizeof(labels), "kind=\"%s\"", kinds[k]);
-        edge_text_hist(t, "spk_edge_key_operation_seconds", labels, &ks.latency[k]);
+        spk_text_hist(t, "spk_edge_key_operation_seconds", labels, &ks.latency[k]);
     }
-    edge_text_printf(t,
+    spk_text_printf(t,
                      "# HELP spk_edge_key_operations_in_flight Operations waiting for the "
                      "combiner.\n"
                      "# TYPE spk_edge_key_operations_in_flight gauge\n"
                      "spk_edge_key_operations_in_flight %zu\n",
                      edge_client_pending(L->client));
-    edge_text_printf(t,
+    spk_text_printf(t,
                      "# HELP spk_edge_session_tickets_total Session tickets issued, opened, "
                      "refused for an unknown key, and opened but made for another server name.\n"
                      "# TYPE spk_edge_session_tickets_total counter\n"
@@ -1211,7 +1206,7 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
                      (unsigned long long)issued, (unsigned long long)accepted,
                      (unsigned long long)unknown, (unsigned long long)edge_sni_refused_count(),
                      edge_tickets_count(L->tickets));
-    edge_text_printf(t,
+    spk_text_printf(t,
                      "# HELP spk_edge_combiner_restarts_total Times the combiner process "
                      "died and was restarted.\n"
                      "# TYPE spk_edge_combiner_restarts_total counter\n"
@@ -1220,7 +1215,7 @@ static void edge_metrics_render(struct edge_loop *L, struct edge_text *t)
                      "# TYPE spk_edge_certificates gauge\n"
                      "spk_edge_certificates %zu\n",
                      (unsigned long long)L->comb_restarts, L->sites != NULL ? L->sites->num : 0);
-    edge_text_printf(t,
+    spk_text_printf(t,
                      "# HELP spk_edge_reloads_total Configuration reloads (SIGHUP).\n"
                      "# TYPE spk_edge_reloads_total counter\n"
                      "spk_edge_reloads_total{result=\"ok\"} %llu\n"
@@ -1241,7 +1236,7 @@ static void edge_mconn_free(struct edge_loop *L, struct edge_mconn *m)
         m->next->prev = m->prev;
     }
     L->num_mconns--;
-    edge_text_free(&m->out);
+    spk_text_free(&m->out);
     free(m);
 }
 
@@ -1261,7 +1256,7 @@ static void edge_mconn_run(struct edge_loop *L, struct edge_mconn *m)
             return;
         }
         edge_metrics_render(L, &L->mtext);
-        if (edge_http_answer(m->req, m->req_len, &L->mtext, &m->out) == 0) {
+        if (spk_http_answer(m->req, m->req_len, &L->mtext, &m->out) == 0) {
             return;
         }
         if (m->out.failed) {
@@ -1355,6 +1350,7 @@ static void edge_reload(struct edge_loop *L)
     }
     /* Kept from start-up: where the combiner is and how it is started. */
     memcpy(cfg->combiner_endpoint, L->cfg->combiner_endpoint, sizeof(cfg->combiner_endpoint));
+    memcpy(cfg->combiner_config, L->cfg->combiner_config, sizeof(cfg->combiner_config));
     if (cfg->combiner_binary[0] == '\0') {
         memcpy(cfg->combiner_binary, L->cfg->combiner_binary, sizeof(cfg->combiner_binary));
     }
@@ -1498,7 +1494,7 @@ static void edge_loop_cleanup(struct edge_loop *L)
     if (L->metrics_ev.fd >= 0) {
         close(L->metrics_ev.fd);
     }
-    edge_text_free(&L->mtext);
+    spk_text_free(&L->mtext);
     edge_sites_unref(L->sites);
     L->sites = NULL;
     free(L->owned_cfg);
@@ -1554,11 +1550,13 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     edge_ev_set(L, &L->sig_ev, EPOLLIN);
 
     L->zctx = zmq_ctx_new();
-    L->client = L->zctx == NULL
-                    ? NULL
-                    : edge_client_new(L->zctx, cfg->combiner_endpoint, (int)cfg->op_timeout_ms);
-    if (L->client == NULL) {
-        spk_log("edge", "cannot connect to %s", cfg->combiner_endpoint);
+    if (L->zctx == NULL) {
+        spk_log("edge", "cannot make a ZeroMQ context");
+        goto out;
+    }
+    if (edge_client_open(&L->client, L->zctx, cfg, cfg->combiner_endpoint, why, sizeof(why)) !=
+        0) {
+        spk_log("edge", "%s", why);
         goto out;
     }
     /* Benchmark-only baseline (edge_bench.c): keys answered in-process, no

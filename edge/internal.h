@@ -6,9 +6,8 @@
  * the provider (edge_provider.c: RSA keys that hold only n, e and a key id),
  * the combiner connection (edge_client.c: OP_REQUEST over a ZeroMQ DEALER,
  * the calling ASYNC job paused until the answer), the configuration
- * (edge_config.c) and the event loop (edge_loop.c). The combiner process side
- * is edge_combproc.c; it runs in its own process image and is the only code
- * here that ever touches a share.
+ * (edge_config.c) and the event loop (edge_loop.c). The combiner is another
+ * program (combiner/, `combiner run`): no code here ever touches a share.
  */
 
 #include <stdbool.h>
@@ -19,6 +18,7 @@
 
 #include "edge/edge.h"
 #include "proto/proto.h"
+#include "proto/spk_metrics.h"
 
 /* ---- provider (edge_provider.c) ------------------------------------------ */
 
@@ -62,11 +62,29 @@ void edge_provider_stats(uint64_t *out_ops, uint64_t *out_failed);
 
 struct edge_client;
 
+/* CURVE keys of a tcp:// combiner connection (locked memory while used). */
+struct edge_client_curve {
+    uint8_t server_pk[PROTO_X25519_LEN];
+    uint8_t client_pk[PROTO_X25519_LEN];
+    uint8_t client_sk[PROTO_X25519_LEN];
+};
+
 /*
- * edge_client_new connects a DEALER to |endpoint| (ipc:// or tcp://). Each
- * operation waits at most |timeout_ms|. NULL on failure.
+ * edge_client_new connects a DEALER to |endpoint| (ipc:// or tcp://), with
+ * CURVE when |curve| is not NULL. Each operation waits at most |timeout_ms|.
+ * NULL on failure.
  */
-struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms);
+struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms,
+                                    const struct edge_client_curve *curve);
+
+/*
+ * edge_client_open: edge_client_new for |endpoint| with |cfg|'s op timeout
+ * and, for tcp://, CURVE with combiner-curve-public and the key file
+ * combiner-client-key. 0 or SPK_ERR_* with |why|.
+ */
+SPK_WUR int edge_client_open(struct edge_client **out, void *zmq_ctx,
+                             const struct edge_config *cfg, const char *endpoint, char *why,
+                             size_t why_len);
 void edge_client_free(struct edge_client *c);
 
 /*
@@ -112,13 +130,6 @@ size_t edge_client_pending(const struct edge_client *c);
 
 /* ---- time ------------------------------------------------------------------ */
 
-/* ---- the combiner process (edge_combproc.c) --------------------------------- */
-
-/*
- * edge_combproc_run serves OP_REQUEST on a ROUTER bound at cfg->combiner_endpoint
- * until SIGTERM/SIGINT, with the shares named by |cfg|. Returns an exit status.
- */
-int edge_combproc_run(const struct edge_config *cfg, bool allow_unlocked);
 
 /* ---- session tickets (edge_ticket.c) ---------------------------------------- */
 
@@ -171,38 +182,7 @@ uint64_t edge_sni_refused_count(void);
  * connection of |ssl|, set from its ClientHello; NULL before that. */
 const uint8_t *edge_conn_session_context(const SSL *ssl);
 
-/* ---- metrics (edge_metrics.c) ------------------------------------------------ */
-
-#define EDGE_HIST_BUCKETS 14
-
-/* A latency histogram with fixed bounds from 0.5 ms to 10 s (and +Inf). */
-struct edge_hist {
-    uint64_t buckets[EDGE_HIST_BUCKETS];
-    uint64_t count;
-    double sum;
-};
-
-void edge_hist_observe(struct edge_hist *h, double seconds);
-
-/* A growing text buffer; |failed| once an allocation failed. */
-struct edge_text {
-    char *buf;
-    size_t len, cap;
-    bool failed;
-};
-
-void edge_text_reset(struct edge_text *t);
-void edge_text_free(struct edge_text *t);
-void edge_text_printf(struct edge_text *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-/* edge_text_hist: |h| as a Prometheus histogram |name| with |labels| ("" or
- * `a="b",c="d"`). */
-void edge_text_hist(struct edge_text *t, const char *name, const char *labels,
-                    const struct edge_hist *h);
-/* edge_http_answer: 0 while the request head in |req| is incomplete; 1 with
- * the whole HTTP response in |out| (|body| for GET /metrics). */
-int edge_http_answer(const char *req, size_t len, const struct edge_text *body,
-                     struct edge_text *out);
+/* ---- metrics (proto/spk_metrics.h and edge_loop.c) ------------------------  */
 
 /* Private-key operations as the TLS process saw them (edge_client.c). */
 enum edge_op_result {
@@ -215,7 +195,7 @@ enum edge_op_result {
 
 struct edge_keyop_stats {
     uint64_t ops[2][EDGE_OPRES_NUM]; /* [0] sign, [1] decrypt */
-    struct edge_hist latency[2];     /* answered operations (ok or error) */
+    struct spk_hist latency[2];     /* answered operations (ok or error) */
 };
 
 /* edge_client_stats copies the counters of |c|. */
@@ -225,12 +205,13 @@ void edge_client_stats(const struct edge_client *c, struct edge_keyop_stats *out
 
 /*
  * edge_check runs every start-up step of |cfg| without serving: certificates
- * and records, ticket keys, the combiner (started like `edge run` does unless
- * combiner-external) with its shares, every holder, and one test signature
- * per key verified with the certificate. Prints what is wrong in plain words
- * to stderr and a summary to stdout. Returns 0 only when all is well.
+ * and records, ticket keys, `combiner check` of the combiner's file, and one
+ * test signature per key, verified with the certificate, through a combiner
+ * started for the check in a private directory (or the external one).
+ * Prints what is wrong in plain words to stderr and a summary to stdout.
+ * Returns 0 only when all is well.
  */
-int edge_check(const struct edge_config *cfg, const char *config_path, const char *self_path);
+int edge_check(const struct edge_config *cfg, const char *config_path);
 
 /* ---- benchmark-only local keys (edge_bench.c) ------------------------------- */
 

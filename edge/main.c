@@ -1,6 +1,6 @@
 /*
- * edge: the command. Parses argv and calls edge_run (the TLS daemon) or, in
- * the child the daemon starts, edge_combproc_run (the combiner process).
+ * edge: the command. Parses argv and calls edge_run (the TLS daemon) or
+ * edge_check. The combiner is another program (`combiner run`).
  */
 
 #include <limits.h>
@@ -14,15 +14,16 @@
 static void edge_usage(FILE *out)
 {
     fprintf(out,
-            "usage: edge run CONFIG          run the TLS edge (starts its combiner)\n"
+            "usage: edge run CONFIG          run the TLS edge (starts `combiner run` with\n"
+            "                                combiner-config, unless combiner-external)\n"
             "       edge check CONFIG        check CONFIG like `nginx -t`: certificates, key\n"
-            "                                records, ticket keys, share files, every holder\n"
-            "                                (PING with the combiner's key), and one test\n"
-            "                                signature per key through a combiner started for\n"
-            "                                the check; exit 0 only if all would work\n"
-            "       edge combiner --config CONFIG [--allow-unlocked]\n"
-            "                                run only the combiner process (the edge\n"
-            "                                starts this itself)\n"
+            "                                records, ticket keys, upstreams; then\n"
+            "                                `combiner check` of combiner-config (shares,\n"
+            "                                holders, a test operation per key) and one test\n"
+            "                                signature per certificate through a combiner\n"
+            "                                started for the check in a private 0700\n"
+            "                                directory (or the external one), verified with\n"
+            "                                the certificate; exit 0 only if all would work\n"
             "       edge run CONFIG --benchmark-local-keys KEY.pem...\n"
             "                                BENCHMARK ONLY (tools/bench-edge's baseline): the\n"
             "                                TLS process loads the whole private keys and signs\n"
@@ -49,8 +50,7 @@ static int edge_load(struct edge_config *cfg, const char *path)
  * edge_find_combiner sets cfg->combiner_binary, when the config names none,
  * to the `combiner` command the edge starts as `combiner run --config FILE`:
  * the one next to the edge binary (an installation), the build tree's
- * ../combiner/combiner, or the first in PATH. If there is none the edge runs
- * its own binary in its combiner mode (`edge combiner`), the same code.
+ * ../combiner/combiner, or the first in PATH.
  */
 static void edge_find_combiner(struct edge_config *cfg, const char *self)
 {
@@ -59,7 +59,7 @@ static void edge_find_combiner(struct edge_config *cfg, const char *self)
     const char *path = getenv("PATH");
     char *slash;
 
-    if (cfg->combiner_binary[0] != '\0' || cfg->combiner_external) {
+    if (cfg->combiner_binary[0] != '\0') {
         return;
     }
     snprintf(dir, sizeof(dir), "%s", self);
@@ -132,19 +132,8 @@ int main(int argc, char **argv)
         }
         n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         self[n > 0 ? n : 0] = '\0';
-        return edge_check(&cfg, argv[2], self);
-    }
-    if ((argc == 4 || argc == 5) && strcmp(argv[1], "combiner") == 0 &&
-        strcmp(argv[2], "--config") == 0) {
-        bool unlocked = argc == 5 && strcmp(argv[4], "--allow-unlocked") == 0;
-        if (argc == 5 && !unlocked) {
-            edge_usage(stderr);
-            return 2;
-        }
-        if (edge_load(&cfg, argv[3]) != 0) {
-            return 1;
-        }
-        return edge_combproc_run(&cfg, unlocked);
+        edge_find_combiner(&cfg, self);
+        return edge_check(&cfg, argv[2]);
     }
     edge_usage(stderr);
     return 2;

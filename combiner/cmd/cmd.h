@@ -30,8 +30,10 @@
  */
 int comb_cmd_sign(int argc, char *argv[]);
 int comb_cmd_decrypt(int argc, char *argv[]);
-/* run serves OP_REQUEST for the edge (edge_combproc_run); see run.c. */
+/* run serves OP_REQUEST (comb_server_run); see run.c. */
 int comb_cmd_run(int argc, char *argv[]);
+/* check tries a config file as run would use it; see check.c. */
+int comb_cmd_check(int argc, char *argv[]);
 
 /* comb_cli_fail prints "combiner: CMD: MESSAGE" (one line) and returns COMB_CLI_FAIL. */
 __attribute__((format(printf, 2, 3))) int comb_cli_fail(const char *cmd, const char *fmt, ...);

@@ -2,8 +2,9 @@
  * combiner: argv parsing and the subcommand table, as wireguard-tools' wg.c
  * does it. Secret memory is set up before anything else runs, and memory is
  * locked before any share is read: running unlocked takes --allow-unlocked
- * (or SPK_ALLOW_UNLOCKED=1 in the environment, as tools/check sets for
- * sanitizer builds, whose shadow memory cannot be locked).
+ * (or, for the one-shot sign and decrypt, SPK_ALLOW_UNLOCKED=1 in the
+ * environment, as tools/check sets for sanitizer builds, whose shadow memory
+ * cannot be locked; the daemon takes only the flag or its file).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +19,8 @@ static const struct {
 } comb_cli_commands[] = {
     {"sign", comb_cmd_sign, "sign a digest or a message with a split key"},
     {"decrypt", comb_cmd_decrypt, "decrypt a ciphertext with a split key"},
-    {"run", comb_cmd_run, "serve the edge's key operations (started by `edge run`)"},
+    {"run", comb_cmd_run, "serve key operations to the clients of a config file"},
+    {"check", comb_cmd_check, "check a config file as `run` would use it"},
 };
 
 #define COMB_CLI_NUM_COMMANDS (sizeof(comb_cli_commands) / sizeof(comb_cli_commands[0]))
@@ -33,7 +35,8 @@ static void comb_cli_main_usage(FILE *to)
     }
     fprintf(to,
             "\n'combiner COMMAND --help' describes each command.\n"
-            "--allow-unlocked (or SPK_ALLOW_UNLOCKED=1) runs even if memory cannot be locked.\n");
+            "--allow-unlocked runs even if memory cannot be locked (for sign and decrypt also\n"
+            "SPK_ALLOW_UNLOCKED=1; run and check take the flag or their file's allow-unlocked).\n");
 }
 
 static bool comb_cli_has_arg(int argc, char *argv[], const char *arg)
@@ -84,8 +87,9 @@ int main(int argc, char *argv[])
 
     /* Help touches no secret; everything else runs locked or was told it may not. */
     help = comb_cli_has_arg(argc, argv, "--help") || comb_cli_has_arg(argc, argv, "-h");
-    /* run hardens itself once its config says whether it may run unlocked. */
-    if (!help && comb_cli_commands[i].run != comb_cmd_run) {
+    /* run and check harden themselves once their file says whether they may run unlocked. */
+    if (!help && comb_cli_commands[i].run != comb_cmd_run &&
+        comb_cli_commands[i].run != comb_cmd_check) {
         allow_unlocked = comb_cli_has_arg(argc, argv, "--allow-unlocked") ||
                          (env != NULL && strcmp(env, "1") == 0);
         if ((r = spk_process_harden(allow_unlocked, why, sizeof(why))) != 0) {

@@ -1,14 +1,14 @@
 /*
- * combiner run: the combiner as a daemon beside the edge. It reads the
- * edge's configuration file (the combiner-key, share and holder lines and
- * combiner-endpoint) and serves OP_REQUEST on a ROUTER at the combiner
- * endpoint, as `edge combiner` does: the serving code is the edge library's
- * edge_combproc_run, so there is one implementation of it. `edge run` starts
- * this command and restarts it when it dies.
+ * combiner run: the combiner as a daemon (combiner/comb_server.c). It reads
+ * the combiner's configuration file (proto/PROTOCOL.md section 8) and serves
+ * OP_REQUEST at its `listen` endpoint to the clients its `client` lines
+ * admit. `edge run` starts it with the file named by the edge's
+ * combiner-config; under systemd it runs as its own user.
  *
- * main.c does not harden the process before this command: the
- * configuration's "allow-unlocked yes" must be known first, and
- * edge_combproc_run hardens (and locks memory) before any share is read.
+ * main.c does not harden the process before this command: the file's
+ * "allow-unlocked yes" must be known first, and comb_server_run hardens
+ * (and locks memory) before any share is read. SPK_ALLOW_UNLOCKED in the
+ * environment does not count for a daemon: only the flag or the file.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -16,47 +16,70 @@
 #include <string.h>
 
 #include "combiner/cmd/cmd.h"
-
-#ifdef SPK_HAVE_EDGE
-#include "edge/internal.h"
-#endif
+#include "combiner/comb_server.h"
 
 static void run_usage(FILE *to)
 {
-    fprintf(to, "Usage: combiner run --config EDGE_CONFIG [--allow-unlocked]\n"
-                "\n"
-                "Serves the edge's private-key operations (OP_REQUEST) on the config's\n"
-                "combiner-endpoint with its combiner-key, share and holder lines, until\n"
-                "SIGTERM or SIGINT, or until the edge that started it is gone. `edge run`\n"
-                "starts it by itself; see `edge --help` for the file's format.\n"
-                "\n"
-                "  --config FILE     the edge configuration file\n"
-                "  --allow-unlocked  run even if memory cannot be locked (also the\n"
-                "                    config's \"allow-unlocked yes\" or SPK_ALLOW_UNLOCKED=1)\n");
+    fprintf(to,
+            "Usage: combiner run --config FILE [--listen ENDPOINT] [--no-metrics]\n"
+            "                    [--allow-unlocked]\n"
+            "\n"
+            "Serves private-key operations (OP_REQUEST) at the file's listen endpoint until\n"
+            "SIGTERM or SIGINT (it then answers what is in flight and exits 0), or until\n"
+            "the process that started it (`edge run`) is gone. SIGHUP reads the file again.\n"
+            "The file is the combiner config (proto/PROTOCOL.md section 8) with, for the\n"
+            "daemon:\n"
+            "  listen ipc://PATH|tcp://HOST:PORT  where to serve (ipc: socket mode 0600)\n"
+            "  client NAME uid USER|UID OPS   an ipc:// client, known by its peer uid\n"
+            "  client NAME curve OPS          a tcp:// client: NAME's CURVE key in the allow file\n"
+            "  allow FILE                     CURVE clients (the share-holder's allow-list format)\n"
+            "  socket-group GROUP             ipc:// socket mode 0660 for GROUP instead of 0600\n"
+            "  metrics HOST:PORT              Prometheus endpoint (GET /metrics), loopback\n"
+            "  allow-unlocked yes|no          run even if memory cannot be locked (no)\n"
+            "  share-timeout-ms N             one share request (default: timeout-ms)\n"
+            "OPS: comma-separated tls (PKCS#1 and PSS signatures, decrypt-tls-premaster),\n"
+            "sign (every signature) and operation names (decrypt-raw, decrypt-pkcs1, ...).\n"
+            "Without client lines an ipc:// combiner serves the tls set to its own uid only;\n"
+            "a tcp:// one needs allow and client lines. decrypt-raw and decrypt-pkcs1 are\n"
+            "served to no one unless a client line names them.\n"
+            "\n"
+            "  --config FILE      the combiner config file\n"
+            "  --listen ENDPOINT  serve here instead of the file's listen (`edge run` and\n"
+            "                     `edge check` pass their combiner-endpoint)\n"
+            "  --no-metrics       do not open the file's metrics endpoint\n"
+            "  --allow-unlocked   run even if memory cannot be locked (or the file's\n"
+            "                     allow-unlocked yes; the environment does not count)\n");
 }
 
 int comb_cmd_run(int argc, char *argv[])
 {
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"no-metrics", no_argument, NULL, 'M'},
         {"allow-unlocked", no_argument, NULL, 'U'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *cmd = "run";
-    const char *config = NULL;
-    const char *env = getenv("SPK_ALLOW_UNLOCKED");
-    bool allow_unlocked = env != NULL && strcmp(env, "1") == 0;
+    struct comb_server_opts o;
     int ch;
 
+    memset(&o, 0, sizeof(o));
     optind = 1;
     while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
         switch (ch) {
         case 'c':
-            config = optarg;
+            o.config_path = optarg;
+            break;
+        case 'l':
+            o.listen = optarg;
+            break;
+        case 'M':
+            o.no_metrics = true;
             break;
         case 'U':
-            allow_unlocked = true;
+            o.allow_unlocked = true;
             break;
         case 'h':
             run_usage(stdout);
@@ -68,25 +91,8 @@ int comb_cmd_run(int argc, char *argv[])
     if (optind != argc) {
         return comb_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
     }
-    if (config == NULL) {
+    if (o.config_path == NULL) {
         return comb_cli_usage(cmd, "--config is required");
     }
-#ifdef SPK_HAVE_EDGE
-    {
-        static struct edge_config cfg;
-        char why[4096] = "";
-
-        edge_config_init(&cfg);
-        if (edge_config_load(&cfg, config, why, sizeof(why)) != 0) {
-            return comb_cli_fail(cmd, "%s", why);
-        }
-        if (cfg.combiner_key[0] == '\0') {
-            return comb_cli_fail(cmd, "%s: no combiner-key line", config);
-        }
-        return edge_combproc_run(&cfg, allow_unlocked) == 0 ? COMB_CLI_OK : COMB_CLI_FAIL;
-    }
-#else
-    (void)allow_unlocked;
-    return comb_cli_fail(cmd, "this combiner was built without the edge library");
-#endif
+    return comb_server_run(&o) == 0 ? COMB_CLI_OK : COMB_CLI_FAIL;
 }

@@ -5,8 +5,9 @@
  * format promises (a key and at least one record, bounded counts, resolved
  * NUL-terminated paths, unique holder names, each holder with either its key
  * or a NAME.pub path), and a refused one must leave |out| zeroed. Unknown
- * options go to a hook like `combiner run`'s: "listen" is taken, "refuse"
- * fails with a reason, anything else is unknown.
+ * options go to a hook: "x-extra" is taken, "refuse" fails with a reason,
+ * anything else is unknown. The daemon's options (listen, client, ...) are
+ * the parser's own and are checked like the rest.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -27,7 +28,7 @@ static int fuzz_extra(void *arg, const char *option, const char *value, char *wh
     if (strlen(value) > COMB_CONF_PATH_MAX + 512) {
         abort();
     }
-    if (strcmp(option, "listen") == 0) {
+    if (strcmp(option, "x-extra") == 0) {
         return 0;
     }
     if (strcmp(option, "refuse") == 0) {
@@ -84,6 +85,25 @@ static void check_conf(const struct comb_conf *conf)
         }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(conf->holders[j].name, h->name) == 0) {
+                abort();
+            }
+        }
+    }
+    if (conf->num_clients > COMB_CONF_ENTRIES_MAX || (conf->listen[0] != '\0' &&
+                                                      strncmp(conf->listen, "ipc://", 6) != 0 &&
+                                                      strncmp(conf->listen, "tcp://", 6) != 0)) {
+        abort();
+    }
+    for (size_t i = 0; i < conf->num_clients; i++) {
+        const struct comb_conf_client *cl = &conf->clients[i];
+
+        /* every client may ask for something, and only for real operations */
+        if (!proto_name_str_valid(cl->name) || cl->ops == 0 || (cl->ops & 1u) != 0 ||
+            comb_conf_find_client(conf, cl->name) != cl) {
+            abort();
+        }
+        for (int op = 1; op < 64; op++) {
+            if ((cl->ops & (1ull << op)) != 0 && !comb_alg_valid(op)) {
                 abort();
             }
         }

@@ -33,8 +33,7 @@ static void check_str(const char *s, size_t cap, size_t min_len)
 static void check_config(const struct edge_config *cfg)
 {
     if (cfg->num_listen == 0 || cfg->num_listen > EDGE_LISTEN_MAX || cfg->num_certs == 0 ||
-        cfg->num_certs > EDGE_CERT_MAX || cfg->num_holders > EDGE_HOLDER_MAX ||
-        cfg->num_shares > EDGE_SHARE_MAX) {
+        cfg->num_certs > EDGE_CERT_MAX) {
         abort();
     }
     if (strcmp(cfg->path, fuzz_path) != 0 ||
@@ -43,14 +42,19 @@ static void check_config(const struct edge_config *cfg)
     }
     check_str(cfg->combiner_endpoint, sizeof(cfg->combiner_endpoint), 7);
     if (!cfg->combiner_external) {
-        check_str(cfg->combiner_key, sizeof(cfg->combiner_key), 1);
+        check_str(cfg->combiner_config, sizeof(cfg->combiner_config), 1);
+    }
+    if (strncmp(cfg->combiner_endpoint, "tcp://", 6) == 0) {
+        check_str(cfg->combiner_client_key, sizeof(cfg->combiner_client_key), 1);
+        if (!cfg->have_combiner_curve_pk) {
+            abort();
+        }
     }
     check_str(cfg->upstream, sizeof(cfg->upstream), 0);
     check_str(cfg->combiner_binary, sizeof(cfg->combiner_binary), 0);
     check_str(cfg->combiner_config, sizeof(cfg->combiner_config), 0);
     check_str(cfg->ticket_key_file, sizeof(cfg->ticket_key_file), 0);
     check_str(cfg->metrics, sizeof(cfg->metrics), 0);
-    check_str(cfg->combiner_metrics, sizeof(cfg->combiner_metrics), 0);
     for (size_t i = 0; i < cfg->num_listen; i++) {
         check_str(cfg->listen[i], sizeof(cfg->listen[i]), 3);
     }
@@ -63,23 +67,6 @@ static void check_config(const struct edge_config *cfg)
         if (c->upstream[0] == '\0' && cfg->upstream[0] == '\0') {
             abort();
         }
-    }
-    for (size_t i = 0; i < cfg->num_holders; i++) {
-        const struct edge_holder_conf *h = &cfg->holders[i];
-
-        check_str(h->endpoint, sizeof(h->endpoint), 1);
-        if (!proto_name_str_valid(h->name)) {
-            abort();
-        }
-        for (size_t j = 0; j < i; j++) {
-            if (strcmp(cfg->holders[j].name, h->name) == 0) {
-                abort();
-            }
-        }
-    }
-    for (size_t i = 0; i < cfg->num_shares; i++) {
-        check_str(cfg->shares[i].path, sizeof(cfg->shares[i].path), 1);
-        check_str(cfg->shares[i].key_path, sizeof(cfg->shares[i].key_path), 0);
     }
 }
 

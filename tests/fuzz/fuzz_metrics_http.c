@@ -1,5 +1,5 @@
 /*
- * The metrics endpoint's HTTP request head (edge_http_answer), as a client
+ * The metrics endpoint's HTTP request head (spk_http_answer), as a client
  * on the loopback sends it: not NUL-terminated, any bytes. It must wait for
  * exactly as long as no "\r\n\r\n" has come, and then answer with a
  * response whose Content-Length is the length of the body that follows:
@@ -28,8 +28,8 @@ static bool has_head_end(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct edge_text body;
-    static struct edge_text out;
+    static struct spk_text body;
+    static struct spk_text out;
     uint8_t *req;
     const char *sep;
     const char *field;
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int r;
 
     if (body.len == 0) {
-        edge_text_printf(&body, "%s", fuzz_metrics);
+        spk_text_printf(&body, "%s", fuzz_metrics);
         if (body.failed) {
             abort();
         }
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 0) {
         memcpy(req, data, size);
     }
-    r = edge_http_answer((const char *)req, size, &body, &out);
+    r = spk_http_answer((const char *)req, size, &body, &out);
     if (r != (has_head_end(req, size) ? 1 : 0)) {
         abort();
     }

@@ -17,8 +17,11 @@
 #                                  the extra options in $LIB_EDGE_HOLDER_ARGS,
 #                                  e.g. "--rate 5000 --burst 5000")
 #   lib_edge_origin [BIG_MIB]      www/index.html (+ big.bin), origin.py
-#   lib_edge_conf KEYID...         print an edge config serving those keys'
-#                                  certificates (KEYID's NAME from lib_edge_split)
+#   lib_edge_conf NAME...          print an edge config serving those keys'
+#                                  certificates (NAME split with lib_edge_split),
+#                                  and write the combiner's file comb.conf
+#                                  (plus the lines in $LIB_EDGE_COMB_EXTRA)
+#   lib_edge_comb_conf NAME...     print only the combiner's file
 #   lib_edge_start CONF            start the edge; sets EDGE_PID
 #   lib_edge_rss_kib PID           VmRSS of PID in KiB
 #   lib_edge_no_sanitizer_reports  true if no *.log has an ASan/UBSan/LSan report
@@ -175,8 +178,31 @@ EOF
     done
 }
 
+lib_edge_comb_conf() { # NAME... (each split with lib_edge_split): the combiner's file
+    local n id
+    echo "splitkey-combiner 1"
+    echo "# the combiner's own share of each key, and h1 and h2 for the others"
+    echo "key keys/comb.key"
+    for n in "$@"; do
+        id=$(cat "$n.keyid")
+        echo "record shares/$id.record"
+        echo "share shares/$id.comb.share"
+    done
+    echo "holder h1 tcp://127.0.0.1:$P_H1 $(pubkey keys/h1.pub)"
+    echo "holder h2 tcp://127.0.0.1:$P_H2 $(pubkey keys/h2.pub)"
+    echo "timeout-ms 4000"
+    echo "share-timeout-ms 1000"
+    echo "allow-unlocked yes"
+}
+
+# lib_edge_conf writes the combiner's file to comb.conf (lib_edge_comb_conf,
+# then the lines of $LIB_EDGE_COMB_EXTRA) and prints the edge's, which names it.
 lib_edge_conf() { # NAME... (each split with lib_edge_split)
     local n id
+    {
+        lib_edge_comb_conf "$@"
+        [ -z "${LIB_EDGE_COMB_EXTRA:-}" ] || printf '%s\n' "$LIB_EDGE_COMB_EXTRA"
+    } >comb.conf
     echo "# test configuration"
     echo "listen 127.0.0.1:$P_EDGE"
     for n in "$@"; do
@@ -185,14 +211,7 @@ lib_edge_conf() { # NAME... (each split with lib_edge_split)
     done
     echo "upstream 127.0.0.1:$P_ORIGIN"
     echo "combiner-endpoint ipc://$T/combiner.sock"
-    echo "combiner-key keys/comb.key"
-    echo "allow-unlocked yes"
-    for n in "$@"; do
-        id=$(cat "$n.keyid")
-        echo "share shares/$id.comb.share"
-    done
-    echo "holder h1 tcp://127.0.0.1:$P_H1 $(pubkey keys/h1.pub)"
-    echo "holder h2 tcp://127.0.0.1:$P_H2 $(pubkey keys/h2.pub)"
+    echo "combiner-config comb.conf"
     echo "handshake-timeout-ms 5000"
     echo "op-timeout-ms 4000"
 }

@@ -42,11 +42,12 @@ lib_edge_origin 48
     openssl rand -hex 80
 } >tickets.keys
 
-base_conf() { # the good configuration, with certificate a.test only
-    lib_edge_conf a.test
+# base_conf [NAME...]: the good configuration (certificate a.test only by
+# default); the combiner's file comb.conf with its metrics endpoint.
+base_conf() {
+    LIB_EDGE_COMB_EXTRA="metrics 127.0.0.1:$P_CMET" lib_edge_conf "${@:-a.test}"
     echo "ticket-key-file tickets.keys"
     echo "metrics 127.0.0.1:$P_MET"
-    echo "combiner-metrics 127.0.0.1:$P_CMET"
 }
 base_conf >edge.conf
 lib_edge_start edge.conf
@@ -102,8 +103,10 @@ resume_test -tls1_2 TLSv1.2
 # A second edge sharing the ticket key file resumes the first one's sessions.
 P_EDGE2=$((BASE + 8))
 P_MET2=$((BASE + 9))
+# Its own combiner, without the first one's metrics port.
+grep -v '^metrics ' comb.conf >comb2.conf
 base_conf | sed -e "s#^listen .*#listen 127.0.0.1:$P_EDGE2#" -e "s#^metrics .*#metrics 127.0.0.1:$P_MET2#" \
-    -e "s#combiner.sock#combiner2.sock#" -e "/^combiner-metrics /d" >edge2.conf
+    -e "s#combiner.sock#combiner2.sock#" -e "s#^combiner-config .*#combiner-config comb2.conf#" >edge2.conf
 "$EDGE" run edge2.conf 2>edge2.log &
 EDGE2_PID=$!
 PIDS+=($EDGE2_PID)
@@ -171,23 +174,34 @@ run_check edge.conf
 check "edge check: the good configuration passes (exit 0)" [ $rc -eq 0 ]
 check "edge check: it made and verified a test signature" \
     grep -q "test signature verified" check-edge.conf.out
+check "edge check: it ran combiner check on the combiner's file (holders, a test operation)" \
+    bash -c "grep -q 'combiner check: holder h1 at .*: accepts the combiner' check-edge.conf.out &&
+        grep -q 'combiner check: key .*test signature made and checked' check-edge.conf.out"
 check "edge check: the running edge was not disturbed" \
     bash -c "[ \"\$(curl -sS --max-time 10 --cacert ca.pem --resolve a.test:$P_EDGE:127.0.0.1 https://a.test:$P_EDGE/index.html)\" = '$HELLO' ]"
 
-bad_check() { # NAME EXPECTED-TEXT SED-SCRIPT
-    base_conf | sed "$3" >"bad-$1.conf"
+# bad_check NAME EXPECTED-TEXT SED-SCRIPT [comb]: the sed script spoils the
+# edge's file, or with "comb" the combiner's (that edge file names the copy).
+bad_check() {
+    base_conf >"bad-$1.conf"
+    if [ "${4:-}" = comb ]; then
+        sed "$3" comb.conf >"bad-$1.comb.conf"
+        sed -i "s#^combiner-config .*#combiner-config bad-$1.comb.conf#" "bad-$1.conf"
+    else
+        sed -i "$3" "bad-$1.conf"
+    fi
     run_check "bad-$1.conf"
     check "edge check: $1: fails (exit $rc)" [ $rc -ne 0 ]
     check "edge check: $1: names the fault" grep -q -- "$2" "check-bad-$1.conf.out"
 }
 bad_check missing-certificate "certificate missing.pem: cannot read it" \
     "s#^certificate a.test.pem#certificate missing.pem#"
-bad_check wrong-key-share "share shares/$KB.comb.share: it is a share of key .*which no certificate" \
-    "s#^share shares/$KA.comb.share#share shares/$KB.comb.share#"
+bad_check wrong-key-share "share '.*$KB.comb.share' has no key record among the 'record' paths" \
+    "s#^share shares/$KA.comb.share#share shares/$KB.comb.share#" comb
 bad_check unreachable-holder "holder h2 at tcp://127.0.0.1:$P_DEAD: unreachable" \
-    "s#tcp://127.0.0.1:$P_H2#tcp://127.0.0.1:$P_DEAD#"
-bad_check refusing-holder "holder h1 at tcp://127.0.0.1:$P_H3: reachable, but does not answer the combiner: it refuses the combiner's key" \
-    "s#tcp://127.0.0.1:$P_H1#tcp://127.0.0.1:$P_H3#"
+    "s#tcp://127.0.0.1:$P_H2#tcp://127.0.0.1:$P_DEAD#" comb
+bad_check refusing-holder "holder h1 at tcp://127.0.0.1:$P_H3: reachable, but does not accept the combiner: it refuses the combiner's key" \
+    "s#tcp://127.0.0.1:$P_H1#tcp://127.0.0.1:$P_H3#" comb
 check "edge check: the refusing holder did refuse (its log)" grep -qi "not allowed\|refus\|denied" h3.log
 
 # ---- SIGHUP: a new certificate and rotated ticket keys while a download runs -------------
@@ -204,11 +218,7 @@ k1=$(grep -v '^#' tickets.keys | head -1)
     openssl rand -hex 80 # the new first key
     echo "$k1"           # the old first key: its tickets still resume
 } >tickets.keys
-{
-    base_conf
-    echo "certificate b.test.pem shares/$KB.record"
-    echo "share shares/$KB.comb.share"
-} >edge.conf
+base_conf a.test b.test >edge.conf
 kill -HUP $EDGE_PID
 for _ in $(seq 1 50); do
     grep -q "combiner: reloaded" edge.log && break
@@ -217,7 +227,7 @@ done
 check "SIGHUP: the edge reloaded (2 certificates, 2 ticket keys)" \
     grep -q "^edge: reloaded: 2 certificate(s), 2 ticket key(s)" edge.log
 check "SIGHUP: the combiner reloaded its keys and holders" \
-    grep -q "^combiner: reloaded: 2 certificate(s), 2 holder(s)" edge.log
+    grep -q "^combiner: reloaded: 2 key(s), 2 holder(s)" edge.log
 check "SIGHUP: new handshakes for b.test see the new certificate" \
     bash -c "openssl s_client -connect 127.0.0.1:$P_EDGE -servername b.test -tls1_3 </dev/null 2>/dev/null | grep -q '^subject=CN *= *b.test'"
 check "SIGHUP: b.test is served (its key signs through the reloaded combiner)" \
@@ -244,11 +254,8 @@ check "ticket key removed: the old session is not resumed" \
 check "ticket key removed: a full handshake with a key operation instead" [ "$(keyops)" -gt "$before" ]
 
 # Holders are reloaded too: without the h2 line the combiner no longer asks h2.
-{
-    base_conf | grep -v '^holder h2 '
-    echo "certificate b.test.pem shares/$KB.record"
-    echo "share shares/$KB.comb.share"
-} >edge.conf
+base_conf a.test b.test >edge.conf
+sed -i '/^holder h2 /d' comb.conf
 n_rel=$(grep -c '^combiner: reloaded' edge.log)
 kill -HUP $EDGE_PID
 for _ in $(seq 1 50); do
@@ -256,7 +263,7 @@ for _ in $(seq 1 50); do
     sleep 0.1
 done
 check "SIGHUP: the combiner reloaded with one holder" \
-    grep -q "^combiner: reloaded: 2 certificate(s), 1 holder(s)" edge.log
+    grep -q "^combiner: reloaded: 2 key(s), 1 holder(s)" edge.log
 h2_before=$(grep -c 'outcome=released' h2.audit)
 check "SIGHUP without h2: still served (own share + h1)" \
     bash -c "[ \"\$(\"\${@}\" https://b.test:$P_EDGE/index.html)\" = '$HELLO' ]" _ "${CURL[@]}"
@@ -267,7 +274,7 @@ check "SIGHUP without h2: h2 released no share since" [ "$(grep -c 'outcome=rele
 
 # A broken configuration: the edge keeps what it has.
 {
-    base_conf
+    base_conf a.test b.test
     echo "certificate missing.pem shares/$KB.record"
 } >edge.conf
 kill -HUP $EDGE_PID
@@ -315,8 +322,9 @@ PIDS+=($!)
 python3 slowproxy.py $P_S2 $P_H2 0.4 >/dev/null 2>&1 &
 PIDS+=($!)
 sleep 0.3
-base_conf | sed -e "s#tcp://127.0.0.1:$P_H1 #tcp://127.0.0.1:$P_S1 #" \
-    -e "s#tcp://127.0.0.1:$P_H2 #tcp://127.0.0.1:$P_S2 #" >edge.conf
+base_conf >edge.conf
+sed -i -e "s#tcp://127.0.0.1:$P_H1 #tcp://127.0.0.1:$P_S1 #" \
+    -e "s#tcp://127.0.0.1:$P_H2 #tcp://127.0.0.1:$P_S2 #" comb.conf
 n_rel=$(grep -c '^combiner: reloaded' edge.log)
 kill -HUP $EDGE_PID
 for _ in $(seq 1 100); do

@@ -272,19 +272,19 @@ static void test_ticket_resume(void **state)
 
 static void test_metrics_text(void **state)
 {
-    struct edge_hist h;
-    struct edge_text t, out;
+    struct spk_hist h;
+    struct spk_text t, out;
     const char *p;
 
     (void)state;
     memset(&h, 0, sizeof(h));
     memset(&t, 0, sizeof(t));
     memset(&out, 0, sizeof(out));
-    edge_hist_observe(&h, 0.0004);
-    edge_hist_observe(&h, 0.003);
-    edge_hist_observe(&h, 0.003);
-    edge_hist_observe(&h, 99.0);
-    edge_text_hist(&t, "x_seconds", "kind=\"sign\"", &h);
+    spk_hist_observe(&h, 0.0004);
+    spk_hist_observe(&h, 0.003);
+    spk_hist_observe(&h, 0.003);
+    spk_hist_observe(&h, 99.0);
+    spk_text_hist(&t, "x_seconds", "kind=\"sign\"", &h);
     assert_false(t.failed);
     assert_non_null(strstr(t.buf, "x_seconds_bucket{kind=\"sign\",le=\"0.0005\"} 1\n"));
     assert_non_null(strstr(t.buf, "x_seconds_bucket{kind=\"sign\",le=\"0.002\"} 1\n"));
@@ -292,32 +292,32 @@ static void test_metrics_text(void **state)
     assert_non_null(strstr(t.buf, "x_seconds_bucket{kind=\"sign\",le=\"10\"} 3\n"));
     assert_non_null(strstr(t.buf, "x_seconds_bucket{kind=\"sign\",le=\"+Inf\"} 4\n"));
     assert_non_null(strstr(t.buf, "x_seconds_count{kind=\"sign\"} 4\n"));
-    edge_text_reset(&t);
-    edge_text_hist(&t, "y", "", &h);
+    spk_text_reset(&t);
+    spk_text_hist(&t, "y", "", &h);
     assert_non_null(strstr(t.buf, "y_bucket{le=\"+Inf\"} 4\ny_sum 99.006400\ny_count 4\n"));
 
     /* Growth past the first allocation. */
-    edge_text_reset(&t);
+    spk_text_reset(&t);
     for (int i = 0; i < 2000; i++) {
-        edge_text_printf(&t, "line %d of some length to grow the buffer\n", i);
+        spk_text_printf(&t, "line %d of some length to grow the buffer\n", i);
     }
     assert_false(t.failed);
     assert_non_null(strstr(t.buf, "line 1999 of"));
 
     /* HTTP */
-    assert_int_equal(edge_http_answer("GET /metrics HTTP/1.1\r\nHost: x\r\n", 33, &t, &out), 0);
-    assert_int_equal(edge_http_answer("GET /metrics HTTP/1.1\r\n\r\n", 25, &t, &out), 1);
+    assert_int_equal(spk_http_answer("GET /metrics HTTP/1.1\r\nHost: x\r\n", 33, &t, &out), 0);
+    assert_int_equal(spk_http_answer("GET /metrics HTTP/1.1\r\n\r\n", 25, &t, &out), 1);
     assert_non_null(strstr(out.buf, "HTTP/1.1 200 OK\r\n"));
     assert_non_null(strstr(out.buf, "Content-Type: text/plain; version=0.0.4"));
     p = strstr(out.buf, "\r\n\r\n");
     assert_non_null(p);
     assert_int_equal(strlen(p + 4), t.len);
-    assert_int_equal(edge_http_answer("POST /metrics HTTP/1.1\r\n\r\n", 26, &t, &out), 1);
+    assert_int_equal(spk_http_answer("POST /metrics HTTP/1.1\r\n\r\n", 26, &t, &out), 1);
     assert_non_null(strstr(out.buf, "405"));
-    assert_int_equal(edge_http_answer("GET /secret HTTP/1.1\r\n\r\n", 24, &t, &out), 1);
+    assert_int_equal(spk_http_answer("GET /secret HTTP/1.1\r\n\r\n", 24, &t, &out), 1);
     assert_non_null(strstr(out.buf, "404"));
-    edge_text_free(&t);
-    edge_text_free(&out);
+    spk_text_free(&t);
+    spk_text_free(&out);
 }
 
 /* ---- configuration -------------------------------------------------------------------- */
@@ -329,7 +329,7 @@ static int load_conf(const char *extra, char *why, size_t why_len)
 
     snprintf(text, sizeof(text),
              "listen 127.0.0.1:8443\ncertificate a.pem a.record\nupstream 127.0.0.1:80\n"
-             "combiner-endpoint ipc:///tmp/x\ncombiner-key comb.key\n%s",
+             "combiner-endpoint ipc:///tmp/x\ncombiner-config comb.conf\n%s",
              extra);
     write_text("e.conf", text);
     edge_config_init(&cfg);
@@ -343,14 +343,14 @@ static void test_config(void **state)
 
     (void)state;
     assert_int_equal(load_conf("ticket-key-file t.keys\nmetrics 127.0.0.1:9100\n"
-                               "combiner-metrics localhost:9101\ndrain-timeout-ms 0\n",
+                               "drain-timeout-ms 0\n",
                                why, sizeof(why)),
                      0);
     edge_config_init(&cfg);
     assert_int_equal(edge_config_load(&cfg, tpath("e.conf"), why, sizeof(why)), 0);
     assert_string_equal(cfg.ticket_key_file, tpath("t.keys"));
     assert_string_equal(cfg.metrics, "127.0.0.1:9100");
-    assert_string_equal(cfg.combiner_metrics, "localhost:9101");
+    assert_string_equal(cfg.combiner_config, tpath("comb.conf"));
     assert_int_equal(cfg.drain_timeout_ms, 0);
     assert_string_equal(cfg.path, tpath("e.conf"));
     edge_config_init(&cfg);
@@ -359,8 +359,16 @@ static void test_config(void **state)
     /* Metrics only on loopback. */
     assert_int_equal(load_conf("metrics 0.0.0.0:9100\n", why, sizeof(why)), SPK_ERR_MALFORMED);
     assert_non_null(strstr(why, "loopback"));
-    assert_int_equal(load_conf("combiner-metrics 10.0.0.1:9100\n", why, sizeof(why)),
+    /* What the combiner reads is refused here, with where it belongs. */
+    assert_int_equal(load_conf("combiner-metrics localhost:9101\n", why, sizeof(why)),
                      SPK_ERR_MALFORMED);
+    assert_non_null(strstr(why, "combiner-config"));
+    assert_int_equal(load_conf("share x.share\n", why, sizeof(why)), SPK_ERR_MALFORMED);
+    assert_int_equal(load_conf("combiner-key k.key\n", why, sizeof(why)), SPK_ERR_MALFORMED);
+    /* A tcp:// combiner is reached with CURVE only. */
+    assert_int_equal(load_conf("combiner-endpoint tcp://127.0.0.1:7000\n", why, sizeof(why)),
+                     SPK_ERR_INVALID_ARG);
+    assert_non_null(strstr(why, "combiner-curve-public"));
     assert_int_equal(load_conf("metrics [::1]:9100\n", why, sizeof(why)), 0);
     assert_int_equal(load_conf("metrics 127.0.0.1\n", why, sizeof(why)), SPK_ERR_MALFORMED);
     assert_int_equal(load_conf("ticket-key-file\n", why, sizeof(why)), SPK_ERR_MALFORMED);

@@ -10,19 +10,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "edge/internal.h"
+#include "proto/spk_metrics.h"
 
 /* Upper bounds in seconds; the last bucket is +Inf. */
-static const double edge_hist_bounds[EDGE_HIST_BUCKETS] = {
+static const double spk_hist_bounds[SPK_HIST_BUCKETS] = {
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0,
 };
 
-void edge_hist_observe(struct edge_hist *h, double seconds)
+void spk_hist_observe(struct spk_hist *h, double seconds)
 {
     size_t i;
 
-    for (i = 0; i < EDGE_HIST_BUCKETS; i++) {
-        if (seconds <= edge_hist_bounds[i]) {
+    for (i = 0; i < SPK_HIST_BUCKETS; i++) {
+        if (seconds <= spk_hist_bounds[i]) {
             h->buckets[i]++;
             break;
         }
@@ -31,7 +31,7 @@ void edge_hist_observe(struct edge_hist *h, double seconds)
     h->sum += seconds;
 }
 
-void edge_text_reset(struct edge_text *t)
+void spk_text_reset(struct spk_text *t)
 {
     t->len = 0;
     t->failed = false;
@@ -40,13 +40,13 @@ void edge_text_reset(struct edge_text *t)
     }
 }
 
-void edge_text_free(struct edge_text *t)
+void spk_text_free(struct spk_text *t)
 {
     free(t->buf);
     memset(t, 0, sizeof(*t));
 }
 
-void edge_text_printf(struct edge_text *t, const char *fmt, ...)
+void spk_text_printf(struct spk_text *t, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -84,37 +84,37 @@ void edge_text_printf(struct edge_text *t, const char *fmt, ...)
     }
 }
 
-void edge_text_hist(struct edge_text *t, const char *name, const char *labels,
-                    const struct edge_hist *h)
+void spk_text_hist(struct spk_text *t, const char *name, const char *labels,
+                    const struct spk_hist *h)
 {
     uint64_t cum = 0;
     size_t i;
     const char *sep = labels[0] != '\0' ? "," : "";
 
-    for (i = 0; i < EDGE_HIST_BUCKETS; i++) {
+    for (i = 0; i < SPK_HIST_BUCKETS; i++) {
         cum += h->buckets[i];
-        edge_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
-                         edge_hist_bounds[i], (unsigned long long)cum);
+        spk_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
+                         spk_hist_bounds[i], (unsigned long long)cum);
     }
-    edge_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+    spk_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
                      (unsigned long long)h->count);
     if (labels[0] != '\0') {
-        edge_text_printf(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name,
+        spk_text_printf(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name,
                          labels, (unsigned long long)h->count);
     } else {
-        edge_text_printf(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
+        spk_text_printf(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
                          (unsigned long long)h->count);
     }
 }
 
 /*
- * edge_http_answer: |req| (|len| bytes so far) is an HTTP request head.
+ * spk_http_answer: |req| (|len| bytes so far) is an HTTP request head.
  * Returns 0 while the head is incomplete, else fills |out| with the whole
  * response (the metrics in |body| for GET /metrics, 404 or 405 otherwise)
  * and returns 1.
  */
-int edge_http_answer(const char *req, size_t len, const struct edge_text *body,
-                     struct edge_text *out)
+int spk_http_answer(const char *req, size_t len, const struct spk_text *body,
+                     struct spk_text *out)
 {
     const char *status = "200 OK";
     const char *text = body->buf != NULL ? body->buf : "";
@@ -141,8 +141,8 @@ int edge_http_answer(const char *req, size_t len, const struct edge_text *body,
         text = "try /metrics\n";
         text_len = strlen(text);
     }
-    edge_text_reset(out);
-    edge_text_printf(out,
+    spk_text_reset(out);
+    spk_text_printf(out,
                      "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
                      "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
                      status, text_len, (int)text_len, text);

@@ -1,0 +1,832 @@
+/*
+ * comb_server.c: `combiner run`, the combiner as a daemon (comb_server.h).
+ * It binds a ROUTER at the configuration's `listen` endpoint and serves
+ * OP_REQUEST with a combiner that comb_conf_open built: its own share of
+ * every key opened with its key file into locked memory, the others fetched
+ * from the share-holders that the key's record names (comb_source_remote.c).
+ * Every answer is OP_RESPONSE or ERROR; PING gets PONG.
+ *
+ * The door: a ZAP handler in this thread admits each connection before any
+ * of its messages is read. Over ipc:// ZeroMQ hands it the peer's uid
+ * (SO_PEERCRED, in the ZAP address "...:UID:GID:PID") and only the uids of
+ * `client NAME uid` lines get in; over tcp:// the socket is a CURVE server
+ * with the combiner's key, and only the keys of the `allow` file that have a
+ * `client NAME curve` line get in. The client's name comes back with every
+ * message (ZeroMQ's User-Id property) and selects the operations it may ask
+ * for. A refused connection gets nothing and costs one log line.
+ *
+ * Hardened and with memory locked before any share is read.
+ */
+
+#include <errno.h>
+#include <grp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "base/base.h"
+#include "combiner/comb_server.h"
+#include "split/split.h"
+
+#define SERVER_POLL_MAX 300
+#define SERVER_ZAP_ENDPOINT "inproc://zeromq.zap.01"
+#define SERVER_ZAP_DOMAIN "splitkey-combiner"
+/* With no client line, an ipc:// combiner serves its own uid the TLS set:
+ * the edge that started it. */
+#define SERVER_SELF_CLIENT "self"
+
+/* One request waiting for the combiner: who asked, under which id. */
+struct server_req {
+    struct comb_server *s;
+    uint8_t id[COMB_SERVER_ID_MAX];
+    size_t id_len;
+    uint64_t req_id;
+};
+
+/* ---- answers ------------------------------------------------------------------- */
+
+static void server_send(struct comb_server *s, const uint8_t *id, size_t id_len,
+                        const struct proto_msg *m)
+{
+    size_t len = 0;
+
+    if (proto_msg_encode(s->frame, PROTO_MSG_MAX, &len, m) != 0) {
+        return;
+    }
+    /* ROUTER drops what it cannot route (the client went away): fine. */
+    if (zmq_send(s->router, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)id_len) {
+        (void)zmq_send(s->router, s->frame, len, ZMQ_DONTWAIT);
+    }
+    OPENSSL_cleanse(s->frame, len);
+}
+
+static void server_send_error(struct comb_server *s, const uint8_t *id, size_t id_len,
+                              uint64_t req_id, int err, const char *text)
+{
+    struct proto_msg m;
+    size_t i;
+
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_MSG_ERROR;
+    m.req_id = req_id;
+    m.u.error.code = proto_err_to_wire(err);
+    for (i = 0; text != NULL && text[i] != '\0' && i < PROTO_ERR_TEXT_MAX; i++) {
+        char ch = text[i];
+        m.u.error.text[i] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
+    }
+    server_send(s, id, id_len, &m);
+}
+
+static void server_done(void *arg, const struct comb_result *res)
+{
+    struct server_req *req = arg;
+    struct comb_server *s = req->s;
+    struct proto_msg *m = s->msg;
+
+    if (res->status != 0 || res->out_len == 0 || res->out_len > PROTO_BN_MAX) {
+        s->num_failed++;
+        server_send_error(s, req->id, req->id_len, req->req_id,
+                          res->status != 0 ? res->status : SPK_ERR_INTERNAL, res->detail);
+        if (res->detail != NULL && res->detail[0] != '\0') {
+            spk_log("combiner", "operation failed: %s", res->detail);
+        }
+    } else {
+        s->num_ok++;
+        memset(m, 0, sizeof(*m));
+        m->type = PROTO_MSG_OP_RESPONSE;
+        m->req_id = req->req_id;
+        memcpy(m->u.op_resp.result, res->out, res->out_len);
+        m->u.op_resp.result_len = res->out_len;
+        server_send(s, req->id, req->id_len, m);
+        OPENSSL_cleanse(m, sizeof(*m));
+    }
+    free(req);
+}
+
+/* ---- the door ------------------------------------------------------------------ */
+
+static const struct sh_allow_client *server_allow_by_name(const struct sh_allow *allow,
+                                                          const char *name)
+{
+    for (size_t i = 0; i < allow->num_clients; i++) {
+        if (strcmp(allow->clients[i].name, name) == 0) {
+            return &allow->clients[i];
+        }
+    }
+    return NULL;
+}
+
+/* server_ipc_uid: the peer uid of a ZAP address over ipc:// ("...:UID:GID:PID"). */
+static bool server_ipc_uid(const char *address, uint32_t *out)
+{
+    const char *p = address + strlen(address);
+    unsigned colons = 0;
+    char *end = NULL;
+    unsigned long v;
+
+    while (p > address && colons < 3) {
+        p--;
+        colons += *p == ':';
+    }
+    if (colons != 3 || *p != ':') {
+        return false;
+    }
+    errno = 0;
+    v = strtoul(p + 1, &end, 10);
+    if (errno != 0 || end == p + 1 || *end != ':' || v > UINT32_MAX) {
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+static bool zap_msg_is(zmq_msg_t *m, const char *str)
+{
+    size_t n = strlen(str);
+
+    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), str, n) == 0;
+}
+
+/*
+ * server_zap_decide: the client a ZAP request is for, or NULL with |why|.
+ * Over ipc:// (NULL mechanism) by the peer's uid; over tcp:// (CURVE) by the
+ * client key in the allow file, from its address ranges.
+ */
+static const struct comb_conf_client *server_zap_decide(struct comb_server *s, zmq_msg_t *f,
+                                                        size_t num, const char *address,
+                                                        char *who, size_t who_len,
+                                                        const char **why)
+{
+    const struct comb_gen *g = s->cur;
+
+    if (!s->tcp && num == 6 && zap_msg_is(&f[5], "NULL")) {
+        uint32_t uid = 0;
+
+        if (!server_ipc_uid(address, &uid)) {
+            *why = "no peer credentials";
+            return NULL;
+        }
+        snprintf(who, who_len, "uid %u", (unsigned)uid);
+        for (size_t i = 0; i < g->conf.num_clients; i++) {
+            if (g->conf.clients[i].by_uid && g->conf.clients[i].uid == uid) {
+                return &g->conf.clients[i];
+            }
+        }
+        *why = "uid not among the client lines";
+        return NULL;
+    }
+    if (s->tcp && num == 7 && zap_msg_is(&f[5], "CURVE") &&
+        zmq_msg_size(&f[6]) == PROTO_X25519_LEN) {
+        const struct sh_allow_client *ac = sh_allow_find(&g->allow, zmq_msg_data(&f[6]));
+        const struct comb_conf_client *cl;
+        char z85[PROTO_Z85_KEY_LEN + 1];
+
+        zmq_z85_encode(z85, zmq_msg_data(&f[6]), PROTO_X25519_LEN);
+        snprintf(who, who_len, "key %s from %s", z85, address[0] != '\0' ? address : "-");
+        if (ac == NULL) {
+            *why = "client key not in the allow file";
+            return NULL;
+        }
+        if (!sh_allow_address(ac, address)) {
+            *why = "address not allowed for this client";
+            return NULL;
+        }
+        cl = comb_conf_find_client(&g->conf, ac->name);
+        if (cl == NULL || cl->by_uid) {
+            *why = "no 'client NAME curve' line for this key's name";
+            return NULL;
+        }
+        return cl;
+    }
+    snprintf(who, who_len, "%s", address[0] != '\0' ? address : "-");
+    *why = "unsupported ZAP request or mechanism";
+    return NULL;
+}
+
+/* server_zap_handle answers one ZAP request (RFC 27). */
+static void server_zap_handle(struct comb_server *s)
+{
+    zmq_msg_t f[8];
+    size_t num = 0;
+    int more = 1;
+    char address[128] = "";
+    char who[160] = "";
+    const char *why = "not allowed";
+    const struct comb_conf_client *cl = NULL;
+
+    while (more) {
+        zmq_msg_t part;
+        size_t more_len = sizeof(more);
+
+        zmq_msg_init(&part);
+        if (zmq_msg_recv(&part, s->zap, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&part);
+            break;
+        }
+        if (num < 8) {
+            f[num++] = part;
+        } else {
+            zmq_msg_close(&part);
+        }
+        if (zmq_getsockopt(s->zap, ZMQ_RCVMORE, &more, &more_len) != 0) {
+            more = 0;
+        }
+    }
+    if (num < 2) {
+        goto out; /* not even a request id to answer */
+    }
+    if (num >= 4 && zmq_msg_size(&f[3]) < sizeof(address)) {
+        memcpy(address, zmq_msg_data(&f[3]), zmq_msg_size(&f[3]));
+        address[zmq_msg_size(&f[3])] = '\0';
+    }
+    if (zap_msg_is(&f[0], "1.0")) {
+        cl = server_zap_decide(s, f, num, address, who, sizeof(who), &why);
+    }
+    if (cl == NULL) {
+        s->num_refused_peers++;
+        spk_log("combiner", "refused a connection from %s: %s", who[0] != '\0' ? who : "-", why);
+    }
+    /* version, request id, status, text, user id (the client's name), metadata */
+    if (zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, cl != NULL ? "200" : "400", 3, ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, cl != NULL ? "OK" : why, strlen(cl != NULL ? "OK" : why),
+                 ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, cl != NULL ? cl->name : "", cl != NULL ? strlen(cl->name) : 0,
+                 ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, "", 0, 0) < 0) {
+        spk_log("combiner", "cannot answer a ZAP request: %s", zmq_strerror(zmq_errno()));
+    }
+out:
+    for (size_t i = 0; i < num; i++) {
+        zmq_msg_close(&f[i]);
+    }
+}
+
+static void server_zap_drain(struct comb_server *s)
+{
+    for (;;) {
+        int events = 0;
+        size_t len = sizeof(events);
+
+        if (zmq_getsockopt(s->zap, ZMQ_EVENTS, &events, &len) != 0 || !(events & ZMQ_POLLIN)) {
+            return;
+        }
+        server_zap_handle(s);
+    }
+}
+
+/*
+ * server_may: |user| (the ZAP User-Id of the message) may ask for |op| with
+ * key |key_id|. A client removed by a reload may ask for nothing.
+ */
+static bool server_may(const struct comb_server *s, const char *user, uint8_t op,
+                       const uint8_t key_id[PROTO_KEY_ID_LEN])
+{
+    const struct comb_conf_client *cl;
+
+    if (user == NULL || op >= 64) {
+        return false;
+    }
+    cl = comb_conf_find_client(&s->cur->conf, user);
+    if (cl == NULL || !(cl->ops & (1ull << op))) {
+        return false;
+    }
+    if (!cl->by_uid) {
+        const struct sh_allow_client *ac = server_allow_by_name(&s->cur->allow, cl->name);
+        return ac != NULL && sh_allow_key(ac, key_id);
+    }
+    return true;
+}
+
+/* ---- requests ------------------------------------------------------------------ */
+
+static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_len,
+                          zmq_msg_t *body)
+{
+    struct proto_msg *m = s->msg;
+    struct server_req *req = NULL;
+    struct comb_ctx *comb = s->cur->comb;
+    const char *user = zmq_msg_gets(body, "User-Id");
+    const uint8_t *frame = zmq_msg_data(body);
+    size_t len = zmq_msg_size(body);
+    uint8_t type = 0;
+    uint64_t req_id = 0;
+    int r;
+
+    if ((r = proto_msg_decode(m, frame, len)) != 0) {
+        if (proto_msg_peek(frame, len, &type, &req_id) == 0) {
+            server_send_error(s, id, id_len, req_id, r, "bad message");
+        }
+        return;
+    }
+    if (m->type == PROTO_MSG_PING) {
+        struct proto_msg pong;
+        memset(&pong, 0, sizeof(pong));
+        pong.type = PROTO_MSG_PONG;
+        pong.req_id = m->req_id;
+        server_send(s, id, id_len, &pong);
+        return;
+    }
+    if (m->type != PROTO_MSG_OP_REQUEST) {
+        server_send_error(s, id, id_len, m->req_id, SPK_ERR_UNSUPPORTED, "not a request");
+        return;
+    }
+    if (!server_may(s, user, m->u.op_req.op, m->u.op_req.key_id)) {
+        s->num_refused_ops++;
+        spk_log("combiner", "refused %s for client %s: not among its operations or keys",
+                        proto_op_name(m->u.op_req.op), user != NULL ? user : "-");
+        server_send_error(s, id, id_len, m->req_id, SPK_ERR_NOT_ALLOWED,
+                          "operation not allowed for this client");
+        OPENSSL_cleanse(m, sizeof(*m));
+        return;
+    }
+    req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        server_send_error(s, id, id_len, m->req_id, SPK_ERR_NOMEM, "no memory");
+        return;
+    }
+    req->s = s;
+    memcpy(req->id, id, id_len);
+    req->id_len = id_len;
+    req->req_id = m->req_id;
+    if (comb_alg_is_sign((enum comb_alg)m->u.op_req.op)) {
+        r = comb_sign(comb, NULL, m->u.op_req.key_id, (enum comb_alg)m->u.op_req.op,
+                      m->u.op_req.input, m->u.op_req.input_len, server_done, req);
+    } else {
+        struct comb_decrypt_params params;
+        memset(&params, 0, sizeof(params));
+        params.tls_version = m->u.op_req.client_version;
+        r = comb_decrypt(comb, NULL, m->u.op_req.key_id, (enum comb_alg)m->u.op_req.op,
+                         m->u.op_req.input, m->u.op_req.input_len, &params, server_done, req);
+    }
+    OPENSSL_cleanse(m, sizeof(*m));
+    if (r != 0) {
+        s->num_failed++;
+        server_send_error(s, id, id_len, req->req_id, r, comb_last_error(comb));
+        free(req);
+    }
+}
+
+static void server_read_router(struct comb_server *s)
+{
+    uint8_t id[COMB_SERVER_ID_MAX];
+
+    for (;;) {
+        int more = 0;
+        size_t more_len = sizeof(more);
+        int id_len = zmq_recv(s->router, id, sizeof(id), ZMQ_DONTWAIT);
+        zmq_msg_t body;
+        bool ok;
+
+        if (id_len < 0) {
+            return;
+        }
+        if (zmq_getsockopt(s->router, ZMQ_RCVMORE, &more, &more_len) != 0 || !more) {
+            continue;
+        }
+        zmq_msg_init(&body);
+        ok = zmq_msg_recv(&body, s->router, ZMQ_DONTWAIT) >= 0;
+        /* Skip any further frames of a malformed multipart message. */
+        for (;;) {
+            uint8_t junk[16];
+            more = 0;
+            if (zmq_getsockopt(s->router, ZMQ_RCVMORE, &more, &more_len) != 0 || !more) {
+                break;
+            }
+            if (zmq_recv(s->router, junk, sizeof(junk), ZMQ_DONTWAIT) < 0) {
+                break;
+            }
+            ok = false;
+        }
+        if (ok && zmq_msg_size(&body) <= PROTO_MSG_MAX && (size_t)id_len <= sizeof(id)) {
+            server_handle(s, id, (size_t)id_len, &body);
+        }
+        OPENSSL_cleanse(zmq_msg_data(&body), zmq_msg_size(&body));
+        zmq_msg_close(&body);
+    }
+}
+
+/* ---- generations ------------------------------------------------------------------ */
+
+static void server_gen_free(struct comb_gen *g)
+{
+    if (g == NULL) {
+        return;
+    }
+    comb_free(g->comb); /* frees the holder sources and closes their sockets */
+    sh_allow_cleanup(&g->allow);
+    comb_conf_cleanup(&g->conf);
+    free(g);
+}
+
+/*
+ * server_gen_load reads the configuration file into a new generation, not
+ * yet built: the file, the holders' public keys, the allow file. The
+ * client lines get their default here.
+ */
+static struct comb_gen *server_gen_load(const char *path, char *why, size_t why_len)
+{
+    struct comb_gen *g = calloc(1, sizeof(*g));
+    char reason[1024] = "";
+
+    if (g == NULL) {
+        snprintf(why, why_len, "no memory");
+        return NULL;
+    }
+    if (comb_conf_load(&g->conf, path, NULL, NULL, why, why_len) != 0) {
+        free(g);
+        return NULL;
+    }
+    if (g->conf.allow_path[0] != '\0' &&
+        sh_allow_load(&g->allow, g->conf.allow_path, reason, sizeof(reason)) != 0) {
+        /* sh_allow_load's reason names the file already. */
+        snprintf(why, why_len, "config '%s': allow file: %.900s", path, reason);
+        server_gen_free(g);
+        return NULL;
+    }
+    if (g->conf.num_clients == 0) {
+        struct comb_conf_client *self = OPENSSL_zalloc(sizeof(*self));
+        if (self == NULL) {
+            snprintf(why, why_len, "no memory");
+            server_gen_free(g);
+            return NULL;
+        }
+        snprintf(self->name, sizeof(self->name), "%s", SERVER_SELF_CLIENT);
+        self->by_uid = true;
+        self->uid = (uint32_t)geteuid();
+        self->ops = COMB_OPS_TLS;
+        g->conf.clients = self;
+        g->conf.num_clients = 1;
+    }
+    return g;
+}
+
+/* server_gen_build opens the shares and connects the holders of |g|. */
+static int server_gen_build(struct comb_server *s, struct comb_gen *g, int wait_ms, char *why,
+                            size_t why_len)
+{
+    return comb_conf_open(&g->comb, &g->conf, s->zctx, wait_ms, why, why_len);
+}
+
+static void server_report_silent(void *arg, const char *name, const char *endpoint,
+                                 bool connected, const struct spk_hist *latency)
+{
+    (void)arg;
+    (void)latency;
+    if (!connected) {
+        spk_log("combiner", "holder %s at %s does not answer yet", name, endpoint);
+    }
+}
+
+/* server_reload: SIGHUP. The file is read again; a new generation warms up
+ * beside the serving one, which goes on serving if anything is wrong. */
+static void server_reload(struct comb_server *s, const char *path, bool listen_overridden)
+{
+    struct comb_gen *g;
+    char why[COMB_CONF_WHY_MAX * 4] = "";
+
+    if (s->next != NULL || s->old != NULL) {
+        spk_log("combiner", "reload: the previous one is still in progress; try again");
+        return;
+    }
+    if ((g = server_gen_load(path, why, sizeof(why))) == NULL ||
+        server_gen_build(s, g, 0, why, sizeof(why)) != 0) {
+        server_gen_free(g);
+        s->reloads_failed++;
+        spk_log("combiner", "reload failed: %s; serving the previous configuration", why);
+        return;
+    }
+    if (!listen_overridden && strcmp(g->conf.listen, s->listen) != 0) {
+        spk_log("combiner", "reload: listen changes only with a restart");
+    }
+    /* The old set serves meanwhile, so the new one may take its time: holders
+     * behind slow links need a few round trips for their CURVE sessions. */
+    g->warm_deadline_ms = spk_now_ms() + (g->conf.timeout_ms * 3 > 3000 ? g->conf.timeout_ms * 3
+                                                                             : 3000);
+    s->next = g;
+}
+
+/*
+ * server_reload_step: the warming generation takes over once every holder
+ * is connected; after the warm-up deadline once any is (a dead holder in the
+ * new file must not block the reload); and at the latest 30 s after the
+ * SIGHUP, whatever then. The old one is freed once its operations are
+ * answered.
+ */
+static void server_reload_step(struct comb_server *s)
+{
+    uint64_t now = spk_now_ms();
+
+    if (s->next != NULL) {
+        size_t total = 0;
+        size_t connected = comb_remote_connected(s->next->comb, &total);
+
+        if (connected == total || (now >= s->next->warm_deadline_ms && connected > 0) ||
+            now >= s->next->warm_deadline_ms + 30000) {
+            (void)comb_remote_each(s->next->comb, server_report_silent, NULL);
+            s->old = s->cur;
+            s->cur = s->next;
+            s->next = NULL;
+            s->reloads_ok++;
+            spk_log("combiner", "reloaded: %zu key(s), %zu holder(s), %zu client(s)",
+                            s->cur->conf.num_keys, s->cur->conf.num_holders,
+                            s->cur->conf.num_clients);
+        }
+    }
+    if (s->old != NULL && comb_pending(s->old->comb) == 0) {
+        server_gen_free(s->old);
+        s->old = NULL;
+    }
+}
+
+static size_t server_poll_gen(struct comb_gen *g, zmq_pollitem_t *items, size_t cap, long *wait)
+{
+    long w;
+
+    if (g == NULL) {
+        return 0;
+    }
+    w = comb_timeout_ms(g->comb);
+    if (w >= 0 && (*wait < 0 || w < *wait)) {
+        *wait = w;
+    }
+    return comb_poll_items(g->comb, items, cap);
+}
+
+static void server_process_gen(struct comb_gen *g)
+{
+    int r;
+
+    if (g != NULL && (r = comb_process(g->comb)) != 0) {
+        spk_log("combiner", "process: %s", spk_strerror(r));
+    }
+}
+
+/* ---- binding ---------------------------------------------------------------------- */
+
+/*
+ * server_bind binds the ROUTER behind the door. ipc://: the socket file is
+ * made under umask 077 and then set to 0600 (0660 with socket-group), so no
+ * umask of the caller lets another user connect; the ZAP handler checks the
+ * peer uid of every connection anyway. tcp://: a CURVE server with the
+ * combiner's transport key.
+ */
+static int server_bind(struct comb_server *s, const struct comb_gen *g)
+{
+    int64_t maxmsg = PROTO_ZMQ_MAXMSGSIZE;
+    int zero = 0;
+    int one = 1;
+
+    s->router = zmq_socket(s->zctx, ZMQ_ROUTER);
+    if (s->router == NULL || zmq_setsockopt(s->router, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
+        zmq_setsockopt(s->router, ZMQ_ZAP_DOMAIN, SERVER_ZAP_DOMAIN,
+                       strlen(SERVER_ZAP_DOMAIN)) != 0) {
+        spk_log("combiner", "cannot make the ROUTER socket: %s", zmq_strerror(zmq_errno()));
+        return SPK_ERR_IO;
+    }
+    if (s->tcp) {
+        struct proto_holder_secret *me = NULL;
+        int r;
+
+        if ((r = split_holder_secret_load(&me, g->conf.key_path)) != 0) {
+            spk_log("combiner", "key %s: %s", g->conf.key_path, spk_strerror(r));
+            return r;
+        }
+        r = zmq_setsockopt(s->router, ZMQ_CURVE_SERVER, &one, sizeof(one)) != 0 ||
+            zmq_setsockopt(s->router, ZMQ_CURVE_SECRETKEY, me->curve_sk, PROTO_X25519_LEN) != 0;
+        spk_secret_free(me);
+        if (r != 0 || zmq_bind(s->router, s->listen) != 0) {
+            spk_log("combiner", "cannot bind %s: %s", s->listen, zmq_strerror(zmq_errno()));
+            return SPK_ERR_IO;
+        }
+        return 0;
+    }
+    {
+        const char *path = s->listen + strlen("ipc://");
+        mode_t old = umask(077);
+        int r = zmq_bind(s->router, s->listen);
+        int e = zmq_errno();
+
+        umask(old);
+        if (r != 0) {
+            spk_log("combiner", "cannot bind %s: %s", s->listen, zmq_strerror(e));
+            return SPK_ERR_IO;
+        }
+        if (path[0] == '@') {
+            return 0; /* the abstract namespace has no file; the uid check remains */
+        }
+        if (g->conf.socket_group[0] != '\0') {
+            struct group gr, *found = NULL;
+            char buf[4096];
+
+            if (getgrnam_r(g->conf.socket_group, &gr, buf, sizeof(buf), &found) != 0 ||
+                found == NULL || chown(path, (uid_t)-1, gr.gr_gid) != 0 || chmod(path, 0660) != 0) {
+                spk_log("combiner", "socket-group %s for %s: %s", g->conf.socket_group, path,
+                                found == NULL ? "no such group" : strerror(errno));
+                return SPK_ERR_IO;
+            }
+        } else if (chmod(path, 0600) != 0) {
+            spk_log("combiner", "chmod %s: %s", path, strerror(errno));
+            return SPK_ERR_IO;
+        }
+    }
+    return 0;
+}
+
+static int server_start(struct comb_server *s, const struct comb_server_opts *o)
+{
+    char why[COMB_CONF_WHY_MAX * 4] = "";
+    struct comb_gen *g;
+    sigset_t set;
+    int r;
+
+    if ((g = server_gen_load(o->config_path, why, sizeof(why))) == NULL) {
+        spk_log("combiner", "%s", why);
+        return SPK_ERR_INVALID_ARG;
+    }
+    s->cur = g;
+    snprintf(s->listen, sizeof(s->listen), "%s", o->listen != NULL ? o->listen : g->conf.listen);
+    if (strncmp(s->listen, "ipc://", 6) != 0 && strncmp(s->listen, "tcp://", 6) != 0) {
+        spk_log("combiner", "config '%s': no 'listen ipc://PATH' or 'listen tcp://HOST:PORT' line",
+                        o->config_path);
+        return SPK_ERR_INVALID_ARG;
+    }
+    s->tcp = strncmp(s->listen, "tcp://", 6) == 0;
+    if (s->tcp && g->conf.allow_path[0] == '\0') {
+        spk_log("combiner", "config '%s': listen tcp:// needs an 'allow' file and 'client NAME curve "
+                        "OPS' lines: a tcp:// combiner serves CURVE clients only",
+                        o->config_path);
+        return SPK_ERR_INVALID_ARG;
+    }
+    /* Memory is locked before the first share is read. */
+    if ((r = spk_process_harden(o->allow_unlocked || g->conf.allow_unlocked, why, sizeof(why))) !=
+        0) {
+        spk_log("combiner", "%s (allow-unlocked yes or --allow-unlocked runs without locked memory)",
+                        why[0] != '\0' ? why : spk_strerror(r));
+        return r;
+    }
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) != 0 ||
+        (s->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+        spk_log("combiner", "signalfd: %s", strerror(errno));
+        return SPK_ERR_IO;
+    }
+    s->frame = OPENSSL_zalloc(PROTO_MSG_MAX);
+    s->msg = OPENSSL_zalloc(sizeof(*s->msg));
+    s->zctx = zmq_ctx_new();
+    if (s->frame == NULL || s->msg == NULL || s->zctx == NULL) {
+        spk_log("combiner", "no memory");
+        return SPK_ERR_NOMEM;
+    }
+    /* The ZAP handler first: a ROUTER with a ZAP domain and no handler would admit anyone. */
+    s->zap = zmq_socket(s->zctx, ZMQ_REP);
+    if (s->zap == NULL || zmq_bind(s->zap, SERVER_ZAP_ENDPOINT) != 0) {
+        spk_log("combiner", "cannot start the ZAP handler: %s", zmq_strerror(zmq_errno()));
+        return SPK_ERR_IO;
+    }
+    /* The holders are warmed up (up to 1.5 s) before the socket is bound, so
+     * that the first operations do not find their CURVE sessions still being
+     * set up. Holders that stay silent are reported, not fatal. */
+    if ((r = server_gen_build(s, g, 1500, why, sizeof(why))) != 0) {
+        spk_log("combiner", "%s", why);
+        return r;
+    }
+    (void)comb_remote_each(g->comb, server_report_silent, NULL);
+    if ((r = server_bind(s, g)) != 0) {
+        return r;
+    }
+    if (!o->no_metrics && g->conf.metrics[0] != '\0' &&
+        (r = comb_metrics_open(s, g->conf.metrics)) != 0) {
+        return r;
+    }
+    spk_log("combiner", "serving %s (%zu key(s), %zu holder(s), %zu client(s), memory %s)",
+            s->listen, g->conf.num_keys, g->conf.num_holders, g->conf.num_clients,
+            spk_memory_locked() ? "locked" : "NOT locked");
+    return 0;
+}
+
+static void server_stop(struct comb_server *s, bool clean)
+{
+    /* The generations go first: their sources close sockets of zctx. */
+    server_gen_free(s->next);
+    server_gen_free(s->old);
+    server_gen_free(s->cur);
+    if (s->router != NULL) {
+        /* The answers of a drain were only queued: give them up to a second to
+         * reach the edge instead of the linger 0 that start-up chose. */
+        int flush_ms = clean ? 1000 : 0;
+
+        (void)zmq_setsockopt(s->router, ZMQ_LINGER, &flush_ms, sizeof(flush_ms));
+        zmq_close(s->router);
+    }
+    if (s->zap != NULL) {
+        zmq_close(s->zap);
+    }
+    if (s->mstream != NULL) {
+        zmq_close(s->mstream);
+    }
+    spk_text_free(&s->mtext);
+    spk_text_free(&s->mout);
+    if (s->zctx != NULL) {
+        zmq_ctx_term(s->zctx);
+    }
+    if (s->sigfd >= 0) {
+        close(s->sigfd);
+    }
+    OPENSSL_clear_free(s->frame, PROTO_MSG_MAX);
+    OPENSSL_clear_free(s->msg, sizeof(*s->msg));
+}
+
+int comb_server_run(const struct comb_server_opts *o)
+{
+    struct comb_server *s = calloc(1, sizeof(*s));
+    uint64_t drain_deadline = 0;
+    /* Started by the edge: stop when it is gone. Started alone (under an init
+     * system, parent pid 1): the parent never changes. */
+    pid_t parent = getppid();
+    int status = 1;
+
+    if (s == NULL) {
+        spk_log("combiner", "no memory");
+        return 1;
+    }
+    s->sigfd = -1;
+    if (server_start(s, o) != 0) {
+        goto out;
+    }
+    for (;;) {
+        zmq_pollitem_t items[SERVER_POLL_MAX];
+        size_t n = 0;
+        long wait = -1;
+        struct signalfd_siginfo si;
+
+        items[n++] = (zmq_pollitem_t){s->router, 0, drain_deadline == 0 ? ZMQ_POLLIN : 0, 0};
+        items[n++] = (zmq_pollitem_t){NULL, s->sigfd, ZMQ_POLLIN, 0};
+        items[n++] = (zmq_pollitem_t){s->zap, 0, ZMQ_POLLIN, 0};
+        if (s->mstream != NULL) {
+            items[n++] = (zmq_pollitem_t){s->mstream, 0, ZMQ_POLLIN, 0};
+        }
+        n += server_poll_gen(s->cur, items + n, SERVER_POLL_MAX - n, &wait);
+        n += server_poll_gen(s->next, items + n, SERVER_POLL_MAX - n, &wait);
+        n += server_poll_gen(s->old, items + n, SERVER_POLL_MAX - n, &wait);
+        if (wait < 0 || wait > 1000) {
+            wait = 1000;
+        }
+        if ((s->next != NULL || drain_deadline != 0) && wait > 50) {
+            wait = 50;
+        }
+        if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR) {
+            spk_log("combiner", "poll: %s", zmq_strerror(errno));
+            goto out;
+        }
+        while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            if (si.ssi_signo == SIGHUP) {
+                server_reload(s, o->config_path, o->listen != NULL);
+            } else if (drain_deadline == 0) {
+                /* Stop taking requests; answer the ones in flight. */
+                drain_deadline = spk_now_ms() + s->cur->conf.timeout_ms + 500;
+                spk_log("combiner", "draining %zu operation(s)", comb_pending(s->cur->comb));
+            }
+        }
+        if (getppid() != parent) {
+            break; /* the edge that started it is gone */
+        }
+        server_zap_drain(s);
+        if (drain_deadline == 0) {
+            server_read_router(s);
+        }
+        if (s->mstream != NULL) {
+            comb_metrics_read(s);
+        }
+        server_process_gen(s->cur);
+        server_process_gen(s->next);
+        server_process_gen(s->old);
+        server_reload_step(s);
+        if (drain_deadline != 0 && ((comb_pending(s->cur->comb) == 0 && s->old == NULL) ||
+                                    spk_now_ms() >= drain_deadline)) {
+            break;
+        }
+    }
+    spk_log("combiner", "stopping (%llu ok, %llu failed)", (unsigned long long)s->num_ok,
+            (unsigned long long)s->num_failed);
+    status = 0;
+out:
+    server_stop(s, status == 0);
+    free(s);
+    return status;
+}

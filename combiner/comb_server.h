@@ -1,0 +1,89 @@
+#ifndef SPK_COMB_SERVER_H
+#define SPK_COMB_SERVER_H
+
+/*
+ * comb_server: `combiner run`, the combiner as a daemon. It serves
+ * OP_REQUEST on a ROUTER at the configuration's `listen` endpoint with a
+ * combiner built by comb_conf_open, behind a door: an ipc:// socket is
+ * created 0600 (0660 with socket-group) and every connection's peer uid is
+ * checked by a ZAP handler against the `client NAME uid` lines; a tcp://
+ * socket is a CURVE server whose ZAP handler admits the keys of the `allow`
+ * file that have a `client NAME curve` line. Each request is served only if
+ * its client may ask for that operation. SIGHUP builds a new generation
+ * (configuration and combiner) beside the serving one; SIGTERM drains.
+ *
+ * comb_server.c is the loop, the door and the generations; comb_metrics.c
+ * renders the counters for the `metrics` endpoint.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "combiner/comb_config.h"
+#include "proto/spk_metrics.h"
+#include "share-holder/share-holder.h"
+
+#define COMB_SERVER_ID_MAX 256 /* ROUTER identities are at most 255 bytes */
+#define COMB_SERVER_MSLOTS 8
+
+struct comb_server_opts {
+    const char *config_path;
+    const char *listen;   /* overrides the file's listen; NULL: the file's */
+    bool no_metrics;      /* ignore the file's metrics (a second combiner for a check) */
+    bool allow_unlocked;  /* --allow-unlocked (the file's allow-unlocked counts too) */
+    bool stop_with_parent; /* stop when the process that started it is gone */
+};
+
+/*
+ * comb_server_run hardens the process, builds the combiner, binds and serves
+ * until SIGTERM/SIGINT (or the parent's end with stop_with_parent). Returns
+ * the exit status: 0 after a clean stop, 1 when start-up fails (one line on
+ * stderr says why).
+ */
+int comb_server_run(const struct comb_server_opts *opts);
+
+/* ---- shared by comb_server.c and comb_metrics.c --------------------------------- */
+
+/* One configuration and the combiner it built. */
+struct comb_gen {
+    struct comb_conf conf;
+    struct comb_ctx *comb;
+    struct sh_allow allow; /* the `allow` file's CURVE clients (tcp://) */
+    uint64_t warm_deadline_ms;
+};
+
+/* A metrics scrape over the ZMQ_STREAM socket: its peer id and request. */
+struct comb_mslot {
+    uint8_t id[COMB_SERVER_ID_MAX];
+    size_t id_len;
+    char req[1024];
+    size_t req_len;
+    bool used;
+};
+
+struct comb_server {
+    void *zctx;
+    void *router;
+    void *zap;
+    void *mstream; /* metrics, or NULL */
+    char listen[COMB_CONF_ENDPOINT_MAX];
+    bool tcp;
+    struct comb_gen *cur;
+    struct comb_gen *next; /* warming up after SIGHUP */
+    struct comb_gen *old;  /* draining after a switch */
+    int sigfd;
+    uint64_t num_ok, num_failed, num_refused_ops, num_refused_peers;
+    uint64_t reloads_ok, reloads_failed;
+    struct comb_mslot mslots[COMB_SERVER_MSLOTS];
+    struct spk_text mtext, mout;
+    uint8_t *frame; /* PROTO_MSG_MAX: requests and answers (wiped after use) */
+    struct proto_msg *msg;
+};
+
+/* comb_metrics_open binds the ZMQ_STREAM socket at |hostport|. 0 or SPK_ERR_IO. */
+SPK_WUR int comb_metrics_open(struct comb_server *s, const char *hostport);
+/* comb_metrics_read answers every complete scrape waiting on the socket. */
+void comb_metrics_read(struct comb_server *s);
+
+#endif
