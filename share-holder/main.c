@@ -22,7 +22,8 @@ static void usage(FILE *f)
           "  --audit-log FILE   append one line per request (default: stderr)\n"
           "  --rate N           share requests per second per client (default 1000)\n"
           "  --burst N          requests a client may send at once (default 2000)\n"
-          "  --allow-unlocked   run even if memory cannot be locked (also SPK_ALLOW_UNLOCKED=1)\n"
+          "  --allow-unlocked   run even if memory cannot be locked (or allow-unlocked yes in\n"
+          "                     --config; the environment does not count)\n"
           "  --config FILE      \"OPTION VALUE\" lines; the command line wins\n"
           "\n"
           "SIGHUP reloads the allow-list and the shares; SIGTERM drains and exits.\n",

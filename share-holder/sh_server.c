@@ -548,8 +548,9 @@ static int server_start(struct sh_server *s)
 {
     char why[256] = "";
     sigset_t set;
-    const char *env = getenv("SPK_ALLOW_UNLOCKED");
-    bool unlocked = s->opt->allow_unlocked || (env != NULL && strcmp(env, "1") == 0);
+    /* A daemon runs unlocked only when its flag or file says so, never
+     * because of an environment it may have inherited. */
+    bool unlocked = s->opt->allow_unlocked;
     int r;
 
     if ((r = spk_mem_init()) != 0) {

@@ -63,7 +63,8 @@ holder_start() {
     local from
     from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
     "$SH" run --key "$T/$name.key" --shares "$dir" --allow "$allow" \
-        --bind "tcp://127.0.0.1:$port" --audit-log "$T/$name.audit" "$@" 2>>"$log" &
+        --bind "tcp://127.0.0.1:$port" --audit-log "$T/$name.audit" --allow-unlocked "$@" \
+        2>>"$log" &
     local pid=$!
     PIDS+=("$pid")
     local ep=""

@@ -77,12 +77,14 @@ PROXY_PID=$!
 PIDS+=("$PROXY_PID")
 
 {
-    lib_edge_conf faults | sed "s|tcp://127.0.0.1:$P_H2|tcp://127.0.0.1:$P_PROXY|"
+    LIB_EDGE_COMB_EXTRA="share-timeout-ms 500" lib_edge_conf faults
     echo "op-timeout-ms $OP_TIMEOUT_MS"
-    echo "share-timeout-ms 500"
     echo "handshake-timeout-ms 5000"
     echo "metrics 127.0.0.1:$P_MET"
 } >edge.conf
+# h2 behind the delay proxy; one share request waits at most 500 ms.
+sed -i -e "s|tcp://127.0.0.1:$P_H2|tcp://127.0.0.1:$P_PROXY|" -e '/^share-timeout-ms 1000$/d' \
+    -e "s/^timeout-ms 4000$/timeout-ms $OP_TIMEOUT_MS/" comb.conf
 lib_edge_start edge.conf
 
 # load SECONDS EVENTS: the load client, in the foreground; its summary line.

@@ -243,9 +243,11 @@ if [ -x "$COMBINER" ]; then
     "$COMBINER" run --config nonexistent.conf >comb-bad.out 2>&1
     check "combiner run with a missing config: exit 1, one line" \
         [ $? -eq 1 -a "$(wc -l <comb-bad.out)" -eq 1 ]
-    sed -e "s|^combiner-endpoint .*|combiner-endpoint ipc://$T/ext.sock|" edge.conf >ext.conf
+    sed -e "s|^combiner-endpoint .*|combiner-endpoint ipc://$T/ext.sock|" \
+        -e '/^combiner-config /d' edge.conf >ext.conf
     echo "combiner-external yes" >>ext.conf
-    "$COMBINER" run --config ext.conf 2>ext-comb.log &
+    { cat comb.conf; echo "listen ipc://$T/ext.sock"; } >ext-comb.conf
+    "$COMBINER" run --config ext-comb.conf 2>ext-comb.log &
     EXT_COMB=$!
     PIDS+=($EXT_COMB)
     for _ in $(seq 1 100); do

@@ -280,13 +280,13 @@ check "stop line reports the counters" grep -q 'stopping: .* released' "$T/h1.lo
 mkdir -p "$T/empty.d"
 cp "$T/split1/$KEY1.h2.share" "$T/empty.d/"
 "$SH" run --key "$T/h1.key" --shares "$T/empty.d" --allow "$T/h3.allow" \
-    --bind 'tcp://127.0.0.1:*' 2>"$T/err"
+    --bind 'tcp://127.0.0.1:*' --allow-unlocked 2>"$T/err"
 st=$?
 check "no share for this holder: exit non-zero" test $st -ne 0
 check "no share for this holder: one clear line" grep -q 'no usable share for holder h1' "$T/err"
 echo "client x" >"$T/bad.allow"
 "$SH" run --key "$T/h1.key" --shares "$T/h1.d" --allow "$T/bad.allow" \
-    --bind 'tcp://127.0.0.1:*' 2>"$T/err"
+    --bind 'tcp://127.0.0.1:*' --allow-unlocked 2>"$T/err"
 st=$?
 check "bad allow-list: exit non-zero naming the line" test $st -ne 0 -a -n "$(grep 'line 1' "$T/err")"
 "$SH" run --shares "$T/h1.d" 2>"$T/err"
