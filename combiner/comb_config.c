@@ -49,8 +49,7 @@ void comb_conf_cleanup(struct comb_conf *conf)
     memset(conf, 0, sizeof(*conf));
 }
 
-const struct comb_conf_client *comb_conf_find_client(const struct comb_conf *conf,
-                                                     const char *name)
+const struct comb_conf_client *comb_conf_find_client(const struct comb_conf *conf, const char *name)
 {
     for (size_t i = 0; i < conf->num_clients; i++) {
         if (strcmp(conf->clients[i].name, name) == 0) {
@@ -275,8 +274,8 @@ static int conf_client(struct conf_parser *p, const struct proto_rd *words, size
 
     if ((num_words != 4 || !proto_rd_equals(&words[1], "uid")) &&
         (num_words != 3 || !proto_rd_equals(&words[1], "curve"))) {
-        conf_why(p->why, p->why_len,
-                 "line %u: 'client' takes NAME uid USER OPS or NAME curve OPS", p->line_no);
+        conf_why(p->why, p->why_len, "line %u: 'client' takes NAME uid USER OPS or NAME curve OPS",
+                 p->line_no);
         return SPK_ERR_MALFORMED;
     }
     if ((r = conf_grow(p, (void **)&out->clients, out->num_clients, sizeof(*out->clients),
@@ -326,7 +325,8 @@ static int conf_yes_no(struct conf_parser *p, const struct proto_rd *words, size
         conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
         return SPK_ERR_MALFORMED;
     }
-    if (num_words != 1 || (!proto_rd_equals(&words[0], "yes") && !proto_rd_equals(&words[0], "no"))) {
+    if (num_words != 1 ||
+        (!proto_rd_equals(&words[0], "yes") && !proto_rd_equals(&words[0], "no"))) {
         conf_why(p->why, p->why_len, "line %u: '%s' takes yes or no", p->line_no, option);
         return SPK_ERR_MALFORMED;
     }
@@ -498,10 +498,12 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
                               sizeof(out->metrics));
         /* Plain HTTP: loopback only. */
         if (r == 0 && strncmp(out->metrics, "127.", 4) != 0 &&
-            strncmp(out->metrics, "[::1]:", 6) != 0 && strncmp(out->metrics, "localhost:", 10) != 0) {
-            conf_why(p->why, p->why_len,
-                     "line %u: metrics must be a loopback HOST:PORT (127.x.x.x, [::1] or localhost)",
-                     p->line_no);
+            strncmp(out->metrics, "[::1]:", 6) != 0 &&
+            strncmp(out->metrics, "localhost:", 10) != 0) {
+            conf_why(
+                p->why, p->why_len,
+                "line %u: metrics must be a loopback HOST:PORT (127.x.x.x, [::1] or localhost)",
+                p->line_no);
             return SPK_ERR_MALFORMED;
         }
         return r;

@@ -55,9 +55,9 @@ struct comb_conf_holder {
  */
 struct comb_conf_client {
     char name[PROTO_NAME_MAX + 1];
-    bool by_uid;                        /* ipc:// peer uid; else a CURVE key of the 'allow' file */
-    uint32_t uid;                       /* by_uid: resolved by comb_conf_load */
-    char user[PROTO_NAME_MAX + 1];      /* by_uid: the user name given, "" for a number */
+    bool by_uid;                   /* ipc:// peer uid; else a CURVE key of the 'allow' file */
+    uint32_t uid;                  /* by_uid: resolved by comb_conf_load */
+    char user[PROTO_NAME_MAX + 1]; /* by_uid: the user name given, "" for a number */
     uint64_t ops;
 };
 
@@ -92,15 +92,15 @@ struct comb_conf {
     size_t num_share_paths;
     struct comb_conf_holder *holders;
     size_t num_holders;
-    unsigned timeout_ms;  /* per share request and per batch */
-    unsigned max_pending; /* 0: the combiner's default */
-    unsigned max_batch;   /* 0: the combiner's default */
+    unsigned timeout_ms;       /* per share request and per batch */
+    unsigned max_pending;      /* 0: the combiner's default */
+    unsigned max_batch;        /* 0: the combiner's default */
     unsigned share_timeout_ms; /* per share request; 0: timeout_ms */
     /* The daemon's (`combiner run`): */
-    char listen[COMB_CONF_ENDPOINT_MAX]; /* "" = none given */
+    char listen[COMB_CONF_ENDPOINT_MAX];  /* "" = none given */
     char metrics[COMB_CONF_ENDPOINT_MAX]; /* HOST:PORT, "" = none */
     bool allow_unlocked;
-    char allow_path[COMB_CONF_PATH_MAX]; /* CURVE clients for tcp://, "" = none */
+    char allow_path[COMB_CONF_PATH_MAX];   /* CURVE clients for tcp://, "" = none */
     char socket_group[PROTO_NAME_MAX + 1]; /* ipc:// socket 0660 for this group; "" = 0600 */
     struct comb_conf_client *clients;
     size_t num_clients;
@@ -219,8 +219,8 @@ size_t comb_remote_connected(struct comb_ctx *c, size_t *out_total);
 
 /* comb_remote_fn: one remote source's holder, whether it was found
  * connected, and its share latency histogram (answered requests). */
-typedef void (*comb_remote_fn)(void *arg, const char *name, const char *endpoint,
-                               bool connected, const struct spk_hist *latency);
+typedef void (*comb_remote_fn)(void *arg, const char *name, const char *endpoint, bool connected,
+                               const struct spk_hist *latency);
 
 /* comb_remote_each calls |fn| for every remote source of |c| (newest first);
  * returns how many. For metrics and start-up reports. */

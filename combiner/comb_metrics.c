@@ -14,17 +14,17 @@
 #include "combiner/comb_server.h"
 
 static void metrics_summary(struct spk_text *t, const char *name, const char *help,
-                                  const struct comb_timing *tm)
+                            const struct comb_timing *tm)
 {
     spk_text_printf(t,
-                     "# HELP %s %s The sum is estimated from the window's mean.\n# TYPE %s "
-                     "summary\n%s{quantile=\"0.5\"} %.6f\n"
-                     "%s{quantile=\"0.99\"} %.6f\n%s_sum %.6f\n%s_count %llu\n"
-                     "# HELP %s_max The largest sample in the window.\n# TYPE %s_max gauge\n"
-                     "%s_max %.6f\n",
-                     name, help, name, name, tm->p50_us / 1e6, name, tm->p99_us / 1e6, name,
-                     tm->mean_us * (double)tm->count / 1e6, name, (unsigned long long)tm->count,
-                     name, name, name, tm->max_us / 1e6);
+                    "# HELP %s %s The sum is estimated from the window's mean.\n# TYPE %s "
+                    "summary\n%s{quantile=\"0.5\"} %.6f\n"
+                    "%s{quantile=\"0.99\"} %.6f\n%s_sum %.6f\n%s_count %llu\n"
+                    "# HELP %s_max The largest sample in the window.\n# TYPE %s_max gauge\n"
+                    "%s_max %.6f\n",
+                    name, help, name, name, tm->p50_us / 1e6, name, tm->p99_us / 1e6, name,
+                    tm->mean_us * (double)tm->count / 1e6, name, (unsigned long long)tm->count,
+                    name, name, name, tm->max_us / 1e6);
 }
 
 /* metrics_lifetime: every key lifetime since start or reload,
@@ -36,20 +36,20 @@ static void metrics_lifetime(struct spk_text *t, const struct comb_stats *st)
     size_t i;
 
     spk_text_printf(t, "# HELP spk_combiner_key_lifetime_seconds How long a whole key existed "
-                        "in memory per reconstruction (reconstruction start to wipe end).\n"
-                        "# TYPE spk_combiner_key_lifetime_seconds histogram\n");
+                       "in memory per reconstruction (reconstruction start to wipe end).\n"
+                       "# TYPE spk_combiner_key_lifetime_seconds histogram\n");
     for (i = 0; i < COMB_LIFETIME_NUM_BOUNDS; i++) {
         cumulative += st->lifetime_buckets[i];
         spk_text_printf(t, "spk_combiner_key_lifetime_seconds_bucket{le=\"%g\"} %llu\n",
-                         bounds_us[i] / 1e6, (unsigned long long)cumulative);
+                        bounds_us[i] / 1e6, (unsigned long long)cumulative);
     }
     cumulative += st->lifetime_buckets[COMB_LIFETIME_NUM_BOUNDS];
     spk_text_printf(t,
-                     "spk_combiner_key_lifetime_seconds_bucket{le=\"+Inf\"} %llu\n"
-                     "spk_combiner_key_lifetime_seconds_sum %.6f\n"
-                     "spk_combiner_key_lifetime_seconds_count %llu\n",
-                     (unsigned long long)cumulative, (double)st->lifetime_ns_sum / 1e9,
-                     (unsigned long long)cumulative);
+                    "spk_combiner_key_lifetime_seconds_bucket{le=\"+Inf\"} %llu\n"
+                    "spk_combiner_key_lifetime_seconds_sum %.6f\n"
+                    "spk_combiner_key_lifetime_seconds_count %llu\n",
+                    (unsigned long long)cumulative, (double)st->lifetime_ns_sum / 1e9,
+                    (unsigned long long)cumulative);
 }
 
 static void metrics_holder(void *arg, const char *name, const char *endpoint, bool connected,
@@ -77,88 +77,89 @@ static void metrics_render(struct comb_server *s, struct spk_text *t)
     comb_stats_get(g->comb, &st);
     spk_text_reset(t);
     spk_text_printf(t,
-                     "# HELP spk_combiner_operations_total Private-key operations answered, "
-                     "by result.\n# TYPE spk_combiner_operations_total counter\n"
-                     "spk_combiner_operations_total{result=\"ok\"} %llu\n"
-                     "spk_combiner_operations_total{result=\"failed\"} %llu\n"
-                     "# HELP spk_combiner_operations_in_flight Operations queued or waiting "
-                     "for shares.\n# TYPE spk_combiner_operations_in_flight gauge\n"
-                     "spk_combiner_operations_in_flight %zu\n"
-                     "# HELP spk_combiner_reconstructions_total Keys rebuilt from shares "
-                     "(one per batch of operations).\n"
-                     "# TYPE spk_combiner_reconstructions_total counter\n"
-                     "spk_combiner_reconstructions_total %llu\n"
-                     "# HELP spk_combiner_shares_total Shares received, by fate: accepted, "
-                     "rejected by the record's checks (commitment, split, index), or an error "
-                     "or timeout instead of a share.\n"
-                     "# TYPE spk_combiner_shares_total counter\n"
-                     "spk_combiner_shares_total{result=\"accepted\"} %llu\n"
-                     "spk_combiner_shares_total{result=\"rejected\"} %llu\n"
-                     "spk_combiner_shares_total{result=\"error\"} %llu\n"
-                     "# HELP spk_combiner_reloads_total Configuration reloads (SIGHUP).\n"
-                     "# TYPE spk_combiner_reloads_total counter\n"
-                     "spk_combiner_reloads_total{result=\"ok\"} %llu\n"
-                     "spk_combiner_reloads_total{result=\"failed\"} %llu\n",
-                     (unsigned long long)s->num_ok, (unsigned long long)s->num_failed,
-                     comb_pending(g->comb), (unsigned long long)st.batches,
-                     (unsigned long long)st.shares_good, (unsigned long long)st.shares_bad,
-                     (unsigned long long)st.shares_error, (unsigned long long)s->reloads_ok,
-                     (unsigned long long)s->reloads_failed);
+                    "# HELP spk_combiner_operations_total Private-key operations answered, "
+                    "by result.\n# TYPE spk_combiner_operations_total counter\n"
+                    "spk_combiner_operations_total{result=\"ok\"} %llu\n"
+                    "spk_combiner_operations_total{result=\"failed\"} %llu\n"
+                    "# HELP spk_combiner_operations_in_flight Operations queued or waiting "
+                    "for shares.\n# TYPE spk_combiner_operations_in_flight gauge\n"
+                    "spk_combiner_operations_in_flight %zu\n"
+                    "# HELP spk_combiner_reconstructions_total Keys rebuilt from shares "
+                    "(one per batch of operations).\n"
+                    "# TYPE spk_combiner_reconstructions_total counter\n"
+                    "spk_combiner_reconstructions_total %llu\n"
+                    "# HELP spk_combiner_shares_total Shares received, by fate: accepted, "
+                    "rejected by the record's checks (commitment, split, index), or an error "
+                    "or timeout instead of a share.\n"
+                    "# TYPE spk_combiner_shares_total counter\n"
+                    "spk_combiner_shares_total{result=\"accepted\"} %llu\n"
+                    "spk_combiner_shares_total{result=\"rejected\"} %llu\n"
+                    "spk_combiner_shares_total{result=\"error\"} %llu\n"
+                    "# HELP spk_combiner_reloads_total Configuration reloads (SIGHUP).\n"
+                    "# TYPE spk_combiner_reloads_total counter\n"
+                    "spk_combiner_reloads_total{result=\"ok\"} %llu\n"
+                    "spk_combiner_reloads_total{result=\"failed\"} %llu\n",
+                    (unsigned long long)s->num_ok, (unsigned long long)s->num_failed,
+                    comb_pending(g->comb), (unsigned long long)st.batches,
+                    (unsigned long long)st.shares_good, (unsigned long long)st.shares_bad,
+                    (unsigned long long)st.shares_error, (unsigned long long)s->reloads_ok,
+                    (unsigned long long)s->reloads_failed);
     metrics_lifetime(t, &st);
     metrics_summary(t, "spk_combiner_key_lifetime_window_seconds",
-                          "How long a whole key existed in memory per reconstruction "
-                          "(reconstruction start to wipe end; recent window).",
-                          &st.lifetime);
+                    "How long a whole key existed in memory per reconstruction "
+                    "(reconstruction start to wipe end; recent window).",
+                    &st.lifetime);
     metrics_summary(t, "spk_combiner_operation_seconds",
-                          "Request to answer inside the combiner (recent window).", &st.total);
+                    "Request to answer inside the combiner (recent window).", &st.total);
     metrics_summary(t, "spk_combiner_gather_seconds",
-                          "First share request to k-th good share (recent window).", &st.gather);
+                    "First share request to k-th good share (recent window).", &st.gather);
     n = comb_num_sources(g->comb);
     spk_text_printf(t, "# HELP spk_combiner_source_requests_total Share requests per source "
-                        "(holders, the local share, share files).\n"
-                        "# TYPE spk_combiner_source_requests_total counter\n");
+                       "(holders, the local share, share files).\n"
+                       "# TYPE spk_combiner_source_requests_total counter\n");
     for (i = 0; i < n; i++) {
         struct comb_source_stats ss;
         if (comb_source_stats(g->comb, i, &ss) == 0) {
             spk_text_printf(t, "spk_combiner_source_requests_total{source=\"%s\"} %llu\n", ss.name,
-                             (unsigned long long)ss.requests);
+                            (unsigned long long)ss.requests);
         }
     }
     spk_text_printf(t, "# HELP spk_combiner_source_shares_rejected_total Shares from a source "
-                        "that failed the record's checks (commitment, split id, index).\n"
-                        "# TYPE spk_combiner_source_shares_rejected_total counter\n");
+                       "that failed the record's checks (commitment, split id, index).\n"
+                       "# TYPE spk_combiner_source_shares_rejected_total counter\n");
     for (i = 0; i < n; i++) {
         struct comb_source_stats ss;
         if (comb_source_stats(g->comb, i, &ss) == 0) {
             spk_text_printf(t, "spk_combiner_source_shares_rejected_total{source=\"%s\"} %llu\n",
-                             ss.name, (unsigned long long)ss.bad);
+                            ss.name, (unsigned long long)ss.bad);
         }
     }
     spk_text_printf(t, "# HELP spk_combiner_source_errors_total Errors and timeouts from a "
-                        "source instead of a share.\n"
-                        "# TYPE spk_combiner_source_errors_total counter\n");
+                       "source instead of a share.\n"
+                       "# TYPE spk_combiner_source_errors_total counter\n");
     for (i = 0; i < n; i++) {
         struct comb_source_stats ss;
         if (comb_source_stats(g->comb, i, &ss) == 0) {
             spk_text_printf(t, "spk_combiner_source_errors_total{source=\"%s\"} %llu\n", ss.name,
-                             (unsigned long long)ss.errors);
+                            (unsigned long long)ss.errors);
         }
     }
     spk_text_printf(t, "# HELP spk_combiner_holder_share_seconds Share request to share "
                        "answer, per share-holder.\n"
                        "# TYPE spk_combiner_holder_share_seconds histogram\n");
     (void)comb_remote_each(g->comb, metrics_holder, t);
-    spk_text_printf(t, "# HELP spk_combiner_refused_total Connections refused at the door "
-                       "(peer), and requests for an operation the client may not ask for (op).\n"
-                       "# TYPE spk_combiner_refused_total counter\n"
-                       "spk_combiner_refused_total{what=\"peer\"} %llu\n"
-                       "spk_combiner_refused_total{what=\"op\"} %llu\n",
+    spk_text_printf(t,
+                    "# HELP spk_combiner_refused_total Connections refused at the door "
+                    "(peer), and requests for an operation the client may not ask for (op).\n"
+                    "# TYPE spk_combiner_refused_total counter\n"
+                    "spk_combiner_refused_total{what=\"peer\"} %llu\n"
+                    "spk_combiner_refused_total{what=\"op\"} %llu\n",
                     (unsigned long long)s->num_refused_peers,
                     (unsigned long long)s->num_refused_ops);
 }
 
-static void metrics_send(struct comb_server *s, const uint8_t *id, size_t id_len,
-                                  const void *data, size_t len)
+static void metrics_send(struct comb_server *s, const uint8_t *id, size_t id_len, const void *data,
+                         size_t len)
 {
     if (zmq_send(s->mstream, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)id_len) {
         (void)zmq_send(s->mstream, data, len, ZMQ_DONTWAIT);
@@ -252,4 +253,3 @@ int comb_metrics_open(struct comb_server *s, const char *hostport)
     }
     return 0;
 }
-

@@ -110,7 +110,7 @@ static void server_done(void *arg, const struct comb_result *res)
         server_send(s, req->id, req->id_len, m);
         OPENSSL_cleanse(m, sizeof(*m));
     }
-    free(req);
+    OPENSSL_free(req);
 }
 
 /* ---- the door ------------------------------------------------------------------ */
@@ -154,7 +154,7 @@ static bool zap_msg_is(zmq_msg_t *m, const char *str)
 {
     size_t n = strlen(str);
 
-    return zmq_msg_size(m) == n && memcmp(zmq_msg_data(m), str, n) == 0;
+    return zmq_msg_size(m) == n && sodium_memcmp(zmq_msg_data(m), str, n) == 0;
 }
 
 /*
@@ -163,9 +163,8 @@ static bool zap_msg_is(zmq_msg_t *m, const char *str)
  * client key in the allow file, from its address ranges.
  */
 static const struct comb_conf_client *server_zap_decide(struct comb_server *s, zmq_msg_t *f,
-                                                        size_t num, const char *address,
-                                                        char *who, size_t who_len,
-                                                        const char **why)
+                                                        size_t num, const char *address, char *who,
+                                                        size_t who_len, const char **why)
 {
     const struct comb_gen *g = s->cur;
 
@@ -260,8 +259,8 @@ static void server_zap_handle(struct comb_server *s)
     if (zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE) < 0 ||
         zmq_send(s->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE) < 0 ||
         zmq_send(s->zap, cl != NULL ? "200" : "400", 3, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, cl != NULL ? "OK" : why, strlen(cl != NULL ? "OK" : why),
-                 ZMQ_SNDMORE) < 0 ||
+        zmq_send(s->zap, cl != NULL ? "OK" : why, strlen(cl != NULL ? "OK" : why), ZMQ_SNDMORE) <
+            0 ||
         zmq_send(s->zap, cl != NULL ? cl->name : "", cl != NULL ? strlen(cl->name) : 0,
                  ZMQ_SNDMORE) < 0 ||
         zmq_send(s->zap, "", 0, 0) < 0) {
@@ -311,8 +310,7 @@ static bool server_may(const struct comb_server *s, const char *user, uint8_t op
 
 /* ---- requests ------------------------------------------------------------------ */
 
-static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_len,
-                          zmq_msg_t *body)
+static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_len, zmq_msg_t *body)
 {
     struct proto_msg *m = s->msg;
     struct server_req *req = NULL;
@@ -345,13 +343,13 @@ static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_le
     if (!server_may(s, user, m->u.op_req.op, m->u.op_req.key_id)) {
         s->num_refused_ops++;
         spk_log("combiner", "refused %s for client %s: not among its operations or keys",
-                        proto_op_name(m->u.op_req.op), user != NULL ? user : "-");
+                proto_op_name(m->u.op_req.op), user != NULL ? user : "-");
         server_send_error(s, id, id_len, m->req_id, SPK_ERR_NOT_ALLOWED,
                           "operation not allowed for this client");
         OPENSSL_cleanse(m, sizeof(*m));
         return;
     }
-    req = calloc(1, sizeof(*req));
+    req = OPENSSL_zalloc(sizeof(*req));
     if (req == NULL) {
         server_send_error(s, id, id_len, m->req_id, SPK_ERR_NOMEM, "no memory");
         return;
@@ -374,7 +372,7 @@ static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_le
     if (r != 0) {
         s->num_failed++;
         server_send_error(s, id, id_len, req->req_id, r, comb_last_error(comb));
-        free(req);
+        OPENSSL_free(req);
     }
 }
 
@@ -427,7 +425,7 @@ static void server_gen_free(struct comb_gen *g)
     comb_free(g->comb); /* frees the holder sources and closes their sockets */
     sh_allow_cleanup(&g->allow);
     comb_conf_cleanup(&g->conf);
-    free(g);
+    OPENSSL_free(g);
 }
 
 /*
@@ -437,7 +435,7 @@ static void server_gen_free(struct comb_gen *g)
  */
 static struct comb_gen *server_gen_load(const char *path, char *why, size_t why_len)
 {
-    struct comb_gen *g = calloc(1, sizeof(*g));
+    struct comb_gen *g = OPENSSL_zalloc(sizeof(*g));
     char reason[1024] = "";
 
     if (g == NULL) {
@@ -445,7 +443,7 @@ static struct comb_gen *server_gen_load(const char *path, char *why, size_t why_
         return NULL;
     }
     if (comb_conf_load(&g->conf, path, NULL, NULL, why, why_len) != 0) {
-        free(g);
+        OPENSSL_free(g);
         return NULL;
     }
     if (g->conf.allow_path[0] != '\0' &&
@@ -479,8 +477,8 @@ static int server_gen_build(struct comb_server *s, struct comb_gen *g, int wait_
     return comb_conf_open(&g->comb, &g->conf, s->zctx, wait_ms, why, why_len);
 }
 
-static void server_report_silent(void *arg, const char *name, const char *endpoint,
-                                 bool connected, const struct spk_hist *latency)
+static void server_report_silent(void *arg, const char *name, const char *endpoint, bool connected,
+                                 const struct spk_hist *latency)
 {
     (void)arg;
     (void)latency;
@@ -512,8 +510,8 @@ static void server_reload(struct comb_server *s, const char *path, bool listen_o
     }
     /* The old set serves meanwhile, so the new one may take its time: holders
      * behind slow links need a few round trips for their CURVE sessions. */
-    g->warm_deadline_ms = spk_now_ms() + (g->conf.timeout_ms * 3 > 3000 ? g->conf.timeout_ms * 3
-                                                                             : 3000);
+    g->warm_deadline_ms =
+        spk_now_ms() + (g->conf.timeout_ms * 3 > 3000 ? g->conf.timeout_ms * 3 : 3000);
     s->next = g;
 }
 
@@ -540,8 +538,7 @@ static void server_reload_step(struct comb_server *s)
             s->next = NULL;
             s->reloads_ok++;
             spk_log("combiner", "reloaded: %zu key(s), %zu holder(s), %zu client(s)",
-                            s->cur->conf.num_keys, s->cur->conf.num_holders,
-                            s->cur->conf.num_clients);
+                    s->cur->conf.num_keys, s->cur->conf.num_holders, s->cur->conf.num_clients);
         }
     }
     if (s->old != NULL && comb_pending(s->old->comb) == 0) {
@@ -591,8 +588,8 @@ static int server_bind(struct comb_server *s, const struct comb_gen *g)
     s->router = zmq_socket(s->zctx, ZMQ_ROUTER);
     if (s->router == NULL || zmq_setsockopt(s->router, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
-        zmq_setsockopt(s->router, ZMQ_ZAP_DOMAIN, SERVER_ZAP_DOMAIN,
-                       strlen(SERVER_ZAP_DOMAIN)) != 0) {
+        zmq_setsockopt(s->router, ZMQ_ZAP_DOMAIN, SERVER_ZAP_DOMAIN, strlen(SERVER_ZAP_DOMAIN)) !=
+            0) {
         spk_log("combiner", "cannot make the ROUTER socket: %s", zmq_strerror(zmq_errno()));
         return SPK_ERR_IO;
     }
@@ -634,7 +631,7 @@ static int server_bind(struct comb_server *s, const struct comb_gen *g)
             if (getgrnam_r(g->conf.socket_group, &gr, buf, sizeof(buf), &found) != 0 ||
                 found == NULL || chown(path, (uid_t)-1, gr.gr_gid) != 0 || chmod(path, 0660) != 0) {
                 spk_log("combiner", "socket-group %s for %s: %s", g->conf.socket_group, path,
-                                found == NULL ? "no such group" : strerror(errno));
+                        found == NULL ? "no such group" : strerror(errno));
                 return SPK_ERR_IO;
             }
         } else if (chmod(path, 0600) != 0) {
@@ -660,21 +657,23 @@ static int server_start(struct comb_server *s, const struct comb_server_opts *o)
     snprintf(s->listen, sizeof(s->listen), "%s", o->listen != NULL ? o->listen : g->conf.listen);
     if (strncmp(s->listen, "ipc://", 6) != 0 && strncmp(s->listen, "tcp://", 6) != 0) {
         spk_log("combiner", "config '%s': no 'listen ipc://PATH' or 'listen tcp://HOST:PORT' line",
-                        o->config_path);
+                o->config_path);
         return SPK_ERR_INVALID_ARG;
     }
     s->tcp = strncmp(s->listen, "tcp://", 6) == 0;
     if (s->tcp && g->conf.allow_path[0] == '\0') {
-        spk_log("combiner", "config '%s': listen tcp:// needs an 'allow' file and 'client NAME curve "
-                        "OPS' lines: a tcp:// combiner serves CURVE clients only",
-                        o->config_path);
+        spk_log("combiner",
+                "config '%s': listen tcp:// needs an 'allow' file and 'client NAME curve "
+                "OPS' lines: a tcp:// combiner serves CURVE clients only",
+                o->config_path);
         return SPK_ERR_INVALID_ARG;
     }
     /* Memory is locked before the first share is read. */
     if ((r = spk_process_harden(o->allow_unlocked || g->conf.allow_unlocked, why, sizeof(why))) !=
         0) {
-        spk_log("combiner", "%s (allow-unlocked yes or --allow-unlocked runs without locked memory)",
-                        why[0] != '\0' ? why : spk_strerror(r));
+        spk_log("combiner",
+                "%s (allow-unlocked yes or --allow-unlocked runs without locked memory)",
+                why[0] != '\0' ? why : spk_strerror(r));
         return r;
     }
     sigemptyset(&set);
@@ -754,7 +753,7 @@ static void server_stop(struct comb_server *s, bool clean)
 
 int comb_server_run(const struct comb_server_opts *o)
 {
-    struct comb_server *s = calloc(1, sizeof(*s));
+    struct comb_server *s = OPENSSL_zalloc(sizeof(*s));
     uint64_t drain_deadline = 0;
     /* Started by the edge: stop when it is gone. Started alone (under an init
      * system, parent pid 1): the parent never changes. */
@@ -827,6 +826,6 @@ int comb_server_run(const struct comb_server_opts *o)
     status = 0;
 out:
     server_stop(s, status == 0);
-    free(s);
+    OPENSSL_free(s);
     return status;
 }

@@ -29,9 +29,9 @@
 
 struct comb_server_opts {
     const char *config_path;
-    const char *listen;   /* overrides the file's listen; NULL: the file's */
-    bool no_metrics;      /* ignore the file's metrics (a second combiner for a check) */
-    bool allow_unlocked;  /* --allow-unlocked (the file's allow-unlocked counts too) */
+    const char *listen;    /* overrides the file's listen; NULL: the file's */
+    bool no_metrics;       /* ignore the file's metrics (a second combiner for a check) */
+    bool allow_unlocked;   /* --allow-unlocked (the file's allow-unlocked counts too) */
     bool stop_with_parent; /* stop when the process that started it is gone */
 };
 

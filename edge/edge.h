@@ -48,10 +48,10 @@ struct edge_config {
     unsigned idle_timeout_ms;
     unsigned op_timeout_ms;
     unsigned max_connections;
-    unsigned drain_timeout_ms;                /* SIGTERM: how long open connections may finish */
-    char tls_min[8];                          /* "1.2" or "1.3" */
-    char ticket_key_file[EDGE_PATH_MAX];      /* "" = one random key per process */
-    char metrics[EDGE_HOSTPORT_MAX]; /* "" = no metrics endpoint */
+    unsigned drain_timeout_ms;           /* SIGTERM: how long open connections may finish */
+    char tls_min[8];                     /* "1.2" or "1.3" */
+    char ticket_key_file[EDGE_PATH_MAX]; /* "" = one random key per process */
+    char metrics[EDGE_HOSTPORT_MAX];     /* "" = no metrics endpoint */
     char log_level[8];
 };
 

@@ -306,8 +306,8 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
         have_dir = true;
         snprintf(endpoint, sizeof(endpoint), "ipc://%s/combiner.sock", dir);
         {
-            const char *run_args[] = {"run",      "--config",     cfg->combiner_config,
-                                      "--listen", endpoint,       "--no-metrics",
+            const char *run_args[] = {"run",      "--config", cfg->combiner_config,
+                                      "--listen", endpoint,   "--no-metrics",
                                       NULL};
             comb = edge_chk_spawn(cfg, run_args);
         }
@@ -372,8 +372,8 @@ out:
                config_path, k.problems);
         return 1;
     }
-    printf("edge check: %s: ok (%zu certificate(s), %zu listener(s), combiner %s)\n",
-           config_path, cfg->num_certs, cfg->num_listen,
+    printf("edge check: %s: ok (%zu certificate(s), %zu listener(s), combiner %s)\n", config_path,
+           cfg->num_certs, cfg->num_listen,
            cfg->combiner_external ? cfg->combiner_endpoint : cfg->combiner_config);
     return 0;
 }

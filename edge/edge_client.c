@@ -76,8 +76,7 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
         (curve != NULL &&
          (zmq_setsockopt(c->sock, ZMQ_CURVE_SERVERKEY, curve->server_pk, PROTO_X25519_LEN) != 0 ||
           zmq_setsockopt(c->sock, ZMQ_CURVE_PUBLICKEY, curve->client_pk, PROTO_X25519_LEN) != 0 ||
-          zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, curve->client_sk, PROTO_X25519_LEN) !=
-              0)) ||
+          zmq_setsockopt(c->sock, ZMQ_CURVE_SECRETKEY, curve->client_sk, PROTO_X25519_LEN) != 0)) ||
         zmq_connect(c->sock, endpoint) != 0 ||
         zmq_getsockopt(c->sock, ZMQ_FD, &c->fd, &fd_len) != 0) {
         edge_client_free(c);

@@ -351,8 +351,8 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     }
     /* What only the combiner reads lives in its own file now. */
     if (strcmp(d, "combiner-key") == 0 || strcmp(d, "allow-unlocked") == 0 ||
-        strcmp(d, "holder") == 0 || strcmp(d, "share") == 0 ||
-        strcmp(d, "share-timeout-ms") == 0 || strcmp(d, "combiner-metrics") == 0) {
+        strcmp(d, "holder") == 0 || strcmp(d, "share") == 0 || strcmp(d, "share-timeout-ms") == 0 ||
+        strcmp(d, "combiner-metrics") == 0) {
         return edge_cfg_fail(ps,
                              "'%s' belongs in the combiner's own file (combiner-config FILE; "
                              "see `combiner run --help`)",

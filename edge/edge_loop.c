@@ -1139,16 +1139,16 @@ static void edge_metrics_render(struct edge_loop *L, struct spk_text *t)
     edge_tickets_stats(&issued, &accepted, &unknown);
     spk_text_reset(t);
     spk_text_printf(t,
-                     "# HELP spk_edge_connections_accepted_total TCP connections accepted.\n"
-                     "# TYPE spk_edge_connections_accepted_total counter\n"
-                     "spk_edge_connections_accepted_total %llu\n"
-                     "# HELP spk_edge_connections_open Client connections open now.\n"
-                     "# TYPE spk_edge_connections_open gauge\n"
-                     "spk_edge_connections_open %zu\n",
-                     (unsigned long long)L->num_accepted, L->num_conns);
+                    "# HELP spk_edge_connections_accepted_total TCP connections accepted.\n"
+                    "# TYPE spk_edge_connections_accepted_total counter\n"
+                    "spk_edge_connections_accepted_total %llu\n"
+                    "# HELP spk_edge_connections_open Client connections open now.\n"
+                    "# TYPE spk_edge_connections_open gauge\n"
+                    "spk_edge_connections_open %zu\n",
+                    (unsigned long long)L->num_accepted, L->num_conns);
     spk_text_printf(t, "# HELP spk_edge_handshakes_total TLS handshakes by result, version and "
-                        "whether the session was resumed.\n"
-                        "# TYPE spk_edge_handshakes_total counter\n");
+                       "whether the session was resumed.\n"
+                       "# TYPE spk_edge_handshakes_total counter\n");
     for (f = 0; f < 2; f++) {
         for (v = 0; v < EDGE_VER_NUM; v++) {
             for (res = 0; res < 2; res++) {
@@ -1156,71 +1156,71 @@ static void edge_metrics_render(struct edge_loop *L, struct spk_text *t)
                     continue;
                 }
                 spk_text_printf(t,
-                                 "spk_edge_handshakes_total{result=\"%s\",version=\"%s\","
-                                 "resumed=\"%s\"} %llu\n",
-                                 f == 0 ? "ok" : "failed", edge_ver_names[v],
-                                 res == 1 ? "yes" : "no", (unsigned long long)L->hs[f][v][res]);
+                                "spk_edge_handshakes_total{result=\"%s\",version=\"%s\","
+                                "resumed=\"%s\"} %llu\n",
+                                f == 0 ? "ok" : "failed", edge_ver_names[v],
+                                res == 1 ? "yes" : "no", (unsigned long long)L->hs[f][v][res]);
             }
         }
     }
     spk_text_printf(t,
-                     "# HELP spk_edge_handshake_timeouts_total Handshakes that ran out of "
-                     "handshake-timeout-ms (counted as failed too).\n"
-                     "# TYPE spk_edge_handshake_timeouts_total counter\n"
-                     "spk_edge_handshake_timeouts_total %llu\n",
-                     (unsigned long long)L->hs_timeouts);
+                    "# HELP spk_edge_handshake_timeouts_total Handshakes that ran out of "
+                    "handshake-timeout-ms (counted as failed too).\n"
+                    "# TYPE spk_edge_handshake_timeouts_total counter\n"
+                    "spk_edge_handshake_timeouts_total %llu\n",
+                    (unsigned long long)L->hs_timeouts);
     spk_text_printf(t, "# HELP spk_edge_key_operations_total Private-key operations sent to the "
-                        "combiner, by kind and result.\n"
-                        "# TYPE spk_edge_key_operations_total counter\n");
+                       "combiner, by kind and result.\n"
+                       "# TYPE spk_edge_key_operations_total counter\n");
     for (k = 0; k < 2; k++) {
         for (res = 0; res < EDGE_OPRES_NUM; res++) {
             spk_text_printf(t, "spk_edge_key_operations_total{kind=\"%s\",result=\"%s\"} %llu\n",
-                             kinds[k], results[res], (unsigned long long)ks.ops[k][res]);
+                            kinds[k], results[res], (unsigned long long)ks.ops[k][res]);
         }
     }
     spk_text_printf(t, "# HELP spk_edge_key_operation_seconds Private-key operation latency "
-                        "seen by the edge (answered operations).\n"
-                        "# TYPE spk_edge_key_operation_seconds histogram\n");
+                       "seen by the edge (answered operations).\n"
+                       "# TYPE spk_edge_key_operation_seconds histogram\n");
     for (k = 0; k < 2; k++) {
         char labels[32];
         snprintf(labels, sizeof(labels), "kind=\"%s\"", kinds[k]);
         spk_text_hist(t, "spk_edge_key_operation_seconds", labels, &ks.latency[k]);
     }
     spk_text_printf(t,
-                     "# HELP spk_edge_key_operations_in_flight Operations waiting for the "
-                     "combiner.\n"
-                     "# TYPE spk_edge_key_operations_in_flight gauge\n"
-                     "spk_edge_key_operations_in_flight %zu\n",
-                     edge_client_pending(L->client));
+                    "# HELP spk_edge_key_operations_in_flight Operations waiting for the "
+                    "combiner.\n"
+                    "# TYPE spk_edge_key_operations_in_flight gauge\n"
+                    "spk_edge_key_operations_in_flight %zu\n",
+                    edge_client_pending(L->client));
     spk_text_printf(t,
-                     "# HELP spk_edge_session_tickets_total Session tickets issued, opened, "
-                     "refused for an unknown key, and opened but made for another server name.\n"
-                     "# TYPE spk_edge_session_tickets_total counter\n"
-                     "spk_edge_session_tickets_total{event=\"issued\"} %llu\n"
-                     "spk_edge_session_tickets_total{event=\"opened\"} %llu\n"
-                     "spk_edge_session_tickets_total{event=\"unknown_key\"} %llu\n"
-                     "spk_edge_session_tickets_total{event=\"other_server_name\"} %llu\n"
-                     "# HELP spk_edge_ticket_keys Session ticket keys loaded.\n"
-                     "# TYPE spk_edge_ticket_keys gauge\n"
-                     "spk_edge_ticket_keys %zu\n",
-                     (unsigned long long)issued, (unsigned long long)accepted,
-                     (unsigned long long)unknown, (unsigned long long)edge_sni_refused_count(),
-                     edge_tickets_count(L->tickets));
+                    "# HELP spk_edge_session_tickets_total Session tickets issued, opened, "
+                    "refused for an unknown key, and opened but made for another server name.\n"
+                    "# TYPE spk_edge_session_tickets_total counter\n"
+                    "spk_edge_session_tickets_total{event=\"issued\"} %llu\n"
+                    "spk_edge_session_tickets_total{event=\"opened\"} %llu\n"
+                    "spk_edge_session_tickets_total{event=\"unknown_key\"} %llu\n"
+                    "spk_edge_session_tickets_total{event=\"other_server_name\"} %llu\n"
+                    "# HELP spk_edge_ticket_keys Session ticket keys loaded.\n"
+                    "# TYPE spk_edge_ticket_keys gauge\n"
+                    "spk_edge_ticket_keys %zu\n",
+                    (unsigned long long)issued, (unsigned long long)accepted,
+                    (unsigned long long)unknown, (unsigned long long)edge_sni_refused_count(),
+                    edge_tickets_count(L->tickets));
     spk_text_printf(t,
-                     "# HELP spk_edge_combiner_restarts_total Times the combiner process "
-                     "died and was restarted.\n"
-                     "# TYPE spk_edge_combiner_restarts_total counter\n"
-                     "spk_edge_combiner_restarts_total %llu\n"
-                     "# HELP spk_edge_certificates Certificates served.\n"
-                     "# TYPE spk_edge_certificates gauge\n"
-                     "spk_edge_certificates %zu\n",
-                     (unsigned long long)L->comb_restarts, L->sites != NULL ? L->sites->num : 0);
+                    "# HELP spk_edge_combiner_restarts_total Times the combiner process "
+                    "died and was restarted.\n"
+                    "# TYPE spk_edge_combiner_restarts_total counter\n"
+                    "spk_edge_combiner_restarts_total %llu\n"
+                    "# HELP spk_edge_certificates Certificates served.\n"
+                    "# TYPE spk_edge_certificates gauge\n"
+                    "spk_edge_certificates %zu\n",
+                    (unsigned long long)L->comb_restarts, L->sites != NULL ? L->sites->num : 0);
     spk_text_printf(t,
-                     "# HELP spk_edge_reloads_total Configuration reloads (SIGHUP).\n"
-                     "# TYPE spk_edge_reloads_total counter\n"
-                     "spk_edge_reloads_total{result=\"ok\"} %llu\n"
-                     "spk_edge_reloads_total{result=\"failed\"} %llu\n",
-                     (unsigned long long)L->reloads_ok, (unsigned long long)L->reloads_failed);
+                    "# HELP spk_edge_reloads_total Configuration reloads (SIGHUP).\n"
+                    "# TYPE spk_edge_reloads_total counter\n"
+                    "spk_edge_reloads_total{result=\"ok\"} %llu\n"
+                    "spk_edge_reloads_total{result=\"failed\"} %llu\n",
+                    (unsigned long long)L->reloads_ok, (unsigned long long)L->reloads_failed);
 }
 
 static void edge_mconn_free(struct edge_loop *L, struct edge_mconn *m)
@@ -1554,8 +1554,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         spk_log("edge", "cannot make a ZeroMQ context");
         goto out;
     }
-    if (edge_client_open(&L->client, L->zctx, cfg, cfg->combiner_endpoint, why, sizeof(why)) !=
-        0) {
+    if (edge_client_open(&L->client, L->zctx, cfg, cfg->combiner_endpoint, why, sizeof(why)) != 0) {
         spk_log("edge", "%s", why);
         goto out;
     }

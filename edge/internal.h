@@ -82,9 +82,8 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
  * and, for tcp://, CURVE with combiner-curve-public and the key file
  * combiner-client-key. 0 or SPK_ERR_* with |why|.
  */
-SPK_WUR int edge_client_open(struct edge_client **out, void *zmq_ctx,
-                             const struct edge_config *cfg, const char *endpoint, char *why,
-                             size_t why_len);
+SPK_WUR int edge_client_open(struct edge_client **out, void *zmq_ctx, const struct edge_config *cfg,
+                             const char *endpoint, char *why, size_t why_len);
 void edge_client_free(struct edge_client *c);
 
 /*
@@ -129,7 +128,6 @@ long edge_client_timeout_ms(const struct edge_client *c);
 size_t edge_client_pending(const struct edge_client *c);
 
 /* ---- time ------------------------------------------------------------------ */
-
 
 /* ---- session tickets (edge_ticket.c) ---------------------------------------- */
 
@@ -195,7 +193,7 @@ enum edge_op_result {
 
 struct edge_keyop_stats {
     uint64_t ops[2][EDGE_OPRES_NUM]; /* [0] sign, [1] decrypt */
-    struct spk_hist latency[2];     /* answered operations (ok or error) */
+    struct spk_hist latency[2];      /* answered operations (ok or error) */
 };
 
 /* edge_client_stats copies the counters of |c|. */

@@ -85,7 +85,7 @@ void spk_text_printf(struct spk_text *t, const char *fmt, ...)
 }
 
 void spk_text_hist(struct spk_text *t, const char *name, const char *labels,
-                    const struct spk_hist *h)
+                   const struct spk_hist *h)
 {
     uint64_t cum = 0;
     size_t i;
@@ -93,17 +93,17 @@ void spk_text_hist(struct spk_text *t, const char *name, const char *labels,
 
     for (i = 0; i < SPK_HIST_BUCKETS; i++) {
         cum += h->buckets[i];
-        spk_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep,
-                         spk_hist_bounds[i], (unsigned long long)cum);
+        spk_text_printf(t, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, spk_hist_bounds[i],
+                        (unsigned long long)cum);
     }
     spk_text_printf(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
-                     (unsigned long long)h->count);
+                    (unsigned long long)h->count);
     if (labels[0] != '\0') {
         spk_text_printf(t, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, h->sum, name,
-                         labels, (unsigned long long)h->count);
+                        labels, (unsigned long long)h->count);
     } else {
         spk_text_printf(t, "%s_sum %.6f\n%s_count %llu\n", name, h->sum, name,
-                         (unsigned long long)h->count);
+                        (unsigned long long)h->count);
     }
 }
 
@@ -113,8 +113,7 @@ void spk_text_hist(struct spk_text *t, const char *name, const char *labels,
  * response (the metrics in |body| for GET /metrics, 404 or 405 otherwise)
  * and returns 1.
  */
-int spk_http_answer(const char *req, size_t len, const struct spk_text *body,
-                     struct spk_text *out)
+int spk_http_answer(const char *req, size_t len, const struct spk_text *body, struct spk_text *out)
 {
     const char *status = "200 OK";
     const char *text = body->buf != NULL ? body->buf : "";
@@ -143,8 +142,8 @@ int spk_http_answer(const char *req, size_t len, const struct spk_text *body,
     }
     spk_text_reset(out);
     spk_text_printf(out,
-                     "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
-                     status, text_len, (int)text_len, text);
+                    "HTTP/1.1 %s\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+                    "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
+                    status, text_len, (int)text_len, text);
     return 1;
 }

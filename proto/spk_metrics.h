@@ -39,7 +39,6 @@ void spk_text_hist(struct spk_text *t, const char *name, const char *labels,
                    const struct spk_hist *h);
 /* spk_http_answer: 0 while the request head in |req| is incomplete; 1 with
  * the whole HTTP response in |out| (|body| for GET /metrics). */
-int spk_http_answer(const char *req, size_t len, const struct spk_text *body,
-                    struct spk_text *out);
+int spk_http_answer(const char *req, size_t len, const struct spk_text *body, struct spk_text *out);
 
 #endif

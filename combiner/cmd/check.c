@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <sodium.h>
 
 #include "combiner/cmd/cmd.h"
@@ -30,8 +31,8 @@ struct check_state {
     unsigned problems;
 };
 
-__attribute__((format(printf, 2, 3))) static void check_bad(struct check_state *k,
-                                                            const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void check_bad(struct check_state *k, const char *fmt,
+                                                            ...)
 {
     va_list ap;
 
@@ -106,7 +107,7 @@ static void check_sign(struct check_state *k, struct comb_ctx *c, const struct c
 {
     static const char msg[] = "splitkey combiner check";
     uint8_t dgst[crypto_hash_sha256_BYTES];
-    uint8_t *sig = malloc(PROTO_BN_MAX);
+    uint8_t *sig = OPENSSL_malloc(PROTO_BN_MAX);
 
     if (sig == NULL) {
         check_bad(k, "no memory");
@@ -127,7 +128,7 @@ static void check_sign(struct check_state *k, struct comb_ctx *c, const struct c
                "and checked with the record's public key\n",
                hex, conf->keys[i].threshold, conf->keys[i].local ? "one local" : "none local");
     }
-    free(sig);
+    OPENSSL_free(sig);
 }
 
 static void check_usage(FILE *to)
@@ -191,14 +192,17 @@ int comb_cmd_check(int argc, char *argv[])
     }
     if (spk_process_harden(allow_unlocked || conf.allow_unlocked, why, sizeof(why)) != 0) {
         comb_conf_cleanup(&conf);
-        return comb_cli_fail(cmd, "%s (allow-unlocked yes or --allow-unlocked runs without "
-                                  "locked memory)", why);
+        return comb_cli_fail(cmd,
+                             "%s (allow-unlocked yes or --allow-unlocked runs without "
+                             "locked memory)",
+                             why);
     }
     if (conf.listen[0] == '\0') {
         printf("combiner check: no listen line: `combiner run` then needs --listen (as `edge "
                "run` gives it)\n");
     }
-    if (conf.allow_path[0] != '\0' && sh_allow_load(&allow, conf.allow_path, why, sizeof(why)) != 0) {
+    if (conf.allow_path[0] != '\0' &&
+        sh_allow_load(&allow, conf.allow_path, why, sizeof(why)) != 0) {
         check_bad(&k, "allow file %s: %s", conf.allow_path, why);
     }
     for (size_t i = 0; i < conf.num_clients; i++) {

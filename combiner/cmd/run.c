@@ -20,46 +20,44 @@
 
 static void run_usage(FILE *to)
 {
-    fprintf(to,
-            "Usage: combiner run --config FILE [--listen ENDPOINT] [--no-metrics]\n"
-            "                    [--allow-unlocked]\n"
-            "\n"
-            "Serves private-key operations (OP_REQUEST) at the file's listen endpoint until\n"
-            "SIGTERM or SIGINT (it then answers what is in flight and exits 0), or until\n"
-            "the process that started it (`edge run`) is gone. SIGHUP reads the file again.\n"
-            "The file is the combiner config (proto/PROTOCOL.md section 8) with, for the\n"
-            "daemon:\n"
-            "  listen ipc://PATH|tcp://HOST:PORT  where to serve (ipc: socket mode 0600)\n"
-            "  client NAME uid USER|UID OPS   an ipc:// client, known by its peer uid\n"
-            "  client NAME curve OPS          a tcp:// client: NAME's CURVE key in the allow file\n"
-            "  allow FILE                     CURVE clients (the share-holder's allow-list format)\n"
-            "  socket-group GROUP             ipc:// socket mode 0660 for GROUP instead of 0600\n"
-            "  metrics HOST:PORT              Prometheus endpoint (GET /metrics), loopback\n"
-            "  allow-unlocked yes|no          run even if memory cannot be locked (no)\n"
-            "  share-timeout-ms N             one share request (default: timeout-ms)\n"
-            "OPS: comma-separated tls (PKCS#1 and PSS signatures, decrypt-tls-premaster),\n"
-            "sign (every signature) and operation names (decrypt-raw, decrypt-pkcs1, ...).\n"
-            "Without client lines an ipc:// combiner serves the tls set to its own uid only;\n"
-            "a tcp:// one needs allow and client lines. decrypt-raw and decrypt-pkcs1 are\n"
-            "served to no one unless a client line names them.\n"
-            "\n"
-            "  --config FILE      the combiner config file\n"
-            "  --listen ENDPOINT  serve here instead of the file's listen (`edge run` and\n"
-            "                     `edge check` pass their combiner-endpoint)\n"
-            "  --no-metrics       do not open the file's metrics endpoint\n"
-            "  --allow-unlocked   run even if memory cannot be locked (or the file's\n"
-            "                     allow-unlocked yes; the environment does not count)\n");
+    fprintf(
+        to,
+        "Usage: combiner run --config FILE [--listen ENDPOINT] [--no-metrics]\n"
+        "                    [--allow-unlocked]\n"
+        "\n"
+        "Serves private-key operations (OP_REQUEST) at the file's listen endpoint until\n"
+        "SIGTERM or SIGINT (it then answers what is in flight and exits 0), or until\n"
+        "the process that started it (`edge run`) is gone. SIGHUP reads the file again.\n"
+        "The file is the combiner config (proto/PROTOCOL.md section 8) with, for the\n"
+        "daemon:\n"
+        "  listen ipc://PATH|tcp://HOST:PORT  where to serve (ipc: socket mode 0600)\n"
+        "  client NAME uid USER|UID OPS   an ipc:// client, known by its peer uid\n"
+        "  client NAME curve OPS          a tcp:// client: NAME's CURVE key in the allow file\n"
+        "  allow FILE                     CURVE clients (the share-holder's allow-list format)\n"
+        "  socket-group GROUP             ipc:// socket mode 0660 for GROUP instead of 0600\n"
+        "  metrics HOST:PORT              Prometheus endpoint (GET /metrics), loopback\n"
+        "  allow-unlocked yes|no          run even if memory cannot be locked (no)\n"
+        "  share-timeout-ms N             one share request (default: timeout-ms)\n"
+        "OPS: comma-separated tls (PKCS#1 and PSS signatures, decrypt-tls-premaster),\n"
+        "sign (every signature) and operation names (decrypt-raw, decrypt-pkcs1, ...).\n"
+        "Without client lines an ipc:// combiner serves the tls set to its own uid only;\n"
+        "a tcp:// one needs allow and client lines. decrypt-raw and decrypt-pkcs1 are\n"
+        "served to no one unless a client line names them.\n"
+        "\n"
+        "  --config FILE      the combiner config file\n"
+        "  --listen ENDPOINT  serve here instead of the file's listen (`edge run` and\n"
+        "                     `edge check` pass their combiner-endpoint)\n"
+        "  --no-metrics       do not open the file's metrics endpoint\n"
+        "  --allow-unlocked   run even if memory cannot be locked (or the file's\n"
+        "                     allow-unlocked yes; the environment does not count)\n");
 }
 
 int comb_cmd_run(int argc, char *argv[])
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"listen", required_argument, NULL, 'l'},
-        {"no-metrics", no_argument, NULL, 'M'},
-        {"allow-unlocked", no_argument, NULL, 'U'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"listen", required_argument, NULL, 'l'},
+        {"no-metrics", no_argument, NULL, 'M'},   {"allow-unlocked", no_argument, NULL, 'U'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *cmd = "run";
     struct comb_server_opts o;

@@ -89,9 +89,9 @@ static void check_conf(const struct comb_conf *conf)
             }
         }
     }
-    if (conf->num_clients > COMB_CONF_ENTRIES_MAX || (conf->listen[0] != '\0' &&
-                                                      strncmp(conf->listen, "ipc://", 6) != 0 &&
-                                                      strncmp(conf->listen, "tcp://", 6) != 0)) {
+    if (conf->num_clients > COMB_CONF_ENTRIES_MAX ||
+        (conf->listen[0] != '\0' && strncmp(conf->listen, "ipc://", 6) != 0 &&
+         strncmp(conf->listen, "tcp://", 6) != 0)) {
         abort();
     }
     for (size_t i = 0; i < conf->num_clients; i++) {

@@ -222,7 +222,7 @@ static int extra_hook(void *arg, const char *option, const char *value, char *wh
 {
     char *listen = arg;
 
-    if (strcmp(option, "listen") == 0) {
+    if (strcmp(option, "x-listen") == 0) {
         if (strncmp(value, "ipc://", 6) != 0) {
             snprintf(why, why_len, "'%s' is not an ipc:// endpoint", value);
             return SPK_ERR_INVALID_ARG;
@@ -235,8 +235,8 @@ static int extra_hook(void *arg, const char *option, const char *value, char *wh
 
 static void test_extra_hook(void **state)
 {
-    static const char text[] = HDR MIN "listen ipc:///run/comb.sock\n";
-    static const char bad[] = HDR MIN "listen tcp://x\n";
+    static const char text[] = HDR MIN "x-listen ipc:///run/comb.sock\n";
+    static const char bad[] = HDR MIN "x-listen tcp://x\n";
     static const char unknown[] = HDR MIN "other 1\n";
     struct comb_conf conf;
     char why[COMB_CONF_WHY_MAX];
@@ -244,7 +244,7 @@ static void test_extra_hook(void **state)
 
     (void)state;
     assert_int_equal(parse(&conf, text, why, sizeof(why)), SPK_ERR_MALFORMED);
-    assert_non_null(strstr(why, "unknown option 'listen'"));
+    assert_non_null(strstr(why, "unknown option 'x-listen'"));
     assert_int_equal(comb_conf_parse(&conf, (const uint8_t *)text, strlen(text), NULL, extra_hook,
                                      listen, why, sizeof(why)),
                      0);
@@ -253,11 +253,76 @@ static void test_extra_hook(void **state)
     assert_int_equal(comb_conf_parse(&conf, (const uint8_t *)bad, strlen(bad), NULL, extra_hook,
                                      listen, why, sizeof(why)),
                      SPK_ERR_INVALID_ARG);
-    assert_non_null(strstr(why, "line 4: listen: 'tcp://x' is not an ipc:// endpoint"));
+    assert_non_null(strstr(why, "line 4: x-listen: 'tcp://x' is not an ipc:// endpoint"));
     assert_int_equal(comb_conf_parse(&conf, (const uint8_t *)unknown, strlen(unknown), NULL,
                                      extra_hook, listen, why, sizeof(why)),
                      SPK_ERR_MALFORMED);
     assert_non_null(strstr(why, "unknown option 'other'"));
+}
+
+/* The daemon's own lines: where it listens and who may ask for what. */
+static void test_daemon_options(void **state)
+{
+    static const char text[] =
+        HDR MIN "listen ipc:///run/c.sock\nmetrics 127.0.0.1:9102\nallow-unlocked yes\n"
+                "share-timeout-ms 700\nallow clients.allow\nsocket-group spk-edge\n"
+                "client edge uid 998 tls\nclient ops uid root sign,decrypt-raw\n"
+                "client far curve sign-pss-sha256\n";
+    static const struct {
+        const char *line;
+        const char *why;
+    } bad[] = {
+        {"listen inproc://x\n", "listen must be ipc:// or tcp://"},
+        {"metrics 10.0.0.1:9102\n", "loopback"},
+        {"allow-unlocked maybe\n", "yes or no"},
+        {"client edge uid 998\n", "'client' takes"},
+        {"client edge uid 998 tls,frobnicate\n", "OPS is a comma-separated"},
+        {"client edge curve tls\nclient edge uid 1 tls\n", "client 'edge' given twice"},
+        {"client .x uid 1 tls\n", "client name"},
+        {"client edge pid 1 tls\n", "'client' takes"},
+    };
+    struct comb_conf conf;
+    char why[COMB_CONF_WHY_MAX];
+    const struct comb_conf_client *cl;
+
+    (void)state;
+    assert_int_equal(parse(&conf, text, why, sizeof(why)), 0);
+    assert_string_equal(conf.listen, "ipc:///run/c.sock");
+    assert_string_equal(conf.metrics, "127.0.0.1:9102");
+    assert_true(conf.allow_unlocked);
+    assert_int_equal(conf.share_timeout_ms, 700);
+    assert_string_equal(conf.socket_group, "spk-edge");
+    assert_int_equal(conf.num_clients, 3);
+    cl = comb_conf_find_client(&conf, "edge");
+    assert_non_null(cl);
+    assert_true(cl->by_uid);
+    assert_int_equal(cl->uid, 998);
+    assert_true(cl->ops == COMB_OPS_TLS);
+    /* the TLS set has no raw RSA and no padding-oracle decryption */
+    assert_false(cl->ops & (1ull << PROTO_OP_DECRYPT_RAW));
+    assert_false(cl->ops & (1ull << PROTO_OP_DECRYPT_PKCS1));
+    cl = comb_conf_find_client(&conf, "ops");
+    assert_non_null(cl);
+    assert_string_equal(cl->user, "root");
+    assert_true(cl->ops & (1ull << PROTO_OP_DECRYPT_RAW));
+    assert_true(cl->ops & (1ull << PROTO_OP_SIGN_PSS_SHA512));
+    assert_false(cl->ops & (1ull << PROTO_OP_DECRYPT_TLS_PREMASTER));
+    cl = comb_conf_find_client(&conf, "far");
+    assert_non_null(cl);
+    assert_false(cl->by_uid);
+    assert_true(cl->ops == (1ull << PROTO_OP_SIGN_PSS_SHA256));
+    assert_null(comb_conf_find_client(&conf, "nobody"));
+    comb_conf_cleanup(&conf);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char line[256];
+
+        snprintf(line, sizeof(line), HDR MIN "%s", bad[i].line);
+        assert_int_not_equal(parse(&conf, line, why, sizeof(why)), 0);
+        if (strstr(why, bad[i].why) == NULL) {
+            fail_msg("'%s': got '%s'", bad[i].line, why);
+        }
+        assert_int_equal(conf.num_clients, 0);
+    }
 }
 
 /* ---- with real files ----------------------------------------------------------------- */
@@ -478,6 +543,7 @@ int main(void)
         cmocka_unit_test(test_parse_limits),
         cmocka_unit_test(test_parse_truncations),
         cmocka_unit_test(test_extra_hook),
+        cmocka_unit_test(test_daemon_options),
         cmocka_unit_test_setup_teardown(test_open_dead_holders, files_setup, files_teardown),
         cmocka_unit_test_setup_teardown(test_open_refusals, files_setup, files_teardown),
     };
