@@ -22,10 +22,22 @@
 #define EDGE_CERT_MAX 256
 #define EDGE_HOSTPORT_MAX 300
 
+#define EDGE_ALPN_MAX 128
+#define EDGE_CIPHERS_MAX 512
+
+/* An `alpn` line: the protocols the edge selects, in its order of preference. */
+struct edge_alpn {
+    bool set;                    /* given for this listen/certificate (else inherited) */
+    uint8_t wire[EDGE_ALPN_MAX]; /* ALPN wire format; len 0 = do not negotiate ALPN */
+    size_t len;
+};
+
 struct edge_cert_conf {
     char chain_path[EDGE_PATH_MAX];   /* PEM: leaf first, then intermediates */
     char record_path[EDGE_PATH_MAX];  /* KEYID.record of the leaf's key */
     char upstream[EDGE_HOSTPORT_MAX]; /* "" = the global upstream */
+    struct edge_alpn alpn;            /* overrides the listen's and the global one */
+    char ocsp_path[EDGE_PATH_MAX];    /* DER OCSP response to staple; "" = none */
 };
 
 struct edge_config {
@@ -53,6 +65,13 @@ struct edge_config {
     char ticket_key_file[EDGE_PATH_MAX]; /* "" = one random key per process */
     char metrics[EDGE_HOSTPORT_MAX];     /* "" = no metrics endpoint */
     char log_level[8];
+    struct edge_alpn alpn;                         /* global; default http/1.1 */
+    struct edge_alpn listen_alpn[EDGE_LISTEN_MAX]; /* per listen line */
+    char tls_max[8];                               /* "1.2" or "1.3" */
+    char tls12_ciphers[EDGE_CIPHERS_MAX];          /* OpenSSL cipher list for TLS 1.2 */
+    char tls13_ciphersuites[EDGE_CIPHERS_MAX];     /* OpenSSL TLS 1.3 suite list */
+    char tls_groups[EDGE_CIPHERS_MAX];             /* key exchange groups */
+    unsigned ticket_lifetime_s;                    /* session (ticket) lifetime */
 };
 
 /* edge_config_init: no listeners or certificates, default timeouts. */

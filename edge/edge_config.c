@@ -29,9 +29,28 @@ static const char edge_help_text[] =
     "                                 SNI names come from the leaf's subjectAltName DNS\n"
     "                                 names (or CN), matched without case and without a\n"
     "                                 trailing dot. The first certificate is the default.\n"
+    "  alpn PROTO[,PROTO...]|off      ALPN protocols the edge selects, its preference first\n"
+    "                                 (http/1.1). Written after a listen or certificate\n"
+    "                                 line it applies to that line only (a certificate's\n"
+    "                                 beats its listen's), before any to all. A client that\n"
+    "                                 offers ALPN but none of these protocols is refused in\n"
+    "                                 the handshake, before any key operation; `off` does\n"
+    "                                 not negotiate ALPN. The origin must speak the protocol.\n"
+    "  ocsp-response FILE             after a certificate line: a DER OCSP response for it\n"
+    "                                 (e.g. from `openssl ocsp -respout`), stapled to\n"
+    "                                 handshakes; re-read on SIGHUP (refresh it before it\n"
+    "                                 expires: an expired one is not stapled)\n"
     "  upstream HOST:PORT             origin for certificates without their own\n"
     "  proxy-protocol yes|no          send a PROXY protocol v2 header upstream (no)\n"
     "  tls-min 1.2|1.3                lowest TLS version offered (1.2)\n"
+    "  tls-max 1.2|1.3                highest TLS version offered (1.3)\n"
+    "  tls12-ciphers LIST             OpenSSL cipher list for TLS 1.2 (Mozilla's\n"
+    "                                 \"intermediate\": ECDHE and DHE with AES-GCM or\n"
+    "                                 ChaCha20-Poly1305; no RSA key exchange, no CBC)\n"
+    "  tls13-ciphersuites LIST        TLS 1.3 suites (TLS_AES_128_GCM_SHA256:\n"
+    "                                 TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256)\n"
+    "  tls-groups LIST                key exchange groups (X25519:prime256v1:secp384r1)\n"
+    "  ticket-lifetime-s N            how long a session (id or ticket) resumes (86400)\n"
     "  ticket-key-file FILE           session ticket keys, shared by edges that should\n"
     "                                 resume each other's sessions: one key per line, 160\n"
     "                                 hex digits (80 bytes: 16 name, 32 HMAC-SHA256 key,\n"
@@ -100,11 +119,34 @@ void edge_config_init(struct edge_config *cfg)
     cfg->max_connections = 4096;
     cfg->drain_timeout_ms = 30000;
     memcpy(cfg->tls_min, "1.2", 4);
+    memcpy(cfg->tls_max, "1.3", 4);
+    /* Mozilla's "intermediate" profile (version 5.7). */
+    snprintf(cfg->tls12_ciphers, sizeof(cfg->tls12_ciphers), "%s",
+             "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+             "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+             "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
+             "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305");
+    snprintf(cfg->tls13_ciphersuites, sizeof(cfg->tls13_ciphersuites), "%s",
+             "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+    snprintf(cfg->tls_groups, sizeof(cfg->tls_groups), "%s", "X25519:prime256v1:secp384r1");
+    cfg->ticket_lifetime_s = 86400;
+    cfg->alpn.set = true;
+    cfg->alpn.len = 9;
+    memcpy(cfg->alpn.wire, "\x08http/1.1", 9);
 }
+
+/* Which line `alpn` and `ocsp-response` lines below it belong to. */
+enum edge_cfg_scope {
+    EDGE_SCOPE_GLOBAL = 0,
+    EDGE_SCOPE_LISTEN,
+    EDGE_SCOPE_CERT,
+};
 
 struct edge_cfg_parse {
     const char *path;
     unsigned line;
+    enum edge_cfg_scope scope;
+    size_t scope_index;
     char dir[EDGE_PATH_MAX];
     char *why;
     size_t why_len;
@@ -210,6 +252,45 @@ static int edge_cfg_uint(struct edge_cfg_parse *ps, unsigned *out, const char *w
     return 0;
 }
 
+/* edge_cfg_alpn: "off" or a comma-separated list of protocol names. */
+static int edge_cfg_alpn(struct edge_cfg_parse *ps, struct edge_alpn *out, const char *word)
+{
+    const char *p = word;
+
+    memset(out, 0, sizeof(*out));
+    out->set = true;
+    if (strcmp(word, "off") == 0) {
+        return 0;
+    }
+    while (*p != '\0') {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        size_t i;
+        if (n == 0 || n > 255) {
+            return edge_cfg_fail(ps, "alpn: '%s' is not a comma-separated list of protocols", word);
+        }
+        for (i = 0; i < n; i++) {
+            if (p[i] < 0x21 || p[i] > 0x7e) {
+                return edge_cfg_fail(ps, "alpn: protocol names are printable ASCII");
+            }
+        }
+        if (out->len + 1 + n > sizeof(out->wire)) {
+            return edge_cfg_fail(ps, "alpn: more than %d bytes of protocols", EDGE_ALPN_MAX);
+        }
+        out->wire[out->len++] = (uint8_t)n;
+        memcpy(out->wire + out->len, p, n);
+        out->len += n;
+        p += n;
+        if (*p == ',') {
+            p++;
+            if (*p == '\0') {
+                return edge_cfg_fail(ps, "alpn: '%s' ends with a comma", word);
+            }
+        }
+    }
+    return 0;
+}
+
 static size_t edge_cfg_split(char *line, char *words[EDGE_WORDS_MAX + 1])
 {
     size_t n = 0;
@@ -251,6 +332,8 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
         if (cfg->num_listen == EDGE_LISTEN_MAX) {
             return edge_cfg_fail(ps, "more than %d listen lines", EDGE_LISTEN_MAX);
         }
+        ps->scope = EDGE_SCOPE_LISTEN;
+        ps->scope_index = cfg->num_listen;
         return edge_cfg_hostport(ps, cfg->listen[cfg->num_listen++], w[1]);
     }
     if (strcmp(d, "certificate") == 0) {
@@ -259,6 +342,8 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
         if (cfg->num_certs == EDGE_CERT_MAX) {
             return edge_cfg_fail(ps, "more than %d certificates", EDGE_CERT_MAX);
         }
+        ps->scope = EDGE_SCOPE_CERT;
+        ps->scope_index = cfg->num_certs;
         c = &cfg->certs[cfg->num_certs++];
         if ((r = edge_cfg_path(ps, c->chain_path, w[1])) != 0 ||
             (r = edge_cfg_path(ps, c->record_path, w[2])) != 0) {
@@ -280,6 +365,48 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
             return edge_cfg_fail(ps, "tls-min is 1.2 or 1.3");
         }
         return edge_cfg_copy(ps, cfg->tls_min, sizeof(cfg->tls_min), w[1]);
+    }
+    if (strcmp(d, "tls-max") == 0) {
+        NEED(1, 1);
+        if (strcmp(w[1], "1.2") != 0 && strcmp(w[1], "1.3") != 0) {
+            return edge_cfg_fail(ps, "tls-max is 1.2 or 1.3");
+        }
+        return edge_cfg_copy(ps, cfg->tls_max, sizeof(cfg->tls_max), w[1]);
+    }
+    if (strcmp(d, "tls12-ciphers") == 0) {
+        NEED(1, 1);
+        return edge_cfg_copy(ps, cfg->tls12_ciphers, sizeof(cfg->tls12_ciphers), w[1]);
+    }
+    if (strcmp(d, "tls13-ciphersuites") == 0) {
+        NEED(1, 1);
+        return edge_cfg_copy(ps, cfg->tls13_ciphersuites, sizeof(cfg->tls13_ciphersuites), w[1]);
+    }
+    if (strcmp(d, "tls-groups") == 0) {
+        NEED(1, 1);
+        return edge_cfg_copy(ps, cfg->tls_groups, sizeof(cfg->tls_groups), w[1]);
+    }
+    if (strcmp(d, "ticket-lifetime-s") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->ticket_lifetime_s, w[1], 1, 604800);
+    }
+    if (strcmp(d, "alpn") == 0) {
+        NEED(1, 1);
+        switch (ps->scope) {
+        case EDGE_SCOPE_LISTEN:
+            return edge_cfg_alpn(ps, &cfg->listen_alpn[ps->scope_index], w[1]);
+        case EDGE_SCOPE_CERT:
+            return edge_cfg_alpn(ps, &cfg->certs[ps->scope_index].alpn, w[1]);
+        case EDGE_SCOPE_GLOBAL:
+        default:
+            return edge_cfg_alpn(ps, &cfg->alpn, w[1]);
+        }
+    }
+    if (strcmp(d, "ocsp-response") == 0) {
+        NEED(1, 1);
+        if (ps->scope != EDGE_SCOPE_CERT) {
+            return edge_cfg_fail(ps, "ocsp-response belongs after the certificate line it is for");
+        }
+        return edge_cfg_path(ps, cfg->certs[ps->scope_index].ocsp_path, w[1]);
     }
     if (strcmp(d, "ticket-key-file") == 0) {
         NEED(1, 1);
@@ -451,6 +578,10 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
                      path, cfg->certs[i].chain_path);
             goto out;
         }
+    }
+    if (strcmp(cfg->tls_max, "1.2") == 0 && strcmp(cfg->tls_min, "1.3") == 0) {
+        snprintf(why, why_len, "%s: tls-max 1.2 is below tls-min 1.3", path);
+        goto out;
     }
     if (cfg->combiner_endpoint[0] == '\0') {
         snprintf(why, why_len, "%s: no combiner-endpoint line", path);

@@ -80,6 +80,8 @@ struct edge_site {
     struct sockaddr_storage up_addr;
     socklen_t up_len;
     char upstream[EDGE_HOSTPORT_MAX];
+    struct edge_alpn alpn; /* the certificate's own `alpn` (if set) */
+    struct edge_ocsp ocsp;
 };
 
 /*
@@ -121,8 +123,9 @@ struct edge_conn {
     struct edge_loop *loop;
     struct edge_conn *prev, *next;
     enum edge_conn_state state;
-    struct edge_ev cev; /* client socket */
-    struct edge_ev uev; /* upstream socket (fd -1 until connecting) */
+    size_t listen_index; /* which listen line accepted it */
+    struct edge_ev cev;  /* client socket */
+    struct edge_ev uev;  /* upstream socket (fd -1 until connecting) */
     struct edge_ev aev[EDGE_ASYNC_FDS_MAX];
     size_t num_aev;
     bool paused; /* an ASYNC job of this SSL waits; the client socket is masked */
@@ -372,6 +375,42 @@ static int edge_servername_cb(SSL *ssl, int *alert, void *arg)
     return conn != NULL && conn->sni_matched ? SSL_TLSEXT_ERR_OK : SSL_TLSEXT_ERR_NOACK;
 }
 
+/*
+ * edge_alpn_select_cb picks the first of our protocols the client offers:
+ * the certificate's `alpn` if it has one, else its listen line's, else the
+ * global one. A client whose list has none of them is refused with
+ * no_application_protocol (RFC 7301), before any key operation.
+ */
+static int edge_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *out_len,
+                               const unsigned char *in, unsigned int in_len, void *arg)
+{
+    const struct edge_conn *conn = SSL_get_app_data(ssl);
+    const struct edge_config *cfg;
+    const struct edge_alpn *a;
+    unsigned char *sel = NULL;
+
+    (void)arg;
+    if (conn == NULL) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    cfg = conn->loop->cfg;
+    a = &cfg->alpn;
+    if (conn->site->alpn.set) {
+        a = &conn->site->alpn;
+    } else if (conn->listen_index < cfg->num_listen && cfg->listen_alpn[conn->listen_index].set) {
+        a = &cfg->listen_alpn[conn->listen_index];
+    }
+    if (a->len == 0) {
+        return SSL_TLSEXT_ERR_NOACK;
+    }
+    if (SSL_select_next_proto(&sel, out_len, a->wire, (unsigned int)a->len, in, in_len) !=
+        OPENSSL_NPN_NEGOTIATED) {
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
 static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID_LEN], char *why,
                              size_t why_len)
 {
@@ -448,18 +487,22 @@ static int edge_site_init(struct edge_loop *L, const struct edge_config *cfg, st
         snprintf(why, why_len, "%s: OpenSSL refused the split key", cc->chain_path);
         goto out;
     }
-    SSL_CTX_set_min_proto_version(s->ctx, strcmp(cfg->tls_min, "1.3") == 0 ? TLS1_3_VERSION
-                                                                           : TLS1_2_VERSION);
-    SSL_CTX_set_options(s->ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE |
-                                    SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(s->ctx, SSL_MODE_ASYNC | SSL_MODE_ENABLE_PARTIAL_WRITE |
-                                 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
-    /* Forward secrecy first; RSA key exchange stays for old clients. */
-    if (SSL_CTX_set_cipher_list(s->ctx, "ECDHE+AESGCM:ECDHE+CHACHA20:ECDHE+AES:RSA+AESGCM:"
-                                        "RSA+AES:!aNULL:!eNULL:!MD5:!DSS:!PSK:!SRP") != 1) {
-        snprintf(why, why_len, "cipher list refused");
+    if ((r = edge_tls_ctx_setup(s->ctx, cfg, why, why_len)) != 0) {
         goto out;
     }
+    r = SPK_ERR_CRYPTO;
+    if (cc->ocsp_path[0] != '\0') {
+        if ((r = edge_ocsp_load(&s->ocsp, cc->ocsp_path, leaf, s->ctx, why, why_len)) != 0) {
+            goto out;
+        }
+        r = SPK_ERR_CRYPTO;
+        if (edge_ocsp_install(s->ctx, &s->ocsp) != 0) {
+            snprintf(why, why_len, "OCSP stapling: OpenSSL refused the callback");
+            goto out;
+        }
+    }
+    s->alpn = cc->alpn;
+    SSL_CTX_set_alpn_select_cb(s->ctx, edge_alpn_select_cb, NULL);
     SSL_CTX_set_session_id_context(s->ctx, (const unsigned char *)"spk-edge", 8);
     if (edge_tickets_install(s->ctx) != 0 || edge_sni_install(s->ctx) != 0) {
         snprintf(why, why_len, "session tickets: OpenSSL refused the key callback");
@@ -493,6 +536,7 @@ static void edge_sites_unref(struct edge_sites *S)
     for (i = 0; i < S->num; i++) {
         SSL_CTX_free(S->v[i].ctx);
         EVP_PKEY_free(S->v[i].key);
+        edge_ocsp_cleanup(&S->v[i].ocsp);
     }
     free(S->v);
     free(S);
@@ -993,6 +1037,7 @@ static void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         }
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         c->loop = L;
+        c->listen_index = (size_t)(lev - L->listen_ev);
         c->state = EDGE_CONN_HANDSHAKE;
         c->cev = (struct edge_ev){EDGE_EV_CLIENT, fd, 0, c};
         c->uev = (struct edge_ev){EDGE_EV_UPSTREAM, -1, 0, c};

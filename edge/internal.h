@@ -180,6 +180,36 @@ uint64_t edge_sni_refused_count(void);
  * connection of |ssl|, set from its ClientHello; NULL before that. */
 const uint8_t *edge_conn_session_context(const SSL *ssl);
 
+/* ---- TLS settings and OCSP stapling (edge_tls.c) ----------------------------- */
+
+/*
+ * edge_tls_ctx_setup applies |cfg|'s versions, cipher lists, groups, session
+ * lifetime and options to |ctx|. 0, or SPK_ERR_* with |why| (a list OpenSSL
+ * refuses).
+ */
+SPK_WUR int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why,
+                               size_t why_len);
+
+/* A DER OCSP response to staple; len 0 = none. */
+struct edge_ocsp {
+    uint8_t *der;
+    size_t len;
+};
+
+/*
+ * edge_ocsp_load reads the OCSP response file |path| for |leaf|, whose
+ * issuer is the first chain certificate of |ctx|, into |o|
+ * (edge_ocsp_cleanup). SPK_ERR_* with |why| for a file that is not a
+ * successful response for this certificate; an expired one is logged and
+ * left out (0, o->len 0). The response's signature is the client's to check.
+ */
+SPK_WUR int edge_ocsp_load(struct edge_ocsp *o, const char *path, X509 *leaf, SSL_CTX *ctx,
+                           char *why, size_t why_len);
+void edge_ocsp_cleanup(struct edge_ocsp *o);
+/* edge_ocsp_install: |ctx| staples |o| (which must outlive it) to clients
+ * that ask. 0 or SPK_ERR_CRYPTO. */
+SPK_WUR int edge_ocsp_install(SSL_CTX *ctx, const struct edge_ocsp *o);
+
 /* ---- metrics (proto/spk_metrics.h and edge_loop.c) ------------------------  */
 
 /* Private-key operations as the TLS process saw them (edge_client.c). */

@@ -30,6 +30,22 @@ static void check_str(const char *s, size_t cap, size_t min_len)
     }
 }
 
+/* check_alpn: ALPN wire format, as OpenSSL takes it: non-empty names. */
+static void check_alpn(const struct edge_alpn *a)
+{
+    size_t pos = 0;
+
+    if (a->len > sizeof(a->wire) || (!a->set && a->len != 0)) {
+        abort();
+    }
+    while (pos < a->len) {
+        if (a->wire[pos] == 0 || pos + 1 + a->wire[pos] > a->len) {
+            abort();
+        }
+        pos += 1 + (size_t)a->wire[pos];
+    }
+}
+
 static void check_config(const struct edge_config *cfg)
 {
     if (cfg->num_listen == 0 || cfg->num_listen > EDGE_LISTEN_MAX || cfg->num_certs == 0 ||
@@ -55,8 +71,16 @@ static void check_config(const struct edge_config *cfg)
     check_str(cfg->combiner_config, sizeof(cfg->combiner_config), 0);
     check_str(cfg->ticket_key_file, sizeof(cfg->ticket_key_file), 0);
     check_str(cfg->metrics, sizeof(cfg->metrics), 0);
+    check_str(cfg->tls12_ciphers, sizeof(cfg->tls12_ciphers), 1);
+    check_str(cfg->tls13_ciphersuites, sizeof(cfg->tls13_ciphersuites), 1);
+    check_str(cfg->tls_groups, sizeof(cfg->tls_groups), 1);
+    check_alpn(&cfg->alpn);
+    if (strcmp(cfg->tls_max, "1.2") != 0 && strcmp(cfg->tls_max, "1.3") != 0) {
+        abort();
+    }
     for (size_t i = 0; i < cfg->num_listen; i++) {
         check_str(cfg->listen[i], sizeof(cfg->listen[i]), 3);
+        check_alpn(&cfg->listen_alpn[i]);
     }
     for (size_t i = 0; i < cfg->num_certs; i++) {
         const struct edge_cert_conf *c = &cfg->certs[i];
@@ -64,6 +88,8 @@ static void check_config(const struct edge_config *cfg)
         check_str(c->chain_path, sizeof(c->chain_path), 1);
         check_str(c->record_path, sizeof(c->record_path), 1);
         check_str(c->upstream, sizeof(c->upstream), 0);
+        check_str(c->ocsp_path, sizeof(c->ocsp_path), 0);
+        check_alpn(&c->alpn);
         if (c->upstream[0] == '\0' && cfg->upstream[0] == '\0') {
             abort();
         }

@@ -26,6 +26,9 @@ lib_edge_holders
 lib_edge_origin 64
 
 lib_edge_conf a.test b.test >edge.conf
+# TLS 1.2 RSA key exchange is off by default (no forward secrecy); the checks
+# below use it, so this configuration lists it after the ECDHE suites.
+echo "tls12-ciphers ECDHE+AESGCM:ECDHE+CHACHA20:RSA+AESGCM" >>edge.conf
 lib_edge_start edge.conf
 
 # ---- fetches -----------------------------------------------------------------------
