@@ -40,7 +40,7 @@ static size_t g_num_bench;
 #define EDGE_BENCH_PROPQ "provider=default"
 
 /* edge_bench_key_id: SHA-256 of the DER SubjectPublicKeyInfo, as
- * edge_provider_key_new computes it for the certificate's key. */
+ * prov_key_new computes it for the certificate's key. */
 static int edge_bench_key_id(uint8_t out[PROTO_KEY_ID_LEN], EVP_PKEY *pkey)
 {
     unsigned char *der = NULL;

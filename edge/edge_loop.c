@@ -475,7 +475,7 @@ static int edge_site_init(struct edge_loop *L, const struct edge_config *cfg, st
         }
     }
     ERR_clear_error();
-    if ((r = edge_provider_key_new(&s->key, key_id, X509_get0_pubkey(leaf))) != 0) {
+    if ((r = prov_key_new(&s->key, key_id, X509_get0_pubkey(leaf))) != 0) {
         snprintf(why, why_len, "%s: the certificate's key is not RSA", cc->chain_path);
         goto out;
     }
@@ -1605,8 +1605,8 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
     }
     /* Benchmark-only baseline (edge_bench.c): keys answered in-process, no
      * combiner is started or asked. */
-    if ((r = edge_bench_active() ? edge_provider_load(edge_bench_keyop, NULL)
-                                 : edge_provider_load(edge_client_keyop, L->client)) != 0) {
+    if ((r = edge_bench_active() ? prov_builtin_load(edge_bench_keyop, NULL)
+                                 : prov_builtin_load(edge_client_keyop, L->client)) != 0) {
         spk_log("edge", "cannot load the OpenSSL provider");
         goto out;
     }

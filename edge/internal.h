@@ -3,7 +3,7 @@
 
 /*
  * edge/internal.h: the parts of the edge daemon. The TLS-facing process is
- * the provider (edge_provider.c: RSA keys that hold only n, e and a key id),
+ * the provider (provider/: RSA keys that hold only n, e and a key id),
  * the combiner connection (edge_client.c: OP_REQUEST over a ZeroMQ DEALER,
  * the calling ASYNC job paused until the answer), the configuration
  * (edge_config.c) and the event loop (edge_loop.c). The combiner is another
@@ -19,44 +19,7 @@
 #include "edge/edge.h"
 #include "proto/proto.h"
 #include "proto/spk_metrics.h"
-
-/* ---- provider (edge_provider.c) ------------------------------------------ */
-
-#define EDGE_PROV_NAME "spkedge"
-#define EDGE_PROV_PROPQ "?provider=spkedge"
-/* The key id travels into EVP_PKEY_fromdata under this octet-string name. */
-#define EDGE_PARAM_KEY_ID "spk-key-id"
-
-/*
- * edge_keyop_fn performs one private-key operation for the provider: |op| is
- * an enum proto_op, |in| the digest or ciphertext, |client_version| the TLS
- * client version for PROTO_OP_DECRYPT_TLS_PREMASTER. Writes the result into
- * |out| (|out_cap| bytes) and its length to *out_len. Returns 0 or SPK_ERR_*.
- * Called on the thread that runs the TLS handshake, possibly inside an
- * ASYNC job that it may pause.
- */
-typedef int (*edge_keyop_fn)(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
-                             const uint8_t *in, size_t in_len, uint16_t client_version,
-                             uint8_t *out, size_t out_cap, size_t *out_len);
-
-/*
- * edge_provider_load loads OpenSSL's "default" provider and then the edge's
- * built-in provider into the default library context (once per process) and
- * sets the function private-key operations go to. 0 or SPK_ERR_CRYPTO.
- */
-SPK_WUR int edge_provider_load(edge_keyop_fn fn, void *arg);
-
-/*
- * edge_provider_key_new makes an EVP_PKEY of the edge provider holding the
- * public key |pub| (from the certificate) and its key id (SHA-256 of the DER
- * SubjectPublicKeyInfo, computed here). *out is the caller's (EVP_PKEY_free).
- * SPK_ERR_KEY_UNSUPPORTED for a key that is not RSA.
- */
-SPK_WUR int edge_provider_key_new(EVP_PKEY **out, uint8_t out_key_id[PROTO_KEY_ID_LEN],
-                                  const EVP_PKEY *pub);
-
-/* edge_provider_stats: private-key operations asked for and failed. */
-void edge_provider_stats(uint64_t *out_ops, uint64_t *out_failed);
+#include "provider/provider.h"
 
 /* ---- combiner connection (edge_client.c) ---------------------------------- */
 
@@ -87,7 +50,7 @@ SPK_WUR int edge_client_open(struct edge_client **out, void *zmq_ctx, const stru
 void edge_client_free(struct edge_client *c);
 
 /*
- * edge_client_keyop is an edge_keyop_fn (|arg| is the struct edge_client).
+ * edge_client_keyop is a prov_keyop_fn (|arg| is the struct edge_client).
  * Inside an ASYNC job it sends OP_REQUEST, and pauses the job until the
  * answer, an error, or the timeout, with an eventfd in the job's wait context
  * that becomes readable when the job can go on. Outside a job it blocks on
@@ -255,7 +218,7 @@ SPK_WUR int edge_bench_keys_load(const char *const *paths, size_t num_paths, cha
 void edge_bench_keys_free(void);
 /* edge_bench_active: keys were loaded; edge_run then starts no combiner. */
 bool edge_bench_active(void);
-/* edge_bench_keyop is an edge_keyop_fn answered with the loaded key whose key
+/* edge_bench_keyop is a prov_keyop_fn answered with the loaded key whose key
  * id is |key_id| (|arg| unused); SPK_ERR_UNKNOWN_KEY if none. */
 int edge_bench_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
                      const uint8_t *in, size_t in_len, uint16_t client_version, uint8_t *out,

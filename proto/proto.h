@@ -230,6 +230,37 @@ SPK_WUR int proto_share_file_decode(struct proto_share_file *out, const uint8_t 
 SPK_WUR int proto_share_file_encode(uint8_t *out, size_t cap, size_t *out_len,
                                     const struct proto_share_file *sf);
 
+/* ---- key reference (proto_keyref.c) --------------------------------------- */
+
+/*
+ * A key reference stands where a private key file stood: the PEM body of a
+ * "SPLITKEY KEY REFERENCE" block that splitkey.so decodes into a key that
+ * holds only the public half. It holds no secret. PROTOCOL.md, "Key
+ * reference", is normative.
+ */
+#define PROTO_KEYREF_MAX 4096  /* the decoded PEM body */
+#define PROTO_SPKI_MAX 1100    /* DER SubjectPublicKeyInfo of RSA-8192 is 1,062 */
+#define PROTO_ENDPOINT_MAX 255 /* ipc://PATH or tcp://HOST:PORT */
+#define PROTO_PATH_MAX 1023
+
+struct proto_keyref {
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    uint8_t spki[PROTO_SPKI_MAX]; /* DER SubjectPublicKeyInfo, not parsed here */
+    size_t spki_len;
+    char endpoint[PROTO_ENDPOINT_MAX + 1];
+    /* tcp:// with CURVE: the combiner's transport key and our key file. */
+    bool has_curve;
+    uint8_t combiner_pk[PROTO_X25519_LEN];
+    char client_key[PROTO_PATH_MAX + 1];
+};
+
+SPK_WUR int proto_keyref_decode(struct proto_keyref *out, const uint8_t *in, size_t in_len);
+SPK_WUR int proto_keyref_encode(uint8_t *out, size_t cap, size_t *out_len,
+                                const struct proto_keyref *ref);
+/* proto_endpoint_valid: "ipc://" or "tcp://" and 1.. printable non-space
+ * characters, PROTO_ENDPOINT_MAX in all. */
+bool proto_endpoint_valid(const char *s);
+
 /* ==== wire messages (proto_wire.c) ==== owner: wire protocol (H4) ========= */
 
 /*

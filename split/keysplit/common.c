@@ -203,27 +203,37 @@ void split_cli_hex(char *out, const uint8_t *p, size_t n)
     out[2 * n] = '\0';
 }
 
-/* split_cli_load_record reads, decodes and verifies a record into |o|. */
-static int split_cli_load_record(struct split_cli_opened *o, const char *cmd, const char *path)
+int split_cli_read_record(const char *cmd, struct proto_record *rec, const char *path)
 {
     uint8_t *text = NULL;
     size_t text_len = 0;
     int r;
 
-    if ((o->rec = calloc(1, sizeof(*o->rec))) == NULL) {
-        return split_cli_fail(cmd, "out of memory");
-    }
     if ((r = spk_file_read(path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
         return split_cli_fail(cmd, "cannot read record %s: %s", path,
                               split_cli_read_error(path, r));
     }
-    r = proto_record_decode(o->rec, text, text_len);
+    r = proto_record_decode(rec, text, text_len);
     spk_file_free(text, text_len);
     if (r != 0) {
         return split_cli_fail(cmd, "%s is not a valid key record: %s", path, spk_strerror(r));
     }
-    if ((r = split_record_verify(o->rec)) != 0) {
+    if ((r = split_record_verify(rec)) != 0) {
         return split_cli_fail(cmd, "record %s: %s", path, spk_strerror(r));
+    }
+    return SPLIT_CLI_OK;
+}
+
+/* split_cli_load_record reads, decodes and verifies a record into |o|. */
+static int split_cli_load_record(struct split_cli_opened *o, const char *cmd, const char *path)
+{
+    int r;
+
+    if ((o->rec = calloc(1, sizeof(*o->rec))) == NULL) {
+        return split_cli_fail(cmd, "out of memory");
+    }
+    if ((r = split_cli_read_record(cmd, o->rec, path)) != SPLIT_CLI_OK) {
+        return r;
     }
     if ((r = split_field_init(&o->f, o->rec->field_bits)) != 0) {
         return split_cli_fail(cmd, "record %s: field 2^%u-1: %s", path, o->rec->field_bits,

@@ -29,6 +29,7 @@ int split_cmd_split(int argc, char *argv[]);
 int split_cmd_info(int argc, char *argv[]);
 int split_cmd_verify(int argc, char *argv[]);
 int split_cmd_combine(int argc, char *argv[]);
+int split_cmd_pem(int argc, char *argv[]);
 
 /* Set by main from --verbose: say more on stderr. */
 extern bool split_cli_verbose;
@@ -102,6 +103,12 @@ int split_cli_out_dir_make(const char *cmd, const char *dir, bool *made);
 const char *split_cli_read_error(const char *path, int r);
 /* split_cli_hex writes |n| bytes as lowercase hex and a NUL into |out| (2n + 1). */
 void split_cli_hex(char *out, const uint8_t *p, size_t n);
+
+/*
+ * split_cli_read_record reads |path| into |rec| and checks its signature by
+ * its own key. Prints one line and returns SPLIT_CLI_FAIL on failure.
+ */
+int split_cli_read_record(const char *cmd, struct proto_record *rec, const char *path);
 
 /*
  * struct split_cli_opened: a verified record and the shares opened against

@@ -17,6 +17,7 @@ static const struct {
     {"info", split_cmd_info, "show what a record, share, .pub or .key file says"},
     {"verify", split_cmd_verify, "check a record and shares, and that k shares rebuild the key"},
     {"combine", split_cmd_combine, "rebuild the key from k shares (disaster recovery)"},
+    {"pem", split_cmd_pem, "write the key reference file splitkey.so reads instead of a key"},
 };
 
 static void split_cli_main_usage(FILE *to)

@@ -1,5 +1,6 @@
 /*
- * test_edge_provider: the edge's OpenSSL provider drives real TLS handshakes
+ * test_prov_builtin: splitkey's OpenSSL provider, loaded built-in as the edge
+ * does it, drives real TLS handshakes
  * (in memory, through BIO pairs) with a key that holds only n, e and a key
  * id. The private operations go to a test double that performs them with the
  * real key through the default provider, optionally pausing the ASYNC job
@@ -25,7 +26,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#include "edge/internal.h"
+#include "provider/provider.h"
 #include "testutil.h"
 
 struct fake_combiner {
@@ -153,7 +154,7 @@ static void server_setup(struct server *s, const char *key_file)
     assert_non_null(g_fake.priv);
     s->cert = make_cert(g_fake.priv);
     pub = X509_get0_pubkey(s->cert);
-    assert_int_equal(edge_provider_key_new(&s->pub_key, g_fake.key_id, pub), 0);
+    assert_int_equal(prov_key_new(&s->pub_key, g_fake.key_id, pub), 0);
     s->ctx = SSL_CTX_new(TLS_server_method());
     assert_non_null(s->ctx);
     assert_int_equal(SSL_CTX_use_certificate(s->ctx, s->cert), 1);
@@ -255,7 +256,7 @@ static bool handshake(struct server *s, int version, const char *ciphers, const 
 static int setup(void **state)
 {
     (void)state;
-    assert_int_equal(edge_provider_load(fake_keyop, &g_fake), 0);
+    assert_int_equal(prov_builtin_load(fake_keyop, &g_fake), 0);
     return 0;
 }
 
@@ -351,14 +352,14 @@ static void test_failure_alerts(void **state)
     server_setup(&s, "rsa2048.pem");
     g_fake.fail = true;
     g_fake.pause = true;
-    edge_provider_stats(&ops0, &failed0);
+    prov_stats(&ops0, &failed0);
     assert_false(handshake(&s, TLS1_3_VERSION, NULL, NULL, &err));
     /* The client saw an alert from the server, not a broken stream. */
     assert_int_equal(ERR_GET_LIB(err), ERR_LIB_SSL);
     assert_true(ERR_GET_REASON(err) >= SSL_AD_REASON_OFFSET);
     assert_false(handshake(&s, TLS1_2_VERSION, "AES128-GCM-SHA256", NULL, &err));
     assert_int_equal(ERR_GET_LIB(err), ERR_LIB_SSL);
-    edge_provider_stats(&ops1, &failed1);
+    prov_stats(&ops1, &failed1);
     assert_int_equal(ops1 - ops0, 2);
     assert_int_equal(failed1 - failed0, 2);
     server_teardown(&s);
@@ -376,7 +377,7 @@ static void test_key_refuses_non_rsa(void **state)
     ec = PEM_read_PrivateKey(fp, NULL, NULL, NULL);
     fclose(fp);
     assert_non_null(ec);
-    assert_int_equal(edge_provider_key_new(&out, id, ec), SPK_ERR_KEY_UNSUPPORTED);
+    assert_int_equal(prov_key_new(&out, id, ec), SPK_ERR_KEY_UNSUPPORTED);
     assert_null(out);
     EVP_PKEY_free(ec);
 }

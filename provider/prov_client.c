@@ -1,0 +1,791 @@
+/*
+ * prov_client.c: the module's way to the combiner. One I/O thread per process
+ * owns the ZeroMQ context and one DEALER per combiner endpoint; callers hand
+ * it an OP_REQUEST and wait for the answer, so any number of application
+ * threads (HAProxy) may sign at once through sockets only one thread touches.
+ *
+ * fork: nginx and Apache read keys in the master and sign in forked
+ * workers, and a ZeroMQ context does not survive a fork. So the per-process
+ * part (struct prov_io) is made on the first operation, and a process that
+ * finds one made by another pid abandons it (never touching its locks or
+ * sockets) and makes its own.
+ *
+ * ASYNC: inside an OpenSSL ASYNC job the caller pauses the job instead of
+ * blocking; the I/O thread makes the job's wait fd (an eventfd in the job's
+ * wait context) readable when the answer is in. Every operation ends by its
+ * deadline (timeout-ms): answer, error, or SPK_ERR_TIMEOUT.
+ */
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/async.h>
+#include <openssl/crypto.h>
+#include <sodium.h>
+#include <zmq.h>
+
+#include "provider/internal.h"
+#include "split/split.h"
+
+/* One OP_REQUEST is a header plus four small items and the input. */
+#define PROV_REQ_BUF_MAX (PROTO_WIRE_HDR_LEN + 64 + PROTO_BN_MAX)
+/* How long a new connection may take before "unreachable" is the answer:
+ * ZMQ_IMMEDIATE refuses to queue for a peer that is not there. */
+#define PROV_CONNECT_GRACE_MS 1000
+/* A blocked caller's own deadline past the I/O thread's, in case it died. */
+#define PROV_BACKSTOP_MS 2000
+
+struct prov_route {
+    struct prov_route *next; /* immutable once published */
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    struct proto_keyref ref;
+};
+
+/* Wakes a paused job: an eventfd shared by the job's wait context and the
+ * operations that wait on it, closed when the last of them lets go. */
+struct prov_waker {
+    atomic_int refs;
+    int fd;
+};
+
+struct prov_op {
+    struct prov_op *prev, *next;
+    int refs; /* caller + I/O thread, under io->lock */
+    const struct proto_keyref *ref;
+    uint64_t req_id;
+    uint64_t deadline_ms;
+    uint8_t frame[PROV_REQ_BUF_MAX];
+    size_t frame_len;
+    bool done;
+    int status;
+    uint8_t result[PROTO_BN_MAX];
+    size_t result_len;
+    struct prov_waker *waker;
+};
+
+struct prov_conn {
+    struct prov_conn *next;
+    const struct proto_keyref *ref; /* endpoint and CURVE settings */
+    const char *endpoint;
+    void *sock;
+    uint64_t ready_by_ms;
+};
+
+struct prov_io {
+    pid_t pid;
+    struct prov_client *client;
+    pthread_mutex_t lock; /* queue, inflight, op state */
+    pthread_cond_t cond;  /* an op finished */
+    struct prov_op *queue;
+    struct prov_op *inflight;
+    bool stop;
+    int kick_fd;
+    atomic_uint_fast64_t next_id;
+    /* The I/O thread's own: */
+    void *zctx;
+    pthread_t thread;
+    struct prov_conn *conns;
+    struct prov_op *retry; /* waiting for a new connection */
+    struct proto_msg rmsg;
+    uint8_t rbuf[PROTO_MSG_MAX];
+};
+
+struct prov_client {
+    char endpoint[PROTO_ENDPOINT_MAX + 1]; /* "" or the override of every reference */
+    int timeout_ms;
+    _Atomic(struct prov_route *) routes;
+    _Atomic(struct prov_io *) io;
+};
+
+static uint64_t prov_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- wakers ----------------------------------------------------------------- */
+
+static void prov_waker_put(struct prov_waker *w)
+{
+    if (w != NULL && atomic_fetch_sub(&w->refs, 1) == 1) {
+        close(w->fd);
+        free(w);
+    }
+}
+
+static void prov_waker_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd, void *custom)
+{
+    (void)ctx;
+    (void)key;
+    (void)fd;
+    prov_waker_put(custom);
+}
+
+/* prov_waker_of_job: the waker of |job|'s wait context (made on first use),
+ * with a reference for the caller. NULL on failure. */
+static struct prov_waker *prov_waker_of_job(struct prov_client *c, ASYNC_JOB *job)
+{
+    ASYNC_WAIT_CTX *wctx = ASYNC_get_wait_ctx(job);
+    OSSL_ASYNC_FD fd = -1;
+    void *custom = NULL;
+    struct prov_waker *w;
+
+    if (wctx == NULL) {
+        return NULL;
+    }
+    if (ASYNC_WAIT_CTX_get_fd(wctx, c, &fd, &custom) && custom != NULL) {
+        w = custom;
+        atomic_fetch_add(&w->refs, 1);
+        return w;
+    }
+    if ((w = calloc(1, sizeof(*w))) == NULL) {
+        return NULL;
+    }
+    w->fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    atomic_init(&w->refs, 2); /* the wait context's and the caller's */
+    if (w->fd < 0 || !ASYNC_WAIT_CTX_set_wait_fd(wctx, c, w->fd, w, prov_waker_cleanup)) {
+        if (w->fd >= 0) {
+            close(w->fd);
+        }
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static void prov_fd_drain(int fd)
+{
+    uint64_t v;
+
+    while (read(fd, &v, sizeof(v)) > 0) {
+    }
+}
+
+static void prov_fd_kick(int fd)
+{
+    uint64_t one = 1;
+
+    /* Only fails when the counter would overflow: it is readable then. */
+    if (write(fd, &one, sizeof(one)) < 0) {
+        (void)errno;
+    }
+}
+
+/* ---- operations (io->lock held) --------------------------------------------- */
+
+static void prov_op_put_locked(struct prov_op *op)
+{
+    if (--op->refs == 0) {
+        prov_waker_put(op->waker);
+        OPENSSL_cleanse(op, sizeof(*op));
+        free(op);
+    }
+}
+
+static void prov_list_remove(struct prov_op **head, struct prov_op *op)
+{
+    if (op->prev != NULL) {
+        op->prev->next = op->next;
+    } else if (*head == op) {
+        *head = op->next;
+    }
+    if (op->next != NULL) {
+        op->next->prev = op->prev;
+    }
+    op->prev = op->next = NULL;
+}
+
+static void prov_list_push(struct prov_op **head, struct prov_op *op)
+{
+    op->prev = NULL;
+    op->next = *head;
+    if (*head != NULL) {
+        (*head)->prev = op;
+    }
+    *head = op;
+}
+
+/* prov_op_finish_locked ends |op| (no longer on any list) with |status|, wakes
+ * its caller and drops the I/O thread's reference. */
+static void prov_op_finish_locked(struct prov_io *io, struct prov_op *op, int status)
+{
+    op->status = status;
+    op->done = true;
+    if (op->waker != NULL) {
+        prov_fd_kick(op->waker->fd);
+    }
+    pthread_cond_broadcast(&io->cond);
+    prov_op_put_locked(op);
+}
+
+/* ---- connections (I/O thread) ------------------------------------------------ */
+
+static bool prov_same_target(const struct proto_keyref *a, const char *a_ep,
+                             const struct proto_keyref *b, const char *b_ep)
+{
+    if (strcmp(a_ep, b_ep) != 0 || a->has_curve != b->has_curve) {
+        return false;
+    }
+    return !a->has_curve || (sodium_memcmp(a->combiner_pk, b->combiner_pk, PROTO_X25519_LEN) == 0 &&
+                             strcmp(a->client_key, b->client_key) == 0);
+}
+
+/* prov_curve_setup makes |sock| a CURVE client of the reference's combiner
+ * with the key pair in its client-key file (refused if others may read it). */
+static int prov_curve_setup(void *sock, const struct proto_keyref *ref)
+{
+    struct proto_holder_secret *key = NULL;
+    uint8_t *text = NULL;
+    size_t text_len = 0;
+    struct stat st;
+    int r = SPK_ERR_INTERNAL;
+
+    if (stat(ref->client_key, &st) != 0) {
+        r = SPK_ERR_IO;
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        r = SPK_ERR_NOT_ALLOWED;
+        goto out;
+    }
+    if ((r = spk_file_read_secret(ref->client_key, PROTO_FILE_MAX, &text, &text_len)) != 0) {
+        goto out;
+    }
+    if ((key = spk_secret_new(sizeof(*key))) == NULL) {
+        r = SPK_ERR_NOMEM;
+        goto out;
+    }
+    if ((r = proto_holder_secret_decode(key, text, text_len)) != 0) {
+        goto out;
+    }
+    r = SPK_ERR_INTERNAL;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, ref->combiner_pk, PROTO_X25519_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, key->pub.curve_pk, PROTO_X25519_LEN) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, key->curve_sk, PROTO_X25519_LEN) != 0) {
+        goto out;
+    }
+    r = 0;
+out:
+    spk_secret_free(key);
+    spk_file_free(text, text_len);
+    return r;
+}
+
+/* prov_conn_get: the I/O thread's DEALER for |ref| (made and connected on
+ * first use). 0 or SPK_ERR_*. */
+static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, struct prov_conn **out)
+{
+    const char *endpoint = io->client->endpoint[0] != '\0' ? io->client->endpoint : ref->endpoint;
+    struct prov_conn *k;
+    int zero = 0;
+    int one = 1;
+    int ivl = 100;
+    int ivl_max = 250;
+    int64_t maxmsg = PROTO_MSG_MAX;
+    int r;
+
+    for (k = io->conns; k != NULL; k = k->next) {
+        if (prov_same_target(k->ref, k->endpoint, ref, endpoint)) {
+            *out = k;
+            return 0;
+        }
+    }
+    if ((k = calloc(1, sizeof(*k))) == NULL) {
+        return SPK_ERR_NOMEM;
+    }
+    k->ref = ref;
+    k->endpoint = endpoint;
+    k->sock = zmq_socket(io->zctx, ZMQ_DEALER);
+    r = SPK_ERR_INTERNAL;
+    if (k->sock == NULL || zmq_setsockopt(k->sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_setsockopt(k->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
+        zmq_setsockopt(k->sock, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl)) != 0 ||
+        zmq_setsockopt(k->sock, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof(ivl_max)) != 0 ||
+        zmq_setsockopt(k->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0) {
+        goto fail;
+    }
+    if (ref->has_curve && (r = prov_curve_setup(k->sock, ref)) != 0) {
+        goto fail;
+    }
+    if (zmq_connect(k->sock, endpoint) != 0) {
+        r = SPK_ERR_UNAVAILABLE;
+        goto fail;
+    }
+    k->ready_by_ms = prov_now_ms() + PROV_CONNECT_GRACE_MS;
+    k->next = io->conns;
+    io->conns = k;
+    *out = k;
+    return 0;
+fail:
+    if (k->sock != NULL) {
+        zmq_close(k->sock);
+    }
+    free(k);
+    return r;
+}
+
+/* prov_io_send tries to send |op|; ends it on a hard failure, keeps it for a
+ * retry while a new connection comes up. */
+static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op **retry)
+{
+    struct prov_conn *k = NULL;
+    int r;
+
+    if ((r = prov_conn_get(io, op->ref, &k)) == 0) {
+        if (zmq_send(k->sock, op->frame, op->frame_len, ZMQ_DONTWAIT) == (int)op->frame_len) {
+            pthread_mutex_lock(&io->lock);
+            prov_list_push(&io->inflight, op);
+            pthread_mutex_unlock(&io->lock);
+            return;
+        }
+        r = SPK_ERR_UNAVAILABLE;
+        if (prov_now_ms() < k->ready_by_ms && prov_now_ms() < op->deadline_ms) {
+            prov_list_push(retry, op);
+            return;
+        }
+    }
+    pthread_mutex_lock(&io->lock);
+    prov_op_finish_locked(io, op, r);
+    pthread_mutex_unlock(&io->lock);
+}
+
+static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
+{
+    struct proto_msg *m = &io->rmsg;
+    struct prov_op *op;
+    int status;
+
+    if (proto_msg_decode(m, frame, len) != 0) {
+        return; /* dropped: the caller's deadline ends its operation */
+    }
+    pthread_mutex_lock(&io->lock);
+    for (op = io->inflight; op != NULL; op = op->next) {
+        if (op->req_id == m->req_id) {
+            break;
+        }
+    }
+    if (op != NULL) {
+        switch (m->type) {
+        case PROTO_MSG_OP_RESPONSE:
+            status = SPK_ERR_INTERNAL;
+            if (m->u.op_resp.result_len <= sizeof(op->result)) {
+                memcpy(op->result, m->u.op_resp.result, m->u.op_resp.result_len);
+                op->result_len = m->u.op_resp.result_len;
+                status = 0;
+            }
+            break;
+        case PROTO_MSG_ERROR:
+            status = proto_err_from_wire(m->u.error.code);
+            if (status == 0) {
+                status = SPK_ERR_INTERNAL;
+            }
+            break;
+        case PROTO_MSG_PING:
+        case PROTO_MSG_PONG:
+        case PROTO_MSG_SHARE_REQUEST:
+        case PROTO_MSG_SHARE_RESPONSE:
+        case PROTO_MSG_OP_REQUEST:
+        default:
+            status = SPK_ERR_MALFORMED;
+            break;
+        }
+        prov_list_remove(&io->inflight, op);
+        prov_op_finish_locked(io, op, status);
+    }
+    pthread_mutex_unlock(&io->lock);
+    OPENSSL_cleanse(m, sizeof(*m));
+}
+
+/* prov_io_expire ends what is past its deadline; returns ms to the next one
+ * (at most |cap|). */
+static long prov_io_expire(struct prov_io *io, long cap)
+{
+    uint64_t now = prov_now_ms();
+    struct prov_op *op;
+    struct prov_op *next;
+    long wait = cap;
+
+    pthread_mutex_lock(&io->lock);
+    for (op = io->inflight; op != NULL; op = next) {
+        next = op->next;
+        if (op->deadline_ms <= now) {
+            prov_list_remove(&io->inflight, op);
+            prov_op_finish_locked(io, op, SPK_ERR_TIMEOUT);
+        } else if ((long)(op->deadline_ms - now) < wait) {
+            wait = (long)(op->deadline_ms - now);
+        }
+    }
+    pthread_mutex_unlock(&io->lock);
+    return wait;
+}
+
+static void *prov_io_main(void *arg)
+{
+    struct prov_io *io = arg;
+    zmq_pollitem_t items[1 + 64];
+
+    for (;;) {
+        struct prov_op *todo;
+        struct prov_op *retry = NULL;
+        struct prov_conn *k;
+        size_t n = 0;
+        long wait;
+        size_t i;
+
+        pthread_mutex_lock(&io->lock);
+        if (io->stop) {
+            pthread_mutex_unlock(&io->lock);
+            break;
+        }
+        todo = io->queue;
+        io->queue = NULL;
+        pthread_mutex_unlock(&io->lock);
+        /* Retries first: they were submitted earlier. */
+        while (io->retry != NULL) {
+            struct prov_op *op = io->retry;
+            prov_list_remove(&io->retry, op);
+            prov_io_send(io, op, &retry);
+        }
+        while (todo != NULL) {
+            struct prov_op *op = todo;
+            prov_list_remove(&todo, op);
+            prov_io_send(io, op, &retry);
+        }
+        io->retry = retry;
+
+        items[n++] = (zmq_pollitem_t){NULL, io->kick_fd, ZMQ_POLLIN, 0};
+        for (k = io->conns; k != NULL && n < sizeof(items) / sizeof(items[0]); k = k->next) {
+            items[n++] = (zmq_pollitem_t){k->sock, 0, ZMQ_POLLIN, 0};
+        }
+        wait = prov_io_expire(io, io->retry != NULL ? 10 : 1000);
+        if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR && errno != EAGAIN) {
+            break;
+        }
+        prov_fd_drain(io->kick_fd);
+        for (i = 1; i < n; i++) {
+            for (;;) {
+                int got = zmq_recv(items[i].socket, io->rbuf, sizeof(io->rbuf), ZMQ_DONTWAIT);
+                if (got < 0) {
+                    break;
+                }
+                if ((size_t)got <= sizeof(io->rbuf)) {
+                    prov_io_answer(io, io->rbuf, (size_t)got);
+                }
+                OPENSSL_cleanse(io->rbuf,
+                                (size_t)got < sizeof(io->rbuf) ? (size_t)got : sizeof(io->rbuf));
+            }
+        }
+        (void)prov_io_expire(io, 0);
+    }
+    /* Stopped: nothing more will be answered. */
+    pthread_mutex_lock(&io->lock);
+    while (io->retry != NULL) {
+        struct prov_op *op = io->retry;
+        prov_list_remove(&io->retry, op);
+        prov_op_finish_locked(io, op, SPK_ERR_UNAVAILABLE);
+    }
+    while (io->queue != NULL) {
+        struct prov_op *op = io->queue;
+        prov_list_remove(&io->queue, op);
+        prov_op_finish_locked(io, op, SPK_ERR_UNAVAILABLE);
+    }
+    while (io->inflight != NULL) {
+        struct prov_op *op = io->inflight;
+        prov_list_remove(&io->inflight, op);
+        prov_op_finish_locked(io, op, SPK_ERR_UNAVAILABLE);
+    }
+    pthread_mutex_unlock(&io->lock);
+    return NULL;
+}
+
+/* ---- per-process state -------------------------------------------------------- */
+
+static void prov_io_free(struct prov_io *io)
+{
+    struct prov_conn *k;
+
+    if (io == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&io->lock);
+    io->stop = true;
+    pthread_mutex_unlock(&io->lock);
+    prov_fd_kick(io->kick_fd);
+    pthread_join(io->thread, NULL);
+    while ((k = io->conns) != NULL) {
+        io->conns = k->next;
+        zmq_close(k->sock);
+        free(k);
+    }
+    zmq_ctx_term(io->zctx);
+    close(io->kick_fd);
+    pthread_cond_destroy(&io->cond);
+    pthread_mutex_destroy(&io->lock);
+    free(io);
+}
+
+static struct prov_io *prov_io_new(struct prov_client *c)
+{
+    struct prov_io *io = calloc(1, sizeof(*io));
+    sigset_t all, old;
+    int rc;
+
+    if (io == NULL) {
+        return NULL;
+    }
+    io->pid = getpid();
+    io->client = c;
+    atomic_init(&io->next_id, 1);
+    io->kick_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (io->kick_fd < 0 || (io->zctx = zmq_ctx_new()) == NULL) {
+        goto fail;
+    }
+    pthread_mutex_init(&io->lock, NULL);
+    pthread_cond_init(&io->cond, NULL);
+    /* The host's signals are for its own threads. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    rc = pthread_create(&io->thread, NULL, prov_io_main, io);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != 0) {
+        pthread_cond_destroy(&io->cond);
+        pthread_mutex_destroy(&io->lock);
+        goto fail;
+    }
+    return io;
+fail:
+    if (io->zctx != NULL) {
+        zmq_ctx_term(io->zctx);
+    }
+    if (io->kick_fd >= 0) {
+        close(io->kick_fd);
+    }
+    free(io);
+    return NULL;
+}
+
+/* prov_io_get: this process's I/O state, made on first use. A state made by
+ * another pid (before a fork) is abandoned as it is: its thread does not
+ * exist here and its locks may be held by threads that do not either. */
+static struct prov_io *prov_io_get(struct prov_client *c)
+{
+    struct prov_io *io = atomic_load(&c->io);
+    struct prov_io *mine;
+
+    if (io != NULL && io->pid == getpid()) {
+        return io;
+    }
+    if ((mine = prov_io_new(c)) == NULL) {
+        return NULL;
+    }
+    if (atomic_compare_exchange_strong(&c->io, &io, mine)) {
+        return mine;
+    }
+    /* Another thread of this process was first (io now holds its state). */
+    prov_io_free(mine);
+    return io;
+}
+
+/* ---- the client -------------------------------------------------------------- */
+
+struct prov_client *prov_client_new(const char *endpoint, int timeout_ms)
+{
+    struct prov_client *c;
+
+    if (endpoint != NULL && !proto_endpoint_valid(endpoint)) {
+        return NULL;
+    }
+    if ((c = calloc(1, sizeof(*c))) == NULL) {
+        return NULL;
+    }
+    if (endpoint != NULL) {
+        memcpy(c->endpoint, endpoint, strlen(endpoint) + 1);
+    }
+    c->timeout_ms = timeout_ms;
+    atomic_init(&c->routes, NULL);
+    atomic_init(&c->io, NULL);
+    return c;
+}
+
+void prov_client_free(struct prov_client *c)
+{
+    struct prov_io *io;
+    struct prov_route *rt;
+
+    if (c == NULL) {
+        return;
+    }
+    io = atomic_load(&c->io);
+    if (io != NULL && io->pid == getpid()) {
+        prov_io_free(io);
+    }
+    rt = atomic_load(&c->routes);
+    while (rt != NULL) {
+        struct prov_route *next = rt->next;
+        free(rt);
+        rt = next;
+    }
+    free(c);
+}
+
+int prov_client_route(struct prov_client *c, const struct proto_keyref *ref)
+{
+    struct prov_route *rt = calloc(1, sizeof(*rt));
+    struct prov_route *head;
+
+    if (rt == NULL) {
+        return SPK_ERR_NOMEM;
+    }
+    memcpy(rt->key_id, ref->key_id, sizeof(rt->key_id));
+    rt->ref = *ref;
+    head = atomic_load(&c->routes);
+    do {
+        rt->next = head;
+    } while (!atomic_compare_exchange_weak(&c->routes, &head, rt));
+    return 0;
+}
+
+static const struct proto_keyref *prov_client_lookup(struct prov_client *c,
+                                                     const uint8_t key_id[PROTO_KEY_ID_LEN])
+{
+    const struct prov_route *rt;
+
+    /* Newest first: the last reference loaded for a key wins. */
+    for (rt = atomic_load(&c->routes); rt != NULL; rt = rt->next) {
+        if (sodium_memcmp(rt->key_id, key_id, PROTO_KEY_ID_LEN) == 0) {
+            return &rt->ref;
+        }
+    }
+    return NULL;
+}
+
+/* prov_op_wait waits for |op| to finish: pausing |job|, or blocking. */
+static void prov_op_wait(struct prov_io *io, struct prov_op *op, ASYNC_JOB *job)
+{
+    if (job != NULL) {
+        for (;;) {
+            bool done;
+            pthread_mutex_lock(&io->lock);
+            done = op->done;
+            pthread_mutex_unlock(&io->lock);
+            if (done) {
+                break;
+            }
+            if (!ASYNC_pause_job()) {
+                break;
+            }
+        }
+        prov_fd_drain(op->waker->fd);
+        return;
+    }
+    {
+        uint64_t until = op->deadline_ms + PROV_BACKSTOP_MS;
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += (time_t)((until - prov_now_ms()) / 1000u);
+        ts.tv_nsec += (long)((until - prov_now_ms()) % 1000u) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&io->lock);
+        while (!op->done) {
+            if (pthread_cond_timedwait(&io->cond, &io->lock, &ts) == ETIMEDOUT) {
+                break;
+            }
+        }
+        pthread_mutex_unlock(&io->lock);
+    }
+}
+
+int prov_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op_kind,
+                      const uint8_t *in, size_t in_len, uint16_t client_version, uint8_t *out,
+                      size_t out_cap, size_t *out_len)
+{
+    struct prov_client *c = arg;
+    ASYNC_JOB *job = ASYNC_get_current_job();
+    const struct proto_keyref *ref;
+    struct proto_msg *m = NULL;
+    struct prov_op *op = NULL;
+    struct prov_io *io;
+    int r = SPK_ERR_INTERNAL;
+
+    *out_len = 0;
+    if (in_len > PROTO_BN_MAX) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    if ((ref = prov_client_lookup(c, key_id)) == NULL) {
+        return SPK_ERR_UNKNOWN_KEY;
+    }
+    if ((io = prov_io_get(c)) == NULL) {
+        return SPK_ERR_INTERNAL;
+    }
+    if ((op = calloc(1, sizeof(*op))) == NULL || (m = calloc(1, sizeof(*m))) == NULL) {
+        r = SPK_ERR_NOMEM;
+        goto out_free;
+    }
+    op->ref = ref;
+    op->req_id = atomic_fetch_add(&io->next_id, 1);
+    op->deadline_ms = prov_now_ms() + (uint64_t)c->timeout_ms;
+    m->type = PROTO_MSG_OP_REQUEST;
+    m->req_id = op->req_id;
+    memcpy(m->u.op_req.key_id, key_id, PROTO_KEY_ID_LEN);
+    m->u.op_req.op = op_kind;
+    memcpy(m->u.op_req.input, in, in_len);
+    m->u.op_req.input_len = in_len;
+    m->u.op_req.client_version = client_version;
+    r = proto_msg_encode(op->frame, sizeof(op->frame), &op->frame_len, m);
+    OPENSSL_cleanse(m, sizeof(*m));
+    free(m);
+    m = NULL;
+    if (r != 0) {
+        goto out_free;
+    }
+    if (job != NULL) {
+        if ((op->waker = prov_waker_of_job(c, job)) == NULL) {
+            r = SPK_ERR_INTERNAL;
+            goto out_free;
+        }
+        prov_fd_drain(op->waker->fd);
+    }
+    op->refs = 2;
+    pthread_mutex_lock(&io->lock);
+    prov_list_push(&io->queue, op);
+    pthread_mutex_unlock(&io->lock);
+    prov_fd_kick(io->kick_fd);
+
+    prov_op_wait(io, op, job);
+
+    pthread_mutex_lock(&io->lock);
+    if (!op->done) {
+        r = SPK_ERR_TIMEOUT;
+    } else if ((r = op->status) == 0) {
+        if (op->result_len > out_cap) {
+            r = SPK_ERR_INTERNAL;
+        } else {
+            memcpy(out, op->result, op->result_len);
+            *out_len = op->result_len;
+        }
+    }
+    prov_op_put_locked(op);
+    pthread_mutex_unlock(&io->lock);
+    return r;
+out_free:
+    if (op != NULL) {
+        prov_waker_put(op->waker);
+        OPENSSL_cleanse(op, sizeof(*op));
+        free(op);
+    }
+    free(m);
+    return r;
+}

@@ -1,0 +1,81 @@
+# shellcheck shell=bash
+# lib_provider.sh: the set-up the tests of splitkey.so share, sourced by
+# test_provider_*.sh (not a test itself). On top of lib_edge.sh's PKI, holder
+# keys, 2-of-3 split and holders: a combiner serving the split keys on an
+# ipc:// socket, key reference files written by `keysplit pem`, and an
+# openssl.cnf that loads splitkey.so beside the default provider.
+#
+#   lib_provider_init NAME BUILD_DIR   lib_edge_init + PKI + holder keys; $MODULE
+#   lib_provider_key NAME [BITS]       NAME.pem/NAME.key signed by the test CA,
+#                                      split 2-of-3, NAME.ref.pem (key reference)
+#   lib_provider_start                 holders, combiner, openssl.cnf ($OPENSSL_CONF)
+#   lib_provider_combiner_start/stop   the combiner alone (COMB_PID)
+
+# shellcheck source=tests/integration/lib_edge.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
+
+lib_provider_init() { # NAME BUILD_DIR
+    lib_edge_init "$1" "$2"
+    MODULE=$BUILD/provider/splitkey.so
+    [ -f "$MODULE" ] || die "missing $MODULE"
+    [ -x "$COMBINER" ] || die "missing $COMBINER"
+    COMB_EP=ipc://$T/combiner.sock
+    PROV_KEYS=()
+    lib_edge_pki
+    lib_edge_holder_keys
+}
+
+lib_provider_key() { # NAME [BITS]
+    local id
+    lib_edge_mkcert "$1" "${2:-2048}" || die "certificate $1"
+    id=$(lib_edge_split "$1") || die "split $1"
+    "$KS" pem --record "shares/$id.record" --combiner "$COMB_EP" --out "$1.ref.pem" >/dev/null ||
+        die "keysplit pem $1"
+    PROV_KEYS+=("$1")
+}
+
+lib_provider_combiner_start() {
+    # Today's combiner reads the edge's file format for its keys and holders.
+    lib_edge_conf "${PROV_KEYS[@]}" >combiner.conf
+    SPK_ALLOW_UNLOCKED=1 "$COMBINER" run --config combiner.conf 2>>combiner.log &
+    COMB_PID=$!
+    PIDS+=("$COMB_PID")
+    for _ in $(seq 1 100); do
+        [ -S "$T/combiner.sock" ] && break
+        sleep 0.05
+    done
+    [ -S "$T/combiner.sock" ] || {
+        cat combiner.log
+        die "the combiner did not start"
+    }
+}
+
+lib_provider_combiner_stop() {
+    kill "$COMB_PID" 2>/dev/null
+    wait "$COMB_PID" 2>/dev/null
+    rm -f "$T/combiner.sock"
+}
+
+lib_provider_start() {
+    lib_edge_holders
+    lib_provider_combiner_start
+    cat >openssl.cnf <<EOC
+openssl_conf = openssl_init
+
+[openssl_init]
+providers = provider_sect
+
+[provider_sect]
+default = default_sect
+splitkey = splitkey_sect
+
+[default_sect]
+activate = 1
+
+[splitkey_sect]
+module = $MODULE
+timeout-ms = ${PROV_TIMEOUT_MS:-3000}
+activate = 1
+EOC
+    export OPENSSL_CONF=$T/openssl.cnf
+}

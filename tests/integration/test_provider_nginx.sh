@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Debian's nginx, unmodified, serving HTTPS with a 2-of-3 split key through
+# splitkey.so: its own config (2 workers) and OPENSSL_CONF, a real combiner
+# and two real holders on loopback.
+#   - curl gets the page on TLS 1.3, TLS 1.2 ECDHE and TLS 1.2 RSA key
+#     exchange, from both workers
+#   - `nginx -s reload` keeps serving
+#   - killing one holder changes nothing visible
+#   - killing the combiner gives handshake failures within the timeout, not a
+#     hung worker; serving resumes when it returns
+# Usage: test_provider_nginx.sh BUILD_DIR
+set -u
+# shellcheck source=tests/integration/lib_provider.sh
+source "$(dirname "$0")/lib_provider.sh"
+
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "FAIL: setup: nginx is not installed (tools/lib/deps.sh)"; exit 1; }
+
+PROV_TIMEOUT_MS=2000
+lib_provider_init provider-nginx "${1:-}"
+lib_provider_key www
+lib_provider_start
+P_NGX=$P_FREE
+
+mkdir -p ngx/logs ngx/tmp
+cat >ngx/nginx.conf <<EOC
+worker_processes 2;
+daemon off;
+user root root;
+pid $T/ngx/nginx.pid;
+error_log $T/ngx/logs/error.log info;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $T/ngx/tmp/body;
+    proxy_temp_path $T/ngx/tmp/proxy;
+    fastcgi_temp_path $T/ngx/tmp/fastcgi;
+    uwsgi_temp_path $T/ngx/tmp/uwsgi;
+    scgi_temp_path $T/ngx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$P_NGX ssl;
+        server_name www;
+        ssl_certificate $T/www.pem;
+        ssl_certificate_key $T/www.ref.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / { return 200 "hello from nginx pid \$pid\n"; }
+    }
+}
+EOC
+"$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" -e "$T/ngx/logs/error.log" >ngx/stdout.log 2>&1 &
+NGX_PID=$!
+PIDS+=("$NGX_PID")
+
+# get ARGS...: one request; prints the body.
+get() {
+    curl -s --max-time 10 --cacert ca.pem --resolve www:$P_NGX:127.0.0.1 "$@" \
+        "https://www:$P_NGX/"
+}
+for _ in $(seq 1 50); do
+    get >/dev/null && break
+    sleep 0.1
+done
+
+check "TLS 1.3 (RSA-PSS)" bash -c "$(declare -f get); P_NGX=$P_NGX; get --tlsv1.3 | grep -q 'hello from nginx'"
+check "TLS 1.2 ECDHE-RSA" bash -c "$(declare -f get); P_NGX=$P_NGX; get --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256 | grep -q 'hello from nginx'"
+check "TLS 1.2 RSA key exchange" bash -c "$(declare -f get); P_NGX=$P_NGX; get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256 | grep -q 'hello from nginx'"
+
+# Both workers sign: each answer names its worker's pid.
+: >pids.txt
+for _ in $(seq 1 24); do
+    get --tlsv1.3 >>pids.txt
+done
+n_ok=$(grep -c 'hello from nginx' pids.txt)
+n_workers=$(sort -u pids.txt | grep -c 'hello')
+check "24 of 24 handshakes ($n_ok)" test "$n_ok" -eq 24
+check "served by both workers ($n_workers)" test "$n_workers" -eq 2
+
+"$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" -s reload 2>>ngx/stdout.log
+sleep 1
+n_ok=0
+for _ in $(seq 1 10); do
+    get --tlsv1.3 | grep -q 'hello from nginx' && n_ok=$((n_ok + 1))
+done
+check "after nginx -s reload: 10 of 10 ($n_ok)" test "$n_ok" -eq 10
+
+kill "$H1_PID"
+wait "$H1_PID" 2>/dev/null
+n_ok=0
+for _ in $(seq 1 10); do
+    get --tlsv1.3 | grep -q 'hello from nginx' && n_ok=$((n_ok + 1))
+done
+check "holder h1 killed: 10 of 10 still served ($n_ok)" test "$n_ok" -eq 10
+
+kill -9 "$COMB_PID"
+wait "$COMB_PID" 2>/dev/null
+rm -f "$T/combiner.sock"
+start=$(date +%s%N)
+get --tlsv1.3 >down.txt
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check "combiner killed: the handshake fails (curl exit $rc)" test "$rc" -ne 0
+check "combiner killed: it failed in ${ms} ms, not hung (timeout-ms 2000)" test "$ms" -lt 4000
+check "combiner killed: nginx names the reason" \
+    grep -q "splitkey: combiner" ngx/logs/error.log
+n_workers=$(pgrep -P "$NGX_PID" | wc -l)
+check "combiner killed: both workers alive ($n_workers)" test "$n_workers" -eq 2
+
+lib_provider_combiner_start
+n_ok=0
+for _ in $(seq 1 50); do
+    get --tlsv1.3 | grep -q 'hello from nginx' && break
+    sleep 0.1
+done
+for _ in $(seq 1 10); do
+    get --tlsv1.3 | grep -q 'hello from nginx' && n_ok=$((n_ok + 1))
+done
+check "combiner back: 10 of 10 served again ($n_ok)" test "$n_ok" -eq 10
+
+check "no worker crashed" bash -c "! grep -q 'exited on signal' ngx/logs/error.log"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
