@@ -31,8 +31,8 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "base/base.h"
 #include "provider/internal.h"
-#include "split/split.h"
 
 /* One OP_REQUEST is a header plus four small items and the input. */
 #define PROV_REQ_BUF_MAX (PROTO_WIRE_HDR_LEN + 64 + PROTO_BN_MAX)
@@ -103,14 +103,6 @@ struct prov_client {
     _Atomic(struct prov_route *) routes;
     _Atomic(struct prov_io *) io;
 };
-
-static uint64_t prov_now_ms(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* ---- wakers ----------------------------------------------------------------- */
 
@@ -320,7 +312,7 @@ static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, str
         r = SPK_ERR_UNAVAILABLE;
         goto fail;
     }
-    k->ready_by_ms = prov_now_ms() + PROV_CONNECT_GRACE_MS;
+    k->ready_by_ms = spk_now_ms() + PROV_CONNECT_GRACE_MS;
     k->next = io->conns;
     io->conns = k;
     *out = k;
@@ -348,7 +340,7 @@ static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op 
             return;
         }
         r = SPK_ERR_UNAVAILABLE;
-        if (prov_now_ms() < k->ready_by_ms && prov_now_ms() < op->deadline_ms) {
+        if (spk_now_ms() < k->ready_by_ms && spk_now_ms() < op->deadline_ms) {
             prov_list_push(retry, op);
             return;
         }
@@ -409,7 +401,7 @@ static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
  * (at most |cap|). */
 static long prov_io_expire(struct prov_io *io, long cap)
 {
-    uint64_t now = prov_now_ms();
+    uint64_t now = spk_now_ms();
     struct prov_op *op;
     struct prov_op *next;
     long wait = cap;
@@ -692,8 +684,8 @@ static void prov_op_wait(struct prov_io *io, struct prov_op *op, ASYNC_JOB *job)
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += (time_t)((until - prov_now_ms()) / 1000u);
-        ts.tv_nsec += (long)((until - prov_now_ms()) % 1000u) * 1000000L;
+        ts.tv_sec += (time_t)((until - spk_now_ms()) / 1000u);
+        ts.tv_nsec += (long)((until - spk_now_ms()) % 1000u) * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -736,7 +728,7 @@ int prov_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     }
     op->ref = ref;
     op->req_id = atomic_fetch_add(&io->next_id, 1);
-    op->deadline_ms = prov_now_ms() + (uint64_t)c->timeout_ms;
+    op->deadline_ms = spk_now_ms() + (uint64_t)c->timeout_ms;
     m->type = PROTO_MSG_OP_REQUEST;
     m->req_id = op->req_id;
     memcpy(m->u.op_req.key_id, key_id, PROTO_KEY_ID_LEN);
