@@ -9,7 +9,8 @@
 #   lib_provider_key NAME [BITS]       NAME.pem/NAME.key signed by the test CA,
 #                                      split 2-of-3, NAME.ref.pem (key reference)
 #   lib_provider_start                 holders, combiner, openssl.cnf ($OPENSSL_CONF)
-#   lib_provider_combiner_start/stop   the combiner alone (COMB_PID)
+#   lib_provider_combiner_start/stop   the combiner alone (COMB_PID), with the
+#                                      client lines of $PROV_COMB_CLIENTS
 
 # shellcheck source=tests/integration/lib_edge.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
@@ -34,10 +35,17 @@ lib_provider_key() { # NAME [BITS]
     PROV_KEYS+=("$1")
 }
 
+# lib_provider_combiner_start: the combiner's file (lib_edge_comb_conf) with
+# its door: listen on $COMB_EP, and the clients of $PROV_COMB_CLIENTS (one
+# "client ..." line each; default: this uid, every signature, the TLS set
+# and the PKCS#1 and OAEP decryptions the openssl CLI asks for).
 lib_provider_combiner_start() {
-    # Today's combiner reads the edge's file format for its keys and holders.
-    lib_edge_conf "${PROV_KEYS[@]}" >combiner.conf
-    SPK_ALLOW_UNLOCKED=1 "$COMBINER" run --config combiner.conf 2>>combiner.log &
+    {
+        lib_edge_comb_conf "${PROV_KEYS[@]}"
+        echo "listen $COMB_EP"
+        printf '%s\n' "${PROV_COMB_CLIENTS:-client me uid $(id -u) sign,tls,decrypt-pkcs1,decrypt-oaep-sha1,decrypt-oaep-sha256}"
+    } >combiner.conf
+    "$COMBINER" run --config combiner.conf --no-metrics 2>>combiner.log &
     COMB_PID=$!
     PIDS+=("$COMB_PID")
     for _ in $(seq 1 100); do

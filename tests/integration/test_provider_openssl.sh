@@ -10,8 +10,10 @@
 #     whole key; PSS signatures verify
 #   - pkeyutl -decrypt of a PKCS#1 ciphertext where the combiner allows it
 #   - s_server -key REF serves s_client (TLS 1.3 and TLS 1.2 RSA key exchange)
-#   - bad input: a wrong key id, an unreachable combiner, a corrupted PEM:
+#   - bad input: a wrong key id, an unknown key, a corrupted PEM, an
+#     unreachable combiner, a combiner that refuses the operation or this uid:
 #     a clear error and a non-zero exit, no crash
+#   - valgrind is clean on openssl runs with the module
 # Usage: test_provider_openssl.sh BUILD_DIR
 set -u
 # shellcheck source=tests/integration/lib_provider.sh
@@ -133,6 +135,48 @@ check "combiner down: the answer came in ${ms} ms (< 3000)" test "$ms" -lt 3000
 lib_provider_combiner_start
 openssl dgst -sha256 -sign www.ref.pem -out sig.again msg 2>err.txt
 check "combiner back: signing works again" cmp -s sig.again sig.key
+
+# ---- a combiner that refuses -----------------------------------------------------------
+# This client may only decrypt premasters: a signature is refused by name.
+PROV_COMB_CLIENTS="client me uid $(id -u) decrypt-tls-premaster"
+lib_provider_combiner_stop
+lib_provider_combiner_start
+openssl dgst -sha256 -sign www.ref.pem -out /dev/null msg 2>err.txt
+rc=$?
+check "combiner allows no signature: refused (exit $rc) with 'not-allowed'" \
+    bash -c "[ $rc -ne 0 ] && grep -q 'splitkey: combiner says not-allowed' err.txt"
+# Only another uid may connect: the door shuts before any request.
+PROV_COMB_CLIENTS="client other uid 65534 tls"
+lib_provider_combiner_stop
+lib_provider_combiner_start
+start=$(date +%s%N)
+openssl dgst -sha256 -sign www.ref.pem -out /dev/null msg 2>err.txt
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check "combiner refuses this uid: refused (exit $rc) in ${ms} ms, a clear error" \
+    bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ] && grep -qE 'splitkey: combiner (unreachable|timeout)' err.txt"
+check "combiner refuses this uid: no crash" no_crash err.txt
+unset PROV_COMB_CLIENTS
+lib_provider_combiner_stop
+lib_provider_combiner_start
+
+# ---- valgrind ------------------------------------------------------------------------
+if command -v valgrind >/dev/null; then
+    vg() {
+        valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+            --log-file=vg.%p.log "$@"
+    }
+    vg openssl pkey -in www.ref.pem -pubout -out vg.pub 2>vg.err
+    check "valgrind: pkey -pubout clean (exit $?)" cmp -s vg.pub pub.key
+    vg openssl dgst -sha256 -sign www.ref.pem -out vg.sig msg 2>vg.err
+    check "valgrind: dgst -sign clean (exit $?)" cmp -s vg.sig sig.key
+    vg openssl req -new -key www.ref.pem -subj /CN=vg -out vg.csr 2>vg.err
+    check "valgrind: req -new clean (exit $?)" openssl req -verify -in vg.csr -noout
+    vg openssl dgst -sha256 -sign corrupt.ref.pem -out /dev/null msg 2>vg.err
+    check "valgrind: a corrupted reference refused cleanly (exit $?, not 99)" \
+        bash -c "! grep -q 'ERROR SUMMARY: [1-9]' vg.*.log"
+    check "valgrind: no errors reported" bash -c "! grep -qE '(Invalid|uninitialised|definitely lost)' vg.*.log"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
