@@ -416,19 +416,10 @@ comb_batch_note(struct comb_batch *b, const char *name, const char *fmt, ...)
 static struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *key,
                                          const struct comb_op *first)
 {
-    struct comb_batch *b = NULL;
+    struct comb_batch *b = OPENSSL_zalloc(sizeof(*b));
     size_t n = c->num_srcs > 0 ? c->num_srcs : 1;
-    struct proto_ops_digest digest;
-    uint8_t input_digest[PROTO_SHA256_LEN];
-    bool digest_ok;
 
-    /* For the holders' audit logs: what the shares are released for. The
-     * fetches go out before later operations join, so they name the first
-     * one only (PROTOCOL.md 7.3 op-count: the batch's count belongs here). */
-    proto_ops_digest_init(&digest);
-    digest_ok = proto_ops_digest_add(&digest, (uint8_t)first->alg, first->in, first->in_len);
-    proto_ops_digest_final(&digest, input_digest);
-    if (!digest_ok || (b = OPENSSL_zalloc(sizeof(*b))) == NULL) {
+    if (b == NULL) {
         return NULL;
     }
     b->fetches = OPENSSL_zalloc(n * sizeof(b->fetches[0]));
@@ -444,9 +435,8 @@ static struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *ke
     b->state = COMB_BATCH_WAITING;
     b->t_start_ns = spk_now_ns();
     b->deadline_ns = b->t_start_ns + (uint64_t)c->cfg.timeout_ms * 1000000u;
+    /* One kind per batch: a holder's audit line names the kind it released for. */
     b->op_kind = (uint8_t)first->alg;
-    memcpy(b->input_digest, input_digest, sizeof(input_digest));
-    b->op_count = 1;
     b->prev = c->batches_tail;
     if (c->batches_tail != NULL) {
         c->batches_tail->next = b;
@@ -468,11 +458,28 @@ static size_t comb_batch_sources(const struct comb_ctx *c, const struct comb_bat
     return c->num_srcs < b->cap_fetches ? c->num_srcs : b->cap_fetches;
 }
 
+/* comb_batch_digest: op_count and input_digest of |b| over every operation in it. */
+static int comb_batch_digest(struct comb_batch *b)
+{
+    struct proto_ops_digest digest;
+
+    proto_ops_digest_init(&digest);
+    for (const struct comb_op *op = b->ops_head; op != NULL; op = op->next) {
+        if (!proto_ops_digest_add(&digest, (uint8_t)op->alg, op->in, op->in_len)) {
+            proto_ops_digest_final(&digest, b->input_digest);
+            return SPK_ERR_INTERNAL;
+        }
+    }
+    proto_ops_digest_final(&digest, b->input_digest);
+    b->op_count = (unsigned)b->num_ops;
+    return 0;
+}
+
 /*
  * comb_batch_start asks every source that may have the key, each into its
  * own slot. A batch stays WAITING while too few slots are free.
  */
-static void comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
+static int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
 {
     struct comb_key *key = b->key;
     size_t need = 0;
@@ -484,7 +491,16 @@ static void comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
     }
     b->slots_needed = need;
     if (need > comb_slots_available(c)) {
-        return;
+        return 0;
+    }
+    /* From here the batch takes no more operations, so the share requests
+     * can say truthfully what they are for: how many operations and one
+     * digest over all their inputs (the holders' audit lines). */
+    if (key->open_batch == b) {
+        key->open_batch = NULL;
+    }
+    if ((r = comb_batch_digest(b)) != 0) {
+        return r;
     }
     b->state = COMB_BATCH_GATHERING;
     b->t_start_ns = spk_now_ns();
@@ -528,6 +544,7 @@ static void comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
             ent->f.out_y = NULL;
         }
     }
+    return 0;
 }
 
 /* comb_batch_take checks one answered fetch against the record. */
@@ -777,7 +794,6 @@ static int comb_submit(struct comb_ctx *c, uint64_t *out_op_id,
     struct comb_key *key;
     struct comb_op *op = NULL;
     struct comb_batch *b;
-    bool is_new = false;
     int r = SPK_ERR_INVALID_ARG;
 
     if (key_id == NULL || cb == NULL || (in == NULL && in_len > 0)) {
@@ -839,13 +855,17 @@ static int comb_submit(struct comb_ctx *c, uint64_t *out_op_id,
         op->tls_version = 0x0303;
     }
 
+    /* An operation joins the key's batch only while that batch has not sent
+     * its share requests yet, and only one of the same kind: a signature and
+     * a decryption never share one released share. The requests go out at
+     * the next comb_process, so operations that arrive together (one read
+     * of the caller's socket) share one reconstruction. */
     b = key->open_batch;
-    if (b == NULL || b->num_ops >= c->cfg.max_batch) {
+    if (b == NULL || b->num_ops >= c->cfg.max_batch || b->op_kind != (uint8_t)alg) {
         if ((b = comb_batch_new(c, key, op)) == NULL) {
             r = SPK_ERR_NOMEM;
             goto out;
         }
-        is_new = true;
         key->open_batch = c->cfg.max_batch > 1 ? b : NULL;
     } else {
         c->counters.batched_ops++;
@@ -863,9 +883,6 @@ static int comb_submit(struct comb_ctx *c, uint64_t *out_op_id,
         *out_op_id = op->id;
     }
     op = NULL;
-    if (is_new) {
-        comb_batch_start(c, b);
-    }
     r = 0;
 out:
     comb_op_free(op);
@@ -982,7 +999,10 @@ int comb_process(struct comb_ctx *c)
                                 "no free share slots before the deadline (too many in flight)");
                 continue;
             }
-            comb_batch_start(c, b);
+            if (comb_batch_start(c, b) != 0) {
+                comb_batch_fail(c, b, SPK_ERR_INTERNAL, "cannot digest the batch's inputs");
+                continue;
+            }
             if (b->state == COMB_BATCH_WAITING) {
                 continue;
             }

@@ -11,9 +11,11 @@
  * and every callback, happens on the thread that drives it with
  * comb_process(). Run one context per thread if you need more cores.
  *
- * Event loop: comb_sign / comb_decrypt only queue an operation and start
- * share fetches; they never call the completion callback themselves. The
- * callback runs from comb_process(), which the caller calls whenever one of
+ * Event loop: comb_sign / comb_decrypt only queue an operation; its share
+ * fetches start at the next comb_process() (comb_timeout_ms() is then 0),
+ * so that operations queued together share one reconstruction. They never
+ * call the completion callback themselves. The callback runs from
+ * comb_process(), which the caller calls whenever one of
  * comb_poll_items() is ready or comb_timeout_ms() has passed. The blocking
  * wrappers comb_sign_sync / comb_decrypt_sync run that loop themselves.
  *
@@ -182,9 +184,11 @@ struct comb_ctx;
  *   max_pending    operations queued or in flight at once; more are refused
  *                  with SPK_ERR_RATE_LIMITED (default 1024).
  *   max_batch      operations that may share one reconstruction (default 8;
- *                  1 turns batching off). Operations for a key join the batch
- *                  whose shares are still in flight; a key is never rebuilt
- *                  for a batch that is already running.
+ *                  1 turns batching off). An operation joins its key's batch
+ *                  only if that batch is of the same kind (operation) and has
+ *                  not sent its share requests yet, so each request says
+ *                  truthfully how many operations its share serves and
+ *                  carries one digest over all their inputs.
  *   stats_window   samples kept per timing for p50 / p99 (default 4096).
  */
 struct comb_config {
@@ -272,7 +276,8 @@ typedef void (*comb_done_cb)(void *arg, const struct comb_result *res);
 
 /*
  * comb_sign queues a signature with key |key_id| over |digest| (exactly
- * comb_alg_digest_len(alg) bytes; copied) and starts the share fetches.
+ * comb_alg_digest_len(alg) bytes; copied); the share fetches start at the
+ * next comb_process.
  * Returns 0 and sets *out_op_id (may be NULL): |cb| will be called exactly
  * once, from comb_process, with the result. Or returns SPK_ERR_UNKNOWN_KEY,
  * SPK_ERR_UNSUPPORTED (|alg| is not a signature), SPK_ERR_INVALID_ARG (digest
