@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# test_combiner_door.sh BUILD_DIR: the combiner's door, with real processes.
+#   - ipc://: the socket is 0600 whatever the umask it was started with; a
+#     second uid (nobody, through setpriv) gets no answer, also when the
+#     socket file is opened up to everyone (the peer-uid check); the uid of
+#     its client line gets signatures and TLS premaster decryption, and
+#     decrypt-raw / decrypt-pkcs1 are refused with not-allowed unless a
+#     client line names them; each refusal is one log line;
+#   - tcp://: a CURVE server; a client whose key is in the allow file with a
+#     client line is served; a stranger's key, and a client without CURVE,
+#     get nothing;
+#   - a listening impostor holder, named in the file but not in the key's
+#     record, receives no SHARE_REQUEST for that key (only PINGs);
+#   - batching: a signature and a decryption sent together never share one
+#     SHARE_REQUEST; the holders' audit lines show ops=N and the digest of
+#     all N inputs for a batch of N.
+set -u
+. "$(dirname "$0")/lib_edge.sh"
+lib_edge_init test-combiner-door "${1:-}"
+TC=$BUILD/combiner/comb-testclient
+[ -x "$COMBINER" ] && [ -x "$TC" ] || die "missing $COMBINER or $TC"
+PY=/usr/bin/python3 # Debian's, with python3-zmq
+
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out door.key 2>/dev/null || die "key"
+lib_edge_holder_keys h9 stranger
+ID=$(lib_edge_split door) || die "split"
+lib_edge_holders
+MOD_LEN=256
+DGST=$(printf 'door' | openssl dgst -sha256 -hex | awk '{print $NF}')
+CT=00$(printf '11%.0s' $(seq 255)) # a modulus-long input below n
+P_TCP=$P_FREE
+P_IMP=$((P_FREE + 1))
+ME=$(id -u)
+
+# The impostor: a CURVE server with h9's key that counts what it is sent.
+cat >impostor.py <<'EOF'
+import sys, zmq
+secret = [l.split()[1] for l in open(sys.argv[2]) if l.startswith("curve-secret ")][0]
+ctx = zmq.Context()
+s = ctx.socket(zmq.ROUTER)
+s.curve_server = True
+s.curve_secretkey = secret.encode()
+s.bind("tcp://127.0.0.1:" + sys.argv[1])
+out = open(sys.argv[3], "a", buffering=1)
+while True:
+    parts = s.recv_multipart()
+    f = parts[-1]
+    out.write("type=%d\n" % (f[3] if len(f) > 3 else -1))
+EOF
+"$PY" impostor.py $P_IMP keys/h9.key impostor.log 2>impostor.err &
+PIDS+=($!)
+
+# comb_conf NAME LISTEN [EXTRA...]: the combiner's file NAME.conf
+comb_conf() {
+    local name=$1 listen=$2
+    shift 2
+    {
+        echo "splitkey-combiner 1"
+        echo "key keys/comb.key"
+        echo "record shares/$ID.record"
+        echo "share shares/$ID.comb.share"
+        echo "holder h1 tcp://127.0.0.1:$P_H1 keys/h1.pub"
+        echo "holder h2 tcp://127.0.0.1:$P_H2 keys/h2.pub"
+        echo "holder h9 tcp://127.0.0.1:$P_IMP keys/h9.pub"
+        echo "listen $listen"
+        echo "allow-unlocked yes"
+        for l in "$@"; do echo "$l"; done
+    } >"$name.conf"
+}
+# start_comb NAME UMASK: combiner run with NAME.conf under UMASK; waits until serving
+start_comb() {
+    (umask "$2" && exec "$COMBINER" run --config "$1.conf") 2>"$1.log" &
+    PIDS+=($!)
+    eval "PID_$1=$!"
+    for _ in $(seq 1 100); do
+        grep -q "combiner: serving" "$1.log" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    cat "$1.log"
+    die "combiner $1 did not start"
+}
+op() { "$TC" --timeout "${TO:-3000}" "$@" 2>&1; }
+
+# ---- ipc:// ---------------------------------------------------------------------------
+mkdir -m 0777 pub # a directory anyone may enter: only the socket's own door counts
+chmod 0755 "$T"
+comb_conf ipc "ipc://$T/pub/ipc.sock" "client edge uid $ME tls"
+start_comb ipc 000
+EP=ipc://$T/pub/ipc.sock
+check "ipc: the socket is 0600 though the combiner ran under umask 000" \
+    [ "$(stat -c %a pub/ipc.sock)" = 600 ]
+out=$(op "$EP" "$ID" sign-pkcs1-sha256 "$DGST")
+check "ipc: the edge's uid gets a PKCS#1 signature" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+out=$(op "$EP" "$ID" sign-pss-sha256 "$DGST")
+check "ipc: the edge's uid gets a PSS signature" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+out=$(op "$EP" "$ID" decrypt-tls-premaster "$CT")
+check "ipc: the edge's uid gets a premaster decryption (48 bytes)" \
+    grep -q "^ok [0-9a-f]\{96\}$" <<<"$out"
+out=$(op "$EP" "$ID" decrypt-raw "$CT")
+check "ipc: decrypt-raw refused with not-allowed ($out)" grep -q "^error not allowed" <<<"$out"
+out=$(op "$EP" "$ID" decrypt-pkcs1 "$CT")
+check "ipc: decrypt-pkcs1 refused with not-allowed ($out)" grep -q "^error not allowed" <<<"$out"
+check "ipc: each refused operation is one log line" \
+    [ "$(grep -c '^combiner: refused decrypt-\(raw\|pkcs1\) for client edge' ipc.log)" = 2 ]
+
+NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+if "${NOBODY[@]}" true 2>/dev/null; then
+    out=$(TO=1500 "${NOBODY[@]}" "$TC" --timeout 1500 "$EP" "$ID" sign-pkcs1-sha256 "$DGST" 2>&1)
+    check "ipc: another uid gets no answer (socket 0600: $out)" [ "$out" = "no answer" ]
+    # Even with the file opened to everyone, the peer uid decides.
+    chmod 0666 pub/ipc.sock
+    n0=$(grep -c "refused a connection from uid" ipc.log)
+    out=$(TO=1500 "${NOBODY[@]}" "$TC" --timeout 1500 "$EP" "$ID" sign-pkcs1-sha256 "$DGST" 2>&1)
+    check "ipc: another uid gets no answer with the socket 0666 ($out)" [ "$out" = "no answer" ]
+    check "ipc: the refused uid is one log line naming it" \
+        grep -q "^combiner: refused a connection from uid $(id -u nobody): uid not among the client lines" \
+        ipc.log
+    check "ipc: refused connections counted ($n0 before)" \
+        [ "$(grep -c "refused a connection from uid" ipc.log)" -gt "$n0" ]
+    out=$(op "$EP" "$ID" sign-pkcs1-sha256 "$DGST")
+    check "ipc: the edge's uid is still served" grep -q "^ok " <<<"$out"
+else
+    fail "setpriv --reuid=nobody does not work here (the second-uid checks need root)"
+fi
+kill "$PID_ipc"
+wait "$PID_ipc" 2>/dev/null
+
+# A client line that names decrypt-raw and decrypt-pkcs1 gets them.
+comb_conf ops "ipc://$T/pub/ops.sock" "client ops uid $ME tls,decrypt-raw,decrypt-pkcs1"
+start_comb ops 022
+out=$(op "ipc://$T/pub/ops.sock" "$ID" decrypt-raw "$CT")
+check "ipc: decrypt-raw served when the client line names it" \
+    grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+out=$(op "ipc://$T/pub/ops.sock" "$ID" decrypt-pkcs1 "$CT")
+check "ipc: decrypt-pkcs1 answered when named (a padding error here: $out)" \
+    grep -q "^error \|^ok " <<<"$out"
+
+# ---- batching: one kind per SHARE_REQUEST, ops=N and the digest of all inputs ---------
+a1=$(wc -l <h1.audit)
+a2=$(wc -l <h2.audit)
+D2=$(printf 'two' | openssl dgst -sha256 -hex | awk '{print $NF}')
+D3=$(printf 'three' | openssl dgst -sha256 -hex | awk '{print $NF}')
+# Sent together: two signatures, a decryption, a third signature. An
+# operation joins only a batch of its own kind that has not asked the
+# holders yet: [sig, sig] [decryption] [sig].
+out=$(op "ipc://$T/pub/ops.sock" "$ID" sign-pkcs1-sha256 "$DGST" sign-pkcs1-sha256 "$D2" \
+    decrypt-raw "$CT" sign-pkcs1-sha256 "$D3")
+check "batch: all four operations answered" [ "$(grep -c '^ok ' <<<"$out")" = 4 ]
+sleep 0.3
+new=$( (tail -n +$((a1 + 1)) h1.audit; tail -n +$((a2 + 1)) h2.audit) | grep 'outcome=released')
+check "batch: the first two signatures shared one SHARE_REQUEST (ops=2)" \
+    grep -q "op=sign-pkcs1-sha256 ops=2 " <<<"$new"
+check "batch: the decryption had its own SHARE_REQUEST (ops=1)" \
+    grep -q "op=decrypt-raw ops=1 " <<<"$new"
+check "batch: the signature after the decryption had its own (ops=1)" \
+    grep -q "op=sign-pkcs1-sha256 ops=1 " <<<"$new"
+check "batch: no SHARE_REQUEST served more operations than were of its kind in a row" \
+    bash -c "! grep -q 'ops=[34]' <<<\"\$1\"" _ "$new"
+# digest = SHA-256 over op || len (u16) || input for each operation, in order
+want=$("$PY" - "$DGST" "$D2" <<'EOF'
+import hashlib, sys
+h = hashlib.sha256()
+for d in sys.argv[1:]:
+    b = bytes.fromhex(d)
+    h.update(bytes([0x03, len(b) >> 8, len(b) & 255]) + b)
+print(h.hexdigest())
+EOF
+)
+check "batch: the audit line's digest covers both inputs of the batch of two" \
+    grep -q "op=sign-pkcs1-sha256 ops=2 digest=$want" <<<"$new"
+kill "$PID_ops"
+wait "$PID_ops" 2>/dev/null
+
+# ---- the impostor holder -------------------------------------------------------------------
+check "impostor: it was connected to (the combiner PINGed it)" grep -q "^type=1$" impostor.log
+check "impostor: not named in the key's record, it got no SHARE_REQUEST" \
+    bash -c '! grep -q "^type=3$" impostor.log'
+
+# ---- tcp:// ------------------------------------------------------------------------------
+echo "client far $(pubkey keys/h2.pub) *" >comb-allow.txt # any keypair will do: h2's
+comb_conf tcp "tcp://127.0.0.1:$P_TCP" "allow comb-allow.txt" "client far curve tls"
+start_comb tcp 022
+EPT=tcp://127.0.0.1:$P_TCP
+CPK=$(pubkey keys/comb.pub)
+out=$(op --curve "$CPK" keys/h2.key "$EPT" "$ID" sign-pss-sha256 "$DGST")
+check "tcp: an allow-listed CURVE client gets a signature" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+out=$(op --curve "$CPK" keys/h2.key "$EPT" "$ID" decrypt-raw "$CT")
+check "tcp: ... but not decrypt-raw ($out)" grep -q "^error not allowed" <<<"$out"
+out=$(TO=1500 op --curve "$CPK" keys/stranger.key "$EPT" "$ID" sign-pss-sha256 "$DGST")
+check "tcp: a stranger's CURVE key gets nothing ($out)" [ "$out" = "no answer" ]
+check "tcp: the stranger is one log line" \
+    bash -c "grep -F 'combiner: refused a connection from key $(pubkey keys/stranger.pub) ' tcp.log |
+        grep -q 'not in the allow file'"
+out=$(TO=1500 op "$EPT" "$ID" sign-pss-sha256 "$DGST")
+check "tcp: a client without CURVE gets nothing ($out)" [ "$out" = "no answer" ]
+echo "splitkey-combiner 1
+key keys/comb.key
+record shares/$ID.record
+listen tcp://127.0.0.1:$P_TCP
+allow-unlocked yes" >tcp-open.conf
+timeout 10 "$COMBINER" run --config tcp-open.conf 2>tcp-open.log
+rc=$?
+check "tcp: a tcp:// combiner without an allow file refuses to start (exit $rc)" \
+    bash -c "[ $rc -eq 1 ] && grep -q 'needs an .allow. file' tcp-open.log"
+kill "$PID_tcp"
+wait "$PID_tcp" 2>/dev/null
+
+check "no sanitizer report in any log" lib_edge_no_sanitizer_reports
+if [ "$failed" -ne 0 ]; then
+    tail -n 5 ./*.log
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
