@@ -153,6 +153,16 @@ bool proto_name_str_valid(const char s[PROTO_NAME_MAX + 1]);
  * uses (1279, 2203, 2281, 3217, 4253), or 0 for any other value. */
 size_t proto_field_y_len(unsigned field_bits);
 
+/*
+ * proto_rd_mode_or_field reads the line that says how a key is split, in
+ * records and share files: "field BITS" (rebuild mode, BITS in 1..2^32-1; the
+ * caller checks it is a field) or exactly "mode threshold" (threshold mode,
+ * *field_bits = 0). Any other line fails.
+ */
+SPK_WUR bool proto_rd_mode_or_field(struct proto_rd *rd, uint8_t *mode, unsigned *field_bits);
+/* proto_wr_mode_or_field writes that line; false for an unknown mode. */
+SPK_WUR bool proto_wr_mode_or_field(struct proto_wr *wr, uint8_t mode, unsigned field_bits);
+
 /* ---- holder key files (proto_keyfile.c) ------------------------------------ */
 
 struct proto_holder_pub {
@@ -178,6 +188,16 @@ SPK_WUR int proto_holder_secret_encode(uint8_t *out, size_t cap, size_t *out_len
 
 /* ---- key record (proto_record.c) --------------------------------------- */
 
+/*
+ * How a key is split. Rebuild (the default, zero): Shamir shares of the CRT
+ * tuple over a Mersenne field, rebuilt by the combiner. Threshold: Shoup key
+ * shares s_i (modulus-length big-endian), used only for signature shares.
+ */
+enum proto_mode {
+    PROTO_MODE_REBUILD = 0,
+    PROTO_MODE_THRESHOLD = 1,
+};
+
 struct proto_record_share {
     uint8_t index; /* x, 1..255 */
     char holder[PROTO_NAME_MAX + 1];
@@ -193,7 +213,8 @@ struct proto_record {
     size_t exponent_len;
     unsigned threshold;  /* k */
     unsigned num_shares; /* n */
-    unsigned field_bits;
+    uint8_t mode;        /* enum proto_mode */
+    unsigned field_bits; /* rebuild mode; 0 in threshold mode */
     struct proto_record_share shares[PROTO_SHARES_MAX];
     uint8_t signature[PROTO_BN_MAX];
     size_t signature_len;
@@ -220,10 +241,12 @@ struct proto_share_file {
     char holder[PROTO_NAME_MAX + 1];
     unsigned threshold;
     unsigned num_shares;
-    unsigned field_bits;
-    /* crypto_box_seal(y_1 || ... || y_5) to the holder's storage key */
+    uint8_t mode;        /* enum proto_mode */
+    unsigned field_bits; /* rebuild mode; 0 in threshold mode */
+    /* crypto_box_seal(y_1 || ... || y_5) to the holder's storage key; in
+     * threshold mode crypto_box_seal(s_i), s_i of the modulus' length */
     uint8_t sealed[PROTO_SEALED_MAX];
-    size_t sealed_len; /* exactly PROTO_SEAL_OVERHEAD + 5 * y_len */
+    size_t sealed_len; /* exactly PROTO_SEAL_OVERHEAD + 5 * y_len, or + the modulus length */
 };
 
 SPK_WUR int proto_share_file_decode(struct proto_share_file *out, const uint8_t *in, size_t in_len);

@@ -12,8 +12,10 @@
  *   exponent HEX
  *   threshold K
  *   shares N
- *   field BITS
- *   share INDEX HOLDER COMMITMENT      (N lines, INDEX strictly increasing)
+ *   field BITS                         (rebuild mode), or
+ *   mode threshold                     (threshold mode)
+ *   share INDEX HOLDER COMMITMENT      (N lines, INDEX strictly increasing;
+ *                                       exactly 1..N in threshold mode)
  *   signature-alg rsa-pss-sha256
  *   signature HEX                      (not covered by itself)
  */
@@ -54,6 +56,12 @@ static bool record_params_valid(const struct proto_record *rec)
         rec->num_shares > PROTO_SHARES_MAX) {
         return false;
     }
+    if (rec->mode == PROTO_MODE_THRESHOLD) {
+        return rec->field_bits == 0;
+    }
+    if (rec->mode != PROTO_MODE_REBUILD) {
+        return false;
+    }
     /* Each prime is at least half the modulus long, and M = 2^bits - 1 must
      * exceed 2^bits(prime): a smaller field can hold no split of this key. */
     if (y_len == 0 || rec->field_bits <= (bits_of(rec->modulus, rec->modulus_len) + 1) / 2) {
@@ -71,6 +79,10 @@ static bool record_share_ok(const struct proto_record *rec, unsigned i)
         return false;
     }
     if (i > 0 && s->index <= rec->shares[i - 1].index) {
+        return false;
+    }
+    /* Delta = n! makes the Lagrange coefficients integers only for indices 1..n. */
+    if (rec->mode == PROTO_MODE_THRESHOLD && s->index != i + 1) {
         return false;
     }
     for (unsigned j = 0; j < i; j++) {
@@ -141,7 +153,7 @@ int proto_record_decode(struct proto_record *out, const uint8_t *in, size_t in_l
     }
     if (!rd_dec(&rd, "threshold", 2, PROTO_SHARES_MAX, &out->threshold) ||
         !rd_dec(&rd, "shares", 2, PROTO_SHARES_MAX, &out->num_shares) ||
-        !rd_dec(&rd, "field", 1, UINT32_MAX, &out->field_bits) || !record_params_valid(out)) {
+        !proto_rd_mode_or_field(&rd, &out->mode, &out->field_bits) || !record_params_valid(out)) {
         goto out;
     }
     for (unsigned i = 0; i < out->num_shares; i++) {
@@ -184,7 +196,8 @@ static bool wr_body(struct proto_wr *wr, const struct proto_record *rec)
         !wr_line_hex(wr, "modulus", rec->modulus, rec->modulus_len) ||
         !wr_line_hex(wr, "exponent", rec->exponent, rec->exponent_len) ||
         !wr_line_dec(wr, "threshold", rec->threshold) ||
-        !wr_line_dec(wr, "shares", rec->num_shares) || !wr_line_dec(wr, "field", rec->field_bits)) {
+        !wr_line_dec(wr, "shares", rec->num_shares) ||
+        !proto_wr_mode_or_field(wr, rec->mode, rec->field_bits)) {
         return false;
     }
     for (unsigned i = 0; i < rec->num_shares; i++) {

@@ -12,8 +12,10 @@
  *   holder NAME
  *   threshold K
  *   shares N
- *   field BITS
- *   sealed BASE64       crypto_box_seal(y_1 || ... || y_5), 48 + 5 * y_len bytes
+ *   field BITS          (rebuild mode), or
+ *   mode threshold      (threshold mode)
+ *   sealed BASE64       crypto_box_seal(y_1 || ... || y_5), 48 + 5 * y_len bytes,
+ *                       or in threshold mode crypto_box_seal(s_i), 48 + 256..1024 bytes
  */
 
 #define SHARE_MAGIC "splitkey-share"
@@ -23,9 +25,21 @@ static bool share_file_valid(const struct proto_share_file *sf)
 {
     size_t y_len = proto_field_y_len(sf->field_bits);
 
-    return sf->index != 0 && proto_name_str_valid(sf->holder) && sf->threshold >= 2 &&
-           sf->threshold <= sf->num_shares && sf->num_shares <= PROTO_SHARES_MAX && y_len != 0 &&
-           sf->sealed_len == PROTO_SEAL_OVERHEAD + PROTO_NUM_SECRETS * y_len;
+    if (sf->index == 0 || !proto_name_str_valid(sf->holder) || sf->threshold < 2 ||
+        sf->threshold > sf->num_shares || sf->num_shares > PROTO_SHARES_MAX) {
+        return false;
+    }
+    switch (sf->mode) {
+    case PROTO_MODE_REBUILD:
+        return y_len != 0 && sf->sealed_len == PROTO_SEAL_OVERHEAD + PROTO_NUM_SECRETS * y_len;
+    case PROTO_MODE_THRESHOLD:
+        /* Threshold indices are 1..n; s_i is as long as the modulus. */
+        return sf->field_bits == 0 && sf->index <= sf->num_shares &&
+               sf->sealed_len >= PROTO_SEAL_OVERHEAD + PROTO_BN_MIN &&
+               sf->sealed_len <= PROTO_SEAL_OVERHEAD + PROTO_BN_MAX;
+    default:
+        return false;
+    }
 }
 
 static bool rd_dec(struct proto_rd *rd, const char *key, uint32_t min, uint32_t max, unsigned *out)
@@ -63,7 +77,7 @@ int proto_share_file_decode(struct proto_share_file *out, const uint8_t *in, siz
         !proto_name_copy(&v, out->holder) ||
         !rd_dec(&rd, "threshold", 2, PROTO_SHARES_MAX, &out->threshold) ||
         !rd_dec(&rd, "shares", 2, PROTO_SHARES_MAX, &out->num_shares) ||
-        !rd_dec(&rd, "field", 1, UINT32_MAX, &out->field_bits) ||
+        !proto_rd_mode_or_field(&rd, &out->mode, &out->field_bits) ||
         !proto_text_field(&rd, "sealed", &v) ||
         !proto_base64_decode(&v, out->sealed, PROTO_SEALED_MAX, &out->sealed_len) ||
         proto_rd_len(&rd) != 0) {
@@ -104,7 +118,8 @@ int proto_share_file_encode(uint8_t *out, size_t cap, size_t *out_len,
         !wr_line_dec(&wr, "index", sf->index) || !proto_wr_field_key(&wr, "holder") ||
         !proto_wr_str(&wr, sf->holder) || !proto_wr_u8(&wr, '\n') ||
         !wr_line_dec(&wr, "threshold", sf->threshold) ||
-        !wr_line_dec(&wr, "shares", sf->num_shares) || !wr_line_dec(&wr, "field", sf->field_bits) ||
+        !wr_line_dec(&wr, "shares", sf->num_shares) ||
+        !proto_wr_mode_or_field(&wr, sf->mode, sf->field_bits) ||
         !proto_wr_field_key(&wr, "sealed") || !proto_wr_base64(&wr, sf->sealed, sf->sealed_len) ||
         !proto_wr_u8(&wr, '\n')) {
         return SPK_ERR_INVALID_ARG;

@@ -497,3 +497,40 @@ size_t proto_field_y_len(unsigned field_bits)
         return 0;
     }
 }
+
+bool proto_rd_mode_or_field(struct proto_rd *rd, uint8_t *mode, unsigned *field_bits)
+{
+    struct proto_rd probe = *rd;
+    struct proto_rd v;
+    uint32_t bits;
+
+    if (proto_text_field(&probe, "mode", &v)) {
+        if (!proto_rd_equals(&v, "threshold")) {
+            return false;
+        }
+        *rd = probe;
+        *mode = PROTO_MODE_THRESHOLD;
+        *field_bits = 0;
+        return true;
+    }
+    if (!proto_text_field(rd, "field", &v) || !proto_dec_decode(&v, 1, UINT32_MAX, &bits)) {
+        return false;
+    }
+    *mode = PROTO_MODE_REBUILD;
+    *field_bits = bits;
+    return true;
+}
+
+bool proto_wr_mode_or_field(struct proto_wr *wr, uint8_t mode, unsigned field_bits)
+{
+    switch (mode) {
+    case PROTO_MODE_REBUILD:
+        return proto_wr_field_key(wr, "field") && proto_wr_dec(wr, field_bits) &&
+               proto_wr_u8(wr, '\n');
+    case PROTO_MODE_THRESHOLD:
+        return proto_wr_field_key(wr, "mode") && proto_wr_str(wr, "threshold") &&
+               proto_wr_u8(wr, '\n');
+    default:
+        return false;
+    }
+}

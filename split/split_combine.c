@@ -189,12 +189,91 @@ out:
     return r;
 }
 
+int split_key_split_threshold(struct proto_record *rec, struct proto_share_file *out_shares,
+                              const struct split_rsa_key *key, unsigned k,
+                              const struct proto_holder_pub *holders, unsigned n, char *why,
+                              size_t why_len)
+{
+    uint8_t *s = NULL;
+    size_t s_len = key->modulus_len;
+    unsigned i;
+    int r = SPK_ERR_INVALID_ARG;
+
+    split_why(why, why_len, "unexpected error");
+    if (n > PROTO_SHARES_MAX || k < 2 || k > n) {
+        split_why(why, why_len, "threshold %u of %u holders; 2 <= k <= n <= %d", k, n,
+                  PROTO_SHARES_MAX);
+        goto out;
+    }
+    if ((r = split_holders_check(holders, n, why, why_len)) != 0) {
+        goto out;
+    }
+    r = SPK_ERR_NOMEM;
+    if ((s = spk_secret_new((size_t)n * s_len)) == NULL) {
+        split_why(why, why_len, "cannot allocate locked memory");
+        goto out;
+    }
+    if ((r = split_tss_deal(s, key, k, n, why, why_len)) != 0) {
+        goto out;
+    }
+
+    sodium_memzero(rec, sizeof(*rec));
+    memcpy(rec->key_id, key->key_id, PROTO_KEY_ID_LEN);
+    randombytes_buf(rec->split_id, PROTO_SPLIT_ID_LEN);
+    memcpy(rec->modulus, key->modulus, key->modulus_len);
+    rec->modulus_len = key->modulus_len;
+    memcpy(rec->exponent, key->exponent, key->exponent_len);
+    rec->exponent_len = key->exponent_len;
+    rec->threshold = k;
+    rec->num_shares = n;
+    rec->mode = PROTO_MODE_THRESHOLD;
+    for (i = 0; i < n; i++) {
+        struct proto_record_share *rs = &rec->shares[i];
+        struct proto_share_file *sf = &out_shares[i];
+        const uint8_t *si = s + (size_t)i * s_len;
+
+        rs->index = (uint8_t)(i + 1);
+        memcpy(rs->holder, holders[i].name, strlen(holders[i].name) + 1);
+        split_commitment(rs->commitment, rec->key_id, rec->split_id, rs->index, si, s_len);
+
+        sodium_memzero(sf, sizeof(*sf));
+        memcpy(sf->key_id, rec->key_id, PROTO_KEY_ID_LEN);
+        memcpy(sf->split_id, rec->split_id, PROTO_SPLIT_ID_LEN);
+        sf->index = rs->index;
+        sf->threshold = k;
+        sf->num_shares = n;
+        sf->mode = PROTO_MODE_THRESHOLD;
+        if ((r = split_share_seal(sf, &holders[i], si, s_len)) != 0) {
+            split_why(why, why_len, "cannot seal the share of %s: %s", holders[i].name,
+                      spk_strerror(r));
+            goto out;
+        }
+    }
+    if ((r = split_record_sign(rec, key->pkey)) != 0) {
+        split_why(why, why_len, "cannot sign the record: %s", spk_strerror(r));
+        goto out;
+    }
+    if ((r = split_record_verify(rec)) != 0) {
+        split_why(why, why_len, "the new record does not verify: %s", spk_strerror(r));
+        goto out;
+    }
+    if (why != NULL && why_len > 0) {
+        why[0] = '\0';
+    }
+    r = 0;
+out:
+    spk_secret_free(s);
+    return r;
+}
+
 int split_share_check(const struct proto_record *rec, const struct split_field *f,
                       const struct split_opened_share *share)
 {
     const struct proto_record_share *entry;
+    /* Threshold mode has no field: a key share is as long as the modulus. */
+    bool threshold = rec->mode == PROTO_MODE_THRESHOLD;
 
-    if (f->bits != rec->field_bits) {
+    if (!threshold && (f == NULL || f->bits != rec->field_bits)) {
         return SPK_ERR_INVALID_ARG;
     }
     if (sodium_memcmp(share->key_id, rec->key_id, PROTO_KEY_ID_LEN) != 0 ||
@@ -212,7 +291,7 @@ int split_share_check(const struct proto_record *rec, const struct split_field *
         return SPK_ERR_MALFORMED;
     }
     return split_commitment_check(entry->commitment, rec->key_id, rec->split_id, share->index,
-                                  share->y, split_tuple_len(f));
+                                  share->y, threshold ? rec->modulus_len : split_tuple_len(f));
 }
 
 int split_shares_combine(uint8_t *out_tuple, const struct proto_record *rec,

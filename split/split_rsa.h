@@ -170,6 +170,17 @@ SPK_WUR int split_key_split(struct proto_record *rec, struct proto_share_file *o
                             const struct proto_holder_pub *holders, unsigned n, char *why,
                             size_t why_len);
 
+/*
+ * split_key_split_threshold: the same in threshold mode (split/split_tss.h):
+ * deals key shares s_1 .. s_n, writes a threshold-mode record (indices 1..n,
+ * commitments over s_i of the modulus' length, signed by |key|) and sealed
+ * share files. Refuses keys split_tss_deal refuses, with the reason in |why|.
+ */
+SPK_WUR int split_key_split_threshold(struct proto_record *rec, struct proto_share_file *out_shares,
+                                      const struct split_rsa_key *key, unsigned k,
+                                      const struct proto_holder_pub *holders, unsigned n, char *why,
+                                      size_t why_len);
+
 /* One opened share, as the combiner and keysplit hold it. */
 struct split_opened_share {
     uint8_t key_id[PROTO_KEY_ID_LEN];
@@ -180,7 +191,8 @@ struct split_opened_share {
 };
 
 /*
- * split_share_check checks one opened share against |rec|: same key id and
+ * split_share_check checks one opened share against |rec| (either mode; |f|
+ * is unused, and may be NULL, in threshold mode): same key id and
  * split id (SPK_ERR_MIXED_SPLIT), an index the record lists (else
  * SPK_ERR_COMMITMENT: there is nothing it could match), the record's holder for it if share->holder
  * is set (SPK_ERR_WRONG_HOLDER), every y_j below M (SPK_ERR_MALFORMED: a

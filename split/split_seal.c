@@ -29,10 +29,20 @@ static bool split_name_ok(const char *name)
     return proto_name_valid(&rd);
 }
 
+/* split_share_plain_len: the opened length of |sf|'s share; in threshold mode
+ * s_i is as long as the modulus, which the caller knows (|len|). */
+static size_t split_share_plain_len(const struct proto_share_file *sf, size_t len)
+{
+    if (sf->mode == PROTO_MODE_THRESHOLD) {
+        return len >= PROTO_BN_MIN && len <= PROTO_BN_MAX ? len : 0;
+    }
+    return sf->mode == PROTO_MODE_REBUILD ? split_share_y_len(sf->field_bits) : 0;
+}
+
 int split_share_seal(struct proto_share_file *sf, const struct proto_holder_pub *holder,
                      const uint8_t *y, size_t y_len)
 {
-    size_t want = split_share_y_len(sf->field_bits);
+    size_t want = split_share_plain_len(sf, y_len);
 
     if (want == 0 || y_len != want || want + crypto_box_SEALBYTES > sizeof(sf->sealed) ||
         !split_name_ok(holder->name)) {
@@ -49,7 +59,7 @@ int split_share_seal(struct proto_share_file *sf, const struct proto_holder_pub 
 int split_share_open(uint8_t *out_y, size_t out_len, const struct proto_share_file *sf,
                      const struct proto_holder_secret *key)
 {
-    size_t want = split_share_y_len(sf->field_bits);
+    size_t want = split_share_plain_len(sf, out_len);
     struct split_field f;
 
     if (strncmp(sf->holder, key->pub.name, sizeof(sf->holder)) != 0) {
@@ -63,7 +73,9 @@ int split_share_open(uint8_t *out_y, size_t out_len, const struct proto_share_fi
         sodium_memzero(out_y, out_len);
         return SPK_ERR_UNSEAL;
     }
-    if (split_field_init(&f, sf->field_bits) != 0 || split_share_y_check(&f, out_y) != 0) {
+    /* A threshold key share has no field; its commitment is its only check. */
+    if (sf->mode == PROTO_MODE_REBUILD &&
+        (split_field_init(&f, sf->field_bits) != 0 || split_share_y_check(&f, out_y) != 0)) {
         sodium_memzero(out_y, out_len);
         return SPK_ERR_MALFORMED;
     }

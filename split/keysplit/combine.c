@@ -20,6 +20,8 @@ static void combine_usage(FILE *to)
                 "file K in the same position), checks them as 'keysplit verify' does,\n"
                 "rebuilds the RSA private key and writes it, unencrypted PKCS#8 PEM, to a\n"
                 "new file KEY.pem with mode 0600. Refuses to overwrite KEY.pem.\n"
+                "A threshold-mode split gives the same key: k key shares yield a multiple\n"
+                "of (p-1)(q-1), which factors the modulus.\n"
                 "WARNING: the whole key is then on disk again; keep it offline.\n");
 }
 
@@ -93,17 +95,23 @@ int split_cmd_combine(int argc, char *argv[])
         goto out;
     }
     ret = SPLIT_CLI_FAIL;
-    if ((tuple = spk_secret_new(split_tuple_len(&o.f))) == NULL) {
-        split_cli_fail(cmd, "out of (locked) memory");
-        goto out;
-    }
-    if (split_cli_combine(cmd, tuple, &o) != SPLIT_CLI_OK) {
-        goto out;
-    }
-    if ((r = split_rsa_pkey_from_tuple(&pkey, &o.f, tuple, o.rec->modulus, o.rec->modulus_len,
-                                       o.rec->exponent, o.rec->exponent_len)) != 0) {
-        split_cli_fail(cmd, "cannot rebuild the key: %s", spk_strerror(r));
-        goto out;
+    if (o.rec->mode == PROTO_MODE_THRESHOLD) {
+        if (split_cli_tss_recover(cmd, &pkey, &o) != SPLIT_CLI_OK) {
+            goto out;
+        }
+    } else {
+        if ((tuple = spk_secret_new(split_tuple_len(&o.f))) == NULL) {
+            split_cli_fail(cmd, "out of (locked) memory");
+            goto out;
+        }
+        if (split_cli_combine(cmd, tuple, &o) != SPLIT_CLI_OK) {
+            goto out;
+        }
+        if ((r = split_rsa_pkey_from_tuple(&pkey, &o.f, tuple, o.rec->modulus, o.rec->modulus_len,
+                                           o.rec->exponent, o.rec->exponent_len)) != 0) {
+            split_cli_fail(cmd, "cannot rebuild the key: %s", spk_strerror(r));
+            goto out;
+        }
     }
     if (combine_check_key(cmd, pkey, o.rec) != SPLIT_CLI_OK) {
         goto out;

@@ -235,10 +235,15 @@ static int split_cli_load_record(struct split_cli_opened *o, const char *cmd, co
     if ((r = split_cli_read_record(cmd, o->rec, path)) != SPLIT_CLI_OK) {
         return r;
     }
+    if (o->rec->mode == PROTO_MODE_THRESHOLD) {
+        o->y_len = o->rec->modulus_len;
+        return SPLIT_CLI_OK;
+    }
     if ((r = split_field_init(&o->f, o->rec->field_bits)) != 0) {
         return split_cli_fail(cmd, "record %s: field 2^%u-1: %s", path, o->rec->field_bits,
                               spk_strerror(r));
     }
+    o->y_len = split_tuple_len(&o->f);
     return SPLIT_CLI_OK;
 }
 
@@ -249,7 +254,7 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
     struct proto_share_file *sf = &o->files[i];
     struct proto_holder_secret *key = NULL;
     struct split_opened_share *os = &o->shares[i];
-    size_t tlen = split_tuple_len(&o->f);
+    size_t tlen = o->y_len;
     uint8_t *text = NULL;
     size_t text_len = 0;
     size_t j;
@@ -265,6 +270,12 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
     spk_file_free(text, text_len);
     if (r != 0) {
         split_cli_fail(cmd, "%s is not a valid share file: %s", share_path, spk_strerror(r));
+        goto out;
+    }
+    if (sf->mode != o->rec->mode) {
+        split_cli_fail(cmd, "share %s is a %s-mode share, the record a %s-mode one (%s)",
+                       share_path, split_cli_mode_name(sf->mode), split_cli_mode_name(o->rec->mode),
+                       spk_strerror(SPK_ERR_MIXED_SPLIT));
         goto out;
     }
     if (sodium_memcmp(sf->key_id, o->rec->key_id, PROTO_KEY_ID_LEN) != 0 ||
@@ -340,7 +351,7 @@ int split_cli_open_shares(struct split_cli_opened *o, const char *cmd, const cha
         return SPLIT_CLI_OK;
     }
     if ((o->files = calloc(num, sizeof(*o->files))) == NULL ||
-        (o->ys = spk_secret_new(num * split_tuple_len(&o->f))) == NULL) {
+        (o->ys = spk_secret_new(num * o->y_len)) == NULL) {
         return split_cli_fail(cmd, "out of (locked) memory");
     }
     for (i = 0; i < num; i++) {
@@ -354,6 +365,11 @@ int split_cli_open_shares(struct split_cli_opened *o, const char *cmd, const cha
         }
     }
     return SPLIT_CLI_OK;
+}
+
+const char *split_cli_mode_name(uint8_t mode)
+{
+    return mode == PROTO_MODE_THRESHOLD ? "threshold" : "rebuild";
 }
 
 void split_cli_opened_cleanup(struct split_cli_opened *o)

@@ -63,8 +63,16 @@ static void info_print_z85(const char *label, const uint8_t key[PROTO_X25519_LEN
     printf("%-14s %s\n", label, (const char *)buf);
 }
 
-static void info_print_field(unsigned field_bits)
+/* info_print_mode: the mode, the threshold, and the field of a rebuild split. */
+static void info_print_mode(uint8_t mode, unsigned k, unsigned n, unsigned field_bits)
 {
+    if (mode == PROTO_MODE_THRESHOLD) {
+        printf("%-14s threshold (Shoup): key shares sign; nobody rebuilds the key\n", "mode:");
+        printf("%-14s %u of %u signature shares make a signature\n", "threshold:", k, n);
+        return;
+    }
+    printf("%-14s rebuild: the combiner rebuilds the key from shares\n", "mode:");
+    printf("%-14s %u of %u shares rebuild the key\n", "threshold:", k, n);
     printf("%-14s 2^%u-1 (y values of %zu bytes)\n", "field:", field_bits,
            proto_field_y_len(field_bits));
 }
@@ -93,9 +101,7 @@ static int info_record(const char *cmd, const char *path, const uint8_t *text, s
     info_print_hex("split id:", rec->split_id, PROTO_SPLIT_ID_LEN);
     printf("%-14s RSA, %u bits\n", "modulus:", info_bits(rec->modulus, rec->modulus_len));
     printf("%-14s %" PRIu64 "\n", "exponent:", e);
-    printf("%-14s %u of %u shares rebuild the key\n", "threshold:", rec->threshold,
-           rec->num_shares);
-    info_print_field(rec->field_bits);
+    info_print_mode(rec->mode, rec->threshold, rec->num_shares, rec->field_bits);
     for (i = 0; i < rec->num_shares; i++) {
         char hex[2 * PROTO_COMMIT_LEN + 1];
         char label[32];
@@ -135,8 +141,7 @@ static int info_share(const char *cmd, const char *path, const uint8_t *text, si
     info_print_hex("split id:", sf->split_id, PROTO_SPLIT_ID_LEN);
     printf("%-14s %u\n", "index:", sf->index);
     printf("%-14s %s\n", "holder:", sf->holder);
-    printf("%-14s %u of %u shares rebuild the key\n", "threshold:", sf->threshold, sf->num_shares);
-    info_print_field(sf->field_bits);
+    info_print_mode(sf->mode, sf->threshold, sf->num_shares, sf->field_bits);
     printf("%-14s %zu bytes, crypto_box_seal to %s's storage key\n", "sealed:", sf->sealed_len,
            sf->holder);
     free(sf);

@@ -116,7 +116,8 @@ int split_cli_read_record(const char *cmd, struct proto_record *rec, const char 
  */
 struct split_cli_opened {
     struct proto_record *rec;
-    struct split_field f;
+    struct split_field f; /* rebuild mode only */
+    size_t y_len;         /* bytes of one opened share: tuple, or s_i in threshold mode */
     size_t num;
     struct proto_share_file *files;
     uint8_t *ys;
@@ -133,6 +134,20 @@ struct split_cli_opened {
 int split_cli_open_shares(struct split_cli_opened *o, const char *cmd, const char *record_path,
                           char *const *share_paths, char *const *key_paths, size_t num, bool print);
 void split_cli_opened_cleanup(struct split_cli_opened *o);
+/*
+ * split_cli_tss_sign_test (threshold mode): every opened share signs a random
+ * RSA-PSS SHA-256 test digest, the signature shares are combined and the
+ * signature checked with OpenSSL and the record's public key. Needs at least
+ * k shares; a share that signs wrongly is named. SPLIT_CLI_OK or _FAIL.
+ */
+int split_cli_tss_sign_test(const char *cmd, const struct split_cli_opened *o);
+/*
+ * split_cli_tss_recover (threshold mode): the private key from the first k
+ * opened shares (*out, caller frees). SPLIT_CLI_OK or _FAIL.
+ */
+int split_cli_tss_recover(const char *cmd, EVP_PKEY **out, const struct split_cli_opened *o);
+/* split_cli_mode_name: "rebuild" or "threshold". */
+const char *split_cli_mode_name(uint8_t mode);
 
 /*
  * split_cli_combine interpolates the opened shares into |out_tuple|

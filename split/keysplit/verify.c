@@ -16,7 +16,9 @@ static void verify_usage(FILE *to)
                 "Checks the record's signature by its own key; opens each share S with\n"
                 "the holder key file K given in the same position and checks it against\n"
                 "its commitment in the record; with at least k shares, rebuilds the key in\n"
-                "locked memory and checks that p * q is the record's modulus. Writes nothing.\n");
+                "locked memory and checks that p * q is the record's modulus (threshold\n"
+                "mode: the shares sign a random test digest with RSA-PSS SHA-256, and the\n"
+                "signature is checked with the public key). Writes nothing.\n");
 }
 
 int split_cmd_verify(int argc, char *argv[])
@@ -60,6 +62,15 @@ int split_cmd_verify(int argc, char *argv[])
                "key rebuilds\n",
                o.num, o.rec->threshold);
         ret = SPLIT_CLI_OK;
+        goto out;
+    }
+    if (o.rec->mode == PROTO_MODE_THRESHOLD) {
+        if ((ret = split_cli_tss_sign_test(cmd, &o)) != SPLIT_CLI_OK) {
+            goto out;
+        }
+        printf("ok: record and %zu share(s) verified; they sign a test digest (RSA-PSS "
+               "SHA-256) that verifies with the public key\n",
+               o.num);
         goto out;
     }
     if ((tuple = spk_secret_new(split_tuple_len(&o.f))) == NULL) {

@@ -447,6 +447,58 @@ static void test_signature_convention(void **state)
     EVP_PKEY_free(pkey);
 }
 
+/* find: the first |needle| in |hay|, or NULL (memmem is a GNU extension). */
+static uint8_t *find(uint8_t *hay, size_t len, const char *needle, size_t n)
+{
+    for (size_t i = 0; i + n <= len; i++) {
+        if (memcmp(hay + i, needle, n) == 0) {
+            return hay + i;
+        }
+    }
+    return NULL;
+}
+
+/* Threshold mode: "mode threshold" for the field line, indices exactly 1..n. */
+static void test_threshold_mode(void **state)
+{
+    size_t n;
+    size_t at;
+    uint8_t *mode_line;
+
+    (void)state;
+    make_record(rec_b, 256, 3, 2, 3, 0);
+    rec_b->mode = PROTO_MODE_THRESHOLD;
+    for (unsigned i = 0; i < 3; i++) {
+        rec_b->shares[i].index = (uint8_t)(i + 1);
+    }
+    n = encode(rec_b);
+    assert_non_null(mode_line = find(file_buf, n, "\nmode threshold\nshare 1 ", 24));
+    assert_null(find(file_buf, n, "\nfield ", 7));
+    assert_int_equal(rec_roundtrip(file_buf, n), 0);
+    assert_int_equal(rec_a->mode, PROTO_MODE_THRESHOLD);
+    assert_int_equal(rec_a->field_bits, 0);
+    assert_records_equal(rec_a, rec_b);
+    testutil_check_file_mutations(rec_roundtrip, file_buf, n);
+
+    /* Another mode word, or the field line's value, is refused. */
+    at = (size_t)(mode_line - file_buf) + 6;
+    memcpy(file_buf2, file_buf, n);
+    memcpy(file_buf2 + at, "rebuild  ", 9);
+    assert_int_equal(proto_record_decode(rec_a, file_buf2, n), SPK_ERR_MALFORMED);
+    memcpy(file_buf2 + at, "1279     ", 9);
+    assert_int_equal(proto_record_decode(rec_a, file_buf2, n), SPK_ERR_MALFORMED);
+
+    /* Indices other than 1..n, a field, or an unknown mode: not written. */
+    rec_b->shares[2].index = 4;
+    assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
+    rec_b->shares[2].index = 3;
+    rec_b->field_bits = 1279;
+    assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
+    rec_b->field_bits = 0;
+    rec_b->mode = 2;
+    assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -476,7 +528,7 @@ int main(void)
         cmocka_unit_test(test_roundtrip_shapes),     cmocka_unit_test(test_mutations),
         cmocka_unit_test(test_bad_values),           cmocka_unit_test(test_field_too_small),
         cmocka_unit_test(test_signed_len_and_find),  cmocka_unit_test(test_encode_refusals),
-        cmocka_unit_test(test_signature_convention),
+        cmocka_unit_test(test_signature_convention), cmocka_unit_test(test_threshold_mode),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -129,6 +129,63 @@ static void test_roundtrip_fields(void **state)
     assert_int_equal(sf_b.sealed_len, PROTO_SEALED_MAX);
 }
 
+/* find: the first |needle| in |hay|, or NULL (memmem is a GNU extension). */
+static uint8_t *find(uint8_t *hay, size_t len, const char *needle, size_t n)
+{
+    for (size_t i = 0; i + n <= len; i++) {
+        if (memcmp(hay + i, needle, n) == 0) {
+            return hay + i;
+        }
+    }
+    return NULL;
+}
+
+/* Threshold mode: "mode threshold", s_i of 256..1024 bytes sealed, index <= n. */
+static void test_threshold_mode(void **state)
+{
+    static const size_t lens[] = {256, 384, 512, 1024};
+    size_t n;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+        make_share(&sf_b, 1279, 3);
+        sf_b.mode = PROTO_MODE_THRESHOLD;
+        sf_b.field_bits = 0;
+        sf_b.sealed_len = PROTO_SEAL_OVERHEAD + lens[i];
+        n = encode(&sf_b);
+        assert_non_null(find(file_buf, n, "\nshares 3\nmode threshold\nsealed ", 32));
+        assert_int_equal(sf_roundtrip(file_buf, n), 0);
+        assert_int_equal(sf_a.mode, PROTO_MODE_THRESHOLD);
+        assert_shares_equal(&sf_a, &sf_b);
+    }
+    testutil_check_file_mutations(sf_roundtrip, file_buf, n);
+    /* s_i shorter than RSA-2048's, longer than RSA-8192's, an index above n. */
+    sf_b.sealed_len = PROTO_SEAL_OVERHEAD + 255;
+    assert_int_equal(proto_share_file_encode(file_buf, sizeof(file_buf), &n, &sf_b),
+                     SPK_ERR_INVALID_ARG);
+    sf_b.sealed_len = PROTO_SEAL_OVERHEAD + 1025;
+    assert_int_equal(proto_share_file_encode(file_buf, sizeof(file_buf), &n, &sf_b),
+                     SPK_ERR_INVALID_ARG);
+    sf_b.sealed_len = PROTO_SEAL_OVERHEAD + 256;
+    sf_b.index = 4;
+    assert_int_equal(proto_share_file_encode(file_buf, sizeof(file_buf), &n, &sf_b),
+                     SPK_ERR_INVALID_ARG);
+    /* A rebuild share's sealed length with the threshold line: refused. */
+    make_share(&sf_b, 4253, 3);
+    n = encode(&sf_b);
+    memcpy(file_buf2, file_buf, n);
+    {
+        uint8_t *f = find(file_buf2, n, "\nfield 4253\n", 12);
+        size_t tail;
+
+        assert_non_null(f);
+        tail = n - (size_t)(f + 12 - file_buf2);
+        memmove(f + 16, f + 12, tail);
+        memcpy(f, "\nmode threshold\n", 16);
+        assert_int_equal(proto_share_file_decode(&sf_a, file_buf2, n + 4), SPK_ERR_MALFORMED);
+    }
+}
+
 static void test_mutations(void **state)
 {
     size_t n;
@@ -305,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_known),           cmocka_unit_test(test_roundtrip_fields),
         cmocka_unit_test(test_mutations),       cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_encode_refusals), cmocka_unit_test(test_sealed_opens),
+        cmocka_unit_test(test_threshold_mode),
     };
 
     if (sodium_init() < 0) {
