@@ -36,10 +36,21 @@ struct edge_pending {
     uint8_t *out;
     size_t out_cap;
     size_t out_len;
+    /* The encoded OP_REQUEST (public: a digest or a ciphertext), kept to be
+     * sent again to a new combiner: signing and decrypting are idempotent. */
+    uint8_t *frame;
+    size_t frame_len;
+    bool sent; /* taken by the current connection; false: send (again) */
 };
+
+/* How soon an operation waiting to be sent is tried again, and how often
+ * the monitor is read while operations are in flight. */
+#define EDGE_CLIENT_RETRY_MS 5
+#define EDGE_CLIENT_WATCH_MS 20
 
 struct edge_client {
     void *sock;
+    void *mon; /* PAIR: the DEALER's disconnect events */
     int fd;
     int timeout_ms;
     uint64_t next_id;
@@ -81,6 +92,21 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
         zmq_getsockopt(c->sock, ZMQ_FD, &c->fd, &fd_len) != 0) {
         edge_client_free(c);
         return NULL;
+    }
+    {
+        /* A combiner that goes away (killed, restarted, an external one on
+         * another host) takes the requests it had: the monitor says so, and
+         * they are sent again to whichever combiner answers next. */
+        char mon_ep[64];
+
+        snprintf(mon_ep, sizeof(mon_ep), "inproc://spk-edge-client-%p", (void *)c);
+        c->mon = zmq_socket(zmq_ctx, ZMQ_PAIR);
+        if (zmq_socket_monitor(c->sock, mon_ep, ZMQ_EVENT_DISCONNECTED) != 0 || c->mon == NULL ||
+            zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+            zmq_connect(c->mon, mon_ep) != 0) {
+            edge_client_free(c);
+            return NULL;
+        }
     }
     return c;
 }
@@ -148,7 +174,11 @@ void edge_client_free(struct edge_client *c)
         return;
     }
     edge_client_fail_all(c, SPK_ERR_UNAVAILABLE);
+    if (c->mon != NULL) {
+        zmq_close(c->mon);
+    }
     if (c->sock != NULL) {
+        (void)zmq_socket_monitor(c->sock, NULL, 0);
         zmq_close(c->sock);
     }
     OPENSSL_cleanse(c, sizeof(*c));
@@ -177,6 +207,34 @@ void edge_client_fail_all(struct edge_client *c, int err)
     }
 }
 
+/* edge_client_resend sends every operation not taken by a combiner yet,
+ * oldest first, until one does not go (no combiner connected). */
+static void edge_client_resend(struct edge_client *c)
+{
+    struct edge_pending *p, *last = NULL;
+
+    for (p = c->head; p != NULL; p = p->next) {
+        last = p;
+    }
+    for (p = last; p != NULL; p = p->prev) {
+        if (p->sent) {
+            continue;
+        }
+        if (zmq_send(c->sock, p->frame, p->frame_len, ZMQ_DONTWAIT) != (int)p->frame_len) {
+            return; /* ZMQ_IMMEDIATE: no combiner yet; tried again soon */
+        }
+        p->sent = true;
+    }
+}
+
+void edge_client_requeue_all(struct edge_client *c)
+{
+    for (struct edge_pending *p = c->head; p != NULL; p = p->next) {
+        p->sent = false;
+    }
+    edge_client_resend(c);
+}
+
 bool edge_client_cancel_fd(struct edge_client *c, int wake_fd)
 {
     struct edge_pending *p;
@@ -198,6 +256,10 @@ long edge_client_timeout_ms(const struct edge_client *c)
 
     for (p = c->head; p != NULL; p = p->next) {
         long left = p->deadline_ms <= now ? 0 : (long)(p->deadline_ms - now);
+        long retry = p->sent ? EDGE_CLIENT_WATCH_MS : EDGE_CLIENT_RETRY_MS;
+        if (left > retry) {
+            left = retry;
+        }
         if (best < 0 || left < best) {
             best = left;
         }
@@ -257,6 +319,7 @@ void edge_client_process(struct edge_client *c)
     struct edge_pending *p;
     struct edge_pending *next;
     uint64_t now;
+    bool lost = false;
 
     for (;;) {
         int n = zmq_recv(c->sock, c->rbuf, sizeof(c->rbuf), ZMQ_DONTWAIT);
@@ -268,13 +331,34 @@ void edge_client_process(struct edge_client *c)
         }
         OPENSSL_cleanse(c->rbuf, (size_t)n < sizeof(c->rbuf) ? (size_t)n : sizeof(c->rbuf));
     }
+    /* Monitor events: [event u16, value u32] then the endpoint. */
+    for (;;) {
+        uint8_t ev[8];
+        int more = 0;
+        size_t more_len = sizeof(more);
+        int n = zmq_recv(c->mon, ev, sizeof(ev), ZMQ_DONTWAIT);
+
+        if (n < 0) {
+            break;
+        }
+        if (n >= 2 && ((uint16_t)(ev[0] | ev[1] << 8) & ZMQ_EVENT_DISCONNECTED) != 0) {
+            lost = true;
+        }
+        while (zmq_getsockopt(c->mon, ZMQ_RCVMORE, &more, &more_len) == 0 && more &&
+               zmq_recv(c->mon, ev, sizeof(ev), ZMQ_DONTWAIT) >= 0) {
+        }
+    }
+    if (lost) {
+        edge_client_requeue_all(c);
+    }
     now = spk_now_ms();
     for (p = c->head; p != NULL; p = next) {
         next = p->next;
         if (p->deadline_ms <= now) {
-            edge_pending_finish(c, p, SPK_ERR_TIMEOUT);
+            edge_pending_finish(c, p, p->sent ? SPK_ERR_TIMEOUT : SPK_ERR_UNAVAILABLE);
         }
     }
+    edge_client_resend(c);
 }
 
 static void edge_wake_fd_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd,
@@ -353,11 +437,16 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     if (r != 0) {
         return r;
     }
-    if (zmq_send(c->sock, c->wbuf, frame_len, ZMQ_DONTWAIT) != (int)frame_len) {
-        /* ZMQ_IMMEDIATE: no combiner connected, or its queue is full. */
-        c->stats.ops[kind][EDGE_OPRES_UNAVAILABLE]++;
-        return SPK_ERR_UNAVAILABLE;
+    if ((p.frame = malloc(frame_len)) == NULL) {
+        OPENSSL_cleanse(c->wbuf, frame_len);
+        return SPK_ERR_NOMEM;
     }
+    memcpy(p.frame, c->wbuf, frame_len);
+    OPENSSL_cleanse(c->wbuf, frame_len);
+    p.frame_len = frame_len;
+    /* ZMQ_IMMEDIATE: with no combiner connected (one restarting) the send
+     * fails, and the operation waits to be sent until its deadline. */
+    p.sent = zmq_send(c->sock, p.frame, frame_len, ZMQ_DONTWAIT) == (int)frame_len;
     p.req_id = c->wmsg.req_id;
     p.deadline_ms = spk_now_ms() + (uint64_t)c->timeout_ms;
     p.out = out;
@@ -389,6 +478,7 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
             edge_client_process(c);
         }
     }
+    free(p.frame);
     if (p.status == SPK_ERR_TIMEOUT) {
         c->stats.ops[kind][EDGE_OPRES_TIMEOUT]++;
     } else if (p.status == SPK_ERR_UNAVAILABLE) {

@@ -1145,11 +1145,12 @@ static void edge_reap(struct edge_loop *L)
                 }
             }
             spk_log("edge",
-                    "combiner exited (%s %d); failing %zu operation(s) in flight, restarting",
+                    "combiner exited (%s %d); %zu operation(s) in flight go to the restarted "
+                    "one, restarting",
                     WIFSIGNALED(status) ? "signal" : "status",
                     WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status),
                     edge_client_pending(L->client));
-            edge_client_fail_all(L->client, SPK_ERR_UNAVAILABLE);
+            edge_client_requeue_all(L->client);
             L->comb_restarts++;
             /* A combiner that ran a while is started again at once: service
              * is back as soon as it has its shares. One that keeps dying

@@ -70,9 +70,18 @@ int edge_client_fd(const struct edge_client *c);
  */
 void edge_client_process(struct edge_client *c);
 
-/* edge_client_fail_all ends every operation in flight with |err| (the
- * combiner died: its answers will never come). */
+/* edge_client_fail_all ends every operation in flight with |err|. */
 void edge_client_fail_all(struct edge_client *c, int err);
+
+/*
+ * edge_client_requeue_all: the combiner died and its answers will never
+ * come; every operation in flight is sent again, to the restarted (or
+ * external) combiner once one is connected, within its own deadline.
+ * Signing and decrypting are idempotent, so a second answer is harmless
+ * (it is dropped). The client does this by itself when the connection
+ * drops (a socket monitor); the edge calls it when its child exits.
+ */
+void edge_client_requeue_all(struct edge_client *c);
 
 /*
  * edge_client_cancel_fd ends the operation that waits on |wake_fd| (a job's
