@@ -7,6 +7,7 @@ SPK_DEBIAN_PACKAGES=(
     clang libclang-rt-14-dev clang-format valgrind
     openssl curl procps iproute2 python3 python3-zmq python3-nacl
     nginx-light
+    help2man dpkg-dev
 )
 
 spk_install_deps() {
