@@ -32,6 +32,12 @@ struct edge_alpn {
     size_t len;
 };
 
+/* What a client gets when the origin cannot be reached. */
+enum edge_upstream_failure {
+    EDGE_UPSTREAM_FAILURE_RESET = 0, /* TCP reset: the protocol is unknown */
+    EDGE_UPSTREAM_FAILURE_HTTP502,   /* an HTTP/1.1 502 response, then close_notify */
+};
+
 struct edge_cert_conf {
     char chain_path[EDGE_PATH_MAX];   /* PEM: leaf first, then intermediates */
     char record_path[EDGE_PATH_MAX];  /* KEYID.record of the leaf's key */
@@ -72,6 +78,7 @@ struct edge_config {
     char tls13_ciphersuites[EDGE_CIPHERS_MAX];     /* OpenSSL TLS 1.3 suite list */
     char tls_groups[EDGE_CIPHERS_MAX];             /* key exchange groups */
     unsigned ticket_lifetime_s;                    /* session (ticket) lifetime */
+    enum edge_upstream_failure upstream_failure;
 };
 
 /* edge_config_init: no listeners or certificates, default timeouts. */

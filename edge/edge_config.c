@@ -41,6 +41,11 @@ static const char edge_help_text[] =
     "                                 handshakes; re-read on SIGHUP (refresh it before it\n"
     "                                 expires: an expired one is not stapled)\n"
     "  upstream HOST:PORT             origin for certificates without their own\n"
+    "  upstream-failure reset|http502 when the origin cannot be reached (refused, or no\n"
+    "                                 connection within handshake-timeout-ms): reset the\n"
+    "                                 client's TCP connection (reset, the default: right\n"
+    "                                 for any protocol), or answer an HTTP/1.1 502 and\n"
+    "                                 close (http502: for HTTP/1.x origins only)\n"
     "  proxy-protocol yes|no          send a PROXY protocol v2 header upstream (no)\n"
     "  tls-min 1.2|1.3                lowest TLS version offered (1.2)\n"
     "  tls-max 1.2|1.3                highest TLS version offered (1.3)\n"
@@ -354,6 +359,17 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     if (strcmp(d, "upstream") == 0) {
         NEED(1, 1);
         return edge_cfg_hostport(ps, cfg->upstream, w[1]);
+    }
+    if (strcmp(d, "upstream-failure") == 0) {
+        NEED(1, 1);
+        if (strcmp(w[1], "reset") == 0) {
+            cfg->upstream_failure = EDGE_UPSTREAM_FAILURE_RESET;
+        } else if (strcmp(w[1], "http502") == 0) {
+            cfg->upstream_failure = EDGE_UPSTREAM_FAILURE_HTTP502;
+        } else {
+            return edge_cfg_fail(ps, "upstream-failure is reset or http502, not '%s'", w[1]);
+        }
+        return 0;
     }
     if (strcmp(d, "proxy-protocol") == 0) {
         NEED(1, 1);

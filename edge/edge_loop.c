@@ -143,6 +143,7 @@ struct edge_conn {
     uint8_t *u2c;
     size_t u2c_len, u2c_off;
     bool client_eof, upstream_eof, up_shut, tls_shut;
+    bool up_failed; /* no origin: what the client sends is dropped */
     bool want_c_in, want_c_out, want_u_in, want_u_out;
     bool dead; /* closed; freed after the current batch of events */
 };
@@ -176,6 +177,7 @@ struct edge_loop {
     uint64_t hs[2][EDGE_VER_NUM][2]; /* [failed][version][resumed] */
     uint64_t hs_timeouts;
     uint64_t comb_restarts;
+    uint64_t upstream_failures;
     struct edge_tickets *tickets;
     struct edge_ev metrics_ev;
     struct edge_mconn *mconns;
@@ -790,6 +792,45 @@ static size_t edge_proxy_header(const struct edge_conn *c, uint8_t *out)
     return len;
 }
 
+/*
+ * edge_conn_upstream_failed: the origin could not be reached. With
+ * `upstream-failure http502` the client gets a 502 response and close_notify
+ * (the relay sends them; what the client sends is dropped); with reset, the
+ * default, its TCP connection is reset, so that it cannot take the close for
+ * an empty answer whatever the protocol. False when |c| is to be closed now.
+ */
+static bool edge_conn_upstream_failed(struct edge_conn *c)
+{
+    static const char body[] = "502 Bad Gateway: the origin cannot be reached\n";
+    struct edge_loop *L = c->loop;
+    struct linger reset = {1, 0};
+    int n;
+
+    L->upstream_failures++;
+    if (c->uev.fd >= 0) {
+        edge_ev_set(L, &c->uev, 0);
+        close(c->uev.fd);
+        c->uev.fd = -1;
+    }
+    if (L->cfg->upstream_failure != EDGE_UPSTREAM_FAILURE_HTTP502 || c->u2c == NULL) {
+        setsockopt(c->cev.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+        return false;
+    }
+    n = snprintf((char *)c->u2c, EDGE_BUF_LEN,
+                 "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/plain\r\n"
+                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                 sizeof(body) - 1, body);
+    c->u2c_len = n > 0 ? (size_t)n : 0;
+    c->u2c_off = 0;
+    c->c2u_len = c->c2u_off = 0;
+    c->up_failed = true;
+    c->upstream_eof = true;
+    c->up_shut = true;
+    c->state = EDGE_CONN_RELAY;
+    c->deadline_ms = spk_now_ms() + L->cfg->idle_timeout_ms;
+    return true;
+}
+
 static bool edge_conn_start_upstream(struct edge_conn *c)
 {
     struct edge_site *s = c->site;
@@ -809,7 +850,7 @@ static bool edge_conn_start_upstream(struct edge_conn *c)
     c->uev.fd = fd;
     if (connect(fd, (const struct sockaddr *)&s->up_addr, s->up_len) != 0 && errno != EINPROGRESS) {
         spk_log("edge", "upstream %s: %s", s->upstream, strerror(errno));
-        return false;
+        return edge_conn_upstream_failed(c);
     }
     if (c->loop->cfg->proxy_protocol) {
         c->c2u_len = edge_proxy_header(c, c->c2u);
@@ -891,6 +932,9 @@ static bool edge_conn_relay(struct edge_conn *c)
                     return false;
                 }
             }
+        }
+        if (c->up_failed) {
+            c->c2u_len = c->c2u_off = 0; /* nowhere to send it */
         }
         if (c->c2u_off < c->c2u_len) {
             ssize_t n = write(c->uev.fd, c->c2u + c->c2u_off, c->c2u_len - c->c2u_off);
@@ -983,7 +1027,7 @@ static void edge_conn_run(struct edge_conn *c)
         if (getsockopt(c->uev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
             spk_log("edge", "upstream %s: %s", c->site->upstream,
                     strerror(soerr != 0 ? soerr : errno));
-            alive = false;
+            alive = edge_conn_upstream_failed(c);
         } else {
             struct sockaddr_storage sa;
             socklen_t sl = sizeof(sa);
@@ -1257,10 +1301,15 @@ static void edge_metrics_render(struct edge_loop *L, struct spk_text *t)
                     "died and was restarted.\n"
                     "# TYPE spk_edge_combiner_restarts_total counter\n"
                     "spk_edge_combiner_restarts_total %llu\n"
+                    "# HELP spk_edge_upstream_failures_total Connections whose origin could "
+                    "not be reached (answered as upstream-failure says).\n"
+                    "# TYPE spk_edge_upstream_failures_total counter\n"
+                    "spk_edge_upstream_failures_total %llu\n"
                     "# HELP spk_edge_certificates Certificates served.\n"
                     "# TYPE spk_edge_certificates gauge\n"
                     "spk_edge_certificates %zu\n",
-                    (unsigned long long)L->comb_restarts, L->sites != NULL ? L->sites->num : 0);
+                    (unsigned long long)L->comb_restarts, (unsigned long long)L->upstream_failures,
+                    L->sites != NULL ? L->sites->num : 0);
     spk_text_printf(t,
                     "# HELP spk_edge_reloads_total Configuration reloads (SIGHUP).\n"
                     "# TYPE spk_edge_reloads_total counter\n"
@@ -1496,6 +1545,14 @@ static void edge_tick(struct edge_loop *L)
             if (c->state == EDGE_CONN_HANDSHAKE) {
                 L->hs_timeouts++;
                 edge_handshake_failed(c, 0, "handshake timeout");
+            }
+            if (c->state == EDGE_CONN_CONNECTING) {
+                spk_log("edge", "upstream %s: no connection within %u ms", c->site->upstream,
+                        L->cfg->handshake_timeout_ms);
+                if (edge_conn_upstream_failed(c)) {
+                    edge_conn_run(c);
+                    continue;
+                }
             }
             edge_conn_close(c);
         }

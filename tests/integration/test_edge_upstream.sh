@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The origin is down: with the default `upstream-failure reset` the client's
+# TCP connection is reset after the handshake (curl and a plain TLS client see
+# a reset, not a clean close); after a reload with `upstream-failure http502`
+# an HTTP client gets a 502 response and close_notify. The edge counts both,
+# keeps serving, and serves normally again once the origin is back.
+# Usage: test_edge_upstream.sh BUILD_DIR
+set -uo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
+lib_edge_init test-edge-upstream "${1:-}"
+
+lib_edge_pki
+lib_edge_mkcert a.test 2048 || die "a.test certificate"
+lib_edge_holder_keys
+lib_edge_split a.test >/dev/null || die "split a.test"
+rm -f a.test.key
+lib_edge_holders
+P_METRICS=$P_FREE
+# No origin yet: nothing listens on P_ORIGIN.
+write_conf() { # EXTRA-LINES...
+    lib_edge_conf a.test
+    echo "metrics 127.0.0.1:$P_METRICS"
+    printf '%s\n' "$@"
+}
+write_conf >edge.conf
+lib_edge_start edge.conf
+
+CURL=(curl -sS --max-time 10 --cacert ca.pem --resolve a.test:$P_EDGE:127.0.0.1)
+failures() {
+    curl -s --max-time 5 http://127.0.0.1:$P_METRICS/metrics |
+        awk '$1 == "spk_edge_upstream_failures_total" { print $2 }'
+}
+
+
+# ---- default: reset --------------------------------------------------------------
+f0=$(failures)
+"${CURL[@]}" https://a.test:$P_EDGE/index.html >curl.out 2>curl.err
+rc=$?
+# curl says "reset by peer" (56), or fails to send its request on the reset
+# socket (55); either way it got no answer.
+check "reset: curl fails (exit $rc) on the reset: $(tail -1 curl.err)" \
+    eval '[ $rc -eq 55 ] || [ $rc -eq 56 ] && [ ! -s curl.out ]'
+# s_client says how its read ended: errno 104 is ECONNRESET.
+sleep 2 | timeout 10 openssl s_client -connect 127.0.0.1:$P_EDGE -servername a.test \
+    -CAfile ca.pem >sclient.out 2>&1
+seen=$(grep -o 'read:errno=[0-9]*' sclient.out | head -1)
+check "reset: a TLS client that sends nothing sees a reset ($seen)" [ "$seen" = read:errno=104 ]
+f1=$(failures)
+check "reset: counted ($f0 -> $f1)" [ "$f1" -eq $((f0 + 2)) ]
+
+# ---- http502 ------------------------------------------------------------------------
+write_conf "upstream-failure http502" >edge.conf
+kill -HUP $EDGE_PID
+sleep 0.5
+code=$("${CURL[@]}" -o body.out -w '%{http_code}' https://a.test:$P_EDGE/index.html 2>>curl.err)
+check "http502: curl gets 502 ($code)" [ "$code" = 502 ]
+check "http502: ... with a body that says why" grep -q "the origin cannot be reached" body.out
+code=$("${CURL[@]}" -o /dev/null -w '%{http_code}' --data-binary @edge.conf \
+    https://a.test:$P_EDGE/upload 2>>curl.err)
+check "http502: a POST gets 502 too ($code)" [ "$code" = 502 ]
+f2=$(failures)
+check "http502: counted ($f1 -> $f2)" [ "$f2" -eq $((f1 + 2)) ]
+
+# ---- the origin is back -----------------------------------------------------------------
+lib_edge_origin
+got=$("${CURL[@]}" https://a.test:$P_EDGE/index.html 2>>curl.err)
+check "origin back: served again" [ "$got" = "hello from the origin" ]
+check "the edge process is alive" kill -0 $EDGE_PID
+
+write_conf "upstream-failure sometimes" >bad.conf
+check "upstream-failure with another value is refused" \
+    eval '! "$EDGE" check bad.conf >check.out 2>&1 && grep -q "upstream-failure is reset or http502" check.out'
+
+kill $EDGE_PID 2>/dev/null
+wait $EDGE_PID 2>/dev/null
+if [ $failed -ne 0 ]; then
+    echo "--- edge.log"
+    tail -20 edge.log
+    echo "--- curl.err"
+    tail -5 curl.err
+fi
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
