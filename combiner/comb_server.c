@@ -336,6 +336,9 @@ static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_le
         server_send(s, id, id_len, &pong);
         return;
     }
+    if (m->type == PROTO_MSG_ERROR) {
+        return; /* never answered: two peers that answered errors would trade them forever */
+    }
     if (m->type != PROTO_MSG_OP_REQUEST) {
         server_send_error(s, id, id_len, m->req_id, SPK_ERR_UNSUPPORTED, "not a request");
         return;

@@ -103,6 +103,35 @@ check "ipc: decrypt-pkcs1 refused with not-allowed ($out)" grep -q "^error not a
 check "ipc: each refused operation is one log line" \
     [ "$(grep -c '^combiner: refused decrypt-\(raw\|pkcs1\) for client edge' ipc.log)" = 2 ]
 
+# PROTOCOL.md 7.3: a type the combiner does not serve (PONG) gets ERROR
+# unsupported (25) with its request id; an ERROR is never answered. A PING
+# after each shows the order: the answer after the ERROR is the PING's PONG.
+cat >unserved.py <<'EOF'
+import struct, sys, zmq
+def frame(typ, req, body=b""):
+    return b"SK" + bytes([1, typ, 0]) + struct.pack(">QI", req, len(body)) + body
+s = zmq.Context().socket(zmq.DEALER)
+s.linger = 0
+s.rcvtimeo = 5000
+s.connect(sys.argv[1])
+for f in (frame(7, 10, b"\x0e\x00\x02\x00\x01"), frame(1, 11), frame(2, 12), frame(1, 13)):
+    s.send(f)
+out = []
+for _ in range(3):
+    m = s.recv()
+    code = struct.unpack(">H", m[20:22])[0] if m[3] == 7 else 0
+    out.append("%d:%d:%d" % (m[3], struct.unpack(">Q", m[5:13])[0], code))
+s.rcvtimeo = 500
+try:
+    out.append("extra:%d" % s.recv()[3])
+except zmq.Again:
+    pass
+print(" ".join(out))
+EOF
+out=$("$PY" unserved.py "$EP" 2>&1)
+check "ipc: ERROR unanswered, PONG 11, ERROR unsupported (25) for PONG 12, PONG 13 ($out)" \
+    [ "$out" = "2:11:0 7:12:25 2:13:0" ]
+
 NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
 if "${NOBODY[@]}" true 2>/dev/null; then
     out=$(TO=1500 "${NOBODY[@]}" "$TC" --timeout 1500 "$EP" "$ID" sign-pkcs1-sha256 "$DGST" 2>&1)
