@@ -287,7 +287,7 @@ int split_share_check(const struct proto_record *rec, const struct split_field *
         strncmp(share->holder, entry->holder, sizeof(entry->holder)) != 0) {
         return SPK_ERR_WRONG_HOLDER;
     }
-    if (split_share_y_check(f, share->y) != 0) {
+    if (!threshold && split_share_y_check(f, share->y) != 0) {
         return SPK_ERR_MALFORMED;
     }
     return split_commitment_check(entry->commitment, rec->key_id, rec->split_id, share->index,

@@ -8,6 +8,7 @@ SPK_DEBIAN_PACKAGES=(
     openssl curl procps iproute2 python3 python3-zmq python3-nacl
     nghttp2-client haproxy nginx-light testssl.sh
     help2man dpkg-dev
+    golang-go golang-github-cloudflare-circl-dev
 )
 
 spk_install_deps() {
