@@ -51,9 +51,10 @@ enum spk_err {
     SPK_ERR_UNSUPPORTED = -25,     /* an operation or algorithm we do not offer */
     SPK_ERR_WRONG_HOLDER = -26,    /* a share addressed to another holder */
     SPK_ERR_PASSPHRASE = -27,      /* a key file that needs a (different) passphrase */
+    SPK_ERR_PERMISSIONS = -28,     /* a secret file others may read, or another user's */
 };
 
-#define SPK_ERR_MIN SPK_ERR_PASSPHRASE
+#define SPK_ERR_MIN SPK_ERR_PERMISSIONS
 
 /* spk_strerror returns a static, human-readable description of |err|. */
 const char *spk_strerror(int err);
@@ -135,6 +136,17 @@ SPK_WUR int spk_file_read(const char *path, size_t max, uint8_t **out, size_t *o
 void spk_file_free(uint8_t *buf, size_t len);
 /* spk_file_read_secret: the same into spk_secret_new memory (free with spk_secret_free). */
 SPK_WUR int spk_file_read_secret(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/*
+ * spk_file_read_private is spk_file_read_secret for a file that holds a
+ * secret (a holder's NAME.key, a share file, ticket keys, a passphrase): as
+ * OpenSSH does for private keys, it refuses with SPK_ERR_PERMISSIONS a file
+ * whose mode gives group or others any access, or that another uid owns
+ * (checked on the open file, so the file read is the file checked). Files
+ * directly in systemd's $CREDENTIALS_DIRECTORY are exempt: systemd gives the
+ * unit's user access through an ACL there, which the mode cannot show as
+ * private. Every loader of a secret file reads it through here.
+ */
+SPK_WUR int spk_file_read_private(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /*
  * spk_file_write_new creates |path| with |mode| (O_EXCL: SPK_ERR_EXISTS if it
  * is there), writes |len| bytes and fsyncs. On any failure it removes what it

@@ -59,6 +59,9 @@ const char *spk_strerror(int err)
         return "share is addressed to another holder";
     case SPK_ERR_PASSPHRASE:
         return "wrong or missing passphrase";
+    case SPK_ERR_PERMISSIONS:
+        return "permissions too open: a secret file must be owned by the user reading it and "
+               "give group and others no access (chmod 600)";
     default:
         return "unknown error";
     }

@@ -8,6 +8,7 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,11 +19,35 @@
 #include "base/base.h"
 
 /*
+ * in_credentials_dir: |path| is a file systemd placed in the unit's
+ * $CREDENTIALS_DIRECTORY (LoadCredential=, LoadCredentialEncrypted=). There
+ * the file is root's, and the unit's user reads it through an ACL entry,
+ * which shows as group bits in the mode; systemd itself restricts it to that
+ * user on a read-only, non-swappable mount, so the mode test does not apply.
+ */
+static bool in_credentials_dir(const char *path)
+{
+    const char *dir = getenv("CREDENTIALS_DIRECTORY");
+    size_t n;
+
+    if (dir == NULL || dir[0] != '/') {
+        return false;
+    }
+    n = strlen(dir);
+    while (n > 1 && dir[n - 1] == '/') {
+        n--;
+    }
+    return strncmp(path, dir, n) == 0 && path[n] == '/' && strchr(path + n + 1, '/') == NULL &&
+           strstr(path, "/..") == NULL;
+}
+
+/*
  * read_all reads |path| into a buffer from |alloc| (released with |release|
  * on failure). Regular files are sized by fstat; others (pipes, devices) get
  * room for |max| + 1 bytes so that "too big" can still be seen.
  */
-static int read_all(const char *path, size_t max, bool secret, uint8_t **out, size_t *out_len)
+static int read_all(const char *path, size_t max, bool secret, bool private_only, uint8_t **out,
+                    size_t *out_len)
 {
     struct stat st;
     uint8_t *buf = NULL;
@@ -44,6 +69,11 @@ static int read_all(const char *path, size_t max, bool secret, uint8_t **out, si
     }
     if (S_ISDIR(st.st_mode)) {
         r = SPK_ERR_IO;
+        goto out;
+    }
+    if (private_only && ((st.st_mode & 077) != 0 || st.st_uid != geteuid()) &&
+        !in_credentials_dir(path)) {
+        r = SPK_ERR_PERMISSIONS;
         goto out;
     }
     if (S_ISREG(st.st_mode)) {
@@ -100,12 +130,17 @@ out:
 
 int spk_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len)
 {
-    return read_all(path, max, false, out, out_len);
+    return read_all(path, max, false, false, out, out_len);
 }
 
 int spk_file_read_secret(const char *path, size_t max, uint8_t **out, size_t *out_len)
 {
-    return read_all(path, max, true, out, out_len);
+    return read_all(path, max, true, false, out, out_len);
+}
+
+int spk_file_read_private(const char *path, size_t max, uint8_t **out, size_t *out_len)
+{
+    return read_all(path, max, true, true, out, out_len);
 }
 
 void spk_file_free(uint8_t *buf, size_t len)

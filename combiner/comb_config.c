@@ -820,13 +820,13 @@ static int conf_read_share(const char *path, struct proto_share_file *sf, char *
     int r;
 
     errno = 0;
-    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
+    if ((r = spk_file_read_private(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
         conf_why(why, why_len, "cannot read share '%s': %s", path,
                  r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
         return r;
     }
     r = proto_share_file_decode(sf, buf, len);
-    spk_file_free(buf, len);
+    spk_secret_free(buf);
     if (r != 0) {
         conf_why(why, why_len, "'%s' is not a share file: %s", path, spk_strerror(r));
     }

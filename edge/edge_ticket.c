@@ -86,7 +86,7 @@ int edge_tickets_load(struct edge_tickets **out, const char *path, char *why, si
         *out = t;
         return 0;
     }
-    if ((r = spk_file_read_secret(path, EDGE_TICKET_FILE_MAX, &buf, &len)) != 0) {
+    if ((r = spk_file_read_private(path, EDGE_TICKET_FILE_MAX, &buf, &len)) != 0) {
         spk_secret_free(t);
         snprintf(why, why_len, "ticket-key-file %s: %s", path, spk_strerror(r));
         return r;

@@ -154,7 +154,7 @@ static int load_one(struct sh_share *sh, bool *loaded, const char *dir, const ch
         r = SPK_ERR_NOMEM;
         goto out;
     }
-    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0 ||
+    if ((r = spk_file_read_private(path, PROTO_FILE_MAX, &buf, &len)) != 0 ||
         (r = proto_share_file_decode(sf, buf, len)) != 0) {
         (void)snprintf(why, sizeof(why), "%s", spk_strerror(r));
         r = 0;
@@ -210,7 +210,7 @@ out:
         }
     }
     free(sf);
-    spk_file_free(buf, len);
+    spk_secret_free(buf);
     return r;
 }
 

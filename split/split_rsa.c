@@ -223,7 +223,7 @@ int split_rsa_key_load(struct split_rsa_key *key, const char *pem_path, const ch
     sodium_memzero(key, sizeof(*key));
     split_why(why, why_len, "unexpected error");
     if (passphrase_path != NULL) {
-        if ((r = spk_file_read_secret(passphrase_path, 4096, &pw_buf, &pw_len)) != 0) {
+        if ((r = spk_file_read_private(passphrase_path, 4096, &pw_buf, &pw_len)) != 0) {
             split_why(why, why_len, "cannot read passphrase file %s: %s", passphrase_path,
                       split_io_reason(passphrase_path, r));
             goto out;

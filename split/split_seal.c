@@ -128,7 +128,7 @@ int split_holder_secret_load(struct proto_holder_secret **out, const char *path)
     int r;
 
     *out = NULL;
-    if ((r = spk_file_read_secret(path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
+    if ((r = spk_file_read_private(path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
         goto out;
     }
     r = SPK_ERR_NOMEM;

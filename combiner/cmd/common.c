@@ -178,12 +178,12 @@ static int comb_cli_read_share(const char *cmd, const char *path, struct proto_s
     int r;
 
     errno = 0;
-    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
+    if ((r = spk_file_read_private(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
         return comb_cli_fail(cmd, "cannot read share file '%s': %s", path,
                              comb_cli_read_why(r, errno));
     }
     r = proto_share_file_decode(out, buf, len);
-    spk_file_free(buf, len);
+    spk_secret_free(buf);
     if (r != 0) {
         return comb_cli_fail(cmd, "'%s' is not a share file: %s", path, spk_strerror(r));
     }

@@ -261,13 +261,13 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
     int r;
     int ret = SPLIT_CLI_FAIL;
 
-    if ((r = spk_file_read(share_path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
+    if ((r = spk_file_read_private(share_path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
         split_cli_fail(cmd, "cannot read share %s: %s", share_path,
                        split_cli_read_error(share_path, r));
         goto out;
     }
     r = proto_share_file_decode(sf, text, text_len);
-    spk_file_free(text, text_len);
+    spk_secret_free(text);
     if (r != 0) {
         split_cli_fail(cmd, "%s is not a valid share file: %s", share_path, spk_strerror(r));
         goto out;

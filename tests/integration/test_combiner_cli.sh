@@ -243,6 +243,7 @@ refuse "share of another key" 1 "is of another key" \
     --share "$K3.a.share" --holder-key a.key --alg pss-sha256 --digest "$D" --out x1.bin
 # A tampered share: one byte of the sealed text changed.
 sed 's/^\(sealed .\{20\}\)A/\1B/; t; s/^\(sealed .\{20\}\)./\1A/' "$K2.a.share" >tampered.share
+chmod 600 tampered.share # share files are secret: refused when others may read them
 if cmp -s tampered.share "$K2.a.share"; then
     bad "could not tamper with the share file"
 else

@@ -267,6 +267,7 @@ check "after recovery every operation succeeds" \
 mkdir -p "$T/h2w.d" "$T/h2m.d"
 sed "s/^split-id .*/$(grep '^split-id ' "$T/a/$KA.record")/" "$T/b/$KB.h2.share" >"$T/h2w.d/$KA.h2.share"
 cp "$T/b/$KB.h2.share" "$T/h2m.d/"
+chmod 600 "$T/h2w.d/$KA.h2.share" # a share file is secret: the holder refuses one others may read
 # h2 first in the config, so that its share is examined first when both arrive together
 cat >"$T/cfg/c23w.conf" <<EOF
 splitkey-combiner 1

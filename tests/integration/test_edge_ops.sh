@@ -41,6 +41,7 @@ lib_edge_origin 48
     openssl rand -hex 80
     openssl rand -hex 80
 } >tickets.keys
+chmod 600 tickets.keys # secret: the edge refuses a ticket key file others may read
 
 # base_conf [NAME...]: the good configuration (certificate a.test only by
 # default); the combiner's file comb.conf with its metrics endpoint.

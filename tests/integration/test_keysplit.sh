@@ -202,8 +202,15 @@ refused "combine refuses k-1 shares" "$T/rec" "$KS" combine --record "$R" --shar
 
 echo "== split of the encrypted key"
 mkdir "$T/enc"
+# passphrase files are secret: the checked-out 0644 copy is refused, a 0600 one is read
+cp "$DATA/passphrase.txt" "$DATA/wrong-passphrase.txt" "$T/"
+refused "a passphrase file group or others may read" "$T/enc" "$KS" split \
+    --key "$DATA/rsa2048-encrypted.pem" --passphrase-file "$DATA/passphrase.txt" --threshold 3 \
+    "${H[@]}" --out "$T/enc"
+check "... with a message that says how to fix it" grep -q 'permissions too open.*chmod 600' "$T/stderr"
+chmod 600 "$T/passphrase.txt" "$T/wrong-passphrase.txt"
 run "split the encrypted key with its passphrase" "$KS" split --key "$DATA/rsa2048-encrypted.pem" \
-    --passphrase-file "$DATA/passphrase.txt" --threshold 3 "${H[@]}" --out "$T/enc"
+    --passphrase-file "$T/passphrase.txt" --threshold 3 "${H[@]}" --out "$T/enc"
 check "same key id as the plain key" [ "$(cat "$T/stdout")" = "$id" ]
 refused "shares of two splits of one key do not mix" "$OUT" "$KS" verify --record "$R" \
     --share "$OUT/$id.alice.share" --holder-key "$KEYS/alice.key" --share "$T/enc/$id.bob.share" --holder-key "$KEYS/bob.key"
@@ -226,7 +233,7 @@ refused "3-prime key" "$EMPTY" "${S[@]}" --key "$DATA/rsa3072-3prime.pem"
 refused "garbage key" "$EMPTY" "${S[@]}" --key "$DATA/garbage.pem"
 refused "missing key file" "$EMPTY" "${S[@]}" --key "$T/no-such.pem"
 refused "wrong passphrase" "$EMPTY" "${S[@]}" --key "$DATA/rsa2048-encrypted.pem" \
-    --passphrase-file "$DATA/wrong-passphrase.txt"
+    --passphrase-file "$T/wrong-passphrase.txt"
 refused "encrypted key without a passphrase" "$EMPTY" "${S[@]}" --key "$DATA/rsa2048-encrypted.pem"
 refused "output directory whose parent is missing" "$EMPTY" "$KS" split --key "$DATA/rsa2048.pem" --threshold 2 \
     "${H[@]}" --out "$T/nope/deeper"

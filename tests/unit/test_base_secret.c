@@ -397,6 +397,56 @@ static void test_file_read_cap(void **state)
     assert_int_equal(spk_file_read("/dev/zero", 64, &buf, &len), SPK_ERR_MALFORMED);
 }
 
+/* A secret file that group or others may touch, or another uid owns, is
+ * refused, as OpenSSH refuses such a private key. */
+static void test_file_read_private(void **state)
+{
+    static const mode_t open_modes[] = {0640, 0604, 0620, 0602, 0610, 0601, 0644, 0660};
+    uint8_t data[16];
+    uint8_t *buf = NULL;
+    size_t len = 0;
+
+    (void)state;
+    randombytes_buf(data, sizeof(data));
+    assert_int_equal(spk_file_write_new(tmp_path("private"), 0600, data, sizeof(data)), 0);
+    assert_int_equal(spk_file_read_private(tmp_path("private"), 4096, &buf, &len), 0);
+    assert_int_equal(len, sizeof(data));
+    assert_memory_equal(buf, data, sizeof(data));
+    spk_secret_free(buf);
+    /* 0400 is as private as 0600 */
+    assert_int_equal(chmod(tmp_path("private"), 0400), 0);
+    assert_int_equal(spk_file_read_private(tmp_path("private"), 4096, &buf, &len), 0);
+    spk_secret_free(buf);
+    for (size_t i = 0; i < sizeof(open_modes) / sizeof(open_modes[0]); i++) {
+        buf = NULL;
+        assert_int_equal(chmod(tmp_path("private"), open_modes[i]), 0);
+        assert_int_equal(spk_file_read_private(tmp_path("private"), 4096, &buf, &len),
+                         SPK_ERR_PERMISSIONS);
+        assert_null(buf);
+        /* the same file is fine for a reader of public files */
+        assert_int_equal(spk_file_read(tmp_path("private"), 4096, &buf, &len), 0);
+        spk_file_free(buf, len);
+    }
+    assert_non_null(strstr(spk_strerror(SPK_ERR_PERMISSIONS), "chmod 600"));
+    /* systemd's credentials directory grants access by ACL (mode 0440 here):
+     * a file directly in it is read; one below it, or elsewhere, is not */
+    assert_int_equal(chmod(tmp_path("private"), 0440), 0);
+    assert_int_equal(setenv("CREDENTIALS_DIRECTORY", tmpdir, 1), 0);
+    assert_int_equal(spk_file_read_private(tmp_path("private"), 4096, &buf, &len), 0);
+    spk_secret_free(buf);
+    assert_int_equal(setenv("CREDENTIALS_DIRECTORY", "/nonexistent", 1), 0);
+    assert_int_equal(spk_file_read_private(tmp_path("private"), 4096, &buf, &len),
+                     SPK_ERR_PERMISSIONS);
+    assert_int_equal(unsetenv("CREDENTIALS_DIRECTORY"), 0);
+    /* owned by another uid: only root can make such a file */
+    if (geteuid() == 0) {
+        assert_int_equal(chmod(tmp_path("private"), 0600), 0);
+        assert_int_equal(chown(tmp_path("private"), 65534, (gid_t)-1), 0);
+        assert_int_equal(spk_file_read_private(tmp_path("private"), 4096, &buf, &len),
+                         SPK_ERR_PERMISSIONS);
+    }
+}
+
 static int setup_dir(void **state)
 {
     (void)state;
@@ -428,6 +478,7 @@ int main(void)
         cmocka_unit_test(test_harden_locks),
         cmocka_unit_test(test_file_write_new),
         cmocka_unit_test(test_file_read_cap),
+        cmocka_unit_test(test_file_read_private),
     };
 
     /* First, before anything allocates through OpenSSL. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -344,6 +345,8 @@ static void write_file(const char *dir, const char *name, const uint8_t *p, size
     assert_non_null(fp);
     assert_int_equal(fwrite(p, 1, n, fp), n);
     assert_int_equal(fclose(fp), 0);
+    /* key and share files are secret: readable by their owner only */
+    assert_int_equal(chmod(path, 0600), 0);
 }
 
 static int files_setup(void **state)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -41,6 +42,8 @@ static void write_text(const char *name, const char *text)
     assert_non_null(fp);
     assert_int_equal(fputs(text, fp) >= 0, 1);
     assert_int_equal(fclose(fp), 0);
+    /* ticket key files are secret: readable by their owner only */
+    assert_int_equal(chmod(tpath(name), 0600), 0);
 }
 
 /* A key line: 160 hex digits made from |seed|. */

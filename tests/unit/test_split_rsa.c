@@ -33,6 +33,23 @@ static char tmp_dir[] = "/tmp/spk-test-split-rsa-XXXXXX";
 
 /* ---- helpers -------------------------------------------------------------- */
 
+/* pw_copy: the data file |name| copied to |out| in tmp_dir with mode 0600, as
+ * a passphrase file must be (git checks files out 0644); a name that is not
+ * there stays missing. The caller unlinks |out|. */
+static void pw_copy(char *out, size_t cap, const char *name)
+{
+    size_t len = 0;
+    uint8_t *text;
+
+    snprintf(out, cap, "%s/%s", tmp_dir, name);
+    if (access(testutil_data_path(name), F_OK) != 0) {
+        return;
+    }
+    text = testutil_read_file(testutil_data_path(name), &len);
+    assert_int_equal(spk_file_write_new(out, 0600, text, len), 0);
+    free(text);
+}
+
 static void load_ok(struct split_rsa_key *key, const char *name, const char *pw_name)
 {
     char pem[4096];
@@ -42,9 +59,12 @@ static void load_ok(struct split_rsa_key *key, const char *name, const char *pw_
 
     snprintf(pem, sizeof(pem), "%s", testutil_data_path(name));
     if (pw_name != NULL) {
-        snprintf(pw, sizeof(pw), "%s", testutil_data_path(pw_name));
+        pw_copy(pw, sizeof(pw), pw_name);
     }
     r = split_rsa_key_load(key, pem, pw_name != NULL ? pw : NULL, why, sizeof(why));
+    if (pw_name != NULL) {
+        unlink(pw);
+    }
     if (r != 0) {
         fail_msg("loading %s: %s (%s)", name, spk_strerror(r), why);
     }
@@ -62,10 +82,13 @@ static void load_refused(const char *name, const char *pw_name, int want)
 
     snprintf(pem, sizeof(pem), "%s", testutil_data_path(name));
     if (pw_name != NULL) {
-        snprintf(pw, sizeof(pw), "%s", testutil_data_path(pw_name));
+        pw_copy(pw, sizeof(pw), pw_name);
     }
     memset(&key, 0xa5, sizeof(key));
     r = split_rsa_key_load(&key, pem, pw_name != NULL ? pw : NULL, why, sizeof(why));
+    if (pw_name != NULL) {
+        unlink(pw);
+    }
     if (r != want) {
         fail_msg("%s: got %d (%s), want %d (%s); why: %s", name, r, spk_strerror(r), want,
                  spk_strerror(want), why);
@@ -319,6 +342,14 @@ static void test_passphrase_newline(void **state)
         assert_non_null(f);
         assert_int_equal(fwrite(cases[i].text, 1, strlen(cases[i].text), f), strlen(cases[i].text));
         fclose(f);
+        /* a passphrase file others may read is refused whatever it holds */
+        assert_int_equal(chmod(path, 0644), 0);
+        assert_int_equal(split_rsa_key_load(&key, testutil_data_path("rsa2048-encrypted.pem"), path,
+                                            why, sizeof(why)),
+                         SPK_ERR_PERMISSIONS);
+        assert_non_null(strstr(why, "permissions too open"));
+        split_rsa_key_cleanup(&key);
+        assert_int_equal(chmod(path, 0600), 0);
         assert_int_equal(split_rsa_key_load(&key, testutil_data_path("rsa2048-encrypted.pem"), path,
                                             why, sizeof(why)),
                          cases[i].want);
