@@ -113,6 +113,7 @@ refused "e = 3 with 5 holders" "larger than" "$KS" split --key e3.pem --threshol
 check "refused split wrote nothing" absent e3
 # A tampered share: one base64 character of the sealed box changed.
 sed 's/^\(sealed .\{40\}\)A/\1B/; t; s/^\(sealed .\{40\}\)./\1A/' "rsa2048/$id.h2.share" >tampered.share
+chmod 600 tampered.share # share files are secret: refused when others may read them
 refused "a tampered share" "h2" "$KS" verify --record "$rec" --share tampered.share --holder-key keys/h2.key
 
 echo "passed=$passed failed=$failed"
