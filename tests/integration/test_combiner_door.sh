@@ -15,6 +15,7 @@
 #     SHARE_REQUEST; the holders' audit lines show ops=N and the digest of
 #     all N inputs for a batch of N.
 set -u
+PROBE=$(cd "$(dirname "$0")" && pwd)/wire_probe.py
 . "$(dirname "$0")/lib_edge.sh"
 lib_edge_init test-combiner-door "${1:-}"
 TC=$BUILD/combiner/comb-testclient
@@ -106,29 +107,7 @@ check "ipc: each refused operation is one log line" \
 # PROTOCOL.md 7.3: a type the combiner does not serve (PONG) gets ERROR
 # unsupported (25) with its request id; an ERROR is never answered. A PING
 # after each shows the order: the answer after the ERROR is the PING's PONG.
-cat >unserved.py <<'EOF'
-import struct, sys, zmq
-def frame(typ, req, body=b""):
-    return b"SK" + bytes([1, typ, 0]) + struct.pack(">QI", req, len(body)) + body
-s = zmq.Context().socket(zmq.DEALER)
-s.linger = 0
-s.rcvtimeo = 5000
-s.connect(sys.argv[1])
-for f in (frame(7, 10, b"\x0e\x00\x02\x00\x01"), frame(1, 11), frame(2, 12), frame(1, 13)):
-    s.send(f)
-out = []
-for _ in range(3):
-    m = s.recv()
-    code = struct.unpack(">H", m[20:22])[0] if m[3] == 7 else 0
-    out.append("%d:%d:%d" % (m[3], struct.unpack(">Q", m[5:13])[0], code))
-s.rcvtimeo = 500
-try:
-    out.append("extra:%d" % s.recv()[3])
-except zmq.Again:
-    pass
-print(" ".join(out))
-EOF
-out=$("$PY" unserved.py "$EP" 2>&1)
+out=$("$PY" "$PROBE" "$EP" 7:10:0e00020001 1:11 2:12 1:13 2>&1)
 check "ipc: ERROR unanswered, PONG 11, ERROR unsupported (25) for PONG 12, PONG 13 ($out)" \
     [ "$out" = "2:11:0 7:12:25 2:13:0" ]
 

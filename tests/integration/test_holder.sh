@@ -164,65 +164,20 @@ check "h2 still serves a good client" grep -q '^holder h2 ok index=2 verified$' 
 # PROTOCOL.md 7.3: a type the holder does not serve gets ERROR unsupported with
 # its request id; an ERROR is never answered. A PING after each proves the
 # order: the first answer after the ERROR must be the PING's PONG.
-cat >"$T/unserved.py" <<'EOF'
-import os, struct, sys, zmq
-def frame(typ, req, body=b""):
-    return b"SK" + bytes([1, typ, 0]) + struct.pack(">QI", req, len(body)) + body
-ctx = zmq.Context()
-s = ctx.socket(zmq.DEALER)
-s.curve_serverkey = os.environ["SERVER"].encode()
-s.curve_publickey = os.environ["PUB"].encode()
-s.curve_secretkey = os.environ["SEC"].encode()
-s.linger = 0
-s.rcvtimeo = 5000
-s.connect(sys.argv[1])
-out = []
-# ERROR internal (item 0x0e, 2 bytes), then PING 11; OP_RESPONSE 12 (result 0x0d), then PING 13.
-for f in (frame(7, 10, b"\x0e\x00\x02\x00\x01"), frame(1, 11),
-          frame(6, 12, b"\x0d\x00\x01\x00"), frame(1, 13)):
-    s.send(f)
-for _ in range(3):
-    m = s.recv()
-    code = struct.unpack(">H", m[20:22])[0] if m[3] == 7 else 0
-    out.append("%d:%d:%d" % (m[3], struct.unpack(">Q", m[5:13])[0], code))
-s.rcvtimeo = 500
-try:
-    m = s.recv()
-    out.append("extra:%d" % m[3])
-except zmq.Again:
-    pass
-print(" ".join(out))
-EOF
-SERVER=$(awk '/^curve-public /{print $2}' "$T/h2.pub") PUB=$(awk '/^curve-public /{print $2}' "$T/noisy.key") \
-    SEC=$(awk '/^curve-secret /{print $2}' "$T/noisy.key") /usr/bin/python3 "$T/unserved.py" "$h2_ep" >"$T/types" 2>&1
-check "h2: ERROR unanswered, PONG 11, ERROR unsupported (25) for OP_RESPONSE 12, PONG 13 ($(cat "$T/types"))" \
-    test "$(cat "$T/types")" = "2:11:0 7:12:25 2:13:0"
+# ERROR internal (item 0x0e) 10, PING 11, OP_RESPONSE (result 0x0d) 12, PING 13.
+out=$(/usr/bin/python3 "$SRC/tests/integration/wire_probe.py" --curve "$T/h2.pub" "$T/noisy.key" "$h2_ep" \
+    7:10:0e00020001 1:11 6:12:0d000100 1:13 2>&1)
+check "h2: ERROR unanswered, PONG 11, ERROR unsupported (25) for OP_RESPONSE 12, PONG 13 ($out)" \
+    test "$out" = "2:11:0 7:12:25 2:13:0"
 
 # SECURITY.md: the allow-list's address ranges bound a stolen client key. h1
 # admits edge from 127.0.0.1/32 only: the same key from 127.0.0.2 (a ZeroMQ
 # source address) gets no answer at all, and the refusal names the address.
-cat >"$T/from.py" <<'EOF'
-import os, struct, sys, zmq
-ctx = zmq.Context()
-s = ctx.socket(zmq.DEALER)
-s.curve_serverkey = os.environ["SERVER"].encode()
-s.curve_publickey = os.environ["PUB"].encode()
-s.curve_secretkey = os.environ["SEC"].encode()
-s.linger = 0
-s.rcvtimeo = 2000
-s.connect(sys.argv[1].replace("tcp://", "tcp://%s:0;" % sys.argv[2]))
-s.send(b"SK" + bytes([1, 1, 0]) + struct.pack(">QI", 21, 0))
-try:
-    m = s.recv()
-    print("answer type %d" % m[3])
-except zmq.Again:
-    print("no answer")
-EOF
 from_addr() { # FROM_ADDRESS: a PING to h1 with edge's key from that source address
-    SERVER=$(awk '/^curve-public /{print $2}' "$T/h1.pub") PUB=$(awk '/^curve-public /{print $2}' "$T/edge.key") \
-        SEC=$(awk '/^curve-secret /{print $2}' "$T/edge.key") /usr/bin/python3 "$T/from.py" "$h1_ep" "$1" 2>&1
+    /usr/bin/python3 "$SRC/tests/integration/wire_probe.py" --curve "$T/h1.pub" "$T/edge.key" \
+        --from "$1" "$h1_ep" 1:21 2>&1
 }
-check "h1: edge's key from 127.0.0.1 (in its range) gets a PONG" test "$(from_addr 127.0.0.1)" = "answer type 2"
+check "h1: edge's key from 127.0.0.1 (in its range) gets a PONG" test "$(from_addr 127.0.0.1)" = "2:21:0"
 check "h1: edge's key from 127.0.0.2 (outside 127.0.0.1/32) gets nothing" test "$(from_addr 127.0.0.2)" = "no answer"
 check "h1: the refusal is logged with the address" grep -qF "127.0.0.2" "$T/h1.log" "$T/h1.audit"
 "$TC" garbage --key "$T/noisy.key" --holder "$h1_ep" "$T/h1.pub" --count 2000 >"$T/garbage" 2>&1

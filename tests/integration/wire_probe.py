@@ -1,0 +1,53 @@
+# wire_probe.py: send hand-made protocol frames to a share-holder or a combiner
+# over ZeroMQ and print what comes back, for the integration tests (not a test
+# itself). Run with Debian's python3 (python3-zmq).
+#
+#   wire_probe.py [--curve SERVER.pub CLIENT.key] [--from ADDRESS] ENDPOINT FRAME...
+#
+# FRAME is TYPE:REQUEST_ID[:HEX_BODY] (PROTOCOL.md 7.2; the header is built
+# here). Every frame is sent on one DEALER, then the answers are read until
+# none comes for WAIT ms (2000 for the first, 500 after): each is printed as
+# TYPE:REQUEST_ID:ERROR_CODE (0 unless an ERROR) on one line, space-separated,
+# or "no answer". --curve: CURVE with the server's curve-public from its .pub
+# and the client's pair from its .key; --from: the local source address.
+import struct, sys, zmq
+
+def key(path, word):
+    for line in open(path):
+        if line.startswith(word + " "):
+            return line.split()[1].encode()
+    sys.exit("wire_probe: no %s in %s" % (word, path))
+
+args = sys.argv[1:]
+s = zmq.Context().socket(zmq.DEALER)
+s.linger = 0
+source = None
+while args and args[0].startswith("--"):
+    if args[0] == "--curve":
+        s.curve_serverkey = key(args[1], "curve-public")
+        s.curve_publickey = key(args[2], "curve-public")
+        s.curve_secretkey = key(args[2], "curve-secret")
+        args = args[3:]
+    elif args[0] == "--from":
+        source, args = args[1], args[2:]
+    else:
+        sys.exit("wire_probe: unknown option " + args[0])
+endpoint, frames = args[0], args[1:]
+if source is not None:
+    endpoint = endpoint.replace("tcp://", "tcp://%s:0;" % source)
+s.connect(endpoint)
+for f in frames:
+    parts = f.split(":")
+    body = bytes.fromhex(parts[2]) if len(parts) > 2 else b""
+    s.send(b"SK" + bytes([1, int(parts[0]), 0]) + struct.pack(">QI", int(parts[1]), len(body)) + body)
+out = []
+s.rcvtimeo = 2000
+while True:
+    try:
+        m = s.recv()
+    except zmq.Again:
+        break
+    code = struct.unpack(">H", m[20:22])[0] if len(m) >= 22 and m[3] == 7 else 0
+    out.append("%d:%d:%d" % (m[3], struct.unpack(">Q", m[5:13])[0], code))
+    s.rcvtimeo = 500
+print(" ".join(out) if out else "no answer")
