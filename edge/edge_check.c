@@ -5,6 +5,7 @@
  *   - every certificate: readable, PEM, an RSA key, within its validity, its
  *     key record readable, signed, and for the certificate's key; upstream
  *     resolvable;
+ *   - the TLS directives (cipher lists, groups) and OCSP response files;
  *   - the ticket key file;
  *   - the combiner's own file, by `combiner check --config FILE` (shares,
  *     holders, a test operation per key), unless combiner-external;
@@ -35,6 +36,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <sodium.h>
 #include <zmq.h>
@@ -140,6 +142,49 @@ out:
     OPENSSL_free(der);
     X509_free(leaf);
     ERR_clear_error();
+}
+
+/*
+ * edge_chk_tls: the TLS directives (cipher lists, groups: OpenSSL may refuse
+ * them) and each certificate's OCSP response file, loaded as `edge run` does.
+ */
+static void edge_chk_tls(struct edge_chk *k)
+{
+    SSL_CTX *ctx = NULL;
+    char why[512];
+    size_t i;
+
+    ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL || edge_tls_ctx_setup(ctx, k->cfg, why, sizeof(why)) != 0) {
+        edge_chk_bad(k, "%s", ctx == NULL ? "OpenSSL cannot make a TLS context" : why);
+    }
+    SSL_CTX_free(ctx);
+    for (i = 0; i < k->cfg->num_certs; i++) {
+        const struct edge_cert_conf *cc = &k->cfg->certs[i];
+        struct edge_ocsp ocsp = {NULL, 0};
+        X509 *leaf = NULL, *extra;
+        FILE *fp;
+
+        if (cc->ocsp_path[0] == '\0' || (fp = fopen(cc->chain_path, "r")) == NULL) {
+            continue; /* an unreadable chain is reported by edge_chk_cert */
+        }
+        ctx = SSL_CTX_new(TLS_server_method());
+        leaf = PEM_read_X509(fp, NULL, NULL, NULL);
+        while (ctx != NULL && (extra = PEM_read_X509(fp, NULL, NULL, NULL)) != NULL) {
+            if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
+                X509_free(extra);
+            }
+        }
+        fclose(fp);
+        ERR_clear_error();
+        if (ctx != NULL && leaf != NULL &&
+            edge_ocsp_load(&ocsp, cc->ocsp_path, leaf, ctx, why, sizeof(why)) != 0) {
+            edge_chk_bad(k, "certificate %s: %s", cc->chain_path, why);
+        }
+        edge_ocsp_cleanup(&ocsp);
+        X509_free(leaf);
+        SSL_CTX_free(ctx);
+    }
 }
 
 static void edge_chk_upstreams(struct edge_chk *k)
@@ -282,6 +327,7 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
     for (i = 0; i < cfg->num_certs; i++) {
         edge_chk_cert(&k, i);
     }
+    edge_chk_tls(&k);
     edge_chk_upstreams(&k);
     if ((r = edge_tickets_load(&tickets, cfg->ticket_key_file, why, sizeof(why))) != 0) {
         edge_chk_bad(&k, "%s", why);

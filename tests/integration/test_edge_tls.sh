@@ -180,6 +180,19 @@ check "a cipher list OpenSSL does not know is refused on reload" \
     grep -q "reload failed: tls12-ciphers 'NOTACIPHER'" edge.log
 check "the edge process is alive" kill -0 $EDGE_PID
 
+# ---- edge check finds the same problems before a start ---------------------------
+edge_check_says() { # CONF TEXT
+    ! "$EDGE" check "$1" >check.out 2>&1 && grep -q "$2" check.out
+}
+check "edge check: an unknown cipher list is reported" edge_check_says edge.conf \
+    "tls12-ciphers 'NOTACIPHER'"
+write_conf >edge.conf
+echo garbage >a.ocsp
+check "edge check: a bad OCSP response file is reported" edge_check_says edge.conf \
+    "a.chain.pem: ocsp-response .*not a DER OCSP response"
+cp good.ocsp a.ocsp
+check "edge check: the good configuration passes" eval '"$EDGE" check edge.conf >check.out 2>&1'
+
 kill $EDGE_PID 2>/dev/null
 wait $EDGE_PID 2>/dev/null
 if [ $failed -ne 0 ]; then
