@@ -18,6 +18,7 @@ int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why, s
 {
     int min = strcmp(cfg->tls_min, "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
     int max = strcmp(cfg->tls_max, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
+    char groups[sizeof(cfg->tls_groups)];
 
     if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, max) != 1) {
@@ -40,7 +41,9 @@ int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why, s
                  cfg->tls13_ciphersuites);
         return SPK_ERR_INVALID_ARG;
     }
-    if (SSL_CTX_set1_groups_list(ctx, cfg->tls_groups) != 1) {
+    /* The macro casts its argument to char *: give it a copy it may take. */
+    memcpy(groups, cfg->tls_groups, sizeof(groups));
+    if (SSL_CTX_set1_groups_list(ctx, groups) != 1) {
         snprintf(why, why_len, "tls-groups '%.200s' refused by OpenSSL", cfg->tls_groups);
         return SPK_ERR_INVALID_ARG;
     }
