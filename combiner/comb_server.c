@@ -150,28 +150,21 @@ static bool server_ipc_uid(const char *address, uint32_t *out)
     return true;
 }
 
-static bool zap_msg_is(zmq_msg_t *m, const char *str)
-{
-    size_t n = strlen(str);
-
-    return zmq_msg_size(m) == n && sodium_memcmp(zmq_msg_data(m), str, n) == 0;
-}
-
 /*
  * server_zap_decide: the client a ZAP request is for, or NULL with |why|.
  * Over ipc:// (NULL mechanism) by the peer's uid; over tcp:// (CURVE) by the
  * client key in the allow file, from its address ranges.
  */
-static const struct comb_conf_client *server_zap_decide(struct comb_server *s, zmq_msg_t *f,
-                                                        size_t num, const char *address, char *who,
+static const struct comb_conf_client *server_zap_decide(struct comb_server *s,
+                                                        const struct sh_zap_req *req, char *who,
                                                         size_t who_len, const char **why)
 {
     const struct comb_gen *g = s->cur;
 
-    if (!s->tcp && num == 6 && zap_msg_is(&f[5], "NULL")) {
+    if (!s->tcp && req->null_mechanism) {
         uint32_t uid = 0;
 
-        if (!server_ipc_uid(address, &uid)) {
+        if (!server_ipc_uid(req->address, &uid)) {
             *why = "no peer credentials";
             return NULL;
         }
@@ -184,19 +177,18 @@ static const struct comb_conf_client *server_zap_decide(struct comb_server *s, z
         *why = "uid not among the client lines";
         return NULL;
     }
-    if (s->tcp && num == 7 && zap_msg_is(&f[5], "CURVE") &&
-        zmq_msg_size(&f[6]) == PROTO_X25519_LEN) {
-        const struct sh_allow_client *ac = sh_allow_find(&g->allow, zmq_msg_data(&f[6]));
+    if (s->tcp && req->curve_pk != NULL) {
+        const struct sh_allow_client *ac = sh_allow_find(&g->allow, req->curve_pk);
         const struct comb_conf_client *cl;
         char z85[PROTO_Z85_KEY_LEN + 1];
 
-        zmq_z85_encode(z85, zmq_msg_data(&f[6]), PROTO_X25519_LEN);
-        snprintf(who, who_len, "key %s from %s", z85, address[0] != '\0' ? address : "-");
+        zmq_z85_encode(z85, req->curve_pk, PROTO_X25519_LEN);
+        snprintf(who, who_len, "key %s from %s", z85, req->address[0] != '\0' ? req->address : "-");
         if (ac == NULL) {
             *why = "client key not in the allow file";
             return NULL;
         }
-        if (!sh_allow_address(ac, address)) {
+        if (!sh_allow_address(ac, req->address)) {
             *why = "address not allowed for this client";
             return NULL;
         }
@@ -207,68 +199,31 @@ static const struct comb_conf_client *server_zap_decide(struct comb_server *s, z
         }
         return cl;
     }
-    snprintf(who, who_len, "%s", address[0] != '\0' ? address : "-");
+    snprintf(who, who_len, "%s", req->address[0] != '\0' ? req->address : "-");
     *why = "unsupported ZAP request or mechanism";
     return NULL;
 }
 
-/* server_zap_handle answers one ZAP request (RFC 27). */
+/* server_zap_handle answers one ZAP request (RFC 27); the client's name is
+ * the User-Id of its messages. */
 static void server_zap_handle(struct comb_server *s)
 {
-    zmq_msg_t f[8];
-    size_t num = 0;
-    int more = 1;
-    char address[128] = "";
-    char who[160] = "";
+    struct sh_zap_req req;
+    char who[PROTO_Z85_KEY_LEN + SH_ZAP_ADDRESS_MAX + 16] = "";
     const char *why = "not allowed";
-    const struct comb_conf_client *cl = NULL;
+    const struct comb_conf_client *cl;
 
-    while (more) {
-        zmq_msg_t part;
-        size_t more_len = sizeof(more);
-
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, s->zap, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&part);
-            break;
-        }
-        if (num < 8) {
-            f[num++] = part;
-        } else {
-            zmq_msg_close(&part);
-        }
-        if (zmq_getsockopt(s->zap, ZMQ_RCVMORE, &more, &more_len) != 0) {
-            more = 0;
-        }
+    if (!sh_zap_recv(s->zap, &req)) {
+        return;
     }
-    if (num < 2) {
-        goto out; /* not even a request id to answer */
-    }
-    if (num >= 4 && zmq_msg_size(&f[3]) < sizeof(address)) {
-        memcpy(address, zmq_msg_data(&f[3]), zmq_msg_size(&f[3]));
-        address[zmq_msg_size(&f[3])] = '\0';
-    }
-    if (zap_msg_is(&f[0], "1.0")) {
-        cl = server_zap_decide(s, f, num, address, who, sizeof(who), &why);
-    }
+    cl = server_zap_decide(s, &req, who, sizeof(who), &why);
     if (cl == NULL) {
         s->num_refused_peers++;
         spk_log("combiner", "refused a connection from %s: %s", who[0] != '\0' ? who : "-", why);
     }
-    /* version, request id, status, text, user id (the client's name), metadata */
-    if (zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, cl != NULL ? "200" : "400", 3, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, cl != NULL ? "OK" : why, strlen(cl != NULL ? "OK" : why), ZMQ_SNDMORE) <
-            0 ||
-        zmq_send(s->zap, cl != NULL ? cl->name : "", cl != NULL ? strlen(cl->name) : 0,
-                 ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, "", 0, 0) < 0) {
+    if (sh_zap_reply(s->zap, &req, cl != NULL, cl != NULL ? "OK" : why,
+                     cl != NULL ? cl->name : "") != 0) {
         spk_log("combiner", "cannot answer a ZAP request: %s", zmq_strerror(zmq_errno()));
-    }
-out:
-    for (size_t i = 0; i < num; i++) {
-        zmq_msg_close(&f[i]);
     }
 }
 

@@ -125,87 +125,41 @@ static int audit_write(struct sh_server *s, const char *fmt, ...)
 
 /* ---- ZAP ---------------------------------------------------------------------- */
 
-static bool msg_is(zmq_msg_t *m, const char *s)
-{
-    size_t n = strlen(s);
-
-    return zmq_msg_size(m) == n && sodium_memcmp(zmq_msg_data(m), s, n) == 0;
-}
-
 /* zap_handle answers one ZAP request (RFC 27): admit the CURVE client keys of
  * the allow-list from their address ranges, nothing else. */
 static void zap_handle(struct sh_server *s)
 {
-    zmq_msg_t f[8];
-    size_t num = 0;
-    int more = 1;
-    const char *status = "400";
-    const char *text = "not allowed";
+    struct sh_zap_req req;
+    const char *text = "unsupported ZAP request or mechanism";
     char z85[PROTO_Z85_KEY_LEN + 1] = "";
-    char address[64] = "";
     const struct sh_allow_client *client = NULL;
+    bool ok = false;
 
-    while (more) {
-        zmq_msg_t part;
-        size_t more_len = sizeof(more);
-
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, s->zap, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&part);
-            break;
-        }
-        if (num < 8) {
-            f[num++] = part;
-        } else {
-            zmq_msg_close(&part);
-        }
-        if (zmq_getsockopt(s->zap, ZMQ_RCVMORE, &more, &more_len) != 0) {
-            more = 0;
-        }
+    if (!sh_zap_recv(s->zap, &req)) {
+        return;
     }
-    if (num < 2) {
-        goto out; /* not even a request id to answer */
-    }
-    if (num >= 4 && zmq_msg_size(&f[3]) < sizeof(address)) {
-        memcpy(address, zmq_msg_data(&f[3]), zmq_msg_size(&f[3]));
-        address[zmq_msg_size(&f[3])] = '\0';
-    }
-    if (num == 7 && msg_is(&f[0], "1.0") && msg_is(&f[5], "CURVE") &&
-        zmq_msg_size(&f[6]) == PROTO_X25519_LEN) {
-        const uint8_t *pk = zmq_msg_data(&f[6]);
-
-        zmq_z85_encode(z85, pk, PROTO_X25519_LEN);
-        client = sh_allow_find(&s->allow, pk);
+    if (req.curve_pk != NULL) {
+        zmq_z85_encode(z85, req.curve_pk, PROTO_X25519_LEN);
+        client = sh_allow_find(&s->allow, req.curve_pk);
         if (client == NULL) {
             text = "client key not in the allow-list";
-        } else if (!sh_allow_address(client, address)) {
+        } else if (!sh_allow_address(client, req.address)) {
             text = "address not allowed for this client";
         } else {
-            status = "200";
+            ok = true;
             text = "OK";
         }
-    } else {
-        text = "unsupported ZAP request or mechanism";
     }
-    if (status[0] != '2') {
+    if (!ok) {
         s->num_refused++;
         spk_log("share-holder", "refused CURVE client %s from %s: %s", z85[0] ? z85 : "-",
-                address[0] ? address : "-", text);
+                req.address[0] ? req.address : "-", text);
         (void)audit_write(s, "refused key=%s addr=%s reason=\"%s\"", z85[0] ? z85 : "-",
-                          address[0] ? address : "-", text);
+                          req.address[0] ? req.address : "-", text);
     }
-    /* version, request id, status, text, user id (the key in Z85), metadata */
-    if (zmq_send(s->zap, "1.0", 3, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, zmq_msg_data(&f[1]), zmq_msg_size(&f[1]), ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, status, 3, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, text, strlen(text), ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, z85, client != NULL ? strlen(z85) : 0, ZMQ_SNDMORE) < 0 ||
-        zmq_send(s->zap, "", 0, 0) < 0) {
+    /* The user id is the key in Z85. */
+    if (sh_zap_reply(s->zap, &req, ok, text, z85) != 0) {
         spk_log("share-holder", "cannot answer a ZAP request: %s", zmq_strerror(zmq_errno()));
-    }
-out:
-    for (size_t i = 0; i < num; i++) {
-        zmq_msg_close(&f[i]);
     }
 }
 

@@ -97,6 +97,33 @@ bool sh_allow_key(const struct sh_allow_client *client, const uint8_t key_id[PRO
  * none. False for anything that is not an IP address when ranges are set. */
 bool sh_allow_address(const struct sh_allow_client *client, const char *address);
 
+/* ==== ZAP, the wire side (sh_zap.c) ========================================= */
+
+#define SH_ZAP_FRAMES_MAX 8
+#define SH_ZAP_ADDRESS_MAX 128
+
+/* One ZAP request (ZeroMQ RFC 27) as read from the handler's REP socket. */
+struct sh_zap_req {
+    zmq_msg_t f[SH_ZAP_FRAMES_MAX];
+    size_t num;
+    char
+        address[SH_ZAP_ADDRESS_MAX]; /* the peer: "IP" over tcp://, "...:UID:GID:PID" over ipc:// */
+    bool null_mechanism;             /* a version 1.0 request for the NULL mechanism */
+    const uint8_t *curve_pk;         /* a version 1.0 CURVE request: the client's key; else NULL */
+};
+
+/*
+ * sh_zap_recv reads one request from the ZAP socket |zap| without blocking.
+ * False when there is none that can be answered (then nothing is held);
+ * else it must be answered with sh_zap_reply, which releases it.
+ */
+SPK_WUR bool sh_zap_recv(void *zap, struct sh_zap_req *req);
+/* sh_zap_reply answers |req|: 200 with |user_id| (ZeroMQ's User-Id of the
+ * connection's messages) when |ok|, else 400; |text| says why. 0 or
+ * SPK_ERR_IO. */
+SPK_WUR int sh_zap_reply(void *zap, struct sh_zap_req *req, bool ok, const char *text,
+                         const char *user_id);
+
 /* ==== the client (sh_client.c) ============================================= */
 
 /*
