@@ -13,7 +13,10 @@
 #     record, receives no SHARE_REQUEST for that key (only PINGs);
 #   - batching: a signature and a decryption sent together never share one
 #     SHARE_REQUEST; the holders' audit lines show ops=N and the digest of
-#     all N inputs for a batch of N.
+#     all N inputs for a batch of N;
+#   - an edge with combiner-external over tcp:// (CURVE with its client key)
+#     serves TLS, and a kill -9 of that combiner under load, restarted at
+#     once, fails no handshake: the edge sends what was in flight again.
 set -u
 PROBE=$(cd "$(dirname "$0")" && pwd)/wire_probe.py
 . "$(dirname "$0")/lib_edge.sh"
@@ -22,7 +25,8 @@ TC=$BUILD/combiner/comb-testclient
 [ -x "$COMBINER" ] && [ -x "$TC" ] || die "missing $COMBINER or $TC"
 PY=/usr/bin/python3 # Debian's, with python3-zmq
 
-openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out door.key 2>/dev/null || die "key"
+lib_edge_pki
+lib_edge_mkcert door 2048 || die "door certificate and key"
 lib_edge_holder_keys h9 stranger
 ID=$(lib_edge_split door) || die "split"
 lib_edge_holders
@@ -210,8 +214,46 @@ timeout 10 "$COMBINER" run --config tcp-open.conf 2>tcp-open.log
 rc=$?
 check "tcp: a tcp:// combiner without an allow file refuses to start (exit $rc)" \
     bash -c "[ $rc -eq 1 ] && grep -q 'needs an .allow. file' tcp-open.log"
-kill "$PID_tcp"
-wait "$PID_tcp" 2>/dev/null
+
+# ---- an edge that reaches it over tcp:// with CURVE; kill -9 under load ---------------
+lib_edge_origin
+{
+    echo "listen 127.0.0.1:$P_EDGE"
+    echo "certificate door.pem shares/$ID.record"
+    echo "upstream 127.0.0.1:$P_ORIGIN"
+    echo "combiner-endpoint $EPT"
+    echo "combiner-external yes"
+    echo "combiner-curve-public $CPK"
+    echo "combiner-client-key keys/h2.key"
+    echo "op-timeout-ms 4000"
+    echo "metrics 127.0.0.1:$((P_FREE + 2))"
+} >edge.conf
+lib_edge_start edge.conf
+out=$(curl -sS --max-time 10 --cacert ca.pem --resolve door:$P_EDGE:127.0.0.1 \
+    https://door:$P_EDGE/index.html 2>&1)
+check "tcp: an edge with combiner-curve-public and combiner-client-key is served ($out)" \
+    [ "$out" = "hello from the origin" ]
+LOAD=$BUILD/tests/bench_tls_client
+if [ -x "$LOAD" ]; then
+    "$LOAD" load 127.0.0.1 $P_EDGE door ca.pem 1.3 4 8 >load.out 2>load.err &
+    LPID=$!
+    sleep 1.5
+    kill -9 "$PID_tcp"
+    wait "$PID_tcp" 2>/dev/null
+    start_comb tcp 022 # the same file, at once, as systemd's Restart=always would
+    wait $LPID
+    out=$(cat load.out)
+    failed_hs=$(curl -s http://127.0.0.1:$((P_FREE + 2))/metrics |
+        awk '/^spk_edge_handshakes_total\{result="failed"/ { s += $2 } END { print s + 0 }')
+    check "tcp: kill -9 of the external combiner under load fails no handshake ($out)" \
+        bash -c "grep -q ' failed=0 ' <<<\"\$1\" && ! grep -q ' ok=0 ' <<<\"\$1\"" _ "$out"
+    check "tcp: ... and the edge's metrics count no failed handshake ($failed_hs)" \
+        [ "$failed_hs" = 0 ]
+else
+    fail "missing $LOAD"
+fi
+kill "$EDGE_PID" "$PID_tcp" 2>/dev/null
+wait "$EDGE_PID" "$PID_tcp" 2>/dev/null
 
 check "no sanitizer report in any log" lib_edge_no_sanitizer_reports
 if [ "$failed" -ne 0 ]; then
