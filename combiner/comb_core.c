@@ -547,6 +547,37 @@ static int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
     return 0;
 }
 
+/*
+ * comb_fetch_done: a source's answer, recorded in its batch (the batch's
+ * state is the core's: here, not in comb_source.c) and examined at the next
+ * comb_process.
+ */
+void comb_fetch_done(struct comb_fetch *fetch, int status, const struct comb_share_info *info,
+                     const char *detail)
+{
+    struct comb_fetch_ent *ent;
+    struct comb_batch *b;
+
+    if (fetch == NULL || (ent = fetch->comb_priv) == NULL || ent->state != COMB_FETCH_RUNNING) {
+        /* A source answering twice or after cancel: ignore it rather than trust it. */
+        return;
+    }
+    b = ent->batch;
+    ent->state = COMB_FETCH_DONE;
+    ent->status = status;
+    if (status == 0 && info == NULL) {
+        ent->status = SPK_ERR_INTERNAL;
+    }
+    if (info != NULL) {
+        ent->info = *info;
+    }
+    if (detail != NULL) {
+        snprintf(ent->detail, sizeof(ent->detail), "%s", detail);
+    }
+    b->done_order[b->num_done++] = (size_t)(ent - b->fetches);
+    b->num_running--;
+}
+
 /* comb_batch_take checks one answered fetch against the record. */
 static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct comb_fetch_ent *ent)
 {

@@ -3,8 +3,9 @@
 
 /*
  * combiner/comb_private.h: the combiner's own structures, shared by
- * comb_core.c (batches, reconstruction), comb_source.c (the local share and
- * the fetch bookkeeping), comb_stats.c and comb_alg.c. Nothing here is API.
+ * comb_core.c (batches and their fetches, reconstruction), comb_source.c
+ * (share slots, the source table, the local share; it sees no batch),
+ * comb_stats.c and comb_alg.c. Nothing here is API.
  *
  * Memory: everything that ever holds a share, a tuple or a decrypted result
  * is spk_secret_new / spk_arena memory owned by struct comb_ctx (slots,

@@ -1,7 +1,8 @@
 /*
  * comb_source.c: what every share source shares: the locked slots that
- * fetched shares land in, the completion entry point comb_fetch_done, adding
- * sources, and the built-in source for the combiner's own (local) shares.
+ * fetched shares land in, adding sources, and the built-in source for the
+ * combiner's own (local) shares. It sees no batch: a source's answer goes
+ * through comb_fetch_done (comb_core.c), like any other source's.
  */
 #include <stdio.h>
 #include <string.h>
@@ -80,34 +81,6 @@ void comb_slots_free(struct comb_ctx *c)
     c->free_slots = NULL;
     c->num_chunks = 0;
     c->num_free_slots = 0;
-}
-
-/* ---- completion ---------------------------------------------------------------- */
-
-void comb_fetch_done(struct comb_fetch *fetch, int status, const struct comb_share_info *info,
-                     const char *detail)
-{
-    struct comb_fetch_ent *ent;
-    struct comb_batch *b;
-
-    if (fetch == NULL || (ent = fetch->comb_priv) == NULL || ent->state != COMB_FETCH_RUNNING) {
-        /* A source answering twice or after cancel: ignore it rather than trust it. */
-        return;
-    }
-    b = ent->batch;
-    ent->state = COMB_FETCH_DONE;
-    ent->status = status;
-    if (status == 0 && info == NULL) {
-        ent->status = SPK_ERR_INTERNAL;
-    }
-    if (info != NULL) {
-        ent->info = *info;
-    }
-    if (detail != NULL) {
-        snprintf(ent->detail, sizeof(ent->detail), "%s", detail);
-    }
-    b->done_order[b->num_done++] = (size_t)(ent - b->fetches);
-    b->num_running--;
 }
 
 /* ---- sources ------------------------------------------------------------------- */
