@@ -793,46 +793,6 @@ static int conf_expand(struct conf_files *fl, const char *path, const char *suff
     return r;
 }
 
-static int conf_read_record(const char *path, struct proto_record *rec, char *why, size_t why_len)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    errno = 0;
-    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        conf_why(why, why_len, "cannot read record '%s': %s", path,
-                 r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
-        return r;
-    }
-    r = proto_record_decode(rec, buf, len);
-    spk_file_free(buf, len);
-    if (r != 0) {
-        conf_why(why, why_len, "'%s' is not a key record: %s", path, spk_strerror(r));
-    }
-    return r;
-}
-
-static int conf_read_share(const char *path, struct proto_share_file *sf, char *why, size_t why_len)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    errno = 0;
-    if ((r = spk_file_read_private(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        conf_why(why, why_len, "cannot read share '%s': %s", path,
-                 r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
-        return r;
-    }
-    r = proto_share_file_decode(sf, buf, len);
-    spk_secret_free(buf);
-    if (r != 0) {
-        conf_why(why, why_len, "'%s' is not a share file: %s", path, spk_strerror(r));
-    }
-    return r;
-}
-
 int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
                    int connect_wait_ms, char *why, size_t why_len)
 {
@@ -906,7 +866,7 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
         goto out;
     }
     for (i = 0; i < shs.num; i++) {
-        if ((r = conf_read_share(shs.paths[i], &shares[i], why, why_len)) != 0) {
+        if ((r = proto_share_file_load(&shares[i], shs.paths[i], why, why_len)) != 0) {
             goto out;
         }
         if (strcmp(shares[i].holder, hk->pub.name) != 0) {
@@ -920,7 +880,7 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
         const struct proto_share_file *local = NULL;
         size_t local_at = 0;
 
-        if ((r = conf_read_record(recs.paths[i], rec, why, why_len)) != 0) {
+        if ((r = proto_record_load(rec, recs.paths[i], why, why_len)) != 0) {
             goto out;
         }
         for (j = 0; j < shs.num; j++) {

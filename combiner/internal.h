@@ -22,26 +22,28 @@
 #include "proto/proto.h"
 
 /* Hash algorithms the engine knows. Which operation takes which is listed at
- * comb_rsa_op. */
+ * comb_rsa_op. The table of operations (proto_op_info) names them as
+ * enum proto_hash, so the shared values are the same. */
 enum comb_hash {
-    COMB_HASH_NONE = 0,
-    COMB_HASH_MD5_SHA1, /* the TLS 1.0/1.1 36-byte MD5 || SHA-1 digest */
-    COMB_HASH_SHA1,
-    COMB_HASH_SHA224,
-    COMB_HASH_SHA256,
-    COMB_HASH_SHA384,
-    COMB_HASH_SHA512,
-    COMB_HASH_SHA512_224,
+    COMB_HASH_NONE = PROTO_HASH_NONE,
+    COMB_HASH_MD5_SHA1 = PROTO_HASH_MD5_SHA1, /* the TLS 1.0/1.1 36-byte MD5 || SHA-1 digest */
+    COMB_HASH_SHA1 = PROTO_HASH_SHA1,
+    COMB_HASH_SHA224 = PROTO_HASH_SHA224,
+    COMB_HASH_SHA256 = PROTO_HASH_SHA256,
+    COMB_HASH_SHA384 = PROTO_HASH_SHA384,
+    COMB_HASH_SHA512 = PROTO_HASH_SHA512,
+    COMB_HASH_SHA512_224, /* the engine's own (Wycheproof vectors), no operation uses them */
     COMB_HASH_SHA512_256,
 };
 
+/* The engine's request kinds are the operation table's (enum proto_op_kind). */
 enum comb_rsa_op_kind {
-    COMB_RSA_RAW = 1,       /* out = in^d mod n; in is n_len bytes, < n */
-    COMB_RSA_SIGN_PKCS1,    /* in is a digest of |hash| */
-    COMB_RSA_SIGN_PSS,      /* in is a digest of |hash|; salt length = digest length */
-    COMB_RSA_DECRYPT_TLS,   /* TLS RSA key exchange; always 48 bytes out */
-    COMB_RSA_DECRYPT_PKCS1, /* generic PKCS#1 v1.5 type 2 */
-    COMB_RSA_DECRYPT_OAEP,  /* RSAES-OAEP */
+    COMB_RSA_RAW = PROTO_OP_KIND_RAW,                 /* out = in^d mod n; in is n_len bytes, < n */
+    COMB_RSA_SIGN_PKCS1 = PROTO_OP_KIND_SIGN_PKCS1,   /* in is a digest of |hash| */
+    COMB_RSA_SIGN_PSS = PROTO_OP_KIND_SIGN_PSS,       /* salt length = digest length */
+    COMB_RSA_DECRYPT_TLS = PROTO_OP_KIND_DECRYPT_TLS, /* TLS RSA key exchange; 48 bytes out */
+    COMB_RSA_DECRYPT_PKCS1 = PROTO_OP_KIND_DECRYPT_PKCS1, /* generic PKCS#1 v1.5 type 2 */
+    COMB_RSA_DECRYPT_OAEP = PROTO_OP_KIND_DECRYPT_OAEP,   /* RSAES-OAEP */
 };
 
 /*

@@ -25,6 +25,7 @@
 #include <openssl/x509.h>
 
 #include "edge/internal.h"
+#include "split/split.h"
 
 #define EDGE_BENCH_KEYS_MAX EDGE_CERT_MAX
 
@@ -38,29 +39,6 @@ static size_t g_num_bench;
 
 /* The properties every fetch here uses: the default provider, never ours. */
 #define EDGE_BENCH_PROPQ "provider=default"
-
-/* edge_bench_key_id: SHA-256 of the DER SubjectPublicKeyInfo, as
- * prov_key_new computes it for the certificate's key. */
-static int edge_bench_key_id(uint8_t out[PROTO_KEY_ID_LEN], EVP_PKEY *pkey)
-{
-    unsigned char *der = NULL;
-    unsigned int md_len = 0;
-    int der_len;
-    int r = SPK_ERR_CRYPTO;
-
-    der_len = i2d_PUBKEY(pkey, &der);
-    if (der_len <= 0) {
-        goto out;
-    }
-    if (EVP_Digest(der, (size_t)der_len, out, &md_len, EVP_sha256(), NULL) != 1 ||
-        md_len != PROTO_KEY_ID_LEN) {
-        goto out;
-    }
-    r = 0;
-out:
-    OPENSSL_free(der);
-    return r;
-}
 
 int edge_bench_keys_load(const char *const *paths, size_t num_paths, char *why, size_t why_len)
 {
@@ -89,7 +67,7 @@ int edge_bench_keys_load(const char *const *paths, size_t num_paths, char *why, 
             r = SPK_ERR_KEY_UNSUPPORTED;
             goto out;
         }
-        if ((r = edge_bench_key_id(k->key_id, k->pkey)) != 0) {
+        if ((r = split_rsa_key_id(k->key_id, k->pkey)) != 0) {
             snprintf(why, why_len, "%s: cannot compute its key id", paths[i]);
             EVP_PKEY_free(k->pkey);
             k->pkey = NULL;
@@ -133,46 +111,14 @@ static EVP_PKEY *edge_bench_find(const uint8_t key_id[PROTO_KEY_ID_LEN])
 /* edge_bench_sign_params: padding and digest of a signing |op|. */
 static int edge_bench_sign_params(uint8_t op, int *out_pad, const char **out_md)
 {
-    *out_pad = RSA_PKCS1_PADDING;
-    switch ((enum proto_op)op) {
-    case PROTO_OP_SIGN_PKCS1_SHA1:
-        *out_md = "SHA1";
-        return 0;
-    case PROTO_OP_SIGN_PKCS1_SHA224:
-        *out_md = "SHA224";
-        return 0;
-    case PROTO_OP_SIGN_PKCS1_SHA256:
-        *out_md = "SHA256";
-        return 0;
-    case PROTO_OP_SIGN_PKCS1_SHA384:
-        *out_md = "SHA384";
-        return 0;
-    case PROTO_OP_SIGN_PKCS1_SHA512:
-        *out_md = "SHA512";
-        return 0;
-    case PROTO_OP_SIGN_PKCS1_MD5SHA1:
-        *out_md = "MD5-SHA1";
-        return 0;
-    case PROTO_OP_SIGN_PSS_SHA256:
-        *out_pad = RSA_PKCS1_PSS_PADDING;
-        *out_md = "SHA256";
-        return 0;
-    case PROTO_OP_SIGN_PSS_SHA384:
-        *out_pad = RSA_PKCS1_PSS_PADDING;
-        *out_md = "SHA384";
-        return 0;
-    case PROTO_OP_SIGN_PSS_SHA512:
-        *out_pad = RSA_PKCS1_PSS_PADDING;
-        *out_md = "SHA512";
-        return 0;
-    case PROTO_OP_DECRYPT_PKCS1:
-    case PROTO_OP_DECRYPT_TLS_PREMASTER:
-    case PROTO_OP_DECRYPT_OAEP_SHA1:
-    case PROTO_OP_DECRYPT_OAEP_SHA256:
-    case PROTO_OP_DECRYPT_RAW:
-    default:
+    const struct proto_op_info *info = proto_op_info(op);
+
+    if (!proto_op_is_sign(info)) {
         return SPK_ERR_UNSUPPORTED;
     }
+    *out_pad = info->kind == PROTO_OP_KIND_SIGN_PSS ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING;
+    *out_md = info->md;
+    return 0;
 }
 
 int edge_bench_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,

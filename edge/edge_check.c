@@ -76,12 +76,8 @@ static void edge_chk_cert(struct edge_chk *k, size_t i)
     const char *chain = cc->chain_path;
     X509 *leaf = NULL;
     EVP_PKEY *pub;
-    unsigned char *der = NULL;
-    unsigned int id_len = 0;
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    char why[PROTO_PATH_WHY_MAX];
     FILE *fp;
-    int der_len, r;
 
     fp = fopen(chain, "r");
     if (fp == NULL) {
@@ -105,22 +101,12 @@ static void edge_chk_cert(struct edge_chk *k, size_t i)
         edge_chk_bad(k, "certificate %s: its key is not RSA (splitkey splits RSA keys)", chain);
         goto out;
     }
-    der_len = i2d_PUBKEY(pub, &der);
-    if (der_len <= 0 ||
-        !EVP_Digest(der, (size_t)der_len, k->key_id[i], &id_len, EVP_sha256(), NULL)) {
+    if (split_rsa_key_id(k->key_id[i], pub) != 0) {
         edge_chk_bad(k, "certificate %s: cannot encode its public key", chain);
         goto out;
     }
-    if ((r = spk_file_read(cc->record_path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        edge_chk_bad(k, "certificate %s: its key record %s cannot be read: %s", chain,
-                     cc->record_path, spk_strerror(r));
-        goto out;
-    }
-    r = proto_record_decode(&rec, buf, len);
-    spk_file_free(buf, len);
-    if (r != 0) {
-        edge_chk_bad(k, "certificate %s: %s is not a key record (%s)", chain, cc->record_path,
-                     spk_strerror(r));
+    if (proto_record_load(&rec, cc->record_path, why, sizeof(why)) != 0) {
+        edge_chk_bad(k, "certificate %s: %s", chain, why);
         goto out;
     }
     if (split_record_verify(&rec) != 0) {
@@ -139,7 +125,6 @@ static void edge_chk_cert(struct edge_chk *k, size_t i)
     k->pub[i] = EVP_PKEY_dup(pub);
     k->cert_ok[i] = k->pub[i] != NULL;
 out:
-    OPENSSL_free(der);
     X509_free(leaf);
     ERR_clear_error();
 }

@@ -419,18 +419,9 @@ static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID
                              size_t why_len)
 {
     static struct proto_record rec;
-    uint8_t *buf = NULL;
-    size_t len = 0;
     int r;
 
-    if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        snprintf(why, why_len, "%s: %s", path, spk_strerror(r));
-        return r;
-    }
-    r = proto_record_decode(&rec, buf, len);
-    spk_file_free(buf, len);
-    if (r != 0) {
-        snprintf(why, why_len, "%s: not a key record (%s)", path, spk_strerror(r));
+    if ((r = proto_record_load(&rec, path, why, why_len)) != 0) {
         return r;
     }
     if ((r = split_record_verify(&rec)) != 0) {

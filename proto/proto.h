@@ -284,6 +284,25 @@ SPK_WUR int proto_keyref_encode(uint8_t *out, size_t cap, size_t *out_len,
  * characters, PROTO_ENDPOINT_MAX in all. */
 bool proto_endpoint_valid(const char *s);
 
+/*
+ * proto_record_load reads key record file |path| (at most PROTO_FILE_MAX
+ * bytes) and decodes it into *out; proto_share_file_load does the same for a
+ * share file. The only loaders of these files: every part calls them. On
+ * failure |why| (may be NULL) gets one line that names the file and the
+ * problem ("cannot read record 'P': No such file or directory", "'P' is not a
+ * key record: malformed input"); SPK_ERR_IO means the file could not be read.
+ * A share file is read as a secret file (spk_file_read_private), so one that
+ * group or others may read is refused with SPK_ERR_PERMISSIONS. A record's
+ * signature is not checked here (split_record_verify does).
+ */
+/* Room for a loader's |why|: a path and a reason. */
+#define PROTO_PATH_WHY_MAX (4096 + 128)
+
+SPK_WUR int proto_record_load(struct proto_record *out, const char *path, char *why,
+                              size_t why_len);
+SPK_WUR int proto_share_file_load(struct proto_share_file *out, const char *path, char *why,
+                                  size_t why_len);
+
 /* ==== wire messages (proto_wire.c) ==== owner: wire protocol (H4) ========= */
 
 /*
@@ -333,6 +352,59 @@ enum proto_op {
     PROTO_OP_DECRYPT_OAEP_SHA256 = 0x24,
     PROTO_OP_DECRYPT_RAW = 0x25,
 };
+
+/* What an operation does with the key; the RSA engine's request kinds. */
+enum proto_op_kind {
+    PROTO_OP_KIND_RAW = 1,       /* out = in^d mod n */
+    PROTO_OP_KIND_SIGN_PKCS1,    /* in is a digest; RSASSA-PKCS1-v1_5 */
+    PROTO_OP_KIND_SIGN_PSS,      /* in is a digest; MGF1 of the same hash, salt = digest length */
+    PROTO_OP_KIND_DECRYPT_TLS,   /* TLS RSA key exchange with implicit rejection; 48 bytes out */
+    PROTO_OP_KIND_DECRYPT_PKCS1, /* RSAES-PKCS1-v1_5 */
+    PROTO_OP_KIND_DECRYPT_OAEP,  /* RSAES-OAEP, label hash and MGF1 of |hash| */
+};
+
+/* The hashes operations name. */
+enum proto_hash {
+    PROTO_HASH_NONE = 0,
+    PROTO_HASH_MD5_SHA1, /* the TLS 1.0/1.1 36-byte MD5 || SHA-1 digest */
+    PROTO_HASH_SHA1,
+    PROTO_HASH_SHA224,
+    PROTO_HASH_SHA256,
+    PROTO_HASH_SHA384,
+    PROTO_HASH_SHA512,
+};
+
+/*
+ * struct proto_op_info: one row of the table of operation kinds, the only
+ * one in shipped code. Every field is static.
+ */
+struct proto_op_info {
+    uint8_t op;             /* enum proto_op */
+    const char *name;       /* wire, log and audit name: "sign-pss-sha256" */
+    const char *short_name; /* the combiner command's name: "pss-sha256" */
+    enum proto_op_kind kind;
+    enum proto_hash hash; /* a signature's digest, OAEP's hash, else NONE */
+    const char *md;       /* OpenSSL's name for |hash| ("SHA256", "MD5-SHA1"), or NULL */
+    size_t digest_len;    /* a signature's input length; 0 for a decryption */
+};
+
+/* proto_op_info returns the row of |op|, or NULL when |op| is not an operation. */
+const struct proto_op_info *proto_op_info(uint8_t op);
+/* proto_op_info_by_name returns the row whose name or short name is |name|, or NULL. */
+const struct proto_op_info *proto_op_info_by_name(const char *name);
+/* proto_op_table returns every row and their number in *num. */
+const struct proto_op_info *proto_op_table(size_t *num);
+/* proto_op_is_sign: the op is a signature (its input is a digest). */
+bool proto_op_is_sign(const struct proto_op_info *info);
+/* proto_op_valid: |op| is one of enum proto_op. */
+bool proto_op_valid(uint8_t op);
+/* proto_op_name: "sign-pkcs1-sha256" etc., or "unknown". Static string. */
+const char *proto_op_name(uint8_t op);
+/* proto_op_from_name: the op called |name| (either name), or 0. */
+uint8_t proto_op_from_name(const char *name);
+/* proto_op_digest_len: the input length a signing op takes (20 for SHA-1, 36
+ * for MD5+SHA-1, ...), or 0 for a decryption. */
+size_t proto_op_digest_len(uint8_t op);
 
 /* The most operations one released share may serve (SHARE_REQUEST op-count). */
 #define PROTO_OP_COUNT_MAX 64
@@ -446,16 +518,6 @@ SPK_WUR bool proto_ops_digest_add(struct proto_ops_digest *d, uint8_t op, const 
                                   size_t in_len);
 /* proto_ops_digest_final writes the digest and wipes |d|. */
 void proto_ops_digest_final(struct proto_ops_digest *d, uint8_t out[PROTO_SHA256_LEN]);
-
-/* proto_op_valid: |op| is one of enum proto_op. */
-bool proto_op_valid(uint8_t op);
-/* proto_op_name: "sign-pkcs1-sha256" etc., or "unknown". Static string. */
-const char *proto_op_name(uint8_t op);
-/* proto_op_from_name: the op called |name|, or 0. */
-uint8_t proto_op_from_name(const char *name);
-/* proto_op_digest_len: the input length a signing op takes (20 for SHA-1, 36
- * for MD5+SHA-1, ...), or 0 for a decryption. */
-size_t proto_op_digest_len(uint8_t op);
 
 /*
  * Wire error codes are the positive values of these SPK_ERR_*: UNKNOWN_KEY,

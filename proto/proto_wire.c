@@ -43,68 +43,6 @@ struct wire_items {
 
 /* ---- operations and error codes ------------------------------------------ */
 
-struct op_info {
-    uint8_t op;
-    const char *name;
-    size_t digest_len; /* 0: a decryption */
-};
-
-static const struct op_info op_table[] = {
-    {PROTO_OP_SIGN_PKCS1_SHA1, "sign-pkcs1-sha1", 20},
-    {PROTO_OP_SIGN_PKCS1_SHA224, "sign-pkcs1-sha224", 28},
-    {PROTO_OP_SIGN_PKCS1_SHA256, "sign-pkcs1-sha256", 32},
-    {PROTO_OP_SIGN_PKCS1_SHA384, "sign-pkcs1-sha384", 48},
-    {PROTO_OP_SIGN_PKCS1_SHA512, "sign-pkcs1-sha512", 64},
-    {PROTO_OP_SIGN_PKCS1_MD5SHA1, "sign-pkcs1-md5sha1", 36},
-    {PROTO_OP_SIGN_PSS_SHA256, "sign-pss-sha256", 32},
-    {PROTO_OP_SIGN_PSS_SHA384, "sign-pss-sha384", 48},
-    {PROTO_OP_SIGN_PSS_SHA512, "sign-pss-sha512", 64},
-    {PROTO_OP_DECRYPT_PKCS1, "decrypt-pkcs1", 0},
-    {PROTO_OP_DECRYPT_TLS_PREMASTER, "decrypt-tls-premaster", 0},
-    {PROTO_OP_DECRYPT_OAEP_SHA1, "decrypt-oaep-sha1", 0},
-    {PROTO_OP_DECRYPT_OAEP_SHA256, "decrypt-oaep-sha256", 0},
-    {PROTO_OP_DECRYPT_RAW, "decrypt-raw", 0},
-};
-
-static const struct op_info *op_find(uint8_t op)
-{
-    for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++) {
-        if (op_table[i].op == op) {
-            return &op_table[i];
-        }
-    }
-    return NULL;
-}
-
-bool proto_op_valid(uint8_t op)
-{
-    return op_find(op) != NULL;
-}
-
-const char *proto_op_name(uint8_t op)
-{
-    const struct op_info *info = op_find(op);
-
-    return info == NULL ? "unknown" : info->name;
-}
-
-uint8_t proto_op_from_name(const char *name)
-{
-    for (size_t i = 0; i < sizeof(op_table) / sizeof(op_table[0]); i++) {
-        if (strcmp(op_table[i].name, name) == 0) {
-            return op_table[i].op;
-        }
-    }
-    return 0;
-}
-
-size_t proto_op_digest_len(uint8_t op)
-{
-    const struct op_info *info = op_find(op);
-
-    return info == NULL ? 0 : info->digest_len;
-}
-
 void proto_ops_digest_init(struct proto_ops_digest *d)
 {
     crypto_hash_sha256_init(&d->sha);

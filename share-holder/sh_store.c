@@ -81,8 +81,6 @@ static int record_check(const char *dir, const struct sh_share *sh, const char *
 {
     char path[SH_PATH_MAX];
     char hex[2 * PROTO_KEY_ID_LEN + 1];
-    uint8_t *buf = NULL;
-    size_t len = 0;
     struct proto_record *rec = NULL;
     struct split_field f;
     struct split_opened_share os;
@@ -92,16 +90,16 @@ static int record_check(const char *dir, const struct sh_share *sh, const char *
     if ((size_t)snprintf(path, sizeof(path), "%s/%s.record", dir, hex) >= sizeof(path)) {
         return SPK_ERR_INVALID_ARG;
     }
-    if (spk_file_read(path, PROTO_FILE_MAX, &buf, &len) != 0) {
-        return 0; /* no record: nothing to check against */
-    }
     rec = calloc(1, sizeof(*rec));
     if (rec == NULL) {
         r = SPK_ERR_NOMEM;
         goto out;
     }
-    if ((r = proto_record_decode(rec, buf, len)) != 0) {
-        (void)snprintf(why, why_len, "its record %s.record does not decode", hex);
+    if ((r = proto_record_load(rec, path, why, why_len)) != 0) {
+        if (r == SPK_ERR_IO) {
+            why[0] = '\0';
+            r = 0; /* no record: nothing to check against */
+        }
         goto out;
     }
     if ((r = split_field_init(&f, rec->field_bits)) != 0) {
@@ -125,7 +123,6 @@ static int record_check(const char *dir, const struct sh_share *sh, const char *
     r = 0;
 out:
     free(rec);
-    spk_file_free(buf, len);
     return r;
 }
 
@@ -135,9 +132,7 @@ static int load_one(struct sh_share *sh, bool *loaded, const char *dir, const ch
                     const struct proto_holder_secret *key, FILE *report)
 {
     char path[SH_PATH_MAX];
-    char why[160] = "";
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    char why[PROTO_PATH_WHY_MAX] = "";
     struct proto_share_file *sf = NULL;
     struct split_field f;
     int r = SPK_ERR_INTERNAL;
@@ -154,9 +149,7 @@ static int load_one(struct sh_share *sh, bool *loaded, const char *dir, const ch
         r = SPK_ERR_NOMEM;
         goto out;
     }
-    if ((r = spk_file_read_private(path, PROTO_FILE_MAX, &buf, &len)) != 0 ||
-        (r = proto_share_file_decode(sf, buf, len)) != 0) {
-        (void)snprintf(why, sizeof(why), "%s", spk_strerror(r));
+    if (proto_share_file_load(sf, path, why, sizeof(why)) != 0) {
         r = 0;
         goto out;
     }
@@ -210,7 +203,6 @@ out:
         }
     }
     free(sf);
-    spk_secret_free(buf);
     return r;
 }
 

@@ -170,26 +170,6 @@ static const char *comb_cli_read_why(int r, int err)
     return spk_strerror(r);
 }
 
-/* comb_cli_read_share reads and decodes share file |path| into |out|. */
-static int comb_cli_read_share(const char *cmd, const char *path, struct proto_share_file *out)
-{
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    int r;
-
-    errno = 0;
-    if ((r = spk_file_read_private(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        return comb_cli_fail(cmd, "cannot read share file '%s': %s", path,
-                             comb_cli_read_why(r, errno));
-    }
-    r = proto_share_file_decode(out, buf, len);
-    spk_secret_free(buf);
-    if (r != 0) {
-        return comb_cli_fail(cmd, "'%s' is not a share file: %s", path, spk_strerror(r));
-    }
-    return COMB_CLI_OK;
-}
-
 /* comb_cli_open_config: comb_cli_open for --config FILE [--key-id HEX]. */
 static int comb_cli_open_config(const char *cmd, const struct comb_cli_keyset *ks,
                                 struct comb_ctx **out, uint8_t key_id[PROTO_KEY_ID_LEN])
@@ -241,8 +221,7 @@ int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb
     struct proto_holder_secret *hk = NULL;
     struct comb_file_source *fs = NULL;
     struct comb_ctx *c = NULL;
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    char why[256];
     size_t i;
     int ret = COMB_CLI_FAIL;
     int r;
@@ -270,16 +249,8 @@ int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb
         ret = comb_cli_fail(cmd, "out of memory");
         goto out;
     }
-    errno = 0;
-    if ((r = spk_file_read(ks->record, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        ret = comb_cli_fail(cmd, "cannot read record '%s': %s", ks->record,
-                            comb_cli_read_why(r, errno));
-        goto out;
-    }
-    r = proto_record_decode(rec, buf, len);
-    spk_file_free(buf, len);
-    if (r != 0) {
-        ret = comb_cli_fail(cmd, "'%s' is not a key record: %s", ks->record, spk_strerror(r));
+    if (proto_record_load(rec, ks->record, why, sizeof(why)) != 0) {
+        ret = comb_cli_fail(cmd, "%s", why);
         goto out;
     }
     if ((c = comb_new(NULL)) == NULL) {
@@ -287,10 +258,10 @@ int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb
         goto out;
     }
     for (i = 0; i < ks->num_shares; i++) {
-        if ((ret = comb_cli_read_share(cmd, ks->shares[i], sf)) != COMB_CLI_OK) {
+        if (proto_share_file_load(sf, ks->shares[i], why, sizeof(why)) != 0) {
+            ret = comb_cli_fail(cmd, "%s", why);
             goto out;
         }
-        ret = COMB_CLI_FAIL;
         /* A share of another key is a mistake on the command line, not a holder's fault. */
         if (sodium_memcmp(sf->key_id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
             ret = comb_cli_fail(cmd, "share '%s' is of another key than record '%s'", ks->shares[i],

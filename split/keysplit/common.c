@@ -205,18 +205,11 @@ void split_cli_hex(char *out, const uint8_t *p, size_t n)
 
 int split_cli_read_record(const char *cmd, struct proto_record *rec, const char *path)
 {
-    uint8_t *text = NULL;
-    size_t text_len = 0;
+    char why[PROTO_PATH_WHY_MAX];
     int r;
 
-    if ((r = spk_file_read(path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
-        return split_cli_fail(cmd, "cannot read record %s: %s", path,
-                              split_cli_read_error(path, r));
-    }
-    r = proto_record_decode(rec, text, text_len);
-    spk_file_free(text, text_len);
-    if (r != 0) {
-        return split_cli_fail(cmd, "%s is not a valid key record: %s", path, spk_strerror(r));
+    if (proto_record_load(rec, path, why, sizeof(why)) != 0) {
+        return split_cli_fail(cmd, "%s", why);
     }
     if ((r = split_record_verify(rec)) != 0) {
         return split_cli_fail(cmd, "record %s: %s", path, spk_strerror(r));
@@ -255,21 +248,13 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
     struct proto_holder_secret *key = NULL;
     struct split_opened_share *os = &o->shares[i];
     size_t tlen = o->y_len;
-    uint8_t *text = NULL;
-    size_t text_len = 0;
+    char why[PROTO_PATH_WHY_MAX];
     size_t j;
     int r;
     int ret = SPLIT_CLI_FAIL;
 
-    if ((r = spk_file_read_private(share_path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
-        split_cli_fail(cmd, "cannot read share %s: %s", share_path,
-                       split_cli_read_error(share_path, r));
-        goto out;
-    }
-    r = proto_share_file_decode(sf, text, text_len);
-    spk_secret_free(text);
-    if (r != 0) {
-        split_cli_fail(cmd, "%s is not a valid share file: %s", share_path, spk_strerror(r));
+    if (proto_share_file_load(sf, share_path, why, sizeof(why)) != 0) {
+        split_cli_fail(cmd, "%s", why);
         goto out;
     }
     if (sf->mode != o->rec->mode) {

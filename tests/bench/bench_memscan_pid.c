@@ -189,15 +189,14 @@ static int ms_cmd_share(const char *label, const char *share_path, const char *k
 {
     static struct proto_share_file sf;
     struct proto_holder_secret *key = NULL;
-    uint8_t *buf = NULL;
+    char why[PROTO_PATH_WHY_MAX];
     uint8_t *y = NULL;
-    size_t len = 0, y_len, i;
+    size_t y_len, i;
     int ret = 2;
     int r;
 
-    if ((r = spk_file_read(share_path, PROTO_FILE_MAX, &buf, &len)) != 0 ||
-        (r = proto_share_file_decode(&sf, buf, len)) != 0) {
-        fprintf(stderr, "bench_memscan_pid: %s: %s\n", share_path, spk_strerror(r));
+    if (proto_share_file_load(&sf, share_path, why, sizeof(why)) != 0) {
+        fprintf(stderr, "bench_memscan_pid: %s\n", why);
         goto out;
     }
     if ((r = split_holder_secret_load(&key, key_path)) != 0) {
@@ -221,9 +220,6 @@ static int ms_cmd_share(const char *label, const char *share_path, const char *k
 out:
     spk_secret_free(y);
     spk_secret_free(key);
-    if (buf != NULL) {
-        spk_file_free(buf, len);
-    }
     return ret;
 }
 

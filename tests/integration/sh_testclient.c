@@ -180,20 +180,18 @@ static void connect_wait(struct sh_client *c, struct tc *tc, bool report)
 
 static int load_record(struct tc *tc)
 {
-    uint8_t *buf = NULL;
-    size_t len = 0;
+    char why[PROTO_PATH_WHY_MAX];
     int r;
 
     tc->rec = calloc(1, sizeof(*tc->rec));
     if (tc->rec == NULL) {
         return SPK_ERR_NOMEM;
     }
-    if ((r = spk_file_read(tc->record_path, PROTO_FILE_MAX, &buf, &len)) != 0 ||
-        (r = proto_record_decode(tc->rec, buf, len)) != 0 ||
-        (r = split_field_init(&tc->field, tc->rec->field_bits)) != 0) {
+    if ((r = proto_record_load(tc->rec, tc->record_path, why, sizeof(why))) != 0) {
+        fprintf(stderr, "sh-testclient: %s\n", why);
+    } else if ((r = split_field_init(&tc->field, tc->rec->field_bits)) != 0) {
         fprintf(stderr, "sh-testclient: record %s: %s\n", tc->record_path, spk_strerror(r));
     }
-    spk_file_free(buf, len);
     return r;
 }
 

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <openssl/evp.h>
@@ -499,6 +501,61 @@ static void test_threshold_mode(void **state)
     assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
 }
 
+/* The loaders: a file that reads and decodes, one that is missing, one of the
+ * other kind, and one over PROTO_FILE_MAX. */
+static void test_loaders(void **state)
+{
+    char dir[] = "/tmp/spk-test-load-XXXXXX";
+    char path[128];
+    char why[PROTO_PATH_WHY_MAX];
+    static struct proto_share_file sf;
+    FILE *fp;
+    size_t n;
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    make_record(rec_b, 256, 3, 2, 3, 1279);
+    n = encode(rec_b);
+    snprintf(path, sizeof(path), "%s/a.record", dir);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    assert_int_equal(fwrite(file_buf, 1, n, fp), n);
+    assert_int_equal(fclose(fp), 0);
+
+    assert_int_equal(proto_record_load(rec_a, path, why, sizeof(why)), 0);
+    assert_records_equal(rec_a, rec_b);
+    assert_int_equal(proto_record_load(rec_a, path, NULL, 0), 0);
+
+    /* A share file is a secret file: one others may read is refused before it is parsed. */
+    assert_int_equal(proto_share_file_load(&sf, path, why, sizeof(why)), SPK_ERR_PERMISSIONS);
+    assert_non_null(strstr(why, "cannot read share file '"));
+    assert_int_equal(chmod(path, 0600), 0);
+    assert_int_not_equal(proto_share_file_load(&sf, path, why, sizeof(why)), 0);
+    assert_non_null(strstr(why, "is not a share file"));
+    assert_non_null(strstr(why, path));
+
+    snprintf(path, sizeof(path), "%s/missing.record", dir);
+    assert_int_equal(proto_record_load(rec_a, path, why, sizeof(why)), SPK_ERR_IO);
+    assert_non_null(strstr(why, "cannot read record '"));
+    assert_non_null(strstr(why, "No such file"));
+    assert_int_equal(proto_share_file_load(&sf, path, NULL, 0), SPK_ERR_IO);
+
+    snprintf(path, sizeof(path), "%s/big.record", dir);
+    fp = fopen(path, "wb");
+    assert_non_null(fp);
+    for (size_t i = 0; i <= PROTO_FILE_MAX; i++) {
+        assert_int_not_equal(fputc('a', fp), EOF);
+    }
+    assert_int_equal(fclose(fp), 0);
+    assert_int_not_equal(proto_record_load(rec_a, path, why, sizeof(why)), 0);
+    assert_non_null(strstr(why, "cannot read record"));
+
+    assert_int_equal(unlink(path), 0);
+    snprintf(path, sizeof(path), "%s/a.record", dir);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -525,10 +582,15 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_shapes),     cmocka_unit_test(test_mutations),
-        cmocka_unit_test(test_bad_values),           cmocka_unit_test(test_field_too_small),
-        cmocka_unit_test(test_signed_len_and_find),  cmocka_unit_test(test_encode_refusals),
-        cmocka_unit_test(test_signature_convention), cmocka_unit_test(test_threshold_mode),
+        cmocka_unit_test(test_roundtrip_shapes),
+        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_field_too_small),
+        cmocka_unit_test(test_signed_len_and_find),
+        cmocka_unit_test(test_encode_refusals),
+        cmocka_unit_test(test_signature_convention),
+        cmocka_unit_test(test_threshold_mode),
+        cmocka_unit_test(test_loaders),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
