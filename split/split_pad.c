@@ -13,15 +13,6 @@
 
 #include "split/split.h"
 
-struct split_pad_kind {
-    uint8_t op;
-    bool pss;
-    size_t digest_len;
-    const char *md;        /* OpenSSL digest name; NULL for MD5+SHA-1 */
-    const uint8_t *prefix; /* DigestInfo up to the digest (PKCS#1) */
-    size_t prefix_len;
-};
-
 /*
  * DER of DigestInfo up to the digest, per hash (RFC 8017 9.2, note 1):
  * SEQUENCE { SEQUENCE { OID, NULL }, OCTET STRING (hash length) }.
@@ -37,40 +28,31 @@ static const uint8_t di_sha384[] = {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x
 static const uint8_t di_sha512[] = {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01,
                                     0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40};
 
-static const struct split_pad_kind split_pad_kinds[] = {
-    {PROTO_OP_SIGN_PKCS1_SHA1, false, 20, "SHA1", di_sha1, sizeof(di_sha1)},
-    {PROTO_OP_SIGN_PKCS1_SHA224, false, 28, "SHA224", di_sha224, sizeof(di_sha224)},
-    {PROTO_OP_SIGN_PKCS1_SHA256, false, 32, "SHA256", di_sha256, sizeof(di_sha256)},
-    {PROTO_OP_SIGN_PKCS1_SHA384, false, 48, "SHA384", di_sha384, sizeof(di_sha384)},
-    {PROTO_OP_SIGN_PKCS1_SHA512, false, 64, "SHA512", di_sha512, sizeof(di_sha512)},
-    {PROTO_OP_SIGN_PKCS1_MD5SHA1, false, 36, NULL, NULL, 0},
-    {PROTO_OP_SIGN_PSS_SHA256, true, 32, "SHA256", NULL, 0},
-    {PROTO_OP_SIGN_PSS_SHA384, true, 48, "SHA384", NULL, 0},
-    {PROTO_OP_SIGN_PSS_SHA512, true, 64, "SHA512", NULL, 0},
-};
-
-static const struct split_pad_kind *split_pad_kind(uint8_t op)
+/* split_pad_prefix: the DigestInfo prefix of |hash|; none for the TLS 1.0 MD5+SHA-1 form. */
+static const uint8_t *split_pad_prefix(enum proto_hash hash, size_t *out_len)
 {
-    for (size_t i = 0; i < sizeof(split_pad_kinds) / sizeof(split_pad_kinds[0]); i++) {
-        if (split_pad_kinds[i].op == op) {
-            return &split_pad_kinds[i];
-        }
+    switch (hash) {
+    case PROTO_HASH_SHA1:
+        *out_len = sizeof(di_sha1);
+        return di_sha1;
+    case PROTO_HASH_SHA224:
+        *out_len = sizeof(di_sha224);
+        return di_sha224;
+    case PROTO_HASH_SHA256:
+        *out_len = sizeof(di_sha256);
+        return di_sha256;
+    case PROTO_HASH_SHA384:
+        *out_len = sizeof(di_sha384);
+        return di_sha384;
+    case PROTO_HASH_SHA512:
+        *out_len = sizeof(di_sha512);
+        return di_sha512;
+    case PROTO_HASH_MD5_SHA1:
+    case PROTO_HASH_NONE:
+    default:
+        *out_len = 0;
+        return NULL;
     }
-    return NULL;
-}
-
-size_t split_pad_digest_len(uint8_t op)
-{
-    const struct split_pad_kind *kind = split_pad_kind(op);
-
-    return kind == NULL ? 0 : kind->digest_len;
-}
-
-bool split_pad_is_pss(uint8_t op)
-{
-    const struct split_pad_kind *kind = split_pad_kind(op);
-
-    return kind != NULL && kind->pss;
 }
 
 int split_pad_mgf1_xor(uint8_t *buf, size_t len, const uint8_t *seed, size_t seed_len,
@@ -109,10 +91,12 @@ out:
 }
 
 /* EMSA-PKCS1-v1_5: 00 01 FF..FF 00 DigestInfo. */
-static int split_pad_pkcs1(uint8_t *em, size_t k, const struct split_pad_kind *kind,
+static int split_pad_pkcs1(uint8_t *em, size_t k, const struct proto_op_info *info,
                            const uint8_t *digest)
 {
-    size_t t_len = kind->prefix_len + kind->digest_len;
+    size_t prefix_len;
+    const uint8_t *prefix = split_pad_prefix(info->hash, &prefix_len);
+    size_t t_len = prefix_len + info->digest_len;
 
     if (k < t_len + 11) {
         return SPK_ERR_INVALID_ARG;
@@ -121,10 +105,10 @@ static int split_pad_pkcs1(uint8_t *em, size_t k, const struct split_pad_kind *k
     em[1] = 0x01;
     memset(em + 2, 0xff, k - t_len - 3);
     em[k - t_len - 1] = 0x00;
-    if (kind->prefix_len > 0) {
-        memcpy(em + k - t_len, kind->prefix, kind->prefix_len);
+    if (prefix_len > 0) {
+        memcpy(em + k - t_len, prefix, prefix_len);
     }
-    memcpy(em + k - kind->digest_len, digest, kind->digest_len);
+    memcpy(em + k - info->digest_len, digest, info->digest_len);
     return 0;
 }
 
@@ -178,23 +162,23 @@ out:
 int split_pad_encode(uint8_t *em, size_t n_len, unsigned mod_bits, uint8_t op,
                      const uint8_t *digest, size_t digest_len, const uint8_t *salt, size_t salt_len)
 {
-    const struct split_pad_kind *kind = split_pad_kind(op);
+    const struct proto_op_info *info = proto_op_info(op);
     EVP_MD *md = NULL;
     int r;
 
-    if (kind == NULL) {
+    if (!proto_op_is_sign(info)) {
         return SPK_ERR_UNSUPPORTED;
     }
-    if (digest_len != kind->digest_len || mod_bits > 8 * n_len) {
+    if (digest_len != info->digest_len || mod_bits > 8 * n_len) {
         return SPK_ERR_INVALID_ARG;
     }
-    if (!kind->pss) {
-        return salt_len != 0 ? SPK_ERR_INVALID_ARG : split_pad_pkcs1(em, n_len, kind, digest);
+    if (info->kind != PROTO_OP_KIND_SIGN_PSS) {
+        return salt_len != 0 ? SPK_ERR_INVALID_ARG : split_pad_pkcs1(em, n_len, info, digest);
     }
-    if (salt == NULL || salt_len != kind->digest_len) {
+    if (salt == NULL || salt_len != info->digest_len) {
         return SPK_ERR_INVALID_ARG;
     }
-    if ((md = EVP_MD_fetch(NULL, kind->md, NULL)) == NULL) {
+    if ((md = EVP_MD_fetch(NULL, info->md, NULL)) == NULL) {
         return SPK_ERR_CRYPTO;
     }
     r = split_pad_pss_encode(em, n_len, mod_bits, md, md, digest, digest_len, salt, salt_len);

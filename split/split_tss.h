@@ -98,12 +98,6 @@ SPK_WUR int split_tss_recover(EVP_PKEY **out, const uint8_t *n, size_t n_len, co
 
 /* ---- message encoding (split_pad.c) ------------------------------------------ */
 
-/* split_pad_digest_len: the digest length of a signing op (enum proto_op), or 0. */
-size_t split_pad_digest_len(uint8_t op);
-
-/* split_pad_is_pss: the op is one of the sign-pss kinds. */
-bool split_pad_is_pss(uint8_t op);
-
 /*
  * split_pad_encode writes the encoded message of the signing op |op| over
  * |digest| into |em| (n_len bytes, for a modulus of |mod_bits| bits):

@@ -78,7 +78,7 @@ static int verify_sig(EVP_PKEY *pkey, uint8_t op, const uint8_t *digest, size_t 
     assert_non_null(ctx);
     assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
     assert_int_equal(EVP_PKEY_CTX_set_signature_md(ctx, op_md(op)), 1);
-    if (split_pad_is_pss(op)) {
+    if (proto_op_info(op)->kind == PROTO_OP_KIND_SIGN_PSS) {
         assert_int_equal(EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PSS_PADDING), 1);
         assert_int_equal(EVP_PKEY_CTX_set_rsa_pss_saltlen(ctx, (int)digest_len), 1);
     } else {
@@ -130,8 +130,8 @@ static void dealt_free(struct dealt *d)
 static size_t encode(const struct dealt *d, uint8_t op, uint8_t *em, uint8_t *digest)
 {
     uint8_t salt[64];
-    size_t digest_len = split_pad_digest_len(op);
-    size_t salt_len = split_pad_is_pss(op) ? digest_len : 0;
+    size_t digest_len = proto_op_digest_len(op);
+    size_t salt_len = proto_op_info(op)->kind == PROTO_OP_KIND_SIGN_PSS ? digest_len : 0;
 
     randombytes_buf(digest, digest_len);
     randombytes_buf(salt, sizeof(salt));
