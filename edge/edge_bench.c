@@ -25,7 +25,6 @@
 #include <openssl/x509.h>
 
 #include "edge/internal.h"
-#include "split/split.h"
 
 #define EDGE_BENCH_KEYS_MAX EDGE_CERT_MAX
 
@@ -67,7 +66,7 @@ int edge_bench_keys_load(const char *const *paths, size_t num_paths, char *why, 
             r = SPK_ERR_KEY_UNSUPPORTED;
             goto out;
         }
-        if ((r = split_rsa_key_id(k->key_id, k->pkey)) != 0) {
+        if ((r = proto_key_id(k->key_id, k->pkey)) != 0) {
             snprintf(why, why_len, "%s: cannot compute its key id", paths[i]);
             EVP_PKEY_free(k->pkey);
             k->pkey = NULL;

@@ -101,7 +101,7 @@ static void edge_chk_cert(struct edge_chk *k, size_t i)
         edge_chk_bad(k, "certificate %s: its key is not RSA (splitkey splits RSA keys)", chain);
         goto out;
     }
-    if (split_rsa_key_id(k->key_id[i], pub) != 0) {
+    if (proto_key_id(k->key_id[i], pub) != 0) {
         edge_chk_bad(k, "certificate %s: cannot encode its public key", chain);
         goto out;
     }

@@ -253,6 +253,16 @@ SPK_WUR int proto_share_file_decode(struct proto_share_file *out, const uint8_t 
 SPK_WUR int proto_share_file_encode(uint8_t *out, size_t cap, size_t *out_len,
                                     const struct proto_share_file *sf);
 
+/* ---- key id (proto_keyid.c) ------------------------------------------------- */
+
+/* OpenSSL's key type, declared as openssl/types.h does, so users need not include it. */
+typedef struct evp_pkey_st EVP_PKEY;
+
+/* proto_key_id_from_spki: the key id of the DER SubjectPublicKeyInfo |spki| (its SHA-256). */
+void proto_key_id_from_spki(uint8_t out[PROTO_KEY_ID_LEN], const uint8_t *spki, size_t spki_len);
+/* proto_key_id: the key id of |pkey|'s public half. 0 or SPK_ERR_CRYPTO (no DER encoding). */
+SPK_WUR int proto_key_id(uint8_t out[PROTO_KEY_ID_LEN], const EVP_PKEY *pkey);
+
 /* ---- key reference (proto_keyref.c) --------------------------------------- */
 
 /*

@@ -62,8 +62,6 @@ static struct prov_key *prov_key_from_ref(struct prov_ctx *prov, const struct pr
     EVP_PKEY *pub = NULL;
     struct prov_key *key = NULL;
     uint8_t id[PROTO_KEY_ID_LEN];
-    unsigned id_len = 0;
-    EVP_MD *sha256 = NULL;
 
     pub = d2i_PUBKEY_ex(NULL, &p, (long)ref->spki_len, prov->libctx, prov->md_propq);
     if (pub == NULL || p != ref->spki + ref->spki_len || !EVP_PKEY_is_a(pub, "RSA")) {
@@ -71,10 +69,7 @@ static struct prov_key *prov_key_from_ref(struct prov_ctx *prov, const struct pr
                        "splitkey: the key reference's public key is not an RSA key");
         goto fail;
     }
-    if ((sha256 = EVP_MD_fetch(prov->libctx, "SHA256", prov->md_propq)) == NULL ||
-        !EVP_Digest(ref->spki, ref->spki_len, id, &id_len, sha256, NULL) || id_len != sizeof(id)) {
-        goto fail;
-    }
+    proto_key_id_from_spki(id, ref->spki, ref->spki_len);
     if (CRYPTO_memcmp(id, ref->key_id, sizeof(id)) != 0) {
         ERR_raise_data(ERR_LIB_PROV, ERR_R_PASSED_INVALID_ARGUMENT,
                        "splitkey: the key reference's key id is not its public key's");
@@ -89,12 +84,10 @@ static struct prov_key *prov_key_from_ref(struct prov_ctx *prov, const struct pr
     key->spki_len = ref->spki_len;
     memcpy(key->key_id, ref->key_id, sizeof(key->key_id));
     key->has_id = true;
-    EVP_MD_free(sha256);
     EVP_PKEY_free(pub);
     return key;
 fail:
     prov_key_free(key);
-    EVP_MD_free(sha256);
     EVP_PKEY_free(pub);
     return NULL;
 }

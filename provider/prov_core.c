@@ -151,49 +151,36 @@ EVP_MD *prov_md_fetch(const struct prov_ctx *prov, const char *mdname)
 
 /* prov_sign_op: the proto_op for a digest and padding, or 0 when the combiner
  * does not offer that combination. */
-
 uint8_t prov_sign_op(const EVP_MD *md, int pad, int saltlen, const EVP_MD *mgf1)
 {
-    int type = md == NULL ? NID_undef : EVP_MD_get_type(md);
+    enum proto_op_kind kind;
+    const struct proto_op_info *ops;
+    size_t num_ops;
 
+    if (md == NULL) {
+        return 0;
+    }
     if (pad == RSA_PKCS1_PADDING) {
-        switch (type) {
-        case NID_sha1:
-            return PROTO_OP_SIGN_PKCS1_SHA1;
-        case NID_sha224:
-            return PROTO_OP_SIGN_PKCS1_SHA224;
-        case NID_sha256:
-            return PROTO_OP_SIGN_PKCS1_SHA256;
-        case NID_sha384:
-            return PROTO_OP_SIGN_PKCS1_SHA384;
-        case NID_sha512:
-            return PROTO_OP_SIGN_PKCS1_SHA512;
-        case NID_md5_sha1:
-            return PROTO_OP_SIGN_PKCS1_MD5SHA1;
-        default:
+        kind = PROTO_OP_KIND_SIGN_PKCS1;
+    } else if (pad == RSA_PKCS1_PSS_PADDING) {
+        /* The combiner signs PSS with MGF1 of the same hash and salt = hash length. */
+        if (mgf1 != NULL && EVP_MD_get_type(mgf1) != EVP_MD_get_type(md)) {
             return 0;
         }
-    }
-    if (pad != RSA_PKCS1_PSS_PADDING) {
+        if (saltlen != RSA_PSS_SALTLEN_DIGEST && saltlen != EVP_MD_get_size(md)) {
+            return 0;
+        }
+        kind = PROTO_OP_KIND_SIGN_PSS;
+    } else {
         return 0;
     }
-    /* The combiner signs PSS with MGF1 of the same hash and salt = hash length. */
-    if (mgf1 != NULL && EVP_MD_get_type(mgf1) != type) {
-        return 0;
+    ops = proto_op_table(&num_ops);
+    for (size_t i = 0; i < num_ops; i++) {
+        if (ops[i].kind == kind && EVP_MD_is_a(md, ops[i].md)) {
+            return ops[i].op;
+        }
     }
-    if (md == NULL || (saltlen != RSA_PSS_SALTLEN_DIGEST && saltlen != EVP_MD_get_size(md))) {
-        return 0;
-    }
-    switch (type) {
-    case NID_sha256:
-        return PROTO_OP_SIGN_PSS_SHA256;
-    case NID_sha384:
-        return PROTO_OP_SIGN_PSS_SHA384;
-    case NID_sha512:
-        return PROTO_OP_SIGN_PSS_SHA512;
-    default:
-        return 0;
-    }
+    return 0;
 }
 
 /* ---- the provider ---------------------------------------------------------- */
@@ -323,9 +310,6 @@ int prov_key_new(EVP_PKEY **out, uint8_t out_key_id[PROTO_KEY_ID_LEN], const EVP
     int r = SPK_ERR_INTERNAL;
     BIGNUM *n = NULL;
     BIGNUM *e = NULL;
-    uint8_t *der = NULL;
-    int der_len;
-    unsigned id_len = 0;
     OSSL_PARAM_BLD *bld = NULL;
     OSSL_PARAM *params = NULL;
     EVP_PKEY_CTX *pctx = NULL;
@@ -341,11 +325,7 @@ int prov_key_new(EVP_PKEY **out, uint8_t out_key_id[PROTO_KEY_ID_LEN], const EVP
         r = SPK_ERR_KEY_UNSUPPORTED;
         goto out;
     }
-    der_len = i2d_PUBKEY(pub, &der);
-    if (der_len <= 0 ||
-        !EVP_Digest(der, (size_t)der_len, out_key_id, &id_len, EVP_sha256(), NULL) ||
-        id_len != PROTO_KEY_ID_LEN) {
-        r = SPK_ERR_CRYPTO;
+    if ((r = proto_key_id(out_key_id, pub)) != 0) {
         goto out;
     }
     r = SPK_ERR_CRYPTO;
@@ -369,7 +349,6 @@ out:
     EVP_PKEY_CTX_free(pctx);
     OSSL_PARAM_free(params);
     OSSL_PARAM_BLD_free(bld);
-    OPENSSL_free(der);
     BN_free(n);
     BN_free(e);
     return r;

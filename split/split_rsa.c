@@ -88,27 +88,6 @@ static int split_pw_cb(char *buf, int size, int rwflag, void *u)
     return (int)pw->len;
 }
 
-int split_rsa_key_id(uint8_t out[PROTO_KEY_ID_LEN], const EVP_PKEY *pkey)
-{
-    uint8_t *der = NULL;
-    int der_len;
-    unsigned md_len = 0;
-    int r = SPK_ERR_CRYPTO;
-
-    der_len = i2d_PUBKEY(pkey, &der);
-    if (der_len <= 0) {
-        goto out;
-    }
-    if (EVP_Digest(der, (size_t)der_len, out, &md_len, EVP_sha256(), NULL) != 1 ||
-        md_len != PROTO_KEY_ID_LEN) {
-        goto out;
-    }
-    r = 0;
-out:
-    OPENSSL_free(der);
-    return r;
-}
-
 /* split_bn_get: a public BIGNUM parameter into |out| (minimal big-endian). */
 static int split_bn_get_public(const EVP_PKEY *pkey, const char *name, uint8_t *out, size_t cap,
                                size_t *out_len, BIGNUM **keep)
@@ -198,7 +177,7 @@ static int split_rsa_key_vet(struct split_rsa_key *key, char *why, size_t why_le
         }
     }
     key->prime_bits = (unsigned)(bits_p > bits_q ? bits_p : bits_q);
-    if ((r = split_rsa_key_id(key->key_id, key->pkey)) != 0) {
+    if ((r = proto_key_id(key->key_id, key->pkey)) != 0) {
         split_why(why, why_len, "cannot encode the public key");
         goto out;
     }
@@ -678,7 +657,7 @@ int split_record_verify(const struct proto_record *rec)
         r = SPK_ERR_KEY_UNSUPPORTED;
         goto out;
     }
-    if ((r = split_rsa_key_id(key_id, pub)) != 0) {
+    if ((r = proto_key_id(key_id, pub)) != 0) {
         goto out;
     }
     /* A record must name the key it is signed by, or any key could vouch for any id. */

@@ -52,9 +52,6 @@ SPK_WUR int split_rsa_key_load(struct split_rsa_key *key, const char *pem_path,
 /* split_rsa_key_cleanup frees the key and zeroes |key|. */
 void split_rsa_key_cleanup(struct split_rsa_key *key);
 
-/* split_rsa_key_id: SHA-256 of the DER SubjectPublicKeyInfo of |pkey|. */
-SPK_WUR int split_rsa_key_id(uint8_t out[PROTO_KEY_ID_LEN], const EVP_PKEY *pkey);
-
 /*
  * split_rsa_tuple_export writes p, q, dp, dq, qinv of |key| into |out_tuple|
  * (split_tuple_len(f) bytes, secret memory owned by the caller), each value

@@ -32,7 +32,7 @@ static int combine_check_key(const char *cmd, EVP_PKEY *pkey, const struct proto
     EVP_PKEY_CTX *ctx = NULL;
     int ok;
 
-    if (split_rsa_key_id(id, pkey) != 0 || sodium_memcmp(id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
+    if (proto_key_id(id, pkey) != 0 || sodium_memcmp(id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
         return split_cli_fail(cmd, "the rebuilt key's public key is not the record's (%s)",
                               spk_strerror(SPK_ERR_KEY_MISMATCH));
     }

@@ -275,7 +275,7 @@ static void test_load_good_keys(void **state)
         assert_memory_equal(key.exponent, "\x01\x00\x01", 3);
         ref_key_id(want, keys[i].name);
         assert_memory_equal(key.key_id, want, PROTO_KEY_ID_LEN);
-        assert_int_equal(split_rsa_key_id(again, key.pkey), 0);
+        assert_int_equal(proto_key_id(again, key.pkey), 0);
         assert_memory_equal(again, want, PROTO_KEY_ID_LEN);
         split_rsa_key_cleanup(&key);
         assert_null(key.pkey);
@@ -388,7 +388,7 @@ static void check_rebuild(const char *name)
                                                key.exponent, key.exponent_len),
                      0);
     /* Same public key, same CRT values and d, and OpenSSL's own check passes. */
-    assert_int_equal(split_rsa_key_id(id, back), 0);
+    assert_int_equal(proto_key_id(id, back), 0);
     assert_memory_equal(id, key.key_id, PROTO_KEY_ID_LEN);
     assert_int_equal(EVP_PKEY_eq(back, key.pkey), 1);
     for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -421,7 +421,7 @@ static void check_rebuild(const char *name)
     assert_int_equal(
         split_rsa_pkey_public(&pub, key.modulus, key.modulus_len, key.exponent, key.exponent_len),
         0);
-    assert_int_equal(split_rsa_key_id(id, pub), 0);
+    assert_int_equal(proto_key_id(id, pub), 0);
     assert_memory_equal(id, key.key_id, PROTO_KEY_ID_LEN);
     md = EVP_MD_CTX_new();
     assert_int_equal(EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, pub, NULL), 1);
