@@ -343,6 +343,8 @@ enum proto_msg_type {
     PROTO_MSG_OP_REQUEST = 5,
     PROTO_MSG_OP_RESPONSE = 6,
     PROTO_MSG_ERROR = 7,
+    PROTO_MSG_SIGSHARE_REQUEST = 8,
+    PROTO_MSG_SIGSHARE_RESPONSE = 9,
 };
 
 /* Operation kinds (SHARE_REQUEST for the audit log, OP_REQUEST to run). */
@@ -444,6 +446,31 @@ struct proto_share_resp {
     size_t sealed_len; /* exactly 5 * y_len + PROTO_AEAD_TAG_LEN */
 };
 
+/*
+ * SIGSHARE_REQUEST: requester -> holder of a threshold-mode key share. The
+ * holder encodes the message itself from |op|, |digest| and (PSS) |salt|,
+ * so it never exponentiates a value it did not encode. The decoder takes
+ * any op and 1..64-byte digests and 0..64-byte salts; the holder refuses
+ * what does not fit the op, with a clear error code.
+ */
+#define PROTO_DIGEST_MAX 64
+struct proto_sigshare_req {
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    uint8_t op; /* enum proto_op */
+    uint8_t digest[PROTO_DIGEST_MAX];
+    size_t digest_len; /* 1..PROTO_DIGEST_MAX */
+    uint8_t salt[PROTO_DIGEST_MAX];
+    size_t salt_len; /* 0 (no item) .. PROTO_DIGEST_MAX */
+};
+
+/* SIGSHARE_RESPONSE: the signature share x_i, exactly the modulus length. */
+struct proto_sigshare_resp {
+    uint8_t key_id[PROTO_KEY_ID_LEN];
+    uint8_t index; /* i, 1..255 */
+    uint8_t share[PROTO_BN_MAX];
+    size_t share_len; /* 1..PROTO_BN_MAX */
+};
+
 /* OP_REQUEST: edge -> combiner. |input| is the digest for a signature (its
  * length fixed by the hash) or the ciphertext for a decryption. */
 struct proto_op_req {
@@ -475,6 +502,8 @@ struct proto_msg {
         struct proto_op_req op_req;
         struct proto_op_resp op_resp;
         struct proto_err_msg error;
+        struct proto_sigshare_req sigshare_req;
+        struct proto_sigshare_resp sigshare_resp;
     } u; /* PING and PONG have no body */
 };
 

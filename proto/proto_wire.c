@@ -31,9 +31,10 @@ enum wire_tag {
     TAG_ERR_CODE = 0x0e,
     TAG_ERR_TEXT = 0x0f,
     TAG_OP_COUNT = 0x10,
+    TAG_SALT = 0x11,
 };
 
-#define TAG_MAX 0x10
+#define TAG_MAX 0x11
 #define BIT(t) (1u << (t))
 
 struct wire_items {
@@ -145,6 +146,13 @@ static bool msg_check(const struct proto_msg *m)
         return m->u.op_resp.result_len >= 1 && m->u.op_resp.result_len <= PROTO_BN_MAX;
     case PROTO_MSG_ERROR:
         return proto_err_from_wire(m->u.error.code) != 0 && text_valid(m->u.error.text, &text_len);
+    case PROTO_MSG_SIGSHARE_REQUEST:
+        return proto_op_valid(m->u.sigshare_req.op) && m->u.sigshare_req.digest_len >= 1 &&
+               m->u.sigshare_req.digest_len <= PROTO_DIGEST_MAX &&
+               m->u.sigshare_req.salt_len <= PROTO_DIGEST_MAX;
+    case PROTO_MSG_SIGSHARE_RESPONSE:
+        return m->u.sigshare_resp.index != 0 && m->u.sigshare_resp.share_len >= 1 &&
+               m->u.sigshare_resp.share_len <= PROTO_BN_MAX;
     default:
         return false;
     }
@@ -174,7 +182,7 @@ static int hdr_read(struct proto_rd *rd, uint8_t *out_type, uint64_t *out_req_id
         !proto_rd_u32(rd, out_body_len)) {
         return SPK_ERR_MALFORMED;
     }
-    if (type < PROTO_MSG_PING || type > PROTO_MSG_ERROR || flags != 0) {
+    if (type < PROTO_MSG_PING || type > PROTO_MSG_SIGSHARE_RESPONSE || flags != 0) {
         return SPK_ERR_MALFORMED;
     }
     *out_type = type;
@@ -330,6 +338,25 @@ static bool body_decode(struct proto_msg *m, const struct wire_items *it)
                                &text_len) &&
                 strlen(r->text) == text_len);
     }
+    case PROTO_MSG_SIGSHARE_REQUEST: {
+        struct proto_sigshare_req *r = &m->u.sigshare_req;
+
+        /* No salt is written by leaving the item out (PKCS#1): one encoding. */
+        return items_exactly(it, BIT(TAG_KEY_ID) | BIT(TAG_OP) | BIT(TAG_INPUT), BIT(TAG_SALT)) &&
+               items_take(it, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
+               items_take_u8(it, TAG_OP, &r->op) &&
+               items_take_var(it, TAG_INPUT, r->digest, sizeof(r->digest), &r->digest_len) &&
+               ((it->seen & BIT(TAG_SALT)) == 0 ||
+                items_take_var(it, TAG_SALT, r->salt, sizeof(r->salt), &r->salt_len));
+    }
+    case PROTO_MSG_SIGSHARE_RESPONSE: {
+        struct proto_sigshare_resp *r = &m->u.sigshare_resp;
+
+        return items_exactly(it, BIT(TAG_KEY_ID) | BIT(TAG_INDEX) | BIT(TAG_RESULT), 0) &&
+               items_take(it, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
+               items_take_u8(it, TAG_INDEX, &r->index) &&
+               items_take_var(it, TAG_RESULT, r->share, sizeof(r->share), &r->share_len);
+    }
     default:
         return false;
     }
@@ -418,6 +445,20 @@ static bool body_encode(struct proto_wr *wr, const struct proto_msg *m)
 
         return wr_item_u16(wr, TAG_ERR_CODE, m->u.error.code) &&
                (n == 0 || wr_item(wr, TAG_ERR_TEXT, (const uint8_t *)m->u.error.text, n));
+    }
+    case PROTO_MSG_SIGSHARE_REQUEST: {
+        const struct proto_sigshare_req *r = &m->u.sigshare_req;
+
+        return wr_item(wr, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
+               wr_item_u8(wr, TAG_OP, r->op) && wr_item(wr, TAG_INPUT, r->digest, r->digest_len) &&
+               (r->salt_len == 0 || wr_item(wr, TAG_SALT, r->salt, r->salt_len));
+    }
+    case PROTO_MSG_SIGSHARE_RESPONSE: {
+        const struct proto_sigshare_resp *r = &m->u.sigshare_resp;
+
+        return wr_item(wr, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
+               wr_item_u8(wr, TAG_INDEX, r->index) &&
+               wr_item(wr, TAG_RESULT, r->share, r->share_len);
     }
     default:
         return false;

@@ -13,6 +13,8 @@
 
 /* ---- the shares this holder serves (sh_store.c) ---------------------------- */
 
+struct split_tss_signer; /* split/split_tss.h */
+
 struct sh_share {
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t split_id[PROTO_SPLIT_ID_LEN];
@@ -20,9 +22,15 @@ struct sh_share {
     unsigned field_bits;
     unsigned threshold;
     unsigned num_shares;
-    uint8_t *y; /* spk_secret_new, kept noaccess while idle */
+    uint8_t *y; /* spk_secret_new, kept noaccess while idle; NULL in threshold mode */
     size_t y_len;
     bool readable; /* opened by sh_store_share_open until sh_store_close */
+    /* threshold mode (sh_sigshare.c): the key share lives only in |signer| */
+    uint8_t mode; /* enum proto_mode */
+    struct split_tss_signer *signer;
+    uint8_t modulus[PROTO_BN_MAX];
+    size_t modulus_len;
+    unsigned mod_bits;
 };
 
 struct sh_store {
@@ -72,6 +80,30 @@ long sh_store_close_in_ms(const struct sh_store *store, uint64_t now_ms);
 /* sh_store_close makes every readable share noaccess again. 0, or
  * SPK_ERR_INTERNAL if one could not be (the caller must stop serving). */
 SPK_WUR int sh_store_close(struct sh_store *store);
+
+/* ---- threshold mode (sh_sigshare.c) ------------------------------------------ */
+
+/*
+ * sh_sigshare_load fills |sh| from the threshold-mode share file |sf|: reads
+ * and verifies DIR/KEYID.record (required: it gives the modulus), opens the
+ * key share with |key|, checks its commitment and makes its signer. The key
+ * share itself is wiped; only the signer keeps it. On failure a reason is in
+ * |why| and |sh| holds nothing to free. 0 or SPK_ERR_*.
+ */
+SPK_WUR int sh_sigshare_load(struct sh_share *sh, const struct proto_share_file *sf,
+                             const char *dir, const struct proto_holder_secret *key, char *why,
+                             size_t why_len);
+
+/*
+ * sh_sigshare_build encodes the message of |req| itself (split_pad_encode)
+ * and writes the SIGSHARE_RESPONSE with the signature share of |share| into
+ * |out|. Refuses a share that is not threshold-mode and an op that is not a
+ * signature (SPK_ERR_UNSUPPORTED), a digest or salt of the wrong length
+ * (SPK_ERR_MALFORMED); *why is a short text for the ERROR reply.
+ */
+SPK_WUR int sh_sigshare_build(uint8_t *out, size_t cap, size_t *out_len, uint64_t req_id,
+                              struct sh_share *share, const struct proto_sigshare_req *req,
+                              const char **why);
 
 /* ---- share sessions, holder side (sh_session.c) ---------------------------- */
 

@@ -472,6 +472,8 @@ static void reply_handle(struct sh_client *c, size_t hi, const uint8_t *frame, s
     case PROTO_MSG_SHARE_REQUEST:
     case PROTO_MSG_OP_REQUEST:
     case PROTO_MSG_OP_RESPONSE:
+    case PROTO_MSG_SIGSHARE_REQUEST:
+    case PROTO_MSG_SIGSHARE_RESPONSE:
     default:
         res.status = SPK_ERR_MALFORMED;
         break;

@@ -246,6 +246,9 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
         err = SPK_ERR_NOT_ALLOWED;
     } else if ((share = sh_store_find(&s->store, req->key_id)) == NULL) {
         err = SPK_ERR_UNKNOWN_KEY;
+    } else if (share->mode == PROTO_MODE_THRESHOLD) {
+        /* A threshold key share never leaves: ask for a signature share. */
+        err = SPK_ERR_UNSUPPORTED;
     } else if (sh_store_share_open(&s->store, share, now_ms) != 0) {
         err = SPK_ERR_INTERNAL;
     } else if ((err = sh_share_response_build(&s->sessions, s->out, sizeof(s->out), &len,
@@ -274,7 +277,56 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
                 : err == SPK_ERR_UNKNOWN_KEY  ? "no share of this key here"
                 : err == SPK_ERR_RATE_LIMITED ? "over the rate limit"
                 : err == SPK_ERR_MALFORMED    ? "bad requester key"
+                : err == SPK_ERR_UNSUPPORTED  ? "threshold-mode key: ask for a signature share"
                                               : "internal error");
+}
+
+/* sigshare_request: a signature share of a threshold-mode key, audited as a release. */
+static void sigshare_request(struct sh_server *s, zmq_msg_t *id,
+                             const struct sh_allow_client *client, bool rate_ok,
+                             const char *address)
+{
+    const struct proto_sigshare_req *req = &s->msg.u.sigshare_req;
+    char key_hex[2 * PROTO_KEY_ID_LEN + 1];
+    char digest_hex[2 * PROTO_SHA256_LEN + 1];
+    uint8_t input_digest[PROTO_SHA256_LEN];
+    struct sh_share *share = NULL;
+    const char *why = "internal error";
+    size_t len = 0;
+    int err = 0;
+
+    sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
+    /* As for a share release: SHA-256 of the operation's input, the digest. */
+    crypto_hash_sha256(input_digest, req->digest, req->digest_len);
+    sodium_bin2hex(digest_hex, sizeof(digest_hex), input_digest, sizeof(input_digest));
+    if (!rate_ok) {
+        err = SPK_ERR_RATE_LIMITED;
+        why = "over the rate limit";
+    } else if (!sh_allow_key(client, req->key_id)) {
+        err = SPK_ERR_NOT_ALLOWED;
+        why = "this client may not use this key";
+    } else if ((share = sh_store_find(&s->store, req->key_id)) == NULL) {
+        err = SPK_ERR_UNKNOWN_KEY;
+        why = "no share of this key here";
+    } else {
+        err = sh_sigshare_build(s->out, sizeof(s->out), &len, s->msg.req_id, share, req, &why);
+    }
+    if (audit_write(
+            s, "client=%s key=%s op=%s ops=1 digest=%s outcome=%s index=%u req=%llu addr=%s",
+            client->name, key_hex, proto_op_name(req->op), digest_hex,
+            err == 0 ? "signed" : outcome_name(err), share != NULL && err == 0 ? share->index : 0,
+            (unsigned long long)s->msg.req_id, address) != 0 &&
+        err == 0) {
+        err = SPK_ERR_INTERNAL;
+        why = "internal error";
+    }
+    if (err == 0) {
+        s->num_released++;
+        reply(s, id, s->out, len);
+        return;
+    }
+    s->num_denied++;
+    reply_error(s, id, s->msg.req_id, err, why);
 }
 
 /* frame_handle: one [routing id][frame] from the ROUTER. */
@@ -352,6 +404,9 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
     case PROTO_MSG_SHARE_REQUEST:
         share_request(s, id, client, rate_ok, address, now_ms);
         return;
+    case PROTO_MSG_SIGSHARE_REQUEST:
+        sigshare_request(s, id, client, rate_ok, address);
+        return;
     case PROTO_MSG_ERROR:
         /* Never answered: two peers that answered errors would trade them forever. */
         s->num_bad++;
@@ -360,11 +415,12 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
     case PROTO_MSG_SHARE_RESPONSE:
     case PROTO_MSG_OP_REQUEST:
     case PROTO_MSG_OP_RESPONSE:
+    case PROTO_MSG_SIGSHARE_RESPONSE:
     default:
         s->num_bad++;
         if (rate_ok) {
             reply_error(s, id, s->msg.req_id, SPK_ERR_UNSUPPORTED,
-                        "a share-holder answers PING and SHARE_REQUEST only");
+                        "a share-holder answers PING, SHARE_REQUEST and SIGSHARE_REQUEST only");
         }
         return;
     }

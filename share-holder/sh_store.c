@@ -159,6 +159,12 @@ static int load_one(struct sh_share *sh, bool *loaded, const char *dir, const ch
         r = 0;
         goto out;
     }
+    if (sf->mode == PROTO_MODE_THRESHOLD) {
+        r = sh_sigshare_load(sh, sf, dir, key, why, sizeof(why));
+        *loaded = r == 0;
+        r = r == SPK_ERR_NOMEM ? r : 0;
+        goto out;
+    }
     if (split_field_init(&f, sf->field_bits) != 0) {
         (void)snprintf(why, sizeof(why), "unknown field 2^%u-1", sf->field_bits);
         r = 0;
@@ -244,6 +250,7 @@ int sh_store_load(struct sh_store *out, const char *dir, const struct proto_hold
                         names[i]);
             }
             spk_secret_free(sh->y);
+            split_tss_signer_free(sh->signer);
             memset(sh, 0, sizeof(*sh));
             out->num_skipped++;
             continue;
@@ -266,6 +273,7 @@ void sh_store_cleanup(struct sh_store *store)
 {
     for (size_t i = 0; i < store->num_shares; i++) {
         spk_secret_free(store->shares[i].y);
+        split_tss_signer_free(store->shares[i].signer);
     }
     free(store->shares);
     memset(store, 0, sizeof(*store));

@@ -8,7 +8,8 @@
 # here). Every frame is sent on one DEALER, then the answers are read until
 # none comes for WAIT ms (2000 for the first, 500 after): each is printed as
 # TYPE:REQUEST_ID:ERROR_CODE (0 unless an ERROR) on one line, space-separated,
-# or "no answer". --curve: CURVE with the server's curve-public from its .pub
+# or "no answer"; a SIGSHARE_RESPONSE (9) adds ":HEX" of its signature share
+# (the result item, tag 0x0d). --curve: CURVE with the server's curve-public from its .pub
 # and the client's pair from its .key; --from: the local source address.
 import struct, sys, zmq
 
@@ -48,6 +49,13 @@ while True:
     except zmq.Again:
         break
     code = struct.unpack(">H", m[20:22])[0] if len(m) >= 22 and m[3] == 7 else 0
-    out.append("%d:%d:%d" % (m[3], struct.unpack(">Q", m[5:13])[0], code))
+    line = "%d:%d:%d" % (m[3], struct.unpack(">Q", m[5:13])[0], code)
+    at = 17
+    while m[3] == 9 and at + 3 <= len(m):
+        tag, n = m[at], struct.unpack(">H", m[at + 1:at + 3])[0]
+        if tag == 0x0d:
+            line += ":" + m[at + 3:at + 3 + n].hex()
+        at += 3 + n
+    out.append(line)
     s.rcvtimeo = 500
 print(" ".join(out) if out else "no answer")

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Threshold mode on real share-holders: keysplit splits RSA-2048 2-of-3 in
+# threshold mode, three share-holder daemons on 127.0.0.1 load their key
+# shares (with the record), and SIGSHARE_REQUESTs over CURVE (wire_probe.py)
+# get signature shares that combine (tss_tool) into signatures
+# `openssl dgst -verify` accepts, PKCS#1 v1.5 and PSS. Refused with clear
+# codes, the holder serving on: a decryption op and a SHARE_REQUEST for a
+# threshold key (unsupported), a digest or PSS salt of the wrong length
+# (malformed), a key it has no share of (unknown-key), a client not allowed
+# the key (not-allowed). Every signature share is one audit line.
+# Usage: test_holder_sigshare.sh BUILD_DIR
+set -u
+
+B=$(cd "${1:?usage: test_holder_sigshare.sh BUILD_DIR}" && pwd)
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+KS=$B/split/keysplit
+SH=$B/share-holder/share-holder
+TOOL=$B/tests/tss_tool
+PROBE=$SRC/tests/integration/wire_probe.py
+# shellcheck source=tests/integration/lib_holder.sh
+. "$SRC/tests/integration/lib_holder.sh"
+holder_need_bins "$KS" "$SH" "$TOOL"
+holder_scratch spk-holder-sigshare
+
+unhex() { python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' "$1"; }
+tohex() { od -An -tx1 -v | tr -d ' \n'; }
+# item TAG HEX: one wire item (tag, u16 length, value) in hex
+item() { printf '%02x%04x%s' "$1" $((${#2} / 2)) "$2"; }
+quiet() { "$@" >/dev/null; }
+
+for n in h1 h2 h3 edge other; do
+    "$KS" keygen --name "$n" --out "$T" >/dev/null
+done
+KEY=$("$KS" split --key "$SRC/tests/data/rsa2048.pem" --threshold 2 --mode threshold \
+    --holder "$T/h1.pub" --holder "$T/h2.pub" --holder "$T/h3.pub" --out "$T/split")
+REC=$T/split/$KEY.record
+check "keysplit made a threshold split" test -f "$REC"
+for h in h1 h2 h3; do
+    mkdir -p "$T/$h.d"
+    cp "$T/split/$KEY.$h.share" "$REC" "$T/$h.d/"
+    cat >"$T/$h.allow" <<EOF2
+client edge $(z85 edge) * 127.0.0.1/32
+client other $(z85 other) $(head -c 32 /dev/urandom | tohex)
+EOF2
+    holder_start "$h" "$T/$h.d" "$T/$h.allow" '*'
+done
+check "three holders serve the threshold key" test -n "${h1_ep:-}" -a -n "${h2_ep:-}" -a -n "${h3_ep:-}"
+
+# probe HOLDER CLIENT FRAME...: wire_probe over CURVE as CLIENT
+probe() {
+    local ep_var="${1}_ep"
+    /usr/bin/python3 "$PROBE" --curve "$T/$1.pub" "$T/$2.key" "${!ep_var}" "${@:3}"
+}
+# sigshare_frame REQ OP DIGEST_HEX [SALT_HEX]
+sigshare_frame() {
+    local body
+    body=$(item 1 "$KEY")$(item 2 "$2")$(item 11 "$3")
+    [ -n "${4:-}" ] && body=$body$(item 17 "$4")
+    echo "8:$1:$body"
+}
+
+for op in 03 04 05 06 11 12 13; do
+    head -c 500 /dev/urandom >"$T/msg"
+    case $op in
+    03 | 11) md=sha256 ;;
+    04 | 12) md=sha384 ;;
+    05 | 13) md=sha512 ;;
+    06) md=md5-sha1 ;;
+    esac
+    digest=$(openssl dgst -"$md" -binary "$T/msg" | tohex)
+    salt=""
+    case $op in 1?) salt=$(head -c $((${#digest} / 2)) /dev/urandom | tohex) ;; esac
+    em=$("$TOOL" encode "$REC" "$op" "$digest" ${salt:+"$salt"})
+    parts=()
+    for i in 1 3; do
+        out=$(probe "h$i" edge "$(sigshare_frame 7 "$op" "$digest" "$salt")")
+        parts+=("$i:${out##*:}")
+        case $out in 9:7:0:*) ;; *) bad "op $op: h$i answered $out" ;; esac
+    done
+    sig=$("$TOOL" combine "$REC" "$em" "${parts[@]}")
+    unhex "$sig" >"$T/sig"
+    opts=(-"$md")
+    case $op in 1?) opts+=(-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:$((${#digest} / 2))) ;; esac
+    openssl pkey -in "$SRC/tests/data/rsa2048.pem" -pubout -out "$T/pub.pem" 2>/dev/null
+    check "op $op: holders 1 and 3 sign; openssl dgst -verify accepts" \
+        quiet openssl dgst "${opts[@]}" -verify "$T/pub.pem" -signature "$T/sig" "$T/msg"
+done
+
+d32=$(head -c 32 /dev/urandom | tohex)
+d31=$(head -c 31 /dev/urandom | tohex)
+s31=$(head -c 31 /dev/urandom | tohex)
+# What the holder must refuse, and it keeps serving after each (PING answered).
+check "decryption op: unsupported (25)" \
+    test "$(probe h2 edge "$(sigshare_frame 21 25 "$d32")" 1:22)" = "7:21:25 2:22:0"
+check "digest of the wrong length: malformed (3)" \
+    test "$(probe h2 edge "$(sigshare_frame 22 03 "$d31")" 1:23)" = "7:22:3 2:23:0"
+check "PSS salt of the wrong length: malformed (3)" \
+    test "$(probe h2 edge "$(sigshare_frame 23 11 "$d32" "$s31")" 1:24)" = "7:23:3 2:24:0"
+check "PKCS#1 with a salt: malformed (3)" \
+    test "$(probe h2 edge "$(sigshare_frame 24 03 "$d32" "$d32")" 1:25)" = "7:24:3 2:25:0"
+check "SHARE_REQUEST for a threshold key: unsupported (25), no share released" \
+    test "$(probe h2 edge "3:26:$(item 1 "$KEY")$(item 2 03)$(item 3 "$d32")$(item 4 "$d32")$(item 16 0001)" 1:27)" = "7:26:25 2:27:0"
+check "a client not allowed the key: not-allowed (19)" \
+    test "$(probe h2 other "$(sigshare_frame 28 03 "$d32")")" = "7:28:19"
+UNKNOWN=$(head -c 32 /dev/urandom | tohex)
+check "an unknown key: unknown-key (18)" \
+    test "$(probe h2 edge "8:29:$(item 1 "$UNKNOWN")$(item 2 03)$(item 11 "$d32")")" = "7:29:18"
+check "h2 still signs after the refusals" \
+    test "$(probe h2 edge "$(sigshare_frame 30 03 "$d32")" | cut -d: -f1-3)" = "9:30:0"
+check "h1 audited 7 signature shares" test "$(grep -c 'outcome=signed index=1 ' "$T/h1.audit")" -eq 7
+check "h2 audited the refusals" test "$(grep -c 'outcome=error\|outcome=not-allowed\|outcome=unknown-key' "$T/h2.audit")" -ge 6
+check "no holder log mentions a share value" sh -c "! grep -qi 'sealed\\|[0-9a-f]\\{64,\\}' $T/h1.log $T/h2.log $T/h3.log"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
