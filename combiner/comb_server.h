@@ -29,15 +29,15 @@
 
 struct comb_server_opts {
     const char *config_path;
-    const char *listen;    /* overrides the file's listen; NULL: the file's */
-    bool no_metrics;       /* ignore the file's metrics (a second combiner for a check) */
-    bool allow_unlocked;   /* --allow-unlocked (the file's allow-unlocked counts too) */
-    bool stop_with_parent; /* stop when the process that started it is gone */
+    const char *listen;  /* overrides the file's listen; NULL: the file's */
+    bool no_metrics;     /* ignore the file's metrics (a second combiner for a check) */
+    bool allow_unlocked; /* --allow-unlocked (the file's allow-unlocked counts too) */
 };
 
 /*
  * comb_server_run hardens the process, builds the combiner, binds and serves
- * until SIGTERM/SIGINT (or the parent's end with stop_with_parent). Returns
+ * until SIGTERM/SIGINT, or until the process that started it is gone (its
+ * parent pid changes; under an init system it never does). Returns
  * the exit status: 0 after a clean stop, 1 when start-up fails (one line on
  * stderr says why).
  */
