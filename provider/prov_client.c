@@ -664,15 +664,22 @@ static const struct proto_keyref *prov_client_lookup(struct prov_client *c,
 static void prov_op_wait(struct prov_io *io, struct prov_op *op, ASYNC_JOB *job)
 {
     if (job != NULL) {
+        /*
+         * Pause at least once, even when the answer is already in: the
+         * application learns of the job's wait fd only from a pause
+         * (SSL_ERROR_WANT_ASYNC), and one that tracks those fds (HAProxy)
+         * must have seen it before the SSL is freed. The fd is readable then,
+         * so the job resumes at once.
+         */
         for (;;) {
             bool done;
+            if (!ASYNC_pause_job()) {
+                break;
+            }
             pthread_mutex_lock(&io->lock);
             done = op->done;
             pthread_mutex_unlock(&io->lock);
             if (done) {
-                break;
-            }
-            if (!ASYNC_pause_job()) {
                 break;
             }
         }

@@ -120,5 +120,6 @@ done
 check "combiner back: 10 of 10 served again ($n_ok)" test "$n_ok" -eq 10
 
 check "no worker crashed" bash -c "! grep -q 'exited on signal' ngx/logs/error.log"
+check "no sanitizer report from a program with the module" lib_provider_no_sanitizer_reports
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

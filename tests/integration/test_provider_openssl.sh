@@ -161,7 +161,7 @@ lib_provider_combiner_stop
 lib_provider_combiner_start
 
 # ---- valgrind ------------------------------------------------------------------------
-if command -v valgrind >/dev/null; then
+if command -v valgrind >/dev/null && ! lib_edge_sanitized; then
     vg() {
         valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
             --log-file=vg.%p.log "$@"
@@ -178,5 +178,6 @@ if command -v valgrind >/dev/null; then
     check "valgrind: no errors reported" bash -c "! grep -qE '(Invalid|uninitialised|definitely lost)' vg.*.log"
 fi
 
+check "no sanitizer report from a program with the module" lib_provider_no_sanitizer_reports
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Debian's HAProxy 2.6, unmodified and multi-threaded, serving HTTPS with a
+# 2-of-3 split key through splitkey.so: `ssl crt` names one file holding the
+# certificate and the key reference, as it would hold the certificate and the
+# key. With ssl-mode-async, handshakes waiting for the combiner pause their
+# ASYNC job and the thread goes on. The same curl checks as for nginx, and
+# many handshakes at once over the threads.
+# Usage: test_provider_haproxy.sh BUILD_DIR
+set -u
+# shellcheck source=tests/integration/lib_provider.sh
+source "$(dirname "$0")/lib_provider.sh"
+
+HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+[ -x "$HAPROXY" ] || { echo "FAIL: setup: haproxy is not installed (tools/lib/deps.sh)"; exit 1; }
+
+PROV_TIMEOUT_MS=3000
+lib_provider_init provider-haproxy "${1:-}"
+lib_provider_key www
+lib_provider_start
+P_HA=$P_FREE
+cat www.pem www.ref.pem >www.crt-and-ref.pem
+
+run_haproxy() { # ASYNC: "ssl-mode-async" or ""
+    cat >haproxy.cfg <<EOC
+global
+    nbthread 4
+    $1
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    timeout connect 5s
+    timeout client 10s
+    timeout server 10s
+frontend fe
+    bind 127.0.0.1:$P_HA ssl crt $T/www.crt-and-ref.pem ssl-min-ver TLSv1.2 ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256
+    http-request return status 200 content-type text/plain string "hello from haproxy"
+EOC
+    "$HAPROXY" -db -f haproxy.cfg >>haproxy.log 2>&1 &
+    HA_PID=$!
+    PIDS+=("$HA_PID")
+}
+
+get() {
+    curl -s --max-time 10 --cacert ca.pem --resolve www:$P_HA:127.0.0.1 "$@" "https://www:$P_HA/"
+}
+
+for mode in "" ssl-mode-async; do
+    label=${mode:-blocking}
+    run_haproxy "$mode"
+    for _ in $(seq 1 50); do
+        get >/dev/null && break
+        sleep 0.1
+    done
+    check "$label: TLS 1.3 (RSA-PSS)" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.3 | grep -q 'hello from haproxy'"
+    check "$label: TLS 1.2 ECDHE-RSA" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256 | grep -q 'hello from haproxy'"
+    check "$label: TLS 1.2 RSA key exchange" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256 | grep -q 'hello from haproxy'"
+    # 64 handshakes, 16 at a time, over 4 threads.
+    seq 1 64 | xargs -P 16 -I{} curl -s --max-time 15 --cacert ca.pem \
+        --resolve www:$P_HA:127.0.0.1 "https://www:$P_HA/" -o "par.{}.out"
+    n_ok=$(cat par.*.out 2>/dev/null | grep -o 'hello from haproxy' | wc -l)
+    rm -f par.*.out
+    check "$label: 64 of 64 concurrent handshakes ($n_ok)" test "$n_ok" -eq 64
+    kill "$H1_PID" 2>/dev/null
+    n_ok=0
+    for _ in $(seq 1 5); do
+        get --tlsv1.3 | grep -q 'hello from haproxy' && n_ok=$((n_ok + 1))
+    done
+    check "$label: holder h1 gone: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
+    kill -9 "$COMB_PID"
+    wait "$COMB_PID" 2>/dev/null
+    rm -f "$T/combiner.sock"
+    start=$(date +%s%N)
+    get --tlsv1.3 >/dev/null
+    rc=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+    check "$label: combiner killed: handshake fails (curl $rc) in ${ms} ms" \
+        bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ]"
+    check "$label: haproxy still running" kill -0 "$HA_PID"
+    lib_provider_combiner_start
+    n_ok=0
+    for _ in $(seq 1 50); do
+        get --tlsv1.3 | grep -q 'hello from haproxy' && break
+        sleep 0.1
+    done
+    for _ in $(seq 1 5); do
+        get --tlsv1.3 | grep -q 'hello from haproxy' && n_ok=$((n_ok + 1))
+    done
+    check "$label: combiner back: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
+    kill "$HA_PID"
+    wait "$HA_PID" 2>/dev/null
+done
+
+check "no sanitizer report from a program with the module" lib_provider_no_sanitizer_reports
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
