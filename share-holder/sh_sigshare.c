@@ -100,6 +100,7 @@ int sh_sigshare_build(uint8_t *out, size_t cap, size_t *out_len, uint64_t req_id
                       struct sh_share *share, const struct proto_sigshare_req *req,
                       const char **why)
 {
+    const struct proto_op_info *info = proto_op_info(req->op);
     struct proto_msg *m = NULL;
     uint8_t em[PROTO_BN_MAX];
     int r;
@@ -109,15 +110,15 @@ int sh_sigshare_build(uint8_t *out, size_t cap, size_t *out_len, uint64_t req_id
         *why = "not a threshold-mode key here; fetch its share instead";
         return SPK_ERR_UNSUPPORTED;
     }
-    if (split_pad_digest_len(req->op) == 0) {
+    if (info == NULL || !proto_op_is_sign(info)) {
         *why = "threshold keys sign only (PKCS#1 v1.5 or PSS); no decryption";
         return SPK_ERR_UNSUPPORTED;
     }
-    if (req->digest_len != split_pad_digest_len(req->op)) {
+    if (req->digest_len != info->digest_len) {
         *why = "the digest length does not match the operation's hash";
         return SPK_ERR_MALFORMED;
     }
-    if (req->salt_len != (split_pad_is_pss(req->op) ? req->digest_len : 0)) {
+    if (req->salt_len != (info->kind == PROTO_OP_KIND_SIGN_PSS ? req->digest_len : 0)) {
         *why = "a PSS salt must be as long as the digest; PKCS#1 takes none";
         return SPK_ERR_MALFORMED;
     }
