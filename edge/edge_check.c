@@ -52,7 +52,31 @@ struct edge_chk {
     uint8_t key_id[EDGE_CERT_MAX][PROTO_KEY_ID_LEN];
     unsigned threshold[EDGE_CERT_MAX];
     EVP_PKEY *pub[EDGE_CERT_MAX];
+    struct proto_record rec;   /* the record being checked */
+    uint8_t sig[PROTO_BN_MAX]; /* a test signature (public) */
 };
+
+/* edge_chk_new: a zeroed check of |cfg| on the heap (it is ~30 KB), or NULL. */
+static struct edge_chk *edge_chk_new(const struct edge_config *cfg)
+{
+    struct edge_chk *k = calloc(1, sizeof(*k));
+
+    if (k != NULL) {
+        k->cfg = cfg;
+    }
+    return k;
+}
+
+static void edge_chk_free(struct edge_chk *k)
+{
+    if (k == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < EDGE_CERT_MAX; i++) {
+        EVP_PKEY_free(k->pub[i]);
+    }
+    free(k);
+}
 
 static void edge_chk_bad(struct edge_chk *k, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
@@ -62,17 +86,15 @@ static void edge_chk_bad(struct edge_chk *k, const char *fmt, ...)
     va_list ap;
 
     k->problems++;
-    fputs("edge check: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    spk_log_v("edge check", fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
 }
 
 static void edge_chk_cert(struct edge_chk *k, size_t i)
 {
     const struct edge_cert_conf *cc = &k->cfg->certs[i];
-    static struct proto_record rec;
+    struct proto_record *rec = &k->rec;
     const char *chain = cc->chain_path;
     X509 *leaf = NULL;
     EVP_PKEY *pub;
@@ -105,23 +127,23 @@ static void edge_chk_cert(struct edge_chk *k, size_t i)
         edge_chk_bad(k, "certificate %s: cannot encode its public key", chain);
         goto out;
     }
-    if (proto_record_load(&rec, cc->record_path, why, sizeof(why)) != 0) {
+    if (proto_record_load(rec, cc->record_path, why, sizeof(why)) != 0) {
         edge_chk_bad(k, "certificate %s: %s", chain, why);
         goto out;
     }
-    if (split_record_verify(&rec) != 0) {
+    if (split_record_verify(rec) != 0) {
         edge_chk_bad(k, "certificate %s: the signature of key record %s does not verify", chain,
                      cc->record_path);
         goto out;
     }
-    if (sodium_memcmp(rec.key_id, k->key_id[i], PROTO_KEY_ID_LEN) != 0) {
+    if (sodium_memcmp(rec->key_id, k->key_id[i], PROTO_KEY_ID_LEN) != 0) {
         edge_chk_bad(k,
                      "certificate %s: key record %s is for another key than the certificate's "
                      "(a record from another split?)",
                      chain, cc->record_path);
         goto out;
     }
-    k->threshold[i] = rec.threshold;
+    k->threshold[i] = rec->threshold;
     k->pub[i] = EVP_PKEY_dup(pub);
     k->cert_ok[i] = k->pub[i] != NULL;
 out:
@@ -211,7 +233,6 @@ static void edge_chk_sign(struct edge_chk *k, struct edge_client *c)
     const struct edge_config *cfg = k->cfg;
     static const char msg[] = "splitkey edge check";
     uint8_t dgst[32];
-    static uint8_t sig[PROTO_BN_MAX];
     size_t i, j;
 
     if (!EVP_Digest(msg, sizeof(msg) - 1, dgst, NULL, EVP_sha256(), NULL)) {
@@ -235,7 +256,7 @@ static void edge_chk_sign(struct edge_chk *k, struct edge_client *c)
             continue; /* the same key as an earlier certificate */
         }
         r = edge_client_keyop(c, k->key_id[i], PROTO_OP_SIGN_PKCS1_SHA256, dgst, sizeof(dgst), 0,
-                              sig, sizeof(sig), &sig_len);
+                              k->sig, sizeof(k->sig), &sig_len);
         if (r != 0) {
             edge_chk_bad(k,
                          "certificate %s: the combiner could not sign with its key: %s (see the "
@@ -247,7 +268,7 @@ static void edge_chk_sign(struct edge_chk *k, struct edge_client *c)
         if (vctx == NULL || EVP_PKEY_verify_init(vctx) != 1 ||
             EVP_PKEY_CTX_set_rsa_padding(vctx, RSA_PKCS1_PADDING) != 1 ||
             EVP_PKEY_CTX_set_signature_md(vctx, EVP_sha256()) != 1 ||
-            EVP_PKEY_verify(vctx, sig, sig_len, dgst, sizeof(dgst)) != 1) {
+            EVP_PKEY_verify(vctx, k->sig, sig_len, dgst, sizeof(dgst)) != 1) {
             edge_chk_bad(k,
                          "certificate %s: the test signature does not verify with the "
                          "certificate's key (shares of another key?)",
@@ -291,7 +312,7 @@ static pid_t edge_chk_spawn(const struct edge_config *cfg, const char *const *ar
 
 int edge_check(const struct edge_config *cfg, const char *config_path)
 {
-    static struct edge_chk k;
+    struct edge_chk *k = edge_chk_new(cfg);
     struct edge_tickets *tickets = NULL;
     struct edge_client *client = NULL;
     char dir[] = "/tmp/spk-edge-check.XXXXXX";
@@ -300,22 +321,25 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
     char why[4096] = "";
     void *zctx = NULL;
     pid_t comb = 0;
+    unsigned problems;
     size_t i;
     int r, status;
 
-    memset(&k, 0, sizeof(k));
-    k.cfg = cfg;
+    if (k == NULL) {
+        fprintf(stderr, "edge check: out of memory\n");
+        return 1;
+    }
     if (sodium_init() < 0) {
-        edge_chk_bad(&k, "libsodium does not initialise");
+        edge_chk_bad(k, "libsodium does not initialise");
         goto out;
     }
     for (i = 0; i < cfg->num_certs; i++) {
-        edge_chk_cert(&k, i);
+        edge_chk_cert(k, i);
     }
-    edge_chk_tls(&k);
-    edge_chk_upstreams(&k);
+    edge_chk_tls(k);
+    edge_chk_upstreams(k);
     if ((r = edge_tickets_load(&tickets, cfg->ticket_key_file, why, sizeof(why))) != 0) {
-        edge_chk_bad(&k, "%s", why);
+        edge_chk_bad(k, "%s", why);
     }
     edge_tickets_free(tickets);
     if (!cfg->combiner_external) {
@@ -325,13 +349,13 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
         comb = edge_chk_spawn(cfg, check_args);
         if (comb < 0 || waitpid(comb, &status, 0) != comb || !WIFEXITED(status) ||
             WEXITSTATUS(status) != 0) {
-            edge_chk_bad(&k, "combiner check --config %s failed (its reasons are above)",
+            edge_chk_bad(k, "combiner check --config %s failed (its reasons are above)",
                          cfg->combiner_config);
         }
         comb = 0;
         /* A private directory: nobody but this user can reach the socket in it. */
         if (mkdtemp(dir) == NULL) {
-            edge_chk_bad(&k, "cannot make a private directory: %s", strerror(errno));
+            edge_chk_bad(k, "cannot make a private directory: %s", strerror(errno));
             goto out;
         }
         have_dir = true;
@@ -343,7 +367,7 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
             comb = edge_chk_spawn(cfg, run_args);
         }
         if (comb < 0) {
-            edge_chk_bad(&k, "cannot start a combiner: %s", strerror(errno));
+            edge_chk_bad(k, "cannot start a combiner: %s", strerror(errno));
             comb = 0;
             goto out;
         }
@@ -352,11 +376,11 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
     }
     zctx = zmq_ctx_new();
     if (zctx == NULL) {
-        edge_chk_bad(&k, "cannot make a ZeroMQ context");
+        edge_chk_bad(k, "cannot make a ZeroMQ context");
         goto out;
     }
     if (edge_client_open(&client, zctx, cfg, endpoint, why, sizeof(why)) != 0) {
-        edge_chk_bad(&k, "%s", why);
+        edge_chk_bad(k, "%s", why);
         goto out;
     }
     /* The combiner warms up its holder sessions (up to 1.5 s) before it binds. */
@@ -370,16 +394,16 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
     }
     if (r != 0) {
         if (comb == 0 && !cfg->combiner_external) {
-            edge_chk_bad(&k, "the combiner did not start (its reason is above)");
+            edge_chk_bad(k, "the combiner did not start (its reason is above)");
         } else {
-            edge_chk_bad(&k,
+            edge_chk_bad(k,
                          "the combiner at %s does not answer (is this edge's uid or key among "
                          "its client lines?)",
                          endpoint);
         }
         goto out;
     }
-    edge_chk_sign(&k, client);
+    edge_chk_sign(k, client);
 out:
     edge_client_free(client);
     if (comb > 0) {
@@ -395,12 +419,11 @@ out:
     if (zctx != NULL) {
         zmq_ctx_term(zctx);
     }
-    for (i = 0; i < cfg->num_certs; i++) {
-        EVP_PKEY_free(k.pub[i]);
-    }
-    if (k.problems != 0) {
+    problems = k->problems;
+    edge_chk_free(k);
+    if (problems != 0) {
         printf("edge check: %s: %u problem(s); `edge run` would not work as configured\n",
-               config_path, k.problems);
+               config_path, problems);
         return 1;
     }
     printf("edge check: %s: ok (%zu certificate(s), %zu listener(s), combiner %s)\n", config_path,

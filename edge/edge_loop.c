@@ -418,21 +418,29 @@ static int edge_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned cha
 static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID_LEN], char *why,
                              size_t why_len)
 {
-    static struct proto_record rec;
+    struct proto_record *rec = calloc(1, sizeof(*rec)); /* ~27 KB: too big for a stack */
     int r;
 
-    if ((r = proto_record_load(&rec, path, why, why_len)) != 0) {
-        return r;
+    if (rec == NULL) {
+        snprintf(why, why_len, "%s: out of memory", path);
+        return SPK_ERR_NOMEM;
     }
-    if ((r = split_record_verify(&rec)) != 0) {
+    if ((r = proto_record_load(rec, path, why, why_len)) != 0) {
+        goto out;
+    }
+    if ((r = split_record_verify(rec)) != 0) {
         snprintf(why, why_len, "%s: the record's signature does not verify", path);
-        return r;
+        goto out;
     }
-    if (sodium_memcmp(rec.key_id, key_id, PROTO_KEY_ID_LEN) != 0) {
+    if (sodium_memcmp(rec->key_id, key_id, PROTO_KEY_ID_LEN) != 0) {
         snprintf(why, why_len, "%s: the record is for another key than the certificate", path);
-        return SPK_ERR_KEY_MISMATCH;
+        r = SPK_ERR_KEY_MISMATCH;
+        goto out;
     }
-    return 0;
+    r = 0;
+out:
+    free(rec);
+    return r;
 }
 
 static int edge_site_init(struct edge_loop *L, const struct edge_config *cfg, struct edge_site *s,

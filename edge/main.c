@@ -89,9 +89,9 @@ static void edge_find_combiner(struct edge_config *cfg, const char *self)
     }
 }
 
-int main(int argc, char **argv)
+/* edge_main: the command with its configuration in |cfg| (zeroed, on the heap). */
+static int edge_main(struct edge_config *cfg, int argc, char **argv)
 {
-    static struct edge_config cfg;
     char self[PATH_MAX];
     ssize_t n;
 
@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     }
     if ((argc == 3 || (argc > 4 && strcmp(argv[3], "--benchmark-local-keys") == 0)) &&
         strcmp(argv[1], "run") == 0) {
-        if (edge_load(&cfg, argv[2]) != 0) {
+        if (edge_load(cfg, argv[2]) != 0) {
             return 1;
         }
         if (argc > 4) {
@@ -123,18 +123,32 @@ int main(int argc, char **argv)
             return 1;
         }
         self[n] = '\0';
-        edge_find_combiner(&cfg, self);
-        return edge_run(&cfg, argv[2], self);
+        edge_find_combiner(cfg, self);
+        return edge_run(cfg, argv[2], self);
     }
     if (argc == 3 && strcmp(argv[1], "check") == 0) {
-        if (edge_load(&cfg, argv[2]) != 0) {
+        if (edge_load(cfg, argv[2]) != 0) {
             return 1;
         }
         n = readlink("/proc/self/exe", self, sizeof(self) - 1);
         self[n > 0 ? n : 0] = '\0';
-        edge_find_combiner(&cfg, self);
-        return edge_check(&cfg, argv[2]);
+        edge_find_combiner(cfg, self);
+        return edge_check(cfg, argv[2]);
     }
     edge_usage(stderr);
     return 2;
+}
+
+int main(int argc, char **argv)
+{
+    struct edge_config *cfg = calloc(1, sizeof(*cfg));
+    int r;
+
+    if (cfg == NULL) {
+        fprintf(stderr, "edge: out of memory\n");
+        return 1;
+    }
+    r = edge_main(cfg, argc, argv);
+    free(cfg);
+    return r;
 }

@@ -127,6 +127,8 @@ struct sh_sessions {
      * getrandom calls) per 170 responses instead of per response */
     uint8_t nonces[SH_NONCE_POOL_LEN];
     size_t nonces_used;
+    /* the response being built: 3 KB of public fields and ciphertext (heap) */
+    struct proto_msg *msg;
 };
 
 SPK_WUR int sh_sessions_init(struct sh_sessions *s);

@@ -53,7 +53,8 @@ static int parse_count(const char *s, const char *what, unsigned long *out)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* holder_main: the command with its options in |opt| (zeroed, on the heap). */
+static int holder_main(struct sh_options *opt, int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"key", required_argument, NULL, 'k'},
@@ -68,12 +69,11 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    static struct sh_options opt;
     const char *config = NULL;
     unsigned long v;
     int c;
 
-    sh_options_init(&opt);
+    sh_options_init(opt);
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
                       strcmp(argv[1], "help") == 0)) {
         usage(stdout);
@@ -89,32 +89,32 @@ int main(int argc, char **argv)
 
         switch (c) {
         case 'k':
-            r = set_path(opt.key_path, optarg);
+            r = set_path(opt->key_path, optarg);
             break;
         case 's':
-            r = set_path(opt.shares_dir, optarg);
+            r = set_path(opt->shares_dir, optarg);
             break;
         case 'a':
-            r = set_path(opt.allow_path, optarg);
+            r = set_path(opt->allow_path, optarg);
             break;
         case 'b':
-            r = set_path(opt.bind, optarg);
+            r = set_path(opt->bind, optarg);
             break;
         case 'l':
-            r = set_path(opt.audit_path, optarg);
+            r = set_path(opt->audit_path, optarg);
             break;
         case 'r':
             r = parse_count(optarg, "--rate", &v);
-            opt.rate = (double)v;
-            opt.set_rate = true;
+            opt->rate = (double)v;
+            opt->set_rate = true;
             break;
         case 'B':
             r = parse_count(optarg, "--burst", &v);
-            opt.burst = (unsigned)v;
-            opt.set_burst = true;
+            opt->burst = (unsigned)v;
+            opt->set_burst = true;
             break;
         case 'U':
-            opt.allow_unlocked = true;
+            opt->allow_unlocked = true;
             break;
         case 'c':
             config = optarg;
@@ -137,10 +137,24 @@ int main(int argc, char **argv)
     if (config != NULL) {
         char why[256] = "";
 
-        if (sh_config_load(&opt, config, why, sizeof(why)) != 0) {
+        if (sh_config_load(opt, config, why, sizeof(why)) != 0) {
             fprintf(stderr, "share-holder: config %s\n", why);
             return 2;
         }
     }
-    return sh_run(&opt);
+    return sh_run(opt);
+}
+
+int main(int argc, char **argv)
+{
+    struct sh_options *opt = calloc(1, sizeof(*opt));
+    int r;
+
+    if (opt == NULL) {
+        fprintf(stderr, "share-holder: out of memory\n");
+        return 1;
+    }
+    r = holder_main(opt, argc, argv);
+    free(opt);
+    return r;
 }

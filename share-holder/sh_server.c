@@ -738,31 +738,54 @@ static void server_stop(struct sh_server *s)
     }
     sh_store_cleanup(&s->store);
     sh_allow_cleanup(&s->allow);
-    if (s->sessions.tx != NULL) {
-        sh_sessions_cleanup(&s->sessions);
-    }
+    sh_sessions_cleanup(&s->sessions);
     free(s->buckets);
     spk_secret_free(s->key);
 }
 
+/* server_new: a server for |opt| that has not started, or NULL (no memory). */
+static struct sh_server *server_new(const struct sh_options *opt)
+{
+    struct sh_server *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        return NULL;
+    }
+    s->opt = opt;
+    s->audit_fd = STDERR_FILENO;
+    s->sigfd = -1;
+    return s;
+}
+
+/* server_free stops |s| (server_stop) and wipes and frees it; NULL is fine. */
+static void server_free(struct sh_server *s)
+{
+    if (s == NULL) {
+        return;
+    }
+    server_stop(s);
+    sodium_memzero(s, sizeof(*s));
+    free(s);
+}
+
 int sh_run(const struct sh_options *opt)
 {
-    static struct sh_server s;
+    struct sh_server *s = server_new(opt);
     int r;
 
-    memset(&s, 0, sizeof(s));
-    s.opt = opt;
-    s.audit_fd = STDERR_FILENO;
-    s.sigfd = -1;
-    if ((r = server_start(&s)) == 0) {
-        r = server_loop(&s);
+    if (s == NULL) {
+        spk_log("share-holder", "out of memory");
+        return 1;
+    }
+    if ((r = server_start(s)) == 0) {
+        r = server_loop(s);
     }
     if (r == 0) {
         spk_log("share-holder",
                 "stopping: %llu released, %llu denied, %llu refused, %llu bad frames",
-                (unsigned long long)s.num_released, (unsigned long long)s.num_denied,
-                (unsigned long long)s.num_refused, (unsigned long long)s.num_bad);
+                (unsigned long long)s->num_released, (unsigned long long)s->num_denied,
+                (unsigned long long)s->num_refused, (unsigned long long)s->num_bad);
     }
-    server_stop(&s);
+    server_free(s);
     return r == 0 ? 0 : 1;
 }

@@ -1,3 +1,4 @@
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -22,12 +23,14 @@ int sh_sessions_init(struct sh_sessions *s)
     memset(s, 0, sizeof(*s));
     s->nonces_used = SH_NONCE_POOL_LEN; /* drawn on first use */
     s->tx = spk_secret_new(SH_SESSIONS_MAX * TX_LEN);
-    return s->tx == NULL ? SPK_ERR_NOMEM : 0;
+    s->msg = calloc(1, sizeof(*s->msg));
+    return s->tx == NULL || s->msg == NULL ? SPK_ERR_NOMEM : 0;
 }
 
 void sh_sessions_cleanup(struct sh_sessions *s)
 {
     spk_secret_free(s->tx);
+    free(s->msg);
     sodium_memzero(s, sizeof(*s));
 }
 
@@ -89,8 +92,8 @@ int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t cap, siz
                             const uint8_t requester_pk[PROTO_X25519_LEN],
                             const struct sh_share *share)
 {
-    static struct proto_msg m; /* 3 KB of public fields and ciphertext */
-    struct proto_share_resp *resp = &m.u.share_resp;
+    struct proto_msg *m = s->msg;
+    struct proto_share_resp *resp = &m->u.share_resp;
     uint8_t ad[PROTO_SHARE_AD_LEN];
     unsigned long long ct_len = 0;
     bool opened = false;
@@ -103,9 +106,9 @@ int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t cap, siz
     if ((slot = session_get(s, client_pk, requester_pk)) < 0) {
         return SPK_ERR_MALFORMED;
     }
-    memset(&m, 0, sizeof(m));
-    m.type = PROTO_MSG_SHARE_RESPONSE;
-    m.req_id = req_id;
+    memset(m, 0, sizeof(*m));
+    m->type = PROTO_MSG_SHARE_RESPONSE;
+    m->req_id = req_id;
     memcpy(resp->key_id, share->key_id, sizeof(resp->key_id));
     memcpy(resp->split_id, share->split_id, sizeof(resp->split_id));
     resp->index = share->index;
@@ -116,7 +119,7 @@ int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t cap, siz
 
     /* Encode once with a zero ciphertext to fix the header (the AD), seal
      * straight into the message, then encode for real. */
-    if ((r = proto_msg_encode(out, cap, out_len, &m)) != 0 ||
+    if ((r = proto_msg_encode(out, cap, out_len, m)) != 0 ||
         !proto_share_ad(ad, out, *out_len, resp)) {
         goto out;
     }
@@ -133,7 +136,7 @@ int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t cap, siz
         r = SPK_ERR_CRYPTO;
         goto out;
     }
-    if ((r = proto_msg_encode(out, cap, out_len, &m)) != 0) {
+    if ((r = proto_msg_encode(out, cap, out_len, m)) != 0) {
         goto out;
     }
     r = 0;
