@@ -46,6 +46,7 @@ void comb_conf_cleanup(struct comb_conf *conf)
     OPENSSL_free(conf->holders);
     OPENSSL_free(conf->keys);
     OPENSSL_free(conf->clients);
+    OPENSSL_free(conf->file_shares);
     memset(conf, 0, sizeof(*conf));
 }
 
@@ -793,6 +794,66 @@ static int conf_expand(struct conf_files *fl, const char *path, const char *suff
     return r;
 }
 
+/* conf_open_file_shares adds one in-process file source per file share of
+ * |conf|, after its keys (conf->keys) were added to |c|. */
+static int conf_open_file_shares(struct comb_ctx *c, const struct comb_conf *conf, char *why,
+                                 size_t why_len)
+{
+    struct proto_share_file *sf = NULL;
+    struct proto_holder_secret *hk = NULL;
+    struct comb_file_source *fs = NULL;
+    int r = 0;
+
+    if (conf->num_file_shares == 0) {
+        return 0;
+    }
+    if ((sf = OPENSSL_zalloc(sizeof(*sf))) == NULL) {
+        conf_why(why, why_len, "out of memory");
+        return SPK_ERR_NOMEM;
+    }
+    for (size_t i = 0; i < conf->num_file_shares; i++) {
+        const struct comb_conf_file_share *fsh = &conf->file_shares[i];
+
+        if ((r = proto_share_file_load(sf, fsh->path, why, why_len)) != 0) {
+            break;
+        }
+        /* A share of another key is a mistake of whoever named it, not a holder's fault. */
+        if (comb_conf_find_key(conf, sf->key_id) < 0) {
+            conf_why(why, why_len, "share '%s' is of another key than the records given",
+                     fsh->path);
+            r = SPK_ERR_UNKNOWN_KEY;
+            break;
+        }
+        if ((r = split_holder_secret_load(&hk, fsh->key_path)) != 0) {
+            conf_why(why, why_len, "cannot load holder key '%s': %s", fsh->key_path,
+                     spk_strerror(r));
+            break;
+        }
+        if ((fs = comb_file_source_new(hk)) == NULL) {
+            conf_why(why, why_len, "out of locked memory");
+            r = SPK_ERR_NOMEM;
+            break;
+        }
+        if ((r = comb_file_source_add_share(fs, sf, false)) != 0) {
+            conf_why(why, why_len, "share '%s' cannot be served with holder key '%s': %s",
+                     fsh->path, fsh->key_path, spk_strerror(r));
+            break;
+        }
+        r = comb_add_file_source(c, NULL, sf->holder, fs);
+        fs = NULL; /* the combiner owns it now, also on failure */
+        if (r != 0) {
+            conf_why(why, why_len, "%s", comb_last_error(c));
+            break;
+        }
+        spk_secret_free(hk);
+        hk = NULL;
+    }
+    comb_file_source_free(fs);
+    spk_secret_free(hk);
+    OPENSSL_clear_free(sf, sizeof(*sf));
+    return r;
+}
+
 int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
                    int connect_wait_ms, char *why, size_t why_len)
 {
@@ -870,7 +931,7 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
             goto out;
         }
         if (strcmp(shares[i].holder, hk->pub.name) != 0) {
-            conf_why(why, why_len, "share '%s' belongs to '%s', not to this combiner ('%s')",
+            conf_why(why, why_len, "local share '%s' belongs to '%s', not to this combiner ('%s')",
                      shs.paths[i], shares[i].holder, hk->pub.name);
             r = SPK_ERR_WRONG_HOLDER;
             goto out;
@@ -927,6 +988,9 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
             r = SPK_ERR_UNKNOWN_KEY;
             goto out;
         }
+    }
+    if ((r = conf_open_file_shares(c, conf, why, why_len)) != 0) {
+        goto out;
     }
     for (i = 0; i < conf->num_holders; i++) {
         const struct comb_conf_holder *h = &conf->holders[i];

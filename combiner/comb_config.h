@@ -71,6 +71,12 @@ struct comb_conf_client {
      (1ull << PROTO_OP_SIGN_PSS_SHA256) | (1ull << PROTO_OP_SIGN_PSS_SHA384) |                     \
      (1ull << PROTO_OP_SIGN_PSS_SHA512) | (1ull << PROTO_OP_DECRYPT_TLS_PREMASTER))
 
+/* A share file opened in process with another holder's key file. */
+struct comb_conf_file_share {
+    char path[COMB_CONF_PATH_MAX];
+    char key_path[COMB_CONF_PATH_MAX];
+};
+
 /* A key that comb_conf_open added to the combiner. */
 struct comb_conf_key {
     uint8_t key_id[PROTO_KEY_ID_LEN];
@@ -104,6 +110,11 @@ struct comb_conf {
     char socket_group[PROTO_NAME_MAX + 1]; /* ipc:// socket 0660 for this group; "" = 0600 */
     struct comb_conf_client *clients;
     size_t num_clients;
+    /* Not a line of the file: shares of other holders opened in this process
+     * with their holder's key file, each an in-process file source (`combiner
+     * sign --share S --holder-key K` after the first; tests and drills). */
+    struct comb_conf_file_share *file_shares;
+    size_t num_file_shares;
     /* Filled by comb_conf_open: */
     struct comb_conf_key *keys;
     size_t num_keys;
@@ -145,13 +156,16 @@ SPK_WUR int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_ex
 void comb_conf_cleanup(struct comb_conf *conf);
 
 /*
- * comb_conf_open builds a combiner from a loaded |conf|: comb_new with its
+ * comb_conf_open builds every combiner (`combiner run`, `check`, `sign`,
+ * `decrypt`) from a loaded or filled |conf|: comb_new with its
  * timeout and limits; the key file; every record (a directory: each
  * *.record in it), each verified and added with comb_add_key together with
  * the local share of that key when one is configured (a share directory
  * gives each *.NAME.share in it, NAME being the key file's name); one remote
  * source per holder (comb_add_remote_source), asked only for the keys whose
- * record names that holder. Then it waits up to |connect_wait_ms| (0: not at
+ * record names that holder; one file source per file_shares entry (a share
+ * of one of the records, opened with its key file). Then it waits up to
+ * |connect_wait_ms| (0: not at
  * all) until every holder is connected; a holder that is not is no error
  * (operations fail or succeed later as the threshold allows). Fills
  * conf->keys. |zmq_ctx| may be NULL (a context shared by the remote sources

@@ -213,18 +213,29 @@ out:
     return ret;
 }
 
+/* comb_cli_conf_path copies |path| into |out|; false when it does not fit. */
+static bool comb_cli_conf_path(char out[COMB_CONF_PATH_MAX], const char *path)
+{
+    int n = snprintf(out, COMB_CONF_PATH_MAX, "%s", path);
+
+    return n > 0 && (size_t)n < COMB_CONF_PATH_MAX;
+}
+
+/*
+ * comb_cli_open fills a comb_conf from --record, --share and --holder-key
+ * (the first share is the combiner's local one, opened with the first key;
+ * every other one an in-process file source) and builds the combiner with
+ * comb_conf_open, as every combiner is built; or --config FILE.
+ */
 int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb_ctx **out,
                   uint8_t key_id[PROTO_KEY_ID_LEN])
 {
-    struct proto_record *rec = NULL;
-    struct proto_share_file *sf = NULL;
-    struct proto_holder_secret *hk = NULL;
-    struct comb_file_source *fs = NULL;
+    struct comb_conf conf;
     struct comb_ctx *c = NULL;
-    char why[256];
+    char why[COMB_CONF_WHY_MAX * 2];
+    bool fits;
     size_t i;
     int ret = COMB_CLI_FAIL;
-    int r;
 
     *out = NULL;
     if (ks->config != NULL) {
@@ -243,71 +254,43 @@ int comb_cli_open(const char *cmd, const struct comb_cli_keyset *ks, struct comb
         return comb_cli_usage(cmd, "each --share needs its --holder-key (%zu shares, %zu keys)",
                               ks->num_shares, ks->num_keys);
     }
-    rec = OPENSSL_zalloc(sizeof(*rec));
-    sf = OPENSSL_zalloc(sizeof(*sf));
-    if (rec == NULL || sf == NULL) {
+    memset(&conf, 0, sizeof(conf));
+    conf.timeout_ms = COMB_CONF_TIMEOUT_DEFAULT;
+    conf.record_paths = OPENSSL_zalloc(sizeof(*conf.record_paths));
+    conf.share_paths = OPENSSL_zalloc(sizeof(*conf.share_paths));
+    if (ks->num_shares > 1) {
+        conf.file_shares = OPENSSL_zalloc((ks->num_shares - 1) * sizeof(*conf.file_shares));
+    }
+    if (conf.record_paths == NULL || conf.share_paths == NULL ||
+        (ks->num_shares > 1 && conf.file_shares == NULL)) {
         ret = comb_cli_fail(cmd, "out of memory");
         goto out;
     }
-    if (proto_record_load(rec, ks->record, why, sizeof(why)) != 0) {
+    conf.num_record_paths = 1;
+    conf.num_share_paths = 1;
+    conf.num_file_shares = ks->num_shares - 1;
+    fits = comb_cli_conf_path(conf.key_path, ks->keys[0]) &&
+           comb_cli_conf_path(conf.record_paths[0], ks->record) &&
+           comb_cli_conf_path(conf.share_paths[0], ks->shares[0]);
+    for (i = 1; fits && i < ks->num_shares; i++) {
+        fits = comb_cli_conf_path(conf.file_shares[i - 1].path, ks->shares[i]) &&
+               comb_cli_conf_path(conf.file_shares[i - 1].key_path, ks->keys[i]);
+    }
+    if (!fits) {
+        ret = comb_cli_usage(cmd, "a path longer than %d bytes", COMB_CONF_PATH_MAX - 1);
+        goto out;
+    }
+    if (comb_conf_open(&c, &conf, NULL, 0, why, sizeof(why)) != 0) {
         ret = comb_cli_fail(cmd, "%s", why);
         goto out;
     }
-    if ((c = comb_new(NULL)) == NULL) {
-        ret = comb_cli_fail(cmd, "cannot set up the combiner (out of locked memory?)");
-        goto out;
-    }
-    for (i = 0; i < ks->num_shares; i++) {
-        if (proto_share_file_load(sf, ks->shares[i], why, sizeof(why)) != 0) {
-            ret = comb_cli_fail(cmd, "%s", why);
-            goto out;
-        }
-        /* A share of another key is a mistake on the command line, not a holder's fault. */
-        if (sodium_memcmp(sf->key_id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
-            ret = comb_cli_fail(cmd, "share '%s' is of another key than record '%s'", ks->shares[i],
-                                ks->record);
-            goto out;
-        }
-        if ((r = split_holder_secret_load(&hk, ks->keys[i])) != 0) {
-            ret =
-                comb_cli_fail(cmd, "cannot load holder key '%s': %s", ks->keys[i], spk_strerror(r));
-            goto out;
-        }
-        if (i == 0) {
-            if ((r = comb_add_key(c, rec, sf, hk)) != 0) {
-                ret = comb_cli_fail(cmd, "%s", comb_last_error(c));
-                goto out;
-            }
-        } else {
-            if ((fs = comb_file_source_new(hk)) == NULL) {
-                ret = comb_cli_fail(cmd, "out of locked memory");
-                goto out;
-            }
-            if ((r = comb_file_source_add_share(fs, sf, false)) != 0) {
-                ret = comb_cli_fail(cmd, "share '%s' cannot be served with holder key '%s': %s",
-                                    ks->shares[i], ks->keys[i], spk_strerror(r));
-                goto out;
-            }
-            r = comb_add_file_source(c, NULL, sf->holder, fs);
-            fs = NULL; /* the combiner owns it now, also on failure */
-            if (r != 0) {
-                ret = comb_cli_fail(cmd, "%s", comb_last_error(c));
-                goto out;
-            }
-        }
-        spk_secret_free(hk);
-        hk = NULL;
-    }
-    memcpy(key_id, rec->key_id, PROTO_KEY_ID_LEN);
+    memcpy(key_id, conf.keys[0].key_id, PROTO_KEY_ID_LEN);
     *out = c;
     c = NULL;
     ret = COMB_CLI_OK;
 out:
-    comb_file_source_free(fs);
-    spk_secret_free(hk);
     comb_free(c);
-    OPENSSL_free(rec);
-    OPENSSL_clear_free(sf, sizeof(*sf));
+    comb_conf_cleanup(&conf);
     return ret;
 }
 
