@@ -7,7 +7,10 @@
 # codes, the holder serving on: a decryption op and a SHARE_REQUEST for a
 # threshold key (unsupported), a digest or PSS salt of the wrong length
 # (malformed), a key it has no share of (unknown-key), a client not allowed
-# the key (not-allowed). Every signature share is one audit line.
+# the key (not-allowed). Every signature share is one audit line. After
+# 1,000 signature shares, a scan of h1's memory (tests/bench/bench_memscan_pid,
+# as root) finds no p, q, d, dp, dq, qinv and no other holder's key share,
+# while it does find h1's own exponent 2 Delta s_1 (the positive control).
 # Usage: test_holder_sigshare.sh BUILD_DIR
 set -u
 
@@ -110,6 +113,43 @@ check "h2 still signs after the refusals" \
 check "h1 audited 7 signature shares" test "$(grep -c 'outcome=signed index=1 ' "$T/h1.audit")" -eq 7
 check "h2 audited the refusals" test "$(grep -c 'outcome=error\|outcome=not-allowed\|outcome=unknown-key' "$T/h2.audit")" -ge 6
 check "no holder log mentions a share value" sh -c "! grep -qi 'sealed\\|[0-9a-f]\\{64,\\}' $T/h1.log $T/h2.log $T/h3.log"
+
+# ---- memory scan of h1 after 1,000 signature shares ------------------------------
+SCAN=$B/tests/bench_memscan_pid
+if [ "$(id -u)" != 0 ] || [ ! -x "$SCAN" ]; then
+    bad "the memory scan needs root and $SCAN"
+else
+    frames=()
+    for i in $(seq 1000 1999); do
+        if [ $((i % 2)) = 0 ]; then
+            frames+=("$(sigshare_frame "$i" 03 "$d32")")
+        else
+            frames+=("$(sigshare_frame "$i" 11 "$d32" "$d32")")
+        fi
+    done
+    n_ok=$(probe h1 edge "${frames[@]}" | tr ' ' '\n' | grep -c '^9:')
+    check "h1 answered 1,000 signature shares" [ "$n_ok" -eq 1000 ]
+    openssl pkey -in "$SRC/tests/data/rsa2048.pem" -noout -text | awk '
+        /^[A-Za-z]/ { name = $1; sub(":$", "", name); next }
+        { gsub(/[ :]/, ""); if (name ~ /^(prime1|prime2|privateExponent|exponent1|exponent2|coefficient)$/) hex[name] = hex[name] $0 }
+        END { for (n in hex) print n, hex[n] }' | "$SCAN" mask key. >"$T/key.needles"
+    for i in 2 3; do
+        "$TOOL" open "$REC" "$T/split/$KEY.h$i.share" "$T/h$i.key" | sed "s/^/share./" |
+            "$SCAN" mask other. >>"$T/other.needles"
+    done
+    # 2 Delta s_1 with Delta = 3! = 6: what h1's signer holds.
+    "$TOOL" open "$REC" "$T/split/$KEY.h1.share" "$T/h1.key" |
+        /usr/bin/python3 -c 'import sys; i, s = sys.stdin.read().split(); print("own.2delta.s%s %x" % (i, 12 * int(s, 16)))' |
+        "$SCAN" mask own. >"$T/own.needles"
+    check "needles: p, q, d, dp, dq, qinv; s_2, s_3; h1's exponent"         [ "$(wc -l <"$T/key.needles")$(wc -l <"$T/other.needles")$(wc -l <"$T/own.needles")" = 621 ]
+    cat "$T/key.needles" "$T/other.needles" >"$T/forbidden.needles"
+    "$SCAN" scan "${h1_pid:-0}" "$T/forbidden.needles" >"$T/scan.out" 2>&1
+    check "h1 holds no p, q, d, dp, dq, qinv and no other holder's share" \
+        [ $? -eq 0 ]
+    "$SCAN" scan "${h1_pid:-0}" "$T/own.needles" >"$T/own.out" 2>&1
+    check "the scan does find h1's own exponent (positive control)" [ $? -eq 1 ]
+    grep -v '^needle' "$T/scan.out" | head -5
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
