@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int fuzz_fd = -1;
@@ -22,7 +23,9 @@ static void input_to_file(const uint8_t *data, size_t size)
 
     if (fuzz_fd < 0) {
         fuzz_fd = memfd_create("spk-fuzz-input", MFD_CLOEXEC);
-        if (fuzz_fd < 0) {
+        /* A memfd is made mode 0777; the secret-file loaders (ticket keys)
+         * refuse a file others may read, as they must. */
+        if (fuzz_fd < 0 || fchmod(fuzz_fd, 0600) != 0) {
             abort();
         }
         (void)snprintf(fuzz_path, sizeof(fuzz_path), "/proc/self/fd/%d", fuzz_fd);
