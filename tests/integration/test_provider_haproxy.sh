@@ -41,7 +41,8 @@ EOC
 }
 
 get() {
-    curl -s --max-time 10 --cacert ca.pem --resolve www:$P_HA:127.0.0.1 "$@" "https://www:$P_HA/"
+    env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
+        --resolve www:$P_HA:127.0.0.1 "$@" "https://www:$P_HA/"
 }
 
 for mode in "" ssl-mode-async; do
@@ -55,7 +56,7 @@ for mode in "" ssl-mode-async; do
     check "$label: TLS 1.2 ECDHE-RSA" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256 | grep -q 'hello from haproxy'"
     check "$label: TLS 1.2 RSA key exchange" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256 | grep -q 'hello from haproxy'"
     # 64 handshakes, 16 at a time, over 4 threads.
-    seq 1 64 | xargs -P 16 -I{} curl -s --max-time 15 --cacert ca.pem \
+    seq 1 64 | xargs -P 16 -I{} env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 15 --cacert ca.pem \
         --resolve www:$P_HA:127.0.0.1 "https://www:$P_HA/" -o "par.{}.out"
     n_ok=$(cat par.*.out 2>/dev/null | grep -o 'hello from haproxy' | wc -l)
     rm -f par.*.out

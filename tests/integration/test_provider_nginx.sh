@@ -56,7 +56,8 @@ PIDS+=("$NGX_PID")
 
 # get ARGS...: one request; prints the body.
 get() {
-    curl -s --max-time 10 --cacert ca.pem --resolve www:$P_NGX:127.0.0.1 "$@" \
+    env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
+        --resolve www:$P_NGX:127.0.0.1 "$@" \
         "https://www:$P_NGX/"
 }
 for _ in $(seq 1 50); do
