@@ -2,11 +2,12 @@
 # over ZeroMQ and print what comes back, for the integration tests (not a test
 # itself). Run with Debian's python3 (python3-zmq).
 #
-#   wire_probe.py [--curve SERVER.pub CLIENT.key] [--from ADDRESS] ENDPOINT FRAME...
+#   wire_probe.py [--curve SERVER.pub CLIENT.key] [--from ADDRESS] [--wait MS] [--count N] ENDPOINT FRAME...
 #
 # FRAME is TYPE:REQUEST_ID[:HEX_BODY] (PROTOCOL.md 7.2; the header is built
 # here). Every frame is sent on one DEALER, then the answers are read until
-# none comes for WAIT ms (2000 for the first, 500 after): each is printed as
+# none comes for WAIT ms (2000 for the first, 500 after; --wait MS for both,
+# for long runs on a loaded machine; --count N: stop at N answers): each is printed as
 # TYPE:REQUEST_ID:ERROR_CODE (0 unless an ERROR) on one line, space-separated,
 # or "no answer"; a SIGSHARE_RESPONSE (9) adds ":HEX" of its signature share
 # (the result item, tag 0x0d). --curve: CURVE with the server's curve-public from its .pub
@@ -23,12 +24,20 @@ args = sys.argv[1:]
 s = zmq.Context().socket(zmq.DEALER)
 s.linger = 0
 source = None
+first_wait, wait = 2000, 500
+count = None
 while args and args[0].startswith("--"):
     if args[0] == "--curve":
         s.curve_serverkey = key(args[1], "curve-public")
         s.curve_publickey = key(args[2], "curve-public")
         s.curve_secretkey = key(args[2], "curve-secret")
         args = args[3:]
+    elif args[0] == "--count":
+        count = int(args[1])
+        args = args[2:]
+    elif args[0] == "--wait":
+        first_wait = wait = int(args[1])
+        args = args[2:]
     elif args[0] == "--from":
         source, args = args[1], args[2:]
     else:
@@ -42,7 +51,7 @@ for f in frames:
     body = bytes.fromhex(parts[2]) if len(parts) > 2 else b""
     s.send(b"SK" + bytes([1, int(parts[0]), 0]) + struct.pack(">QI", int(parts[1]), len(body)) + body)
 out = []
-s.rcvtimeo = 2000
+s.rcvtimeo = first_wait
 while True:
     try:
         m = s.recv()
@@ -57,5 +66,7 @@ while True:
             line += ":" + m[at + 3:at + 3 + n].hex()
         at += 3 + n
     out.append(line)
-    s.rcvtimeo = 500
+    if count is not None and len(out) >= count:
+        break
+    s.rcvtimeo = wait
 print(" ".join(out) if out else "no answer")
