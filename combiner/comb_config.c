@@ -81,7 +81,7 @@ struct conf_parser {
     size_t why_len;
     unsigned line_no;
     bool seen_magic, seen_key, seen_timeout, seen_pending, seen_batch, seen_share_timeout;
-    bool seen_listen, seen_metrics, seen_unlocked, seen_allow, seen_group;
+    bool seen_listen, seen_metrics, seen_unlocked, seen_allow, seen_group, seen_fanout;
 };
 
 /* conf_word_str copies |word| into |out| (|cap| bytes with the NUL). */
@@ -479,6 +479,16 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
     if (proto_rd_equals(&option, "max-batch")) {
         return conf_number(p, words, num_words, "max-batch", &p->seen_batch, 1, CONF_MAX_BATCH_MAX,
                            &out->max_batch);
+    }
+    if (proto_rd_equals(&option, "holder-fanout")) {
+        char v[8];
+        int r = conf_once_str(p, words, num_words, "holder-fanout", &p->seen_fanout, v, sizeof(v));
+        if (r == 0 && strcmp(v, "needed") != 0 && strcmp(v, "all") != 0) {
+            conf_why(p->why, p->why_len, "line %u: 'holder-fanout' is needed or all", p->line_no);
+            r = SPK_ERR_MALFORMED;
+        }
+        out->fanout_all = r == 0 && strcmp(v, "all") == 0;
+        return r;
     }
     if (proto_rd_equals(&option, "share-timeout-ms")) {
         return conf_number(p, words, num_words, "share-timeout-ms", &p->seen_share_timeout, 1,
@@ -883,6 +893,7 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
     if (conf->max_batch != 0) {
         cc.max_batch = conf->max_batch;
     }
+    cc.fanout_all = conf->fanout_all;
     if ((r = split_holder_secret_load(&hk, conf->key_path)) != 0) {
         conf_why(why, why_len, "cannot load the combiner's key '%s': %s", conf->key_path,
                  spk_strerror(r));

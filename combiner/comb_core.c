@@ -29,6 +29,9 @@ void comb_config_init(struct comb_config *cfg)
     cfg->max_pending = COMB_PENDING_DEFAULT;
     cfg->max_batch = COMB_BATCH_DEFAULT;
     cfg->stats_window = COMB_WINDOW_DEFAULT;
+    /* The library asks every source unless told; a combiner file's
+     * holder-fanout (default needed) decides for comb_conf_open. */
+    cfg->fanout_all = true;
 }
 
 void comb_set_error(struct comb_ctx *c, const char *fmt, ...)
@@ -122,6 +125,25 @@ static void comb_batch_unlink(struct comb_ctx *c, struct comb_batch *b)
     }
 }
 
+/* comb_src_note_latency folds one share's latency into |src|'s recent mean
+ * and mean deviation (weights 1/8 and 1/4, as TCP's RTT estimate). */
+static void comb_src_note_latency(struct comb_src *src, uint64_t ns)
+{
+    uint64_t diff;
+
+    if (src->lat_mean_ns == 0) {
+        src->lat_mean_ns = ns > 0 ? ns : 1;
+        src->lat_dev_ns = ns / 2;
+        return;
+    }
+    diff = ns > src->lat_mean_ns ? ns - src->lat_mean_ns : src->lat_mean_ns - ns;
+    src->lat_dev_ns = src->lat_dev_ns - src->lat_dev_ns / 4 + diff / 4;
+    src->lat_mean_ns = src->lat_mean_ns - src->lat_mean_ns / 8 + ns / 8;
+    if (src->lat_mean_ns == 0) {
+        src->lat_mean_ns = 1;
+    }
+}
+
 /* comb_batch_close_fetches cancels what is still running and wipes every slot. */
 static void comb_batch_close_fetches(struct comb_ctx *c, struct comb_batch *b, bool count_cancel)
 {
@@ -139,6 +161,9 @@ static void comb_batch_close_fetches(struct comb_ctx *c, struct comb_batch *b, b
                 src->st.cancelled++;
             }
             b->num_running--;
+            /* No answer until now: at least this slow (a holder that is
+             * down stops being asked first). */
+            comb_src_note_latency(src, spk_now_ns() - ent->t_start_ns);
         }
         ent->state = COMB_FETCH_CLOSED;
         ent->accepted = false;
@@ -475,15 +500,149 @@ static int comb_batch_digest(struct comb_batch *b)
     return 0;
 }
 
+/* comb_batch_ask_one starts the fetch of source |i| for |b| in its own slot. */
+static void comb_batch_ask_one(struct comb_ctx *c, struct comb_batch *b, size_t i, uint64_t now)
+{
+    struct comb_key *key = b->key;
+    struct comb_src *src = &c->srcs[i];
+    struct comb_fetch_ent *ent;
+    int r;
+
+    ent = &b->fetches[b->num_fetches++];
+    ent->batch = b;
+    ent->src = i;
+    ent->t_start_ns = now;
+    memcpy(ent->f.key_id, key->rec.key_id, PROTO_KEY_ID_LEN);
+    ent->f.op = b->op_kind;
+    memcpy(ent->f.input_digest, b->input_digest, PROTO_SHA256_LEN);
+    ent->f.op_count = b->op_count;
+    ent->f.field_bits = key->rec.field_bits;
+    ent->f.out_len = key->tuple_len;
+    ent->f.comb_priv = ent;
+    ent->f.out_y = comb_slot_get(c);
+    src->st.requests++;
+    src->last_asked_ns = now;
+    if (ent->f.out_y == NULL) {
+        ent->state = COMB_FETCH_CLOSED;
+        src->st.errors++;
+        src->st.last_error = SPK_ERR_NOMEM;
+        comb_batch_note(b, src->name, "%s", spk_strerror(SPK_ERR_NOMEM));
+        return;
+    }
+    ent->state = COMB_FETCH_RUNNING;
+    b->num_running++;
+    r = src->ops->start(src->ctx, &ent->f);
+    if (r != 0 && ent->state == COMB_FETCH_RUNNING) {
+        ent->state = COMB_FETCH_CLOSED;
+        b->num_running--;
+        src->st.errors++;
+        src->st.last_error = r;
+        c->counters.shares_error++;
+        comb_batch_note(b, src->name, "%s", spk_strerror(r));
+        comb_slot_put(c, ent->f.out_y, ent->f.out_len);
+        ent->f.out_y = NULL;
+    }
+}
+
+static bool comb_batch_has_asked(const struct comb_batch *b, size_t i)
+{
+    size_t j;
+
+    for (j = 0; j < b->num_fetches; j++) {
+        if (b->fetches[j].src == i) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* A source not asked for this long is asked again whatever its latency, so
+ * one that was slow or down once is tried again. */
+#define COMB_FANOUT_PROBE_NS (1000u * 1000u * 1000u)
+
 /*
- * comb_batch_start asks every source that may have the key, each into its
- * own slot. A batch stays WAITING while too few slots are free.
+ * comb_batch_pick: the next source to ask for |b|, or SIZE_MAX. Among the
+ * sources not asked yet, those whose recent latency is within twice the
+ * fastest's plus 0.25 ms (or unknown, or not asked for a second) are
+ * eligible, and the one asked longest ago wins: equally fast holders take
+ * turns, a slow one is left alone.
+ */
+static size_t comb_batch_pick(const struct comb_ctx *c, const struct comb_batch *b, uint64_t now)
+{
+    uint64_t fastest = UINT64_MAX;
+    size_t i, best = SIZE_MAX;
+
+    for (i = 0; i < comb_batch_sources(c, b); i++) {
+        if (comb_src_asked(&c->srcs[i], b->key) && !comb_batch_has_asked(b, i) &&
+            c->srcs[i].lat_mean_ns < fastest) {
+            fastest = c->srcs[i].lat_mean_ns;
+        }
+    }
+    for (i = 0; i < comb_batch_sources(c, b); i++) {
+        const struct comb_src *src = &c->srcs[i];
+        bool eligible;
+
+        if (!comb_src_asked(src, b->key) || comb_batch_has_asked(b, i)) {
+            continue;
+        }
+        eligible = src->lat_mean_ns <= 2 * fastest + 250000 ||
+                   now - src->last_asked_ns >= COMB_FANOUT_PROBE_NS;
+        if (eligible && (best == SIZE_MAX || src->last_asked_ns < c->srcs[best].last_asked_ns)) {
+            best = i;
+        }
+    }
+    return best;
+}
+
+/* comb_hedge_delay_ns: how long the first sources asked may take before the
+ * others are asked too: the slowest one's recent mean + 3 mean deviations
+ * (about its p95), at least 1 ms, at most half the batch's timeout. */
+static uint64_t comb_hedge_delay_ns(const struct comb_ctx *c, const struct comb_batch *b)
+{
+    uint64_t d = 0, cap = (uint64_t)c->cfg.timeout_ms * 500000u;
+    size_t j;
+
+    for (j = 0; j < b->num_fetches; j++) {
+        const struct comb_src *src = &c->srcs[b->fetches[j].src];
+        uint64_t p95 = src->lat_mean_ns + 3 * src->lat_dev_ns;
+
+        if (src->lat_mean_ns == 0) {
+            p95 = 20u * 1000u * 1000u; /* nothing known yet */
+        }
+        d = p95 > d ? p95 : d;
+    }
+    if (d < 1000000u) {
+        d = 1000000u;
+    }
+    return d < cap ? d : cap;
+}
+
+/* comb_batch_hedge asks every source of |b| not asked yet. */
+static void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now)
+{
+    size_t i;
+
+    b->hedge_at_ns = 0;
+    for (i = 0; i < comb_batch_sources(c, b); i++) {
+        if (comb_src_asked(&c->srcs[i], b->key) && !comb_batch_has_asked(b, i)) {
+            c->srcs[i].st.hedged++;
+            comb_batch_ask_one(c, b, i, now);
+        }
+    }
+}
+
+/*
+ * comb_batch_start asks the sources that may have the key, each into its
+ * own slot (slots are reserved for all of them: a hedge may ask the rest).
+ * With holder-fanout needed only |threshold| of them are asked now (see
+ * comb_batch_pick) and the rest at hedge_at_ns, or at once when one of the
+ * first fails. A batch stays WAITING while too few slots are free.
  */
 static int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
 {
     struct comb_key *key = b->key;
-    size_t need = 0;
-    size_t i;
+    size_t need = 0, want, i;
+    uint64_t now;
     int r;
 
     for (i = 0; i < comb_batch_sources(c, b); i++) {
@@ -503,46 +662,14 @@ static int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
         return r;
     }
     b->state = COMB_BATCH_GATHERING;
-    b->t_start_ns = spk_now_ns();
-    for (i = 0; i < comb_batch_sources(c, b); i++) {
-        struct comb_src *src = &c->srcs[i];
-        struct comb_fetch_ent *ent;
-
-        if (!comb_src_asked(src, key)) {
-            continue;
-        }
-        ent = &b->fetches[b->num_fetches++];
-        ent->batch = b;
-        ent->src = i;
-        memcpy(ent->f.key_id, key->rec.key_id, PROTO_KEY_ID_LEN);
-        ent->f.op = b->op_kind;
-        memcpy(ent->f.input_digest, b->input_digest, PROTO_SHA256_LEN);
-        ent->f.op_count = b->op_count;
-        ent->f.field_bits = key->rec.field_bits;
-        ent->f.out_len = key->tuple_len;
-        ent->f.comb_priv = ent;
-        ent->f.out_y = comb_slot_get(c);
-        src->st.requests++;
-        if (ent->f.out_y == NULL) {
-            ent->state = COMB_FETCH_CLOSED;
-            src->st.errors++;
-            src->st.last_error = SPK_ERR_NOMEM;
-            comb_batch_note(b, src->name, "%s", spk_strerror(SPK_ERR_NOMEM));
-            continue;
-        }
-        ent->state = COMB_FETCH_RUNNING;
-        b->num_running++;
-        r = src->ops->start(src->ctx, &ent->f);
-        if (r != 0 && ent->state == COMB_FETCH_RUNNING) {
-            ent->state = COMB_FETCH_CLOSED;
-            b->num_running--;
-            src->st.errors++;
-            src->st.last_error = r;
-            c->counters.shares_error++;
-            comb_batch_note(b, src->name, "%s", spk_strerror(r));
-            comb_slot_put(c, ent->f.out_y, ent->f.out_len);
-            ent->f.out_y = NULL;
-        }
+    now = spk_now_ns();
+    b->t_start_ns = now;
+    want = c->cfg.fanout_all || key->rec.threshold >= need ? need : key->rec.threshold;
+    while (b->num_fetches < want && (i = comb_batch_pick(c, b, now)) != SIZE_MAX) {
+        comb_batch_ask_one(c, b, i, now);
+    }
+    if (b->num_fetches < need) {
+        b->hedge_at_ns = now + comb_hedge_delay_ns(c, b);
     }
     return 0;
 }
@@ -574,6 +701,7 @@ void comb_fetch_done(struct comb_fetch *fetch, int status, const struct comb_sha
     if (detail != NULL) {
         snprintf(ent->detail, sizeof(ent->detail), "%s", detail);
     }
+    ent->t_done_ns = spk_now_ns();
     b->done_order[b->num_done++] = (size_t)(ent - b->fetches);
     b->num_running--;
 }
@@ -588,6 +716,9 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
     int r;
 
     ent->state = COMB_FETCH_CLOSED;
+    if (ent->t_done_ns > ent->t_start_ns) {
+        comb_src_note_latency(src, ent->t_done_ns - ent->t_start_ns);
+    }
     if (ent->status != 0) {
         src->st.errors++;
         src->st.last_error = ent->status;
@@ -657,6 +788,7 @@ static void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b)
         src->st.cancelled++;
         ent->state = COMB_FETCH_CLOSED;
         b->num_running--;
+        comb_src_note_latency(src, spk_now_ns() - ent->t_start_ns);
         comb_slot_put(c, ent->f.out_y, ent->f.out_len);
         ent->f.out_y = NULL;
     }
@@ -990,10 +1122,13 @@ long comb_timeout_ms(const struct comb_ctx *c)
             b->state == COMB_BATCH_FAILED ||
             (b->state == COMB_BATCH_GATHERING && b->num_running == 0) ||
             (b->state == COMB_BATCH_WAITING && comb_slots_available(c) >= b->slots_needed) ||
-            now >= b->deadline_ns) {
+            now >= b->deadline_ns || (b->hedge_at_ns != 0 && now >= b->hedge_at_ns)) {
             return 0;
         }
         t = comb_min_timeout(t, (long)((b->deadline_ns - now + 999999) / 1000000));
+        if (b->hedge_at_ns != 0) {
+            t = comb_min_timeout(t, (long)((b->hedge_at_ns - now + 999999) / 1000000));
+        }
     }
     for (i = 0; i < c->num_srcs; i++) {
         if (c->srcs[i].ops->timeout_ms != NULL) {
@@ -1040,6 +1175,10 @@ int comb_process(struct comb_ctx *c)
         }
         if (b->state == COMB_BATCH_GATHERING) {
             comb_batch_examine(c, b);
+        }
+        if (b->state == COMB_BATCH_GATHERING && b->hedge_at_ns != 0 &&
+            (now >= b->hedge_at_ns || b->num_good + b->num_running < b->key->rec.threshold)) {
+            comb_batch_hedge(c, b, now);
         }
         if (b->state == COMB_BATCH_READY) {
             comb_batch_run(c, b);

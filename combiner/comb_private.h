@@ -47,6 +47,11 @@ struct comb_src {
     const struct comb_source_ops *ops;
     void *ctx;
     struct comb_source_stats st;
+    /* Recent share latency (exponentially weighted mean and mean deviation),
+     * for holder-fanout needed: whom to ask first and when to hedge. */
+    uint64_t lat_mean_ns;
+    uint64_t lat_dev_ns;
+    uint64_t last_asked_ns;
 };
 
 enum comb_fetch_state {
@@ -65,6 +70,7 @@ struct comb_fetch_ent {
     struct comb_share_info info;
     char detail[COMB_FETCH_DETAIL_MAX];
     bool accepted; /* counted among the batch's good shares */
+    uint64_t t_start_ns, t_done_ns;
 };
 
 struct comb_op {
@@ -107,7 +113,8 @@ struct comb_batch {
     struct comb_fetch_ent *fetches;
     size_t cap_fetches; /* sources there were when the batch was made */
     size_t num_fetches;
-    size_t slots_needed; /* while WAITING: how many sources will be asked */
+    size_t slots_needed;  /* while WAITING: how many sources will be asked */
+    uint64_t hedge_at_ns; /* != 0: the sources not asked yet are asked then */
     size_t num_running;
     /* Answers in the order they came, examined up to |num_examined|. */
     size_t *done_order;

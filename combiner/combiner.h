@@ -196,6 +196,10 @@ struct comb_config {
     unsigned max_pending;
     unsigned max_batch;
     unsigned stats_window;
+    /* false (`holder-fanout needed`, the default): a rebuild asks only as many
+     * sources as the threshold, the fastest by recent latency, and the others
+     * after a hedge delay or at once on an error; true: every source. */
+    bool fanout_all;
 };
 
 void comb_config_init(struct comb_config *cfg);
@@ -438,7 +442,8 @@ struct comb_source_stats {
     uint64_t bad;      /* shares dropped: commitment, split id, index, duplicate */
     uint64_t errors;   /* errors and timeouts reported */
     uint64_t cancelled;
-    int last_error; /* SPK_ERR_* of the last bad share or error, 0 if none */
+    uint64_t hedged; /* asked after the first ones (holder-fanout needed) */
+    int last_error;  /* SPK_ERR_* of the last bad share or error, 0 if none */
 };
 
 /* comb_num_sources: sources added (ids are 0 .. n-1; the local share's
