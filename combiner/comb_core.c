@@ -354,6 +354,14 @@ int comb_add_key(struct comb_ctx *c, const struct proto_record *rec,
     }
     key->rec = *rec;
     memcpy(key->short_id, short_id, sizeof(short_id));
+    if (rec->mode == PROTO_MODE_THRESHOLD) {
+        r = SPK_ERR_UNSUPPORTED;
+        comb_set_error(c,
+                       "key %s: a threshold-mode key (signature shares); this combiner serves "
+                       "rebuild-mode keys only",
+                       short_id);
+        goto out;
+    }
     if ((r = split_field_init(&key->f, rec->field_bits)) != 0 || rec->threshold < 2 ||
         rec->threshold > rec->num_shares || rec->num_shares > PROTO_SHARES_MAX) {
         r = r != 0 ? r : SPK_ERR_MALFORMED;
