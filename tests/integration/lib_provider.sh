@@ -45,7 +45,7 @@ lib_provider_combiner_start() {
         echo "listen $COMB_EP"
         printf '%s\n' "${PROV_COMB_CLIENTS:-client me uid $(id -u) sign,tls,decrypt-pkcs1,decrypt-oaep-sha1,decrypt-oaep-sha256}"
     } >combiner.conf
-    env -u LD_PRELOAD "$COMBINER" run --config combiner.conf --no-metrics 2>>combiner.log &
+    "$COMBINER" run --config combiner.conf --no-metrics 2>>combiner.log &
     COMB_PID=$!
     PIDS+=("$COMB_PID")
     for _ in $(seq 1 100); do
@@ -89,14 +89,36 @@ EOC
     # A sanitizer build's module needs the shared sanitizer runtime, which the
     # Debian programs that load it do not link: preload it. Leaks at exit are
     # theirs to report, not ours; every other report fails the test.
+    # Only those programs get it (lib_provider_run, and the openssl function):
+    # others (curl, pgrep) deadlock in setlocale with it preloaded.
+    LIB_PROVIDER_PRELOAD=
     if lib_edge_sanitized; then
-        LD_PRELOAD=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
-        [ -f "$LD_PRELOAD" ] || die "no shared ASan runtime (libclang-rt-14-dev)"
-        export LD_PRELOAD
+        LIB_PROVIDER_PRELOAD=$(clang -print-file-name=libclang_rt.asan-x86_64.so)
+        [ -f "$LIB_PROVIDER_PRELOAD" ] || die "no shared ASan runtime (libclang-rt-14-dev)"
         export ASAN_OPTIONS=detect_leaks=0:log_path=$T/asan-report
         export UBSAN_OPTIONS=print_stacktrace=1:log_path=$T/asan-report
     fi
+    export LIB_PROVIDER_PRELOAD
 }
+
+# lib_provider_run PROGRAM ARGS...: a program that loads the module.
+lib_provider_run() {
+    if [ -n "${LIB_PROVIDER_PRELOAD:-}" ]; then
+        LD_PRELOAD=$LIB_PROVIDER_PRELOAD "$@"
+    else
+        "$@"
+    fi
+}
+# lib_provider_exec PROGRAM ARGS... &: the same for a server started in the
+# background, so that $! is the server's own pid.
+lib_provider_exec() {
+    if [ -n "${LIB_PROVIDER_PRELOAD:-}" ]; then
+        LD_PRELOAD=$LIB_PROVIDER_PRELOAD exec "$@"
+    fi
+    exec "$@"
+}
+openssl() { lib_provider_run command openssl "$@"; }
+export -f lib_provider_run openssl
 
 # lib_provider_no_sanitizer_reports: no ASan/UBSan error from a program that
 # loaded the module (sanitizer builds only; always true elsewhere). ASan's

@@ -61,7 +61,7 @@ SSLSessionCache none
     SSLSessionTickets off
 </VirtualHost>
 EOC
-"$APACHE" -d "$A" -f "$A/httpd.conf" -DFOREGROUND >"$A/logs/stdout.log" 2>&1 &
+lib_provider_exec "$APACHE" -d "$A" -f "$A/httpd.conf" -DFOREGROUND >"$A/logs/stdout.log" 2>&1 &
 AP_PID=$!
 PIDS+=("$AP_PID")
 

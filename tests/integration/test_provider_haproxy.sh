@@ -35,7 +35,7 @@ frontend fe
     bind 127.0.0.1:$P_HA ssl crt $T/www.crt-and-ref.pem ssl-min-ver TLSv1.2 ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256
     http-request return status 200 content-type text/plain string "hello from haproxy"
 EOC
-    "$HAPROXY" -db -f haproxy.cfg >>haproxy.log 2>&1 &
+    lib_provider_exec "$HAPROXY" -db -f haproxy.cfg >>haproxy.log 2>&1 &
     HA_PID=$!
     PIDS+=("$HA_PID")
 }

@@ -50,7 +50,7 @@ http {
     }
 }
 EOC
-"$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" -e "$T/ngx/logs/error.log" >ngx/stdout.log 2>&1 &
+lib_provider_exec "$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" -e "$T/ngx/logs/error.log" >ngx/stdout.log 2>&1 &
 NGX_PID=$!
 PIDS+=("$NGX_PID")
 
@@ -79,7 +79,7 @@ n_workers=$(sort -u pids.txt | grep -c 'hello')
 check "24 of 24 handshakes ($n_ok)" test "$n_ok" -eq 24
 check "served by both workers ($n_workers)" test "$n_workers" -eq 2
 
-"$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" -s reload 2>>ngx/stdout.log
+lib_provider_run "$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" -s reload 2>>ngx/stdout.log
 sleep 1
 n_ok=0
 for _ in $(seq 1 10); do

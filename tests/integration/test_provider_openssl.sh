@@ -77,7 +77,7 @@ fi
 
 # ---- s_server / s_client -------------------------------------------------------------
 P_S=$P_FREE
-openssl s_server -accept 127.0.0.1:$P_S -cert www.pem -key www.ref.pem -www \
+lib_provider_exec openssl s_server -accept 127.0.0.1:$P_S -cert www.pem -key www.ref.pem -www \
     >s_server.log 2>&1 &
 S_PID=$!
 PIDS+=("$S_PID")
