@@ -602,18 +602,64 @@ static bool split_tss_factor(mpz_t p, mpz_t q, const mpz_t n, const mpz_t mult)
     return ok;
 }
 
+/*
+ * split_tss_pkey_from_pq: the private key of the primes |p| > |q| of n, e,
+ * with dp, dq as e^-1 mod p-1, q-1 (inverses modulo the public e only) and
+ * qinv = q^(p-2) mod p (constant time), through split_rsa_pkey_from_tuple,
+ * which checks p q == n.
+ */
+static int split_tss_pkey_from_pq(EVP_PKEY **out, const mpz_t p, const mpz_t q, const uint8_t *n,
+                                  size_t n_len, const uint8_t *e, size_t e_len)
+{
+    mpz_t me, s, tmp;
+    struct split_field f;
+    uint8_t *tuple = NULL;
+    size_t tuple_len = 0;
+    int r;
+
+    mpz_inits(me, s, tmp, NULL);
+    split_tss_import(me, e, e_len);
+    if ((r = split_field_for_primes(&f, (unsigned)mpz_sizeinbase(p, 2))) != 0) {
+        goto out;
+    }
+    tuple_len = split_tuple_len(&f);
+    r = SPK_ERR_NOMEM;
+    if ((tuple = spk_secret_new(tuple_len)) == NULL) {
+        goto out;
+    }
+    split_tss_export(tuple, f.y_len, p);
+    split_tss_export(tuple + f.y_len, f.y_len, q);
+    r = SPK_ERR_KEY_MISMATCH;
+    mpz_sub_ui(tmp, p, 1);
+    if (!split_tss_inv_e(s, tmp, me)) {
+        goto out;
+    }
+    split_tss_export(tuple + 2 * f.y_len, f.y_len, s);
+    mpz_sub_ui(tmp, q, 1);
+    if (!split_tss_inv_e(s, tmp, me)) {
+        goto out;
+    }
+    split_tss_export(tuple + 3 * f.y_len, f.y_len, s);
+    /* qinv = q^(p-2) mod p: p is prime, and no inverse modulo a secret. */
+    mpz_sub_ui(tmp, p, 2);
+    mpz_powm_sec(s, q, tmp, p);
+    split_tss_export(tuple + 4 * f.y_len, f.y_len, s);
+    r = split_rsa_pkey_from_tuple(out, &f, tuple, n, n_len, e, e_len);
+out:
+    spk_secret_free(tuple);
+    mpz_clears(me, s, tmp, NULL);
+    return r;
+}
+
 int split_tss_recover(EVP_PKEY **out, const uint8_t *n, size_t n_len, const uint8_t *e,
                       size_t e_len, unsigned num_players, unsigned k, const unsigned *indices,
                       const uint8_t *shares)
 {
-    mpz_t mn, me, delta, sum, lambda, s, p, q, tmp;
-    struct split_field f;
-    uint8_t *tuple = NULL;
-    size_t tuple_len = 0;
+    mpz_t mn, me, delta, sum, lambda, s, p, q;
     int r = SPK_ERR_INVALID_ARG;
 
     *out = NULL;
-    mpz_inits(mn, me, delta, sum, lambda, s, p, q, tmp, NULL);
+    mpz_inits(mn, me, delta, sum, lambda, s, p, q, NULL);
     if (n_len == 0 || n_len > PROTO_BN_MAX || e_len == 0 || e_len > PROTO_EXP_MAX || k < 2 ||
         k > num_players || num_players > PROTO_SHARES_MAX) {
         goto out;
@@ -648,35 +694,77 @@ int split_tss_recover(EVP_PKEY **out, const uint8_t *n, size_t n_len, const uint
     if (mpz_sgn(sum) == 0 || !split_tss_factor(p, q, mn, sum)) {
         goto out;
     }
-    if ((r = split_field_for_primes(&f, (unsigned)mpz_sizeinbase(p, 2))) != 0) {
-        goto out;
-    }
-    tuple_len = split_tuple_len(&f);
-    r = SPK_ERR_NOMEM;
-    if ((tuple = spk_secret_new(tuple_len)) == NULL) {
-        goto out;
-    }
-    split_tss_export(tuple, f.y_len, p);
-    split_tss_export(tuple + f.y_len, f.y_len, q);
-    r = SPK_ERR_KEY_MISMATCH;
-    mpz_sub_ui(tmp, p, 1);
-    if (!split_tss_inv_e(s, tmp, me)) {
-        goto out;
-    }
-    split_tss_export(tuple + 2 * f.y_len, f.y_len, s);
-    mpz_sub_ui(tmp, q, 1);
-    if (!split_tss_inv_e(s, tmp, me)) {
-        goto out;
-    }
-    split_tss_export(tuple + 3 * f.y_len, f.y_len, s);
-    /* qinv = q^(p-2) mod p: p is prime, and no inverse modulo a secret. */
-    mpz_sub_ui(tmp, p, 2);
-    mpz_powm_sec(s, q, tmp, p);
-    split_tss_export(tuple + 4 * f.y_len, f.y_len, s);
-    r = split_rsa_pkey_from_tuple(out, &f, tuple, n, n_len, e, e_len);
+    r = split_tss_pkey_from_pq(out, p, q, n, n_len, e, e_len);
 out:
-    spk_secret_free(tuple);
-    mpz_clears(mn, me, delta, sum, lambda, s, p, q, tmp, NULL);
+    mpz_clears(mn, me, delta, sum, lambda, s, p, q, NULL);
+    spk_stack_wipe(SPLIT_TSS_STACK_WIPE);
+    return r;
+}
+
+/* ---- safe-prime keys ------------------------------------------------------------ */
+
+/* split_tss_bn_mpz: a BIGNUM into an mpz through a wiped buffer. */
+static void split_tss_bn_mpz(mpz_t out, const BIGNUM *bn)
+{
+    uint8_t buf[PROTO_BN_MAX];
+    int len = BN_num_bytes(bn);
+
+    if (len > 0 && len <= PROTO_BN_MAX && BN_bn2bin(bn, buf) == len) {
+        split_tss_import(out, buf, (size_t)len);
+    } else {
+        mpz_set_ui(out, 0);
+    }
+    sodium_memzero(buf, sizeof(buf));
+}
+
+int split_tss_safe_key_new(EVP_PKEY **out, unsigned bits)
+{
+    static const uint8_t e[] = {0x01, 0x00, 0x01};
+    BN_CTX *ctx = NULL;
+    BIGNUM *bp = NULL;
+    BIGNUM *bq = NULL;
+    BIGNUM *bn = NULL;
+    uint8_t n[PROTO_BN_MAX];
+    size_t n_len = bits / 8;
+    mpz_t p, q;
+    int r = SPK_ERR_INVALID_ARG;
+
+    *out = NULL;
+    mpz_inits(p, q, NULL);
+    if (bits % 16 != 0 || bits < 8 * PROTO_BN_MIN || bits > 8 * PROTO_BN_MAX) {
+        goto out;
+    }
+    r = SPK_ERR_NOMEM;
+    if ((ctx = BN_CTX_secure_new()) == NULL || (bp = split_tss_bn_secret()) == NULL ||
+        (bq = split_tss_bn_secret()) == NULL || (bn = BN_new()) == NULL) {
+        goto out;
+    }
+    r = SPK_ERR_CRYPTO;
+    /* p = 2p' + 1, q = 2q' + 1 with p', q' prime; e = 65537 divides neither p-1 nor q-1
+     * (p', q' are far larger than e), so e has an inverse modulo (p-1)(q-1)/4 = p'q'. */
+    do {
+        if (BN_generate_prime_ex2(bp, (int)bits / 2, 1, NULL, NULL, NULL, ctx) != 1 ||
+            BN_generate_prime_ex2(bq, (int)bits / 2, 1, NULL, NULL, NULL, ctx) != 1 ||
+            BN_mul(bn, bp, bq, ctx) != 1) {
+            goto out;
+        }
+    } while (BN_cmp(bp, bq) == 0 || BN_num_bits(bn) != (int)bits);
+    if (BN_bn2binpad(bn, n, (int)n_len) != (int)n_len) {
+        goto out;
+    }
+    if (BN_cmp(bp, bq) < 0) {
+        BN_swap(bp, bq);
+    }
+    split_tss_bn_mpz(p, bp);
+    split_tss_bn_mpz(q, bq);
+    r = split_tss_pkey_from_pq(out, p, q, n, n_len, e, sizeof(e));
+out:
+    mpz_clears(p, q, NULL);
+    BN_clear_free(bp);
+    BN_clear_free(bq);
+    BN_free(bn);
+    BN_CTX_free(ctx);
+    ERR_clear_error();
     spk_stack_wipe(SPLIT_TSS_STACK_WIPE);
     return r;
 }

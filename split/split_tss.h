@@ -96,6 +96,15 @@ SPK_WUR int split_tss_recover(EVP_PKEY **out, const uint8_t *n, size_t n_len, co
                               size_t e_len, unsigned num_players, unsigned k,
                               const unsigned *indices, const uint8_t *shares);
 
+/*
+ * split_tss_safe_key_new makes a new RSA key (*out, caller frees) of |bits|
+ * bits (a multiple of 16, 2048..8192) whose primes are safe primes
+ * p = 2p' + 1, q = 2q' + 1, with e = 65537: the keys Shoup's verification
+ * keys and proofs of correct signature shares need (m = p'q'). Slow: each
+ * 1024-bit safe prime takes seconds. Returns 0 or SPK_ERR_*.
+ */
+SPK_WUR int split_tss_safe_key_new(EVP_PKEY **out, unsigned bits);
+
 /* ---- message encoding (split_pad.c) ------------------------------------------ */
 
 /*

@@ -30,6 +30,7 @@ int split_cmd_info(int argc, char *argv[]);
 int split_cmd_verify(int argc, char *argv[]);
 int split_cmd_combine(int argc, char *argv[]);
 int split_cmd_pem(int argc, char *argv[]);
+int split_cmd_genkey(int argc, char *argv[]);
 
 /* Set by main from --verbose: say more on stderr. */
 extern bool split_cli_verbose;

@@ -13,6 +13,7 @@ static const struct {
     const char *what;
 } split_cli_commands[] = {
     {"keygen", split_cmd_keygen, "make a holder's key files NAME.key and NAME.pub"},
+    {"genkey", split_cmd_genkey, "make an RSA key of safe primes (for threshold mode)"},
     {"split", split_cmd_split, "split an RSA key into a signed record and sealed shares"},
     {"info", split_cmd_info, "show what a record, share, .pub or .key file says"},
     {"verify", split_cmd_verify, "check a record and shares, and that k shares rebuild the key"},
