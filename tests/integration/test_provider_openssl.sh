@@ -70,6 +70,14 @@ head -c 32 /dev/urandom >secret
 openssl pkeyutl -encrypt -pubin -inkey pub.key -in secret -out secret.enc
 if openssl pkeyutl -decrypt -inkey www.ref.pem -in secret.enc -out secret.dec 2>err.txt; then
     check "pkeyutl -decrypt (PKCS#1) gives the plaintext back" cmp -s secret secret.dec
+    openssl pkeyutl -encrypt -pubin -inkey pub.key -in secret -out oaep.enc \
+        -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256
+    openssl pkeyutl -decrypt -inkey www.ref.pem -in oaep.enc -out oaep.dec \
+        -pkeyopt rsa_padding_mode:oaep -pkeyopt rsa_oaep_md:sha256 -pkeyopt rsa_mgf1_md:sha256 2>err.txt
+    check "pkeyutl -decrypt (OAEP SHA-256) gives the plaintext back" cmp -s secret oaep.dec
+    openssl pkeyutl -decrypt -inkey www.ref.pem -in oaep.enc -out /dev/null -pkeyopt rsa_padding_mode:oaep \
+        -pkeyopt rsa_oaep_md:sha384 2>err.txt
+    check "OAEP with SHA-384 (not offered): refused with a reason" grep -q "splitkey: OAEP only" err.txt
 else
     # A combiner whose door closes decrypt-pkcs1 for this client says so.
     check "pkeyutl -decrypt refused with a clear reason" grep -q "splitkey: combiner says not-allowed" err.txt
