@@ -152,7 +152,6 @@ int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, u
     BN_MONT_CTX *mont_p = NULL;
     BN_MONT_CTX *mont_q = NULL;
     BIGNUM *c, *p, *q, *dp, *dq, *qinv, *unblind, *m1, *m2, *t, *res, *check;
-    uint8_t prod[PROTO_BN_MAX];
     size_t n_len = pub->n_len;
     int locked = 0;
     int r = SPK_ERR_NOMEM;
@@ -200,20 +199,10 @@ int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, u
         goto out;
     }
     /*
-     * p * q == n, compared as fixed-length byte strings so the comparison
-     * does not stop at the first differing word. BN_bn2binpad fails when the
-     * product is longer than n: also a mismatch.
+     * p * q == n is not checked here: split_shares_combine checks it once per
+     * rebuild, in constant time, before any operation runs. A tuple that does
+     * not fit n anyway is caught by the check with e below (SPK_ERR_FAULT).
      */
-    r = SPK_ERR_CRYPTO;
-    if (!BN_mul(t, p, q, ctx)) {
-        goto out;
-    }
-    r = SPK_ERR_KEY_MISMATCH;
-    if (BN_is_one(p) || BN_is_one(q) || BN_bn2binpad(t, prod, (int)n_len) != (int)n_len ||
-        CRYPTO_memcmp(prod, pub->n_bin, n_len) != 0) {
-        goto out;
-    }
-
     /* Montgomery contexts for the secret primes, per operation. */
     r = SPK_ERR_CRYPTO;
     if (!BN_MONT_CTX_set(mont_p, p, ctx) || !BN_MONT_CTX_set(mont_q, q, ctx)) {
@@ -295,7 +284,6 @@ out:
     if (r != 0) {
         sodium_memzero(out, n_len);
     }
-    sodium_memzero(prod, sizeof(prod));
     if (ctx != NULL) {
         BN_CTX_end(ctx);
     }

@@ -138,7 +138,8 @@ struct comb_rsa_req {
  * Returns 0, or:
  *   SPK_ERR_INVALID_ARG     bad lengths, digest length, out_cap;
  *   SPK_ERR_UNSUPPORTED     a hash the operation does not take;
- *   SPK_ERR_KEY_MISMATCH    p * q != n;
+ *   SPK_ERR_KEY_MISMATCH    an empty or oversized CRT value (p * q == n is the
+ *                           caller's check, once per rebuild: split_shares_combine);
  *   SPK_ERR_FAULT           the result failed its check with e (a fault or a
  *                           wrong tuple); nothing is released;
  *   SPK_ERR_DECRYPT         DECRYPT_PKCS1 / DECRYPT_OAEP: bad ciphertext or
@@ -159,7 +160,8 @@ SPK_WUR int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt
 /*
  * comb_rsa_private computes |out| = |in|^d mod n (both n_len bytes, |in| < n,
  * big-endian) through blinding, CRT and the e-check. The primitive behind
- * comb_rsa_op; returns 0, SPK_ERR_DECRYPT (|in| >= n), SPK_ERR_KEY_MISMATCH,
+ * comb_rsa_op; it does not check p * q == n (see comb_rsa_op). Returns 0,
+ * SPK_ERR_DECRYPT (|in| >= n), SPK_ERR_KEY_MISMATCH,
  * SPK_ERR_FAULT, SPK_ERR_CRYPTO or SPK_ERR_NOMEM; |out| is wiped on error.
  * Does not wipe the stack (comb_rsa_op does).
  */

@@ -23,6 +23,7 @@
 #include <openssl/x509.h>
 #include <sodium.h>
 
+#include "split/internal.h"
 #include "split/split.h"
 
 /* split_io_reason: why |path| cannot be read, for a message. */
@@ -336,55 +337,63 @@ static void split_tuple_bns_free(BIGNUM *vs[SPLIT_NUM_SECRETS])
     }
 }
 
-/* split_check_pq: 0 when p * q == n and both exceed 1. */
-static int split_check_pq(const BIGNUM *p, const BIGNUM *q, const BIGNUM *n, BN_CTX *ctx)
-{
-    BIGNUM *prod = split_bn_secret();
-    int r = SPK_ERR_NOMEM;
+/* The GMP scratch of split_rsa_tuple_check's product, on its stack. */
+#define SPLIT_PQ_SCRATCH_MAX (4 * SPLIT_FE_LIMBS_MAX)
 
-    if (prod == NULL) {
-        goto out;
-    }
-    r = SPK_ERR_KEY_MISMATCH;
-    if (BN_cmp(p, BN_value_one()) <= 0 || BN_cmp(q, BN_value_one()) <= 0) {
-        goto out;
-    }
-    if (BN_mul(prod, p, q, ctx) != 1) {
-        r = SPK_ERR_CRYPTO;
-        goto out;
-    }
-    if (BN_cmp(prod, n) != 0) {
-        goto out;
-    }
-    r = 0;
-out:
-    BN_clear_free(prod);
-    return r;
-}
-
+/*
+ * split_rsa_tuple_check computes p * q with mpn_sec_mul and compares it with
+ * n limb by limb, folding every difference into one word, so neither the
+ * product nor the comparison depends on the primes' values; only the
+ * verdict branches. Every limb that held p, q or the product is wiped.
+ */
 int split_rsa_tuple_check(const struct split_field *f, const uint8_t *tuple, const uint8_t *n,
                           size_t n_len)
 {
-    BIGNUM *vs[SPLIT_NUM_SECRETS] = {0};
-    BIGNUM *bn_n = NULL;
-    BN_CTX *ctx = NULL;
-    int r = SPK_ERR_NOMEM;
+    mp_limb_t p[SPLIT_FE_LIMBS_MAX];
+    mp_limb_t q[SPLIT_FE_LIMBS_MAX];
+    mp_limb_t prod[2 * SPLIT_FE_LIMBS_MAX];
+    mp_limb_t nl[2 * SPLIT_FE_LIMBS_MAX];
+    mp_limb_t scratch[SPLIT_PQ_SCRATCH_MAX];
+    size_t limbs = f->limbs;
+    size_t i;
+    mp_limb_t diff = 0;
+    mp_limb_t p_high = 0;
+    mp_limb_t q_high = 0;
+    bool below;
+    int r = SPK_ERR_INVALID_ARG;
 
-    if (n_len == 0 || n_len > PROTO_BN_MAX) {
+    if (n_len == 0 || n_len > PROTO_BN_MAX || limbs == 0 || limbs > SPLIT_FE_LIMBS_MAX) {
         return SPK_ERR_INVALID_ARG;
     }
-    if ((ctx = BN_CTX_secure_new()) == NULL || (bn_n = BN_bin2bn(n, (int)n_len, NULL)) == NULL) {
-        goto out;
+    if ((size_t)mpn_sec_mul_itch((mp_size_t)limbs, (mp_size_t)limbs) > SPLIT_PQ_SCRATCH_MAX) {
+        return SPK_ERR_INTERNAL;
     }
-    if ((r = split_tuple_bns(vs, f, tuple)) != 0) {
-        goto out;
+    /* n is public: a modulus longer than any product of two field elements is no match. */
+    if (n_len > 2 * limbs * sizeof(mp_limb_t)) {
+        return SPK_ERR_KEY_MISMATCH;
     }
-    r = split_check_pq(vs[0], vs[1], bn_n, ctx);
-out:
-    split_tuple_bns_free(vs);
-    BN_free(bn_n);
-    BN_CTX_free(ctx);
-    spk_stack_wipe(16384);
+    memset(nl, 0, sizeof(nl));
+    for (i = 0; i < n_len; i++) {
+        nl[i / sizeof(mp_limb_t)] |= (mp_limb_t)n[n_len - 1 - i] << (8 * (i % sizeof(mp_limb_t)));
+    }
+    below = split_fe_from_bytes(f, p, tuple);
+    below &= split_fe_from_bytes(f, q, tuple + f->y_len);
+    mpn_sec_mul(prod, p, (mp_size_t)limbs, q, (mp_size_t)limbs, scratch);
+    for (i = 0; i < 2 * limbs; i++) {
+        diff |= prod[i] ^ nl[i];
+    }
+    /* p > 1 and q > 1: some bit above bit 0 is set. */
+    p_high = p[0] >> 1;
+    q_high = q[0] >> 1;
+    for (i = 1; i < limbs; i++) {
+        p_high |= p[i];
+        q_high |= q[i];
+    }
+    r = (below & (diff == 0) & (p_high != 0) & (q_high != 0)) ? 0 : SPK_ERR_KEY_MISMATCH;
+    sodium_memzero(p, sizeof(p));
+    sodium_memzero(q, sizeof(q));
+    sodium_memzero(prod, sizeof(prod));
+    sodium_memzero(scratch, sizeof(scratch));
     return r;
 }
 
@@ -469,10 +478,10 @@ int split_rsa_pkey_from_tuple(EVP_PKEY **out, const struct split_field *f, const
         (bn_e = BN_bin2bn(e, (int)e_len, NULL)) == NULL || (d = split_bn_secret()) == NULL) {
         goto out;
     }
-    if ((r = split_tuple_bns(vs, f, tuple)) != 0) {
+    if ((r = split_rsa_tuple_check(f, tuple, n, n_len)) != 0) {
         goto out;
     }
-    if ((r = split_check_pq(vs[0], vs[1], bn_n, ctx)) != 0) {
+    if ((r = split_tuple_bns(vs, f, tuple)) != 0) {
         goto out;
     }
     if ((r = split_compute_d(d, vs[0], vs[1], bn_e, ctx)) != 0) {

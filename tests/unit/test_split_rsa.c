@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <gmp.h>
 #include <openssl/core_names.h>
 #include <openssl/decoder.h>
 #include <openssl/encoder.h>
@@ -443,6 +444,46 @@ static void check_rebuild(const char *name)
     key.modulus[key.modulus_len - 1] ^= 2;
     assert_int_equal(split_rsa_tuple_check(&f, tuple, key.modulus, key.modulus_len),
                      SPK_ERR_KEY_MISMATCH);
+    key.modulus[key.modulus_len - 1] ^= 2;
+
+    /* The constant-time check multiplies, so q * p passes as p * q does. */
+    {
+        uint8_t swap[1280];
+
+        assert_true(f.y_len <= sizeof(swap));
+        memcpy(swap, tuple, f.y_len);
+        memcpy(tuple, tuple + f.y_len, f.y_len);
+        memcpy(tuple + f.y_len, swap, f.y_len);
+        assert_int_equal(split_rsa_tuple_check(&f, tuple, key.modulus, key.modulus_len), 0);
+        memcpy(tuple + f.y_len, tuple, f.y_len);
+        memcpy(tuple, swap, f.y_len);
+        sodium_memzero(swap, sizeof(swap));
+    }
+    /* A p that is a multiple of the field's M would wrap: values >= M are no key. */
+    {
+        uint8_t keep = tuple[0];
+
+        memset(tuple, 0xff, f.y_len);
+        assert_int_equal(split_rsa_tuple_check(&f, tuple, key.modulus, key.modulus_len),
+                         SPK_ERR_KEY_MISMATCH);
+        tuple[0] = keep;
+        assert_int_equal(split_rsa_tuple_export(tuple, &f, &key), 0);
+    }
+    /* p = 1 (and q = 0) is refused. */
+    memset(tuple, 0, 2 * f.y_len);
+    tuple[f.y_len - 1] = 1;
+    assert_int_equal(split_rsa_tuple_check(&f, tuple, key.modulus, key.modulus_len),
+                     SPK_ERR_KEY_MISMATCH);
+    /* A modulus longer than any product of two field elements: no match. */
+    assert_int_equal(split_rsa_tuple_export(tuple, &f, &key), 0);
+    {
+        uint8_t longer[2 * PROTO_BN_MAX] = {0};
+        size_t long_len = 2 * f.limbs * sizeof(mp_limb_t) + 1;
+
+        assert_true(long_len <= sizeof(longer));
+        memcpy(longer + long_len - key.modulus_len, key.modulus, key.modulus_len);
+        assert_int_not_equal(split_rsa_tuple_check(&f, tuple, longer, long_len), 0);
+    }
     split_rsa_key_cleanup(&key);
     spk_secret_free(tuple);
 }
