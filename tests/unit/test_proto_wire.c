@@ -11,7 +11,7 @@
 /* Wire codec: round trips of every type, and the negative cases STYLE.md asks
  * of every decoder. */
 
-#define NUM_SAMPLES 10
+#define NUM_SAMPLES 13
 
 static void fill(uint8_t *p, size_t n, uint8_t seed)
 {
@@ -82,6 +82,29 @@ static void sample(struct proto_msg *m, int i)
         m->type = PROTO_MSG_ERROR;
         m->u.error.code = proto_err_to_wire(SPK_ERR_NOT_ALLOWED);
         strcpy(m->u.error.text, "client edge-1 may not fetch this key");
+        break;
+    case 10:
+        m->type = PROTO_MSG_SIGSHARE_REQUEST;
+        fill(m->u.sigshare_req.key_id, PROTO_KEY_ID_LEN, 14);
+        m->u.sigshare_req.op = PROTO_OP_SIGN_PSS_SHA512;
+        m->u.sigshare_req.digest_len = PROTO_DIGEST_MAX;
+        fill(m->u.sigshare_req.digest, PROTO_DIGEST_MAX, 15);
+        m->u.sigshare_req.salt_len = PROTO_DIGEST_MAX;
+        fill(m->u.sigshare_req.salt, PROTO_DIGEST_MAX, 16);
+        break;
+    case 11:
+        /* no salt: the item is left out */
+        m->type = PROTO_MSG_SIGSHARE_REQUEST;
+        m->u.sigshare_req.op = PROTO_OP_SIGN_PKCS1_SHA256;
+        m->u.sigshare_req.digest_len = 32;
+        fill(m->u.sigshare_req.digest, 32, 17);
+        break;
+    case 12:
+        m->type = PROTO_MSG_SIGSHARE_RESPONSE;
+        fill(m->u.sigshare_resp.key_id, PROTO_KEY_ID_LEN, 18);
+        m->u.sigshare_resp.index = 3;
+        m->u.sigshare_resp.share_len = PROTO_BN_MAX;
+        fill(m->u.sigshare_resp.share, PROTO_BN_MAX, 19);
         break;
     default:
         m->type = PROTO_MSG_ERROR;
@@ -240,7 +263,7 @@ static void test_header_fields(void **state)
     buf[2] = 1;
     buf[3] = 0;
     assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
-    buf[3] = PROTO_MSG_ERROR + 1;
+    buf[3] = PROTO_MSG_SIGSHARE_RESPONSE + 1;
     assert_int_equal(proto_msg_decode(&d, buf, len), SPK_ERR_MALFORMED);
     buf[3] = PROTO_MSG_PING;
     buf[4] = 1;
@@ -477,6 +500,39 @@ static void test_ops_digest(void **state)
     proto_ops_digest_final(&d, out);
 }
 
+/* SIGSHARE_REQUEST/RESPONSE: an empty salt or share, an index 0, a digest over 64 bytes. */
+static void test_sigshare(void **state)
+{
+    static uint8_t buf[PROTO_MSG_MAX];
+    static struct proto_msg m;
+    static struct proto_msg d;
+    size_t len = 0;
+
+    (void)state;
+    sample(&m, 11);
+    m.u.sigshare_req.digest_len = PROTO_DIGEST_MAX + 1;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    m.u.sigshare_req.digest_len = 0;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    m.u.sigshare_req.digest_len = 32;
+    m.u.sigshare_req.salt_len = PROTO_DIGEST_MAX + 1;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    m.u.sigshare_req.salt_len = 0;
+    m.u.sigshare_req.op = 0x7f;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    sample(&m, 12);
+    m.u.sigshare_resp.index = 0;
+    assert_int_equal(proto_msg_encode(buf, sizeof(buf), &len, &m), SPK_ERR_INVALID_ARG);
+    /* A salt item of length 0 is refused: no salt is written by leaving it out. */
+    sample(&m, 11);
+    len = encode(buf, sizeof(buf), &m);
+    buf[len] = 0x11;
+    buf[len + 1] = 0;
+    buf[len + 2] = 0;
+    buf[16] = (uint8_t)(buf[16] + 3);
+    assert_int_equal(proto_msg_decode(&d, buf, len + 3), SPK_ERR_MALFORMED);
+}
+
 static void test_share_ad(void **state)
 {
     static uint8_t buf[PROTO_MSG_MAX];
@@ -508,7 +564,7 @@ int main(void)
         cmocka_unit_test(test_msg_max),        cmocka_unit_test(test_header_fields),
         cmocka_unit_test(test_items),          cmocka_unit_test(test_semantic),
         cmocka_unit_test(test_errors_and_ops), cmocka_unit_test(test_share_ad),
-        cmocka_unit_test(test_ops_digest),
+        cmocka_unit_test(test_ops_digest),     cmocka_unit_test(test_sigshare),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
