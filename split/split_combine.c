@@ -85,6 +85,66 @@ out:
     return r;
 }
 
+/*
+ * split_finish fills |rec| (header, one share line with its commitment per
+ * holder, the signature by |key|) and |out_shares| (each secret sealed to
+ * its holder) for a split whose n secrets of |secret_len| bytes are at
+ * |secrets|, holder i getting index i + 1; then checks the record verifies.
+ */
+static int split_finish(struct proto_record *rec, struct proto_share_file *out_shares,
+                        const struct split_rsa_key *key, unsigned k,
+                        const struct proto_holder_pub *holders, unsigned n, uint8_t mode,
+                        unsigned field_bits, const uint8_t *secrets, size_t secret_len, char *why,
+                        size_t why_len)
+{
+    int r;
+
+    sodium_memzero(rec, sizeof(*rec));
+    memcpy(rec->key_id, key->key_id, PROTO_KEY_ID_LEN);
+    randombytes_buf(rec->split_id, PROTO_SPLIT_ID_LEN);
+    memcpy(rec->modulus, key->modulus, key->modulus_len);
+    rec->modulus_len = key->modulus_len;
+    memcpy(rec->exponent, key->exponent, key->exponent_len);
+    rec->exponent_len = key->exponent_len;
+    rec->threshold = k;
+    rec->num_shares = n;
+    rec->mode = mode;
+    rec->field_bits = field_bits;
+    for (unsigned i = 0; i < n; i++) {
+        struct proto_record_share *rs = &rec->shares[i];
+        struct proto_share_file *sf = &out_shares[i];
+        const uint8_t *y = secrets + (size_t)i * secret_len;
+
+        rs->index = (uint8_t)(i + 1);
+        memcpy(rs->holder, holders[i].name, strlen(holders[i].name) + 1);
+        split_commitment(rs->commitment, rec->key_id, rec->split_id, rs->index, y, secret_len);
+
+        sodium_memzero(sf, sizeof(*sf));
+        memcpy(sf->key_id, rec->key_id, PROTO_KEY_ID_LEN);
+        memcpy(sf->split_id, rec->split_id, PROTO_SPLIT_ID_LEN);
+        sf->index = rs->index;
+        sf->threshold = k;
+        sf->num_shares = n;
+        sf->mode = mode;
+        sf->field_bits = field_bits;
+        if ((r = split_share_seal(sf, &holders[i], y, secret_len)) != 0) {
+            split_why(why, why_len, "cannot seal the share of %s: %s", holders[i].name,
+                      spk_strerror(r));
+            return r;
+        }
+    }
+    if ((r = split_record_sign(rec, key->pkey)) != 0) {
+        split_why(why, why_len, "cannot sign the record: %s", spk_strerror(r));
+        return r;
+    }
+    /* Checks the encoding round trip as much as the signature. */
+    if ((r = split_record_verify(rec)) != 0) {
+        split_why(why, why_len, "the new record does not verify: %s", spk_strerror(r));
+        return r;
+    }
+    return 0;
+}
+
 int split_key_split(struct proto_record *rec, struct proto_share_file *out_shares,
                     const struct split_rsa_key *key, unsigned k,
                     const struct proto_holder_pub *holders, unsigned n, char *why, size_t why_len)
@@ -137,45 +197,8 @@ int split_key_split(struct proto_record *rec, struct proto_share_file *out_share
         goto out;
     }
 
-    sodium_memzero(rec, sizeof(*rec));
-    memcpy(rec->key_id, key->key_id, PROTO_KEY_ID_LEN);
-    randombytes_buf(rec->split_id, PROTO_SPLIT_ID_LEN);
-    memcpy(rec->modulus, key->modulus, key->modulus_len);
-    rec->modulus_len = key->modulus_len;
-    memcpy(rec->exponent, key->exponent, key->exponent_len);
-    rec->exponent_len = key->exponent_len;
-    rec->threshold = k;
-    rec->num_shares = n;
-    rec->field_bits = f.bits;
-    for (i = 0; i < n; i++) {
-        struct proto_record_share *rs = &rec->shares[i];
-        struct proto_share_file *sf = &out_shares[i];
-        const uint8_t *y = ys + (size_t)i * tlen;
-
-        rs->index = xs[i];
-        memcpy(rs->holder, holders[i].name, strlen(holders[i].name) + 1);
-        split_commitment(rs->commitment, rec->key_id, rec->split_id, xs[i], y, tlen);
-
-        sodium_memzero(sf, sizeof(*sf));
-        memcpy(sf->key_id, rec->key_id, PROTO_KEY_ID_LEN);
-        memcpy(sf->split_id, rec->split_id, PROTO_SPLIT_ID_LEN);
-        sf->index = xs[i];
-        sf->threshold = k;
-        sf->num_shares = n;
-        sf->field_bits = f.bits;
-        if ((r = split_share_seal(sf, &holders[i], y, tlen)) != 0) {
-            split_why(why, why_len, "cannot seal the share of %s: %s", holders[i].name,
-                      spk_strerror(r));
-            goto out;
-        }
-    }
-    if ((r = split_record_sign(rec, key->pkey)) != 0) {
-        split_why(why, why_len, "cannot sign the record: %s", spk_strerror(r));
-        goto out;
-    }
-    /* Checks the encoding round trip as much as the signature. */
-    if ((r = split_record_verify(rec)) != 0) {
-        split_why(why, why_len, "the new record does not verify: %s", spk_strerror(r));
+    if ((r = split_finish(rec, out_shares, key, k, holders, n, PROTO_MODE_REBUILD, f.bits, ys, tlen,
+                          why, why_len)) != 0) {
         goto out;
     }
     if (why != NULL && why_len > 0) {
@@ -196,7 +219,6 @@ int split_key_split_threshold(struct proto_record *rec, struct proto_share_file 
 {
     uint8_t *s = NULL;
     size_t s_len = key->modulus_len;
-    unsigned i;
     int r = SPK_ERR_INVALID_ARG;
 
     split_why(why, why_len, "unexpected error");
@@ -217,44 +239,8 @@ int split_key_split_threshold(struct proto_record *rec, struct proto_share_file 
         goto out;
     }
 
-    sodium_memzero(rec, sizeof(*rec));
-    memcpy(rec->key_id, key->key_id, PROTO_KEY_ID_LEN);
-    randombytes_buf(rec->split_id, PROTO_SPLIT_ID_LEN);
-    memcpy(rec->modulus, key->modulus, key->modulus_len);
-    rec->modulus_len = key->modulus_len;
-    memcpy(rec->exponent, key->exponent, key->exponent_len);
-    rec->exponent_len = key->exponent_len;
-    rec->threshold = k;
-    rec->num_shares = n;
-    rec->mode = PROTO_MODE_THRESHOLD;
-    for (i = 0; i < n; i++) {
-        struct proto_record_share *rs = &rec->shares[i];
-        struct proto_share_file *sf = &out_shares[i];
-        const uint8_t *si = s + (size_t)i * s_len;
-
-        rs->index = (uint8_t)(i + 1);
-        memcpy(rs->holder, holders[i].name, strlen(holders[i].name) + 1);
-        split_commitment(rs->commitment, rec->key_id, rec->split_id, rs->index, si, s_len);
-
-        sodium_memzero(sf, sizeof(*sf));
-        memcpy(sf->key_id, rec->key_id, PROTO_KEY_ID_LEN);
-        memcpy(sf->split_id, rec->split_id, PROTO_SPLIT_ID_LEN);
-        sf->index = rs->index;
-        sf->threshold = k;
-        sf->num_shares = n;
-        sf->mode = PROTO_MODE_THRESHOLD;
-        if ((r = split_share_seal(sf, &holders[i], si, s_len)) != 0) {
-            split_why(why, why_len, "cannot seal the share of %s: %s", holders[i].name,
-                      spk_strerror(r));
-            goto out;
-        }
-    }
-    if ((r = split_record_sign(rec, key->pkey)) != 0) {
-        split_why(why, why_len, "cannot sign the record: %s", spk_strerror(r));
-        goto out;
-    }
-    if ((r = split_record_verify(rec)) != 0) {
-        split_why(why, why_len, "the new record does not verify: %s", spk_strerror(r));
+    if ((r = split_finish(rec, out_shares, key, k, holders, n, PROTO_MODE_THRESHOLD, 0, s, s_len,
+                          why, why_len)) != 0) {
         goto out;
     }
     if (why != NULL && why_len > 0) {
