@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "proto/proto.h"
 #include "share-holder/share-holder.h"
@@ -147,6 +148,69 @@ SPK_WUR int sh_share_response_build(struct sh_sessions *s, uint8_t *out, size_t 
                                     const uint8_t client_pk[PROTO_X25519_LEN],
                                     const uint8_t requester_pk[PROTO_X25519_LEN],
                                     const struct sh_share *share);
+
+/* ---- the audit log (sh_audit.c) -------------------------------------------- */
+
+/* What a summary line counts, per client and interval. */
+enum sh_audit_kind {
+    SH_AUDIT_NOT_ALLOWED = 0, /* SHARE_REQUEST for a key the client may not fetch, or a
+                                 request from a client no longer in the allow-list */
+    SH_AUDIT_UNKNOWN_KEY,
+    SH_AUDIT_RATE_LIMITED,
+    SH_AUDIT_ERROR,   /* a request that failed here (bad requester key, internal) */
+    SH_AUDIT_REFUSED, /* a CURVE handshake the ZAP handler refused */
+    SH_AUDIT_NUM_KINDS,
+};
+
+#define SH_AUDIT_SUMS_MAX 256
+#define SH_AUDIT_INTERVAL_DEFAULT 60 /* seconds */
+
+struct sh_audit_sum {
+    char who[PROTO_NAME_MAX + 8]; /* the client's name, or "key:" and its Z85 key */
+    char addr[64];                /* the last address it came from */
+    uint64_t first_ms;
+    uint64_t counts[SH_AUDIT_NUM_KINDS];
+};
+
+struct sh_audit {
+    int fd; /* -1 until opened */
+    bool is_file;
+    bool unsynced; /* written since the last sh_audit_sync */
+    uint64_t interval_ms;
+    time_t sec;
+    char base[32];
+    struct sh_audit_sum sums[SH_AUDIT_SUMS_MAX];
+    size_t num_sums;
+    uint64_t num_lost; /* summaries that could not be written */
+};
+
+/*
+ * sh_audit_open opens (or, on SIGHUP for logrotate, opens again) the audit
+ * log |path|: "stderr" for stderr, else a file created 0600, appended to,
+ * and never through a symbolic link. An empty |path| is refused: a holder
+ * without an audit trail must be asked for explicitly. Summaries of
+ * refusals cover |interval_s| seconds (0: SH_AUDIT_INTERVAL_DEFAULT).
+ * 0, or SPK_ERR_* with a reason in |why|.
+ */
+SPK_WUR int sh_audit_open(struct sh_audit *a, const char *path, unsigned interval_s, char *why,
+                          size_t why_len);
+void sh_audit_close(struct sh_audit *a);
+/* sh_audit_line writes "TIME " and the formatted line with one write().
+ * 0 or SPK_ERR_IO. */
+SPK_WUR int sh_audit_line(struct sh_audit *a, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* sh_audit_sync: fdatasync when lines were written since the last call (a
+ * file only). 0 or SPK_ERR_IO: then nothing written since may be relied on. */
+SPK_WUR int sh_audit_sync(struct sh_audit *a);
+/* sh_audit_count counts one |kind| for |who| from |addr|; true when it opened
+ * a new summary for |who| (the first in this interval: worth one log line). */
+bool sh_audit_count(struct sh_audit *a, const char *who, const char *addr, enum sh_audit_kind kind,
+                    uint64_t now_ms);
+/* sh_audit_due_in_ms: ms until a summary is due (0: now), or -1 for none. */
+long sh_audit_due_in_ms(const struct sh_audit *a, uint64_t now_ms);
+/* sh_audit_summaries_write writes the summaries that are due (|all|: every
+ * one, at reload and stop) and forgets them. */
+void sh_audit_summaries_write(struct sh_audit *a, uint64_t now_ms, bool all);
 
 /* ---- token buckets (sh_server.c) ------------------------------------------ */
 

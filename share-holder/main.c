@@ -10,8 +10,9 @@
 static void usage(FILE *f)
 {
     fputs("usage: share-holder run --key NAME.key --shares DIR --allow FILE --bind ENDPOINT\n"
-          "                        [--audit-log FILE] [--rate N] [--burst N]\n"
+          "                        --audit-log FILE|stderr [--rate N] [--burst N]\n"
           "                        [--allow-unlocked] [--config FILE]\n"
+          "       share-holder check --allow FILE\n"
           "       share-holder --help\n"
           "\n"
           "Serves this holder's shares (KEYID.NAME.share files in DIR, sealed to NAME.key)\n"
@@ -19,14 +20,20 @@ static void usage(FILE *f)
           "  client NAME CURVE_PUBLIC_Z85 KEYIDS [ADDRESS_RANGES]\n"
           "KEYIDS is * or comma-separated hex key ids; ADDRESS_RANGES comma-separated CIDR.\n"
           "\n"
-          "  --audit-log FILE   append one line per request (default: stderr)\n"
+          "  --audit-log FILE   append one line per released share, synced to the disk before\n"
+          "                     the share leaves, and per client and minute one summary of\n"
+          "                     what was refused; required (\"stderr\" writes it there);\n"
+          "                     reopened on SIGHUP (logrotate); never through a symlink\n"
           "  --rate N           share requests per second per client (default 1000)\n"
           "  --burst N          requests a client may send at once (default 2000)\n"
           "  --allow-unlocked   run even if memory cannot be locked (or allow-unlocked yes in\n"
           "                     --config; the environment does not count)\n"
           "  --config FILE      \"OPTION VALUE\" lines; the command line wins\n"
           "\n"
-          "SIGHUP reloads the allow-list and the shares; SIGTERM drains and exits.\n",
+          "SIGHUP reloads the allow-list and the shares; a file that does not parse keeps\n"
+          "the previous list in force and is logged as an ERROR (check it first with\n"
+          "share-holder check --allow FILE, which exits 1 with the reason). SIGTERM\n"
+          "drains and exits.\n",
           f);
 }
 
@@ -78,6 +85,9 @@ static int holder_main(struct sh_options *opt, int argc, char **argv)
                       strcmp(argv[1], "help") == 0)) {
         usage(stdout);
         return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "check") == 0 && strcmp(argv[2], "--allow") == 0) {
+        return sh_allow_check(argv[3]);
     }
     if (argc < 2 || strcmp(argv[1], "run") != 0) {
         usage(stderr);

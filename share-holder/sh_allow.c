@@ -391,3 +391,21 @@ bool sh_allow_address(const struct sh_allow_client *client, const char *address)
     }
     return false;
 }
+
+int sh_allow_check(const char *path)
+{
+    struct sh_allow allow;
+    char why[256] = "";
+    int r;
+
+    memset(&allow, 0, sizeof(allow));
+    if ((r = sh_allow_load(&allow, path, why, sizeof(why))) != 0) {
+        spk_log("share-holder", "check: allow-list %s refused: %s", path,
+                why[0] != '\0' ? why : spk_strerror(r));
+        sh_allow_cleanup(&allow);
+        return 1;
+    }
+    printf("ok: %s: %zu client%s\n", path, allow.num_clients, allow.num_clients == 1 ? "" : "s");
+    sh_allow_cleanup(&allow);
+    return 0;
+}

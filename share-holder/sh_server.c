@@ -29,6 +29,16 @@
 #define BATCH_MAX 256    /* frames per poll round, so signals and ZAP get a turn */
 #define DRAIN_MAX 100000 /* frames answered after SIGTERM */
 #define LINGER_MS 1000
+/* a SHARE_RESPONSE of the largest field is 2821 bytes */
+#define REPLY_MAX 4096
+
+/* A released share waiting for its audit line to reach the disk. */
+struct sh_queued {
+    zmq_msg_t id;
+    uint64_t req_id;
+    size_t len;
+    uint8_t frame[REPLY_MAX];
+};
 
 struct sh_server {
     const struct sh_options *opt;
@@ -42,16 +52,17 @@ struct sh_server {
     void *router;
     void *zap;
     int sigfd;
-    int audit_fd;
+    struct sh_audit audit;
     bool stop;
     /* the last User-Id decoded: most frames come from the same few clients,
      * and the constant-time Z85 decode of a public key is not needed twice */
     char user_z85[PROTO_Z85_KEY_LEN];
     uint8_t user_pk[PROTO_X25519_LEN];
     bool have_user;
-    time_t audit_sec;    /* the second audit_base was formatted for */
-    char audit_base[32]; /* "YYYY-MM-DDTHH:MM:SS" of audit_sec */
-    uint64_t num_bad, num_refused, num_released, num_denied;
+    uint64_t num_bad, num_refused, num_released, num_denied, num_rate_limited;
+    uint64_t num_reload_failures;
+    struct sh_queued *queue; /* BATCH_MAX */
+    size_t num_queued;
     uint8_t out[PROTO_MSG_MAX];
     struct proto_msg msg;
 };
@@ -70,57 +81,6 @@ bool sh_bucket_take(struct sh_bucket *b, double rate, unsigned burst, uint64_t n
     }
     b->tokens -= 1.0;
     return true;
-}
-
-/* ---- logs ------------------------------------------------------------------ */
-
-/* iso_time: the UTC time to the millisecond; the calendar part is only
- * reformatted when the second changes. */
-static void iso_time(struct sh_server *s, char *out, size_t cap)
-{
-    struct timespec ts;
-    struct tm tm;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ts.tv_sec != s->audit_sec || s->audit_base[0] == '\0') {
-        gmtime_r(&ts.tv_sec, &tm);
-        strftime(s->audit_base, sizeof(s->audit_base), "%Y-%m-%dT%H:%M:%S", &tm);
-        s->audit_sec = ts.tv_sec;
-    }
-    (void)snprintf(out, cap, "%s.%03ldZ", s->audit_base, ts.tv_nsec / 1000000);
-}
-
-/*
- * audit_write appends one line with a single write() on an O_APPEND file, so
- * it is in the kernel, in order, before the share it records leaves. 0 or
- * SPK_ERR_IO.
- */
-static int audit_write(struct sh_server *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int audit_write(struct sh_server *s, const char *fmt, ...)
-{
-    char line[1024];
-    int n;
-    int m;
-    va_list ap;
-
-    iso_time(s, line, sizeof(line));
-    n = (int)strlen(line);
-    line[n++] = ' ';
-    va_start(ap, fmt);
-    m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-    va_end(ap);
-    if (m < 0 || (size_t)m >= sizeof(line) - (size_t)n - 1) {
-        return SPK_ERR_INTERNAL;
-    }
-    n += m;
-    line[n++] = '\n';
-    if (write(s->audit_fd, line, (size_t)n) != n) {
-        spk_log("share-holder", "cannot write the audit log: %s", strerror(errno));
-        return SPK_ERR_IO;
-    }
-    return 0;
 }
 
 /* ---- ZAP ---------------------------------------------------------------------- */
@@ -151,11 +111,15 @@ static void zap_handle(struct sh_server *s)
         }
     }
     if (!ok) {
+        char who[PROTO_NAME_MAX + 8];
+
         s->num_refused++;
-        spk_log("share-holder", "refused CURVE client %s from %s: %s", z85[0] ? z85 : "-",
-                req.address[0] ? req.address : "-", text);
-        (void)audit_write(s, "refused key=%s addr=%s reason=\"%s\"", z85[0] ? z85 : "-",
-                          req.address[0] ? req.address : "-", text);
+        (void)snprintf(who, sizeof(who), "key:%s", z85[0] ? z85 : "-");
+        /* logged once per key and interval; the audit summary counts them all */
+        if (sh_audit_count(&s->audit, who, req.address, SH_AUDIT_REFUSED, spk_now_ms())) {
+            spk_log("share-holder", "refused CURVE client %s from %s: %s", z85[0] ? z85 : "-",
+                    req.address[0] ? req.address : "-", text);
+        }
     }
     /* The user id is the key in Z85. */
     if (sh_zap_reply(s->zap, &req, ok, text, z85) != 0) {
@@ -212,20 +176,46 @@ static void reply_error(struct sh_server *s, zmq_msg_t *id, uint64_t req_id, int
     }
 }
 
-static const char *outcome_name(int err)
+static enum sh_audit_kind refusal_kind(int err)
 {
     switch (err) {
-    case 0:
-        return "released";
     case SPK_ERR_UNKNOWN_KEY:
-        return "unknown-key";
+        return SH_AUDIT_UNKNOWN_KEY;
     case SPK_ERR_NOT_ALLOWED:
-        return "not-allowed";
+        return SH_AUDIT_NOT_ALLOWED;
     case SPK_ERR_RATE_LIMITED:
-        return "rate-limited";
+        return SH_AUDIT_RATE_LIMITED;
     default:
-        return "error";
+        return SH_AUDIT_ERROR;
     }
+}
+
+/*
+ * queue_flush makes the audit lines of the queued releases durable with one
+ * fdatasync, then sends the shares; if the sync fails, none of them leaves
+ * and each client gets ERROR internal instead.
+ */
+static void queue_flush(struct sh_server *s)
+{
+    bool synced;
+
+    if (s->num_queued == 0) {
+        return;
+    }
+    synced = sh_audit_sync(&s->audit) == 0;
+    for (size_t i = 0; i < s->num_queued; i++) {
+        struct sh_queued *q = &s->queue[i];
+
+        if (synced) {
+            s->num_released++;
+            reply(s, &q->id, q->frame, q->len);
+        } else {
+            s->num_denied++;
+            reply_error(s, &q->id, q->req_id, SPK_ERR_INTERNAL, "internal error");
+        }
+        zmq_msg_close(&q->id);
+    }
+    s->num_queued = 0;
 }
 
 static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_allow_client *client,
@@ -235,11 +225,14 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
     char key_hex[2 * PROTO_KEY_ID_LEN + 1];
     char digest_hex[2 * PROTO_SHA256_LEN + 1];
     struct sh_share *share = NULL;
-    size_t len = 0;
+    struct sh_queued *q;
     int err = 0;
 
-    sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
-    sodium_bin2hex(digest_hex, sizeof(digest_hex), req->input_digest, sizeof(req->input_digest));
+    if (s->num_queued == BATCH_MAX) {
+        queue_flush(s);
+    }
+    q = &s->queue[s->num_queued];
+    q->len = 0;
     if (!rate_ok) {
         err = SPK_ERR_RATE_LIMITED;
     } else if (!sh_allow_key(client, req->key_id)) {
@@ -251,27 +244,43 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
         err = SPK_ERR_UNSUPPORTED;
     } else if (sh_store_share_open(&s->store, share, now_ms) != 0) {
         err = SPK_ERR_INTERNAL;
-    } else if ((err = sh_share_response_build(&s->sessions, s->out, sizeof(s->out), &len,
+    } else if ((err = sh_share_response_build(&s->sessions, q->frame, sizeof(q->frame), &q->len,
                                               s->msg.req_id, client->curve_pk, req->requester_pk,
                                               share)) != 0) {
         /* a low-order requester key is the only caller-made failure here */
         err = err == SPK_ERR_MALFORMED ? SPK_ERR_MALFORMED : SPK_ERR_INTERNAL;
     }
-    /* the audit line is written before the share leaves, or it does not leave */
-    if (audit_write(s,
-                    "client=%s key=%s op=%s ops=%u digest=%s outcome=%s index=%u req=%llu addr=%s",
-                    client->name, key_hex, proto_op_name(req->op), (unsigned)req->op_count,
-                    digest_hex, outcome_name(err), share != NULL && err == 0 ? share->index : 0,
-                    (unsigned long long)s->msg.req_id, address) != 0 &&
-        err == 0) {
-        err = SPK_ERR_INTERNAL;
-    }
     if (err == 0) {
-        s->num_released++;
-        reply(s, id, s->out, len);
-        return;
+        /* the audit line is written before the share leaves, or it does not
+         * leave; queue_flush syncs it to the disk first */
+        sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
+        sodium_bin2hex(digest_hex, sizeof(digest_hex), req->input_digest,
+                       sizeof(req->input_digest));
+        if (sh_audit_line(&s->audit,
+                          "client=%s key=%s op=%s ops=%u digest=%s outcome=released index=%u "
+                          "req=%llu addr=%s",
+                          client->name, key_hex, proto_op_name(req->op), (unsigned)req->op_count,
+                          digest_hex, share->index, (unsigned long long)s->msg.req_id,
+                          address) != 0) {
+            err = SPK_ERR_INTERNAL;
+        } else {
+            zmq_msg_init(&q->id);
+            if (zmq_msg_copy(&q->id, id) == 0) {
+                q->req_id = s->msg.req_id;
+                s->num_queued++;
+                return;
+            }
+            zmq_msg_close(&q->id);
+            err = SPK_ERR_INTERNAL;
+        }
     }
-    s->num_denied++;
+    /* refusals are counted, and written as one summary per client and interval */
+    (void)sh_audit_count(&s->audit, client->name, address, refusal_kind(err), now_ms);
+    if (err == SPK_ERR_RATE_LIMITED) {
+        s->num_rate_limited++;
+    } else {
+        s->num_denied++;
+    }
     reply_error(s, id, s->msg.req_id, err,
                 err == SPK_ERR_NOT_ALLOWED    ? "this client may not fetch this key"
                 : err == SPK_ERR_UNKNOWN_KEY  ? "no share of this key here"
@@ -281,24 +290,26 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
                                               : "internal error");
 }
 
-/* sigshare_request: a signature share of a threshold-mode key, audited as a release. */
+/* sigshare_request: a signature share of a threshold-mode key, audited and
+ * synced as a release (outcome=signed) before it leaves. */
 static void sigshare_request(struct sh_server *s, zmq_msg_t *id,
                              const struct sh_allow_client *client, bool rate_ok,
-                             const char *address)
+                             const char *address, uint64_t now_ms)
 {
     const struct proto_sigshare_req *req = &s->msg.u.sigshare_req;
     char key_hex[2 * PROTO_KEY_ID_LEN + 1];
     char digest_hex[2 * PROTO_SHA256_LEN + 1];
     uint8_t input_digest[PROTO_SHA256_LEN];
     struct sh_share *share = NULL;
+    struct sh_queued *q;
     const char *why = "internal error";
-    size_t len = 0;
     int err = 0;
 
-    sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
-    /* As for a share release: SHA-256 of the operation's input, the digest. */
-    crypto_hash_sha256(input_digest, req->digest, req->digest_len);
-    sodium_bin2hex(digest_hex, sizeof(digest_hex), input_digest, sizeof(input_digest));
+    if (s->num_queued == BATCH_MAX) {
+        queue_flush(s);
+    }
+    q = &s->queue[s->num_queued];
+    q->len = 0;
     if (!rate_ok) {
         err = SPK_ERR_RATE_LIMITED;
         why = "over the rate limit";
@@ -309,23 +320,36 @@ static void sigshare_request(struct sh_server *s, zmq_msg_t *id,
         err = SPK_ERR_UNKNOWN_KEY;
         why = "no share of this key here";
     } else {
-        err = sh_sigshare_build(s->out, sizeof(s->out), &len, s->msg.req_id, share, req, &why);
+        err =
+            sh_sigshare_build(q->frame, sizeof(q->frame), &q->len, s->msg.req_id, share, req, &why);
     }
-    if (audit_write(
-            s, "client=%s key=%s op=%s ops=1 digest=%s outcome=%s index=%u req=%llu addr=%s",
-            client->name, key_hex, proto_op_name(req->op), digest_hex,
-            err == 0 ? "signed" : outcome_name(err), share != NULL && err == 0 ? share->index : 0,
-            (unsigned long long)s->msg.req_id, address) != 0 &&
-        err == 0) {
+    if (err == 0) {
+        sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
+        /* As for a share release: SHA-256 of the operation's input, the digest. */
+        crypto_hash_sha256(input_digest, req->digest, req->digest_len);
+        sodium_bin2hex(digest_hex, sizeof(digest_hex), input_digest, sizeof(input_digest));
+        if (sh_audit_line(&s->audit,
+                          "client=%s key=%s op=%s ops=1 digest=%s outcome=signed index=%u "
+                          "req=%llu addr=%s",
+                          client->name, key_hex, proto_op_name(req->op), digest_hex, share->index,
+                          (unsigned long long)s->msg.req_id, address) == 0) {
+            zmq_msg_init(&q->id);
+            if (zmq_msg_copy(&q->id, id) == 0) {
+                q->req_id = s->msg.req_id;
+                s->num_queued++;
+                return;
+            }
+            zmq_msg_close(&q->id);
+        }
         err = SPK_ERR_INTERNAL;
         why = "internal error";
     }
-    if (err == 0) {
-        s->num_released++;
-        reply(s, id, s->out, len);
-        return;
+    (void)sh_audit_count(&s->audit, client->name, address, refusal_kind(err), now_ms);
+    if (err == SPK_ERR_RATE_LIMITED) {
+        s->num_rate_limited++;
+    } else {
+        s->num_denied++;
     }
-    s->num_denied++;
     reply_error(s, id, s->msg.req_id, err, why);
 }
 
@@ -361,7 +385,15 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
     }
     /* the allow-list may have changed since the connection was admitted */
     if (client == NULL || !sh_allow_address(client, address)) {
-        s->num_refused++;
+        char who[PROTO_NAME_MAX + 8];
+
+        s->num_denied++;
+        (void)snprintf(who, sizeof(who), "key:%.*s", PROTO_Z85_KEY_LEN, user != NULL ? user : "-");
+        if (sh_audit_count(&s->audit, client != NULL ? client->name : who, address,
+                           SH_AUDIT_NOT_ALLOWED, spk_now_ms())) {
+            spk_log("share-holder", "refused a request of %s from %s: no longer allowed",
+                    client != NULL ? client->name : who, address);
+        }
         if (proto_msg_peek(zmq_msg_data(body), zmq_msg_size(body), &type, &req_id) != 0) {
             req_id = 0;
         }
@@ -390,6 +422,8 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
         size_t len = 0;
 
         if (!rate_ok) {
+            s->num_rate_limited++;
+            (void)sh_audit_count(&s->audit, client->name, address, SH_AUDIT_RATE_LIMITED, now_ms);
             reply_error(s, id, s->msg.req_id, SPK_ERR_RATE_LIMITED, "over the rate limit");
             return;
         }
@@ -405,7 +439,7 @@ static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
         share_request(s, id, client, rate_ok, address, now_ms);
         return;
     case PROTO_MSG_SIGSHARE_REQUEST:
-        sigshare_request(s, id, client, rate_ok, address);
+        sigshare_request(s, id, client, rate_ok, address, now_ms);
         return;
     case PROTO_MSG_ERROR:
         /* Never answered: two peers that answered errors would trade them forever. */
@@ -479,15 +513,31 @@ static void reload(struct sh_server *s)
     char why[256] = "";
     int r;
 
+    /* what was counted so far goes out under the old file, before logrotate's
+     * SIGHUP makes us open the new one */
+    sh_audit_summaries_write(&s->audit, spk_now_ms(), true);
+    if (strcmp(s->opt->audit_path, "stderr") != 0 &&
+        sh_audit_open(&s->audit, s->opt->audit_path, 0, why, sizeof(why)) != 0) {
+        /* the old file stays open: releases are still audited */
+        s->num_reload_failures++;
+        spk_log("share-holder", "ERROR: reload: keeping the old audit log file: %s", why);
+    }
     if ((r = sh_allow_load(&allow, s->opt->allow_path, why, sizeof(why))) != 0) {
-        spk_log("share-holder", "reload: keeping the old allow-list: %s: %s", s->opt->allow_path,
-                why);
+        /* Fail loudly: the old list (with any client being revoked) stays in
+         * force, so this is an error to act on, counted in the metrics. */
+        s->num_reload_failures++;
+        spk_log("share-holder",
+                "ERROR: reload failed: allow-list %s refused (%s); still serving the PREVIOUS "
+                "list of %zu clients, revocations in the new file are NOT in force",
+                s->opt->allow_path, why, s->allow.num_clients);
     } else {
         sh_allow_cleanup(&s->allow);
         s->allow = allow;
     }
     if ((r = sh_store_load(&store, s->opt->shares_dir, s->key, stderr)) != 0) {
-        spk_log("share-holder", "reload: keeping the old shares: %s", spk_strerror(r));
+        s->num_reload_failures++;
+        spk_log("share-holder", "ERROR: reload failed: keeping the old shares: %s",
+                spk_strerror(r));
     } else {
         sh_store_cleanup(&s->store);
         s->store = store;
@@ -593,13 +643,13 @@ static int server_start(struct sh_server *s)
                 s->opt->shares_dir);
         return r;
     }
-    if (s->opt->audit_path[0] != '\0') {
-        s->audit_fd = open(s->opt->audit_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-        if (s->audit_fd < 0) {
-            spk_log("share-holder", "cannot open the audit log %s: %s", s->opt->audit_path,
-                    strerror(errno));
-            return SPK_ERR_IO;
-        }
+    if ((r = sh_audit_open(&s->audit, s->opt->audit_path, 0, why, sizeof(why))) != 0) {
+        spk_log("share-holder", "%s", why);
+        return r;
+    }
+    s->queue = calloc(BATCH_MAX, sizeof(*s->queue));
+    if (s->queue == NULL) {
+        return SPK_ERR_NOMEM;
     }
     if ((r = sh_sessions_init(&s->sessions)) != 0) {
         spk_log("share-holder", "cannot allocate session keys: %s", spk_strerror(r));
@@ -673,9 +723,14 @@ static int server_loop(struct sh_server *s)
 
             for (i = 0; i < BATCH_MAX && router_read(s); i++) {
             }
+            /* one fdatasync for the releases of this round, then they go */
+            queue_flush(s);
             /* a full batch may have left more: look again after the
              * signals and ZAP had their turn, without sleeping */
             router_ready = i == BATCH_MAX;
+        }
+        if (sh_audit_due_in_ms(&s->audit, spk_now_ms()) == 0) {
+            sh_audit_summaries_write(&s->audit, spk_now_ms(), false);
         }
         /* wake up to close the shares opened for the last requests */
         wait = (int)sh_store_close_in_ms(&s->store, spk_now_ms());
@@ -685,6 +740,13 @@ static int server_loop(struct sh_server *s)
                 return SPK_ERR_INTERNAL;
             }
             wait = -1;
+        }
+        {
+            long due = sh_audit_due_in_ms(&s->audit, spk_now_ms());
+
+            if (due >= 0 && (wait < 0 || due < wait)) {
+                wait = (int)due;
+            }
         }
         if (router_ready) {
             wait = 0;
@@ -716,6 +778,8 @@ static int server_loop(struct sh_server *s)
     /* drain: answer what has already arrived, then let the replies go */
     for (int i = 0; i < DRAIN_MAX && router_read(s); i++) {
     }
+    queue_flush(s);
+    sh_audit_summaries_write(&s->audit, spk_now_ms(), true);
     return 0;
 }
 
@@ -733,9 +797,8 @@ static void server_stop(struct sh_server *s)
     if (s->sigfd >= 0) {
         close(s->sigfd);
     }
-    if (s->audit_fd != STDERR_FILENO && s->audit_fd >= 0) {
-        close(s->audit_fd);
-    }
+    sh_audit_close(&s->audit);
+    free(s->queue);
     sh_store_cleanup(&s->store);
     sh_allow_cleanup(&s->allow);
     sh_sessions_cleanup(&s->sessions);
@@ -752,7 +815,7 @@ static struct sh_server *server_new(const struct sh_options *opt)
         return NULL;
     }
     s->opt = opt;
-    s->audit_fd = STDERR_FILENO;
+    s->audit.fd = -1;
     s->sigfd = -1;
     return s;
 }
@@ -782,9 +845,11 @@ int sh_run(const struct sh_options *opt)
     }
     if (r == 0) {
         spk_log("share-holder",
-                "stopping: %llu released, %llu denied, %llu refused, %llu bad frames",
+                "stopping: %llu released, %llu denied, %llu rate-limited, %llu refused, %llu bad "
+                "frames, %llu failed reloads",
                 (unsigned long long)s->num_released, (unsigned long long)s->num_denied,
-                (unsigned long long)s->num_refused, (unsigned long long)s->num_bad);
+                (unsigned long long)s->num_rate_limited, (unsigned long long)s->num_refused,
+                (unsigned long long)s->num_bad, (unsigned long long)s->num_reload_failures);
     }
     server_free(s);
     return r == 0 ? 0 : 1;

@@ -87,6 +87,9 @@ SPK_WUR int sh_allow_parse(struct sh_allow *out, const uint8_t *in, size_t in_le
 /* sh_allow_load: sh_allow_parse of the file |path| (SPK_ERR_IO if unreadable). */
 SPK_WUR int sh_allow_load(struct sh_allow *out, const char *path, char *why, size_t why_len);
 void sh_allow_cleanup(struct sh_allow *allow);
+/* sh_allow_check is `share-holder check --allow FILE`: loads |path| and
+ * prints "ok: N clients" (exit status 0) or the reason on stderr (1). */
+int sh_allow_check(const char *path);
 /* sh_allow_find: the client with CURVE key |pk|, or NULL. */
 const struct sh_allow_client *sh_allow_find(const struct sh_allow *allow,
                                             const uint8_t pk[PROTO_X25519_LEN]);
