@@ -30,6 +30,9 @@ holder_cleanup() {
     done
     wait 2>/dev/null
     rm -rf "$T"
+    if [ -n "${HOLDER_AUDIT_DIR:-}" ] && [ "$HOLDER_AUDIT_DIR" != "$T" ]; then
+        rm -rf "$HOLDER_AUDIT_DIR"
+    fi
 }
 
 pass=0
@@ -53,7 +56,8 @@ check() {
 z85() { awk '/^curve-public /{print $2}' "$T/$1.pub"; }
 
 # holder_start NAME DIR ALLOW PORT [OPTIONS...]: runs holder NAME (key
-# $T/NAME.key, audit log $T/NAME.audit, stderr appended to $T/NAME.log) on
+# $T/NAME.key, audit log $HOLDER_AUDIT_DIR/NAME.audit ($T unless the caller
+# says otherwise), stderr appended to $T/NAME.log) on
 # tcp://127.0.0.1:PORT ('*': any) and sets NAME_pid and NAME_ep, the endpoint
 # this run reports (empty, and its log shown, when it did not start)
 holder_start() {
@@ -63,7 +67,7 @@ holder_start() {
     local from
     from=$(($(stat -c %s "$log" 2>/dev/null || echo 0) + 1))
     "$SH" run --key "$T/$name.key" --shares "$dir" --allow "$allow" \
-        --bind "tcp://127.0.0.1:$port" --audit-log "$T/$name.audit" --allow-unlocked "$@" \
+        --bind "tcp://127.0.0.1:$port" --audit-log "${HOLDER_AUDIT_DIR:-$T}/$name.audit" --allow-unlocked "$@" \
         2>>"$log" &
     local pid=$!
     PIDS+=("$pid")
