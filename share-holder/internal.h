@@ -109,6 +109,9 @@ SPK_WUR int sh_sigshare_build(uint8_t *out, size_t cap, size_t *out_len, uint64_
 /* ---- share sessions, holder side (sh_session.c) ---------------------------- */
 
 #define SH_SESSIONS_MAX 256
+/* sessions one client (CURVE key) may hold: a combiner needs one per
+ * connection it keeps to this holder, and reconnects make a few more */
+#define SH_SESSIONS_PER_CLIENT 16
 
 struct sh_session {
     uint8_t client_pk[PROTO_X25519_LEN];    /* CURVE key of the connection */
@@ -124,6 +127,7 @@ struct sh_sessions {
     struct sh_session entries[SH_SESSIONS_MAX];
     uint8_t *tx; /* SH_SESSIONS_MAX * crypto_kx_SESSIONKEYBYTES, secret memory */
     uint64_t clock;
+    uint64_t num_made; /* sessions made (one X25519 key exchange each) */
     /* public random nonces, drawn in bulk: one randombytes_buf (getpid and
      * getrandom calls) per 170 responses instead of per response */
     uint8_t nonces[SH_NONCE_POOL_LEN];

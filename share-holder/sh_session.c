@@ -46,12 +46,19 @@ static void nonce_take(struct sh_sessions *s, uint8_t *out, size_t len)
     s->nonces_used += len;
 }
 
-/* session_get returns the slot of (client_pk, requester_pk), making it if
- * need be in the least recently used slot, or -1. */
+/*
+ * session_get returns the slot of (client_pk, requester_pk), making it if
+ * need be, or -1. A new session takes a free slot or the least recently
+ * used one, except that a client already holding SH_SESSIONS_PER_CLIENT
+ * sessions replaces its own least recently used: one client cycling
+ * requester keys then churns its own share of the table, not everyone's.
+ */
 static int session_get(struct sh_sessions *s, const uint8_t client_pk[PROTO_X25519_LEN],
                        const uint8_t requester_pk[PROTO_X25519_LEN])
 {
     size_t victim = 0;
+    size_t own_victim = 0;
+    size_t num_own = 0;
     uint8_t server_sk[crypto_kx_SECRETKEYBYTES];
     uint8_t rx[TX_LEN];
     struct sh_session *e;
@@ -59,15 +66,23 @@ static int session_get(struct sh_sessions *s, const uint8_t client_pk[PROTO_X255
 
     for (size_t i = 0; i < SH_SESSIONS_MAX; i++) {
         e = &s->entries[i];
-        if (e->used && sodium_memcmp(e->client_pk, client_pk, PROTO_X25519_LEN) == 0 &&
-            sodium_memcmp(e->requester_pk, requester_pk, PROTO_X25519_LEN) == 0) {
-            e->last_used = ++s->clock;
-            return (int)i;
+        if (e->used && sodium_memcmp(e->client_pk, client_pk, PROTO_X25519_LEN) == 0) {
+            if (sodium_memcmp(e->requester_pk, requester_pk, PROTO_X25519_LEN) == 0) {
+                e->last_used = ++s->clock;
+                return (int)i;
+            }
+            if (num_own++ == 0 || e->last_used < s->entries[own_victim].last_used) {
+                own_victim = i;
+            }
         }
         if (!e->used || (s->entries[victim].used && e->last_used < s->entries[victim].last_used)) {
             victim = i;
         }
     }
+    if (num_own >= SH_SESSIONS_PER_CLIENT) {
+        victim = own_victim;
+    }
+    s->num_made++;
     e = &s->entries[victim];
     memset(e, 0, sizeof(*e));
     crypto_kx_keypair(e->session_pk, server_sk);

@@ -200,12 +200,65 @@ static void test_eviction(void **state)
     sodium_memzero(out, sizeof(out));
 }
 
+/* One client cycling requester keys (a new crypto_kx key per request, 2,000
+ * of them) must not evict the sessions of the others: their next requests
+ * reuse their sessions, so no new key exchange is made for them. Before the
+ * per-client quota every one of them was evicted and paid a new exchange. */
+static void test_client_quota(void **state)
+{
+    enum { HONEST = 20, CYCLES = 2000 };
+    struct fixture *fx = *state;
+    uint8_t saved_client[32];
+    uint8_t pks[HONEST][32];
+    uint8_t sks[HONEST][32];
+    uint8_t sessions[HONEST][32];
+    uint8_t out[Y_LEN];
+    uint64_t made;
+
+    memcpy(saved_client, fx->client_pk, sizeof(saved_client));
+    for (int i = 0; i < HONEST; i++) {
+        memset(fx->client_pk, 0x40 + i, sizeof(fx->client_pk));
+        crypto_kx_keypair(pks[i], sks[i]);
+        build(fx, (uint64_t)i, pks[i]);
+        memcpy(sessions[i], fx->msg.u.share_resp.session_pk, 32);
+    }
+    memset(fx->client_pk, 0xee, sizeof(fx->client_pk));
+    for (int i = 0; i < CYCLES; i++) {
+        uint8_t pk[32];
+        uint8_t sk[32];
+
+        crypto_kx_keypair(pk, sk);
+        build(fx, (uint64_t)i, pk);
+    }
+    made = fx->sessions.num_made;
+    for (int i = 0; i < HONEST; i++) {
+        memset(fx->client_pk, 0x40 + i, sizeof(fx->client_pk));
+        build(fx, 7, pks[i]);
+        assert_memory_equal(fx->msg.u.share_resp.session_pk, sessions[i], 32);
+        assert_int_equal(open_frame(fx, pks[i], sks[i], out), 0);
+    }
+    assert_int_equal(fx->sessions.num_made, made);
+    /* the cycling client kept at most its quota of slots */
+    {
+        size_t own = 0;
+
+        for (size_t i = 0; i < SH_SESSIONS_MAX; i++) {
+            if (fx->sessions.entries[i].used && fx->sessions.entries[i].client_pk[0] == 0xee) {
+                own++;
+            }
+        }
+        assert_int_equal(own, SH_SESSIONS_PER_CLIENT);
+    }
+    memcpy(fx->client_pk, saved_client, sizeof(saved_client));
+    sodium_memzero(out, sizeof(out));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_other_requester),
         cmocka_unit_test(test_tamper),     cmocka_unit_test(test_low_order_key),
-        cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_eviction),   cmocka_unit_test(test_client_quota),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
