@@ -148,8 +148,8 @@ check "ipc: decrypt-pkcs1 answered when named (a padding error here: $out)" \
     grep -q "^error \|^ok " <<<"$out"
 
 # ---- batching: one kind per SHARE_REQUEST, ops=N and the digest of all inputs ---------
-a1=$(wc -l <h1.audit)
-a2=$(wc -l <h2.audit)
+a1=$(wc -l <"$AUDIT/h1.audit")
+a2=$(wc -l <"$AUDIT/h2.audit")
 D2=$(printf 'two' | openssl dgst -sha256 -hex | awk '{print $NF}')
 D3=$(printf 'three' | openssl dgst -sha256 -hex | awk '{print $NF}')
 # Sent together: two signatures, a decryption, a third signature. An
@@ -159,7 +159,7 @@ out=$(op "ipc://$T/pub/ops.sock" "$ID" sign-pkcs1-sha256 "$DGST" sign-pkcs1-sha2
     decrypt-raw "$CT" sign-pkcs1-sha256 "$D3")
 check "batch: all four operations answered" [ "$(grep -c '^ok ' <<<"$out")" = 4 ]
 sleep 0.3
-new=$( (tail -n +$((a1 + 1)) h1.audit; tail -n +$((a2 + 1)) h2.audit) | grep 'outcome=released')
+new=$( (tail -n +$((a1 + 1)) "$AUDIT/h1.audit"; tail -n +$((a2 + 1)) "$AUDIT/h2.audit") | grep 'outcome=released')
 check "batch: the first two signatures shared one SHARE_REQUEST (ops=2)" \
     grep -q "op=sign-pkcs1-sha256 ops=2 " <<<"$new"
 check "batch: the decryption had its own SHARE_REQUEST (ops=1)" \

@@ -155,7 +155,7 @@ no_share_files() {
     ! ls -l /proc/$EDGE_PID/fd 2>/dev/null | grep -q '\.share$\|\.key$'
 }
 check "the TLS process has no share or key file open" no_share_files
-check "holders released shares (audit log)" grep -q "outcome=released" h1.audit h2.audit
+check "holders released shares (audit log)" grep -q "outcome=released" "$AUDIT/h1.audit" "$AUDIT/h2.audit"
 
 # ---- the combiner dies: handshakes fail cleanly, then it is back ----------------------------------
 if [ -n "$comb_pid" ]; then

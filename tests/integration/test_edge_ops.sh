@@ -265,13 +265,13 @@ for _ in $(seq 1 50); do
 done
 check "SIGHUP: the combiner reloaded with one holder" \
     grep -q "^combiner: reloaded: 2 key(s), 1 holder(s)" edge.log
-h2_before=$(grep -c 'outcome=released' h2.audit)
+h2_before=$(grep -c 'outcome=released' "$AUDIT/h2.audit")
 check "SIGHUP without h2: still served (own share + h1)" \
     bash -c "[ \"\$(\"\${@}\" https://b.test:$P_EDGE/index.html)\" = '$HELLO' ]" _ "${CURL[@]}"
 check "SIGHUP without h2: the combiner's metrics list no h2" \
     bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -q 'source=\"h1\"' &&
         ! curl -s http://127.0.0.1:$P_CMET/metrics | grep -q 'source=\"h2\"'"
-check "SIGHUP without h2: h2 released no share since" [ "$(grep -c 'outcome=released' h2.audit)" = "$h2_before" ]
+check "SIGHUP without h2: h2 released no share since" [ "$(grep -c 'outcome=released' "$AUDIT/h2.audit")" = "$h2_before" ]
 
 # A broken configuration: the edge keeps what it has.
 {

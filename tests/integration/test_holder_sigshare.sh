@@ -111,7 +111,12 @@ check "an unknown key: unknown-key (18)" \
 check "h2 still signs after the refusals" \
     test "$(probe h2 edge "$(sigshare_frame 30 03 "$d32")" | cut -d: -f1-3)" = "9:30:0"
 check "h1 audited 7 signature shares" test "$(grep -c 'outcome=signed index=1 ' "$T/h1.audit")" -eq 7
-check "h2 audited the refusals" test "$(grep -c 'outcome=error\|outcome=not-allowed\|outcome=unknown-key' "$T/h2.audit")" -ge 6
+# refusals are summed per client (PROTOCOL.md 7.5); SIGHUP writes the summaries
+kill -HUP "$h2_pid"
+for _ in $(seq 100); do grep -q 'summary client=other ' "$T/h2.audit" && break; sleep 0.05; done
+refusals=$(grep -oE 'summary client=(edge|other) .*' "$T/h2.audit" | grep -oE '(not-allowed|unknown-key|error)=[0-9]+' |
+    cut -d= -f2 | awk '{s += $1} END {print s + 0}')
+check "h2 audited the refusals in its summaries ($refusals)" test "$refusals" -ge 6
 check "no holder log mentions a share value" sh -c "! grep -qi 'sealed\\|[0-9a-f]\\{64,\\}' $T/h1.log $T/h2.log $T/h3.log"
 
 # ---- memory scan of h1 after 1,000 signature shares ------------------------------

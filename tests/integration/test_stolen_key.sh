@@ -33,7 +33,7 @@ LIB_EDGE_COMB_EXTRA="metrics 127.0.0.1:$P_METRICS" lib_edge_conf s.test >edge.co
 lib_edge_start edge.conf
 
 # released SOURCE: the holder's released lines for the combiner's key (client comb)
-released() { grep -c "client=comb .*outcome=released" "$1.audit"; }
+released() { grep -c "client=comb .*outcome=released" "$AUDIT/$1.audit"; }
 # requests SOURCE: the combiner's share requests to that holder, from its metrics
 requests() {
     curl -sS --max-time 5 "http://127.0.0.1:$P_METRICS/metrics" |
