@@ -953,6 +953,10 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
 
     /* A failed rebuild has one text for all; per-operation errors use spk_strerror. */
     comb_batch_deliver(c, b, detail[0] != '\0' ? detail : NULL);
+    /* With the results out: a blinding pair that has served its uses is made again. */
+    if (comb_rsa_pub_maintain(key->pub) != 0) {
+        comb_set_error(c, "key %s: the blinding pair could not be made again", key->short_id);
+    }
 }
 
 /* ---- operations --------------------------------------------------------------------- */

@@ -18,6 +18,10 @@ struct comb_rsa_pub {
     BIGNUM *e;
     BN_MONT_CTX *mont_n;
     BN_BLINDING *blinding;
+    /* Under the blinding's lock: operations since the pair was made, and how
+     * many times it was made again (comb_rsa_pub_maintain). */
+    uint64_t blinding_uses;
+    uint64_t blinding_renewals;
     size_t n_len;
     uint8_t n_bin[PROTO_BN_MAX]; /* n, big-endian, n_len bytes */
 };
@@ -108,8 +112,11 @@ int comb_rsa_pub_new(struct comb_rsa_pub **out, const uint8_t *n, size_t n_len, 
         goto out;
     }
     /*
-     * Refresh by squaring on every use, never re-create: re-creation would
-     * put a constant-time inverse back on the hot path every 32 operations.
+     * Refresh by squaring on every use, and never re-create inside an
+     * operation: that would put a constant-time inverse on the hot path every
+     * 32 operations. comb_rsa_pub_maintain re-creates the pair from fresh
+     * randomness every COMB_BLINDING_RENEW_USES operations instead, between
+     * batches, so a pair is never squared forever.
      */
     BN_BLINDING_set_flags(pub->blinding, BN_BLINDING_NO_RECREATE);
 
@@ -121,6 +128,48 @@ out:
     BN_CTX_free(ctx);
     comb_rsa_pub_free(pub);
     return r;
+}
+
+int comb_rsa_pub_maintain(struct comb_rsa_pub *pub)
+{
+    BN_CTX *ctx = NULL;
+    bool due;
+    int r = 0;
+
+    if (!BN_BLINDING_lock(pub->blinding)) {
+        return SPK_ERR_CRYPTO;
+    }
+    due = pub->blinding_uses >= COMB_BLINDING_RENEW_USES;
+    if (due) {
+        /*
+         * In place: the same BN_BLINDING (its modulus flagged constant time,
+         * the Montgomery context of n) gets a new random r, its inverse and
+         * r^e. An operation unblinding now uses its own copy of the old
+         * factor and only the unchanged context.
+         */
+        if ((ctx = BN_CTX_secure_new()) == NULL ||
+            BN_BLINDING_create_param(pub->blinding, pub->e, pub->n, ctx, BN_mod_exp_mont,
+                                     pub->mont_n) == NULL) {
+            r = SPK_ERR_CRYPTO;
+        } else {
+            pub->blinding_uses = 0;
+            pub->blinding_renewals++;
+        }
+    }
+    BN_BLINDING_unlock(pub->blinding);
+    BN_CTX_free(ctx);
+    return r;
+}
+
+uint64_t comb_rsa_pub_blinding_renewals(struct comb_rsa_pub *pub)
+{
+    uint64_t n = 0;
+
+    if (BN_BLINDING_lock(pub->blinding)) {
+        n = pub->blinding_renewals;
+        BN_BLINDING_unlock(pub->blinding);
+    }
+    return n;
 }
 
 /*
@@ -220,6 +269,7 @@ int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, u
     if (!BN_BLINDING_convert_ex(c, unblind, pub->blinding, ctx)) {
         goto out;
     }
+    pub->blinding_uses++;
     BN_BLINDING_unlock(pub->blinding);
     locked = 0;
     BN_set_flags(c, BN_FLG_CONSTTIME);

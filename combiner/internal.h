@@ -74,8 +74,10 @@ void comb_rsa_crt_from_tuple(struct comb_rsa_crt *crt, const uint8_t *tuple, siz
 /*
  * struct comb_rsa_pub: the long-lived, public half of one key: n, e, a
  * Montgomery context for n and the key's blinding pair (A = r^e, Ai = r^-1
- * mod n for a random r, made once with a constant-time inverse and refreshed
- * by squaring on every operation, never re-made and never switched off).
+ * mod n for a random r, made with a constant-time inverse, refreshed by
+ * squaring on every operation, made again from fresh randomness every
+ * COMB_BLINDING_RENEW_USES operations by comb_rsa_pub_maintain, never
+ * switched off).
  * Thread-safe: the blinding pair is advanced under its own lock
  * (BN_BLINDING_lock), everything else is read-only after comb_rsa_pub_new, so
  * one struct may serve every combiner thread.
@@ -92,6 +94,19 @@ struct comb_rsa_pub;
  */
 SPK_WUR int comb_rsa_pub_new(struct comb_rsa_pub **out, const uint8_t *n, size_t n_len,
                              const uint8_t *e, size_t e_len);
+/* Operations one blinding pair serves before comb_rsa_pub_maintain makes a new one. */
+#define COMB_BLINDING_RENEW_USES 256
+
+/*
+ * comb_rsa_pub_maintain makes |pub|'s blinding pair again from fresh
+ * randomness once it has served COMB_BLINDING_RENEW_USES operations (a
+ * constant-time inverse, a few hundred microseconds); otherwise it does
+ * nothing. Call it off the hot path: after a batch's results are out.
+ * 0 or SPK_ERR_CRYPTO (the old pair stays in use).
+ */
+SPK_WUR int comb_rsa_pub_maintain(struct comb_rsa_pub *pub);
+/* comb_rsa_pub_blinding_renewals: how many times comb_rsa_pub_maintain made a new pair. */
+uint64_t comb_rsa_pub_blinding_renewals(struct comb_rsa_pub *pub);
 /* comb_rsa_pub_free frees |pub|; NULL is fine. */
 void comb_rsa_pub_free(struct comb_rsa_pub *pub);
 /* comb_rsa_pub_size: the modulus length in bytes (signature size). */

@@ -567,6 +567,45 @@ static void test_unpadded_tuple(void **state)
     fixture_free(&f);
 }
 
+/*
+ * The blinding pair is made again from fresh randomness after
+ * COMB_BLINDING_RENEW_USES operations (comb_rsa_pub_maintain), not before,
+ * and signatures stay right (deterministic PKCS#1: equal to OpenSSL's) on
+ * both sides of the renewal.
+ */
+static void test_blinding_renewal(void **state)
+{
+    struct key_fixture f;
+    uint8_t digest[32] = {9, 8, 7};
+    uint8_t first[PROTO_BN_MAX];
+    uint8_t sig[PROTO_BN_MAX];
+    size_t sig_len = 0;
+    struct comb_rsa_req req = {
+        .op = COMB_RSA_SIGN_PKCS1, .hash = COMB_HASH_SHA256, .in = digest, .in_len = 32};
+
+    (void)state;
+    fixture_load(&f, "rsa2048.pem");
+    assert_int_equal(comb_rsa_op(f.pub, &f.crt, &req, first, sizeof(first), &sig_len), 0);
+    /* N - 1 uses in all: not due yet. */
+    for (unsigned i = 2; i < COMB_BLINDING_RENEW_USES; i++) {
+        assert_int_equal(comb_rsa_op(f.pub, &f.crt, &req, sig, sizeof(sig), &sig_len), 0);
+    }
+    assert_int_equal(comb_rsa_pub_maintain(f.pub), 0);
+    assert_int_equal(comb_rsa_pub_blinding_renewals(f.pub), 0);
+    assert_int_equal(comb_rsa_op(f.pub, &f.crt, &req, sig, sizeof(sig), &sig_len), 0);
+    assert_memory_equal(sig, first, f.k);
+    assert_int_equal(comb_rsa_pub_maintain(f.pub), 0);
+    assert_int_equal(comb_rsa_pub_blinding_renewals(f.pub), 1);
+    /* A fresh pair starts counting again. */
+    assert_int_equal(comb_rsa_pub_maintain(f.pub), 0);
+    assert_int_equal(comb_rsa_pub_blinding_renewals(f.pub), 1);
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(comb_rsa_op(f.pub, &f.crt, &req, sig, sizeof(sig), &sig_len), 0);
+        assert_memory_equal(sig, first, f.k);
+    }
+    fixture_free(&f);
+}
+
 static void test_pub_refuses(void **state)
 {
     struct comb_rsa_pub *pub = NULL;
@@ -598,6 +637,7 @@ int main(void)
         cmocka_unit_test(test_all_ops),
         cmocka_unit_test(test_unpadded_tuple),
         cmocka_unit_test(test_pub_refuses),
+        cmocka_unit_test(test_blinding_renewal),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
