@@ -285,31 +285,7 @@ static void edge_client_answer(struct edge_client *c, const uint8_t *frame, size
         OPENSSL_cleanse(m, sizeof(*m));
         return; /* late: its operation already timed out */
     }
-    switch (m->type) {
-    case PROTO_MSG_OP_RESPONSE:
-        if (m->u.op_resp.result_len > p->out_cap) {
-            status = SPK_ERR_INTERNAL;
-            break;
-        }
-        memcpy(p->out, m->u.op_resp.result, m->u.op_resp.result_len);
-        p->out_len = m->u.op_resp.result_len;
-        status = 0;
-        break;
-    case PROTO_MSG_ERROR:
-        status = proto_err_from_wire(m->u.error.code);
-        if (status == 0) {
-            status = SPK_ERR_INTERNAL;
-        }
-        break;
-    case PROTO_MSG_PING:
-    case PROTO_MSG_PONG:
-    case PROTO_MSG_SHARE_REQUEST:
-    case PROTO_MSG_SHARE_RESPONSE:
-    case PROTO_MSG_OP_REQUEST:
-    default:
-        status = SPK_ERR_MALFORMED;
-        break;
-    }
+    status = proto_op_answer(m, p->out, p->out_cap, &p->out_len);
     edge_pending_finish(c, p, status);
     OPENSSL_cleanse(m, sizeof(*m));
 }

@@ -524,6 +524,16 @@ SPK_WUR int proto_msg_decode(struct proto_msg *out, const uint8_t *in, size_t in
 SPK_WUR int proto_msg_encode(uint8_t *out, size_t cap, size_t *out_len, const struct proto_msg *m);
 
 /*
+ * proto_op_answer reads the combiner's answer |m| to an OP_REQUEST: for
+ * OP_RESPONSE copies the result into |out| (|out_cap| bytes), sets *out_len
+ * and returns 0 (SPK_ERR_INTERNAL if it does not fit); for ERROR returns its
+ * SPK_ERR_* (SPK_ERR_INTERNAL for a code that maps to none); any other type
+ * is SPK_ERR_MALFORMED.
+ */
+SPK_WUR int proto_op_answer(const struct proto_msg *m, uint8_t *out, size_t out_cap,
+                            size_t *out_len);
+
+/*
  * proto_msg_peek reads only the header of |in|: its type and request id, so
  * an answer to a frame that does not decode can still name the request.
  * Returns 0, SPK_ERR_VERSION or SPK_ERR_MALFORMED.

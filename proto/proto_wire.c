@@ -502,3 +502,28 @@ bool proto_share_ad(uint8_t out[PROTO_SHARE_AD_LEN], const uint8_t *frame, size_
            proto_wr_bytes(&wr, m->split_id, sizeof(m->split_id)) && proto_wr_u8(&wr, m->index) &&
            proto_wr_u16(&wr, m->field_bits) && wr.len == PROTO_SHARE_AD_LEN;
 }
+
+int proto_op_answer(const struct proto_msg *m, uint8_t *out, size_t out_cap, size_t *out_len)
+{
+    int status;
+
+    switch (m->type) {
+    case PROTO_MSG_OP_RESPONSE:
+        if (m->u.op_resp.result_len > out_cap) {
+            return SPK_ERR_INTERNAL;
+        }
+        memcpy(out, m->u.op_resp.result, m->u.op_resp.result_len);
+        *out_len = m->u.op_resp.result_len;
+        return 0;
+    case PROTO_MSG_ERROR:
+        status = proto_err_from_wire(m->u.error.code);
+        return status == 0 ? SPK_ERR_INTERNAL : status;
+    case PROTO_MSG_PING:
+    case PROTO_MSG_PONG:
+    case PROTO_MSG_SHARE_REQUEST:
+    case PROTO_MSG_SHARE_RESPONSE:
+    case PROTO_MSG_OP_REQUEST:
+    default:
+        return SPK_ERR_MALFORMED;
+    }
+}

@@ -366,30 +366,7 @@ static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
         }
     }
     if (op != NULL) {
-        switch (m->type) {
-        case PROTO_MSG_OP_RESPONSE:
-            status = SPK_ERR_INTERNAL;
-            if (m->u.op_resp.result_len <= sizeof(op->result)) {
-                memcpy(op->result, m->u.op_resp.result, m->u.op_resp.result_len);
-                op->result_len = m->u.op_resp.result_len;
-                status = 0;
-            }
-            break;
-        case PROTO_MSG_ERROR:
-            status = proto_err_from_wire(m->u.error.code);
-            if (status == 0) {
-                status = SPK_ERR_INTERNAL;
-            }
-            break;
-        case PROTO_MSG_PING:
-        case PROTO_MSG_PONG:
-        case PROTO_MSG_SHARE_REQUEST:
-        case PROTO_MSG_SHARE_RESPONSE:
-        case PROTO_MSG_OP_REQUEST:
-        default:
-            status = SPK_ERR_MALFORMED;
-            break;
-        }
+        status = proto_op_answer(m, op->result, sizeof(op->result), &op->result_len);
         prov_list_remove(&io->inflight, op);
         prov_op_finish_locked(io, op, status);
     }

@@ -556,6 +556,32 @@ static void test_share_ad(void **state)
     assert_false(proto_share_ad(ad, buf, PROTO_WIRE_HDR_LEN - 1, &m.u.share_resp));
 }
 
+/* proto_op_answer: what the edge and splitkey.so make of the combiner's answer. */
+static void test_op_answer(void **state)
+{
+    static struct proto_msg m;
+    uint8_t out[8];
+    size_t n = 0;
+
+    (void)state;
+    memset(&m, 0, sizeof(m));
+    m.type = PROTO_MSG_OP_RESPONSE;
+    m.u.op_resp.result_len = 3;
+    memcpy(m.u.op_resp.result, "abc", 3);
+    assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(out, "abc", 3);
+    m.u.op_resp.result_len = sizeof(out) + 1;
+    assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), SPK_ERR_INTERNAL);
+    m.type = PROTO_MSG_ERROR;
+    m.u.error.code = proto_err_to_wire(SPK_ERR_NOT_ALLOWED);
+    assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), SPK_ERR_NOT_ALLOWED);
+    m.u.error.code = 0xffff;
+    assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), SPK_ERR_INTERNAL);
+    m.type = PROTO_MSG_PONG;
+    assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), SPK_ERR_MALFORMED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -565,6 +591,7 @@ int main(void)
         cmocka_unit_test(test_items),          cmocka_unit_test(test_semantic),
         cmocka_unit_test(test_errors_and_ops), cmocka_unit_test(test_share_ad),
         cmocka_unit_test(test_ops_digest),     cmocka_unit_test(test_sigshare),
+        cmocka_unit_test(test_op_answer),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
