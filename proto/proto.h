@@ -228,6 +228,8 @@ SPK_WUR int proto_record_encode_body(uint8_t *out, size_t cap, size_t *out_len,
 /* proto_record_encode writes the body and the signature line. */
 SPK_WUR int proto_record_encode(uint8_t *out, size_t cap, size_t *out_len,
                                 const struct proto_record *rec);
+/* proto_record_modulus_bits: the bit length of rec->modulus (0 for none). */
+unsigned proto_record_modulus_bits(const struct proto_record *rec);
 /* proto_record_find_share returns the entry with |index|, or NULL. */
 const struct proto_record_share *proto_record_find_share(const struct proto_record *rec,
                                                          uint8_t index);

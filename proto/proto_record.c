@@ -24,17 +24,6 @@
 #define RECORD_VERSION 1
 #define RECORD_SIG_ALG "rsa-pss-sha256"
 
-/* bits_of: the bit length of a minimal big-endian integer (first byte != 0). */
-static size_t bits_of(const uint8_t *p, size_t len)
-{
-    size_t bits = 8 * (len - 1);
-
-    for (uint8_t top = p[0]; top != 0; top >>= 1) {
-        bits++;
-    }
-    return bits;
-}
-
 /*
  * record_params_valid: the checks shared by encoder and decoder on everything
  * but the share lines and the signature.
@@ -64,7 +53,7 @@ static bool record_params_valid(const struct proto_record *rec)
     }
     /* Each prime is at least half the modulus long, and M = 2^bits - 1 must
      * exceed 2^bits(prime): a smaller field can hold no split of this key. */
-    if (y_len == 0 || rec->field_bits <= (bits_of(rec->modulus, rec->modulus_len) + 1) / 2) {
+    if (y_len == 0 || rec->field_bits <= (proto_record_modulus_bits(rec) + 1) / 2) {
         return false;
     }
     return true;
@@ -257,6 +246,20 @@ int proto_record_encode(uint8_t *out, size_t cap, size_t *out_len, const struct 
     }
     *out_len = wr.len;
     return 0;
+}
+
+unsigned proto_record_modulus_bits(const struct proto_record *rec)
+{
+    unsigned bits;
+
+    if (rec->modulus_len == 0 || rec->modulus_len > PROTO_BN_MAX) {
+        return 0;
+    }
+    bits = 8 * (unsigned)(rec->modulus_len - 1);
+    for (uint8_t top = rec->modulus[0]; top != 0; top >>= 1) {
+        bits++;
+    }
+    return bits;
 }
 
 const struct proto_record_share *proto_record_find_share(const struct proto_record *rec,

@@ -83,10 +83,7 @@ int sh_sigshare_load(struct sh_share *sh, const struct proto_share_file *sf, con
     sh->num_shares = sf->num_shares;
     memcpy(sh->modulus, rec->modulus, rec->modulus_len);
     sh->modulus_len = rec->modulus_len;
-    sh->mod_bits = 8 * (unsigned)rec->modulus_len;
-    for (uint8_t top = rec->modulus[0]; (top & 0x80) == 0; top = (uint8_t)(top << 1)) {
-        sh->mod_bits--;
-    }
+    sh->mod_bits = proto_record_modulus_bits(rec);
     r = 0;
 out:
     /* The signer keeps 2 Delta s_i; the share itself is not kept twice. */

@@ -48,13 +48,10 @@ int split_cli_tss_sign_test(const char *cmd, const struct split_cli_opened *o)
     uint8_t digest[32];
     uint8_t salt[32];
     size_t n_len = rec->modulus_len;
-    unsigned bits = 8 * (unsigned)n_len;
+    unsigned bits = proto_record_modulus_bits(rec);
     int r;
     int ret = SPLIT_CLI_FAIL;
 
-    for (uint8_t top = rec->modulus[0]; (top & 0x80) == 0; top = (uint8_t)(top << 1)) {
-        bits--;
-    }
     randombytes_buf(digest, sizeof(digest));
     randombytes_buf(salt, sizeof(salt));
     if ((r = split_pad_encode(em, n_len, bits, PROTO_OP_SIGN_PSS_SHA256, digest, sizeof(digest),

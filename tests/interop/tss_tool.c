@@ -63,16 +63,6 @@ static void load_record(struct proto_record *rec, const char *path)
     spk_file_free(text, len);
 }
 
-static unsigned mod_bits(const struct proto_record *rec)
-{
-    unsigned bits = 8 * (unsigned)rec->modulus_len;
-
-    for (uint8_t top = rec->modulus[0]; (top & 0x80) == 0; top = (uint8_t)(top << 1)) {
-        bits--;
-    }
-    return bits;
-}
-
 /* open_share: s_i of |share_path| opened with |key_path| into secret memory. */
 static uint8_t *open_share(const struct proto_record *rec, const char *share_path,
                            const char *key_path, uint8_t *index)
@@ -231,8 +221,8 @@ int main(int argc, char **argv)
         size_t salt_len = argc == 6 ? unhex(salt, sizeof(salt), argv[5]) : 0;
         unsigned long op = strtoul(argv[3], NULL, 16);
 
-        if (op > 0xff || split_pad_encode(em, rec->modulus_len, mod_bits(rec), (uint8_t)op, digest,
-                                          digest_len, salt, salt_len) != 0) {
+        if (op > 0xff || split_pad_encode(em, rec->modulus_len, proto_record_modulus_bits(rec),
+                                          (uint8_t)op, digest, digest_len, salt, salt_len) != 0) {
             die("cannot encode");
         }
         print_hex(em, rec->modulus_len);
