@@ -16,6 +16,7 @@
 #include <sodium.h>
 
 #include "combiner/comb_config.h"
+#include "proto/spk_metrics.h"
 #include "split/split.h"
 
 #define CONF_LINE_MAX (COMB_CONF_PATH_MAX + 512)
@@ -508,13 +509,11 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
         int r = conf_once_str(p, words, num_words, "metrics", &p->seen_metrics, out->metrics,
                               sizeof(out->metrics));
         /* Plain HTTP: loopback only. */
-        if (r == 0 && strncmp(out->metrics, "127.", 4) != 0 &&
-            strncmp(out->metrics, "[::1]:", 6) != 0 &&
-            strncmp(out->metrics, "localhost:", 10) != 0) {
-            conf_why(
-                p->why, p->why_len,
-                "line %u: metrics must be a loopback HOST:PORT (127.x.x.x, [::1] or localhost)",
-                p->line_no);
+        if (r == 0 && !spk_metrics_hostport_ok(out->metrics)) {
+            conf_why(p->why, p->why_len,
+                     "line %u: metrics must be a numeric loopback HOST:PORT (127.A.B.C:PORT or "
+                     "[::1]:PORT)",
+                     p->line_no);
             return SPK_ERR_MALFORMED;
         }
         return r;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "edge/internal.h"
+#include "proto/spk_metrics.h"
 
 #define EDGE_LINE_MAX 4096
 #define EDGE_WORDS_MAX 8
@@ -66,8 +67,9 @@ static const char edge_help_text[] =
     "                                 Resumed sessions (TLS 1.2 and 1.3) need no key operation.\n"
     "                                 A session (id or ticket) resumes only for the server\n"
     "                                 name it was made for (RFC 6066 section 3).\n"
-    "  metrics HOST:PORT              loopback address of the edge's Prometheus endpoint\n"
-    "                                 (GET /metrics): handshakes, key operations, latency\n"
+    "  metrics HOST:PORT              the edge's Prometheus endpoint (GET /metrics):\n"
+    "                                 handshakes, key operations, latency; a numeric\n"
+    "                                 loopback address only (127.A.B.C:PORT, [::1]:PORT)\n"
     "  handshake-timeout-ms N         whole handshake, including key operations (10000)\n"
     "  idle-timeout-ms N              relay with no traffic either way (60000)\n"
     "  op-timeout-ms N                one private-key operation (3000); an operation in\n"
@@ -212,13 +214,6 @@ static bool edge_hostport_valid(const char *s)
     errno = 0;
     port = strtol(colon + 1, &end, 10);
     return errno == 0 && end != colon + 1 && *end == '\0' && port >= 1 && port <= 65535;
-}
-
-/* edge_hostport_loopback: HOST:PORT whose host is a loopback address. */
-static bool edge_hostport_loopback(const char *s)
-{
-    return edge_hostport_valid(s) && (strncmp(s, "127.", 4) == 0 || strncmp(s, "[::1]:", 6) == 0 ||
-                                      strncmp(s, "localhost:", 10) == 0);
 }
 
 static int edge_cfg_hostport(struct edge_cfg_parse *ps, char out[EDGE_HOSTPORT_MAX],
@@ -431,10 +426,10 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     if (strcmp(d, "metrics") == 0) {
         char *out = cfg->metrics;
         NEED(1, 1);
-        if (!edge_hostport_loopback(w[1])) {
+        if (!spk_metrics_hostport_ok(w[1])) {
             return edge_cfg_fail(ps,
-                                 "%s must be a loopback HOST:PORT (127.x.x.x, [::1] or "
-                                 "localhost), not '%s'",
+                                 "%s must be a numeric loopback HOST:PORT (127.A.B.C:PORT or "
+                                 "[::1]:PORT), not '%s'",
                                  d, w[1]);
         }
         return edge_cfg_hostport(ps, out, w[1]);

@@ -5,6 +5,7 @@
  * secret; labels come from the configuration (holder names) or constants.
  */
 
+#include <arpa/inet.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,4 +147,32 @@ int spk_http_answer(const char *req, size_t len, const struct spk_text *body, st
                     "Content-Length: %zu\r\nConnection: close\r\n\r\n%.*s",
                     status, text_len, (int)text_len, text);
     return 1;
+}
+
+bool spk_metrics_hostport_ok(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    char host[INET6_ADDRSTRLEN + 2];
+    uint8_t addr[16];
+    size_t host_len;
+    unsigned long port;
+    char *end = NULL;
+
+    if (colon == NULL || colon == s || colon[1] < '1' || colon[1] > '9') {
+        return false;
+    }
+    port = strtoul(colon + 1, &end, 10);
+    if (end == NULL || *end != '\0' || port > 65535) {
+        return false;
+    }
+    host_len = (size_t)(colon - s);
+    if (host_len >= sizeof(host)) {
+        return false;
+    }
+    memcpy(host, s, host_len);
+    host[host_len] = '\0';
+    if (strcmp(host, "[::1]") == 0) {
+        return true;
+    }
+    return inet_pton(AF_INET, host, addr) == 1 && addr[0] == 127;
 }

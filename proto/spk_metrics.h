@@ -37,6 +37,14 @@ void spk_text_printf(struct spk_text *t, const char *fmt, ...)
  * `a="b",c="d"`). */
 void spk_text_hist(struct spk_text *t, const char *name, const char *labels,
                    const struct spk_hist *h);
+/*
+ * spk_metrics_hostport_ok: |s| is a numeric loopback HOST:PORT for a plain
+ * HTTP endpoint: 127.A.B.C:PORT (dotted decimal, as inet_pton reads it) or
+ * [::1]:PORT, port 1..65535. Names are refused: "127.attacker.example" is
+ * not an address, and a name is only as loopback as the resolver says.
+ */
+bool spk_metrics_hostport_ok(const char *s);
+
 /* spk_http_answer: 0 while the request head in |req| is incomplete; 1 with
  * the whole HTTP response in |out| (|body| for GET /metrics). */
 int spk_http_answer(const char *req, size_t len, const struct spk_text *body, struct spk_text *out);

@@ -275,6 +275,8 @@ static void test_daemon_options(void **state)
     } bad[] = {
         {"listen inproc://x\n", "listen must be ipc:// or tcp://"},
         {"metrics 10.0.0.1:9102\n", "loopback"},
+        {"metrics 127.attacker.example:9102\n", "numeric loopback"},
+        {"metrics localhost:9102\n", "numeric loopback"},
         {"allow-unlocked maybe\n", "yes or no"},
         {"client edge uid 998\n", "'client' takes"},
         {"client edge uid 998 tls,frobnicate\n", "OPS is a comma-separated"},

@@ -373,6 +373,15 @@ static void test_config(void **state)
                      SPK_ERR_INVALID_ARG);
     assert_non_null(strstr(why, "combiner-curve-public"));
     assert_int_equal(load_conf("metrics [::1]:9100\n", why, sizeof(why)), 0);
+    /* numeric loopback only: a name that starts with 127. is not an address */
+    assert_int_equal(load_conf("metrics 127.attacker.example:9100\n", why, sizeof(why)),
+                     SPK_ERR_MALFORMED);
+    assert_non_null(strstr(why, "numeric loopback"));
+    assert_int_equal(load_conf("metrics localhost:9100\n", why, sizeof(why)), SPK_ERR_MALFORMED);
+    assert_int_equal(load_conf("metrics 127.1.2.3:9100\n", why, sizeof(why)), 0);
+    assert_int_equal(load_conf("metrics 127.0.0.1:0\n", why, sizeof(why)), SPK_ERR_MALFORMED);
+    assert_int_equal(load_conf("metrics 127.0.0.1:65536\n", why, sizeof(why)), SPK_ERR_MALFORMED);
+    assert_int_equal(load_conf("metrics [::2]:9100\n", why, sizeof(why)), SPK_ERR_MALFORMED);
     assert_int_equal(load_conf("metrics 127.0.0.1\n", why, sizeof(why)), SPK_ERR_MALFORMED);
     assert_int_equal(load_conf("ticket-key-file\n", why, sizeof(why)), SPK_ERR_MALFORMED);
     assert_int_equal(load_conf("drain-timeout-ms -1\n", why, sizeof(why)), SPK_ERR_MALFORMED);
