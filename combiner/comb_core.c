@@ -882,6 +882,7 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     struct comb_key *key = b->key;
     unsigned k = key->rec.threshold;
     struct comb_rsa_crt crt;
+    struct comb_rsa_key *rsa_key = NULL;
     struct comb_rsa_req req;
     struct comb_op *op;
     char detail[COMB_DETAIL_MAX] = "";
@@ -916,12 +917,15 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
             op->status = r;
         }
     } else {
+        /* One private key object (Montgomery contexts mod p and q) for the whole batch. */
         comb_rsa_crt_from_tuple(&crt, c->tuple, key->f.y_len);
+        r = comb_rsa_key_new(&rsa_key, key->pub, &crt);
+        sodium_memzero(&crt, sizeof(crt));
         for (op = b->ops_head, i = 0; op != NULL; op = op->next, i++) {
             t1 = spk_now_ns();
             memset(&req, 0, sizeof(req));
             op->out = c->results + i * PROTO_BN_MAX;
-            op->status = comb_alg_engine_req(&req, op->alg);
+            op->status = r != 0 ? r : comb_alg_engine_req(&req, op->alg);
             if (op->status == 0) {
                 req.in = op->in;
                 req.in_len = op->in_len;
@@ -929,14 +933,15 @@ static void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
                 req.label_len = op->label_len;
                 req.tls_version = op->tls_version;
                 req.tls_alt_version = op->tls_alt_version;
-                op->status = comb_rsa_op(key->pub, &crt, &req, op->out, PROTO_BN_MAX, &op->out_len);
+                op->status = comb_rsa_key_op(rsa_key, &req, op->out, PROTO_BN_MAX, &op->out_len);
             }
             comb_series_add(&c->s_op, spk_now_ns() - t1);
             if (op->status != 0) {
                 op->out_len = 0;
             }
         }
-        sodium_memzero(&crt, sizeof(crt));
+        comb_rsa_key_free(rsa_key);
+        rsa_key = NULL;
     }
 
     /* Wipe: the tuple, the arena (split_shares_combine reset it), the stack below us. */

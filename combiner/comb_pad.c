@@ -316,10 +316,10 @@ static int decode_oaep(uint8_t *out, size_t out_cap, size_t *out_len, uint8_t *e
 
 /* ---- dispatch -------------------------------------------------------------- */
 
-static int comb_rsa_op_inner(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
-                             const struct comb_rsa_req *req, uint8_t *out, size_t out_cap,
-                             size_t *out_len, uint8_t *em, uint8_t *block)
+static int comb_rsa_op_inner(struct comb_rsa_key *key, const struct comb_rsa_req *req, uint8_t *out,
+                             size_t out_cap, size_t *out_len, uint8_t *em, uint8_t *block)
 {
+    struct comb_rsa_pub *pub = comb_rsa_key_pub(key);
     size_t k = comb_rsa_pub_size(pub);
     int r;
 
@@ -353,7 +353,7 @@ static int comb_rsa_op_inner(struct comb_rsa_pub *pub, const struct comb_rsa_crt
                 return SPK_ERR_INVALID_ARG;
             }
         }
-        if ((r = comb_rsa_private(pub, crt, block, req->in)) != 0) {
+        if ((r = comb_rsa_private(key, block, req->in)) != 0) {
             return r;
         }
         switch (req->op) {
@@ -388,7 +388,7 @@ static int comb_rsa_op_inner(struct comb_rsa_pub *pub, const struct comb_rsa_crt
         if (r != 0) {
             return r;
         }
-        if ((r = comb_rsa_private(pub, crt, out, em)) != 0) {
+        if ((r = comb_rsa_private(key, out, em)) != 0) {
             return r;
         }
         *out_len = k;
@@ -398,18 +398,18 @@ static int comb_rsa_op_inner(struct comb_rsa_pub *pub, const struct comb_rsa_crt
     }
 }
 
-int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
-                const struct comb_rsa_req *req, uint8_t *out, size_t out_cap, size_t *out_len)
+int comb_rsa_key_op(struct comb_rsa_key *key, const struct comb_rsa_req *req, uint8_t *out,
+                    size_t out_cap, size_t *out_len)
 {
     uint8_t em[PROTO_BN_MAX];
     uint8_t block[PROTO_BN_MAX];
     int r;
 
     *out_len = 0;
-    if (pub == NULL || crt == NULL || req == NULL || out == NULL) {
+    if (key == NULL || req == NULL || out == NULL) {
         return SPK_ERR_INVALID_ARG;
     }
-    r = comb_rsa_op_inner(pub, crt, req, out, out_cap, out_len, em, block);
+    r = comb_rsa_op_inner(key, req, out, out_cap, out_len, em, block);
     if (r != 0) {
         sodium_memzero(out, out_cap);
         *out_len = 0;
@@ -418,6 +418,26 @@ int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
     sodium_memzero(block, sizeof(block));
     /* BN and digest temporaries (and the powers table when it fits on the
      * stack) were below this frame. */
+    sodium_stackzero(COMB_STACK_WIPE);
+    return r;
+}
+
+int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt,
+                const struct comb_rsa_req *req, uint8_t *out, size_t out_cap, size_t *out_len)
+{
+    struct comb_rsa_key *key = NULL;
+    int r;
+
+    *out_len = 0;
+    if (pub == NULL || crt == NULL || req == NULL || out == NULL) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    if ((r = comb_rsa_key_new(&key, pub, crt)) != 0) {
+        sodium_memzero(out, out_cap);
+        return r;
+    }
+    r = comb_rsa_key_op(key, req, out, out_cap, out_len);
+    comb_rsa_key_free(key);
     sodium_stackzero(COMB_STACK_WIPE);
     return r;
 }

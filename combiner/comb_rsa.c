@@ -194,33 +194,97 @@ static int bn_load_secret(BIGNUM *bn, const uint8_t *buf, size_t len)
     return 1;
 }
 
-int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, uint8_t *out,
-                     const uint8_t *in)
+struct comb_rsa_key {
+    struct comb_rsa_pub *pub;
+    BIGNUM *p, *q, *dp, *dq;
+    BIGNUM *qinv_mont; /* qinv in p's Montgomery domain: one product gives t * qinv mod p */
+    BN_MONT_CTX *mont_p;
+    BN_MONT_CTX *mont_q;
+};
+
+void comb_rsa_key_free(struct comb_rsa_key *key)
 {
+    if (key == NULL) {
+        return;
+    }
+    BN_clear_free(key->p);
+    BN_clear_free(key->q);
+    BN_clear_free(key->dp);
+    BN_clear_free(key->dq);
+    BN_clear_free(key->qinv_mont);
+    /* BN_MONT_CTX_free clear-frees its copy of the prime and R^2. */
+    BN_MONT_CTX_free(key->mont_p);
+    BN_MONT_CTX_free(key->mont_q);
+    OPENSSL_clear_free(key, sizeof(*key));
+}
+
+int comb_rsa_key_new(struct comb_rsa_key **out, struct comb_rsa_pub *pub,
+                     const struct comb_rsa_crt *crt)
+{
+    struct comb_rsa_key *key = NULL;
     BN_CTX *ctx = NULL;
-    BN_MONT_CTX *mont_p = NULL;
-    BN_MONT_CTX *mont_q = NULL;
-    BIGNUM *c, *p, *q, *dp, *dq, *qinv, *unblind, *m1, *m2, *t, *res, *check;
+    BIGNUM *qinv = NULL;
+    int r = SPK_ERR_NOMEM;
+
+    *out = NULL;
+    if ((key = OPENSSL_zalloc(sizeof(*key))) == NULL || (ctx = BN_CTX_secure_new()) == NULL ||
+        (key->p = BN_secure_new()) == NULL || (key->q = BN_secure_new()) == NULL ||
+        (key->dp = BN_secure_new()) == NULL || (key->dq = BN_secure_new()) == NULL ||
+        (key->qinv_mont = BN_secure_new()) == NULL || (qinv = BN_secure_new()) == NULL ||
+        (key->mont_p = BN_MONT_CTX_new()) == NULL || (key->mont_q = BN_MONT_CTX_new()) == NULL) {
+        goto out;
+    }
+    key->pub = pub;
+    r = SPK_ERR_KEY_MISMATCH;
+    if (!bn_load_secret(key->p, crt->p, crt->p_len) ||
+        !bn_load_secret(key->q, crt->q, crt->q_len) ||
+        !bn_load_secret(key->dp, crt->dp, crt->dp_len) ||
+        !bn_load_secret(key->dq, crt->dq, crt->dq_len) ||
+        !bn_load_secret(qinv, crt->qinv, crt->qinv_len) || !BN_is_odd(key->p) ||
+        !BN_is_odd(key->q)) {
+        goto out;
+    }
+    /* Montgomery contexts for the secret primes, once per rebuilt key (one batch). */
+    r = SPK_ERR_CRYPTO;
+    if (!BN_MONT_CTX_set(key->mont_p, key->p, ctx) || !BN_MONT_CTX_set(key->mont_q, key->q, ctx) ||
+        !BN_to_montgomery(key->qinv_mont, qinv, key->mont_p, ctx)) {
+        goto out;
+    }
+    BN_set_flags(key->qinv_mont, BN_FLG_CONSTTIME);
+    *out = key;
+    key = NULL;
+    r = 0;
+out:
+    BN_clear_free(qinv);
+    BN_CTX_free(ctx);
+    comb_rsa_key_free(key);
+    return r;
+}
+
+struct comb_rsa_pub *comb_rsa_key_pub(const struct comb_rsa_key *key)
+{
+    return key->pub;
+}
+
+int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
+{
+    struct comb_rsa_pub *pub = key->pub;
+    BN_CTX *ctx = NULL;
+    BIGNUM *c, *unblind, *m1, *m2, *t, *res, *check;
     size_t n_len = pub->n_len;
     int locked = 0;
     int r = SPK_ERR_NOMEM;
 
     /*
-     * A fresh BN_CTX per operation: every temporary, and every value loaded
-     * from the tuple, is one of its BIGNUMs, and BN_CTX_free clear-frees them
-     * all, so nothing of the key lingers in a pool that outlives the call.
+     * A fresh BN_CTX per operation: every temporary is one of its BIGNUMs,
+     * and BN_CTX_free clear-frees them all, so nothing of the operation
+     * lingers in a pool that outlives the call.
      */
-    if ((ctx = BN_CTX_secure_new()) == NULL || (mont_p = BN_MONT_CTX_new()) == NULL ||
-        (mont_q = BN_MONT_CTX_new()) == NULL) {
+    if ((ctx = BN_CTX_secure_new()) == NULL) {
         goto out;
     }
     BN_CTX_start(ctx);
     c = BN_CTX_get(ctx);
-    p = BN_CTX_get(ctx);
-    q = BN_CTX_get(ctx);
-    dp = BN_CTX_get(ctx);
-    dq = BN_CTX_get(ctx);
-    qinv = BN_CTX_get(ctx);
     unblind = BN_CTX_get(ctx);
     m1 = BN_CTX_get(ctx);
     m2 = BN_CTX_get(ctx);
@@ -238,23 +302,6 @@ int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, u
     }
     if (BN_ucmp(c, pub->n) >= 0) {
         r = SPK_ERR_DECRYPT;
-        goto out;
-    }
-
-    r = SPK_ERR_KEY_MISMATCH;
-    if (!bn_load_secret(p, crt->p, crt->p_len) || !bn_load_secret(q, crt->q, crt->q_len) ||
-        !bn_load_secret(dp, crt->dp, crt->dp_len) || !bn_load_secret(dq, crt->dq, crt->dq_len) ||
-        !bn_load_secret(qinv, crt->qinv, crt->qinv_len)) {
-        goto out;
-    }
-    /*
-     * p * q == n is not checked here: split_shares_combine checks it once per
-     * rebuild, in constant time, before any operation runs. A tuple that does
-     * not fit n anyway is caught by the check with e below (SPK_ERR_FAULT).
-     */
-    /* Montgomery contexts for the secret primes, per operation. */
-    r = SPK_ERR_CRYPTO;
-    if (!BN_MONT_CTX_set(mont_p, p, ctx) || !BN_MONT_CTX_set(mont_q, q, ctx)) {
         goto out;
     }
 
@@ -278,12 +325,13 @@ int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, u
      * CRT: m1 = (c mod p)^dp mod p, m2 = (c mod q)^dq mod q. BN_mod with a
      * BN_FLG_CONSTTIME operand divides in constant time (bn_div_fixed_top).
      */
-    if (!BN_mod(m1, c, p, ctx) || !BN_mod(m2, c, q, ctx)) {
+    if (!BN_mod(m1, c, key->p, ctx) || !BN_mod(m2, c, key->q, ctx)) {
         goto out;
     }
     BN_set_flags(m1, BN_FLG_CONSTTIME);
     BN_set_flags(m2, BN_FLG_CONSTTIME);
-    if (!BN_mod_exp_mont_consttime_x2(m1, m1, dp, p, mont_p, m2, m2, dq, q, mont_q, ctx)) {
+    if (!BN_mod_exp_mont_consttime_x2(m1, m1, key->dp, key->p, key->mont_p, m2, m2, key->dq, key->q,
+                                      key->mont_q, ctx)) {
         goto out;
     }
 
@@ -291,16 +339,16 @@ int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, u
      * Garner: h = (m1 - m2) * qinv mod p, result = m2 + h * q.
      * m1 + n - m2 is positive whatever the order of p and q (m2 < q < n), so
      * the subtraction never takes BN_sub's sign branch; BN_mod then reduces
-     * it in constant time. qinv is brought to the Montgomery domain so one
-     * Montgomery product gives (t * qinv) mod p.
+     * it in constant time. qinv is in the Montgomery domain (comb_rsa_key_new),
+     * so one Montgomery product gives (t * qinv) mod p.
      */
     if (!BN_add(t, m1, pub->n) || !BN_usub(t, t, m2)) {
         goto out;
     }
     BN_set_flags(t, BN_FLG_CONSTTIME);
-    if (!BN_mod(t, t, p, ctx) || !BN_to_montgomery(qinv, qinv, mont_p, ctx) ||
-        !BN_mod_mul_montgomery(t, t, qinv, mont_p, ctx) || !BN_mul(res, t, q, ctx) ||
-        !BN_add(res, res, m2)) {
+    if (!BN_mod(t, t, key->p, ctx) ||
+        !BN_mod_mul_montgomery(t, t, key->qinv_mont, key->mont_p, ctx) ||
+        !BN_mul(res, t, key->q, ctx) || !BN_add(res, res, m2)) {
         goto out;
     }
 
@@ -338,7 +386,5 @@ out:
         BN_CTX_end(ctx);
     }
     BN_CTX_free(ctx);
-    BN_MONT_CTX_free(mont_p);
-    BN_MONT_CTX_free(mont_q);
     return r;
 }

@@ -146,7 +146,9 @@ struct comb_rsa_req {
 
 /*
  * comb_rsa_op performs |req| with the private key |crt| of |pub| and writes
- * the result to |out| (|out_cap| bytes), its length to *out_len.
+ * the result to |out| (|out_cap| bytes), its length to *out_len. It makes a
+ * struct comb_rsa_key for this one operation; a batch makes one with
+ * comb_rsa_key_new and runs comb_rsa_key_op for each operation.
  * |out_cap| must be at least: n_len for RAW and SIGN_*; 48 for DECRYPT_TLS;
  * n_len - 11 for DECRYPT_PKCS1; n_len - 2 * hash_len - 2 for DECRYPT_OAEP.
  *
@@ -173,15 +175,37 @@ SPK_WUR int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt
                         size_t *out_len);
 
 /*
+ * struct comb_rsa_key: one rebuilt private key, for one batch: the CRT values
+ * as constant-time BIGNUMs (secure heap, clear-freed) and the Montgomery
+ * contexts mod p and q, built once by comb_rsa_key_new rather than once per
+ * operation. It borrows |pub|. comb_rsa_key_free wipes and frees it.
+ */
+struct comb_rsa_key;
+
+/*
+ * comb_rsa_key_new reads |crt| (copied; |crt| may be wiped afterwards) into a
+ * new key of |pub|. SPK_ERR_KEY_MISMATCH for an empty, oversized or even
+ * prime value; SPK_ERR_CRYPTO, SPK_ERR_NOMEM. p * q == n is the caller's
+ * check (split_shares_combine, once per rebuild).
+ */
+SPK_WUR int comb_rsa_key_new(struct comb_rsa_key **out, struct comb_rsa_pub *pub,
+                             const struct comb_rsa_crt *crt);
+void comb_rsa_key_free(struct comb_rsa_key *key);
+/* comb_rsa_key_pub: the public half |key| was made with. */
+struct comb_rsa_pub *comb_rsa_key_pub(const struct comb_rsa_key *key);
+/* comb_rsa_key_op: comb_rsa_op with a key made once for many operations. */
+SPK_WUR int comb_rsa_key_op(struct comb_rsa_key *key, const struct comb_rsa_req *req, uint8_t *out,
+                            size_t out_cap, size_t *out_len);
+
+/*
  * comb_rsa_private computes |out| = |in|^d mod n (both n_len bytes, |in| < n,
  * big-endian) through blinding, CRT and the e-check. The primitive behind
- * comb_rsa_op; it does not check p * q == n (see comb_rsa_op). Returns 0,
- * SPK_ERR_DECRYPT (|in| >= n), SPK_ERR_KEY_MISMATCH,
- * SPK_ERR_FAULT, SPK_ERR_CRYPTO or SPK_ERR_NOMEM; |out| is wiped on error.
- * Does not wipe the stack (comb_rsa_op does).
+ * comb_rsa_key_op; it does not check p * q == n (see comb_rsa_op). Returns 0,
+ * SPK_ERR_DECRYPT (|in| >= n), SPK_ERR_FAULT, SPK_ERR_CRYPTO or
+ * SPK_ERR_NOMEM; |out| is wiped on error. Does not wipe the stack
+ * (comb_rsa_key_op does).
  */
-SPK_WUR int comb_rsa_private(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt, uint8_t *out,
-                             const uint8_t *in);
+SPK_WUR int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in);
 
 /* comb_hash_len: the digest length of |h| (36 for MD5_SHA1), 0 for NONE. */
 size_t comb_hash_len(enum comb_hash h);

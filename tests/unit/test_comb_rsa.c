@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <sodium.h>
 
 #include "combiner/internal.h"
 #include "testutil.h"
@@ -606,6 +607,50 @@ static void test_blinding_renewal(void **state)
     fixture_free(&f);
 }
 
+/*
+ * One struct comb_rsa_key (Montgomery contexts built once) serves many
+ * operations, each equal to OpenSSL's; it copies the CRT values, so the
+ * tuple may be wiped once it exists; an even prime is refused.
+ */
+static void test_key_for_a_batch(void **state)
+{
+    struct key_fixture f;
+    struct comb_rsa_key *key = NULL;
+    uint8_t digest[32];
+    uint8_t ref[PROTO_BN_MAX];
+    uint8_t sig[PROTO_BN_MAX];
+    uint8_t *saved;
+    size_t sig_len = 0;
+    struct comb_rsa_req req = {
+        .op = COMB_RSA_SIGN_PKCS1, .hash = COMB_HASH_SHA256, .in = digest, .in_len = 32};
+
+    (void)state;
+    fixture_load(&f, "rsa2048.pem");
+    saved = malloc(5 * f.y_len);
+    assert_non_null(saved);
+    memcpy(saved, f.tuple, 5 * f.y_len);
+    assert_int_equal(comb_rsa_key_new(&key, f.pub, &f.crt), 0);
+    sodium_memzero(f.tuple, 5 * f.y_len);
+    for (unsigned i = 0; i < 8; i++) {
+        memset(digest, (int)i, sizeof(digest));
+        memcpy(f.tuple, saved, 5 * f.y_len);
+        assert_int_equal(comb_rsa_op(f.pub, &f.crt, &req, ref, sizeof(ref), &sig_len), 0);
+        sodium_memzero(f.tuple, 5 * f.y_len);
+        assert_int_equal(comb_rsa_key_op(key, &req, sig, sizeof(sig), &sig_len), 0);
+        assert_int_equal(sig_len, f.k);
+        assert_memory_equal(sig, ref, f.k);
+    }
+    comb_rsa_key_free(key);
+    key = NULL;
+    memcpy(f.tuple, saved, 5 * f.y_len);
+    f.tuple[f.y_len - 1] ^= 1; /* p even */
+    assert_int_equal(comb_rsa_key_new(&key, f.pub, &f.crt), SPK_ERR_KEY_MISMATCH);
+    assert_null(key);
+    sodium_memzero(saved, 5 * f.y_len);
+    free(saved);
+    fixture_free(&f);
+}
+
 static void test_pub_refuses(void **state)
 {
     struct comb_rsa_pub *pub = NULL;
@@ -634,10 +679,9 @@ static void test_pub_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all_ops),
-        cmocka_unit_test(test_unpadded_tuple),
-        cmocka_unit_test(test_pub_refuses),
-        cmocka_unit_test(test_blinding_renewal),
+        cmocka_unit_test(test_all_ops),         cmocka_unit_test(test_unpadded_tuple),
+        cmocka_unit_test(test_pub_refuses),     cmocka_unit_test(test_blinding_renewal),
+        cmocka_unit_test(test_key_for_a_batch),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
