@@ -566,26 +566,29 @@ static bool comb_batch_has_asked(const struct comb_batch *b, size_t i)
 
 /* A source not asked for this long is asked again whatever its latency, so
  * one that was slow or down once is tried again. */
-#define COMB_FANOUT_PROBE_NS (1000u * 1000u * 1000u)
+#define COMB_FANOUT_PROBE_NS (100u * 1000u * 1000u)
 
 /*
  * comb_batch_pick: the next source to ask for |b|, or SIZE_MAX. Among the
  * sources not asked yet, those whose recent latency is within twice the
- * fastest's plus 0.25 ms (or unknown, or not asked for a second) are
+ * fastest's plus 1 ms plus 4 of its mean deviations (its own noise on a
+ * loaded machine), or unknown, or not asked for 100 ms, are
  * eligible, and the one asked longest ago wins: equally fast holders take
  * turns, a slow one is left alone.
  */
 static size_t comb_batch_pick(const struct comb_ctx *c, const struct comb_batch *b, uint64_t now)
 {
-    uint64_t fastest = UINT64_MAX;
+    uint64_t fastest = UINT64_MAX, noise = 0, limit;
     size_t i, best = SIZE_MAX;
 
     for (i = 0; i < comb_batch_sources(c, b); i++) {
         if (comb_src_asked(&c->srcs[i], b->key) && !comb_batch_has_asked(b, i) &&
             c->srcs[i].lat_mean_ns < fastest) {
             fastest = c->srcs[i].lat_mean_ns;
+            noise = c->srcs[i].lat_dev_ns;
         }
     }
+    limit = fastest == UINT64_MAX ? UINT64_MAX : 2 * fastest + 4 * noise + 1000000u;
     for (i = 0; i < comb_batch_sources(c, b); i++) {
         const struct comb_src *src = &c->srcs[i];
         bool eligible;
@@ -593,8 +596,7 @@ static size_t comb_batch_pick(const struct comb_ctx *c, const struct comb_batch 
         if (!comb_src_asked(src, b->key) || comb_batch_has_asked(b, i)) {
             continue;
         }
-        eligible = src->lat_mean_ns <= 2 * fastest + 250000 ||
-                   now - src->last_asked_ns >= COMB_FANOUT_PROBE_NS;
+        eligible = src->lat_mean_ns <= limit || now - src->last_asked_ns >= COMB_FANOUT_PROBE_NS;
         if (eligible && (best == SIZE_MAX || src->last_asked_ns < c->srcs[best].last_asked_ns)) {
             best = i;
         }
