@@ -131,9 +131,12 @@ static void comb_src_note_latency(struct comb_src *src, uint64_t ns)
 {
     uint64_t diff;
 
-    if (src->lat_mean_ns == 0) {
+    if (src->lat_mean_ns == 0 || src->probing) {
+        /* A probe of a passed-over source starts its estimate afresh: one
+         * answer brings back a holder whose slow spell is over. */
         src->lat_mean_ns = ns > 0 ? ns : 1;
         src->lat_dev_ns = ns / 2;
+        src->probing = false;
         return;
     }
     diff = ns > src->lat_mean_ns ? ns - src->lat_mean_ns : src->lat_mean_ns - ns;
@@ -570,13 +573,15 @@ static bool comb_batch_has_asked(const struct comb_batch *b, size_t i)
 
 /*
  * comb_batch_pick: the next source to ask for |b|, or SIZE_MAX. Among the
- * sources not asked yet, those whose recent latency is within twice the
- * fastest's plus 1 ms plus 4 of its mean deviations (its own noise on a
- * loaded machine), or unknown, or not asked for 100 ms, are
+ * sources not asked yet, those whose recent latency is under four times the
+ * fastest's plus 5 ms plus 8 of its mean deviations (only a clearly slower
+ * holder, not one in a scheduling hiccup), or unknown, or not asked for
+ * 100 ms, are
  * eligible, and the one asked longest ago wins: equally fast holders take
- * turns, a slow one is left alone.
+ * turns, a slow one is left alone (a source picked only because it was not
+ * asked for 100 ms is a probe: see comb_src_note_latency).
  */
-static size_t comb_batch_pick(const struct comb_ctx *c, const struct comb_batch *b, uint64_t now)
+static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, uint64_t now)
 {
     uint64_t fastest = UINT64_MAX, noise = 0, limit;
     size_t i, best = SIZE_MAX;
@@ -588,7 +593,7 @@ static size_t comb_batch_pick(const struct comb_ctx *c, const struct comb_batch 
             noise = c->srcs[i].lat_dev_ns;
         }
     }
-    limit = fastest == UINT64_MAX ? UINT64_MAX : 2 * fastest + 4 * noise + 1000000u;
+    limit = fastest == UINT64_MAX ? UINT64_MAX : 4 * fastest + 8 * noise + 5000000u;
     for (i = 0; i < comb_batch_sources(c, b); i++) {
         const struct comb_src *src = &c->srcs[i];
         bool eligible;
@@ -600,6 +605,9 @@ static size_t comb_batch_pick(const struct comb_ctx *c, const struct comb_batch 
         if (eligible && (best == SIZE_MAX || src->last_asked_ns < c->srcs[best].last_asked_ns)) {
             best = i;
         }
+    }
+    if (best != SIZE_MAX && c->srcs[best].lat_mean_ns > limit) {
+        c->srcs[best].probing = true;
     }
     return best;
 }

@@ -52,6 +52,7 @@ struct comb_src {
     uint64_t lat_mean_ns;
     uint64_t lat_dev_ns;
     uint64_t last_asked_ns;
+    bool probing; /* asked though passed over: its next sample replaces the estimate */
 };
 
 enum comb_fetch_state {
