@@ -1192,11 +1192,13 @@ static void edge_reap(struct edge_loop *L)
             }
             /* A combiner that stopped cleanly (SIGTERM) answered what it had
              * in flight before it exited, but those last answers may still be
-             * on their way through ZeroMQ's I/O threads: take them for up to
-             * 200 ms before failing what is left. A rare event, so blocking
-             * the loop that long is the simpler price. */
+             * on their way through ZeroMQ's I/O threads: take them for as
+             * long as the combiner lingers to deliver them (1 s) before
+             * sending what is left to the restarted one, which may still be
+             * connecting to its holders. 200 ms lost answers on a loaded
+             * machine. A rare event, so blocking the loop is the simpler price. */
             if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-                uint64_t until = spk_now_ms() + 200;
+                uint64_t until = spk_now_ms() + 1000;
 
                 edge_client_process(L->client);
                 while (edge_client_pending(L->client) > 0 && spk_now_ms() < until) {
