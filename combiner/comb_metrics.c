@@ -1,14 +1,11 @@
 /*
  * comb_metrics.c: the `metrics HOST:PORT` endpoint of `combiner run`: the
- * server's and the serving generation's counters as Prometheus text over a
- * ZMQ_STREAM socket (plain HTTP, loopback). Nothing here sees a secret.
+ * server's and the serving generation's counters as Prometheus text, served
+ * by spk_mserver (plain HTTP, loopback). Nothing here sees a secret.
  */
 
 #include <stdio.h>
 #include <string.h>
-
-#include <sodium.h>
-#include <zmq.h>
 
 #include "base/base.h"
 #include "combiner/comb_server.h"
@@ -64,18 +61,18 @@ static void metrics_holder(void *arg, const char *name, const char *endpoint, bo
 }
 
 /*
- * metrics_render: the combiner's counters. The library's counters
+ * comb_metrics_render: the combiner's counters. The library's counters
  * and timings belong to the serving generation and start again at zero after
  * a reload (Prometheus treats that as a counter reset).
  */
-static void metrics_render(struct comb_server *s, struct spk_text *t)
+void comb_metrics_render(void *arg, struct spk_text *t)
 {
+    const struct comb_server *s = arg;
     struct comb_gen *g = s->cur;
     struct comb_stats st;
     size_t i, n;
 
     comb_stats_get(g->comb, &st);
-    spk_text_reset(t);
     spk_text_printf(t,
                     "# HELP spk_combiner_operations_total Private-key operations answered, "
                     "by result.\n# TYPE spk_combiner_operations_total counter\n"
@@ -156,100 +153,4 @@ static void metrics_render(struct comb_server *s, struct spk_text *t)
                     "spk_combiner_refused_total{what=\"op\"} %llu\n",
                     (unsigned long long)s->num_refused_peers,
                     (unsigned long long)s->num_refused_ops);
-}
-
-static void metrics_send(struct comb_server *s, const uint8_t *id, size_t id_len, const void *data,
-                         size_t len)
-{
-    if (zmq_send(s->mstream, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)id_len) {
-        (void)zmq_send(s->mstream, data, len, ZMQ_DONTWAIT);
-    }
-}
-
-/* combproc_read_metrics: ZMQ_STREAM gives [peer id][bytes]; empty bytes mean
- * a peer came or went. A complete request head is answered and the peer
- * disconnected (an empty frame to its id). */
-void comb_metrics_read(struct comb_server *s)
-{
-    uint8_t id[COMB_SERVER_ID_MAX];
-    char data[1024];
-
-    for (;;) {
-        struct comb_mslot *slot = NULL;
-        int id_len = zmq_recv(s->mstream, id, sizeof(id), ZMQ_DONTWAIT);
-        int n;
-        size_t i;
-
-        if (id_len < 0) {
-            return;
-        }
-        n = zmq_recv(s->mstream, data, sizeof(data), ZMQ_DONTWAIT);
-        if (n < 0 || (size_t)id_len > sizeof(id)) {
-            continue;
-        }
-        for (i = 0; i < COMB_SERVER_MSLOTS; i++) {
-            if (s->mslots[i].used && s->mslots[i].id_len == (size_t)id_len &&
-                sodium_memcmp(s->mslots[i].id, id, (size_t)id_len) == 0) {
-                slot = &s->mslots[i];
-                break;
-            }
-        }
-        if (n == 0) {
-            if (slot != NULL) {
-                slot->used = false; /* the peer went away */
-            }
-            continue;
-        }
-        if (slot == NULL) {
-            for (i = 0; i < COMB_SERVER_MSLOTS && s->mslots[i].used; i++) {
-            }
-            if (i == COMB_SERVER_MSLOTS) {
-                metrics_send(s, id, (size_t)id_len, "", 0); /* busy: close */
-                continue;
-            }
-            slot = &s->mslots[i];
-            memset(slot, 0, sizeof(*slot));
-            slot->used = true;
-            memcpy(slot->id, id, (size_t)id_len);
-            slot->id_len = (size_t)id_len;
-        }
-        if ((size_t)n > sizeof(data)) {
-            n = (int)sizeof(data);
-        }
-        if ((size_t)n > sizeof(slot->req) - slot->req_len) {
-            slot->used = false;
-            metrics_send(s, id, (size_t)id_len, "", 0);
-            continue;
-        }
-        memcpy(slot->req + slot->req_len, data, (size_t)n);
-        slot->req_len += (size_t)n;
-        metrics_render(s, &s->mtext);
-        if (spk_http_answer(slot->req, slot->req_len, &s->mtext, &s->mout) == 1) {
-            if (!s->mout.failed) {
-                metrics_send(s, id, (size_t)id_len, s->mout.buf, s->mout.len);
-            }
-            metrics_send(s, id, (size_t)id_len, "", 0);
-            slot->used = false;
-        }
-    }
-}
-
-int comb_metrics_open(struct comb_server *s, const char *hostport)
-{
-    char ep[COMB_CONF_ENDPOINT_MAX + 16];
-    int zero = 0;
-
-    /* ZeroMQ binds addresses, not host names. */
-    if (strncmp(hostport, "localhost:", 10) == 0) {
-        snprintf(ep, sizeof(ep), "tcp://127.0.0.1:%s", hostport + 10);
-    } else {
-        snprintf(ep, sizeof(ep), "tcp://%s", hostport);
-    }
-    s->mstream = zmq_socket(s->zctx, ZMQ_STREAM);
-    if (s->mstream == NULL || zmq_setsockopt(s->mstream, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
-        zmq_bind(s->mstream, ep) != 0) {
-        spk_log("combiner", "metrics %s: %s", hostport, zmq_strerror(zmq_errno()));
-        return SPK_ERR_IO;
-    }
-    return 0;
 }

@@ -668,7 +668,8 @@ static int server_start(struct comb_server *s, const struct comb_server_opts *o)
         return r;
     }
     if (!o->no_metrics && g->conf.metrics[0] != '\0' &&
-        (r = comb_metrics_open(s, g->conf.metrics)) != 0) {
+        (r = spk_mserver_open(&s->metrics, s->zctx, g->conf.metrics, "combiner",
+                              comb_metrics_render, s)) != 0) {
         return r;
     }
     spk_log("combiner", "serving %s (%zu key(s), %zu holder(s), %zu client(s), memory %s)",
@@ -694,11 +695,7 @@ static void server_stop(struct comb_server *s, bool clean)
     if (s->zap != NULL) {
         zmq_close(s->zap);
     }
-    if (s->mstream != NULL) {
-        zmq_close(s->mstream);
-    }
-    spk_text_free(&s->mtext);
-    spk_text_free(&s->mout);
+    spk_mserver_close(&s->metrics);
     if (s->zctx != NULL) {
         zmq_ctx_term(s->zctx);
     }
@@ -735,8 +732,8 @@ int comb_server_run(const struct comb_server_opts *o)
         items[n++] = (zmq_pollitem_t){s->router, 0, drain_deadline == 0 ? ZMQ_POLLIN : 0, 0};
         items[n++] = (zmq_pollitem_t){NULL, s->sigfd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){s->zap, 0, ZMQ_POLLIN, 0};
-        if (s->mstream != NULL) {
-            items[n++] = (zmq_pollitem_t){s->mstream, 0, ZMQ_POLLIN, 0};
+        if (s->metrics.stream != NULL) {
+            items[n++] = (zmq_pollitem_t){s->metrics.stream, 0, ZMQ_POLLIN, 0};
         }
         n += server_poll_gen(s->cur, items + n, SERVER_POLL_MAX - n, &wait);
         n += server_poll_gen(s->next, items + n, SERVER_POLL_MAX - n, &wait);
@@ -767,8 +764,8 @@ int comb_server_run(const struct comb_server_opts *o)
         if (drain_deadline == 0) {
             server_read_router(s);
         }
-        if (s->mstream != NULL) {
-            comb_metrics_read(s);
+        if (s->metrics.stream != NULL) {
+            spk_mserver_read(&s->metrics);
         }
         server_process_gen(s->cur);
         server_process_gen(s->next);

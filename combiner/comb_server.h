@@ -25,7 +25,6 @@
 #include "share-holder/share-holder.h"
 
 #define COMB_SERVER_ID_MAX 256 /* ROUTER identities are at most 255 bytes */
-#define COMB_SERVER_MSLOTS 8
 
 struct comb_server_opts {
     const char *config_path;
@@ -53,20 +52,10 @@ struct comb_gen {
     uint64_t warm_deadline_ms;
 };
 
-/* A metrics scrape over the ZMQ_STREAM socket: its peer id and request. */
-struct comb_mslot {
-    uint8_t id[COMB_SERVER_ID_MAX];
-    size_t id_len;
-    char req[1024];
-    size_t req_len;
-    bool used;
-};
-
 struct comb_server {
     void *zctx;
     void *router;
     void *zap;
-    void *mstream; /* metrics, or NULL */
     char listen[COMB_CONF_ENDPOINT_MAX];
     bool tcp;
     struct comb_gen *cur;
@@ -75,15 +64,13 @@ struct comb_server {
     int sigfd;
     uint64_t num_ok, num_failed, num_refused_ops, num_refused_peers;
     uint64_t reloads_ok, reloads_failed;
-    struct comb_mslot mslots[COMB_SERVER_MSLOTS];
-    struct spk_text mtext, mout;
-    uint8_t *frame; /* PROTO_MSG_MAX: requests and answers (wiped after use) */
+    struct spk_mserver metrics; /* stream NULL: no metrics endpoint */
+    uint8_t *frame;             /* PROTO_MSG_MAX: requests and answers (wiped after use) */
     struct proto_msg *msg;
 };
 
-/* comb_metrics_open binds the ZMQ_STREAM socket at |hostport|. 0 or SPK_ERR_IO. */
-SPK_WUR int comb_metrics_open(struct comb_server *s, const char *hostport);
-/* comb_metrics_read answers every complete scrape waiting on the socket. */
-void comb_metrics_read(struct comb_server *s);
+/* comb_metrics_render is the spk_mserver_render_fn of the combiner (|arg| is
+ * the struct comb_server). */
+void comb_metrics_render(void *arg, struct spk_text *t);
 
 #endif

@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+#include <zmq.h>
+
+#include "base/base.h"
 #include "proto/spk_metrics.h"
 
 /* Upper bounds in seconds; the last bucket is +Inf. */
@@ -175,4 +179,112 @@ bool spk_metrics_hostport_ok(const char *s)
         return true;
     }
     return inet_pton(AF_INET, host, addr) == 1 && addr[0] == 127;
+}
+
+static void mserver_send(struct spk_mserver *m, const uint8_t *id, size_t id_len, const void *data,
+                         size_t len)
+{
+    if (zmq_send(m->stream, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)id_len) {
+        (void)zmq_send(m->stream, data, len, ZMQ_DONTWAIT);
+    }
+}
+
+/* ZMQ_STREAM gives [peer id][bytes]; empty bytes mean a peer came or went.
+ * A complete request head is answered and the peer disconnected (an empty
+ * frame to its id). */
+void spk_mserver_read(struct spk_mserver *m)
+{
+    uint8_t id[SPK_MSERVER_ID_MAX];
+    char data[1024];
+
+    for (;;) {
+        struct spk_mslot *slot = NULL;
+        int id_len = zmq_recv(m->stream, id, sizeof(id), ZMQ_DONTWAIT);
+        int n;
+        size_t i;
+
+        if (id_len < 0) {
+            return;
+        }
+        n = zmq_recv(m->stream, data, sizeof(data), ZMQ_DONTWAIT);
+        if (n < 0 || (size_t)id_len > sizeof(id)) {
+            continue;
+        }
+        for (i = 0; i < SPK_MSERVER_SLOTS; i++) {
+            if (m->slots[i].used && m->slots[i].id_len == (size_t)id_len &&
+                sodium_memcmp(m->slots[i].id, id, (size_t)id_len) == 0) {
+                slot = &m->slots[i];
+                break;
+            }
+        }
+        if (n == 0) {
+            if (slot != NULL) {
+                slot->used = false; /* the peer went away */
+            }
+            continue;
+        }
+        if (slot == NULL) {
+            for (i = 0; i < SPK_MSERVER_SLOTS && m->slots[i].used; i++) {
+            }
+            if (i == SPK_MSERVER_SLOTS) {
+                mserver_send(m, id, (size_t)id_len, "", 0); /* busy: close */
+                continue;
+            }
+            slot = &m->slots[i];
+            memset(slot, 0, sizeof(*slot));
+            slot->used = true;
+            memcpy(slot->id, id, (size_t)id_len);
+            slot->id_len = (size_t)id_len;
+        }
+        if ((size_t)n > sizeof(data)) {
+            n = (int)sizeof(data);
+        }
+        if ((size_t)n > sizeof(slot->req) - slot->req_len) {
+            slot->used = false;
+            mserver_send(m, id, (size_t)id_len, "", 0);
+            continue;
+        }
+        memcpy(slot->req + slot->req_len, data, (size_t)n);
+        slot->req_len += (size_t)n;
+        spk_text_reset(&m->text);
+        m->render(m->arg, &m->text);
+        if (spk_http_answer(slot->req, slot->req_len, &m->text, &m->out) == 1) {
+            if (!m->out.failed) {
+                mserver_send(m, id, (size_t)id_len, m->out.buf, m->out.len);
+            }
+            mserver_send(m, id, (size_t)id_len, "", 0);
+            slot->used = false;
+        }
+    }
+}
+
+int spk_mserver_open(struct spk_mserver *m, void *zctx, const char *hostport, const char *who,
+                     spk_mserver_render_fn *render, void *arg)
+{
+    char ep[INET6_ADDRSTRLEN + 16];
+    int zero = 0;
+
+    m->render = render;
+    m->arg = arg;
+    if (snprintf(ep, sizeof(ep), "tcp://%s", hostport) >= (int)sizeof(ep)) {
+        spk_log(who, "metrics %s: address too long", hostport);
+        return SPK_ERR_IO;
+    }
+    m->stream = zmq_socket(zctx, ZMQ_STREAM);
+    if (m->stream == NULL || zmq_setsockopt(m->stream, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_bind(m->stream, ep) != 0) {
+        spk_log(who, "metrics %s: %s", hostport, zmq_strerror(zmq_errno()));
+        return SPK_ERR_IO;
+    }
+    return 0;
+}
+
+void spk_mserver_close(struct spk_mserver *m)
+{
+    if (m->stream != NULL) {
+        zmq_close(m->stream);
+        m->stream = NULL;
+    }
+    spk_text_free(&m->text);
+    spk_text_free(&m->out);
 }
