@@ -75,6 +75,7 @@ struct edge_config {
     struct edge_alpn listen_alpn[EDGE_LISTEN_MAX]; /* per listen line */
     char tls_max[8];                               /* "1.2" or "1.3" */
     char tls12_ciphers[EDGE_CIPHERS_MAX];          /* OpenSSL cipher list for TLS 1.2 */
+    bool tls12_rsa_key_exchange;                   /* adds the kRSA suites; else all are cut */
     char tls13_ciphersuites[EDGE_CIPHERS_MAX];     /* OpenSSL TLS 1.3 suite list */
     char tls_groups[EDGE_CIPHERS_MAX];             /* key exchange groups */
     unsigned ticket_lifetime_s;                    /* session (ticket) lifetime */

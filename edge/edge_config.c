@@ -52,7 +52,16 @@ static const char edge_help_text[] =
     "  tls-max 1.2|1.3                highest TLS version offered (1.3)\n"
     "  tls12-ciphers LIST             OpenSSL cipher list for TLS 1.2 (Mozilla's\n"
     "                                 \"intermediate\": ECDHE and DHE with AES-GCM or\n"
-    "                                 ChaCha20-Poly1305; no RSA key exchange, no CBC)\n"
+    "                                 ChaCha20-Poly1305; no RSA key exchange, no CBC);\n"
+    "                                 RSA key exchange suites are cut from any list\n"
+    "                                 unless tls12-rsa-key-exchange is yes\n"
+    "  tls12-rsa-key-exchange yes|no  add TLS 1.2 RSA key exchange with AES-GCM\n"
+    "                                 (AES128-GCM-SHA256, AES256-GCM-SHA384) for old\n"
+    "                                 clients (no). Off because it has no forward secrecy\n"
+    "                                 (whoever gets the key later reads every recorded\n"
+    "                                 session) and it makes the combiner a decryption\n"
+    "                                 oracle: any client has it decrypt RSA ciphertexts\n"
+    "                                 of its choosing (Bleichenbacher-style attacks)\n"
     "  tls13-ciphersuites LIST        TLS 1.3 suites (TLS_AES_128_GCM_SHA256:\n"
     "                                 TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256)\n"
     "  tls-groups LIST                key exchange groups (X25519:prime256v1:secp384r1)\n"
@@ -387,6 +396,10 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     if (strcmp(d, "tls12-ciphers") == 0) {
         NEED(1, 1);
         return edge_cfg_copy(ps, cfg->tls12_ciphers, sizeof(cfg->tls12_ciphers), w[1]);
+    }
+    if (strcmp(d, "tls12-rsa-key-exchange") == 0) {
+        NEED(1, 1);
+        return edge_cfg_bool(ps, &cfg->tls12_rsa_key_exchange, w[1]);
     }
     if (strcmp(d, "tls13-ciphersuites") == 0) {
         NEED(1, 1);

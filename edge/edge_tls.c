@@ -19,6 +19,7 @@ int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why, s
     int min = strcmp(cfg->tls_min, "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
     int max = strcmp(cfg->tls_max, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
     char groups[sizeof(cfg->tls_groups)];
+    char ciphers[sizeof(cfg->tls12_ciphers) + 16];
 
     if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, max) != 1) {
@@ -31,8 +32,19 @@ int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why, s
                                  SSL_OP_PRIORITIZE_CHACHA | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* RSA key exchange has no forward secrecy and lets any client have the
+     * combiner decrypt ciphertexts of its choosing (a decryption oracle): only
+     * tls12-rsa-key-exchange turns it on, whatever tls12-ciphers lists. */
     if (SSL_CTX_set_cipher_list(ctx, cfg->tls12_ciphers) != 1) {
         snprintf(why, why_len, "tls12-ciphers '%.200s': OpenSSL knows none of these",
+                 cfg->tls12_ciphers);
+        return SPK_ERR_INVALID_ARG;
+    }
+    snprintf(ciphers, sizeof(ciphers), "%s:%s", cfg->tls12_ciphers,
+             cfg->tls12_rsa_key_exchange ? "kRSA+AESGCM" : "!kRSA");
+    if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
+        snprintf(why, why_len,
+                 "tls12-ciphers '%.200s': only RSA key exchange, and tls12-rsa-key-exchange is no",
                  cfg->tls12_ciphers);
         return SPK_ERR_INVALID_ARG;
     }

@@ -72,8 +72,8 @@ lib_edge_holders
 lib_edge_origin
 lib_edge_conf m.test >edge.conf
 # TLS 1.2 RSA key exchange is off by default (no forward secrecy); the checks
-# below use it, so this configuration lists it after the ECDHE suites.
-echo "tls12-ciphers ECDHE+AESGCM:ECDHE+CHACHA20:RSA+AESGCM" >>edge.conf
+# below use it, so this configuration turns it on (after the ECDHE suites).
+echo "tls12-rsa-key-exchange yes" >>edge.conf
 lib_edge_start edge.conf
 COMB_PID=$(pgrep -P $EDGE_PID | head -1)
 check "the combiner runs as a child process" [ -n "$COMB_PID" ]

@@ -174,6 +174,16 @@ check "tls12-ciphers: another is refused" eval '! hs_ok -tls1_2 -cipher ECDHE-RS
 check "tls-groups prime256v1: X25519-only client refused" eval '! hs_ok -tls1_2 -groups X25519'
 lifetime12() { sclient $P_EDGE a.test -tls1_2 </dev/null | sed -n 's/.*lifetime hint: \([0-9]*\).*/\1/p' | head -1; }
 check "ticket-lifetime-s 600 is the ticket's lifetime hint" [ "$(lifetime12)" = 600 ]
+write_conf "tls12-ciphers ECDHE+AESGCM:RSA+AESGCM" >edge.conf
+hup
+check "tls12-ciphers naming RSA suites: still no RSA key exchange without the switch" \
+    eval '! hs_ok -tls1_2 -cipher AES128-GCM-SHA256'
+write_conf "tls12-rsa-key-exchange yes" >edge.conf
+hup
+check "tls12-rsa-key-exchange yes: RSA key exchange (AES128-GCM-SHA256) is served" \
+    hs_ok -tls1_2 -cipher AES128-GCM-SHA256
+check "tls12-rsa-key-exchange yes: ECDHE stays first" \
+    eval 'sclient $P_EDGE a.test -tls1_2 </dev/null | grep -q "^New, TLSv1.2, Cipher is ECDHE-"'
 write_conf "tls12-ciphers NOTACIPHER" >edge.conf
 hup
 check "a cipher list OpenSSL does not know is refused on reload" \
