@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/spk_metrics.h"
 #include "share-holder/share-holder.h"
 
 /* share-holder: parse argv (and --config), then sh_run. */
@@ -11,7 +12,7 @@ static void usage(FILE *f)
 {
     fputs("usage: share-holder run --key NAME.key --shares DIR --allow FILE --bind ENDPOINT\n"
           "                        --audit-log FILE|stderr [--rate N] [--burst N]\n"
-          "                        [--allow-unlocked] [--config FILE]\n"
+          "                        [--metrics HOST:PORT] [--allow-unlocked] [--config FILE]\n"
           "       share-holder check --allow FILE\n"
           "       share-holder --help\n"
           "\n"
@@ -26,6 +27,11 @@ static void usage(FILE *f)
           "                     reopened on SIGHUP (logrotate); never through a symlink\n"
           "  --rate N           share requests per second per client (default 1000)\n"
           "  --burst N          requests a client may send at once (default 2000)\n"
+          "  --metrics HOST:PORT\n"
+          "                     serve the counters (releases, refusals, rate-limited, failed\n"
+          "                     reloads, sessions) as Prometheus text over plain HTTP at\n"
+          "                     http://HOST:PORT/metrics; numeric loopback only\n"
+          "                     (127.A.B.C:PORT or [::1]:PORT)\n"
           "  --allow-unlocked   run even if memory cannot be locked (or allow-unlocked yes in\n"
           "                     --config; the environment does not count)\n"
           "  --config FILE      \"OPTION VALUE\" lines; the command line wins\n"
@@ -71,6 +77,7 @@ static int holder_main(struct sh_options *opt, int argc, char **argv)
         {"audit-log", required_argument, NULL, 'l'},
         {"rate", required_argument, NULL, 'r'},
         {"burst", required_argument, NULL, 'B'},
+        {"metrics", required_argument, NULL, 'm'},
         {"allow-unlocked", no_argument, NULL, 'U'},
         {"config", required_argument, NULL, 'c'},
         {"help", no_argument, NULL, 'h'},
@@ -123,6 +130,9 @@ static int holder_main(struct sh_options *opt, int argc, char **argv)
             opt->burst = (unsigned)v;
             opt->set_burst = true;
             break;
+        case 'm':
+            r = set_path(opt->metrics, optarg);
+            break;
         case 'U':
             opt->allow_unlocked = true;
             break;
@@ -151,6 +161,14 @@ static int holder_main(struct sh_options *opt, int argc, char **argv)
             fprintf(stderr, "share-holder: config %s\n", why);
             return 2;
         }
+    }
+    /* the endpoint is plain HTTP without authentication: loopback only */
+    if (opt->metrics[0] != '\0' && !spk_metrics_hostport_ok(opt->metrics)) {
+        fprintf(stderr,
+                "share-holder: metrics %s: must be a numeric loopback HOST:PORT "
+                "(127.A.B.C:PORT or [::1]:PORT)\n",
+                opt->metrics);
+        return 2;
     }
     return sh_run(opt);
 }

@@ -81,6 +81,8 @@ int sh_config_load(struct sh_options *opt, const char *path, char *why, size_t w
             ok = set_path(opt->bind, &value);
         } else if (proto_rd_equals(&key, "audit-log")) {
             ok = set_path(opt->audit_path, &value);
+        } else if (proto_rd_equals(&key, "metrics")) {
+            ok = set_path(opt->metrics, &value);
         } else if (proto_rd_equals(&key, "rate")) {
             ok = proto_dec_decode(&value, 1, 1000000, &num);
             if (ok && !opt->set_rate) {

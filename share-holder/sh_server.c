@@ -13,6 +13,7 @@
 #include <sodium.h>
 #include <zmq.h>
 
+#include "proto/spk_metrics.h"
 #include "share-holder/internal.h"
 #include "split/split.h"
 
@@ -51,6 +52,7 @@ struct sh_server {
     void *ctx;
     void *router;
     void *zap;
+    struct spk_mserver metrics; /* stream NULL: no --metrics */
     int sigfd;
     struct sh_audit audit;
     bool stop;
@@ -563,6 +565,57 @@ static void signals_handle(struct sh_server *s)
     }
 }
 
+/* ---- metrics -------------------------------------------------------------------- */
+
+/* metrics_render: the counters of the stop line, as Prometheus text. They
+ * count since start; a reload keeps them. */
+static void metrics_render(void *arg, struct spk_text *t)
+{
+    const struct sh_server *s = arg;
+    size_t sessions = 0;
+
+    for (size_t i = 0; i < SH_SESSIONS_MAX; i++) {
+        sessions += s->sessions.entries[i].used;
+    }
+    spk_text_printf(
+        t,
+        "# HELP spk_holder_shares_released_total Shares released (one audit line each).\n"
+        "# TYPE spk_holder_shares_released_total counter\n"
+        "spk_holder_shares_released_total %llu\n"
+        "# HELP spk_holder_requests_denied_total Share requests refused: the client may not "
+        "have the key (or no longer at all), the key is unknown, the requester key is bad.\n"
+        "# TYPE spk_holder_requests_denied_total counter\n"
+        "spk_holder_requests_denied_total %llu\n"
+        "# HELP spk_holder_requests_rate_limited_total Share requests over the client's "
+        "rate limit.\n"
+        "# TYPE spk_holder_requests_rate_limited_total counter\n"
+        "spk_holder_requests_rate_limited_total %llu\n"
+        "# HELP spk_holder_connections_refused_total CURVE handshakes the ZAP handler refused "
+        "(key or address not in the allow-list).\n"
+        "# TYPE spk_holder_connections_refused_total counter\n"
+        "spk_holder_connections_refused_total %llu\n"
+        "# HELP spk_holder_bad_frames_total Frames that did not decode as a request.\n"
+        "# TYPE spk_holder_bad_frames_total counter\n"
+        "spk_holder_bad_frames_total %llu\n"
+        "# HELP spk_holder_reload_failures_total SIGHUP reloads that kept the previous "
+        "allow-list, shares or audit log.\n"
+        "# TYPE spk_holder_reload_failures_total counter\n"
+        "spk_holder_reload_failures_total %llu\n"
+        "# HELP spk_holder_sessions Response-encryption sessions cached (of %d).\n"
+        "# TYPE spk_holder_sessions gauge\n"
+        "spk_holder_sessions %zu\n"
+        "# HELP spk_holder_shares Shares loaded.\n"
+        "# TYPE spk_holder_shares gauge\n"
+        "spk_holder_shares %zu\n"
+        "# HELP spk_holder_clients Clients in the allow-list in force.\n"
+        "# TYPE spk_holder_clients gauge\n"
+        "spk_holder_clients %zu\n",
+        (unsigned long long)s->num_released, (unsigned long long)s->num_denied,
+        (unsigned long long)s->num_rate_limited, (unsigned long long)s->num_refused,
+        (unsigned long long)s->num_bad, (unsigned long long)s->num_reload_failures, SH_SESSIONS_MAX,
+        sessions, s->store.num_shares, s->allow.num_clients);
+}
+
 /* ---- start, loop, stop ------------------------------------------------------------ */
 
 static int sockets_open(struct sh_server *s)
@@ -598,9 +651,16 @@ static int sockets_open(struct sh_server *s)
     if (zmq_getsockopt(s->router, ZMQ_LAST_ENDPOINT, endpoint, &endpoint_len) != 0) {
         (void)snprintf(endpoint, sizeof(endpoint), "%s", s->opt->bind);
     }
+    if (s->opt->metrics[0] != '\0' && spk_mserver_open(&s->metrics, s->ctx, s->opt->metrics,
+                                                       "share-holder", metrics_render, s) != 0) {
+        return SPK_ERR_IO;
+    }
     spk_log("share-holder", "holder %s serving %zu share%s to %zu client%s on %s", s->key->pub.name,
             s->store.num_shares, s->store.num_shares == 1 ? "" : "s", s->allow.num_clients,
             s->allow.num_clients == 1 ? "" : "s", endpoint);
+    if (s->metrics.stream != NULL) {
+        spk_log("share-holder", "metrics on http://%s/metrics", s->opt->metrics);
+    }
     return 0;
 }
 
@@ -699,12 +759,14 @@ static void zap_drain(struct sh_server *s)
  */
 static int server_loop(struct sh_server *s)
 {
-    struct pollfd fds[3];
+    struct pollfd fds[4];
     int router_fd = -1;
     int zap_fd = -1;
+    int metrics_fd = -1;
     size_t fd_len = sizeof(int);
     bool router_ready = true; /* read it before the first wait */
     bool zap_ready = true;
+    bool metrics_ready = true;
     int wait;
 
     if (zmq_getsockopt(s->router, ZMQ_FD, &router_fd, &fd_len) != 0 ||
@@ -713,10 +775,21 @@ static int server_loop(struct sh_server *s)
                 zmq_strerror(zmq_errno()));
         return SPK_ERR_INTERNAL;
     }
+    if (s->metrics.stream != NULL &&
+        (fd_len = sizeof(int), zmq_getsockopt(s->metrics.stream, ZMQ_FD, &metrics_fd, &fd_len)) !=
+            0) {
+        spk_log("share-holder", "cannot get the metrics socket's file descriptor: %s",
+                zmq_strerror(zmq_errno()));
+        return SPK_ERR_INTERNAL;
+    }
     while (!s->stop) {
         if (zap_ready) {
             zap_drain(s);
             zap_ready = false;
+        }
+        if (metrics_ready && s->metrics.stream != NULL) {
+            spk_mserver_read(&s->metrics); /* reads until EAGAIN, which re-arms its fd */
+            metrics_ready = false;
         }
         if (router_ready) {
             int i;
@@ -758,7 +831,9 @@ static int server_loop(struct sh_server *s)
         fds[1].events = POLLIN;
         fds[2].fd = s->sigfd;
         fds[2].events = POLLIN;
-        if (poll(fds, 3, wait) < 0) {
+        fds[3].fd = metrics_fd; /* -1 without --metrics: poll skips it */
+        fds[3].events = POLLIN;
+        if (poll(fds, 4, wait) < 0) {
             if (errno == EINTR) {
                 continue;
             }
@@ -773,6 +848,9 @@ static int server_loop(struct sh_server *s)
         }
         if (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) {
             router_ready = true;
+        }
+        if (fds[3].revents & (POLLIN | POLLERR | POLLHUP)) {
+            metrics_ready = true;
         }
     }
     /* drain: answer what has already arrived, then let the replies go */
@@ -791,6 +869,7 @@ static void server_stop(struct sh_server *s)
     if (s->zap != NULL) {
         zmq_close(s->zap);
     }
+    spk_mserver_close(&s->metrics);
     if (s->ctx != NULL) {
         zmq_ctx_term(s->ctx);
     }

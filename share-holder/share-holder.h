@@ -29,6 +29,7 @@ struct sh_options {
     char allow_path[SH_PATH_MAX]; /* allow-list */
     char bind[SH_PATH_MAX];       /* ZeroMQ endpoint, e.g. tcp://127.0.0.1:7001 */
     char audit_path[SH_PATH_MAX]; /* "" = audit lines go to stderr */
+    char metrics[SH_PATH_MAX];    /* loopback HOST:PORT of the metrics endpoint, "" = none */
     double rate;                  /* tokens per second per client */
     unsigned burst;               /* bucket size */
     bool allow_unlocked;          /* run even if memory cannot be locked */
@@ -40,7 +41,7 @@ void sh_options_init(struct sh_options *opt);
 
 /*
  * sh_config_load reads "OPTION VALUE" lines (the long option names without
- * "--": key, shares, allow, bind, audit-log, rate, burst, allow-unlocked
+ * "--": key, shares, allow, bind, audit-log, metrics, rate, burst, allow-unlocked
  * with value yes/no; '#' comments, blank lines) from |path| into |opt|,
  * leaving alone every option already set (non-empty path, set_rate,
  * set_burst), so the command line wins. 0, or SPK_ERR_* with a reason in |why|.
