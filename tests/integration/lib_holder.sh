@@ -5,6 +5,18 @@
 # stopping share-holder daemons on 127.0.0.1. Sourced, not run; the caller
 # sets SH (the share-holder binary) before starting holders.
 
+# holder_test_setup PREFIX BUILD_DIR: what test_holder*.sh start with: B (the
+# build directory), KS, SH and TC (keysplit, share-holder, sh-testclient),
+# which must be built, and the scratch directory T
+holder_test_setup() {
+    B=$(cd "$2" && pwd) || exit 1
+    KS=$B/split/keysplit
+    SH=$B/share-holder/share-holder
+    TC=$B/share-holder/sh-testclient
+    holder_need_bins "$KS" "$SH" "$TC"
+    holder_scratch "$1"
+}
+
 # holder_need_bins BIN...: exit as a failed test when one is not built
 holder_need_bins() {
     local bin

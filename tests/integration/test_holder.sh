@@ -4,15 +4,10 @@
 # Usage: test_holder.sh BUILD_DIR
 set -u
 
-B=$(cd "${1:?usage: test_holder.sh BUILD_DIR}" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-KS=$B/split/keysplit
-SH=$B/share-holder/share-holder
-TC=$B/share-holder/sh-testclient
 # shellcheck source=tests/integration/lib_holder.sh
 . "$SRC/tests/integration/lib_holder.sh"
-holder_need_bins "$KS" "$SH" "$TC"
-holder_scratch spk-holder-test
+holder_test_setup spk-holder-test "${1:?usage: test_holder.sh BUILD_DIR}"
 
 # ---- keys and splits ----------------------------------------------------------
 for n in h1 h2 h3 edge other noisy stranger; do

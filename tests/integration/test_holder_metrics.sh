@@ -7,15 +7,10 @@
 # Usage: test_holder_metrics.sh BUILD_DIR
 set -u
 
-B=$(cd "${1:?usage: test_holder_metrics.sh BUILD_DIR}" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
-KS=$B/split/keysplit
-SH=$B/share-holder/share-holder
-TC=$B/share-holder/sh-testclient
 # shellcheck source=tests/integration/lib_holder.sh
 . "$SRC/tests/integration/lib_holder.sh"
-holder_need_bins "$KS" "$SH" "$TC"
-holder_scratch spk-holder-metrics
+holder_test_setup spk-holder-metrics "${1:?usage: test_holder_metrics.sh BUILD_DIR}"
 
 for n in h1 h2 edge other stranger; do
     "$KS" keygen --name "$n" --out "$T" >/dev/null 2>&1 || bad "keygen $n"
