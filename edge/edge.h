@@ -79,6 +79,7 @@ struct edge_config {
     char tls13_ciphersuites[EDGE_CIPHERS_MAX];     /* OpenSSL TLS 1.3 suite list */
     char tls_groups[EDGE_CIPHERS_MAX];             /* key exchange groups */
     unsigned ticket_lifetime_s;                    /* session (ticket) lifetime */
+    unsigned ticket_key_rotate_s; /* no ticket-key-file: a new random key this often */
     enum edge_upstream_failure upstream_failure;
 };
 

@@ -72,10 +72,15 @@ static const char edge_help_text[] =
     "                                 32 AES-256 key; make one with `openssl rand -hex 80`),\n"
     "                                 newest first. New tickets use the first key; tickets\n"
     "                                 of any listed key resume (and are renewed). Re-read on\n"
-    "                                 SIGHUP. Without it: one random key per edge process.\n"
+    "                                 SIGHUP. Without it the edge makes its own random key\n"
+    "                                 and replaces it every ticket-key-rotate-s, keeping\n"
+    "                                 the previous one: a ticket resumes for up to two\n"
+    "                                 periods; retired keys are wiped.\n"
     "                                 Resumed sessions (TLS 1.2 and 1.3) need no key operation.\n"
     "                                 A session (id or ticket) resumes only for the server\n"
     "                                 name it was made for (RFC 6066 section 3).\n"
+    "  ticket-key-rotate-s N          without ticket-key-file: seconds between new ticket\n"
+    "                                 keys (3600; 1 to 86400, small values are for tests)\n"
     "  metrics HOST:PORT              the edge's Prometheus endpoint (GET /metrics):\n"
     "                                 handshakes, key operations, latency; a numeric\n"
     "                                 loopback address only (127.A.B.C:PORT, [::1]:PORT)\n"
@@ -117,6 +122,7 @@ static const char edge_help_text[] =
     "  metrics           spk_edge_handshakes_total{result,version,resumed},\n"
     "                    spk_edge_key_operations_total{kind,result},\n"
     "                    spk_edge_key_operation_seconds (histogram), session tickets,\n"
+    "                    spk_edge_ticket_key_rotations_total,\n"
     "                    connections, reloads, combiner restarts\n"
     "  the combiner's own metrics line: see `combiner run --help` and README\n"
     "Every failed handshake is one log line: \"handshake failed: client ADDR:PORT: reason\".\n";
@@ -146,6 +152,7 @@ void edge_config_init(struct edge_config *cfg)
              "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
     snprintf(cfg->tls_groups, sizeof(cfg->tls_groups), "%s", "X25519:prime256v1:secp384r1");
     cfg->ticket_lifetime_s = 86400;
+    cfg->ticket_key_rotate_s = 3600;
     cfg->alpn.set = true;
     cfg->alpn.len = 9;
     memcpy(cfg->alpn.wire, "\x08http/1.1", 9);
@@ -412,6 +419,10 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     if (strcmp(d, "ticket-lifetime-s") == 0) {
         NEED(1, 1);
         return edge_cfg_uint(ps, &cfg->ticket_lifetime_s, w[1], 1, 604800);
+    }
+    if (strcmp(d, "ticket-key-rotate-s") == 0) {
+        NEED(1, 1);
+        return edge_cfg_uint(ps, &cfg->ticket_key_rotate_s, w[1], 1, 86400);
     }
     if (strcmp(d, "alpn") == 0) {
         NEED(1, 1);

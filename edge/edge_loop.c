@@ -181,6 +181,8 @@ struct edge_loop {
     uint64_t comb_restarts;
     uint64_t upstream_failures;
     struct edge_tickets *tickets;
+    uint64_t ticket_rotate_at; /* 0: keys from ticket-key-file, not rotated */
+    uint64_t ticket_rotations;
     struct edge_ev metrics_ev;
     struct edge_mconn *mconns;
     size_t num_mconns;
@@ -1312,10 +1314,14 @@ static void edge_metrics_render(struct edge_loop *L, struct spk_text *t)
                     "spk_edge_session_tickets_total{event=\"other_server_name\"} %llu\n"
                     "# HELP spk_edge_ticket_keys Session ticket keys loaded.\n"
                     "# TYPE spk_edge_ticket_keys gauge\n"
-                    "spk_edge_ticket_keys %zu\n",
+                    "spk_edge_ticket_keys %zu\n"
+                    "# HELP spk_edge_ticket_key_rotations_total New random ticket keys made "
+                    "(no ticket-key-file: every ticket-key-rotate-s).\n"
+                    "# TYPE spk_edge_ticket_key_rotations_total counter\n"
+                    "spk_edge_ticket_key_rotations_total %llu\n",
                     (unsigned long long)issued, (unsigned long long)accepted,
                     (unsigned long long)unknown, (unsigned long long)edge_sni_refused_count(),
-                    edge_tickets_count(L->tickets));
+                    edge_tickets_count(L->tickets), (unsigned long long)L->ticket_rotations);
     spk_text_printf(t,
                     "# HELP spk_edge_combiner_restarts_total Times the combiner process "
                     "died and was restarted.\n"
@@ -1420,6 +1426,32 @@ static void edge_metrics_accept(struct edge_loop *L)
 
 /* ---- reload and drain ----------------------------------------------------------------- */
 
+/* edge_tickets_schedule: the edge's own keys (no ticket-key-file) are replaced
+ * every ticket-key-rotate-s; a shorter period from a reload applies at once. */
+static void edge_tickets_schedule(struct edge_loop *L)
+{
+    uint64_t next = spk_now_ms() + (uint64_t)L->cfg->ticket_key_rotate_s * 1000;
+
+    if (L->cfg->ticket_key_file[0] != '\0') {
+        L->ticket_rotate_at = 0;
+    } else if (L->ticket_rotate_at == 0 || next < L->ticket_rotate_at) {
+        L->ticket_rotate_at = next;
+    }
+}
+
+static void edge_tickets_maybe_rotate(struct edge_loop *L, uint64_t now)
+{
+    if (L->ticket_rotate_at == 0 || now < L->ticket_rotate_at) {
+        return;
+    }
+    L->ticket_rotate_at = now + (uint64_t)L->cfg->ticket_key_rotate_s * 1000;
+    if (edge_tickets_rotate(L->tickets) != 0) {
+        spk_log("edge", "ticket key rotation: no randomness; keeping the current key");
+        return;
+    }
+    L->ticket_rotations++;
+}
+
 /*
  * edge_reload: SIGHUP. The file is read again and every certificate, record
  * and the ticket keys are loaded anew; only if all of that works are they
@@ -1435,7 +1467,7 @@ static void edge_reload(struct edge_loop *L)
     struct edge_sites *sites = NULL;
     char why[4096] = "";
     size_t i;
-    bool same_listen;
+    bool same_listen, keep_own_keys;
 
     if (L->comb_pid > 0) {
         kill(L->comb_pid, SIGHUP);
@@ -1446,8 +1478,16 @@ static void edge_reload(struct edge_loop *L)
         return;
     }
     edge_config_init(cfg);
-    if (edge_config_load(cfg, L->config_path, why, sizeof(why)) != 0 ||
-        edge_tickets_load(&tickets, cfg->ticket_key_file, why, sizeof(why)) != 0 ||
+    if (edge_config_load(cfg, L->config_path, why, sizeof(why)) != 0) {
+        free(cfg);
+        L->reloads_failed++;
+        spk_log("edge", "reload failed: %s; serving the previous configuration", why);
+        return;
+    }
+    /* The edge's own keys stay: a reload does not end its clients' sessions. */
+    keep_own_keys = cfg->ticket_key_file[0] == '\0' && L->cfg->ticket_key_file[0] == '\0';
+    if ((!keep_own_keys &&
+         edge_tickets_load(&tickets, cfg->ticket_key_file, why, sizeof(why)) != 0) ||
         (sites = edge_sites_new(L, cfg, why, sizeof(why))) == NULL) {
         edge_tickets_free(tickets);
         free(cfg);
@@ -1469,17 +1509,21 @@ static void edge_reload(struct edge_loop *L)
     if (cfg->combiner_binary[0] == '\0') {
         memcpy(cfg->combiner_binary, L->cfg->combiner_binary, sizeof(cfg->combiner_binary));
     }
-    edge_tickets_use(tickets);
-    edge_tickets_free(L->tickets);
-    L->tickets = tickets;
+    if (!keep_own_keys) {
+        edge_tickets_use(tickets);
+        edge_tickets_free(L->tickets);
+        L->tickets = tickets;
+        L->ticket_rotate_at = 0;
+    }
     edge_sites_unref(L->sites);
     L->sites = sites;
     free(L->owned_cfg);
     L->owned_cfg = cfg;
     L->cfg = cfg;
+    edge_tickets_schedule(L);
     L->reloads_ok++;
     spk_log("edge", "reloaded: %zu certificate(s), %zu ticket key(s)", sites->num,
-            edge_tickets_count(tickets));
+            edge_tickets_count(L->tickets));
 }
 
 /* edge_drain_start: SIGTERM. Listeners close (new connections are refused),
@@ -1577,6 +1621,7 @@ static void edge_tick(struct edge_loop *L)
             edge_conn_close(c);
         }
     }
+    edge_tickets_maybe_rotate(L, now);
     if (L->comb_restart_at != 0 && now >= L->comb_restart_at && !L->stop) {
         L->comb_restart_at = 0;
         if (edge_combiner_start(L) != 0) {
@@ -1693,6 +1738,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         goto out;
     }
     edge_tickets_use(L->tickets);
+    edge_tickets_schedule(L);
     L->sites = edge_sites_new(L, cfg, why, sizeof(why));
     if (L->sites == NULL) {
         spk_log("edge", "%s", why);

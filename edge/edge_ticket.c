@@ -10,8 +10,11 @@
  *   with any listed key are accepted (and renewed when not the first).
  *   '#' at the start of a line is a comment. Make a key: openssl rand -hex 80
  *
- * Without a file one random key is made at start-up and kept across reloads.
- * Keys live in spk_secret_new memory; the file buffer is wiped.
+ * Without a file the edge makes its own random key and replaces it every
+ * ticket-key-rotate-s, keeping the previous one to open tickets with: a
+ * ticket resumes for at most two periods, and a key stolen from memory opens
+ * no ticket older than that. Reloads keep the set. Keys live in
+ * spk_secret_new memory; the file buffer and retired keys are wiped.
  */
 
 #include <stdio.h>
@@ -55,6 +58,18 @@ static void edge_ticket_key_set(struct edge_ticket_key *k, const uint8_t *raw)
     memcpy(k->aes, raw + EDGE_TICKET_NAME_LEN + EDGE_TICKET_HMAC_LEN, EDGE_TICKET_AES_LEN);
 }
 
+static int edge_ticket_key_random(struct edge_ticket_key *k)
+{
+    uint8_t raw[EDGE_TICKET_KEY_LEN];
+    int ok = RAND_priv_bytes(raw, sizeof(raw));
+
+    if (ok == 1) {
+        edge_ticket_key_set(k, raw);
+    }
+    sodium_memzero(raw, sizeof(raw));
+    return ok == 1 ? 0 : SPK_ERR_CRYPTO;
+}
+
 int edge_tickets_load(struct edge_tickets **out, const char *path, char *why, size_t why_len)
 {
     struct edge_tickets *t = NULL;
@@ -75,14 +90,12 @@ int edge_tickets_load(struct edge_tickets **out, const char *path, char *why, si
         return SPK_ERR_NOMEM;
     }
     if (path == NULL || path[0] == '\0') {
-        if (RAND_priv_bytes(raw, sizeof(raw)) != 1) {
+        if (edge_ticket_key_random(&t->keys[0]) != 0) {
             spk_secret_free(t);
             snprintf(why, why_len, "ticket keys: no randomness");
             return SPK_ERR_CRYPTO;
         }
-        edge_ticket_key_set(&t->keys[0], raw);
         t->num = 1;
-        sodium_memzero(raw, sizeof(raw));
         *out = t;
         return 0;
     }
@@ -143,6 +156,22 @@ out:
         spk_secret_free(t);
     }
     return r;
+}
+
+int edge_tickets_rotate(struct edge_tickets *t)
+{
+    struct edge_ticket_key fresh;
+
+    if (edge_ticket_key_random(&fresh) != 0) {
+        return SPK_ERR_CRYPTO;
+    }
+    /* Only the newest and the one before it stay: older ones are wiped. */
+    memcpy(&t->keys[1], &t->keys[0], sizeof(t->keys[0]));
+    memcpy(&t->keys[0], &fresh, sizeof(fresh));
+    sodium_memzero(&t->keys[2], sizeof(t->keys) - 2 * sizeof(t->keys[0]));
+    sodium_memzero(&fresh, sizeof(fresh));
+    t->num = 2;
+    return 0;
 }
 
 void edge_tickets_free(struct edge_tickets *t)

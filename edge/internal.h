@@ -114,6 +114,12 @@ struct edge_tickets;
  */
 SPK_WUR int edge_tickets_load(struct edge_tickets **out, const char *path, char *why,
                               size_t why_len);
+/*
+ * edge_tickets_rotate: a new random key seals from now on, the newest one
+ * before it still opens, any older one is wiped. For the edge's own keys
+ * (no ticket-key-file). 0, or SPK_ERR_CRYPTO with the set unchanged.
+ */
+SPK_WUR int edge_tickets_rotate(struct edge_tickets *t);
 void edge_tickets_free(struct edge_tickets *t);
 size_t edge_tickets_count(const struct edge_tickets *t);
 /* edge_tickets_use: the set the ticket callback seals and opens with. */
