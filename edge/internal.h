@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 #include <openssl/ssl.h>
 
@@ -154,7 +156,7 @@ SPK_WUR int edge_sni_install(SSL_CTX *ctx);
 /* edge_sni_refused_count: tickets that opened but were for another name. */
 uint64_t edge_sni_refused_count(void);
 
-/* edge_conn_session_context (edge_loop.c): the session id context of the
+/* edge_conn_session_context (edge_site.c): the session id context of the
  * connection of |ssl|, set from its ClientHello; NULL before that. */
 const uint8_t *edge_conn_session_context(const SSL *ssl);
 
@@ -188,7 +190,7 @@ void edge_ocsp_cleanup(struct edge_ocsp *o);
  * that ask. 0 or SPK_ERR_CRYPTO. */
 SPK_WUR int edge_ocsp_install(SSL_CTX *ctx, const struct edge_ocsp *o);
 
-/* ---- metrics (proto/spk_metrics.h and edge_loop.c) ------------------------  */
+/* ---- metrics (proto/spk_metrics.h and edge_metrics.c) ----------------------  */
 
 /* Private-key operations as the TLS process saw them (edge_client.c). */
 enum edge_op_result {
@@ -206,6 +208,180 @@ struct edge_keyop_stats {
 
 /* edge_client_stats copies the counters of |c|. */
 void edge_client_stats(const struct edge_client *c, struct edge_keyop_stats *out);
+
+/* ---- the event loop and its parts ------------------------------------------
+ * edge_loop.c: set-up, reload, drain and the loop; edge_site.c: certificates
+ * and SNI; edge_conn.c: one client connection; edge_child.c: the combiner
+ * process; edge_metrics.c: the metrics endpoint. */
+
+#define EDGE_BUF_LEN (64 * 1024)
+#define EDGE_ASYNC_FDS_MAX 4
+#define EDGE_EVENTS_MAX 256
+#define EDGE_NAMES_MAX 64
+#define EDGE_TICK_MS 100
+
+enum edge_ev_kind {
+    EDGE_EV_LISTEN = 1,
+    EDGE_EV_CLIENT,
+    EDGE_EV_UPSTREAM,
+    EDGE_EV_ASYNC,
+    EDGE_EV_COMBINER,
+    EDGE_EV_SIGNAL,
+    EDGE_EV_METRICS_LISTEN,
+    EDGE_EV_METRICS,
+};
+
+struct edge_ev {
+    enum edge_ev_kind kind;
+    int fd;
+    uint32_t events; /* what epoll watches now; 0 = not registered */
+    void *ptr;
+};
+
+struct edge_site {
+    SSL_CTX *ctx;
+    EVP_PKEY *key; /* provider key: n, e, key id */
+    char names[EDGE_NAMES_MAX][256];
+    size_t num_names;
+    struct sockaddr_storage up_addr;
+    socklen_t up_len;
+    char upstream[EDGE_HOSTPORT_MAX];
+    struct edge_alpn alpn; /* the certificate's own `alpn` (if set) */
+    struct edge_ocsp ocsp;
+};
+
+/*
+ * struct edge_sites: the certificates of one configuration. SIGHUP makes a
+ * new set; connections keep the set they were accepted with (a reference
+ * each) and the old set is freed when the last of them closes.
+ */
+struct edge_sites {
+    size_t refs;
+    size_t num;
+    struct edge_site *v;
+};
+
+/* One scrape of the metrics endpoint: read the request head, write the
+ * answer, close. */
+struct edge_mconn {
+    struct edge_mconn *prev, *next;
+    struct edge_ev ev;
+    char req[2048];
+    size_t req_len;
+    struct spk_text out;
+    size_t off;
+    bool answering;
+    uint64_t deadline_ms;
+};
+
+#define EDGE_MCONN_MAX 16
+
+/* Handshake counters: [0] ok, [1] failed; version [0] 1.2, [1] 1.3, [2] other. */
+#define EDGE_VER_NUM 3
+
+enum edge_conn_state {
+    EDGE_CONN_HANDSHAKE = 1,
+    EDGE_CONN_CONNECTING,
+    EDGE_CONN_RELAY,
+};
+
+struct edge_conn {
+    struct edge_loop *loop;
+    struct edge_conn *prev, *next;
+    enum edge_conn_state state;
+    size_t listen_index; /* which listen line accepted it */
+    struct edge_ev cev;  /* client socket */
+    struct edge_ev uev;  /* upstream socket (fd -1 until connecting) */
+    struct edge_ev aev[EDGE_ASYNC_FDS_MAX];
+    size_t num_aev;
+    bool paused; /* an ASYNC job of this SSL waits; the client socket is masked */
+    SSL *ssl;
+    struct edge_sites *sites; /* referenced */
+    struct edge_site *site;
+    bool sni_matched;                  /* the client's name picked |site| */
+    bool sid_ctx_set;                  /* sid_ctx holds the name's context */
+    uint8_t sid_ctx[EDGE_SNI_CTX_LEN]; /* sessions are bound to the name */
+    uint64_t deadline_ms;
+    struct sockaddr_storage peer, local;
+    /* relay */
+    uint8_t *c2u;
+    size_t c2u_len, c2u_off;
+    size_t c2u_used; /* bytes of c2u ever written: all that needs wiping */
+    uint8_t *u2c;
+    size_t u2c_len, u2c_off;
+    size_t u2c_used;
+    bool client_eof, upstream_eof, up_shut, tls_shut;
+    bool up_failed; /* no origin: what the client sends is dropped */
+    bool want_c_in, want_c_out, want_u_in, want_u_out;
+    bool dead; /* closed; freed after the current batch of events */
+};
+
+struct edge_loop {
+    const struct edge_config *cfg;
+    struct edge_config *owned_cfg; /* cfg after a reload */
+    const char *config_path;
+    const char *self_path;
+    int epfd;
+    struct edge_ev listen_ev[EDGE_LISTEN_MAX];
+    size_t num_listen;
+    bool listening;
+    struct edge_ev comb_ev;
+    struct edge_ev sig_ev;
+    void *zctx;
+    struct edge_client *client;
+    struct edge_sites *sites; /* the serving set (one reference) */
+    struct edge_conn *conns;
+    size_t num_conns;
+    struct edge_conn *dead; /* closed in this batch, linked through next */
+    bool stop;
+    uint64_t drain_deadline; /* != 0: SIGTERM came, finishing open connections */
+    uint64_t reloads_ok, reloads_failed;
+    pid_t comb_pid;
+    uint64_t comb_restart_at; /* 0 = not waiting to restart */
+    unsigned comb_backoff_ms;
+    uint64_t comb_started_at;
+    uint64_t last_tick;
+    uint64_t num_accepted, num_handshakes, num_failed_handshakes;
+    uint64_t hs[2][EDGE_VER_NUM][2]; /* [failed][version][resumed] */
+    uint64_t hs_timeouts;
+    uint64_t comb_restarts;
+    uint64_t upstream_failures;
+    struct edge_tickets *tickets;
+    uint64_t ticket_rotate_at; /* 0: keys from ticket-key-file, not rotated */
+    uint64_t ticket_rotations;
+    struct edge_ev metrics_ev;
+    struct edge_mconn *mconns;
+    size_t num_mconns;
+    struct spk_text mtext;
+};
+
+/* edge_ev_set (edge_loop.c) makes epoll watch |events| on |ev| (0: none). */
+void edge_ev_set(struct edge_loop *L, struct edge_ev *ev, uint32_t events);
+
+/* edge_site.c */
+int edge_resolve(struct sockaddr_storage *out, socklen_t *out_len, const char *hostport,
+                 bool passive);
+struct edge_sites *edge_sites_new(struct edge_loop *L, const struct edge_config *cfg, char *why,
+                                  size_t why_len);
+void edge_sites_unref(struct edge_sites *S);
+
+/* edge_conn.c */
+extern const char *const edge_ver_names[EDGE_VER_NUM];
+void edge_accept(struct edge_loop *L, struct edge_ev *lev);
+void edge_conn_run(struct edge_conn *c);
+void edge_conn_close(struct edge_conn *c);
+void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *reason);
+void edge_async_unwatch(struct edge_loop *L, struct edge_conn *c);
+bool edge_conn_upstream_failed(struct edge_conn *c);
+
+/* edge_child.c */
+int edge_combiner_start(struct edge_loop *L);
+void edge_reap(struct edge_loop *L);
+
+/* edge_metrics.c */
+void edge_metrics_accept(struct edge_loop *L);
+void edge_mconn_run(struct edge_loop *L, struct edge_mconn *m);
+void edge_mconn_free(struct edge_loop *L, struct edge_mconn *m);
 
 /* ---- edge check (edge_check.c) ----------------------------------------------- */
 
