@@ -1,8 +1,10 @@
 /*
- * edge_metrics.c: Prometheus text exposition helpers shared by the edge's TLS
- * process and its combiner process: fixed-bucket latency histograms, a
- * growing text buffer, and the HTTP answer around it. Nothing here sees a
- * secret; labels come from the configuration (holder names) or constants.
+ * spk_metrics.c: Prometheus text exposition helpers shared by the edge's TLS
+ * process, the combiner and the share-holder: fixed-bucket latency
+ * histograms, a growing text buffer, the HTTP answer around it, and the
+ * ZMQ_STREAM endpoint the combiner and the share-holder serve it on. Nothing
+ * here sees a secret; labels come from the configuration (holder names) or
+ * constants.
  */
 
 #include <arpa/inet.h>
