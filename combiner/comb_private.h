@@ -3,7 +3,8 @@
 
 /*
  * combiner/comb_private.h: the combiner's own structures, shared by
- * comb_core.c (batches and their fetches, reconstruction), comb_source.c
+ * comb_core.c (the context and its API), comb_batch.c (batches and their
+ * fetches, reconstruction), comb_key.c, comb_source.c
  * (share slots, the source table, the local share; it sees no batch),
  * comb_stats.c and comb_alg.c. Nothing here is API.
  *
@@ -191,7 +192,25 @@ void comb_slots_free(struct comb_ctx *c);
 /* The local share's built-in source (comb_source.c). */
 extern const struct comb_source_ops comb_local_source_ops;
 
-/* comb_key_find: the key with |key_id|, or NULL. */
+/* Batches (comb_batch.c), driven by comb_core.c. */
+void comb_op_free(struct comb_op *op);
+struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *key,
+                                  const struct comb_op *first);
+void comb_batch_unlink(struct comb_ctx *c, struct comb_batch *b);
+void comb_batch_free(struct comb_ctx *c, struct comb_batch *b);
+__attribute__((format(printf, 3, 4))) void comb_batch_note(struct comb_batch *b, const char *name,
+                                                           const char *fmt, ...);
+int comb_batch_start(struct comb_ctx *c, struct comb_batch *b);
+void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
+void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b);
+void comb_batch_run(struct comb_ctx *c, struct comb_batch *b);
+void comb_batch_fail(struct comb_ctx *c, struct comb_batch *b, int status, const char *detail);
+void comb_batch_fail_threshold(struct comb_ctx *c, struct comb_batch *b, const char *why);
+
+/* comb_hex (comb_key.c) writes |n| bytes of |p| as hex into |out|. */
+void comb_hex(char *out, size_t cap, const uint8_t *p, size_t n);
+
+/* comb_key_find (comb_key.c): the key with |key_id|, or NULL. */
 struct comb_key *comb_key_find(const struct comb_ctx *c, const uint8_t key_id[PROTO_KEY_ID_LEN]);
 
 #endif
