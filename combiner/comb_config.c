@@ -1,10 +1,8 @@
 /*
  * comb_config.c: the combiner's configuration file (proto/PROTOCOL.md
- * section 8): parsing through the bounded reader, loading the holder public
- * keys it names, and building a combiner with its keys, local shares and one
- * remote source per holder.
+ * section 8): parsing through the bounded reader and loading the holder
+ * public keys it names. comb_conf_open.c builds a combiner from it.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <pwd.h>
 #include <stdarg.h>
@@ -16,6 +14,7 @@
 #include <sodium.h>
 
 #include "combiner/comb_config.h"
+#include "combiner/comb_private.h"
 #include "proto/spk_metrics.h"
 #include "split/split.h"
 
@@ -24,8 +23,8 @@
 #define CONF_MAX_PENDING_MAX 1000000
 #define CONF_MAX_BATCH_MAX 64
 
-__attribute__((format(printf, 3, 4))) static void conf_why(char *why, size_t why_len,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) void comb_conf_why(char *why, size_t why_len, const char *fmt,
+                                                         ...)
 {
     va_list ap;
 
@@ -109,8 +108,8 @@ static int conf_path(struct conf_parser *p, const struct proto_rd *word,
     int n;
 
     if (!conf_word_str(word, path, sizeof(path))) {
-        conf_why(p->why, p->why_len, "line %u: path longer than %d bytes", p->line_no,
-                 COMB_CONF_PATH_MAX - 1);
+        comb_conf_why(p->why, p->why_len, "line %u: path longer than %d bytes", p->line_no,
+                      COMB_CONF_PATH_MAX - 1);
         return SPK_ERR_MALFORMED;
     }
     if (path[0] == '/' || p->base_dir == NULL || p->base_dir[0] == '\0') {
@@ -119,15 +118,15 @@ static int conf_path(struct conf_parser *p, const struct proto_rd *word,
         n = snprintf(out, COMB_CONF_PATH_MAX, "%s/%s", p->base_dir, path);
     }
     if (n < 0 || (size_t)n >= COMB_CONF_PATH_MAX) {
-        conf_why(p->why, p->why_len, "line %u: path longer than %d bytes", p->line_no,
-                 COMB_CONF_PATH_MAX - 1);
+        comb_conf_why(p->why, p->why_len, "line %u: path longer than %d bytes", p->line_no,
+                      COMB_CONF_PATH_MAX - 1);
         return SPK_ERR_MALFORMED;
     }
     return 0;
 }
 
-/* conf_cap: the capacity an array of |num| elements has (grown by doubling). */
-static size_t conf_cap(size_t num)
+/* comb_conf_cap: the capacity an array of |num| elements has (grown by doubling). */
+size_t comb_conf_cap(size_t num)
 {
     size_t cap = 4;
 
@@ -143,13 +142,13 @@ static int conf_grow(struct conf_parser *p, void **arr, size_t num, size_t elem,
     void *n;
 
     if (num >= COMB_CONF_ENTRIES_MAX) {
-        conf_why(p->why, p->why_len, "line %u: more than %d %s lines", p->line_no,
-                 COMB_CONF_ENTRIES_MAX, what);
+        comb_conf_why(p->why, p->why_len, "line %u: more than %d %s lines", p->line_no,
+                      COMB_CONF_ENTRIES_MAX, what);
         return SPK_ERR_MALFORMED;
     }
-    if (*arr == NULL || num == conf_cap(num)) {
-        if ((n = OPENSSL_realloc(*arr, conf_cap(num + 1) * elem)) == NULL) {
-            conf_why(p->why, p->why_len, "out of memory");
+    if (*arr == NULL || num == comb_conf_cap(num)) {
+        if ((n = OPENSSL_realloc(*arr, comb_conf_cap(num + 1) * elem)) == NULL) {
+            comb_conf_why(p->why, p->why_len, "out of memory");
             return SPK_ERR_NOMEM;
         }
         *arr = n;
@@ -171,8 +170,8 @@ static int conf_holder(struct conf_parser *p, const struct proto_rd *words, size
     int r;
 
     if (num_words != 3) {
-        conf_why(p->why, p->why_len, "line %u: 'holder' takes NAME ENDPOINT PUBLIC-KEY",
-                 p->line_no);
+        comb_conf_why(p->why, p->why_len, "line %u: 'holder' takes NAME ENDPOINT PUBLIC-KEY",
+                      p->line_no);
         return SPK_ERR_MALFORMED;
     }
     if ((r = conf_grow(p, (void **)&out->holders, out->num_holders, sizeof(*out->holders),
@@ -181,22 +180,25 @@ static int conf_holder(struct conf_parser *p, const struct proto_rd *words, size
     }
     h = &out->holders[out->num_holders];
     if (!proto_name_copy(&words[0], h->name)) {
-        conf_why(p->why, p->why_len,
-                 "line %u: holder name must be 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
-                 p->line_no, PROTO_NAME_MAX);
+        comb_conf_why(
+            p->why, p->why_len,
+            "line %u: holder name must be 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
+            p->line_no, PROTO_NAME_MAX);
         return SPK_ERR_MALFORMED;
     }
     for (size_t i = 0; i < out->num_holders; i++) {
         if (strcmp(out->holders[i].name, h->name) == 0) {
-            conf_why(p->why, p->why_len, "line %u: holder '%s' given twice", p->line_no, h->name);
+            comb_conf_why(p->why, p->why_len, "line %u: holder '%s' given twice", p->line_no,
+                          h->name);
             return SPK_ERR_MALFORMED;
         }
     }
     if (!conf_word_str(&words[1], h->endpoint, sizeof(h->endpoint)) ||
         !conf_endpoint_ok(h->endpoint)) {
-        conf_why(p->why, p->why_len,
-                 "line %u: holder endpoint must be tcp://, ipc:// or inproc://, under %d bytes",
-                 p->line_no, COMB_CONF_ENDPOINT_MAX);
+        comb_conf_why(
+            p->why, p->why_len,
+            "line %u: holder endpoint must be tcp://, ipc:// or inproc://, under %d bytes",
+            p->line_no, COMB_CONF_ENDPOINT_MAX);
         return SPK_ERR_MALFORMED;
     }
     /* Exactly 40 characters that decode as Z85: the key itself; else a NAME.pub path. */
@@ -215,12 +217,12 @@ static int conf_once_str(struct conf_parser *p, const struct proto_rd *words, si
                          const char *option, bool *seen, char *out, size_t cap)
 {
     if (*seen) {
-        conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
+        comb_conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
         return SPK_ERR_MALFORMED;
     }
     if (num_words != 1 || !conf_word_str(&words[0], out, cap) || out[0] == '\0') {
-        conf_why(p->why, p->why_len, "line %u: '%s' takes one word under %zu bytes", p->line_no,
-                 option, cap);
+        comb_conf_why(p->why, p->why_len, "line %u: '%s' takes one word under %zu bytes",
+                      p->line_no, option, cap);
         return SPK_ERR_MALFORMED;
     }
     *seen = true;
@@ -276,8 +278,8 @@ static int conf_client(struct conf_parser *p, const struct proto_rd *words, size
 
     if ((num_words != 4 || !proto_rd_equals(&words[1], "uid")) &&
         (num_words != 3 || !proto_rd_equals(&words[1], "curve"))) {
-        conf_why(p->why, p->why_len, "line %u: 'client' takes NAME uid USER OPS or NAME curve OPS",
-                 p->line_no);
+        comb_conf_why(p->why, p->why_len,
+                      "line %u: 'client' takes NAME uid USER OPS or NAME curve OPS", p->line_no);
         return SPK_ERR_MALFORMED;
     }
     if ((r = conf_grow(p, (void **)&out->clients, out->num_clients, sizeof(*out->clients),
@@ -286,13 +288,14 @@ static int conf_client(struct conf_parser *p, const struct proto_rd *words, size
     }
     cl = &out->clients[out->num_clients];
     if (!proto_name_copy(&words[0], cl->name)) {
-        conf_why(p->why, p->why_len,
-                 "line %u: client name must be 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
-                 p->line_no, PROTO_NAME_MAX);
+        comb_conf_why(
+            p->why, p->why_len,
+            "line %u: client name must be 1-%d of A-Z a-z 0-9 . _ - not starting with '.'",
+            p->line_no, PROTO_NAME_MAX);
         return SPK_ERR_MALFORMED;
     }
     if (comb_conf_find_client(out, cl->name) != NULL) {
-        conf_why(p->why, p->why_len, "line %u: client '%s' given twice", p->line_no, cl->name);
+        comb_conf_why(p->why, p->why_len, "line %u: client '%s' given twice", p->line_no, cl->name);
         return SPK_ERR_MALFORMED;
     }
     cl->by_uid = num_words == 4;
@@ -303,17 +306,17 @@ static int conf_client(struct conf_parser *p, const struct proto_rd *words, size
         if (proto_dec_decode(&w, 0, UINT32_MAX - 1, &uid)) {
             cl->uid = uid;
         } else if (!proto_name_copy(&words[2], cl->user)) {
-            conf_why(p->why, p->why_len, "line %u: uid must be a number or a user name",
-                     p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: uid must be a number or a user name",
+                          p->line_no);
             return SPK_ERR_MALFORMED;
         }
     }
     ops = &words[num_words - 1];
     if (!conf_ops(ops, &cl->ops)) {
-        conf_why(p->why, p->why_len,
-                 "line %u: OPS is a comma-separated list of tls, sign and operation names "
-                 "(decrypt-raw, decrypt-pkcs1, sign-pss-sha256, ...)",
-                 p->line_no);
+        comb_conf_why(p->why, p->why_len,
+                      "line %u: OPS is a comma-separated list of tls, sign and operation names "
+                      "(decrypt-raw, decrypt-pkcs1, sign-pss-sha256, ...)",
+                      p->line_no);
         return SPK_ERR_MALFORMED;
     }
     out->num_clients++;
@@ -324,12 +327,12 @@ static int conf_yes_no(struct conf_parser *p, const struct proto_rd *words, size
                        const char *option, bool *seen, bool *out)
 {
     if (*seen) {
-        conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
+        comb_conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
         return SPK_ERR_MALFORMED;
     }
     if (num_words != 1 ||
         (!proto_rd_equals(&words[0], "yes") && !proto_rd_equals(&words[0], "no"))) {
-        conf_why(p->why, p->why_len, "line %u: '%s' takes yes or no", p->line_no, option);
+        comb_conf_why(p->why, p->why_len, "line %u: '%s' takes yes or no", p->line_no, option);
         return SPK_ERR_MALFORMED;
     }
     *seen = true;
@@ -343,12 +346,12 @@ static int conf_number(struct conf_parser *p, const struct proto_rd *words, size
     uint32_t v;
 
     if (*seen) {
-        conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
+        comb_conf_why(p->why, p->why_len, "line %u: '%s' given twice", p->line_no, option);
         return SPK_ERR_MALFORMED;
     }
     if (num_words != 1 || !proto_dec_decode(&words[0], min, max, &v)) {
-        conf_why(p->why, p->why_len, "line %u: '%s' takes a number from %u to %u", p->line_no,
-                 option, (unsigned)min, (unsigned)max);
+        comb_conf_why(p->why, p->why_len, "line %u: '%s' takes a number from %u to %u", p->line_no,
+                      option, (unsigned)min, (unsigned)max);
         return SPK_ERR_MALFORMED;
     }
     *seen = true;
@@ -362,7 +365,7 @@ static int conf_path_list(struct conf_parser *p, const struct proto_rd *words, s
     int r;
 
     if (num_words != 1) {
-        conf_why(p->why, p->why_len, "line %u: '%s' takes one path", p->line_no, option);
+        comb_conf_why(p->why, p->why_len, "line %u: '%s' takes one path", p->line_no, option);
         return SPK_ERR_MALFORMED;
     }
     if ((r = conf_grow(p, (void **)arr, *num, sizeof(**arr), option)) != 0) {
@@ -399,11 +402,11 @@ static int conf_extra(struct conf_parser *p, const struct proto_rd *option,
         return 0;
     }
     if (r == SPK_ERR_UNSUPPORTED) {
-        conf_why(p->why, p->why_len, "line %u: unknown option '%s'", p->line_no, opt);
+        comb_conf_why(p->why, p->why_len, "line %u: unknown option '%s'", p->line_no, opt);
         return SPK_ERR_MALFORMED;
     }
-    conf_why(p->why, p->why_len, "line %u: %s: %s", p->line_no, opt,
-             reason[0] != '\0' ? reason : spk_strerror(r));
+    comb_conf_why(p->why, p->why_len, "line %u: %s: %s", p->line_no, opt,
+                  reason[0] != '\0' ? reason : spk_strerror(r));
     return r;
 }
 
@@ -420,39 +423,40 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
 
         if (!proto_rd_word(&line, &magic) || !proto_rd_equals(&magic, COMB_CONF_MAGIC) ||
             !proto_dec_decode(&line, 0, UINT32_MAX, &version)) {
-            conf_why(p->why, p->why_len, "line %u: expected '%s %d' (not a combiner config file?)",
-                     p->line_no, COMB_CONF_MAGIC, COMB_CONF_VERSION);
+            comb_conf_why(p->why, p->why_len,
+                          "line %u: expected '%s %d' (not a combiner config file?)", p->line_no,
+                          COMB_CONF_MAGIC, COMB_CONF_VERSION);
             return SPK_ERR_MALFORMED;
         }
         if (version != COMB_CONF_VERSION) {
-            conf_why(p->why, p->why_len,
-                     "line %u: version %u of the format; this build reads version %d", p->line_no,
-                     (unsigned)version, COMB_CONF_VERSION);
+            comb_conf_why(p->why, p->why_len,
+                          "line %u: version %u of the format; this build reads version %d",
+                          p->line_no, (unsigned)version, COMB_CONF_VERSION);
             return SPK_ERR_VERSION;
         }
         p->seen_magic = true;
         return 0;
     }
     if (!proto_rd_word(&line, &option)) {
-        conf_why(p->why, p->why_len, "line %u: leading space", p->line_no);
+        comb_conf_why(p->why, p->why_len, "line %u: leading space", p->line_no);
         return SPK_ERR_MALFORMED;
     }
     rest = line;
     while (proto_rd_len(&line) > 0) {
         if (num_words == CONF_WORDS_MAX || !proto_rd_word(&line, &words[num_words])) {
-            conf_why(p->why, p->why_len, "line %u: too many words or two spaces in a row",
-                     p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: too many words or two spaces in a row",
+                          p->line_no);
             return SPK_ERR_MALFORMED;
         }
         num_words++;
     }
     if (proto_rd_equals(&option, "key")) {
         if (p->seen_key) {
-            conf_why(p->why, p->why_len, "line %u: 'key' given twice", p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: 'key' given twice", p->line_no);
             return SPK_ERR_MALFORMED;
         }
         if (num_words != 1) {
-            conf_why(p->why, p->why_len, "line %u: 'key' takes one path", p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: 'key' takes one path", p->line_no);
             return SPK_ERR_MALFORMED;
         }
         p->seen_key = true;
@@ -485,7 +489,8 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
         char v[8];
         int r = conf_once_str(p, words, num_words, "holder-fanout", &p->seen_fanout, v, sizeof(v));
         if (r == 0 && strcmp(v, "needed") != 0 && strcmp(v, "all") != 0) {
-            conf_why(p->why, p->why_len, "line %u: 'holder-fanout' is needed or all", p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: 'holder-fanout' is needed or all",
+                          p->line_no);
             r = SPK_ERR_MALFORMED;
         }
         out->fanout_all = r == 0 && strcmp(v, "all") == 0;
@@ -500,7 +505,8 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
                               sizeof(out->listen));
         if (r == 0 && strncmp(out->listen, "tcp://", 6) != 0 &&
             strncmp(out->listen, "ipc://", 6) != 0) {
-            conf_why(p->why, p->why_len, "line %u: listen must be ipc:// or tcp://", p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: listen must be ipc:// or tcp://",
+                          p->line_no);
             return SPK_ERR_MALFORMED;
         }
         return r;
@@ -510,10 +516,11 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
                               sizeof(out->metrics));
         /* Plain HTTP: loopback only. */
         if (r == 0 && !spk_metrics_hostport_ok(out->metrics)) {
-            conf_why(p->why, p->why_len,
-                     "line %u: metrics must be a numeric loopback HOST:PORT (127.A.B.C:PORT or "
-                     "[::1]:PORT)",
-                     p->line_no);
+            comb_conf_why(
+                p->why, p->why_len,
+                "line %u: metrics must be a numeric loopback HOST:PORT (127.A.B.C:PORT or "
+                "[::1]:PORT)",
+                p->line_no);
             return SPK_ERR_MALFORMED;
         }
         return r;
@@ -524,7 +531,7 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
     }
     if (proto_rd_equals(&option, "allow")) {
         if (p->seen_allow || num_words != 1) {
-            conf_why(p->why, p->why_len, "line %u: 'allow' takes one path, once", p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: 'allow' takes one path, once", p->line_no);
             return SPK_ERR_MALFORMED;
         }
         p->seen_allow = true;
@@ -532,8 +539,8 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
     }
     if (proto_rd_equals(&option, "socket-group")) {
         if (p->seen_group || num_words != 1 || !proto_name_copy(&words[0], out->socket_group)) {
-            conf_why(p->why, p->why_len, "line %u: 'socket-group' takes one group name, once",
-                     p->line_no);
+            comb_conf_why(p->why, p->why_len, "line %u: 'socket-group' takes one group name, once",
+                          p->line_no);
             return SPK_ERR_MALFORMED;
         }
         p->seen_group = true;
@@ -574,10 +581,10 @@ int comb_conf_parse(struct comb_conf *out, const uint8_t *in, size_t in_len, con
     p.extra_arg = extra_arg;
     p.why = why;
     p.why_len = why_len;
-    conf_why(why, why_len, "%s", "");
+    comb_conf_why(why, why_len, "%s", "");
     out->timeout_ms = COMB_CONF_TIMEOUT_DEFAULT;
     if (in_len > PROTO_FILE_MAX) {
-        conf_why(why, why_len, "larger than %d bytes", PROTO_FILE_MAX);
+        comb_conf_why(why, why_len, "larger than %d bytes", PROTO_FILE_MAX);
         goto out;
     }
     proto_rd_init(&rd, in, in_len);
@@ -592,13 +599,14 @@ int comb_conf_parse(struct comb_conf *out, const uint8_t *in, size_t in_len, con
             proto_rd_init(&rd, NULL, 0);
         }
         if (proto_rd_len(&line) > CONF_LINE_MAX) {
-            conf_why(why, why_len, "line %u: longer than %d bytes", p.line_no, CONF_LINE_MAX);
+            comb_conf_why(why, why_len, "line %u: longer than %d bytes", p.line_no, CONF_LINE_MAX);
             goto out;
         }
         if (!conf_chars_ok(&line)) {
-            conf_why(why, why_len,
-                     "line %u: a byte that is not printable ASCII or space, or a trailing space",
-                     p.line_no);
+            comb_conf_why(
+                why, why_len,
+                "line %u: a byte that is not printable ASCII or space, or a trailing space",
+                p.line_no);
             goto out;
         }
         peek = line;
@@ -611,15 +619,15 @@ int comb_conf_parse(struct comb_conf *out, const uint8_t *in, size_t in_len, con
         r = SPK_ERR_MALFORMED;
     }
     if (!p.seen_magic) {
-        conf_why(why, why_len, "empty: expected '%s %d'", COMB_CONF_MAGIC, COMB_CONF_VERSION);
+        comb_conf_why(why, why_len, "empty: expected '%s %d'", COMB_CONF_MAGIC, COMB_CONF_VERSION);
         goto out;
     }
     if (!p.seen_key) {
-        conf_why(why, why_len, "no 'key' line (the combiner's own NAME.key)");
+        comb_conf_why(why, why_len, "no 'key' line (the combiner's own NAME.key)");
         goto out;
     }
     if (out->num_record_paths == 0) {
-        conf_why(why, why_len, "no 'record' line");
+        comb_conf_why(why, why_len, "no 'record' line");
         goto out;
     }
     r = 0;
@@ -645,13 +653,13 @@ int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_extra_fn e
 
     memset(out, 0, sizeof(*out));
     if (strlen(path) >= sizeof(dir)) {
-        conf_why(why, why_len, "config path too long");
+        comb_conf_why(why, why_len, "config path too long");
         return SPK_ERR_INVALID_ARG;
     }
     errno = 0;
     if ((r = spk_file_read(path, PROTO_FILE_MAX, &buf, &len)) != 0) {
-        conf_why(why, why_len, "cannot read config '%s': %s", path,
-                 r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
+        comb_conf_why(why, why_len, "cannot read config '%s': %s", path,
+                      r == SPK_ERR_IO && errno != 0 ? strerror(errno) : spk_strerror(r));
         return r;
     }
     slash = strrchr(path, '/');
@@ -665,7 +673,7 @@ int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_extra_fn e
     r = comb_conf_parse(out, buf, len, dir, extra, extra_arg, reason, sizeof(reason));
     spk_file_free(buf, len);
     if (r != 0) {
-        conf_why(why, why_len, "config '%s': %s", path, reason);
+        comb_conf_why(why, why_len, "config '%s': %s", path, reason);
         return r;
     }
     for (size_t i = 0; i < out->num_holders; i++) {
@@ -675,14 +683,14 @@ int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_extra_fn e
             continue;
         }
         if ((r = split_holder_pub_load(&pub, h->pub_path)) != 0) {
-            conf_why(why, why_len, "config '%s': holder '%s': cannot load '%s': %s", path, h->name,
-                     h->pub_path, spk_strerror(r));
+            comb_conf_why(why, why_len, "config '%s': holder '%s': cannot load '%s': %s", path,
+                          h->name, h->pub_path, spk_strerror(r));
             comb_conf_cleanup(out);
             return r;
         }
         if (strcmp(pub.name, h->name) != 0) {
-            conf_why(why, why_len, "config '%s': holder '%s': '%s' is the key of '%s'", path,
-                     h->name, h->pub_path, pub.name);
+            comb_conf_why(why, why_len, "config '%s': holder '%s': '%s' is the key of '%s'", path,
+                          h->name, h->pub_path, pub.name);
             comb_conf_cleanup(out);
             return SPK_ERR_WRONG_HOLDER;
         }
@@ -698,370 +706,12 @@ int comb_conf_load(struct comb_conf *out, const char *path, comb_conf_extra_fn e
             continue;
         }
         if (getpwnam_r(cl->user, &pw, pwbuf, sizeof(pwbuf), &found) != 0 || found == NULL) {
-            conf_why(why, why_len, "config '%s': client '%s': no user '%s'", path, cl->name,
-                     cl->user);
+            comb_conf_why(why, why_len, "config '%s': client '%s': no user '%s'", path, cl->name,
+                          cl->user);
             comb_conf_cleanup(out);
             return SPK_ERR_INVALID_ARG;
         }
         cl->uid = (uint32_t)pw.pw_uid;
     }
     return 0;
-}
-
-/* ---- building the combiner ------------------------------------------------------ */
-
-/* A list of file paths (directories expanded, each sorted), OPENSSL_strdup'd. */
-struct conf_files {
-    char **paths;
-    size_t num;
-};
-
-static int conf_files_add(struct conf_files *fl, const char *path)
-{
-    char **n;
-
-    if (fl->num >= COMB_CONF_KEYS_MAX) {
-        return SPK_ERR_INVALID_ARG;
-    }
-    if (fl->paths == NULL || fl->num == conf_cap(fl->num)) {
-        if ((n = OPENSSL_realloc(fl->paths, conf_cap(fl->num + 1) * sizeof(*n))) == NULL) {
-            return SPK_ERR_NOMEM;
-        }
-        fl->paths = n;
-    }
-    if ((fl->paths[fl->num] = OPENSSL_strdup(path)) == NULL) {
-        return SPK_ERR_NOMEM;
-    }
-    fl->num++;
-    return 0;
-}
-
-static void conf_files_free(struct conf_files *fl)
-{
-    for (size_t i = 0; i < fl->num; i++) {
-        OPENSSL_free(fl->paths[i]);
-    }
-    OPENSSL_free(fl->paths);
-    fl->paths = NULL;
-    fl->num = 0;
-}
-
-static int conf_path_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool conf_ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s);
-    size_t m = strlen(suffix);
-
-    return n > m && strcmp(s + n - m, suffix) == 0;
-}
-
-/*
- * conf_expand adds |path| to |fl|, or, when it is a directory, each entry
- * whose name ends in |suffix|, in name order.
- */
-static int conf_expand(struct conf_files *fl, const char *path, const char *suffix, char *why,
-                       size_t why_len)
-{
-    DIR *d;
-    struct dirent *de;
-    char full[COMB_CONF_PATH_MAX];
-    size_t first = fl->num;
-    int r = 0;
-
-    d = opendir(path);
-    if (d == NULL) {
-        if (errno == ENOTDIR || errno == ENOENT) {
-            /* A file (a missing one is reported when it is read). */
-            return conf_files_add(fl, path);
-        }
-        conf_why(why, why_len, "cannot open '%s': %s", path, strerror(errno));
-        return SPK_ERR_IO;
-    }
-    while ((de = readdir(d)) != NULL) {
-        int n;
-
-        if (de->d_name[0] == '.' || !conf_ends_with(de->d_name, suffix)) {
-            continue;
-        }
-        n = snprintf(full, sizeof(full), "%s/%s", path, de->d_name);
-        if (n < 0 || (size_t)n >= sizeof(full)) {
-            continue;
-        }
-        if ((r = conf_files_add(fl, full)) != 0) {
-            conf_why(why, why_len, "too many files in '%s'", path);
-            break;
-        }
-    }
-    closedir(d);
-    if (r == 0 && fl->num > first) {
-        qsort(fl->paths + first, fl->num - first, sizeof(*fl->paths), conf_path_cmp);
-    }
-    return r;
-}
-
-/* conf_open_file_shares adds one in-process file source per file share of
- * |conf|, after its keys (conf->keys) were added to |c|. */
-static int conf_open_file_shares(struct comb_ctx *c, const struct comb_conf *conf, char *why,
-                                 size_t why_len)
-{
-    struct proto_share_file *sf = NULL;
-    struct proto_holder_secret *hk = NULL;
-    struct comb_file_source *fs = NULL;
-    int r = 0;
-
-    if (conf->num_file_shares == 0) {
-        return 0;
-    }
-    if ((sf = OPENSSL_zalloc(sizeof(*sf))) == NULL) {
-        conf_why(why, why_len, "out of memory");
-        return SPK_ERR_NOMEM;
-    }
-    for (size_t i = 0; i < conf->num_file_shares; i++) {
-        const struct comb_conf_file_share *fsh = &conf->file_shares[i];
-
-        if ((r = proto_share_file_load(sf, fsh->path, why, why_len)) != 0) {
-            break;
-        }
-        /* A share of another key is a mistake of whoever named it, not a holder's fault. */
-        if (comb_conf_find_key(conf, sf->key_id) < 0) {
-            conf_why(why, why_len, "share '%s' is of another key than the records given",
-                     fsh->path);
-            r = SPK_ERR_UNKNOWN_KEY;
-            break;
-        }
-        if ((r = split_holder_secret_load(&hk, fsh->key_path)) != 0) {
-            conf_why(why, why_len, "cannot load holder key '%s': %s", fsh->key_path,
-                     spk_strerror(r));
-            break;
-        }
-        if ((fs = comb_file_source_new(hk)) == NULL) {
-            conf_why(why, why_len, "out of locked memory");
-            r = SPK_ERR_NOMEM;
-            break;
-        }
-        if ((r = comb_file_source_add_share(fs, sf, false)) != 0) {
-            conf_why(why, why_len, "share '%s' cannot be served with holder key '%s': %s",
-                     fsh->path, fsh->key_path, spk_strerror(r));
-            break;
-        }
-        r = comb_add_file_source(c, NULL, sf->holder, fs);
-        fs = NULL; /* the combiner owns it now, also on failure */
-        if (r != 0) {
-            conf_why(why, why_len, "%s", comb_last_error(c));
-            break;
-        }
-        spk_secret_free(hk);
-        hk = NULL;
-    }
-    comb_file_source_free(fs);
-    spk_secret_free(hk);
-    OPENSSL_clear_free(sf, sizeof(*sf));
-    return r;
-}
-
-int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
-                   int connect_wait_ms, char *why, size_t why_len)
-{
-    struct comb_config cc;
-    struct comb_ctx *c = NULL;
-    struct proto_holder_secret *hk = NULL;
-    struct proto_record *rec = NULL;
-    struct proto_share_file *shares = NULL; /* still sealed */
-    bool *share_used = NULL;
-    struct conf_files recs = {NULL, 0}, shs = {NULL, 0};
-    uint8_t(*ids)[PROTO_KEY_ID_LEN] = NULL; /* per holder: recs.num slots */
-    size_t *num_ids = NULL;
-    char suffix[PROTO_NAME_MAX + 16];
-    size_t i, j;
-    int r = SPK_ERR_INTERNAL;
-
-    *out = NULL;
-    OPENSSL_free(conf->keys);
-    conf->keys = NULL;
-    conf->num_keys = 0;
-
-    comb_config_init(&cc);
-    cc.timeout_ms = conf->timeout_ms != 0 ? conf->timeout_ms : COMB_CONF_TIMEOUT_DEFAULT;
-    if (conf->max_pending != 0) {
-        cc.max_pending = conf->max_pending;
-    }
-    if (conf->max_batch != 0) {
-        cc.max_batch = conf->max_batch;
-    }
-    cc.fanout_all = conf->fanout_all;
-    if ((r = split_holder_secret_load(&hk, conf->key_path)) != 0) {
-        conf_why(why, why_len, "cannot load the combiner's key '%s': %s", conf->key_path,
-                 spk_strerror(r));
-        goto out;
-    }
-    if ((c = comb_new(&cc)) == NULL) {
-        conf_why(why, why_len, "cannot set up the combiner (out of locked memory?)");
-        r = SPK_ERR_NOMEM;
-        goto out;
-    }
-    for (i = 0; i < conf->num_record_paths; i++) {
-        if ((r = conf_expand(&recs, conf->record_paths[i], ".record", why, why_len)) != 0) {
-            goto out;
-        }
-    }
-    snprintf(suffix, sizeof(suffix), ".%s.share", hk->pub.name);
-    for (i = 0; i < conf->num_share_paths; i++) {
-        if ((r = conf_expand(&shs, conf->share_paths[i], suffix, why, why_len)) != 0) {
-            goto out;
-        }
-    }
-    if (recs.num == 0) {
-        conf_why(why, why_len, "no key record found under the 'record' paths");
-        r = SPK_ERR_INVALID_ARG;
-        goto out;
-    }
-    rec = OPENSSL_zalloc(sizeof(*rec));
-    conf->keys = OPENSSL_zalloc(recs.num * sizeof(*conf->keys));
-    if (conf->num_holders > 0) {
-        ids = OPENSSL_zalloc(conf->num_holders * recs.num * sizeof(*ids));
-        num_ids = OPENSSL_zalloc(conf->num_holders * sizeof(*num_ids));
-    }
-    if (shs.num > 0) {
-        shares = OPENSSL_zalloc(shs.num * sizeof(*shares));
-        share_used = OPENSSL_zalloc(shs.num * sizeof(*share_used));
-    }
-    if (rec == NULL || conf->keys == NULL ||
-        (conf->num_holders > 0 && (ids == NULL || num_ids == NULL)) ||
-        (shs.num > 0 && (shares == NULL || share_used == NULL))) {
-        conf_why(why, why_len, "out of memory");
-        r = SPK_ERR_NOMEM;
-        goto out;
-    }
-    for (i = 0; i < shs.num; i++) {
-        if ((r = proto_share_file_load(&shares[i], shs.paths[i], why, why_len)) != 0) {
-            goto out;
-        }
-        if (strcmp(shares[i].holder, hk->pub.name) != 0) {
-            conf_why(why, why_len, "local share '%s' belongs to '%s', not to this combiner ('%s')",
-                     shs.paths[i], shares[i].holder, hk->pub.name);
-            r = SPK_ERR_WRONG_HOLDER;
-            goto out;
-        }
-    }
-    for (i = 0; i < recs.num; i++) {
-        const struct proto_share_file *local = NULL;
-        size_t local_at = 0;
-
-        if ((r = proto_record_load(rec, recs.paths[i], why, why_len)) != 0) {
-            goto out;
-        }
-        for (j = 0; j < shs.num; j++) {
-            if (sodium_memcmp(shares[j].key_id, rec->key_id, PROTO_KEY_ID_LEN) != 0) {
-                continue;
-            }
-            if (local != NULL) {
-                conf_why(why, why_len, "two local shares of the key of '%s': '%s' and '%s'",
-                         recs.paths[i], shs.paths[local_at], shs.paths[j]);
-                r = SPK_ERR_EXISTS;
-                goto out;
-            }
-            local = &shares[j];
-            local_at = j;
-        }
-        if ((r = comb_add_key(c, rec, local, hk)) != 0) {
-            conf_why(why, why_len, "record '%s'%s%s: %s", recs.paths[i],
-                     local != NULL ? " with share " : "", local != NULL ? shs.paths[local_at] : "",
-                     comb_last_error(c)[0] != '\0' ? comb_last_error(c) : spk_strerror(r));
-            goto out;
-        }
-        if (local != NULL) {
-            share_used[local_at] = true;
-        }
-        /* Ask a holder only for the keys whose record names it. */
-        for (size_t h = 0; h < conf->num_holders; h++) {
-            for (size_t s = 0; s < rec->num_shares; s++) {
-                if (strcmp(rec->shares[s].holder, conf->holders[h].name) == 0) {
-                    memcpy(ids[h * recs.num + num_ids[h]++], rec->key_id, PROTO_KEY_ID_LEN);
-                    break;
-                }
-            }
-        }
-        memcpy(conf->keys[conf->num_keys].key_id, rec->key_id, PROTO_KEY_ID_LEN);
-        conf->keys[conf->num_keys].modulus_len = rec->modulus_len;
-        conf->keys[conf->num_keys].threshold = rec->threshold;
-        conf->keys[conf->num_keys].local = local != NULL;
-        conf->num_keys++;
-    }
-    for (j = 0; j < shs.num; j++) {
-        if (!share_used[j]) {
-            conf_why(why, why_len, "share '%s' has no key record among the 'record' paths",
-                     shs.paths[j]);
-            r = SPK_ERR_UNKNOWN_KEY;
-            goto out;
-        }
-    }
-    if ((r = conf_open_file_shares(c, conf, why, why_len)) != 0) {
-        goto out;
-    }
-    for (i = 0; i < conf->num_holders; i++) {
-        const struct comb_conf_holder *h = &conf->holders[i];
-
-        const uint8_t(*h_ids)[PROTO_KEY_ID_LEN] = (const uint8_t(*)[PROTO_KEY_ID_LEN])ids;
-
-        if ((r = comb_add_remote_source(c, NULL, zmq_ctx, hk, h, h_ids + i * recs.num, num_ids[i],
-                                        conf->share_timeout_ms != 0 ? conf->share_timeout_ms
-                                                                    : cc.timeout_ms)) != 0) {
-            conf_why(why, why_len, "holder '%s' at %s: %s", h->name, h->endpoint,
-                     comb_last_error(c)[0] != '\0' ? comb_last_error(c) : spk_strerror(r));
-            goto out;
-        }
-    }
-    if (connect_wait_ms > 0 && conf->num_holders > 0) {
-        (void)comb_remote_wait_connected(c, connect_wait_ms);
-    }
-    *out = c;
-    c = NULL;
-    r = 0;
-out:
-    comb_free(c);
-    spk_secret_free(hk);
-    OPENSSL_free(rec);
-    if (shares != NULL) {
-        OPENSSL_clear_free(shares, shs.num * sizeof(*shares));
-    }
-    OPENSSL_free(share_used);
-    OPENSSL_free(ids);
-    OPENSSL_free(num_ids);
-    conf_files_free(&recs);
-    conf_files_free(&shs);
-    if (r != 0) {
-        OPENSSL_free(conf->keys);
-        conf->keys = NULL;
-        conf->num_keys = 0;
-    }
-    return r;
-}
-
-int comb_open_config(struct comb_ctx **out, struct comb_conf *out_conf, const char *path, char *why,
-                     size_t why_len)
-{
-    struct comb_conf conf;
-    int r;
-
-    *out = NULL;
-    if ((r = comb_conf_load(&conf, path, NULL, NULL, why, why_len)) != 0) {
-        if (out_conf != NULL) {
-            memset(out_conf, 0, sizeof(*out_conf));
-        }
-        return r;
-    }
-    r = comb_conf_open(out, &conf, NULL, (int)conf.timeout_ms, why, why_len);
-    if (out_conf != NULL && r == 0) {
-        *out_conf = conf;
-    } else {
-        if (out_conf != NULL) {
-            memset(out_conf, 0, sizeof(*out_conf));
-        }
-        comb_conf_cleanup(&conf);
-    }
-    return r;
 }

@@ -192,6 +192,13 @@ void comb_slots_free(struct comb_ctx *c);
 /* The local share's built-in source (comb_source.c). */
 extern const struct comb_source_ops comb_local_source_ops;
 
+/* The configuration file's helpers (comb_config.c), also used by
+ * comb_conf_open.c. comb_conf_why formats into |why| if it is not NULL. */
+__attribute__((format(printf, 3, 4))) void comb_conf_why(char *why, size_t why_len, const char *fmt,
+                                                         ...);
+/* comb_conf_cap: the capacity an array of |num| elements has (grown by doubling). */
+size_t comb_conf_cap(size_t num);
+
 /* Batches (comb_batch.c), driven by comb_core.c. */
 void comb_op_free(struct comb_op *op);
 struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *key,
