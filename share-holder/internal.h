@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <zmq.h>
+
 #include "proto/proto.h"
+#include "proto/spk_metrics.h"
 #include "share-holder/share-holder.h"
 
 /* ---- the shares this holder serves (sh_store.c) ---------------------------- */
@@ -227,5 +230,55 @@ struct sh_bucket {
 /* sh_bucket_take refills |b| at |rate| per second up to |burst| as of
  * |now_ms| and takes one token: true if there was one. */
 bool sh_bucket_take(struct sh_bucket *b, double rate, unsigned burst, uint64_t now_ms);
+
+/* ---- the daemon (sh_server.c: start, loop, reload, stop; sh_request.c: frames) */
+
+#define SH_BUCKETS_MAX 4096
+#define SH_BATCH_MAX 256 /* frames per poll round, so signals and ZAP get a turn */
+/* a SHARE_RESPONSE of the largest field is 2821 bytes */
+#define SH_REPLY_MAX 4096
+
+/* A released share waiting for its audit line to reach the disk. */
+struct sh_queued {
+    zmq_msg_t id;
+    uint64_t req_id;
+    size_t len;
+    uint8_t frame[SH_REPLY_MAX];
+};
+
+struct sh_server {
+    const struct sh_options *opt;
+    struct proto_holder_secret *key;
+    struct sh_store store;
+    struct sh_allow allow;
+    struct sh_sessions sessions;
+    struct sh_bucket *buckets;
+    size_t num_buckets;
+    void *ctx;
+    void *router;
+    void *zap;
+    struct spk_mserver metrics; /* stream NULL: no --metrics */
+    int sigfd;
+    struct sh_audit audit;
+    bool stop;
+    /* the last User-Id decoded: most frames come from the same few clients,
+     * and the constant-time Z85 decode of a public key is not needed twice */
+    char user_z85[PROTO_Z85_KEY_LEN];
+    uint8_t user_pk[PROTO_X25519_LEN];
+    bool have_user;
+    uint64_t num_bad, num_refused, num_released, num_denied, num_rate_limited;
+    uint64_t num_reload_failures;
+    struct sh_queued *queue; /* SH_BATCH_MAX */
+    size_t num_queued;
+    uint8_t out[PROTO_MSG_MAX];
+    struct proto_msg msg;
+};
+
+/* sh_router_read (sh_request.c): one message from the ROUTER. False when
+ * there is none. */
+bool sh_router_read(struct sh_server *s);
+/* sh_queue_flush (sh_request.c): the queued shares' audit lines are synced,
+ * then the shares are sent (or ERROR internal if the sync fails). */
+void sh_queue_flush(struct sh_server *s);
 
 #endif

@@ -22,52 +22,14 @@
  * socket, the ZAP handler's REP socket and a signalfd. Every frame from the
  * network goes through proto_msg_decode; the only bytes of a share that ever
  * reach a ZeroMQ buffer are ciphertext built by sh_share_response_build.
+ * Frames are handled in sh_request.c; this file starts, reloads, runs the
+ * loop and stops.
  */
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define ZAP_DOMAIN "splitkey"
-#define BUCKETS_MAX 4096
-#define BATCH_MAX 256    /* frames per poll round, so signals and ZAP get a turn */
 #define DRAIN_MAX 100000 /* frames answered after SIGTERM */
 #define LINGER_MS 1000
-/* a SHARE_RESPONSE of the largest field is 2821 bytes */
-#define REPLY_MAX 4096
-
-/* A released share waiting for its audit line to reach the disk. */
-struct sh_queued {
-    zmq_msg_t id;
-    uint64_t req_id;
-    size_t len;
-    uint8_t frame[REPLY_MAX];
-};
-
-struct sh_server {
-    const struct sh_options *opt;
-    struct proto_holder_secret *key;
-    struct sh_store store;
-    struct sh_allow allow;
-    struct sh_sessions sessions;
-    struct sh_bucket *buckets;
-    size_t num_buckets;
-    void *ctx;
-    void *router;
-    void *zap;
-    struct spk_mserver metrics; /* stream NULL: no --metrics */
-    int sigfd;
-    struct sh_audit audit;
-    bool stop;
-    /* the last User-Id decoded: most frames come from the same few clients,
-     * and the constant-time Z85 decode of a public key is not needed twice */
-    char user_z85[PROTO_Z85_KEY_LEN];
-    uint8_t user_pk[PROTO_X25519_LEN];
-    bool have_user;
-    uint64_t num_bad, num_refused, num_released, num_denied, num_rate_limited;
-    uint64_t num_reload_failures;
-    struct sh_queued *queue; /* BATCH_MAX */
-    size_t num_queued;
-    uint8_t out[PROTO_MSG_MAX];
-    struct proto_msg msg;
-};
 
 bool sh_bucket_take(struct sh_bucket *b, double rate, unsigned burst, uint64_t now_ms)
 {
@@ -127,383 +89,6 @@ static void zap_handle(struct sh_server *s)
     if (sh_zap_reply(s->zap, &req, ok, text, z85) != 0) {
         spk_log("share-holder", "cannot answer a ZAP request: %s", zmq_strerror(zmq_errno()));
     }
-}
-
-/* ---- requests ------------------------------------------------------------------ */
-
-static struct sh_bucket *bucket_get(struct sh_server *s, const uint8_t pk[PROTO_X25519_LEN],
-                                    uint64_t now)
-{
-    size_t oldest = 0;
-
-    for (size_t i = 0; i < s->num_buckets; i++) {
-        if (sodium_memcmp(s->buckets[i].pk, pk, PROTO_X25519_LEN) == 0) {
-            return &s->buckets[i];
-        }
-        if (s->buckets[i].last_ms < s->buckets[oldest].last_ms) {
-            oldest = i;
-        }
-    }
-    if (s->num_buckets < BUCKETS_MAX) {
-        oldest = s->num_buckets++;
-    }
-    memcpy(s->buckets[oldest].pk, pk, PROTO_X25519_LEN);
-    s->buckets[oldest].tokens = (double)s->opt->burst;
-    s->buckets[oldest].last_ms = now;
-    return &s->buckets[oldest];
-}
-
-static void reply(struct sh_server *s, zmq_msg_t *id, const uint8_t *frame, size_t len)
-{
-    if (zmq_send(s->router, zmq_msg_data(id), zmq_msg_size(id), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(s->router, frame, len, ZMQ_DONTWAIT) < 0) {
-        /* a peer gone or over its high-water mark: ZeroMQ drops, so do we */
-        s->num_bad++;
-    }
-}
-
-static void reply_error(struct sh_server *s, zmq_msg_t *id, uint64_t req_id, int err,
-                        const char *text)
-{
-    struct proto_msg m;
-    size_t len = 0;
-
-    memset(&m, 0, sizeof(m));
-    m.type = PROTO_MSG_ERROR;
-    m.req_id = req_id;
-    m.u.error.code = proto_err_to_wire(err);
-    (void)snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", text);
-    if (proto_msg_encode(s->out, sizeof(s->out), &len, &m) == 0) {
-        reply(s, id, s->out, len);
-    }
-}
-
-static enum sh_audit_kind refusal_kind(int err)
-{
-    switch (err) {
-    case SPK_ERR_UNKNOWN_KEY:
-        return SH_AUDIT_UNKNOWN_KEY;
-    case SPK_ERR_NOT_ALLOWED:
-        return SH_AUDIT_NOT_ALLOWED;
-    case SPK_ERR_RATE_LIMITED:
-        return SH_AUDIT_RATE_LIMITED;
-    default:
-        return SH_AUDIT_ERROR;
-    }
-}
-
-/*
- * queue_flush makes the audit lines of the queued releases durable with one
- * fdatasync, then sends the shares; if the sync fails, none of them leaves
- * and each client gets ERROR internal instead.
- */
-static void queue_flush(struct sh_server *s)
-{
-    bool synced;
-
-    if (s->num_queued == 0) {
-        return;
-    }
-    synced = sh_audit_sync(&s->audit) == 0;
-    for (size_t i = 0; i < s->num_queued; i++) {
-        struct sh_queued *q = &s->queue[i];
-
-        if (synced) {
-            s->num_released++;
-            reply(s, &q->id, q->frame, q->len);
-        } else {
-            s->num_denied++;
-            reply_error(s, &q->id, q->req_id, SPK_ERR_INTERNAL, "internal error");
-        }
-        zmq_msg_close(&q->id);
-    }
-    s->num_queued = 0;
-}
-
-static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_allow_client *client,
-                          bool rate_ok, const char *address, uint64_t now_ms)
-{
-    const struct proto_share_req *req = &s->msg.u.share_req;
-    char key_hex[2 * PROTO_KEY_ID_LEN + 1];
-    char digest_hex[2 * PROTO_SHA256_LEN + 1];
-    struct sh_share *share = NULL;
-    struct sh_queued *q;
-    int err = 0;
-
-    if (s->num_queued == BATCH_MAX) {
-        queue_flush(s);
-    }
-    q = &s->queue[s->num_queued];
-    q->len = 0;
-    if (!rate_ok) {
-        err = SPK_ERR_RATE_LIMITED;
-    } else if (!sh_allow_key(client, req->key_id)) {
-        err = SPK_ERR_NOT_ALLOWED;
-    } else if ((share = sh_store_find(&s->store, req->key_id)) == NULL) {
-        err = SPK_ERR_UNKNOWN_KEY;
-    } else if (share->mode == PROTO_MODE_THRESHOLD) {
-        /* A threshold key share never leaves: ask for a signature share. */
-        err = SPK_ERR_UNSUPPORTED;
-    } else if (sh_store_share_open(&s->store, share, now_ms) != 0) {
-        err = SPK_ERR_INTERNAL;
-    } else if ((err = sh_share_response_build(&s->sessions, q->frame, sizeof(q->frame), &q->len,
-                                              s->msg.req_id, client->curve_pk, req->requester_pk,
-                                              share)) != 0) {
-        /* a low-order requester key is the only caller-made failure here */
-        err = err == SPK_ERR_MALFORMED ? SPK_ERR_MALFORMED : SPK_ERR_INTERNAL;
-    }
-    if (err == 0) {
-        /* the audit line is written before the share leaves, or it does not
-         * leave; queue_flush syncs it to the disk first */
-        sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
-        sodium_bin2hex(digest_hex, sizeof(digest_hex), req->input_digest,
-                       sizeof(req->input_digest));
-        if (sh_audit_line(&s->audit,
-                          "client=%s key=%s op=%s ops=%u digest=%s outcome=released index=%u "
-                          "req=%llu addr=%s",
-                          client->name, key_hex, proto_op_name(req->op), (unsigned)req->op_count,
-                          digest_hex, share->index, (unsigned long long)s->msg.req_id,
-                          address) != 0) {
-            err = SPK_ERR_INTERNAL;
-        } else {
-            zmq_msg_init(&q->id);
-            if (zmq_msg_copy(&q->id, id) == 0) {
-                q->req_id = s->msg.req_id;
-                s->num_queued++;
-                return;
-            }
-            zmq_msg_close(&q->id);
-            err = SPK_ERR_INTERNAL;
-        }
-    }
-    /* refusals are counted, and written as one summary per client and interval */
-    (void)sh_audit_count(&s->audit, client->name, address, refusal_kind(err), now_ms);
-    if (err == SPK_ERR_RATE_LIMITED) {
-        s->num_rate_limited++;
-    } else {
-        s->num_denied++;
-    }
-    reply_error(s, id, s->msg.req_id, err,
-                err == SPK_ERR_NOT_ALLOWED    ? "this client may not fetch this key"
-                : err == SPK_ERR_UNKNOWN_KEY  ? "no share of this key here"
-                : err == SPK_ERR_RATE_LIMITED ? "over the rate limit"
-                : err == SPK_ERR_MALFORMED    ? "bad requester key"
-                : err == SPK_ERR_UNSUPPORTED  ? "threshold-mode key: ask for a signature share"
-                                              : "internal error");
-}
-
-/* sigshare_request: a signature share of a threshold-mode key, audited and
- * synced as a release (outcome=signed) before it leaves. */
-static void sigshare_request(struct sh_server *s, zmq_msg_t *id,
-                             const struct sh_allow_client *client, bool rate_ok,
-                             const char *address, uint64_t now_ms)
-{
-    const struct proto_sigshare_req *req = &s->msg.u.sigshare_req;
-    char key_hex[2 * PROTO_KEY_ID_LEN + 1];
-    char digest_hex[2 * PROTO_SHA256_LEN + 1];
-    uint8_t input_digest[PROTO_SHA256_LEN];
-    struct sh_share *share = NULL;
-    struct sh_queued *q;
-    const char *why = "internal error";
-    int err = 0;
-
-    if (s->num_queued == BATCH_MAX) {
-        queue_flush(s);
-    }
-    q = &s->queue[s->num_queued];
-    q->len = 0;
-    if (!rate_ok) {
-        err = SPK_ERR_RATE_LIMITED;
-        why = "over the rate limit";
-    } else if (!sh_allow_key(client, req->key_id)) {
-        err = SPK_ERR_NOT_ALLOWED;
-        why = "this client may not use this key";
-    } else if ((share = sh_store_find(&s->store, req->key_id)) == NULL) {
-        err = SPK_ERR_UNKNOWN_KEY;
-        why = "no share of this key here";
-    } else {
-        err =
-            sh_sigshare_build(q->frame, sizeof(q->frame), &q->len, s->msg.req_id, share, req, &why);
-    }
-    if (err == 0) {
-        sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
-        /* As for a share release: SHA-256 of the operation's input, the digest. */
-        crypto_hash_sha256(input_digest, req->digest, req->digest_len);
-        sodium_bin2hex(digest_hex, sizeof(digest_hex), input_digest, sizeof(input_digest));
-        if (sh_audit_line(&s->audit,
-                          "client=%s key=%s op=%s ops=1 digest=%s outcome=signed index=%u "
-                          "req=%llu addr=%s",
-                          client->name, key_hex, proto_op_name(req->op), digest_hex, share->index,
-                          (unsigned long long)s->msg.req_id, address) == 0) {
-            zmq_msg_init(&q->id);
-            if (zmq_msg_copy(&q->id, id) == 0) {
-                q->req_id = s->msg.req_id;
-                s->num_queued++;
-                return;
-            }
-            zmq_msg_close(&q->id);
-        }
-        err = SPK_ERR_INTERNAL;
-        why = "internal error";
-    }
-    (void)sh_audit_count(&s->audit, client->name, address, refusal_kind(err), now_ms);
-    if (err == SPK_ERR_RATE_LIMITED) {
-        s->num_rate_limited++;
-    } else {
-        s->num_denied++;
-    }
-    reply_error(s, id, s->msg.req_id, err, why);
-}
-
-/* frame_handle: one [routing id][frame] from the ROUTER. */
-static void frame_handle(struct sh_server *s, zmq_msg_t *id, zmq_msg_t *body)
-{
-    const char *user = zmq_msg_gets(body, "User-Id");
-    const char *address = zmq_msg_gets(body, "Peer-Address");
-    const struct sh_allow_client *client = NULL;
-    uint8_t pk[PROTO_X25519_LEN];
-    struct proto_rd z;
-    uint8_t type = 0;
-    uint64_t req_id = 0;
-    uint64_t now_ms;
-    bool rate_ok;
-    int r;
-
-    if (address == NULL) {
-        address = "-";
-    }
-    if (user != NULL && strlen(user) == PROTO_Z85_KEY_LEN && s->have_user &&
-        sodium_memcmp(user, s->user_z85, PROTO_Z85_KEY_LEN) == 0) {
-        memcpy(pk, s->user_pk, PROTO_X25519_LEN);
-        client = sh_allow_find(&s->allow, pk);
-    } else if (user != NULL) {
-        proto_rd_init(&z, (const uint8_t *)user, strlen(user));
-        if (proto_z85_decode_key(&z, pk)) {
-            memcpy(s->user_z85, user, PROTO_Z85_KEY_LEN);
-            memcpy(s->user_pk, pk, PROTO_X25519_LEN);
-            s->have_user = true;
-            client = sh_allow_find(&s->allow, pk);
-        }
-    }
-    /* the allow-list may have changed since the connection was admitted */
-    if (client == NULL || !sh_allow_address(client, address)) {
-        char who[PROTO_NAME_MAX + 8];
-
-        s->num_denied++;
-        (void)snprintf(who, sizeof(who), "key:%.*s", PROTO_Z85_KEY_LEN, user != NULL ? user : "-");
-        if (sh_audit_count(&s->audit, client != NULL ? client->name : who, address,
-                           SH_AUDIT_NOT_ALLOWED, spk_now_ms())) {
-            spk_log("share-holder", "refused a request of %s from %s: no longer allowed",
-                    client != NULL ? client->name : who, address);
-        }
-        if (proto_msg_peek(zmq_msg_data(body), zmq_msg_size(body), &type, &req_id) != 0) {
-            req_id = 0;
-        }
-        reply_error(s, id, req_id, SPK_ERR_NOT_ALLOWED, "client no longer allowed");
-        return;
-    }
-    now_ms = spk_now_ms();
-    rate_ok = sh_bucket_take(bucket_get(s, client->curve_pk, now_ms), s->opt->rate, s->opt->burst,
-                             now_ms);
-    r = proto_msg_decode(&s->msg, zmq_msg_data(body), zmq_msg_size(body));
-    if (r != 0) {
-        s->num_bad++;
-        if (!rate_ok) {
-            return; /* garbage over the rate is only counted */
-        }
-        if (proto_msg_peek(zmq_msg_data(body), zmq_msg_size(body), &type, &req_id) != 0) {
-            req_id = 0;
-        }
-        reply_error(s, id, req_id, r == SPK_ERR_VERSION ? SPK_ERR_VERSION : SPK_ERR_MALFORMED,
-                    r == SPK_ERR_VERSION ? "unsupported protocol version" : "malformed message");
-        return;
-    }
-    switch ((enum proto_msg_type)s->msg.type) {
-    case PROTO_MSG_PING: {
-        struct proto_msg pong;
-        size_t len = 0;
-
-        if (!rate_ok) {
-            s->num_rate_limited++;
-            (void)sh_audit_count(&s->audit, client->name, address, SH_AUDIT_RATE_LIMITED, now_ms);
-            reply_error(s, id, s->msg.req_id, SPK_ERR_RATE_LIMITED, "over the rate limit");
-            return;
-        }
-        memset(&pong, 0, sizeof(pong));
-        pong.type = PROTO_MSG_PONG;
-        pong.req_id = s->msg.req_id;
-        if (proto_msg_encode(s->out, sizeof(s->out), &len, &pong) == 0) {
-            reply(s, id, s->out, len);
-        }
-        return;
-    }
-    case PROTO_MSG_SHARE_REQUEST:
-        share_request(s, id, client, rate_ok, address, now_ms);
-        return;
-    case PROTO_MSG_SIGSHARE_REQUEST:
-        sigshare_request(s, id, client, rate_ok, address, now_ms);
-        return;
-    case PROTO_MSG_ERROR:
-        /* Never answered: two peers that answered errors would trade them forever. */
-        s->num_bad++;
-        return;
-    case PROTO_MSG_PONG:
-    case PROTO_MSG_SHARE_RESPONSE:
-    case PROTO_MSG_OP_REQUEST:
-    case PROTO_MSG_OP_RESPONSE:
-    case PROTO_MSG_SIGSHARE_RESPONSE:
-    default:
-        s->num_bad++;
-        if (rate_ok) {
-            reply_error(s, id, s->msg.req_id, SPK_ERR_UNSUPPORTED,
-                        "a share-holder answers PING, SHARE_REQUEST and SIGSHARE_REQUEST only");
-        }
-        return;
-    }
-}
-
-/* router_read: one message from the ROUTER. False when there is none. */
-static bool router_read(struct sh_server *s)
-{
-    zmq_msg_t id;
-    zmq_msg_t body;
-    int more = 0;
-    size_t more_len = sizeof(more);
-    bool extra = false;
-
-    zmq_msg_init(&id);
-    zmq_msg_init(&body);
-    if (zmq_msg_recv(&id, s->router, ZMQ_DONTWAIT) < 0) {
-        zmq_msg_close(&id);
-        zmq_msg_close(&body);
-        return false;
-    }
-    if (!zmq_msg_more(&id) || zmq_msg_recv(&body, s->router, ZMQ_DONTWAIT) < 0) {
-        s->num_bad++;
-        goto out;
-    }
-    /* one frame per message: a multipart message is drained and refused */
-    while (zmq_getsockopt(s->router, ZMQ_RCVMORE, &more, &more_len) == 0 && more) {
-        zmq_msg_t part;
-
-        zmq_msg_init(&part);
-        if (zmq_msg_recv(&part, s->router, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&part);
-            break;
-        }
-        zmq_msg_close(&part);
-        extra = true;
-    }
-    if (extra) {
-        s->num_bad++;
-        reply_error(s, &id, 0, SPK_ERR_MALFORMED, "one frame per message");
-        goto out;
-    }
-    frame_handle(s, &id, &body);
-out:
-    zmq_msg_close(&id);
-    zmq_msg_close(&body);
-    return true;
 }
 
 /* ---- reload --------------------------------------------------------------------- */
@@ -707,7 +292,7 @@ static int server_start(struct sh_server *s)
         spk_log("share-holder", "%s", why);
         return r;
     }
-    s->queue = calloc(BATCH_MAX, sizeof(*s->queue));
+    s->queue = calloc(SH_BATCH_MAX, sizeof(*s->queue));
     if (s->queue == NULL) {
         return SPK_ERR_NOMEM;
     }
@@ -715,7 +300,7 @@ static int server_start(struct sh_server *s)
         spk_log("share-holder", "cannot allocate session keys: %s", spk_strerror(r));
         return r;
     }
-    s->buckets = calloc(BUCKETS_MAX, sizeof(*s->buckets));
+    s->buckets = calloc(SH_BUCKETS_MAX, sizeof(*s->buckets));
     if (s->buckets == NULL) {
         return SPK_ERR_NOMEM;
     }
@@ -794,13 +379,13 @@ static int server_loop(struct sh_server *s)
         if (router_ready) {
             int i;
 
-            for (i = 0; i < BATCH_MAX && router_read(s); i++) {
+            for (i = 0; i < SH_BATCH_MAX && sh_router_read(s); i++) {
             }
             /* one fdatasync for the releases of this round, then they go */
-            queue_flush(s);
+            sh_queue_flush(s);
             /* a full batch may have left more: look again after the
              * signals and ZAP had their turn, without sleeping */
-            router_ready = i == BATCH_MAX;
+            router_ready = i == SH_BATCH_MAX;
         }
         if (sh_audit_due_in_ms(&s->audit, spk_now_ms()) == 0) {
             sh_audit_summaries_write(&s->audit, spk_now_ms(), false);
@@ -854,9 +439,9 @@ static int server_loop(struct sh_server *s)
         }
     }
     /* drain: answer what has already arrived, then let the replies go */
-    for (int i = 0; i < DRAIN_MAX && router_read(s); i++) {
+    for (int i = 0; i < DRAIN_MAX && sh_router_read(s); i++) {
     }
-    queue_flush(s);
+    sh_queue_flush(s);
     sh_audit_summaries_write(&s->audit, spk_now_ms(), true);
     return 0;
 }
