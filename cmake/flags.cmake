@@ -52,21 +52,37 @@ endif()
 add_link_options(-Wl,-z,relro,-z,now,-z,noexecstack -pie)
 
 # Every library and executable links these; the helper keeps folder files short.
+# spk_deps(target [header...]): the library's dependencies and its public
+# headers (spk_public_header).
 function(spk_deps target)
   # libssl only where TLS is spoken (the edge links it itself): the combiner
   # must not carry TLS code.
   target_link_libraries(${target} PUBLIC PkgConfig::DEPS OpenSSL::Crypto)
-  target_include_directories(${target} PUBLIC ${CMAKE_SOURCE_DIR})
+  spk_public_header(${target} ${ARGN})
 endfunction()
 
-# spk_public_header(target): the library's users see only its public header,
-# <dir>/<dir>.h (through a link in the build tree), while the library itself
-# sees the whole source tree. So no other module can include its internal.h.
+# spk_public_header(target [header...]): the library's users see only its
+# public header, <dir>/<dir>.h, and the further headers named; the library
+# itself sees its own folder and the public headers of what it links (links
+# in the build tree keep the "<dir>/name.h" spelling). So no other module can
+# include its internal.h, and it can include no header of a module it does
+# not link.
 function(spk_public_header target)
   get_filename_component(dir ${CMAKE_CURRENT_SOURCE_DIR} NAME)
   set(pub ${CMAKE_BINARY_DIR}/public/${dir})
   file(MAKE_DIRECTORY ${pub}/${dir})
-  file(CREATE_LINK ${CMAKE_CURRENT_SOURCE_DIR}/${dir}.h ${pub}/${dir}/${dir}.h SYMBOLIC)
+  foreach(header ${dir}.h ${ARGN})
+    file(CREATE_LINK ${CMAKE_CURRENT_SOURCE_DIR}/${header} ${pub}/${dir}/${header} SYMBOLIC)
+  endforeach()
   target_include_directories(${target} PUBLIC ${pub})
+  set(own ${CMAKE_BINARY_DIR}/private/${dir})
+  file(MAKE_DIRECTORY ${own})
+  file(CREATE_LINK ${CMAKE_CURRENT_SOURCE_DIR} ${own}/${dir} SYMBOLIC)
+  target_include_directories(${target} PRIVATE ${own})
+endfunction()
+
+# spk_sees_sources(target): a module's own programs and the white-box tests
+# include internal headers from the whole source tree.
+function(spk_sees_sources target)
   target_include_directories(${target} PRIVATE ${CMAKE_SOURCE_DIR})
 endfunction()
