@@ -265,7 +265,8 @@ static bool comb_batch_has_asked(const struct comb_batch *b, size_t i)
  * turns, a slow one is left alone (a source picked only because it was not
  * asked for 100 ms is a probe: see comb_src_note_latency).
  */
-static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, uint64_t now)
+static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, uint64_t now,
+                              bool *out_probe)
 {
     uint64_t fastest = UINT64_MAX, noise = 0, limit;
     size_t i, best = SIZE_MAX;
@@ -290,7 +291,8 @@ static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, ui
             best = i;
         }
     }
-    if (best != SIZE_MAX && c->srcs[best].lat_mean_ns > limit) {
+    *out_probe = best != SIZE_MAX && c->srcs[best].lat_mean_ns > limit;
+    if (*out_probe) {
         c->srcs[best].probing = true;
     }
     return best;
@@ -308,6 +310,9 @@ static uint64_t comb_hedge_delay_ns(const struct comb_ctx *c, const struct comb_
         const struct comb_src *src = &c->srcs[b->fetches[j].src];
         uint64_t p95 = src->lat_mean_ns + 3 * src->lat_dev_ns;
 
+        if (src->probing) {
+            continue; /* a probe of a slow holder sets no one's pace */
+        }
         if (src->lat_mean_ns == 0) {
             p95 = 20u * 1000u * 1000u; /* nothing known yet */
         }
@@ -343,7 +348,8 @@ void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now)
 int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
 {
     struct comb_key *key = b->key;
-    size_t need = 0, want, i;
+    size_t need = 0, want, asked = 0, i;
+    bool probe = false;
     uint64_t now;
     int r;
 
@@ -367,8 +373,11 @@ int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
     now = spk_now_ns();
     b->t_start_ns = now;
     want = c->cfg.fanout_all || key->rec.threshold >= need ? need : key->rec.threshold;
-    while (b->num_fetches < want && (i = comb_batch_pick(c, b, now)) != SIZE_MAX) {
+    /* A probe of a passed-over (slow) holder is asked on top of the |want|
+     * others, so an operation never waits on a probe's answer. */
+    while (asked < want && (i = comb_batch_pick(c, b, now, &probe)) != SIZE_MAX) {
         comb_batch_ask_one(c, b, i, now);
+        asked += probe ? 0 : 1;
     }
     if (b->num_fetches < need) {
         b->hedge_at_ns = now + comb_hedge_delay_ns(c, b);
