@@ -373,6 +373,15 @@ int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
     now = spk_now_ns();
     b->t_start_ns = now;
     want = c->cfg.fanout_all || key->rec.threshold >= need ? need : key->rec.threshold;
+    if (want == need) {
+        /* holder-fanout all (or a threshold that needs every source): every
+         * source is asked now, however slow its recent answers were. */
+        for (i = 0; i < comb_batch_sources(c, b); i++) {
+            if (comb_src_asked(&c->srcs[i], key)) {
+                comb_batch_ask_one(c, b, i, now);
+            }
+        }
+    }
     /* A probe of a passed-over (slow) holder is asked on top of the |want|
      * others, so an operation never waits on a probe's answer. */
     while (asked < want && (i = comb_batch_pick(c, b, now, &probe)) != SIZE_MAX) {
