@@ -342,6 +342,15 @@ static void zap_drain(struct sh_server *s)
  * with EAGAIN; the ZAP socket: ZMQ_EVENTS without ZMQ_POLLIN) before its fd
  * is waited on again.
  */
+
+/* sh_router_has_input: a request is waiting on the ROUTER (ZMQ_EVENTS). */
+static bool sh_router_has_input(struct sh_server *s)
+{
+    int events = 0;
+    size_t len = sizeof(events);
+
+    return zmq_getsockopt(s->router, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN) != 0;
+}
 static int server_loop(struct sh_server *s)
 {
     struct pollfd fds[4];
@@ -384,8 +393,11 @@ static int server_loop(struct sh_server *s)
             /* one fdatasync for the releases of this round, then they go */
             sh_queue_flush(s);
             /* a full batch may have left more: look again after the
-             * signals and ZAP had their turn, without sleeping */
-            router_ready = i == SH_BATCH_MAX;
+             * signals and ZAP had their turn, without sleeping. And ZMQ_FD
+             * is edge-triggered: the sends above may have taken in new
+             * requests and consumed the signal, so ask ZMQ_EVENTS, or those
+             * requests wait for the next wake-up (up to 100 ms, or forever). */
+            router_ready = i == SH_BATCH_MAX || sh_router_has_input(s);
         }
         if (sh_audit_due_in_ms(&s->audit, spk_now_ms()) == 0) {
             sh_audit_summaries_write(&s->audit, spk_now_ms(), false);
