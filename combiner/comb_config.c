@@ -493,7 +493,9 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
                           p->line_no);
             r = SPK_ERR_MALFORMED;
         }
-        out->fanout_all = r == 0 && strcmp(v, "all") == 0;
+        if (r == 0) {
+            out->fanout_all = strcmp(v, "all") == 0;
+        }
         return r;
     }
     if (proto_rd_equals(&option, "share-timeout-ms")) {
@@ -583,6 +585,7 @@ int comb_conf_parse(struct comb_conf *out, const uint8_t *in, size_t in_len, con
     p.why_len = why_len;
     comb_conf_why(why, why_len, "%s", "");
     out->timeout_ms = COMB_CONF_TIMEOUT_DEFAULT;
+    out->fanout_all = true; /* holder-fanout all unless the file says needed */
     if (in_len > PROTO_FILE_MAX) {
         comb_conf_why(why, why_len, "larger than %d bytes", PROTO_FILE_MAX);
         goto out;

@@ -196,9 +196,10 @@ struct comb_config {
     unsigned max_pending;
     unsigned max_batch;
     unsigned stats_window;
-    /* false (`holder-fanout needed`, the default): a rebuild asks only as many
-     * sources as the threshold, the fastest by recent latency, and the others
-     * after a hedge delay or at once on an error; true: every source. */
+    /* false (`holder-fanout needed`): a rebuild asks only as many sources as
+     * the threshold, the fastest by recent latency, and the others after a
+     * hedge delay or at once on an error; true (the default, `all`): every
+     * source. */
     bool fanout_all;
 };
 

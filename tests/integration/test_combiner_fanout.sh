@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # holder-fanout, with real share-holders on 127.0.0.1: a 2-of-3 key (the
-# combiner's own share and holders h1, h2). With the default `needed` each
+# combiner's own share and holders h1, h2). With `needed` each
 # rebuild asks one holder (k-1), the two take turns: over 10,000 operations
 # each releases about half the shares and together about one per rebuild
 # (with `all`, both release one for every rebuild). kill -9 of a holder
@@ -51,11 +51,11 @@ timeout-ms 2000
 $1
 EOF
 }
-conf "" >"$T/needed.conf"
+conf "holder-fanout needed" >"$T/needed.conf"
 conf "holder-fanout all" >"$T/all.conf"
 released() { grep -c "outcome=released" "$HOLDER_AUDIT_DIR/$1.audit" 2>/dev/null || echo 0; }
 
-# ---- needed (the default): 10,000 operations, one at a time ----------------------
+# ---- needed: 10,000 operations, one at a time ----------------------
 "$BH" run --config "$T/needed.conf" --count 10000 --inflight 1 >"$T/out" 2>&1
 check "needed: 10,000 operations, none failed" grep -q 'ops=10000 ok=10000 failed=0' "$T/out"
 n1=$(released h1)
