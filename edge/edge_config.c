@@ -622,6 +622,13 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
         snprintf(why, why_len, "%s: no combiner-endpoint line", path);
         goto out;
     }
+    if ((strncmp(cfg->combiner_endpoint, "ipc://", 6) != 0 &&
+         strncmp(cfg->combiner_endpoint, "tcp://", 6) != 0) ||
+        cfg->combiner_endpoint[6] == '\0') {
+        snprintf(why, why_len, "%s: combiner-endpoint '%s' is not ipc://PATH or tcp://HOST:PORT",
+                 path, cfg->combiner_endpoint);
+        goto out;
+    }
     if (!cfg->combiner_external && cfg->combiner_config[0] == '\0') {
         snprintf(why, why_len, "%s: no combiner-config line (or combiner-external yes)", path);
         goto out;
