@@ -592,6 +592,7 @@ static int bh_msg_sizes(unsigned field_bits, size_t *req_len, size_t *resp_len)
     m.type = PROTO_MSG_SHARE_REQUEST;
     m.req_id = 1;
     m.u.share_req.op = PROTO_OP_SIGN_PKCS1_SHA256;
+    m.u.share_req.op_count = 1;
     if ((r = proto_msg_encode(buf, sizeof(buf), req_len, &m)) != 0) {
         return r;
     }
@@ -758,10 +759,12 @@ static int bh_bench(int argc, char *argv[])
         goto out;
     }
     if (bh_msg_sizes(1279, &req_len, &resp_len) != 0) {
+        fprintf(stderr, "bench_holder: cannot encode the messages the bare server mimics\n");
         goto out;
     }
     child = fork();
     if (child < 0) {
+        perror("bench_holder: fork");
         goto out;
     }
     if (child == 0) {
