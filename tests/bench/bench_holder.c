@@ -773,6 +773,7 @@ static int bh_bench(int argc, char *argv[])
     }
     close(pipefd[1]);
     if (read(pipefd[0], ep, sizeof(ep)) <= 0) {
+        fprintf(stderr, "bench_holder: the bare CURVE server did not start\n");
         goto out;
     }
     close(pipefd[0]);
@@ -794,6 +795,7 @@ static int bh_bench(int argc, char *argv[])
     f.lat_us = calloc(n64, sizeof(double));
     for (size_t i = 0; i < BH_FETCH_INFLIGHT_MAX; i++) {
         if ((f.ys[i] = spk_secret_new(f.y_cap)) == NULL) {
+            fprintf(stderr, "bench_holder: out of locked memory\n");
             goto out;
         }
     }
@@ -808,6 +810,8 @@ static int bh_bench(int argc, char *argv[])
             zmq_setsockopt(dealer, ZMQ_CURVE_SECRETKEY, csk, 40) != 0 ||
             zmq_setsockopt(dealer, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
             zmq_connect(dealer, ep) != 0) {
+            fprintf(stderr, "bench_holder: cannot connect to the bare server: %s\n",
+                    zmq_strerror(errno));
             goto out;
         }
     }
