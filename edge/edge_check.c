@@ -4,7 +4,8 @@
  * not work:
  *   - every certificate: readable, PEM, an RSA key, within its validity, its
  *     key record readable, signed, and for the certificate's key; upstream
- *     resolvable;
+ *     resolvable; a line for each whose key is in threshold mode (served
+ *     without TLS 1.2 RSA key exchange);
  *   - the TLS directives (cipher lists, groups) and OCSP response files;
  *   - the ticket key file;
  *   - the combiner's own file, by `combiner check --config FILE` (shares,
@@ -51,6 +52,7 @@ struct edge_chk {
     bool cert_ok[EDGE_CERT_MAX];
     uint8_t key_id[EDGE_CERT_MAX][PROTO_KEY_ID_LEN];
     unsigned threshold[EDGE_CERT_MAX];
+    size_t num_threshold_mode; /* certificates whose key is in threshold mode */
     EVP_PKEY *pub[EDGE_CERT_MAX];
     struct proto_record rec;   /* the record being checked */
     uint8_t sig[PROTO_BN_MAX]; /* a test signature (public) */
@@ -144,6 +146,16 @@ static void edge_chk_cert(struct edge_chk *k, size_t i)
         goto out;
     }
     k->threshold[i] = rec->threshold;
+    if (rec->mode == PROTO_MODE_THRESHOLD) {
+        k->num_threshold_mode++;
+        printf("edge check: certificate %s: its key is in threshold mode (%u of %u signature "
+               "shares): served with TLS 1.3 and TLS 1.2 ECDHE/DHE only; TLS 1.2 RSA key exchange "
+               "is never offered for it%s\n",
+               chain, rec->threshold, rec->num_shares,
+               k->cfg->tls12_rsa_key_exchange
+                   ? " (tls12-rsa-key-exchange yes applies to rebuild-mode certificates only)"
+                   : "");
+    }
     k->pub[i] = EVP_PKEY_dup(pub);
     k->cert_ok[i] = k->pub[i] != NULL;
 out:
@@ -162,10 +174,21 @@ static void edge_chk_tls(struct edge_chk *k)
     size_t i;
 
     ctx = SSL_CTX_new(TLS_server_method());
-    if (ctx == NULL || edge_tls_ctx_setup(ctx, k->cfg, why, sizeof(why)) != 0) {
+    if (ctx == NULL ||
+        edge_tls_ctx_setup(ctx, k->cfg, k->cfg->tls12_rsa_key_exchange, why, sizeof(why)) != 0) {
         edge_chk_bad(k, "%s", ctx == NULL ? "OpenSSL cannot make a TLS context" : why);
     }
     SSL_CTX_free(ctx);
+    /* A threshold-mode certificate gets the list without RSA key exchange,
+     * which may leave nothing of a list that named only such suites. */
+    if (k->num_threshold_mode > 0 && k->cfg->tls12_rsa_key_exchange) {
+        ctx = SSL_CTX_new(TLS_server_method());
+        if (ctx == NULL || edge_tls_ctx_setup(ctx, k->cfg, false, why, sizeof(why)) != 0) {
+            edge_chk_bad(k, "threshold-mode certificates: %s",
+                         ctx == NULL ? "OpenSSL cannot make a TLS context" : why);
+        }
+        SSL_CTX_free(ctx);
+    }
     for (i = 0; i < k->cfg->num_certs; i++) {
         const struct edge_cert_conf *cc = &k->cfg->certs[i];
         struct edge_ocsp ocsp = {NULL, 0};

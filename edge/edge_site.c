@@ -157,6 +157,17 @@ static int edge_client_hello_cb(SSL *ssl, int *alert, void *arg)
             *alert = SSL_AD_INTERNAL_ERROR;
             return SSL_CLIENT_HELLO_ERROR;
         }
+        /* Which TLS 1.2 suites may be chosen depends on the site: a
+         * threshold-mode key only signs, so its context has no RSA key
+         * exchange. OpenSSL 3.0 takes the list from the SSL's current context
+         * unless the SSL has one of its own; should it have one, it gets the
+         * site's, so that the choice never falls back to the default
+         * certificate's list. */
+        if (SSL_get_ciphers(ssl) != SSL_CTX_get_ciphers(site->ctx) &&
+            SSL_set_cipher_list(ssl, site->tls12_ciphers) != 1) {
+            *alert = SSL_AD_INTERNAL_ERROR;
+            return SSL_CLIENT_HELLO_ERROR;
+        }
         conn->site = site;
     }
     edge_sni_session_context(conn->sid_ctx, name);
@@ -222,8 +233,10 @@ static int edge_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned cha
     return SSL_TLSEXT_ERR_OK;
 }
 
-static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID_LEN], char *why,
-                             size_t why_len)
+/* edge_check_record: the record at |path| is signed and for |key_id|; *mode
+ * is its enum proto_mode. */
+static int edge_check_record(uint8_t *mode, const char *path,
+                             const uint8_t key_id[PROTO_KEY_ID_LEN], char *why, size_t why_len)
 {
     struct proto_record *rec = calloc(1, sizeof(*rec)); /* ~27 KB: too big for a stack */
     int r;
@@ -244,6 +257,7 @@ static int edge_check_record(const char *path, const uint8_t key_id[PROTO_KEY_ID
         r = SPK_ERR_KEY_MISMATCH;
         goto out;
     }
+    *mode = rec->mode;
     r = 0;
 out:
     free(rec);
@@ -257,6 +271,7 @@ static int edge_site_init(struct edge_loop *L, const struct edge_config *cfg, st
     FILE *fp = NULL;
     X509 *leaf = NULL;
     X509 *extra = NULL;
+    uint8_t mode = PROTO_MODE_REBUILD;
     int r = SPK_ERR_INTERNAL;
 
     fp = fopen(cc->chain_path, "r");
@@ -289,15 +304,22 @@ static int edge_site_init(struct edge_loop *L, const struct edge_config *cfg, st
         snprintf(why, why_len, "%s: the certificate's key is not RSA", cc->chain_path);
         goto out;
     }
-    if ((r = edge_check_record(cc->record_path, key_id, why, why_len)) != 0) {
+    if ((r = edge_check_record(&mode, cc->record_path, key_id, why, why_len)) != 0) {
         goto out;
+    }
+    s->threshold = mode == PROTO_MODE_THRESHOLD;
+    s->rsa_kx = cfg->tls12_rsa_key_exchange && !s->threshold;
+    edge_tls12_cipher_list(s->tls12_ciphers, sizeof(s->tls12_ciphers), cfg, s->rsa_kx);
+    if (s->threshold && cfg->tls12_rsa_key_exchange) {
+        spk_log("edge", "certificate %s: its key is in threshold mode: no TLS 1.2 RSA key exchange",
+                cc->chain_path);
     }
     r = SPK_ERR_CRYPTO;
     if (SSL_CTX_use_PrivateKey(s->ctx, s->key) != 1 || SSL_CTX_check_private_key(s->ctx) != 1) {
         snprintf(why, why_len, "%s: OpenSSL refused the split key", cc->chain_path);
         goto out;
     }
-    if ((r = edge_tls_ctx_setup(s->ctx, cfg, why, why_len)) != 0) {
+    if ((r = edge_tls_ctx_setup(s->ctx, cfg, s->rsa_kx, why, why_len)) != 0) {
         goto out;
     }
     r = SPK_ERR_CRYPTO;

@@ -14,12 +14,20 @@
 
 #include "edge/internal.h"
 
-int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why, size_t why_len)
+void edge_tls12_cipher_list(char *out, size_t out_cap, const struct edge_config *cfg, bool rsa_kx)
+{
+    /* "!kRSA" cuts the suites, "kRSA+AESGCM" after the list adds them behind
+     * the (EC)DHE ones, which keep the server's preference. */
+    snprintf(out, out_cap, "%s:%s", cfg->tls12_ciphers, rsa_kx ? "kRSA+AESGCM" : "!kRSA");
+}
+
+int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, bool rsa_kx, char *why,
+                       size_t why_len)
 {
     int min = strcmp(cfg->tls_min, "1.3") == 0 ? TLS1_3_VERSION : TLS1_2_VERSION;
     int max = strcmp(cfg->tls_max, "1.2") == 0 ? TLS1_2_VERSION : TLS1_3_VERSION;
     char groups[sizeof(cfg->tls_groups)];
-    char ciphers[sizeof(cfg->tls12_ciphers) + 16];
+    char ciphers[EDGE_TLS12_LIST_MAX];
 
     if (SSL_CTX_set_min_proto_version(ctx, min) != 1 ||
         SSL_CTX_set_max_proto_version(ctx, max) != 1) {
@@ -34,18 +42,19 @@ int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why, s
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
     /* RSA key exchange has no forward secrecy and lets any client have the
      * combiner decrypt ciphertexts of its choosing (a decryption oracle): only
-     * tls12-rsa-key-exchange turns it on, whatever tls12-ciphers lists. */
+     * tls12-rsa-key-exchange turns it on, whatever tls12-ciphers lists, and
+     * never for a threshold-mode key (|rsa_kx| false), which only signs. */
     if (SSL_CTX_set_cipher_list(ctx, cfg->tls12_ciphers) != 1) {
         snprintf(why, why_len, "tls12-ciphers '%.200s': OpenSSL knows none of these",
                  cfg->tls12_ciphers);
         return SPK_ERR_INVALID_ARG;
     }
-    snprintf(ciphers, sizeof(ciphers), "%s:%s", cfg->tls12_ciphers,
-             cfg->tls12_rsa_key_exchange ? "kRSA+AESGCM" : "!kRSA");
+    edge_tls12_cipher_list(ciphers, sizeof(ciphers), cfg, rsa_kx);
     if (SSL_CTX_set_cipher_list(ctx, ciphers) != 1) {
-        snprintf(why, why_len,
-                 "tls12-ciphers '%.200s': only RSA key exchange, and tls12-rsa-key-exchange is no",
-                 cfg->tls12_ciphers);
+        snprintf(
+            why, why_len, "tls12-ciphers '%.200s': only RSA key exchange, %s", cfg->tls12_ciphers,
+            cfg->tls12_rsa_key_exchange ? "which a threshold-mode key never serves (it only signs)"
+                                        : "and tls12-rsa-key-exchange is no");
         return SPK_ERR_INVALID_ARG;
     }
     if (SSL_CTX_set_ciphersuites(ctx, cfg->tls13_ciphersuites) != 1) {

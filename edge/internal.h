@@ -162,12 +162,23 @@ const uint8_t *edge_conn_session_context(const SSL *ssl);
 
 /* ---- TLS settings and OCSP stapling (edge_tls.c) ----------------------------- */
 
+/* Room for tls12-ciphers plus what edge_tls12_cipher_list appends. */
+#define EDGE_TLS12_LIST_MAX (EDGE_CIPHERS_MAX + 16)
+
 /*
- * edge_tls_ctx_setup applies |cfg|'s versions, cipher lists, groups, session
- * lifetime and options to |ctx|. 0, or SPK_ERR_* with |why| (a list OpenSSL
- * refuses).
+ * edge_tls12_cipher_list writes into |out| the TLS 1.2 cipher list of a
+ * certificate: tls12-ciphers with RSA key exchange added behind (|rsa_kx|)
+ * or cut. |rsa_kx| is tls12-rsa-key-exchange for a rebuild-mode key and
+ * false for a threshold-mode one, which signs but never decrypts.
  */
-SPK_WUR int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, char *why,
+void edge_tls12_cipher_list(char *out, size_t out_cap, const struct edge_config *cfg, bool rsa_kx);
+
+/*
+ * edge_tls_ctx_setup applies |cfg|'s versions, cipher lists (RSA key exchange
+ * as |rsa_kx| says: edge_tls12_cipher_list), groups, session lifetime and
+ * options to |ctx|. 0, or SPK_ERR_* with |why| (a list OpenSSL refuses).
+ */
+SPK_WUR int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, bool rsa_kx, char *why,
                                size_t why_len);
 
 /* A DER OCSP response to staple; len 0 = none. */
@@ -240,7 +251,10 @@ struct edge_ev {
 
 struct edge_site {
     SSL_CTX *ctx;
-    EVP_PKEY *key; /* provider key: n, e, key id */
+    EVP_PKEY *key;  /* provider key: n, e, key id */
+    bool threshold; /* the key record is in threshold mode: signatures only */
+    bool rsa_kx;    /* TLS 1.2 RSA key exchange offered (never when threshold) */
+    char tls12_ciphers[EDGE_TLS12_LIST_MAX]; /* its SSL_CTX's list, for edge_client_hello_cb */
     char names[EDGE_NAMES_MAX][256];
     size_t num_names;
     struct sockaddr_storage up_addr;

@@ -12,7 +12,8 @@
 #                                  (a new key, or a copy of KEY)
 #   lib_edge_holder_keys [NAME...] keys/{comb,h1,h2}.{key,pub}, and one key
 #                                  pair for each further NAME
-#   lib_edge_split NAME            split NAME.key 2-of-3; prints the key id
+#   lib_edge_split NAME [MODE]     split NAME.key 2-of-3 (MODE rebuild, the
+#                                  default, or threshold); prints the key id
 #   lib_edge_holders               copy h1's and h2's shares, start both (with
 #                                  the extra options in $LIB_EDGE_HOLDER_ARGS,
 #                                  e.g. "--rate 5000 --burst 5000")
@@ -129,10 +130,10 @@ lib_edge_holder_keys() { # [NAME...]
     done
 }
 
-lib_edge_split() { # NAME: prints the key id
+lib_edge_split() { # NAME [MODE]: prints the key id
     local id
-    id=$("$KS" split --key "$1.key" --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
-        --holder keys/h2.pub --out shares | tail -1) || return 1
+    id=$("$KS" split --key "$1.key" --threshold 2 --mode "${2:-rebuild}" --holder keys/comb.pub \
+        --holder keys/h1.pub --holder keys/h2.pub --out shares | tail -1) || return 1
     [ -n "$id" ] || return 1
     echo "$id" >"$1.keyid"
     echo "$id"
