@@ -4,7 +4,9 @@
  * a delay), takes the first k that pass the record's checks, rebuilds the
  * CRT tuple in locked memory, runs all its operations, wipes, and only then
  * calls back. The key exists between comb_batch_run's split_shares_combine
- * and its wipe, inside that one function.
+ * and its wipe, inside that one function. A threshold-mode key's batch
+ * gathers signature shares instead and hands them to comb_tss.c, which
+ * accepts each (comb_tss_accept) and combines them (comb_tss_run).
  */
 
 #include <stdarg.h>
@@ -152,6 +154,7 @@ struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *key,
     }
     b->cap_fetches = n;
     b->key = key;
+    b->need_good = key->rec.threshold;
     b->state = COMB_BATCH_WAITING;
     b->t_start_ns = spk_now_ns();
     b->deadline_ns = b->t_start_ns + (uint64_t)c->cfg.timeout_ms * 1000000u;
@@ -212,7 +215,15 @@ static void comb_batch_ask_one(struct comb_ctx *c, struct comb_batch *b, size_t 
     memcpy(ent->f.input_digest, b->input_digest, PROTO_SHA256_LEN);
     ent->f.op_count = b->op_count;
     ent->f.field_bits = key->rec.field_bits;
-    ent->f.out_len = key->tuple_len;
+    ent->f.out_len = key->answer_len;
+    if (key->rec.mode == PROTO_MODE_THRESHOLD) {
+        /* A threshold batch has one operation: its digest and salt go to every source. */
+        ent->f.sigshare = true;
+        ent->f.digest = b->ops_head->in;
+        ent->f.digest_len = b->ops_head->in_len;
+        ent->f.salt = b->ops_head->salt;
+        ent->f.salt_len = b->ops_head->salt_len;
+    }
     ent->f.comb_priv = ent;
     ent->f.out_y = comb_slot_get(c);
     src->st.requests++;
@@ -447,9 +458,25 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
                         ent->detail[0] != '\0' ? ent->detail : spk_strerror(ent->status));
         goto drop;
     }
-    if (b->num_good >= key->rec.threshold) {
+    if (b->num_good >= b->need_good) {
         /* Enough already: this one is not needed, nor checked. */
         goto drop;
+    }
+    if (key->rec.mode == PROTO_MODE_THRESHOLD) {
+        const char *why = "";
+
+        if ((r = comb_tss_accept(c, b, ent, &why)) != 0) {
+            src->st.bad++;
+            src->st.bad_sigshares++;
+            src->st.last_error = r;
+            c->counters.shares_bad++;
+            comb_batch_note(b, src->name, "signature share %u dropped: %s",
+                            (unsigned)ent->info.index, why);
+            spk_log("combiner", "key %s: %s sent a bad signature share (index %u): %s",
+                    key->short_id, src->name, (unsigned)ent->info.index, why);
+            goto drop;
+        }
+        goto accept;
     }
     sodium_memzero(&share, sizeof(share));
     memcpy(share.key_id, ent->info.key_id, PROTO_KEY_ID_LEN);
@@ -471,6 +498,7 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
                         spk_strerror(r));
         goto drop;
     }
+accept:
     ent->accepted = true;
     b->good[b->num_good++] = (size_t)(ent - b->fetches);
     src->st.good++;
@@ -488,14 +516,19 @@ void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b)
     size_t i;
 
     while (b->num_examined < b->num_done) {
+        if (b->key->rec.mode == PROTO_MODE_THRESHOLD && b->num_good >= b->need_good) {
+            /* Kept for comb_tss_run, should these not combine. */
+            break;
+        }
         comb_batch_take(c, b, &b->fetches[b->done_order[b->num_examined++]]);
     }
     b->check_ns += spk_now_ns() - t0;
-    if (b->num_good < b->key->rec.threshold) {
+    if (b->num_good < b->need_good) {
         return;
     }
-    /* The first k win; the rest are called off. */
-    for (i = 0; i < b->num_fetches; i++) {
+    /* The first k win; the rest are called off, except for a threshold key,
+     * whose next answer is still wanted if these do not combine. */
+    for (i = 0; i < b->num_fetches && b->key->rec.mode != PROTO_MODE_THRESHOLD; i++) {
         struct comb_fetch_ent *ent = &b->fetches[i];
         struct comb_src *src = &c->srcs[ent->src];
 
@@ -520,8 +553,7 @@ void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b)
     comb_series_add(&c->s_check, b->check_ns);
 }
 
-/* comb_batch_deliver calls back every operation of an unlinked batch and frees it. */
-static void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const char *fail_detail)
+void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const char *fail_detail)
 {
     struct comb_result res;
     struct comb_op *op;
@@ -601,6 +633,10 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     size_t i;
     int r;
 
+    if (key->rec.mode == PROTO_MODE_THRESHOLD) {
+        comb_tss_run(c, b);
+        return;
+    }
     comb_batch_unlink(c, b);
     for (i = 0; i < k; i++) {
         const struct comb_fetch_ent *ent = &b->fetches[b->good[i]];

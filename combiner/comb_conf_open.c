@@ -297,6 +297,7 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
         memcpy(conf->keys[conf->num_keys].key_id, rec->key_id, PROTO_KEY_ID_LEN);
         conf->keys[conf->num_keys].modulus_len = rec->modulus_len;
         conf->keys[conf->num_keys].threshold = rec->threshold;
+        conf->keys[conf->num_keys].mode = rec->mode;
         conf->keys[conf->num_keys].local = local != NULL;
         conf->num_keys++;
     }

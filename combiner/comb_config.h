@@ -82,7 +82,8 @@ struct comb_conf_key {
     uint8_t key_id[PROTO_KEY_ID_LEN];
     size_t modulus_len;
     unsigned threshold;
-    bool local; /* the combiner holds its own share of it */
+    uint8_t mode; /* enum proto_mode: rebuild, or threshold (signature shares) */
+    bool local;   /* the combiner holds its own share of it */
 };
 
 /*

@@ -118,6 +118,7 @@ void comb_free(struct comb_ctx *c)
         struct comb_key *key = c->keys[i];
 
         spk_secret_free(key->local_y);
+        split_tss_signer_free(key->signer);
         comb_rsa_pub_free(key->pub);
         OPENSSL_clear_free(key, sizeof(*key));
     }
@@ -171,6 +172,16 @@ static int comb_submit(struct comb_ctx *c, uint64_t *out_op_id,
                        key->rec.modulus_len, in_len);
         goto out;
     }
+    if (key->rec.mode == PROTO_MODE_THRESHOLD && !comb_alg_is_sign(alg)) {
+        /* Refused before any holder is asked: a holder never exponentiates a
+         * value it did not encode, so no decryption exists for such a key. */
+        r = SPK_ERR_UNSUPPORTED;
+        comb_set_error(c,
+                       "key %s is in threshold mode: it signs (PKCS#1 v1.5, PSS) and never "
+                       "decrypts; '%s' refused",
+                       key->short_id, comb_alg_name(alg));
+        goto out;
+    }
     if (params != NULL && params->label_len > COMB_LABEL_MAX) {
         comb_set_error(c, "an OAEP label is at most %d bytes", COMB_LABEL_MAX);
         goto out;
@@ -206,6 +217,12 @@ static int comb_submit(struct comb_ctx *c, uint64_t *out_op_id,
     if (alg == COMB_ALG_DECRYPT_TLS && op->tls_version == 0) {
         op->tls_version = 0x0303;
     }
+    if (key->rec.mode == PROTO_MODE_THRESHOLD && proto_op_info((uint8_t)alg) != NULL &&
+        proto_op_info((uint8_t)alg)->kind == PROTO_OP_KIND_SIGN_PSS) {
+        /* One salt for every holder: their signature shares must be of one encoded message. */
+        op->salt_len = in_len;
+        randombytes_buf(op->salt, op->salt_len);
+    }
 
     /* An operation joins the key's batch only while that batch has not sent
      * its share requests yet, and only one of the same kind: a signature and
@@ -218,7 +235,8 @@ static int comb_submit(struct comb_ctx *c, uint64_t *out_op_id,
             r = SPK_ERR_NOMEM;
             goto out;
         }
-        key->open_batch = c->cfg.max_batch > 1 ? b : NULL;
+        /* A threshold key's request names one digest: one operation per batch. */
+        key->open_batch = c->cfg.max_batch > 1 && key->rec.mode != PROTO_MODE_THRESHOLD ? b : NULL;
     } else {
         c->counters.batched_ops++;
     }
@@ -366,7 +384,7 @@ int comb_process(struct comb_ctx *c)
             comb_batch_examine(c, b);
         }
         if (b->state == COMB_BATCH_GATHERING && b->hedge_at_ns != 0 &&
-            (now >= b->hedge_at_ns || b->num_good + b->num_running < b->key->rec.threshold)) {
+            (now >= b->hedge_at_ns || b->num_good + b->num_running < b->need_good)) {
             comb_batch_hedge(c, b, now);
         }
         if (b->state == COMB_BATCH_READY) {

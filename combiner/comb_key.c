@@ -1,7 +1,8 @@
 /*
  * comb_key.c: the combiner's keys: each split key's record with its public
  * key for the RSA engine, and the combiner's own share of it if it holds one
- * (locked memory, no access while idle).
+ * (locked memory, no access while idle). Threshold-mode keys are finished by
+ * comb_tss_key_init (comb_tss.c).
  */
 
 #include <stdio.h>
@@ -134,12 +135,10 @@ int comb_add_key(struct comb_ctx *c, const struct proto_record *rec,
     key->rec = *rec;
     memcpy(key->short_id, short_id, sizeof(short_id));
     if (rec->mode == PROTO_MODE_THRESHOLD) {
-        r = SPK_ERR_UNSUPPORTED;
-        comb_set_error(c,
-                       "key %s: a threshold-mode key (signature shares); this combiner serves "
-                       "rebuild-mode keys only",
-                       short_id);
-        goto out;
+        if ((r = comb_tss_key_init(c, key, local, holder_key)) != 0) {
+            goto out;
+        }
+        goto add;
     }
     if ((r = split_field_init(&key->f, rec->field_bits)) != 0 || rec->threshold < 2 ||
         rec->threshold > rec->num_shares || rec->num_shares > PROTO_SHARES_MAX) {
@@ -148,6 +147,7 @@ int comb_add_key(struct comb_ctx *c, const struct proto_record *rec,
         goto out;
     }
     key->tuple_len = split_tuple_len(&key->f);
+    key->answer_len = key->tuple_len;
     if (key->tuple_len > COMB_SLOT_LEN) {
         r = SPK_ERR_KEY_UNSUPPORTED;
         goto out;
@@ -173,7 +173,8 @@ int comb_add_key(struct comb_ctx *c, const struct proto_record *rec,
     if (local != NULL && (r = comb_key_open_local(c, key, local, holder_key)) != 0) {
         goto out;
     }
-    if (key->local_y != NULL && !c->have_local_src) {
+add:
+    if ((key->local_y != NULL || key->signer != NULL) && !c->have_local_src) {
         if ((r = comb_add_source(c, &c->local_src, "local", &comb_local_source_ops, c)) != 0) {
             goto out;
         }
@@ -196,6 +197,7 @@ int comb_add_key(struct comb_ctx *c, const struct proto_record *rec,
 out:
     if (key != NULL) {
         spk_secret_free(key->local_y);
+        split_tss_signer_free(key->signer);
         comb_rsa_pub_free(key->pub);
         OPENSSL_clear_free(key, sizeof(*key));
     }

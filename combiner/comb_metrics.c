@@ -141,6 +141,17 @@ void comb_metrics_render(void *arg, struct spk_text *t)
                             (unsigned long long)ss.errors);
         }
     }
+    spk_text_printf(t, "# HELP spk_combiner_bad_signature_shares_total Signature shares of "
+                       "threshold-mode keys from a holder that were wrong (refused on arrival, or "
+                       "left out of every k of them that combine into a valid signature).\n"
+                       "# TYPE spk_combiner_bad_signature_shares_total counter\n");
+    for (i = 0; i < n; i++) {
+        struct comb_source_stats ss;
+        if (comb_source_stats(g->comb, i, &ss) == 0) {
+            spk_text_printf(t, "spk_combiner_bad_signature_shares_total{holder=\"%s\"} %llu\n",
+                            ss.name, (unsigned long long)ss.bad_sigshares);
+        }
+    }
     spk_text_printf(t, "# HELP spk_combiner_holder_share_seconds Share request to share "
                        "answer, per share-holder.\n"
                        "# TYPE spk_combiner_holder_share_seconds histogram\n");

@@ -6,7 +6,8 @@
  * comb_core.c (the context and its API), comb_batch.c (batches and their
  * fetches, reconstruction), comb_key.c, comb_source.c
  * (share slots, the source table, the local share; it sees no batch),
- * comb_stats.c and comb_alg.c. Nothing here is API.
+ * comb_stats.c, comb_alg.c and comb_tss.c (threshold-mode keys). Nothing
+ * here is API.
  *
  * Memory: everything that ever holds a share, a tuple or a decrypted result
  * is spk_secret_new / spk_arena memory owned by struct comb_ctx (slots,
@@ -32,8 +33,15 @@
 
 struct comb_key {
     struct proto_record rec;
-    struct split_field f;
-    size_t tuple_len;
+    struct split_field f; /* rebuild mode */
+    size_t tuple_len;     /* rebuild mode */
+    /* What a source writes for this key: the tuple (rebuild mode) or a
+     * signature share (threshold mode: the modulus length). */
+    size_t answer_len;
+    /* Threshold mode: the combiner's own key share, if it holds one, lives
+     * only inside |signer| (secure-heap BIGNUMs); NULL if none. */
+    struct split_tss_signer *signer;
+    unsigned mod_bits;
     struct comb_rsa_pub *pub;
     /* The combiner's own share: locked, noaccess while idle; NULL if none. */
     uint8_t *local_y;
@@ -81,6 +89,9 @@ struct comb_op {
     enum comb_alg alg;
     uint8_t in[PROTO_BN_MAX];
     size_t in_len;
+    /* A threshold key's PSS salt, drawn once for every source (comb_submit). */
+    uint8_t salt[PROTO_DIGEST_MAX];
+    size_t salt_len;
     uint8_t *label; /* OPENSSL_malloc, label_len bytes, or NULL */
     size_t label_len;
     uint16_t tls_version;
@@ -124,6 +135,9 @@ struct comb_batch {
     size_t num_examined;
     size_t good[PROTO_SHARES_MAX]; /* indexes into fetches, arrival order */
     size_t num_good;
+    /* Good answers the batch waits for: k, or more for a threshold key whose
+     * first k signature shares did not combine (comb_tss_run). */
+    size_t need_good;
     uint64_t check_ns;
     int fail_status;
     char failures[COMB_DETAIL_MAX]; /* "name: reason; ..." */
@@ -147,6 +161,10 @@ struct comb_ctx {
     size_t num_srcs;
     bool have_local_src;
     size_t local_src;
+    /* Threshold keys: the local source's signature shares still to compute,
+     * linked through comb_fetch.source_data, done at its next process() so
+     * that the holders' requests go out first. */
+    struct comb_fetch *local_queue;
     struct comb_batch *batches_head, *batches_tail;
     size_t num_pending;
     uint64_t next_op_id;
@@ -212,7 +230,41 @@ void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
 void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_run(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_fail(struct comb_ctx *c, struct comb_batch *b, int status, const char *detail);
+/* comb_batch_deliver calls back every operation of an unlinked batch and frees it. */
+void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const char *fail_detail);
 void comb_batch_fail_threshold(struct comb_ctx *c, struct comb_batch *b, const char *why);
+
+/* ---- threshold-mode keys (comb_tss.c) ---- */
+
+/*
+ * comb_tss_key_init finishes |key| from a threshold-mode record: answer
+ * length, modulus bits, and with |local| the combiner's own key share opened
+ * with |holder_key|, checked against the record's commitment and turned
+ * into key->signer (the opened share is wiped). Error text via comb_set_error.
+ */
+SPK_WUR int comb_tss_key_init(struct comb_ctx *c, struct comb_key *key,
+                              const struct proto_share_file *local,
+                              const struct proto_holder_secret *holder_key);
+/*
+ * comb_tss_accept is the one place a received signature share is taken or
+ * refused before any combining: of this key, an index the record gives to
+ * the source that sent it, below N, not a second one of the same index.
+ * 0, or SPK_ERR_* with a short public reason in *why.
+ */
+SPK_WUR int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b,
+                            const struct comb_fetch_ent *ent, const char **why);
+/*
+ * comb_tss_run combines the good signature shares of the READY batch |b|
+ * (one signature) and delivers it, counting and logging each holder whose
+ * share was shown wrong; when they do not combine and another source may
+ * still answer, |b| goes back to gathering one more share (its hedge is
+ * asked at once), else it fails with SPK_ERR_FAULT.
+ */
+void comb_tss_run(struct comb_ctx *c, struct comb_batch *b);
+/* The local source's threshold side (comb_source.c calls these). */
+void comb_tss_local_queue(struct comb_ctx *c, struct comb_fetch *fetch);
+void comb_tss_local_cancel(struct comb_ctx *c, struct comb_fetch *fetch);
+void comb_tss_local_process(struct comb_ctx *c);
 
 /* comb_hex (comb_key.c) writes |n| bytes of |p| as hex into |out|. */
 void comb_hex(char *out, size_t cap, const uint8_t *p, size_t n);

@@ -131,13 +131,15 @@ fail:
 /*
  * The combiner's own share of a key sits in locked memory behind
  * sodium_mprotect_noaccess; a fetch opens it just long enough to copy it into
- * the fetch's slot, and completes at once.
+ * the fetch's slot, and completes at once. A threshold key's share signs
+ * instead (comb_tss.c), at the source's next process(), once the holders'
+ * requests are out: a full-size exponentiation should not hold them back.
  */
 static bool comb_local_has_key(void *ctx, const uint8_t key_id[PROTO_KEY_ID_LEN])
 {
     const struct comb_key *key = comb_key_find(ctx, key_id);
 
-    return key != NULL && key->local_y != NULL;
+    return key != NULL && (key->local_y != NULL || key->signer != NULL);
 }
 
 static int comb_local_start(void *ctx, struct comb_fetch *fetch)
@@ -146,7 +148,11 @@ static int comb_local_start(void *ctx, struct comb_fetch *fetch)
     struct comb_share_info info;
     int r;
 
-    if (key == NULL || key->local_y == NULL) {
+    if (key != NULL && key->signer != NULL && fetch->sigshare) {
+        comb_tss_local_queue(ctx, fetch);
+        return 0;
+    }
+    if (key == NULL || key->local_y == NULL || fetch->sigshare) {
         return SPK_ERR_UNKNOWN_KEY;
     }
     if (fetch->out_len != key->tuple_len) {
@@ -170,13 +176,27 @@ static int comb_local_start(void *ctx, struct comb_fetch *fetch)
 
 static void comb_local_cancel(void *ctx, struct comb_fetch *fetch)
 {
-    /* Always complete before start returns: nothing to cancel. */
-    (void)ctx;
-    (void)fetch;
+    /* A key share completes before start returns; only a signature share waits. */
+    comb_tss_local_cancel(ctx, fetch);
+}
+
+static long comb_local_timeout_ms(void *ctx)
+{
+    const struct comb_ctx *c = ctx;
+
+    return c->local_queue != NULL ? 0 : -1;
+}
+
+static int comb_local_process(void *ctx)
+{
+    comb_tss_local_process(ctx);
+    return 0;
 }
 
 const struct comb_source_ops comb_local_source_ops = {
     .start = comb_local_start,
     .cancel = comb_local_cancel,
     .has_key = comb_local_has_key,
+    .timeout_ms = comb_local_timeout_ms,
+    .process = comb_local_process,
 };

@@ -127,6 +127,9 @@ int comb_file_source_add_share(struct comb_file_source *fs, const struct proto_s
     if (strcmp(sf->holder, fs->name) != 0) {
         return SPK_ERR_WRONG_HOLDER;
     }
+    if (sf->mode == PROTO_MODE_THRESHOLD) {
+        return SPK_ERR_UNSUPPORTED; /* it would have to sign, not hand out its share */
+    }
     if (y_len == 0) {
         return SPK_ERR_MALFORMED;
     }

@@ -81,6 +81,14 @@ static void remote_result(void *ctx, const struct sh_result *res)
     if (f == NULL) {
         return; /* a connection probe (PING) */
     }
+    if (status == 0 && res->type == PROTO_MSG_SIGSHARE_RESPONSE) {
+        spk_hist_observe(&rs->latency, (double)res->latency_us / 1e6);
+        memset(&info, 0, sizeof(info));
+        memcpy(info.key_id, res->key_id, PROTO_KEY_ID_LEN);
+        info.index = res->index;
+        comb_fetch_done(f, 0, &info, NULL);
+        return;
+    }
     if (status == 0 && res->type == PROTO_MSG_SHARE_RESPONSE) {
         spk_hist_observe(&rs->latency, (double)res->latency_us / 1e6);
         memcpy(info.key_id, res->key_id, PROTO_KEY_ID_LEN);
@@ -148,9 +156,15 @@ static int remote_start(void *ctx, struct comb_fetch *fetch)
     uint64_t id = 0;
     int r;
 
-    r = sh_client_request(rs->cl, &id, 0, fetch->key_id, fetch->op, fetch->op_count,
-                          fetch->input_digest, fetch->out_y, fetch->out_len, (int)rs->timeout_ms,
-                          fetch);
+    if (fetch->sigshare) {
+        r = sh_client_sigshare(rs->cl, &id, 0, fetch->key_id, fetch->op, fetch->digest,
+                               fetch->digest_len, fetch->salt, fetch->salt_len, fetch->out_y,
+                               fetch->out_len, (int)rs->timeout_ms, fetch);
+    } else {
+        r = sh_client_request(rs->cl, &id, 0, fetch->key_id, fetch->op, fetch->op_count,
+                              fetch->input_digest, fetch->out_y, fetch->out_len,
+                              (int)rs->timeout_ms, fetch);
+    }
     if (r == 0) {
         fetch->source_tag = id;
         return 0;

@@ -147,6 +147,7 @@ void comb_stats_reset(struct comb_ctx *c)
         struct comb_source_stats *st = &c->srcs[i].st;
 
         st->requests = st->good = st->bad = st->errors = st->cancelled = 0;
+        st->bad_sigshares = 0;
         st->last_error = 0;
     }
 }

@@ -99,11 +99,23 @@ struct comb_fetch {
     uint8_t op;                             /* enum comb_alg == enum proto_op */
     uint8_t input_digest[PROTO_SHA256_LEN]; /* proto_ops_digest of the operations' inputs */
     unsigned op_count;                      /* operations the share serves, 1..64 */
-    unsigned field_bits;                    /* the record's field */
+    unsigned field_bits;                    /* the record's field (0 for a threshold key) */
     /*
-     * Where the opened share goes: exactly 5 * y_len bytes of locked memory
-     * (spk_secret_new). The combiner wipes it after use. WARNING: never copy
-     * the share anywhere else in the clear.
+     * A threshold-mode key (|sigshare|): the source returns a signature share
+     * of one signature, not a key share: SIGSHARE_REQUEST(op, digest, salt),
+     * the salt drawn once by the combiner for every source (PSS; none for
+     * PKCS#1). The pointers stay valid until the fetch ends.
+     */
+    bool sigshare;
+    const uint8_t *digest;
+    size_t digest_len;
+    const uint8_t *salt;
+    size_t salt_len;
+    /*
+     * Where the answer goes, locked memory (spk_secret_new): the opened share,
+     * exactly 5 * y_len bytes, or a signature share, exactly the modulus
+     * length. The combiner wipes it after use. WARNING: never copy the share
+     * anywhere else in the clear.
      */
     uint8_t *out_y;
     size_t out_len;
@@ -118,8 +130,8 @@ struct comb_fetch {
 struct comb_share_info {
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t split_id[PROTO_SPLIT_ID_LEN];
-    uint8_t index;       /* x, 1..255 */
-    unsigned field_bits; /* must be the record's */
+    uint8_t index;       /* x, 1..255 (a threshold key: the party i) */
+    unsigned field_bits; /* must be the record's (threshold keys: ignored, as is split_id) */
 };
 
 /*
@@ -444,7 +456,10 @@ struct comb_source_stats {
     uint64_t errors;   /* errors and timeouts reported */
     uint64_t cancelled;
     uint64_t hedged; /* asked after the first ones (holder-fanout needed) */
-    int last_error;  /* SPK_ERR_* of the last bad share or error, 0 if none */
+    /* threshold keys: signature shares shown wrong (refused on arrival, or
+     * outside every k-subset that yields a valid signature); also in |bad| */
+    uint64_t bad_sigshares;
+    int last_error; /* SPK_ERR_* of the last bad share or error, 0 if none */
 };
 
 /* comb_num_sources: sources added (ids are 0 .. n-1; the local share's

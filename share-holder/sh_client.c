@@ -32,7 +32,7 @@ struct sh_pending {
     bool used;
     uint64_t req_id;
     size_t holder;
-    uint8_t type; /* what was sent: PROTO_MSG_SHARE_REQUEST or PROTO_MSG_PING */
+    uint8_t type; /* what was sent: PROTO_MSG_SHARE_REQUEST, SIGSHARE_REQUEST or PING */
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t *out_y;
     size_t out_cap;
@@ -235,10 +235,20 @@ static int send_msg(struct sh_client *c, struct sh_holder *h)
     return 0;
 }
 
+/* What a request carries besides its type; NULL fields for a PING. */
+struct sh_request_args {
+    const uint8_t *key_id;
+    uint8_t op;
+    unsigned op_count;     /* SHARE_REQUEST */
+    const uint8_t *digest; /* SHARE_REQUEST: the inputs' SHA-256; SIGSHARE: the digest */
+    size_t digest_len;     /* SIGSHARE_REQUEST */
+    const uint8_t *salt;   /* SIGSHARE_REQUEST (PSS) */
+    size_t salt_len;
+};
+
 static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holder, uint8_t type,
-                         const uint8_t *key_id, uint8_t op, unsigned op_count,
-                         const uint8_t *digest, uint8_t *out_y, size_t out_cap, int timeout_ms,
-                         void *user)
+                         const struct sh_request_args *a, uint8_t *out_y, size_t out_cap,
+                         int timeout_ms, void *user)
 {
     struct sh_holder *h;
     struct sh_pending *p;
@@ -256,12 +266,22 @@ static int request_start(struct sh_client *c, uint64_t *out_req_id, size_t holde
     c->msg.type = type;
     c->msg.req_id = p->req_id;
     if (type == PROTO_MSG_SHARE_REQUEST) {
-        memcpy(c->msg.u.share_req.key_id, key_id, PROTO_KEY_ID_LEN);
-        c->msg.u.share_req.op = op;
-        c->msg.u.share_req.op_count = (uint16_t)op_count;
-        memcpy(c->msg.u.share_req.input_digest, digest, PROTO_SHA256_LEN);
+        memcpy(c->msg.u.share_req.key_id, a->key_id, PROTO_KEY_ID_LEN);
+        c->msg.u.share_req.op = a->op;
+        c->msg.u.share_req.op_count = (uint16_t)a->op_count;
+        memcpy(c->msg.u.share_req.input_digest, a->digest, PROTO_SHA256_LEN);
         memcpy(c->msg.u.share_req.requester_pk, h->kx_pk, PROTO_X25519_LEN);
-        memcpy(p->key_id, key_id, PROTO_KEY_ID_LEN);
+        memcpy(p->key_id, a->key_id, PROTO_KEY_ID_LEN);
+    } else if (type == PROTO_MSG_SIGSHARE_REQUEST) {
+        memcpy(c->msg.u.sigshare_req.key_id, a->key_id, PROTO_KEY_ID_LEN);
+        c->msg.u.sigshare_req.op = a->op;
+        memcpy(c->msg.u.sigshare_req.digest, a->digest, a->digest_len);
+        c->msg.u.sigshare_req.digest_len = a->digest_len;
+        if (a->salt_len > 0) {
+            memcpy(c->msg.u.sigshare_req.salt, a->salt, a->salt_len);
+        }
+        c->msg.u.sigshare_req.salt_len = a->salt_len;
+        memcpy(p->key_id, a->key_id, PROTO_KEY_ID_LEN);
     }
     if ((r = send_msg(c, h)) != 0) {
         return r; /* the slot was never marked used */
@@ -283,11 +303,29 @@ int sh_client_request(struct sh_client *c, uint64_t *out_req_id, size_t holder,
                       const uint8_t digest[PROTO_SHA256_LEN], uint8_t *out_y, size_t out_cap,
                       int timeout_ms, void *user)
 {
+    const struct sh_request_args a = {key_id, op, op_count, digest, PROTO_SHA256_LEN, NULL, 0};
+
     if (!proto_op_valid(op) || op_count < 1 || op_count > PROTO_OP_COUNT_MAX || out_y == NULL) {
         return SPK_ERR_INVALID_ARG;
     }
-    return request_start(c, out_req_id, holder, PROTO_MSG_SHARE_REQUEST, key_id, op, op_count,
-                         digest, out_y, out_cap, timeout_ms, user);
+    return request_start(c, out_req_id, holder, PROTO_MSG_SHARE_REQUEST, &a, out_y, out_cap,
+                         timeout_ms, user);
+}
+
+int sh_client_sigshare(struct sh_client *c, uint64_t *out_req_id, size_t holder,
+                       const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op, const uint8_t *digest,
+                       size_t digest_len, const uint8_t *salt, size_t salt_len, uint8_t *out,
+                       size_t out_len, int timeout_ms, void *user)
+{
+    const struct sh_request_args a = {key_id, op, 1, digest, digest_len, salt, salt_len};
+
+    if (!proto_op_valid(op) || digest == NULL || digest_len < 1 || digest_len > PROTO_DIGEST_MAX ||
+        (salt == NULL && salt_len > 0) || salt_len > PROTO_DIGEST_MAX || out == NULL ||
+        out_len < 1 || out_len > PROTO_BN_MAX) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    return request_start(c, out_req_id, holder, PROTO_MSG_SIGSHARE_REQUEST, &a, out, out_len,
+                         timeout_ms, user);
 }
 
 int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, size_t *out_num_sent,
@@ -313,8 +351,9 @@ int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, size_t *ou
 int sh_client_ping(struct sh_client *c, uint64_t *out_req_id, size_t holder, int timeout_ms,
                    void *user)
 {
-    return request_start(c, out_req_id, holder, PROTO_MSG_PING, NULL, 0, 0, NULL, NULL, 0,
-                         timeout_ms, user);
+    const struct sh_request_args a = {NULL, 0, 0, NULL, 0, NULL, 0};
+
+    return request_start(c, out_req_id, holder, PROTO_MSG_PING, &a, NULL, 0, timeout_ms, user);
 }
 
 void sh_client_cancel(struct sh_client *c, uint64_t req_id)
@@ -439,6 +478,24 @@ out:
     return r;
 }
 
+/* take_sigshare copies the signature share of c->msg into p->out_y: it must
+ * be about the key asked for and exactly as long as asked (the modulus). */
+static int take_sigshare(struct sh_client *c, struct sh_pending *p, struct sh_result *res)
+{
+    const struct proto_sigshare_resp *resp = &c->msg.u.sigshare_resp;
+
+    if (sodium_memcmp(resp->key_id, p->key_id, PROTO_KEY_ID_LEN) != 0 ||
+        resp->share_len != p->out_cap) {
+        return SPK_ERR_MALFORMED;
+    }
+    memcpy(p->out_y, resp->share, resp->share_len);
+    memcpy(res->key_id, resp->key_id, PROTO_KEY_ID_LEN);
+    res->index = resp->index;
+    res->y = p->out_y;
+    res->y_len = resp->share_len;
+    return 0;
+}
+
 /* reply_handle: one frame from holder |hi|. */
 static void reply_handle(struct sh_client *c, size_t hi, const uint8_t *frame, size_t len)
 {
@@ -468,12 +525,15 @@ static void reply_handle(struct sh_client *c, size_t hi, const uint8_t *frame, s
         res.status = p->type == PROTO_MSG_SHARE_REQUEST ? open_share(c, h, p, frame, len, &res)
                                                         : SPK_ERR_MALFORMED;
         break;
+    case PROTO_MSG_SIGSHARE_RESPONSE:
+        res.status =
+            p->type == PROTO_MSG_SIGSHARE_REQUEST ? take_sigshare(c, p, &res) : SPK_ERR_MALFORMED;
+        break;
     case PROTO_MSG_PING:
     case PROTO_MSG_SHARE_REQUEST:
     case PROTO_MSG_OP_REQUEST:
     case PROTO_MSG_OP_RESPONSE:
     case PROTO_MSG_SIGSHARE_REQUEST:
-    case PROTO_MSG_SIGSHARE_RESPONSE:
     default:
         res.status = SPK_ERR_MALFORMED;
         break;

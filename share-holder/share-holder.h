@@ -159,8 +159,8 @@ struct sh_result {
     uint64_t req_id; /* from sh_client_request / sh_client_ping */
     void *user;      /* as given with the request */
     int status;      /* 0, or SPK_ERR_* (the holder's ERROR code, TIMEOUT, UNSEAL, ...) */
-    uint8_t type;    /* PROTO_MSG_SHARE_RESPONSE or PROTO_MSG_PONG when status == 0 */
-    /* status == 0 and a share: */
+    uint8_t type;    /* PROTO_MSG_SHARE_RESPONSE, SIGSHARE_RESPONSE or PONG when status == 0 */
+    /* status == 0 and a share (a signature share: key_id, index, y and y_len only): */
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t split_id[PROTO_SPLIT_ID_LEN];
     uint8_t index;
@@ -230,6 +230,21 @@ SPK_WUR int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, si
                                   unsigned op_count, const uint8_t digest[PROTO_SHA256_LEN],
                                   uint8_t *const *out_ys, size_t out_cap, int timeout_ms,
                                   void *user);
+
+/*
+ * sh_client_sigshare sends SIGSHARE_REQUEST(|key_id|, |op|, |digest|, |salt|)
+ * to |holder| (a threshold-mode key: the holder encodes the message itself
+ * and answers with its signature share). The share, exactly |out_len| bytes
+ * (the modulus length; an answer of another length is SPK_ERR_MALFORMED), is
+ * copied to |out|, which must stay valid until the result or
+ * sh_client_cancel; the result has type PROTO_MSG_SIGSHARE_RESPONSE and the
+ * holder's index. Same returns as sh_client_request.
+ */
+SPK_WUR int sh_client_sigshare(struct sh_client *c, uint64_t *out_req_id, size_t holder,
+                               const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
+                               const uint8_t *digest, size_t digest_len, const uint8_t *salt,
+                               size_t salt_len, uint8_t *out, size_t out_len, int timeout_ms,
+                               void *user);
 
 /* sh_client_ping sends PING to |holder|; the result has type PROTO_MSG_PONG. */
 SPK_WUR int sh_client_ping(struct sh_client *c, uint64_t *out_req_id, size_t holder, int timeout_ms,

@@ -124,9 +124,11 @@ static void check_sign(struct check_state *k, struct comb_ctx *c, const struct c
             check_bad(k, "key %s...: no test signature: %s", hex, comb_last_error(c));
             continue;
         }
-        printf("combiner check: key %s... (%u of its shares needed, %s): test signature made "
-               "and checked with the record's public key\n",
-               hex, conf->keys[i].threshold, conf->keys[i].local ? "one local" : "none local");
+        printf("combiner check: key %s... (%s mode, %u of its shares needed, %s): test "
+               "signature made and checked with the record's public key\n",
+               hex,
+               conf->keys[i].mode == PROTO_MODE_THRESHOLD ? "threshold (signs only)" : "rebuild",
+               conf->keys[i].threshold, conf->keys[i].local ? "one local" : "none local");
     }
     OPENSSL_free(sig);
 }
