@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
 # The edge with a threshold-mode key (proto/PROTOCOL.md section 5.1) beside a
-# rebuild-mode one, tls12-rsa-key-exchange on: the threshold certificate is
-# never chosen with TLS 1.2 RSA key exchange (the ClientHello callback gives
-# that connection a list without it), so a client offering only RSA key
-# exchange gets a handshake failure and no key operation is asked for (edge
-# and combiner metrics), while the rebuild-mode certificate on the same edge
-# still completes one; both with either certificate as the default (a reload
-# swaps them). `edge check` names the threshold certificate.
+# rebuild-mode one, tls12-rsa-key-exchange on, the combiner holding a key
+# share of each and h1, h2 the others:
+#   - curl and `openssl s_client` through the edge to the threshold
+#     certificate: TLS 1.3 (RSA-PSS), TLS 1.2 ECDHE with PKCS#1 v1.5 and with
+#     PSS signatures (SHA-256, 384, 512), each signature checked by the client,
+#     each one counted by the edge and the combiner and signed by holders
+#     (their audit logs: outcome=signed);
+#   - it is never chosen with TLS 1.2 RSA key exchange (the ClientHello
+#     callback gives that connection the site's list, without it), so a
+#     client offering only RSA key exchange gets a handshake failure and no
+#     key operation is asked for (edge and combiner metrics), while the
+#     rebuild-mode certificate on the same edge still completes one; both with
+#     either certificate as the default (a reload swaps them);
+#   - `edge check` names the threshold certificate and passes;
+#   - with holder h2 killed the threshold certificate is still served.
 # Usage: test_edge_threshold.sh BUILD_DIR
 set -uo pipefail
 
@@ -30,7 +38,7 @@ lib_edge_origin
 
 # edge_conf FIRST SECOND: the edge's file, FIRST the default certificate;
 # the combiner's file comb.conf serves the keys in $COMB_KEYS.
-COMB_KEYS="r.test"
+COMB_KEYS="r.test t.test"
 edge_conf() {
     lib_edge_conf "$1" "$2"
     echo "metrics 127.0.0.1:$P_MET"
@@ -83,6 +91,55 @@ rsa_kx_served() {
         grep -q "hello from the origin" "served-$1.out" && [ "${d1:-0}" -eq $((${d0:-0} + 1)) ]
 }
 
+# ---- threshold signatures through the edge ------------------------------------------
+# signed NAME TYPE/DIGEST ARGS...: a handshake with the client's own check of
+# the chain and of the server's signature (of that type and digest), the
+# origin's page back, one more signature counted by the edge and by the
+# combiner.
+sign_ops() {
+    metrics | awk '/^spk_edge_key_operations_total\{kind="sign",result="ok"\}/ { print $2 }'
+}
+signed() {
+    local sn=$1 want=$2 out s0 s1 c0 c1
+    shift 2
+    out="signed-$sn-$*"
+    out=${out// /_}
+    s0=$(sign_ops)
+    c0=$(comb_ops)
+    sclient "$sn" -verify_return_error "$@" </dev/null >"$out"
+    s1=$(sign_ops)
+    c1=$(comb_ops)
+    grep -q "^Peer signature type: ${want%/*}\$" "$out" &&
+        grep -q "^Peer signing digest: ${want#*/}\$" "$out" &&
+        grep -q "Verify return code: 0 (ok)" "$out" &&
+        grep -q "hello from the origin" "$out" && [ "${s1:-0}" -eq $((${s0:-0} + 1)) ] &&
+        [ "${c1:-0}" -eq $((${c0:-0} + 1)) ]
+}
+for h in SHA256 SHA384 SHA512; do
+    check "threshold t.test: TLS 1.3, RSA-PSS $h" signed t.test RSA-PSS/$h -tls1_3 \
+        -sigalgs "rsa_pss_rsae_${h,,}"
+    check "threshold t.test: TLS 1.2 ECDHE, PKCS#1 v1.5 $h" signed t.test RSA/$h -tls1_2 \
+        -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs "RSA+$h"
+    check "threshold t.test: TLS 1.2 ECDHE, RSA-PSS $h" signed t.test RSA-PSS/$h -tls1_2 \
+        -cipher ECDHE-RSA-AES256-GCM-SHA384 -sigalgs "rsa_pss_rsae_${h,,}"
+done
+curl_get() { # NAME TLS-OPTION...
+    local sn=$1
+    shift
+    curl -sS --max-time 20 --cacert ca.pem --resolve "$sn:$P_EDGE:127.0.0.1" "$@" \
+        "https://$sn:$P_EDGE/index.html" 2>>curl.err
+}
+check "curl: threshold t.test over TLS 1.3" \
+    [ "$(curl_get t.test --tlsv1.3)" = "hello from the origin" ]
+check "curl: threshold t.test over TLS 1.2 ECDHE" \
+    [ "$(curl_get t.test --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256)" = \
+        "hello from the origin" ]
+signed_lines() { cat "$AUDIT"/h[12].audit 2>/dev/null | grep "key=$T_ID " | grep -c "outcome=signed"; }
+check "the holders made signature shares for t.test (audit: $(signed_lines) signed)" \
+    [ "$(signed_lines)" -ge 11 ]
+check "... and released no share of it" \
+    eval '! cat "$AUDIT"/h[12].audit | grep "key=$T_ID " | grep -q "outcome=released"'
+
 # ---- t.test the default certificate ------------------------------------------------
 check "threshold t.test (default): TLS 1.2 RSA key exchange refused, no key operation" \
     rsa_kx_refused t.test
@@ -106,10 +163,22 @@ check "edge check: a line for t.test.pem, threshold mode, no RSA key exchange" \
     grep -q "^edge check: certificate t.test.pem: its key is in threshold mode (2 of 3 .*TLS 1.2 RSA key exchange is never offered for it (tls12-rsa-key-exchange yes applies to rebuild-mode certificates only)" check.out
 check "edge check: no such line for the rebuild-mode r.test.pem" \
     eval '! grep -q "r.test.pem: its key is in threshold mode" check.out'
+check "edge check: the configuration passes, a test signature with each key" \
+    eval 'grep -q "certificate t.test.pem: test signature verified" check.out &&
+        grep -q "certificate r.test.pem: test signature verified" check.out &&
+        grep -q "^edge check: edge.conf: ok" check.out'
 check "edge check: tls12-ciphers with only RSA key exchange leave a threshold certificate nothing" \
     bash -c "{ cat edge.conf; echo 'tls12-ciphers AES128-GCM-SHA256'; } >only-rsa.conf &&
         ! timeout 60 '$EDGE' check only-rsa.conf >check-only-rsa.out 2>&1 &&
         grep -q \"threshold-mode certificates: tls12-ciphers 'AES128-GCM-SHA256': only RSA key exchange, which a threshold-mode key never serves\" check-only-rsa.out"
+
+# ---- one holder down: the combiner's share and h1's still sign -------------------------
+kill $H2_PID
+wait $H2_PID 2>/dev/null
+check "h2 killed: threshold t.test still served over TLS 1.3" signed t.test RSA-PSS/SHA256 -tls1_3
+check "h2 killed: and over TLS 1.2 ECDHE with PKCS#1 v1.5" signed t.test RSA/SHA256 -tls1_2 \
+    -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs RSA+SHA256
+check "h2 killed: curl gets the page" [ "$(curl_get t.test)" = "hello from the origin" ]
 
 check "the edge process is alive" kill -0 $EDGE_PID
 kill $EDGE_PID 2>/dev/null
