@@ -6,7 +6,10 @@
  *       turns secrets given in hex (colons and blanks ignored, as
  *       `openssl rsa -text` prints them) into masked needle lines;
  *   bench_memscan_pid share LABEL SHARE-FILE HOLDER-KEY  >> NEEDLES
- *       opens a share file and writes its five y values as masked needles;
+ *       opens a share file and writes its five y values as masked needles
+ *       (LABEL.y1 .. LABEL.y5); for a threshold-mode share, its key share
+ *       s_i (LABEL.s) and the exponent 2 Delta s_i a signer keeps instead
+ *       (LABEL.e, Delta = n!);
  *   bench_memscan_pid scan PID NEEDLES [WINDOW]
  *       reads every resident page of PID (also PROT_NONE ones) (/proc/PID/smaps,
  *       /proc/PID/pagemap, /proc/PID/mem) and looks for any WINDOW-byte
@@ -41,6 +44,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <openssl/bn.h>
 #include <sodium.h>
 
 #include "proto/proto.h"
@@ -185,6 +189,39 @@ static int ms_cmd_mask(const char *prefix)
     return ret;
 }
 
+/* ms_write_tss_needles writes the key share |s| of a threshold-mode share
+ * of |num_shares| and the exponent 2 * num_shares! * s that
+ * split_tss_signer_new derives from it. */
+static int ms_write_tss_needles(const char *label, const uint8_t *s, size_t s_len,
+                                unsigned num_shares)
+{
+    char name[160];
+    BIGNUM *e = BN_secure_new();
+    uint8_t *buf = spk_secret_new(PROTO_BN_MAX + 256);
+    int len, ret = -1;
+
+    snprintf(name, sizeof(name), "%s.s", label);
+    if (e == NULL || buf == NULL || ms_write_needle(stdout, name, s, s_len) != 0 ||
+        BN_bin2bn(s, (int)s_len, e) == NULL) {
+        goto out;
+    }
+    for (unsigned i = 2; i <= num_shares; i++) {
+        if (BN_mul_word(e, i) != 1) {
+            goto out;
+        }
+    }
+    if (BN_lshift1(e, e) != 1 || (len = BN_num_bytes(e)) > PROTO_BN_MAX + 256 ||
+        BN_bn2bin(e, buf) != len) {
+        goto out;
+    }
+    snprintf(name, sizeof(name), "%s.e", label);
+    ret = ms_write_needle(stdout, name, buf, (size_t)len);
+out:
+    BN_clear_free(e);
+    spk_secret_free(buf);
+    return ret;
+}
+
 static int ms_cmd_share(const char *label, const char *share_path, const char *key_path)
 {
     static struct proto_share_file sf;
@@ -201,6 +238,18 @@ static int ms_cmd_share(const char *label, const char *share_path, const char *k
     }
     if ((r = split_holder_secret_load(&key, key_path)) != 0) {
         fprintf(stderr, "bench_memscan_pid: %s: %s\n", key_path, spk_strerror(r));
+        goto out;
+    }
+    if (sf.mode == PROTO_MODE_THRESHOLD) {
+        /* The sealed key share is as long as the modulus. */
+        y_len = sf.sealed_len - crypto_box_SEALBYTES;
+        y = spk_secret_new(y_len);
+        if (y == NULL || (r = split_share_open(y, y_len, &sf, key)) != 0 ||
+            ms_write_tss_needles(label, y, y_len, sf.num_shares) != 0) {
+            fprintf(stderr, "bench_memscan_pid: %s does not open\n", share_path);
+            goto out;
+        }
+        ret = 0;
         goto out;
     }
     y_len = proto_field_y_len(sf.field_bits);

@@ -8,7 +8,13 @@
 # hex) and the combiner process's (must hold no p, q or d; its own share is
 # there by design). Positive controls prove each needle set is right: the
 # combiner does hold its own share, a holder its share, and `openssl
-# s_server` with the whole key p, q and d. Then 1,000 connections opened and
+# s_server` with the whole key p, q and d. A second key, split in threshold
+# mode (signature shares; proto/PROTOCOL.md section 5.1), is served by the
+# same edge: after 1,000 threshold operations (TLS 1.3 and TLS 1.2 ECDHE
+# handshakes) neither the TLS process nor the combiner holds its p, q, d (nor
+# dp, dq, qinv), the TLS process no party's key share s_i (nor the exponent
+# 2 Delta s_i a signer keeps), the combiner no holder's (its own is there by
+# design, a positive control, as is h1's in h1). Then 1,000 connections opened and
 # dropped, ClientHellos abandoned while the key operation runs, garbage and
 # half-open connections: the edge's and the combiner's RSS must stay within
 # a bound. Needs root (the daemons are not dumpable).
@@ -48,11 +54,13 @@ lib_edge_pki
 lib_edge_mkcert m.test 2048 || die "m.test certificate"
 lib_edge_holder_keys
 ID=$(lib_edge_split m.test) || die "split m.test"
-mkdir -m 700 secret && mv m.test.key secret/ || die "secret dir"
+lib_edge_mkcert t.test 2048 || die "t.test certificate"
+TID=$(lib_edge_split t.test threshold) || die "split t.test --mode threshold"
+mkdir -m 700 secret && mv m.test.key t.test.key secret/ || die "secret dir"
 
-# NAME HEX lines of the private key's numbers, from `openssl pkey -text`.
-keyhex() {
-    openssl pkey -in secret/m.test.key -noout -text | awk '
+# NAME HEX lines of a private key's numbers, from `openssl pkey -text`.
+keyhex() { # [NAME, default m.test]
+    openssl pkey -in "secret/${1:-m.test}.key" -noout -text | awk '
         /^[A-Za-z]/ { name = $1; sub(":$", "", name); next }
         { gsub(/[ :]/, ""); if (name ~ /^(prime1|prime2|privateExponent|exponent1|exponent2|coefficient)$/) hex[name] = hex[name] $0 }
         END { for (n in hex) print n, hex[n] }'
@@ -67,10 +75,20 @@ check "needles: p, q, d; dp, dq, qinv; five y values of each of three shares" \
     [ "$(lines pqd.needles)$(lines crt.needles)$(lines share.comb.needles)$(lines share.h1.needles)$(lines share.h2.needles)" = 33555 ]
 cat pqd.needles crt.needles share.comb.needles share.h1.needles share.h2.needles >tls.needles
 cat crt.needles share.h1.needles share.h2.needles >comb-other.needles
+# The threshold key: p, q, d, dp, dq, qinv; each party's s_i and 2 Delta s_i.
+keyhex t.test | grep -E '^(prime1|prime2|privateExponent|exponent1|exponent2|coefficient) ' |
+    "$SCAN" mask tkey. >tkey.needles
+for h in comb h1 h2; do
+    "$SCAN" share "tshare.$h" "shares/$TID.$h.share" "keys/$h.key" >"tshare.$h.needles"
+done
+check "threshold needles: p, q, d, dp, dq, qinv; s_i and 2 Delta s_i of each of three parties" \
+    [ "$(lines tkey.needles)$(lines tshare.comb.needles)$(lines tshare.h1.needles)$(lines tshare.h2.needles)" = 6222 ]
+cat tkey.needles tshare.comb.needles tshare.h1.needles tshare.h2.needles >ttls.needles
+cat tkey.needles tshare.h1.needles tshare.h2.needles >tcomb.needles
 
 lib_edge_holders
 lib_edge_origin
-lib_edge_conf m.test >edge.conf
+lib_edge_conf m.test t.test >edge.conf
 # TLS 1.2 RSA key exchange is off by default (no forward secrecy); the checks
 # below use it, so this configuration turns it on (after the ECDHE suites).
 echo "tls12-rsa-key-exchange yes" >>edge.conf
@@ -104,6 +122,24 @@ secs=$(echo "$(date +%s.%N) - $start" | bc)
 ok=$(cat load.1 load.2 load.3 load.4 | sed -n 's/^ok=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
 check "1000 handshakes through the edge ($ok ok in ${secs}s)" [ "${ok:-0}" -eq 1000 ]
 
+# ---- 1,000 threshold operations: 500 TLS 1.3, 500 TLS 1.2 ECDHE, 4 at a time ----
+tload() { # N KIND
+    "$TAMPER" load "$1" 127.0.0.1 $P_EDGE t.test ca.pem "$2" 2>>load.err
+}
+start=$(date +%s.%N)
+tload 250 1.3 >tload.1 &
+L1=$!
+tload 250 1.3 >tload.2 &
+L2=$!
+tload 250 1.2-ecdhe >tload.3 &
+L3=$!
+tload 250 1.2-ecdhe >tload.4 &
+L4=$!
+wait $L1 $L2 $L3 $L4
+secs=$(echo "$(date +%s.%N) - $start" | bc)
+ok=$(cat tload.1 tload.2 tload.3 tload.4 | sed -n 's/^ok=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
+check "1000 threshold-mode handshakes through the edge ($ok ok in ${secs}s)" [ "${ok:-0}" -eq 1000 ]
+
 scan_clean() { # PID NEEDLES LOG
     "$SCAN" scan "$1" "$2" >"$3" 2>&1
     local r=$?
@@ -123,6 +159,14 @@ check "combiner: no dp, dq, qinv, nor the holders' shares (wiped after each oper
 check "control: the combiner holds its own share (the scan sees locked memory)" \
     scan_finds $COMB_PID share.comb.needles scan.ctl-comb
 check "control: holder h1 holds its share" scan_finds $H1_PID share.h1.needles scan.ctl-h1
+check "threshold key, TLS process: no p, q, d, dp, dq, qinv, no party's s_i or 2 Delta s_i" \
+    scan_clean $EDGE_PID ttls.needles scan.ttls
+check "threshold key, combiner: no p, q, d, dp, dq, qinv, no holder's s_i or 2 Delta s_i" \
+    scan_clean $COMB_PID tcomb.needles scan.tcomb
+check "control: the combiner holds its own threshold key share" \
+    scan_finds $COMB_PID tshare.comb.needles scan.ctl-tcomb
+check "control: holder h1 holds its threshold key share" \
+    scan_finds $H1_PID tshare.h1.needles scan.ctl-th1
 # Port 0: s_server prints the port it got ("ACCEPT 127.0.0.1:PORT") once the
 # key is loaded and the socket bound. A port picked in advance failed under
 # ctest -j2: the tests' random ports overlap the kernel's ephemeral range, so
@@ -234,6 +278,8 @@ check "the combiner was not restarted" [ "$(pgrep -P $EDGE_PID | head -1)" = "$C
 check "after the churn, TLS process: still no share y, p, q, d, dp, dq or qinv" \
     scan_clean $EDGE_PID tls.needles scan.tls2
 check "after the churn, combiner: still no p, q or d" scan_clean $COMB_PID pqd.needles scan.comb2
+check "after the churn, threshold key: still nothing in the TLS process nor the combiner" \
+    eval 'scan_clean $EDGE_PID ttls.needles scan.ttls2 && scan_clean $COMB_PID tcomb.needles scan.tcomb2'
 
 kill $EDGE_PID 2>/dev/null
 wait $EDGE_PID 2>/dev/null
