@@ -17,12 +17,13 @@
 #                                  "noshim": without the shim, TLS 1.3 only
 #                                  (the shim caps the version), to show that
 #                                  the check below sees resumption.
-#   bench_nginx_server PORT NAME CERT KEY
-#                                  an nginx server block: HTTPS, TLS 1.2 and
-#                                  1.3, nginx's default session handling
-#                                  (tickets on), one request per connection
-#                                  (keepalive off), every resumed handshake
-#                                  logged to $T/resumed-PORT.log
+#   bench_nginx_server PORT NAME CERT KEY [NAME CERT KEY...]
+#                                  nginx server blocks, one per SNI NAME (the
+#                                  first the default): HTTPS, TLS 1.2 and 1.3,
+#                                  nginx's default session handling (tickets
+#                                  on), one request per connection (keepalive
+#                                  off), every resumed handshake logged to
+#                                  $T/resumed-PORT.log
 #   bench_nginx_http CONFDIR       the http{} preamble for those blocks
 #   bench_nginx_resumed PORT       resumed handshakes logged so far
 #   bench_resumption_guard NAME SNI PORT COUNT_CMD...
@@ -110,19 +111,25 @@ bench_nginx_http() { # CONFDIR
 EOC
 }
 
-bench_nginx_server() { # PORT NAME CERT KEY
-    : >"$T/resumed-$1.log"
-    cat <<EOC
+bench_nginx_server() { # PORT NAME CERT KEY [NAME CERT KEY...]
+    local port=$1 opts="backlog=4096 default_server"
+    shift
+    : >"$T/resumed-$port.log"
+    while (($# >= 3)); do
+        cat <<EOC
     server {
-        listen 127.0.0.1:$1 ssl backlog=4096;
-        server_name $2;
-        ssl_certificate $3;
-        ssl_certificate_key $4;
+        listen 127.0.0.1:$port ssl $opts;
+        server_name $1;
+        ssl_certificate $2;
+        ssl_certificate_key $3;
         ssl_protocols TLSv1.2 TLSv1.3;
-        access_log $T/resumed-$1.log spk_resumed if=\$spk_resumed;
+        access_log $T/resumed-$port.log spk_resumed if=\$spk_resumed;
         location / { return 200 "ok\n"; }
     }
 EOC
+        opts=""
+        shift 3
+    done
 }
 
 bench_nginx_resumed() { # PORT
