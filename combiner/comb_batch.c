@@ -18,6 +18,19 @@
 
 #include "combiner/comb_private.h"
 
+/* A holder is passed over (see comb_src_passed_over) while more than 3/4 of
+ * its recent asks were late: five in a row from none, which a sound holder
+ * hardly ever is (the hedge goes out after about its p95). */
+#define COMB_LATE_PASS (COMB_LATE_ONE * 3 / 4)
+
+/* A passed-over holder is probed (asked on top of the holders an operation
+ * needs, so that a recovered one is noticed) when not asked for 10 ms, then
+ * 20, 40 ... 160 ms while its probes bring no good answer: a hiccup is
+ * forgiven at once (a probe answers only when it beats the holders asked
+ * with it), a holder that stays slow or down costs a few shares a second. */
+#define COMB_PROBE_GAP_MIN_NS (10u * 1000u * 1000u)
+#define COMB_PROBE_GAP_MAX_NS (160u * 1000u * 1000u)
+
 void comb_op_free(struct comb_op *op)
 {
     if (op == NULL) {
@@ -45,18 +58,15 @@ void comb_batch_unlink(struct comb_ctx *c, struct comb_batch *b)
     }
 }
 
-/* comb_src_note_latency folds one share's latency into |src|'s recent mean
- * and mean deviation (weights 1/8 and 1/4, as TCP's RTT estimate). */
-static void comb_src_note_latency(struct comb_src *src, uint64_t ns)
+/* comb_src_fold folds one sample into |src|'s recent mean and mean
+ * deviation (weights 1/8 and 1/4, as TCP's RTT estimate). */
+static void comb_src_fold(struct comb_src *src, uint64_t ns)
 {
     uint64_t diff;
 
-    if (src->lat_mean_ns == 0 || src->probing) {
-        /* A probe of a passed-over source starts its estimate afresh: one
-         * answer brings back a holder whose slow spell is over. */
+    if (src->lat_mean_ns == 0) {
         src->lat_mean_ns = ns > 0 ? ns : 1;
         src->lat_dev_ns = ns / 2;
-        src->probing = false;
         return;
     }
     diff = ns > src->lat_mean_ns ? ns - src->lat_mean_ns : src->lat_mean_ns - ns;
@@ -67,8 +77,54 @@ static void comb_src_note_latency(struct comb_src *src, uint64_t ns)
     }
 }
 
-/* comb_batch_close_fetches cancels what is still running and wipes every slot. */
-static void comb_batch_close_fetches(struct comb_ctx *c, struct comb_batch *b, bool count_cancel)
+/* comb_src_note_latency: an answer after |ns|. */
+static void comb_src_note_latency(struct comb_src *src, uint64_t ns)
+{
+    if (src->probing) {
+        /* A probe of a passed-over source starts its record afresh: one
+         * answer brings back a holder whose slow spell is over. */
+        src->lat_mean_ns = 0;
+        src->late = 0;
+        src->probing = false;
+    }
+    src->probe_gap_ns = COMB_PROBE_GAP_MIN_NS;
+    comb_src_fold(src, ns);
+}
+
+/* comb_src_note_unanswered: a fetch called off after |ns| without an answer.
+ * The source is at least that slow, which says something only when it is
+ * more than the estimate (a holder that is down stops being asked first); a
+ * probe that lost the race says nothing, and a later one tries again. */
+static void comb_src_note_unanswered(struct comb_src *src, uint64_t ns)
+{
+    if (ns > src->lat_mean_ns) {
+        comb_src_fold(src, ns);
+    }
+}
+
+static bool comb_src_is_holder(const struct comb_ctx *c, size_t i)
+{
+    return !c->have_local_src || i != c->local_src;
+}
+
+/* comb_fetch_judge counts |ent| as late (failed, or still open when the
+ * hedge went out) or on time for its source, once per fetch. The local share
+ * is never late; a probe's answer resets its source (comb_src_note_latency). */
+static void comb_fetch_judge(struct comb_ctx *c, struct comb_fetch_ent *ent, bool late)
+{
+    struct comb_src *src = &c->srcs[ent->src];
+
+    if (ent->judged || !comb_src_is_holder(c, ent->src)) {
+        return;
+    }
+    ent->judged = true;
+    src->late = src->late - src->late / 4 + (late ? COMB_LATE_ONE / 4 : 0);
+}
+
+/* comb_batch_close_fetches cancels what is still running (but probes, with
+ * |keep_probes|) and wipes every other slot. */
+static void comb_batch_close_fetches(struct comb_ctx *c, struct comb_batch *b, bool count_cancel,
+                                     bool keep_probes)
 {
     size_t i;
 
@@ -76,6 +132,12 @@ static void comb_batch_close_fetches(struct comb_ctx *c, struct comb_batch *b, b
         struct comb_fetch_ent *ent = &b->fetches[i];
         struct comb_src *src = &c->srcs[ent->src];
 
+        if (ent->state == COMB_FETCH_RUNNING && ent->probe && keep_probes) {
+            continue;
+        }
+        if (ent->probe && (ent->state == COMB_FETCH_RUNNING || ent->state == COMB_FETCH_DONE)) {
+            src->probes_open--;
+        }
         if (ent->state == COMB_FETCH_RUNNING) {
             if (src->ops->cancel != NULL) {
                 src->ops->cancel(src->ctx, &ent->f);
@@ -84,9 +146,7 @@ static void comb_batch_close_fetches(struct comb_ctx *c, struct comb_batch *b, b
                 src->st.cancelled++;
             }
             b->num_running--;
-            /* No answer until now: at least this slow (a holder that is
-             * down stops being asked first). */
-            comb_src_note_latency(src, spk_now_ns() - ent->t_start_ns);
+            comb_src_note_unanswered(src, spk_now_ns() - ent->t_start_ns);
         }
         ent->state = COMB_FETCH_CLOSED;
         ent->accepted = false;
@@ -104,7 +164,7 @@ void comb_batch_free(struct comb_ctx *c, struct comb_batch *b)
     if (b == NULL) {
         return;
     }
-    comb_batch_close_fetches(c, b, false);
+    comb_batch_close_fetches(c, b, false, false);
     while ((op = b->ops_head) != NULL) {
         b->ops_head = op->next;
         comb_op_free(op);
@@ -135,6 +195,19 @@ __attribute__((format(printf, 3, 4))) void comb_batch_note(struct comb_batch *b,
     va_end(ap);
 }
 
+/* comb_batch_link puts |b| at the end of the context's batches. */
+static void comb_batch_link(struct comb_ctx *c, struct comb_batch *b)
+{
+    b->next = NULL;
+    b->prev = c->batches_tail;
+    if (c->batches_tail != NULL) {
+        c->batches_tail->next = b;
+    } else {
+        c->batches_head = b;
+    }
+    c->batches_tail = b;
+}
+
 struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *key,
                                   const struct comb_op *first)
 {
@@ -160,19 +233,14 @@ struct comb_batch *comb_batch_new(struct comb_ctx *c, struct comb_key *key,
     b->deadline_ns = b->t_start_ns + (uint64_t)c->cfg.timeout_ms * 1000000u;
     /* One kind per batch: a holder's audit line names the kind it released for. */
     b->op_kind = (uint8_t)first->alg;
-    b->prev = c->batches_tail;
-    if (c->batches_tail != NULL) {
-        c->batches_tail->next = b;
-    } else {
-        c->batches_head = b;
-    }
-    c->batches_tail = b;
+    comb_batch_link(c, b);
     return b;
 }
 
+/* comb_src_asked: |src| may have |key| (NULL: any key). */
 static bool comb_src_asked(const struct comb_src *src, const struct comb_key *key)
 {
-    return src->ops->has_key == NULL || src->ops->has_key(src->ctx, key->rec.key_id);
+    return key == NULL || src->ops->has_key == NULL || src->ops->has_key(src->ctx, key->rec.key_id);
 }
 
 /* comb_batch_sources: how many sources |b| may ask (those added after it was made are not). */
@@ -198,8 +266,10 @@ static int comb_batch_digest(struct comb_batch *b)
     return 0;
 }
 
-/* comb_batch_ask_one starts the fetch of source |i| for |b| in its own slot. */
-static void comb_batch_ask_one(struct comb_ctx *c, struct comb_batch *b, size_t i, uint64_t now)
+/* comb_batch_ask_one starts the fetch of source |i| for |b| in its own slot.
+ * True when it was started or answered at once with a share; false when the
+ * source failed it at once (an error the batch notes, and a late answer). */
+static bool comb_batch_ask_one(struct comb_ctx *c, struct comb_batch *b, size_t i, uint64_t now)
 {
     struct comb_key *key = b->key;
     struct comb_src *src = &c->srcs[i];
@@ -233,7 +303,7 @@ static void comb_batch_ask_one(struct comb_ctx *c, struct comb_batch *b, size_t 
         src->st.errors++;
         src->st.last_error = SPK_ERR_NOMEM;
         comb_batch_note(b, src->name, "%s", spk_strerror(SPK_ERR_NOMEM));
-        return;
+        return false;
     }
     ent->state = COMB_FETCH_RUNNING;
     b->num_running++;
@@ -247,7 +317,10 @@ static void comb_batch_ask_one(struct comb_ctx *c, struct comb_batch *b, size_t 
         comb_batch_note(b, src->name, "%s", spk_strerror(r));
         comb_slot_put(c, ent->f.out_y, ent->f.out_len);
         ent->f.out_y = NULL;
+        comb_fetch_judge(c, ent, true);
+        return false;
     }
+    return ent->state == COMB_FETCH_RUNNING || ent->status == 0;
 }
 
 static bool comb_batch_has_asked(const struct comb_batch *b, size_t i)
@@ -262,72 +335,143 @@ static bool comb_batch_has_asked(const struct comb_batch *b, size_t i)
     return false;
 }
 
-/* A source not asked for this long is asked again whatever its latency, so
- * one that was slow or down once is tried again. */
-#define COMB_FANOUT_PROBE_NS (100u * 1000u * 1000u)
+/* comb_batch_may_ask: source |i| has |b|'s key and was not asked for it yet. */
+static bool comb_batch_may_ask(const struct comb_ctx *c, const struct comb_batch *b, size_t i)
+{
+    return comb_src_asked(&c->srcs[i], b->key) && !comb_batch_has_asked(b, i);
+}
+
+/* comb_src_p95_ns: about |src|'s recent p95 (mean + 3 mean deviations), 0
+ * when nothing is known yet. */
+static uint64_t comb_src_p95_ns(const struct comb_src *src)
+{
+    return src->lat_mean_ns == 0 ? 0 : src->lat_mean_ns + 3 * src->lat_dev_ns;
+}
+
+/* comb_fanout_fastest: the recent mean and mean deviation of the fastest
+ * holder with |key| that is not late, among holders only (the local share
+ * answers in microseconds and would make every holder look slow); false
+ * when no holder has an estimate. */
+static bool comb_fanout_fastest(const struct comb_ctx *c, const struct comb_key *key,
+                                uint64_t *out_mean, uint64_t *out_dev)
+{
+    bool found = false;
+    size_t i;
+
+    for (i = 0; i < c->num_srcs; i++) {
+        const struct comb_src *src = &c->srcs[i];
+
+        if (!comb_src_is_holder(c, i) || !comb_src_asked(src, key) || src->lat_mean_ns == 0 ||
+            src->late >= COMB_LATE_PASS || (found && src->lat_mean_ns >= *out_mean)) {
+            continue;
+        }
+        *out_mean = src->lat_mean_ns;
+        *out_dev = src->lat_dev_ns;
+        found = true;
+    }
+    return found;
+}
 
 /*
- * comb_batch_pick: the next source to ask for |b|, or SIZE_MAX. Among the
- * sources not asked yet, those whose recent latency is under four times the
- * fastest's plus 5 ms plus 8 of its mean deviations (only a clearly slower
- * holder, not one in a scheduling hiccup), or unknown, or not asked for
- * 100 ms, are
- * eligible, and the one asked longest ago wins: equally fast holders take
- * turns, a slow one is left alone (a source picked only because it was not
- * asked for 100 ms is a probe: see comb_src_note_latency).
+ * comb_src_passed_over: |src| is left out of first asks: late for most of
+ * its recent asks, or its recent mean over four times the fastest holder's
+ * plus 5 ms plus 8 of that one's mean deviations (a clearly slower holder,
+ * not one in a scheduling hiccup).
+ */
+bool comb_src_passed_over(const struct comb_ctx *c, const struct comb_key *key,
+                          const struct comb_src *src)
+{
+    uint64_t fastest = 0, noise = 0;
+
+    if (src->late >= COMB_LATE_PASS) {
+        return true;
+    }
+    return src->lat_mean_ns != 0 && comb_fanout_fastest(c, key, &fastest, &noise) &&
+           src->lat_mean_ns > 4 * fastest + 8 * noise + 5000000u;
+}
+
+static uint64_t comb_src_probe_gap_ns(const struct comb_src *src)
+{
+    return src->probe_gap_ns > COMB_PROBE_GAP_MIN_NS ? src->probe_gap_ns : COMB_PROBE_GAP_MIN_NS;
+}
+
+/*
+ * comb_batch_pick: the next holder to ask first for |b|, or SIZE_MAX. Of the
+ * holders not asked yet and not passed over, the one asked longest ago:
+ * equally fast holders take turns. A passed-over one with no probe open and
+ * not asked for its probe gap is picked as a probe (*out_probe). When every
+ * holder left is passed over and none is due for a probe, the one asked
+ * longest ago is asked anyway (the threshold still needs it).
  */
 static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, uint64_t now,
                               bool *out_probe)
 {
-    uint64_t fastest = UINT64_MAX, noise = 0, limit;
-    size_t i, best = SIZE_MAX;
+    size_t i, best = SIZE_MAX, fallback = SIZE_MAX;
+    bool best_probe = false;
 
-    for (i = 0; i < comb_batch_sources(c, b); i++) {
-        if (comb_src_asked(&c->srcs[i], b->key) && !comb_batch_has_asked(b, i) &&
-            c->srcs[i].lat_mean_ns < fastest) {
-            fastest = c->srcs[i].lat_mean_ns;
-            noise = c->srcs[i].lat_dev_ns;
-        }
-    }
-    limit = fastest == UINT64_MAX ? UINT64_MAX : 4 * fastest + 8 * noise + 5000000u;
     for (i = 0; i < comb_batch_sources(c, b); i++) {
         const struct comb_src *src = &c->srcs[i];
-        bool eligible;
+        bool passed, eligible;
 
-        if (!comb_src_asked(src, b->key) || comb_batch_has_asked(b, i)) {
+        if (!comb_src_is_holder(c, i) || !comb_batch_may_ask(c, b, i)) {
             continue;
         }
-        eligible = src->lat_mean_ns <= limit || now - src->last_asked_ns >= COMB_FANOUT_PROBE_NS;
+        passed = comb_src_passed_over(c, b->key, src);
+        eligible = !passed || (src->probes_open == 0 &&
+                               now - src->last_asked_ns >= comb_src_probe_gap_ns(src));
         if (eligible && (best == SIZE_MAX || src->last_asked_ns < c->srcs[best].last_asked_ns)) {
             best = i;
+            best_probe = passed;
+        }
+        if (fallback == SIZE_MAX || src->last_asked_ns < c->srcs[fallback].last_asked_ns) {
+            fallback = i;
         }
     }
-    *out_probe = best != SIZE_MAX && c->srcs[best].lat_mean_ns > limit;
-    if (*out_probe) {
-        c->srcs[best].probing = true;
+    if (best == SIZE_MAX) {
+        best = fallback;
+        best_probe = false;
+    }
+    *out_probe = best_probe;
+    if (best_probe) {
+        struct comb_src *src = &c->srcs[best];
+
+        src->probing = true;
+        src->probe_gap_ns = 2 * comb_src_probe_gap_ns(src);
+        if (src->probe_gap_ns > COMB_PROBE_GAP_MAX_NS) {
+            src->probe_gap_ns = COMB_PROBE_GAP_MAX_NS;
+        }
     }
     return best;
 }
 
-/* comb_hedge_delay_ns: how long the first sources asked may take before the
- * others are asked too: the slowest one's recent mean + 3 mean deviations
- * (about its p95), at least 1 ms, at most half the batch's timeout. */
+/*
+ * comb_hedge_delay_ns: how long the holders asked first for |b| may take
+ * before the others are asked too: how long a sound holder takes, the
+ * recent p95 of the fastest of the others (those the hedge would ask) that
+ * is not passed over, or of the asked ones if every other is; never the p95
+ * of a holder from its own answers alone (it rises with the very slowness
+ * the hedge is for). 20 ms while no holder has answered yet; at least 1 ms,
+ * at most a quarter of the batch's timeout.
+ */
 static uint64_t comb_hedge_delay_ns(const struct comb_ctx *c, const struct comb_batch *b)
 {
-    uint64_t d = 0, cap = (uint64_t)c->cfg.timeout_ms * 500000u;
-    size_t j;
+    uint64_t others = UINT64_MAX, asked = UINT64_MAX, d;
+    uint64_t cap = (uint64_t)c->cfg.timeout_ms * 250000u;
+    size_t i;
 
-    for (j = 0; j < b->num_fetches; j++) {
-        const struct comb_src *src = &c->srcs[b->fetches[j].src];
-        uint64_t p95 = src->lat_mean_ns + 3 * src->lat_dev_ns;
+    for (i = 0; i < comb_batch_sources(c, b); i++) {
+        const struct comb_src *src = &c->srcs[i];
+        uint64_t p95 = comb_src_p95_ns(src);
+        uint64_t *slot = comb_batch_has_asked(b, i) ? &asked : &others;
 
-        if (src->probing) {
-            continue; /* a probe of a slow holder sets no one's pace */
+        if (comb_src_is_holder(c, i) && comb_src_asked(src, b->key) && p95 != 0 && p95 < *slot &&
+            !comb_src_passed_over(c, b->key, src)) {
+            *slot = p95;
         }
-        if (src->lat_mean_ns == 0) {
-            p95 = 20u * 1000u * 1000u; /* nothing known yet */
-        }
-        d = p95 > d ? p95 : d;
+    }
+    d = others != UINT64_MAX ? others : asked;
+    if (d == UINT64_MAX) {
+        d = 20u * 1000u * 1000u;
     }
     if (d < 1000000u) {
         d = 1000000u;
@@ -335,31 +479,67 @@ static uint64_t comb_hedge_delay_ns(const struct comb_ctx *c, const struct comb_
     return d < cap ? d : cap;
 }
 
-/* comb_batch_hedge asks every source of |b| not asked yet. */
+/* comb_batch_ask_rest asks every source of |b| not asked yet (as a hedge:
+ * counted as such). */
+static void comb_batch_ask_rest(struct comb_ctx *c, struct comb_batch *b, uint64_t now,
+                                bool count_as_hedge)
+{
+    size_t i;
+
+    for (i = 0; i < comb_batch_sources(c, b); i++) {
+        if (!comb_batch_may_ask(c, b, i)) {
+            continue;
+        }
+        if (count_as_hedge) {
+            c->srcs[i].st.hedged++;
+            b->fetches[b->num_fetches].hedge = true;
+        }
+        (void)comb_batch_ask_one(c, b, i, now);
+    }
+}
+
+/* comb_batch_hedge asks every source of |b| not asked yet. When its time has
+ * come (not an error's early call), the fetches still open are late. */
 void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now)
 {
     size_t i;
 
-    b->hedge_at_ns = 0;
-    for (i = 0; i < comb_batch_sources(c, b); i++) {
-        if (comb_src_asked(&c->srcs[i], b->key) && !comb_batch_has_asked(b, i)) {
-            c->srcs[i].st.hedged++;
-            comb_batch_ask_one(c, b, i, now);
+    if (b->hedge_at_ns != 0 && now >= b->hedge_at_ns) {
+        for (i = 0; i < b->num_fetches; i++) {
+            if (b->fetches[i].state == COMB_FETCH_RUNNING && !b->fetches[i].probe) {
+                comb_fetch_judge(c, &b->fetches[i], true);
+            }
         }
     }
+    b->hedge_at_ns = 0;
+    comb_batch_ask_rest(c, b, now, true);
+}
+
+/* comb_batch_needed_running: fetches of |b| still open that count toward
+ * its threshold (not probes). */
+size_t comb_batch_needed_running(const struct comb_batch *b)
+{
+    size_t i, n = 0;
+
+    for (i = 0; i < b->num_fetches; i++) {
+        n += b->fetches[i].state == COMB_FETCH_RUNNING && !b->fetches[i].probe ? 1 : 0;
+    }
+    return n;
 }
 
 /*
  * comb_batch_start asks the sources that may have the key, each into its
  * own slot (slots are reserved for all of them: a hedge may ask the rest).
- * With holder-fanout needed only |threshold| of them are asked now (see
- * comb_batch_pick) and the rest at hedge_at_ns, or at once when one of the
- * first fails. A batch stays WAITING while too few slots are free.
+ * With holder-fanout needed the local share and only as many holders as the
+ * threshold still needs are asked now (see comb_batch_pick; a holder that
+ * fails at once is replaced at once), the rest at hedge_at_ns, or as soon
+ * as one of the first fails. A batch stays WAITING while too few slots are
+ * free.
  */
 int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
 {
     struct comb_key *key = b->key;
-    size_t need = 0, want, asked = 0, i;
+    size_t need = 0, got = 0, i;
     bool probe = false;
     uint64_t now;
     int r;
@@ -383,21 +563,30 @@ int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
     b->state = COMB_BATCH_GATHERING;
     now = spk_now_ns();
     b->t_start_ns = now;
-    want = c->cfg.fanout_all || key->rec.threshold >= need ? need : key->rec.threshold;
-    if (want == need) {
+    if (c->cfg.fanout_all || b->need_good >= need) {
         /* holder-fanout all (or a threshold that needs every source): every
          * source is asked now, however slow its recent answers were. */
-        for (i = 0; i < comb_batch_sources(c, b); i++) {
-            if (comb_src_asked(&c->srcs[i], key)) {
-                comb_batch_ask_one(c, b, i, now);
-            }
-        }
+        comb_batch_ask_rest(c, b, now, false);
+        return 0;
     }
-    /* A probe of a passed-over (slow) holder is asked on top of the |want|
-     * others, so an operation never waits on a probe's answer. */
-    while (asked < want && (i = comb_batch_pick(c, b, now, &probe)) != SIZE_MAX) {
-        comb_batch_ask_one(c, b, i, now);
-        asked += probe ? 0 : 1;
+    /* The local share first: it answers at once and exposes nothing. */
+    if (c->have_local_src && c->local_src < comb_batch_sources(c, b) &&
+        comb_batch_may_ask(c, b, c->local_src)) {
+        got += comb_batch_ask_one(c, b, c->local_src, now) ? 1 : 0;
+    }
+    /* A probe is asked on top of the holders needed, so an operation never
+     * waits on a probe's answer. */
+    while (got < b->need_good && (i = comb_batch_pick(c, b, now, &probe)) != SIZE_MAX) {
+        struct comb_fetch_ent *ent = &b->fetches[b->num_fetches];
+        bool asked;
+
+        ent->probe = probe;
+        c->srcs[i].st.probes += probe ? 1 : 0;
+        asked = comb_batch_ask_one(c, b, i, now);
+        if (probe && ent->state != COMB_FETCH_CLOSED) {
+            c->srcs[i].probes_open++;
+        }
+        got += asked && !probe ? 1 : 0;
     }
     if (b->num_fetches < need) {
         b->hedge_at_ns = now + comb_hedge_delay_ns(c, b);
@@ -447,9 +636,13 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
     int r;
 
     ent->state = COMB_FETCH_CLOSED;
+    if (ent->probe) {
+        src->probes_open--;
+    }
     if (ent->t_done_ns > ent->t_start_ns) {
         comb_src_note_latency(src, ent->t_done_ns - ent->t_start_ns);
     }
+    comb_fetch_judge(c, ent, ent->status != 0);
     if (ent->status != 0) {
         src->st.errors++;
         src->st.last_error = ent->status;
@@ -500,6 +693,7 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
     }
 accept:
     ent->accepted = true;
+    src->st.hedge_won += ent->hedge ? 1 : 0;
     b->good[b->num_good++] = (size_t)(ent - b->fetches);
     src->st.good++;
     c->counters.shares_good++;
@@ -532,8 +726,8 @@ void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b)
         struct comb_fetch_ent *ent = &b->fetches[i];
         struct comb_src *src = &c->srcs[ent->src];
 
-        if (ent->state != COMB_FETCH_RUNNING) {
-            continue;
+        if (ent->state != COMB_FETCH_RUNNING || ent->probe) {
+            continue; /* a probe's answer is awaited after all (comb_batch_linger) */
         }
         if (src->ops->cancel != NULL) {
             src->ops->cancel(src->ctx, &ent->f);
@@ -541,7 +735,7 @@ void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b)
         src->st.cancelled++;
         ent->state = COMB_FETCH_CLOSED;
         b->num_running--;
-        comb_src_note_latency(src, spk_now_ns() - ent->t_start_ns);
+        comb_src_note_unanswered(src, spk_now_ns() - ent->t_start_ns);
         comb_slot_put(c, ent->f.out_y, ent->f.out_len);
         ent->f.out_y = NULL;
     }
@@ -582,6 +776,31 @@ void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const char *fa
         comb_op_free(op);
     }
     b->ops_tail = NULL;
+    comb_batch_close_fetches(c, b, false, true);
+    if (b->num_running > 0) {
+        /* Only probes still run: their answers say whether a passed-over
+         * holder has recovered, which a probe called off would not. */
+        b->state = COMB_BATCH_PROBING;
+        comb_batch_link(c, b);
+        return;
+    }
+    comb_batch_free(c, b);
+}
+
+/*
+ * comb_batch_linger: a delivered batch whose probes have not answered yet
+ * takes their answers (the shares are wiped unused) and is freed once none
+ * runs or its deadline has passed.
+ */
+void comb_batch_linger(struct comb_ctx *c, struct comb_batch *b, uint64_t now)
+{
+    while (b->num_examined < b->num_done) {
+        comb_batch_take(c, b, &b->fetches[b->done_order[b->num_examined++]]);
+    }
+    if (b->num_running > 0 && now < b->deadline_ns) {
+        return;
+    }
+    comb_batch_unlink(c, b);
     comb_batch_free(c, b);
 }
 
@@ -590,7 +809,7 @@ void comb_batch_fail(struct comb_ctx *c, struct comb_batch *b, int status, const
     struct comb_op *op;
 
     comb_batch_unlink(c, b);
-    comb_batch_close_fetches(c, b, true);
+    comb_batch_close_fetches(c, b, true, false);
     for (op = b->ops_head; op != NULL; op = op->next) {
         op->status = status;
     }
@@ -653,7 +872,7 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     t0 = spk_now_ns();
     comb_series_add(&c->s_interp, t0 - t_life);
     /* The received shares are not needed once the tuple exists (or failed to). */
-    comb_batch_close_fetches(c, b, false);
+    comb_batch_close_fetches(c, b, false, true);
     sodium_memzero(shares, sizeof(shares));
     wipe_ns = spk_now_ns() - t0;
 

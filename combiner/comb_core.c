@@ -327,7 +327,8 @@ long comb_timeout_ms(const struct comb_ctx *c)
     for (b = c->batches_head; b != NULL; b = b->next) {
         if (b->num_done > b->num_examined || b->state == COMB_BATCH_READY ||
             b->state == COMB_BATCH_FAILED ||
-            (b->state == COMB_BATCH_GATHERING && b->num_running == 0) ||
+            ((b->state == COMB_BATCH_GATHERING || b->state == COMB_BATCH_PROBING) &&
+             b->num_running == 0) ||
             (b->state == COMB_BATCH_WAITING && comb_slots_available(c) >= b->slots_needed) ||
             now >= b->deadline_ns || (b->hedge_at_ns != 0 && now >= b->hedge_at_ns)) {
             return 0;
@@ -366,6 +367,10 @@ int comb_process(struct comb_ctx *c)
     now = spk_now_ns();
     for (b = c->batches_head; b != NULL; b = next) {
         next = b->next;
+        if (b->state == COMB_BATCH_PROBING) {
+            comb_batch_linger(c, b, now);
+            continue;
+        }
         if (b->state == COMB_BATCH_WAITING) {
             if (now >= b->deadline_ns) {
                 comb_batch_fail(c, b, SPK_ERR_TIMEOUT,
@@ -384,7 +389,7 @@ int comb_process(struct comb_ctx *c)
             comb_batch_examine(c, b);
         }
         if (b->state == COMB_BATCH_GATHERING && b->hedge_at_ns != 0 &&
-            (now >= b->hedge_at_ns || b->num_good + b->num_running < b->need_good)) {
+            (now >= b->hedge_at_ns || b->num_good + comb_batch_needed_running(b) < b->need_good)) {
             comb_batch_hedge(c, b, now);
         }
         if (b->state == COMB_BATCH_READY) {

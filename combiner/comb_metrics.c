@@ -4,6 +4,7 @@
  * by spk_mserver (plain HTTP, loopback). Nothing here sees a secret.
  */
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,6 +61,72 @@ static void metrics_holder(void *arg, const char *name, const char *endpoint, bo
     spk_text_hist(arg, "spk_combiner_holder_share_seconds", labels, latency);
 }
 
+/* metrics_source_counter: one counter per source, the uint64_t at |field|
+ * (offsetof) of its struct comb_source_stats. */
+static void metrics_source_counter(struct spk_text *t, const struct comb_ctx *comb, size_t n,
+                                   const char *name, const char *help, size_t field)
+{
+    size_t i;
+
+    spk_text_printf(t, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (i = 0; i < n; i++) {
+        struct comb_source_stats ss;
+        uint64_t v;
+
+        if (comb_source_stats(comb, i, &ss) == 0) {
+            memcpy(&v, (const uint8_t *)&ss + field, sizeof(v));
+            spk_text_printf(t, "%s{source=\"%s\"} %llu\n", name, ss.name, (unsigned long long)v);
+        }
+    }
+}
+
+/* metrics_fanout: holder-fanout needed's hedges and probes, and the latency
+ * estimate that decides whom to ask first and when to hedge. */
+static void metrics_fanout(struct spk_text *t, const struct comb_ctx *comb, size_t n)
+{
+    size_t i;
+
+    metrics_source_counter(t, comb, n, "spk_combiner_source_hedges_total",
+                           "Share requests sent as a hedge (holder-fanout needed): the holders "
+                           "asked first were late or failed.",
+                           offsetof(struct comb_source_stats, hedged));
+    metrics_source_counter(t, comb, n, "spk_combiner_source_hedges_won_total",
+                           "Hedge requests whose share was among the k a reconstruction used.",
+                           offsetof(struct comb_source_stats, hedge_won));
+    metrics_source_counter(t, comb, n, "spk_combiner_source_probes_total",
+                           "Share requests to a passed-over (slow or late) holder on top of "
+                           "those an operation needs, to notice its recovery.",
+                           offsetof(struct comb_source_stats, probes));
+    spk_text_printf(t, "# HELP spk_combiner_source_latency_estimate_seconds The recent share "
+                       "latency estimate per source: mean and about p95 (mean + 3 mean "
+                       "deviations), 0 before the first answer.\n"
+                       "# TYPE spk_combiner_source_latency_estimate_seconds gauge\n");
+    for (i = 0; i < n; i++) {
+        struct comb_source_stats ss;
+
+        if (comb_source_stats(comb, i, &ss) == 0) {
+            spk_text_printf(t,
+                            "spk_combiner_source_latency_estimate_seconds{source=\"%s\","
+                            "stat=\"mean\"} %.6f\n"
+                            "spk_combiner_source_latency_estimate_seconds{source=\"%s\","
+                            "stat=\"p95\"} %.6f\n",
+                            ss.name, (double)ss.latency_mean_ns / 1e9, ss.name,
+                            (double)ss.latency_p95_ns / 1e9);
+        }
+    }
+    spk_text_printf(t, "# HELP spk_combiner_source_passed_over 1 while holder-fanout needed "
+                       "leaves the source out of first requests (slow or late; probed).\n"
+                       "# TYPE spk_combiner_source_passed_over gauge\n");
+    for (i = 0; i < n; i++) {
+        struct comb_source_stats ss;
+
+        if (comb_source_stats(comb, i, &ss) == 0) {
+            spk_text_printf(t, "spk_combiner_source_passed_over{source=\"%s\"} %d\n", ss.name,
+                            ss.passed_over ? 1 : 0);
+        }
+    }
+}
+
 /*
  * comb_metrics_render: the combiner's counters. The library's counters
  * and timings belong to the serving generation and start again at zero after
@@ -111,36 +178,16 @@ void comb_metrics_render(void *arg, struct spk_text *t)
     metrics_summary(t, "spk_combiner_gather_seconds",
                     "First share request to k-th good share (recent window).", &st.gather);
     n = comb_num_sources(g->comb);
-    spk_text_printf(t, "# HELP spk_combiner_source_requests_total Share requests per source "
-                       "(holders, the local share, share files).\n"
-                       "# TYPE spk_combiner_source_requests_total counter\n");
-    for (i = 0; i < n; i++) {
-        struct comb_source_stats ss;
-        if (comb_source_stats(g->comb, i, &ss) == 0) {
-            spk_text_printf(t, "spk_combiner_source_requests_total{source=\"%s\"} %llu\n", ss.name,
-                            (unsigned long long)ss.requests);
-        }
-    }
-    spk_text_printf(t, "# HELP spk_combiner_source_shares_rejected_total Shares from a source "
-                       "that failed the record's checks (commitment, split id, index).\n"
-                       "# TYPE spk_combiner_source_shares_rejected_total counter\n");
-    for (i = 0; i < n; i++) {
-        struct comb_source_stats ss;
-        if (comb_source_stats(g->comb, i, &ss) == 0) {
-            spk_text_printf(t, "spk_combiner_source_shares_rejected_total{source=\"%s\"} %llu\n",
-                            ss.name, (unsigned long long)ss.bad);
-        }
-    }
-    spk_text_printf(t, "# HELP spk_combiner_source_errors_total Errors and timeouts from a "
-                       "source instead of a share.\n"
-                       "# TYPE spk_combiner_source_errors_total counter\n");
-    for (i = 0; i < n; i++) {
-        struct comb_source_stats ss;
-        if (comb_source_stats(g->comb, i, &ss) == 0) {
-            spk_text_printf(t, "spk_combiner_source_errors_total{source=\"%s\"} %llu\n", ss.name,
-                            (unsigned long long)ss.errors);
-        }
-    }
+    metrics_source_counter(t, g->comb, n, "spk_combiner_source_requests_total",
+                           "Share requests per source (holders, the local share, share files).",
+                           offsetof(struct comb_source_stats, requests));
+    metrics_source_counter(t, g->comb, n, "spk_combiner_source_shares_rejected_total",
+                           "Shares from a source that failed the record's checks (commitment, "
+                           "split id, index).",
+                           offsetof(struct comb_source_stats, bad));
+    metrics_source_counter(t, g->comb, n, "spk_combiner_source_errors_total",
+                           "Errors and timeouts from a source instead of a share.",
+                           offsetof(struct comb_source_stats, errors));
     spk_text_printf(t, "# HELP spk_combiner_bad_signature_shares_total Signature shares of "
                        "threshold-mode keys from a holder that were wrong (refused on arrival, or "
                        "left out of every k of them that combine into a valid signature).\n"
@@ -152,6 +199,7 @@ void comb_metrics_render(void *arg, struct spk_text *t)
                             ss.name, (unsigned long long)ss.bad_sigshares);
         }
     }
+    metrics_fanout(t, g->comb, n);
     spk_text_printf(t, "# HELP spk_combiner_holder_share_seconds Share request to share "
                        "answer, per share-holder.\n"
                        "# TYPE spk_combiner_holder_share_seconds histogram\n");

@@ -30,6 +30,8 @@
 #define COMB_BATCH_MAX 64
 #define COMB_STACK_WIPE (32 * 1024)
 #define COMB_FETCH_DETAIL_MAX 96
+/* comb_src.late: 1 in fixed point. */
+#define COMB_LATE_ONE 256u
 
 struct comb_key {
     struct proto_record rec;
@@ -56,12 +58,18 @@ struct comb_src {
     const struct comb_source_ops *ops;
     void *ctx;
     struct comb_source_stats st;
-    /* Recent share latency (exponentially weighted mean and mean deviation),
-     * for holder-fanout needed: whom to ask first and when to hedge. */
+    /* Recent share latency (exponentially weighted mean and mean deviation
+     * of the answers), for holder-fanout needed: whom to ask and when to
+     * hedge. */
     uint64_t lat_mean_ns;
     uint64_t lat_dev_ns;
     uint64_t last_asked_ns;
-    bool probing; /* asked though passed over: its next sample replaces the estimate */
+    /* How often it was late recently: asks that failed, or were still open
+     * when the hedge went out, weighted 1/4 (0 .. COMB_LATE_ONE). */
+    unsigned late;
+    bool probing;          /* asked though passed over: its next answer replaces the estimate */
+    uint64_t probe_gap_ns; /* passed over: probed when not asked for this long */
+    unsigned probes_open;  /* probes not answered (or examined) yet: one at a time */
 };
 
 enum comb_fetch_state {
@@ -80,6 +88,9 @@ struct comb_fetch_ent {
     struct comb_share_info info;
     char detail[COMB_FETCH_DETAIL_MAX];
     bool accepted; /* counted among the batch's good shares */
+    bool hedge;    /* asked by the hedge, after the first ones */
+    bool probe;    /* a passed-over holder asked on top of the needed ones */
+    bool judged;   /* on time or late already counted for its source */
     uint64_t t_start_ns, t_done_ns;
 };
 
@@ -109,6 +120,7 @@ enum comb_batch_state {
     COMB_BATCH_GATHERING,
     COMB_BATCH_READY,
     COMB_BATCH_FAILED,
+    COMB_BATCH_PROBING, /* delivered; waits only for its probes' answers */
 };
 
 struct comb_batch {
@@ -227,10 +239,17 @@ __attribute__((format(printf, 3, 4))) void comb_batch_note(struct comb_batch *b,
                                                            const char *fmt, ...);
 int comb_batch_start(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
+size_t comb_batch_needed_running(const struct comb_batch *b);
+/* comb_src_passed_over: holder-fanout needed leaves |src| out of first asks
+ * for |key| (NULL: compared with every holder). */
+bool comb_src_passed_over(const struct comb_ctx *c, const struct comb_key *key,
+                          const struct comb_src *src);
 void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_run(struct comb_ctx *c, struct comb_batch *b);
+void comb_batch_linger(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
 void comb_batch_fail(struct comb_ctx *c, struct comb_batch *b, int status, const char *detail);
-/* comb_batch_deliver calls back every operation of an unlinked batch and frees it. */
+/* comb_batch_deliver calls back every operation of an unlinked batch and frees it
+ * (after its probes have answered: comb_batch_linger). */
 void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const char *fail_detail);
 void comb_batch_fail_threshold(struct comb_ctx *c, struct comb_batch *b, const char *why);
 

@@ -148,6 +148,7 @@ void comb_stats_reset(struct comb_ctx *c)
 
         st->requests = st->good = st->bad = st->errors = st->cancelled = 0;
         st->bad_sigshares = 0;
+        st->hedged = st->hedge_won = st->probes = 0;
         st->last_error = 0;
     }
 }
@@ -163,5 +164,9 @@ int comb_source_stats(const struct comb_ctx *c, size_t id, struct comb_source_st
         return SPK_ERR_INVALID_ARG;
     }
     *out = c->srcs[id].st;
+    out->latency_mean_ns = c->srcs[id].lat_mean_ns;
+    out->latency_p95_ns = c->srcs[id].lat_mean_ns + 3 * c->srcs[id].lat_dev_ns;
+    out->passed_over =
+        (!c->have_local_src || id != c->local_src) && comb_src_passed_over(c, NULL, &c->srcs[id]);
     return 0;
 }

@@ -208,10 +208,11 @@ struct comb_config {
     unsigned max_pending;
     unsigned max_batch;
     unsigned stats_window;
-    /* false (`holder-fanout needed`): a rebuild asks only as many sources as
-     * the threshold, the fastest by recent latency, and the others after a
-     * hedge delay or at once on an error; true (the default, `all`): every
-     * source. */
+    /* false (`holder-fanout needed`): a rebuild asks the local share and
+     * only as many holders as the threshold still needs, the fastest by
+     * recent latency (compared among holders), and the others after a
+     * hedge delay or at once on an error; true (the library's default,
+     * `all`): every source. */
     bool fanout_all;
 };
 
@@ -455,11 +456,20 @@ struct comb_source_stats {
     uint64_t bad;      /* shares dropped: commitment, split id, index, duplicate */
     uint64_t errors;   /* errors and timeouts reported */
     uint64_t cancelled;
-    uint64_t hedged; /* asked after the first ones (holder-fanout needed) */
+    /* holder-fanout needed: */
+    uint64_t hedged;    /* asked by a hedge, after the first ones */
+    uint64_t hedge_won; /* of those, shares among the k a rebuild used */
+    uint64_t probes;    /* asked while passed over, on top of the needed ones */
     /* threshold keys: signature shares shown wrong (refused on arrival, or
      * outside every k-subset that yields a valid signature); also in |bad| */
     uint64_t bad_sigshares;
     int last_error; /* SPK_ERR_* of the last bad share or error, 0 if none */
+    /* The current estimate (filled by comb_source_stats): recent mean and
+     * about p95 (mean + 3 mean deviations) of its answers, 0 if none yet;
+     * passed_over: left out of first asks (slow or late) but probed. */
+    uint64_t latency_mean_ns;
+    uint64_t latency_p95_ns;
+    bool passed_over;
 };
 
 /* comb_num_sources: sources added (ids are 0 .. n-1; the local share's

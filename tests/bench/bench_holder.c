@@ -134,11 +134,15 @@ static void bh_print_sources(const struct comb_ctx *c)
             continue;
         }
         printf("source %s requests=%llu good=%llu bad=%llu errors=%llu cancelled=%llu "
-               "last_error=%s\n",
+               "last_error=%s hedged=%llu hedge_won=%llu probes=%llu mean_ms=%.3f p95_ms=%.3f "
+               "passed_over=%d\n",
                st.name, (unsigned long long)st.requests, (unsigned long long)st.good,
                (unsigned long long)st.bad, (unsigned long long)st.errors,
                (unsigned long long)st.cancelled,
-               st.last_error != 0 ? spk_strerror(st.last_error) : "none");
+               st.last_error != 0 ? spk_strerror(st.last_error) : "none",
+               (unsigned long long)st.hedged, (unsigned long long)st.hedge_won,
+               (unsigned long long)st.probes, (double)st.latency_mean_ns / 1e6,
+               (double)st.latency_p95_ns / 1e6, st.passed_over ? 1 : 0);
     }
 }
 

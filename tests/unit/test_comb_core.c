@@ -455,6 +455,83 @@ static void test_bad_shares(void **state)
     set_free(&s);
 }
 
+/* source_stats: source |id|'s counters (0 local, 1.. the file sources). */
+static struct comb_source_stats source_stats(const struct comb_ctx *c, size_t id)
+{
+    struct comb_source_stats ss;
+
+    assert_int_equal(comb_source_stats(c, id, &ss), 0);
+    return ss;
+}
+
+/*
+ * holder-fanout needed, 2-of-3 (the local share, h2, h3 as file sources):
+ * each rebuild asks one holder and they take turns; a holder turned slow is
+ * hedged around and then passed over, probed and taken back once sound; a
+ * failing holder costs no operation. Latencies here are of a process that
+ * opens a sealed share, so the 300 ms holder is slow beyond any hiccup.
+ */
+static void test_fanout_needed(void **state)
+{
+    static const unsigned files[] = {1, 2};
+    struct comb_file_source *fs[2];
+    struct comb_source_stats h2, h3;
+    char detail[COMB_DETAIL_MAX];
+    struct comb_config cfg;
+    struct split_set s;
+    struct comb_ctx *c;
+    int i;
+
+    (void)state;
+    set_make(&s, "rsa2048.pem", 2, 3, "h");
+    comb_config_init(&cfg);
+    cfg.fanout_all = false;
+    c = comb_with(&s, &cfg, 0, files, 2, fs);
+
+    /* Steady: one holder per rebuild (hedges aside), in turns. */
+    for (i = 0; i < 40; i++) {
+        assert_int_equal(try_sign(c, &s, detail, sizeof(detail)), 0);
+    }
+    h2 = source_stats(c, 1);
+    h3 = source_stats(c, 2);
+    assert_int_equal(source_stats(c, 0).requests, 40);
+    assert_true(h2.requests - h2.hedged >= 15 && h3.requests - h3.hedged >= 15);
+    assert_true(h2.requests + h3.requests < 60);
+    assert_false(h2.passed_over || h3.passed_over);
+
+    /* h3 turns slow: the operations that asked it are hedged to h2, and h3
+     * is soon passed over (asked only as a probe, on top). */
+    comb_file_source_set_delay_ms(fs[1], 300);
+    for (i = 0; i < 40; i++) {
+        assert_int_equal(try_sign(c, &s, detail, sizeof(detail)), 0);
+    }
+    h2 = source_stats(c, 1);
+    h3 = source_stats(c, 2);
+    assert_true(h3.passed_over);
+    assert_false(h2.passed_over);
+    assert_true(h2.hedged >= 1 && h2.hedge_won >= 1);
+    assert_true(h3.requests - h3.probes < 20 + 10); /* its turns of the first 40, few after */
+
+    /* Sound again: a probe's answer brings it back. */
+    comb_file_source_set_delay_ms(fs[1], 0);
+    for (i = 0; i < 100000 && source_stats(c, 2).passed_over; i++) {
+        assert_int_equal(try_sign(c, &s, detail, sizeof(detail)), 0);
+    }
+    assert_false(source_stats(c, 2).passed_over);
+    assert_true(source_stats(c, 2).probes >= 1);
+
+    /* h2 fails every request: h3 is asked at once, no operation fails. */
+    comb_file_source_set_fault(fs[0], COMB_FAULT_FAIL);
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(try_sign(c, &s, detail, sizeof(detail)), 0);
+    }
+    h2 = source_stats(c, 1);
+    assert_true(h2.errors >= 1);
+    assert_true(h2.passed_over);
+    comb_free(c);
+    set_free(&s);
+}
+
 static void test_duplicates(void **state)
 {
     static const unsigned files[] = {1, 1, 0};
@@ -858,6 +935,7 @@ int main(void)
         cmocka_unit_test(test_k2_rsa2048),
         cmocka_unit_test(test_k3),
         cmocka_unit_test(test_bad_shares),
+        cmocka_unit_test(test_fanout_needed),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_mixed_splits),
         cmocka_unit_test(test_refusals),
