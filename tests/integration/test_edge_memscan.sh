@@ -99,8 +99,21 @@ COMB_PID=${COMB_PID:-0}
 check "the edge started it as \`combiner run\`" \
     bash -c "tr '\\0' ' ' </proc/$COMB_PID/cmdline | grep -q '/combiner run --config '"
 
-load() { # N KIND: N handshakes, prints ok=N failed=N
-    "$TAMPER" load "$1" 127.0.0.1 $P_EDGE m.test ca.pem "$2" 2>>load.err
+load() { # N KIND [NAME]: N handshakes, prints ok=N failed=N
+    "$TAMPER" load "$1" 127.0.0.1 $P_EDGE "${3:-m.test}" ca.pem "$2" 2>>load.err
+}
+# load1000 NAME KIND-A KIND-B: 500 handshakes of each kind, 4 clients at a
+# time; prints how many succeeded and how many seconds it took.
+load1000() {
+    local start pids=() i
+    start=$(date +%s.%N)
+    for i in 1 2 3 4; do
+        load 250 "$([ $i -le 2 ] && echo "$2" || echo "$3")" "$1" >"load.$1.$i" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    echo "$(cat "load.$1".[1-4] | sed -n 's/^ok=\([0-9]*\).*/\1/p' | paste -sd+ | bc)" \
+        "$(echo "$(date +%s.%N) - $start" | bc)"
 }
 load 10 1.3 >/dev/null
 load 10 1.2-rsa >/dev/null
@@ -108,36 +121,11 @@ RSS0=$(lib_edge_rss_kib $EDGE_PID)
 CRSS0=$(lib_edge_rss_kib $COMB_PID)
 
 # ---- 1,000 handshakes: 500 TLS 1.3, 500 TLS 1.2 RSA key exchange, 4 at a time ----
-start=$(date +%s.%N)
-load 250 1.3 >load.1 &
-L1=$!
-load 250 1.3 >load.2 &
-L2=$!
-load 250 1.2-rsa >load.3 &
-L3=$!
-load 250 1.2-rsa >load.4 &
-L4=$!
-wait $L1 $L2 $L3 $L4
-secs=$(echo "$(date +%s.%N) - $start" | bc)
-ok=$(cat load.1 load.2 load.3 load.4 | sed -n 's/^ok=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
+read -r ok secs < <(load1000 m.test 1.3 1.2-rsa)
 check "1000 handshakes through the edge ($ok ok in ${secs}s)" [ "${ok:-0}" -eq 1000 ]
 
 # ---- 1,000 threshold operations: 500 TLS 1.3, 500 TLS 1.2 ECDHE, 4 at a time ----
-tload() { # N KIND
-    "$TAMPER" load "$1" 127.0.0.1 $P_EDGE t.test ca.pem "$2" 2>>load.err
-}
-start=$(date +%s.%N)
-tload 250 1.3 >tload.1 &
-L1=$!
-tload 250 1.3 >tload.2 &
-L2=$!
-tload 250 1.2-ecdhe >tload.3 &
-L3=$!
-tload 250 1.2-ecdhe >tload.4 &
-L4=$!
-wait $L1 $L2 $L3 $L4
-secs=$(echo "$(date +%s.%N) - $start" | bc)
-ok=$(cat tload.1 tload.2 tload.3 tload.4 | sed -n 's/^ok=\([0-9]*\).*/\1/p' | paste -sd+ | bc)
+read -r ok secs < <(load1000 t.test 1.3 1.2-ecdhe)
 check "1000 threshold-mode handshakes through the edge ($ok ok in ${secs}s)" [ "${ok:-0}" -eq 1000 ]
 
 scan_clean() { # PID NEEDLES LOG
