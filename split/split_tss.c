@@ -311,6 +311,11 @@ int split_tss_sign_share(struct split_tss_signer *s, uint8_t *out, const uint8_t
 {
     int r = SPK_ERR_CRYPTO;
 
+    /* Before em is read: split_tss_blind_new works in t1 and t2 and clears them. */
+    if (s->uses >= SPLIT_TSS_BLIND_USES && (r = split_tss_blind_new(s)) != 0) {
+        goto out;
+    }
+    r = SPK_ERR_CRYPTO;
     if (BN_bin2bn(em, (int)s->n_len, s->t1) == NULL) {
         goto out;
     }
@@ -318,10 +323,6 @@ int split_tss_sign_share(struct split_tss_signer *s, uint8_t *out, const uint8_t
         r = SPK_ERR_INVALID_ARG;
         goto out;
     }
-    if (s->uses >= SPLIT_TSS_BLIND_USES && (r = split_tss_blind_new(s)) != 0) {
-        goto out;
-    }
-    r = SPK_ERR_CRYPTO;
     /* (em r)^exp r^-exp: mont_mul(a, b R) = a b. */
     if (BN_mod_mul_montgomery(s->t2, s->t1, s->r_m, s->mont, s->ctx) != 1 ||
         BN_mod_exp_mont_consttime(s->t1, s->t2, s->exp, s->n, s->ctx, s->mont) != 1 ||
