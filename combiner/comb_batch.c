@@ -821,6 +821,11 @@ void comb_batch_fail_threshold(struct comb_ctx *c, struct comb_batch *b, const c
     char detail[COMB_DETAIL_MAX];
     const struct comb_key *key = b->key;
 
+    if (b->need_good > key->rec.threshold) {
+        /* k were in but did not combine (a threshold key), and no more came. */
+        comb_tss_fail(c, b, SPK_ERR_FAULT, why);
+        return;
+    }
     snprintf(detail, sizeof(detail), "key %s: %zu good share%s of %u needed%s%s%s%s", key->short_id,
              b->num_good, b->num_good == 1 ? "" : "s", key->rec.threshold, why != NULL ? " (" : "",
              why != NULL ? why : "", why != NULL ? ")" : "",

@@ -280,6 +280,13 @@ SPK_WUR int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b
  * asked at once), else it fails with SPK_ERR_FAULT.
  */
 void comb_tss_run(struct comb_ctx *c, struct comb_batch *b);
+/*
+ * comb_tss_fail fails |b| with |status| (SPK_ERR_FAULT: the shares received
+ * did not combine and no other came, |why| saying more, may be NULL), naming
+ * the sources that failed. comb_batch_fail_threshold comes here for a batch
+ * that was waiting for one more share after a failed combination.
+ */
+void comb_tss_fail(struct comb_ctx *c, struct comb_batch *b, int status, const char *why);
 /* The local source's threshold side (comb_source.c calls these). */
 void comb_tss_local_queue(struct comb_ctx *c, struct comb_fetch *fetch);
 void comb_tss_local_cancel(struct comb_ctx *c, struct comb_fetch *fetch);

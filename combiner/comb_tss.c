@@ -172,17 +172,42 @@ static void comb_tss_blame(struct comb_ctx *c, struct comb_batch *b, const uint8
     }
 }
 
+void comb_tss_fail(struct comb_ctx *c, struct comb_batch *b, int status, const char *why)
+{
+    char detail[COMB_DETAIL_MAX];
+    size_t used;
+
+    used = (size_t)snprintf(detail, sizeof(detail), "key %s: ", b->key->short_id);
+    if (status == SPK_ERR_FAULT) {
+        snprintf(detail + used, sizeof(detail) - used,
+                 "the %zu signature shares received do not combine into a valid signature (a "
+                 "holder sent a wrong one) and no other holder answered%s%s%s",
+                 b->num_good, why != NULL ? " (" : "", why != NULL ? why : "",
+                 why != NULL ? ")" : "");
+    } else {
+        snprintf(detail + used, sizeof(detail) - used, "cannot combine the signature shares: %s",
+                 spk_strerror(status));
+    }
+    used = strlen(detail);
+    if (b->failures[0] != '\0' && used + 11 < sizeof(detail)) {
+        memcpy(detail + used, "; failed: ", 11);
+        used += 10;
+        snprintf(detail + used, sizeof(detail) - used, "%.*s", (int)(sizeof(detail) - used - 1),
+                 b->failures);
+    }
+    comb_batch_fail(c, b, status, detail);
+}
+
 void comb_tss_run(struct comb_ctx *c, struct comb_batch *b)
 {
     struct split_tss_part parts[PROTO_SHARES_MAX];
     uint8_t bad[PROTO_SHARES_MAX];
     uint8_t em[PROTO_BN_MAX];
-    char detail[COMB_DETAIL_MAX];
     struct comb_key *key = b->key;
     const struct proto_record *rec = &key->rec;
     struct comb_op *op = b->ops_head;
     uint64_t t0 = spk_now_ns();
-    size_t i, used;
+    size_t i;
     int r;
 
     memset(bad, 0, sizeof(bad));
@@ -217,26 +242,8 @@ void comb_tss_run(struct comb_ctx *c, struct comb_batch *b)
         }
     }
     if (r != 0) {
-        used = (size_t)snprintf(detail, sizeof(detail), "key %s: ", key->short_id);
-        if (r == SPK_ERR_FAULT) {
-            used += (size_t)snprintf(detail + used, sizeof(detail) - used,
-                                     "the %zu signature shares received do not combine into a "
-                                     "valid signature (a holder sent a wrong one) and no other "
-                                     "holder answered",
-                                     b->num_good);
-        } else {
-            used += (size_t)snprintf(detail + used, sizeof(detail) - used,
-                                     "cannot combine the signature shares: %s", spk_strerror(r));
-        }
-        used = strlen(detail);
-        if (b->failures[0] != '\0' && used + 11 < sizeof(detail)) {
-            memcpy(detail + used, "; failed: ", 11);
-            used += 10;
-            snprintf(detail + used, sizeof(detail) - used, "%.*s", (int)(sizeof(detail) - used - 1),
-                     b->failures);
-        }
         op->out = NULL;
-        comb_batch_fail(c, b, r, detail);
+        comb_tss_fail(c, b, r, NULL);
         return;
     }
     op->status = 0;
