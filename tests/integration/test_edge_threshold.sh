@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The edge with a threshold-mode key (proto/PROTOCOL.md section 5.1) beside a
-# rebuild-mode one, tls12-rsa-key-exchange on, the combiner holding a key
-# share of each and h1, h2 the others:
+# The edge with threshold-mode keys (proto/PROTOCOL.md section 5.1; RSA-2048,
+# 3072 and 4096, 2-of-3) beside a rebuild-mode one, tls12-rsa-key-exchange
+# on, the combiner holding a key share of each and h1, h2 the others:
 #   - curl and `openssl s_client` through the edge to the threshold
 #     certificate: TLS 1.3 (RSA-PSS), TLS 1.2 ECDHE with PKCS#1 v1.5 and with
-#     PSS signatures (SHA-256, 384, 512), each signature checked by the client,
+#     PSS signatures (SHA-256, 384, 512; one of each kind for RSA-3072 and
+#     4096), each signature checked by the client,
 #     each one counted by the edge and the combiner and signed by holders
 #     (their audit logs: outcome=signed);
 #   - it is never chosen with TLS 1.2 RSA key exchange (the ClientHello
@@ -18,7 +19,8 @@
 # Usage: test_edge_threshold.sh BUILD_DIR
 set -uo pipefail
 
-. "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
+SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+. "$SRC/tests/integration/lib_edge.sh"
 lib_edge_init test-edge-threshold "${1:-}"
 
 P_MET=$P_FREE
@@ -27,20 +29,27 @@ P_CMET=$((P_FREE + 1))
 lib_edge_pki
 lib_edge_mkcert t.test 2048 || die "t.test certificate"
 lib_edge_mkcert r.test 2048 || die "r.test certificate"
+# RSA-3072 and 4096 keys of the test data: no slow key generation here.
+lib_edge_mkcert t3072.test 3072 "$SRC/tests/data/rsa3072.pem" || die "t3072.test certificate"
+lib_edge_mkcert t4096.test 4096 "$SRC/tests/data/rsa4096.pem" || die "t4096.test certificate"
 lib_edge_holder_keys
 T_ID=$(lib_edge_split t.test threshold) || die "split t.test --mode threshold"
 R_ID=$(lib_edge_split r.test) || die "split r.test"
-rm -f t.test.key r.test.key
+for n in t3072.test t4096.test; do
+    lib_edge_split $n threshold >/dev/null || die "split $n --mode threshold"
+done
+rm -f t.test.key r.test.key t3072.test.key t4096.test.key
 check "t.test's record is in threshold mode" grep -qx "mode threshold" "shares/$T_ID.record"
 check "r.test's record is in rebuild mode" grep -q "^field " "shares/$R_ID.record"
 lib_edge_holders
 lib_edge_origin
 
-# edge_conf FIRST SECOND: the edge's file, FIRST the default certificate;
-# the combiner's file comb.conf serves the keys in $COMB_KEYS.
-COMB_KEYS="r.test t.test"
+# edge_conf FIRST SECOND: the edge's file, FIRST the default certificate,
+# then the RSA-3072 and 4096 threshold ones; the combiner's file comb.conf
+# serves the keys in $COMB_KEYS.
+COMB_KEYS="r.test t.test t3072.test t4096.test"
 edge_conf() {
-    lib_edge_conf "$1" "$2"
+    lib_edge_conf "$1" "$2" t3072.test t4096.test
     echo "metrics 127.0.0.1:$P_MET"
     echo "tls12-rsa-key-exchange yes"
     {
@@ -122,6 +131,13 @@ for h in SHA256 SHA384 SHA512; do
         -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs "RSA+$h"
     check "threshold t.test: TLS 1.2 ECDHE, RSA-PSS $h" signed t.test RSA-PSS/$h -tls1_2 \
         -cipher ECDHE-RSA-AES256-GCM-SHA384 -sigalgs "rsa_pss_rsae_${h,,}"
+done
+for n in t3072.test t4096.test; do
+    check "threshold $n: TLS 1.3, RSA-PSS SHA256" signed $n RSA-PSS/SHA256 -tls1_3
+    check "threshold $n: TLS 1.2 ECDHE, PKCS#1 v1.5 SHA384" signed $n RSA/SHA384 -tls1_2 \
+        -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs RSA+SHA384
+    check "threshold $n: TLS 1.2 ECDHE, RSA-PSS SHA512" signed $n RSA-PSS/SHA512 -tls1_2 \
+        -cipher ECDHE-RSA-AES128-GCM-SHA256 -sigalgs rsa_pss_rsae_sha512
 done
 curl_get() { # NAME TLS-OPTION...
     local sn=$1
