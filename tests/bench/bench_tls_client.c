@@ -1,6 +1,8 @@
 /*
- * bench_tls_client: the TLS load client of tools/bench-edge and
- * tests/integration/test_edge_faults.sh.
+ * bench_tls_client: a TLS load client that never resumes a session, for
+ * tools/bench-edge (its latency at 1 in flight; h2load makes the load),
+ * tools/bench-threshold and tests/integration/test_edge_faults.sh and
+ * test_combiner_door.sh.
  *
  *   bench_tls_client load HOST PORT SERVERNAME CAFILE VERSION SECONDS CONC [EVENTS]
  *       Full handshakes (a new connection and no session reuse each time)
