@@ -43,6 +43,14 @@
 #define PROTO_FIELD_Y_MAX 532  /* ceil(4253 / 8): the largest field's y */
 #define PROTO_SEAL_OVERHEAD 48 /* crypto_box_SEALBYTES */
 #define PROTO_SEALED_MAX (PROTO_SEAL_OVERHEAD + PROTO_NUM_SECRETS * PROTO_FIELD_Y_MAX)
+/*
+ * Shoup's verification keys v_1 .. v_n of a threshold record, n times the
+ * modulus length, are at most this many bytes: up to 128 shares of
+ * RSA-2048, 85 of RSA-3072, 64 of RSA-4096, 32 of RSA-8192. The cap keeps struct
+ * proto_record (which the combiner holds per key, in locked memory) and the
+ * record file small.
+ */
+#define PROTO_VKEYS_MAX (32 * 1024)
 
 /* ---- bounded reader ---------------------------------------------------- */
 
@@ -216,6 +224,11 @@ struct proto_record {
     uint8_t mode;        /* enum proto_mode */
     unsigned field_bits; /* rebuild mode; 0 in threshold mode */
     struct proto_record_share shares[PROTO_SHARES_MAX];
+    /* Threshold mode of a safe-prime key only (PROTOCOL.md 5.1): Shoup's
+     * verification keys, each modulus_len bytes, big-endian, in [2, n). */
+    bool has_vkeys;
+    uint8_t vkey_base[PROTO_BN_MAX]; /* v */
+    uint8_t vkeys[PROTO_VKEYS_MAX];  /* v_i of share i at (i - 1) * modulus_len */
     uint8_t signature[PROTO_BN_MAX];
     size_t signature_len;
     size_t signed_len; /* decode: the signature covers in[0, signed_len) */
@@ -233,6 +246,9 @@ unsigned proto_record_modulus_bits(const struct proto_record *rec);
 /* proto_record_find_share returns the entry with |index|, or NULL. */
 const struct proto_record_share *proto_record_find_share(const struct proto_record *rec,
                                                          uint8_t index);
+/* proto_record_vkey: v_|index| (modulus_len bytes) of a record with
+ * verification keys, or NULL (none, or no share |index|). */
+const uint8_t *proto_record_vkey(const struct proto_record *rec, unsigned index);
 
 /* ---- share file (proto_sharefile.c) -------------------------------------- */
 
@@ -465,12 +481,25 @@ struct proto_sigshare_req {
     size_t salt_len; /* 0 (no item) .. PROTO_DIGEST_MAX */
 };
 
-/* SIGSHARE_RESPONSE: the signature share x_i, exactly the modulus length. */
+/*
+ * Shoup's proof that a signature share is correct (PROTOCOL.md 7.3): the
+ * challenge c, L1 = 128 bits, and the response z = s_i c + r, r of
+ * bits(N) + 2 L1 bits, written in exactly the modulus length + 33 bytes.
+ */
+#define PROTO_TSS_C_LEN 16
+#define PROTO_TSS_Z_EXTRA 33
+#define PROTO_TSS_Z_MAX (PROTO_BN_MAX + PROTO_TSS_Z_EXTRA)
+
+/* SIGSHARE_RESPONSE: the signature share x_i, exactly the modulus length,
+ * with its proof (c, z) when the key's record has verification keys. */
 struct proto_sigshare_resp {
     uint8_t key_id[PROTO_KEY_ID_LEN];
     uint8_t index; /* i, 1..255 */
     uint8_t share[PROTO_BN_MAX];
     size_t share_len; /* 1..PROTO_BN_MAX */
+    bool has_proof;
+    uint8_t proof_c[PROTO_TSS_C_LEN];
+    uint8_t proof_z[PROTO_TSS_Z_MAX]; /* share_len + PROTO_TSS_Z_EXTRA bytes */
 };
 
 /* OP_REQUEST: edge -> combiner. |input| is the digest for a signature (its

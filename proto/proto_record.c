@@ -16,6 +16,8 @@
  *   mode threshold                     (threshold mode)
  *   share INDEX HOLDER COMMITMENT      (N lines, INDEX strictly increasing;
  *                                       exactly 1..N in threshold mode)
+ *   verify-base HEX                    (threshold mode, safe-prime keys only:
+ *   verify-key INDEX HEX                v, then N lines v_1 .. v_N)
  *   signature-alg rsa-pss-sha256
  *   signature HEX                      (not covered by itself)
  */
@@ -82,6 +84,40 @@ static bool record_share_ok(const struct proto_record *rec, unsigned i)
     return true;
 }
 
+/* vkey_valid: a verification key, |len| bytes big-endian, is in [2, modulus). */
+static bool vkey_valid(const struct proto_record *rec, const uint8_t *v)
+{
+    uint8_t above_one = 0;
+    int cmp = 0;
+
+    for (size_t i = 0; i < rec->modulus_len; i++) {
+        if (cmp == 0 && v[i] != rec->modulus[i]) {
+            cmp = v[i] < rec->modulus[i] ? -1 : 1;
+        }
+        above_one |= i + 1 < rec->modulus_len ? v[i] : (uint8_t)(v[i] & 0xfe);
+    }
+    return cmp < 0 && above_one != 0;
+}
+
+/* record_vkeys_valid: verification keys only in threshold mode, all in range. */
+static bool record_vkeys_valid(const struct proto_record *rec)
+{
+    if (!rec->has_vkeys) {
+        return true;
+    }
+    if (rec->mode != PROTO_MODE_THRESHOLD ||
+        (size_t)rec->num_shares * rec->modulus_len > PROTO_VKEYS_MAX ||
+        !vkey_valid(rec, rec->vkey_base)) {
+        return false;
+    }
+    for (unsigned i = 0; i < rec->num_shares; i++) {
+        if (!vkey_valid(rec, rec->vkeys + (size_t)i * rec->modulus_len)) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static bool rd_hex_fixed(struct proto_rd *rd, const char *key, uint8_t *out, size_t n)
 {
     struct proto_rd v;
@@ -113,6 +149,45 @@ static bool rd_share(struct proto_rd *rd, struct proto_record_share *s)
         return false;
     }
     s->index = (uint8_t)index;
+    return true;
+}
+
+/* rd_vkey: "verify-key INDEX HEX" for share number |i| (index i + 1). */
+static bool rd_vkey(struct proto_rd *rd, const struct proto_record *rec, unsigned i, uint8_t *out)
+{
+    struct proto_rd line, word;
+    uint32_t index;
+
+    return proto_text_field(rd, "verify-key", &line) && proto_rd_word(&line, &word) &&
+           proto_dec_decode(&word, 1, 255, &index) && index == rec->shares[i].index &&
+           proto_hex_decode(&line, out, rec->modulus_len) && vkey_valid(rec, out);
+}
+
+/*
+ * rd_vkeys reads the optional block of verification keys: present when the
+ * line after the shares is "verify-base", then complete or refused.
+ */
+static bool rd_vkeys(struct proto_rd *rd, struct proto_record *rec)
+{
+    struct proto_rd peek = *rd;
+    struct proto_rd v;
+
+    if (!proto_text_field(&peek, "verify-base", &v)) {
+        return true;
+    }
+    *rd = peek;
+    rec->has_vkeys = true;
+    if (rec->mode != PROTO_MODE_THRESHOLD ||
+        (size_t)rec->num_shares * rec->modulus_len > PROTO_VKEYS_MAX ||
+        !proto_hex_decode(&v, rec->vkey_base, rec->modulus_len) ||
+        !vkey_valid(rec, rec->vkey_base)) {
+        return false;
+    }
+    for (unsigned i = 0; i < rec->num_shares; i++) {
+        if (!rd_vkey(rd, rec, i, rec->vkeys + (size_t)i * rec->modulus_len)) {
+            return false;
+        }
+    }
     return true;
 }
 
@@ -149,6 +224,9 @@ int proto_record_decode(struct proto_record *out, const uint8_t *in, size_t in_l
         if (!rd_share(&rd, &out->shares[i]) || !record_share_ok(out, i)) {
             goto out;
         }
+    }
+    if (!rd_vkeys(&rd, out)) {
+        goto out;
     }
     if (!proto_text_field(&rd, "signature-alg", &v) || !proto_rd_equals(&v, RECORD_SIG_ALG)) {
         goto out;
@@ -198,6 +276,19 @@ static bool wr_body(struct proto_wr *wr, const struct proto_record *rec)
             return false;
         }
     }
+    if (rec->has_vkeys) {
+        if (!wr_line_hex(wr, "verify-base", rec->vkey_base, rec->modulus_len)) {
+            return false;
+        }
+        for (unsigned i = 0; i < rec->num_shares; i++) {
+            if (!proto_wr_field_key(wr, "verify-key") || !proto_wr_dec(wr, rec->shares[i].index) ||
+                !proto_wr_u8(wr, ' ') ||
+                !proto_wr_hex(wr, rec->vkeys + (size_t)i * rec->modulus_len, rec->modulus_len) ||
+                !proto_wr_u8(wr, '\n')) {
+                return false;
+            }
+        }
+    }
     return proto_wr_field_key(wr, "signature-alg") && proto_wr_str(wr, RECORD_SIG_ALG) &&
            proto_wr_u8(wr, '\n');
 }
@@ -212,7 +303,7 @@ static bool record_valid(const struct proto_record *rec)
             return false;
         }
     }
-    return true;
+    return record_vkeys_valid(rec);
 }
 
 int proto_record_encode_body(uint8_t *out, size_t cap, size_t *out_len,
@@ -273,4 +364,15 @@ const struct proto_record_share *proto_record_find_share(const struct proto_reco
         }
     }
     return NULL;
+}
+
+const uint8_t *proto_record_vkey(const struct proto_record *rec, unsigned index)
+{
+    if (!rec->has_vkeys || index < 1 || index > rec->num_shares ||
+        rec->num_shares > PROTO_SHARES_MAX ||
+        (size_t)rec->num_shares * rec->modulus_len > PROTO_VKEYS_MAX) {
+        return NULL;
+    }
+    /* Threshold indices are exactly 1..n. */
+    return rec->vkeys + (size_t)(index - 1) * rec->modulus_len;
 }

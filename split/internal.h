@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include <gmp.h>
+#include <openssl/bn.h>
 
 #include "split/split.h"
 
@@ -67,5 +68,31 @@ SPK_WUR int split_lagrange_weights(const struct split_field *f, mp_limb_t *w, un
  * must already be valid (non-zero, distinct).
  */
 bool split_lagrange_small(unsigned k, const uint8_t *xs, uint64_t *c, uint8_t *neg, uint64_t *d);
+
+/* ---- threshold signers (split_tss.c, split_tss_proof.c) -------------------- */
+
+/* What a prover keeps once it has verification keys (split_tss_proof.c). */
+struct split_tss_prover;
+
+struct split_tss_signer {
+    BN_CTX *ctx;
+    BN_MONT_CTX *mont;
+    BIGNUM *n;
+    BIGNUM *exp; /* 2 Delta s_i */
+    BIGNUM *r_m; /* r, Montgomery form */
+    BIGNUM *u_m; /* r^-exp, Montgomery form */
+    BIGNUM *t1;
+    BIGNUM *t2;
+    size_t n_len;
+    unsigned uses;
+    unsigned num_players;
+    uint8_t *s;                      /* s_i, n_len bytes (spk_secret_new); NULL if longer */
+    struct split_tss_prover *prover; /* NULL until split_tss_signer_set_vkeys */
+};
+
+/* split_tss_bn_secret: a BIGNUM from the secure heap flagged BN_FLG_CONSTTIME. */
+BIGNUM *split_tss_bn_secret(void);
+/* split_tss_signer_proof_free wipes and frees signer->prover (split_tss_proof.c). */
+void split_tss_signer_proof_free(struct split_tss_signer *signer);
 
 #endif

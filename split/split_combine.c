@@ -6,6 +6,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <sodium.h>
@@ -94,8 +95,8 @@ out:
 static int split_finish(struct proto_record *rec, struct proto_share_file *out_shares,
                         const struct split_rsa_key *key, unsigned k,
                         const struct proto_holder_pub *holders, unsigned n, uint8_t mode,
-                        unsigned field_bits, const uint8_t *secrets, size_t secret_len, char *why,
-                        size_t why_len)
+                        unsigned field_bits, const uint8_t *secrets, size_t secret_len,
+                        const uint8_t *vkeys, char *why, size_t why_len)
 {
     int r;
 
@@ -110,6 +111,12 @@ static int split_finish(struct proto_record *rec, struct proto_share_file *out_s
     rec->num_shares = n;
     rec->mode = mode;
     rec->field_bits = field_bits;
+    /* |vkeys|: v, then v_1 .. v_n, modulus_len bytes each (threshold mode, safe primes). */
+    if (vkeys != NULL) {
+        rec->has_vkeys = true;
+        memcpy(rec->vkey_base, vkeys, key->modulus_len);
+        memcpy(rec->vkeys, vkeys + key->modulus_len, (size_t)n * key->modulus_len);
+    }
     for (unsigned i = 0; i < n; i++) {
         struct proto_record_share *rs = &rec->shares[i];
         struct proto_share_file *sf = &out_shares[i];
@@ -198,7 +205,7 @@ int split_key_split(struct proto_record *rec, struct proto_share_file *out_share
     }
 
     if ((r = split_finish(rec, out_shares, key, k, holders, n, PROTO_MODE_REBUILD, f.bits, ys, tlen,
-                          why, why_len)) != 0) {
+                          NULL, why, why_len)) != 0) {
         goto out;
     }
     if (why != NULL && why_len > 0) {
@@ -218,6 +225,7 @@ int split_key_split_threshold(struct proto_record *rec, struct proto_share_file 
                               size_t why_len)
 {
     uint8_t *s = NULL;
+    uint8_t *vkeys = NULL;
     size_t s_len = key->modulus_len;
     int r = SPK_ERR_INVALID_ARG;
 
@@ -238,9 +246,29 @@ int split_key_split_threshold(struct proto_record *rec, struct proto_share_file 
     if ((r = split_tss_deal(s, key, k, n, why, why_len)) != 0) {
         goto out;
     }
+    /* Safe primes: the record gets Shoup's verification keys, so that every
+     * signature share can come with its proof. */
+    if ((vkeys = calloc(n + 1, s_len)) == NULL) {
+        r = SPK_ERR_NOMEM;
+        goto out;
+    }
+    r = split_tss_vkeys_make(vkeys, vkeys + s_len, key, s, n);
+    if (r == SPK_ERR_KEY_UNSUPPORTED) {
+        free(vkeys);
+        vkeys = NULL;
+    } else if (r == SPK_ERR_INVALID_ARG) {
+        split_why(why, why_len,
+                  "the verification keys of %u shares of this safe-prime key take %zu bytes, "
+                  "more than %d; split among fewer holders",
+                  n, (size_t)n * s_len, PROTO_VKEYS_MAX);
+        goto out;
+    } else if (r != 0) {
+        split_why(why, why_len, "cannot make the verification keys: %s", spk_strerror(r));
+        goto out;
+    }
 
     if ((r = split_finish(rec, out_shares, key, k, holders, n, PROTO_MODE_THRESHOLD, 0, s, s_len,
-                          why, why_len)) != 0) {
+                          vkeys, why, why_len)) != 0) {
         goto out;
     }
     if (why != NULL && why_len > 0) {
@@ -249,6 +277,7 @@ int split_key_split_threshold(struct proto_record *rec, struct proto_share_file 
     r = 0;
 out:
     spk_secret_free(s);
+    free(vkeys);
     return r;
 }
 

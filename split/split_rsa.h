@@ -171,7 +171,10 @@ SPK_WUR int split_key_split(struct proto_record *rec, struct proto_share_file *o
  * split_key_split_threshold: the same in threshold mode (split/split_tss.h):
  * deals key shares s_1 .. s_n, writes a threshold-mode record (indices 1..n,
  * commitments over s_i of the modulus' length, signed by |key|) and sealed
- * share files. Refuses keys split_tss_deal refuses, with the reason in |why|.
+ * share files. When both primes of |key| are safe primes the record also
+ * carries Shoup's verification keys (split_tss_vkeys_make). Refuses keys
+ * split_tss_deal refuses, and safe-prime keys whose verification keys would
+ * exceed PROTO_VKEYS_MAX, with the reason in |why|.
  */
 SPK_WUR int split_key_split_threshold(struct proto_record *rec, struct proto_share_file *out_shares,
                                       const struct split_rsa_key *key, unsigned k,

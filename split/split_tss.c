@@ -21,7 +21,7 @@
 #include <openssl/rsa.h>
 #include <sodium.h>
 
-#include "split/split.h"
+#include "split/internal.h"
 
 /* How much stack GMP and OpenSSL may have dirtied with secrets. */
 #define SPLIT_TSS_STACK_WIPE (64 * 1024)
@@ -189,22 +189,69 @@ out:
     return r;
 }
 
+/* split_tss_safe_half: |half| = (|prime| - 1) / 2 when that is prime, else false. */
+static bool split_tss_safe_half(mpz_t half, const mpz_t prime)
+{
+    mpz_sub_ui(half, prime, 1);
+    mpz_tdiv_q_2exp(half, half, 1);
+    return mpz_probab_prime_p(half, 40) != 0;
+}
+
+int split_tss_vkeys_make(uint8_t *out_v, uint8_t *out_vkeys, const struct split_rsa_key *key,
+                         const uint8_t *shares, unsigned n)
+{
+    mpz_t p, q, half, mn, r0, v, s, vi;
+    size_t n_len = key->modulus_len;
+    int r;
+
+    mpz_inits(p, q, half, mn, r0, v, s, vi, NULL);
+    if ((r = split_tss_key_param(p, key->pkey, OSSL_PKEY_PARAM_RSA_FACTOR1)) != 0 ||
+        (r = split_tss_key_param(q, key->pkey, OSSL_PKEY_PARAM_RSA_FACTOR2)) != 0) {
+        goto out;
+    }
+    /* Q_n is cyclic of order p'q' only for safe primes; elsewhere small subgroups
+     * would let a faulty share pass its proof. */
+    r = SPK_ERR_KEY_UNSUPPORTED;
+    if (!split_tss_safe_half(half, p) || !split_tss_safe_half(half, q)) {
+        goto out;
+    }
+    r = SPK_ERR_INVALID_ARG;
+    if (n < 2 || n > PROTO_SHARES_MAX || (size_t)n * n_len > PROTO_VKEYS_MAX) {
+        goto out;
+    }
+    split_tss_import(mn, key->modulus, n_len);
+    /* v = r0^2 for r0 uniform in [0, n): a random square, in Q_n unless it shares a
+     * factor with n (then draw again). It generates Q_n but with probability
+     * about 1/p' + 1/q'. */
+    do {
+        split_tss_uniform(r0, mn);
+        mpz_powm_ui(v, r0, 2, mn);
+        mpz_gcd(half, v, mn);
+    } while (mpz_cmp_ui(v, 1) <= 0 || mpz_cmp_ui(half, 1) != 0);
+    split_tss_export(out_v, n_len, v);
+    r = SPK_ERR_INTERNAL;
+    for (unsigned i = 0; i < n; i++) {
+        split_tss_import(s, shares + (size_t)i * n_len, n_len);
+        /* s_i = 0 (probability 2^-2000) would give v_i = 1, which no record holds. */
+        if (mpz_sgn(s) == 0) {
+            goto out;
+        }
+        mpz_powm_sec(vi, v, s, mn);
+        if (mpz_cmp_ui(vi, 1) <= 0) {
+            goto out;
+        }
+        split_tss_export(out_vkeys + (size_t)i * n_len, n_len, vi);
+    }
+    r = 0;
+out:
+    mpz_clears(p, q, half, mn, r0, v, s, vi, NULL);
+    spk_stack_wipe(SPLIT_TSS_STACK_WIPE);
+    return r;
+}
+
 /* ---- signature shares ----------------------------------------------------------- */
 
-struct split_tss_signer {
-    BN_CTX *ctx;
-    BN_MONT_CTX *mont;
-    BIGNUM *n;
-    BIGNUM *exp; /* 2 Delta s_i */
-    BIGNUM *r_m; /* r, Montgomery form */
-    BIGNUM *u_m; /* r^-exp, Montgomery form */
-    BIGNUM *t1;
-    BIGNUM *t2;
-    size_t n_len;
-    unsigned uses;
-};
-
-static BIGNUM *split_tss_bn_secret(void)
+BIGNUM *split_tss_bn_secret(void)
 {
     BIGNUM *bn = BN_secure_new();
 
@@ -264,6 +311,14 @@ int split_tss_signer_new(struct split_tss_signer **out, const uint8_t *n, size_t
         goto out;
     }
     sg->n_len = n_len;
+    sg->num_players = num_players;
+    /* s_i itself, for proofs of correctness (split_tss_proof.c); a share is below m < N. */
+    if (s_len <= n_len) {
+        if ((sg->s = spk_secret_new(n_len)) == NULL) {
+            goto out;
+        }
+        memcpy(sg->s + (n_len - s_len), s, s_len);
+    }
     r = SPK_ERR_CRYPTO;
     if (BN_MONT_CTX_set(sg->mont, sg->n, sg->ctx) != 1 ||
         BN_bin2bn(s, (int)s_len, sg->exp) == NULL) {
@@ -302,6 +357,8 @@ void split_tss_signer_free(struct split_tss_signer *signer)
     BN_clear_free(signer->t1);
     BN_clear_free(signer->t2);
     BN_free(signer->n);
+    spk_secret_free(signer->s);
+    split_tss_signer_proof_free(signer);
     BN_MONT_CTX_free(signer->mont);
     BN_CTX_free(signer->ctx);
     OPENSSL_clear_free(signer, sizeof(*signer));

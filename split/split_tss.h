@@ -105,6 +105,59 @@ SPK_WUR int split_tss_recover(EVP_PKEY **out, const uint8_t *n, size_t n_len, co
  */
 SPK_WUR int split_tss_safe_key_new(EVP_PKEY **out, unsigned bits);
 
+/* ---- verification keys and proofs (split_tss.c, split_tss_proof.c) ------------ */
+
+/*
+ * split_tss_vkeys_make makes Shoup's verification keys of a split of |key|
+ * whose |n| key shares are |shares| (as split_tss_deal wrote them): a random
+ * square v of Z_N^* into |out_v| and v_i = v^s_i mod N into |out_vkeys|
+ * (n * modulus_len bytes, v_i at (i - 1) * modulus_len), all modulus_len
+ * bytes big-endian. Returns SPK_ERR_KEY_UNSUPPORTED when p or q is not a safe
+ * prime (without safe primes a proof proves nothing), SPK_ERR_INVALID_ARG
+ * when n * modulus_len exceeds PROTO_VKEYS_MAX. Secret temporaries wiped.
+ */
+SPK_WUR int split_tss_vkeys_make(uint8_t *out_v, uint8_t *out_vkeys,
+                                 const struct split_rsa_key *key, const uint8_t *shares,
+                                 unsigned n);
+
+/*
+ * split_tss_signer_set_vkeys lets |signer| prove its shares: |v| and |vi|
+ * (v_i of this signer's share), modulus length each, from the record.
+ * SPK_ERR_KEY_MISMATCH when v^s_i != v_i (the record is not this share's),
+ * SPK_ERR_INVALID_ARG for a value outside [2, N), keys already set, or a
+ * signer made from a key share longer than the modulus.
+ */
+SPK_WUR int split_tss_signer_set_vkeys(struct split_tss_signer *signer, const uint8_t *v,
+                                       const uint8_t *vi);
+/* split_tss_signer_has_vkeys: true once split_tss_signer_set_vkeys succeeded. */
+bool split_tss_signer_has_vkeys(const struct split_tss_signer *signer);
+
+/*
+ * split_tss_prove writes Shoup's proof that |xi| (n_len bytes) is the
+ * signature share of |em| (n_len bytes, below N) for this signer: the
+ * challenge into |out_c| (PROTO_TSS_C_LEN bytes) and the response into
+ * |out_z| (n_len + PROTO_TSS_Z_EXTRA bytes), as PROTOCOL.md 7.3 specifies.
+ * Exponentiations by the nonce are constant time; the nonce and z's
+ * temporaries are wiped. SPK_ERR_INVALID_ARG without verification keys or
+ * for a value not below N.
+ */
+SPK_WUR int split_tss_prove(struct split_tss_signer *signer, uint8_t *out_c, uint8_t *out_z,
+                            const uint8_t *em, const uint8_t *xi);
+
+/*
+ * split_tss_share_verify checks the signature share |xi| (modulus_len bytes)
+ * of party |index| over the encoded message |em| (modulus_len bytes) with its
+ * proof |c| (PROTO_TSS_C_LEN bytes), |z| (modulus_len + PROTO_TSS_Z_EXTRA
+ * bytes) against the verification keys of |rec|. Returns 0 when the proof
+ * holds, SPK_ERR_FAULT when it does not (a wrong share, a share of another
+ * message or key, a tampered proof), SPK_ERR_UNSUPPORTED for a record without
+ * verification keys, SPK_ERR_INVALID_ARG for an index not in the record or
+ * |em| not below N. Public values only.
+ */
+SPK_WUR int split_tss_share_verify(const struct proto_record *rec, const uint8_t *em,
+                                   unsigned index, const uint8_t *xi, const uint8_t *c,
+                                   const uint8_t *z);
+
 /* ---- message encoding (split_pad.c) ------------------------------------------ */
 
 /*

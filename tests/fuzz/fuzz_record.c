@@ -1,6 +1,7 @@
 /*
  * Key records: whatever decodes must re-encode to exactly the input, and the
- * signed part must be exactly what proto_record_encode_body writes.
+ * signed part must be exactly what proto_record_encode_body writes; the
+ * verification keys of a threshold record are found by index.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (unsigned i = 0; i < rec.num_shares; i++) {
         if (proto_record_find_share(&rec, rec.shares[i].index) != &rec.shares[i]) {
+            abort();
+        }
+        /* Verification keys exist exactly for threshold records that have them. */
+        if ((proto_record_vkey(&rec, i + 1) != NULL) !=
+            (rec.has_vkeys && rec.mode == PROTO_MODE_THRESHOLD)) {
             abort();
         }
     }

@@ -501,6 +501,123 @@ static void test_threshold_mode(void **state)
     assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
 }
 
+/* vkeys_record: a 2-of-3 threshold record in rec_b with verification keys. */
+static void vkeys_record(void)
+{
+    make_record(rec_b, 256, 3, 2, 3, 0);
+    rec_b->mode = PROTO_MODE_THRESHOLD;
+    for (unsigned i = 0; i < 3; i++) {
+        rec_b->shares[i].index = (uint8_t)(i + 1);
+    }
+    rec_b->has_vkeys = true;
+    randombytes_buf(rec_b->vkey_base, 256);
+    randombytes_buf(rec_b->vkeys, 3 * 256);
+    /* Below the modulus, whose top bit is set. */
+    rec_b->vkey_base[0] &= 0x7f;
+    for (unsigned i = 0; i < 3; i++) {
+        rec_b->vkeys[i * 256] = (uint8_t)i; /* a leading zero byte is kept */
+    }
+}
+
+static void test_threshold_vkeys(void **state)
+{
+    char *line = malloc(16 + 2 * 256 + 2);
+    char *hex = malloc(2 * 256 + 1);
+    size_t n;
+
+    (void)state;
+    assert_non_null(line);
+    assert_non_null(hex);
+    vkeys_record();
+    n = encode(rec_b);
+    assert_non_null(find(file_buf, n, "\nshare 3 ", 9));
+    assert_non_null(find(file_buf, n, "\nverify-base ", 13));
+    assert_non_null(find(file_buf, n, "\nverify-key 1 00", 16));
+    assert_int_equal(rec_roundtrip(file_buf, n), 0);
+    assert_true(rec_a->has_vkeys);
+    assert_records_equal(rec_a, rec_b);
+    assert_memory_equal(rec_a->vkey_base, rec_b->vkey_base, 256);
+    assert_memory_equal(rec_a->vkeys, rec_b->vkeys, 3 * 256);
+    assert_ptr_equal(proto_record_vkey(rec_a, 2), rec_a->vkeys + 256);
+    assert_null(proto_record_vkey(rec_a, 0));
+    assert_null(proto_record_vkey(rec_a, 4));
+    testutil_check_file_mutations(rec_roundtrip, file_buf, n);
+    /* The signature covers the keys. */
+    assert_int_equal(rec_roundtrip(file_buf, n), 0);
+    assert_true(rec_a->signed_len > (size_t)(find(file_buf, n, "\nverify-key 3 ", 14) - file_buf));
+
+    /* Lines 0..7 header, 8..10 shares, 11 verify-base, 12..14 verify-key. */
+    hexify(hex, rec_b->modulus, 256);
+    snprintf(line, 16 + 2 * 256 + 2, "verify-base %s", hex);
+    expect_line(file_buf, n, 11, line, SPK_ERR_MALFORMED);
+    memset(hex, '0', 2 * 256);
+    snprintf(line, 16 + 2 * 256 + 2, "verify-base %s", hex);
+    expect_line(file_buf, n, 11, line, SPK_ERR_MALFORMED);
+    hex[2 * 256 - 1] = '1';
+    snprintf(line, 16 + 2 * 256 + 2, "verify-base %s", hex);
+    expect_line(file_buf, n, 11, line, SPK_ERR_MALFORMED);
+    snprintf(line, 16 + 2 * 256 + 2, "verify-key 1 %s", hex);
+    expect_line(file_buf, n, 12, line, SPK_ERR_MALFORMED);
+    hex[2 * 256 - 1] = '2';
+    snprintf(line, 16 + 2 * 256 + 2, "verify-key 1 %s", hex);
+    expect_line(file_buf, n, 12, line, 0);
+    snprintf(line, 16 + 2 * 256 + 2, "verify-key 2 %s", hex);
+    expect_line(file_buf, n, 12, line, SPK_ERR_MALFORMED);
+    snprintf(line, 16 + 2 * 256 + 2, "verify-key 01 %s", hex);
+    expect_line(file_buf, n, 12, line, SPK_ERR_MALFORMED);
+    snprintf(line, 16 + 2 * 256 + 2, "verify-key 1 %.510s", hex);
+    expect_line(file_buf, n, 12, line, SPK_ERR_MALFORMED);
+    snprintf(line, 16 + 2 * 256 + 2, "verify-key 1 %s", hex);
+    line[14] = 'A';
+    expect_line(file_buf, n, 12, line, SPK_ERR_MALFORMED);
+    /* The block in place of the first share line: refused. */
+    snprintf(line, 16 + 2 * 256 + 2, "verify-base %s", hex);
+    expect_line(file_buf, n, 8, line, SPK_ERR_MALFORMED);
+
+    /* Not written: keys in rebuild mode, a key not below the modulus or below 2,
+     * more key bytes than PROTO_VKEYS_MAX. */
+    rec_b->mode = PROTO_MODE_REBUILD;
+    rec_b->field_bits = 1279;
+    assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
+    vkeys_record();
+    memcpy(rec_b->vkeys + 256, rec_b->modulus, 256);
+    assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
+    memset(rec_b->vkeys + 256, 0, 256);
+    rec_b->vkeys[2 * 256 - 1] = 1;
+    assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
+    make_record(rec_b, 256, 3, 2, 129, 0);
+    rec_b->mode = PROTO_MODE_THRESHOLD;
+    rec_b->has_vkeys = true;
+    memset(rec_b->vkey_base, 0x11, 256);
+    memset(rec_b->vkeys, 0x11, sizeof(rec_b->vkeys));
+    for (unsigned i = 0; i < 129; i++) {
+        rec_b->shares[i].index = (uint8_t)(i + 1);
+    }
+    assert_int_equal(proto_record_encode(file_buf, PROTO_FILE_MAX, &n, rec_b), SPK_ERR_INVALID_ARG);
+    rec_b->num_shares = 128; /* 128 * 256 = 32768 */
+    n = encode(rec_b);
+    assert_int_equal(rec_roundtrip(file_buf, n), 0);
+
+    /* A rebuild record with the block appended: refused. */
+    make_record(rec_b, 256, 3, 2, 3, 1279);
+    n = encode(rec_b);
+    {
+        static const char block_line[] = "verify-base ";
+        uint8_t *alg = find(file_buf, n, "\nsignature-alg ", 15);
+        size_t at = (size_t)(alg - file_buf) + 1;
+        size_t add = sizeof(block_line) - 1 + 2 * 256 + 1;
+
+        memcpy(file_buf2, file_buf, at);
+        memcpy(file_buf2 + at, block_line, sizeof(block_line) - 1);
+        memset(file_buf2 + at + sizeof(block_line) - 1, '1', 2 * 256);
+        file_buf2[at + add - 1] = '\n';
+        memcpy(file_buf2 + at + add, file_buf + at, n - at);
+        assert_int_equal(proto_record_decode(rec_a, file_buf2, n + add), SPK_ERR_MALFORMED);
+    }
+    free(line);
+    free(hex);
+}
+
 /* The loaders: a file that reads and decodes, one that is missing, one of the
  * other kind, and one over PROTO_FILE_MAX. */
 static void test_loaders(void **state)
@@ -582,15 +699,11 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip_shapes),
-        cmocka_unit_test(test_mutations),
-        cmocka_unit_test(test_bad_values),
-        cmocka_unit_test(test_field_too_small),
-        cmocka_unit_test(test_signed_len_and_find),
-        cmocka_unit_test(test_encode_refusals),
-        cmocka_unit_test(test_signature_convention),
-        cmocka_unit_test(test_threshold_mode),
-        cmocka_unit_test(test_loaders),
+        cmocka_unit_test(test_roundtrip_shapes),     cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_bad_values),           cmocka_unit_test(test_field_too_small),
+        cmocka_unit_test(test_signed_len_and_find),  cmocka_unit_test(test_encode_refusals),
+        cmocka_unit_test(test_signature_convention), cmocka_unit_test(test_threshold_mode),
+        cmocka_unit_test(test_threshold_vkeys),      cmocka_unit_test(test_loaders),
     };
 
     return cmocka_run_group_tests(tests, setup, teardown);
