@@ -97,6 +97,13 @@ void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *reason)
                      ssl_err == SSL_ERROR_SYSCALL       ? "the client closed the connection"
                      : ssl_err == SSL_ERROR_ZERO_RETURN ? "the client sent close_notify"
                                                         : "handshake error");
+        } else if (ERR_GET_LIB(first) == ERR_LIB_SSL &&
+                   ERR_GET_REASON(first) == SSL_R_NO_SHARED_CIPHER && c->site->threshold) {
+            /* An old client that offers only RSA key exchange: say why, so
+             * that nobody turns tls12-rsa-key-exchange on to fix it. */
+            snprintf(why, sizeof(why), "%s",
+                     "no shared cipher (the certificate's key is in threshold mode: TLS 1.3 or "
+                     "TLS 1.2 (EC)DHE only, never RSA key exchange)");
         }
         reason = why;
     }

@@ -161,8 +161,8 @@ check "threshold t.test (default): TLS 1.2 RSA key exchange refused, no key oper
     rsa_kx_refused t.test
 check "threshold t.test (default, no SNI): refused the same" rsa_kx_refused ""
 check "rebuild r.test on the same edge: TLS 1.2 RSA key exchange served" rsa_kx_served r.test
-check "the edge logs the refusal as no shared cipher" \
-    grep -q "handshake failed: .*no shared cipher" edge.log
+check "the edge logs the refusal as no shared cipher, and why" \
+    grep -q "handshake failed: .*no shared cipher (the certificate's key is in threshold mode" edge.log
 
 # ---- after a reload, r.test the default certificate ------------------------------------
 edge_conf r.test t.test >edge.conf
