@@ -34,8 +34,9 @@
 #   bench_resumption_check NAME COUNT_CMD...
 #                                  dies loudly if COUNT_CMD's count moved
 #                                  from NAME's baseline: a handshake resumed
-#   bench_ticks PID...             utime + stime clock ticks of the processes
-#                                  (all threads) and their children
+#   bench_ticks [-s] PID...        utime + stime clock ticks of the processes
+#                                  (all threads) and their children; with -s
+#                                  stime only (time in the kernel)
 
 bench_init() { # BUILD_DIR
     H2LOAD=$(command -v h2load || true)
@@ -157,12 +158,18 @@ bench_resumption_check() { # NAME COUNT_CMD...
     fi
 }
 
-bench_ticks() { # PID...
-    local p c sum=0
+bench_ticks() { # [-s] PID...
+    # shellcheck disable=SC2016 # awk's fields, not the shell's
+    local p c sum=0 fields='$14 + $15'
+    if [[ $1 == -s ]]; then
+        # shellcheck disable=SC2016
+        fields='$15'
+        shift
+    fi
     for p in "$@"; do
         for c in "$p" $(pgrep -P "$p" || true); do
             [[ -r /proc/$c/stat ]] || continue
-            sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$c/stat")))
+            sum=$((sum + $(awk "{ print $fields }" "/proc/$c/stat")))
         done
     done
     echo "$sum"
