@@ -31,10 +31,7 @@ mkdir -p ngx/logs
 } >ngx/nginx.conf
 nginx -p "$T/ngx" -c "$T/ngx/nginx.conf" -e "$T/ngx/logs/error.log" 2>ngx/stderr.log &
 PIDS+=($!)
-for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$P") 2>/dev/null && break
-    sleep 0.1
-done
+bench_wait_port "$P" || die "nginx did not start: $(cat ngx/logs/error.log ngx/stderr.log)"
 
 resumed() { bench_nginx_resumed "$P"; }
 r0=$(resumed)

@@ -34,6 +34,8 @@
 #   bench_resumption_check NAME COUNT_CMD...
 #                                  dies loudly if COUNT_CMD's count moved
 #                                  from NAME's baseline: a handshake resumed
+#   bench_wait_port PORT           true once 127.0.0.1:PORT accepts (up to
+#                                  30 s: a loaded machine starts nginx slowly)
 #   bench_ticks [-s] PID...        utime + stime clock ticks of the processes
 #                                  (all threads) and their children; with -s
 #                                  stime only (time in the kernel)
@@ -156,6 +158,15 @@ bench_resumption_check() { # NAME COUNT_CMD...
         echo "bench: FAIL: $name: $((c - BENCH_RESUMED_BASE[$name])) handshakes resumed a session: the numbers measure resumption, not full handshakes" >&2
         exit 1
     fi
+}
+
+bench_wait_port() { # PORT
+    local i
+    for ((i = 0; i < 600; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
 }
 
 bench_ticks() { # [-s] PID...
