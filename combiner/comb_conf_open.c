@@ -151,6 +151,14 @@ static int conf_open_file_shares(struct comb_ctx *c, const struct comb_conf *con
             break;
         }
         if ((r = comb_file_source_add_share(fs, sf, false)) != 0) {
+            if (sf->mode == PROTO_MODE_THRESHOLD) {
+                comb_conf_why(why, why_len,
+                              "share '%s' is a threshold-mode key share: only the first (the "
+                              "combiner's own) is used in process; name the other holders in a "
+                              "config file (--config)",
+                              fsh->path);
+                break;
+            }
             comb_conf_why(why, why_len, "share '%s' cannot be served with holder key '%s': %s",
                           fsh->path, fsh->key_path, spk_strerror(r));
             break;
