@@ -1,9 +1,10 @@
 # shellcheck shell=bash
-# lib_holder.sh: what test_holder.sh and test_combiner_remote.sh share: the
-# check for built binaries, a scratch directory removed at exit with the
-# daemons started in it, the ok/bad/check counters, and starting and
-# stopping share-holder daemons on 127.0.0.1. Sourced, not run; the caller
-# sets SH (the share-holder binary) before starting holders.
+# lib_holder.sh: what test_holder*.sh and test_combiner_{remote,threshold}.sh
+# share: the check for built binaries, a scratch directory removed at exit
+# with the daemons started in it, the ok/bad/check counters, starting and
+# stopping share-holder daemons on 127.0.0.1, and a signature through a
+# combiner config checked by openssl. Sourced, not run; the caller sets SH
+# (the share-holder binary) before starting holders.
 
 # holder_test_setup PREFIX BUILD_DIR: what test_holder*.sh start with: B (the
 # build directory), KS, SH and TC (keysplit, share-holder, sh-testclient),
@@ -108,4 +109,40 @@ stop_holder() {
         sleep 0.02
     done
     return 1
+}
+
+# sign_check CONF PUB ALG: `${SIGN_CMD[@]} sign --config CONF` (SIGN_CMD: the
+# caller's array, e.g. the combiner binary) of the digest of $T/msg with ALG,
+# verified by openssl with the public key PUB
+sign_check() {
+    local conf=$1 pub=$2 alg=$3 md
+    case $alg in
+    pkcs1-md5sha1) md=md5sha1 ;;
+    *) md=${alg#*-} ;;
+    esac
+    if [ "$md" = md5sha1 ]; then
+        { openssl dgst -md5 -binary "$T/msg"; openssl dgst -sha1 -binary "$T/msg"; } >"$T/dgst"
+    else
+        openssl dgst "-$md" -binary "$T/msg" >"$T/dgst"
+    fi
+    rm -f "$T/sig"
+    "${SIGN_CMD[@]}" sign --config "$conf" --alg "$alg" \
+        --digest "$(od -An -tx1 -v "$T/dgst" | tr -d ' \n')" --out "$T/sig" 2>"$T/err" ||
+        { cat "$T/err"; return 1; }
+    case $alg in
+    pkcs1-md5sha1)
+        # no DigestInfo: the recovered block is the 36 bytes themselves
+        openssl pkeyutl -verifyrecover -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pkcs1 \
+            -in "$T/sig" -out "$T/rec" 2>/dev/null && cmp -s "$T/rec" "$T/dgst"
+        ;;
+    pkcs1-*)
+        openssl pkeyutl -verify -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pkcs1 \
+            -pkeyopt "digest:$md" -in "$T/dgst" -sigfile "$T/sig" >/dev/null 2>&1
+        ;;
+    pss-*)
+        openssl pkeyutl -verify -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pss \
+            -pkeyopt "digest:$md" -pkeyopt rsa_pss_saltlen:digest -in "$T/dgst" \
+            -sigfile "$T/sig" >/dev/null 2>&1
+        ;;
+    esac
 }

@@ -26,6 +26,7 @@ else
     ONE=("$BH")
 fi
 echo "one-shot operations through: ${ONE[*]}"
+SIGN_CMD=("${ONE[@]}") # lib_holder.sh's sign_check
 export SPK_ALLOW_UNLOCKED=1 # sanitizer builds cannot lock their shadow memory
 
 holder_scratch spk-comb-remote
@@ -105,39 +106,6 @@ openssl pkey -in "$SRC/tests/data/rsa2048.pem" -pubout -out "$T/pub2048.pem" 2>/
 openssl pkey -in "$SRC/tests/data/rsa3072.pem" -pubout -out "$T/pub3072.pem" 2>/dev/null
 head -c 1000 /dev/urandom >"$T/msg"
 
-# sign_check CONF PUB ALG: sign the digest of $T/msg and verify with openssl
-sign_check() {
-    local conf=$1 pub=$2 alg=$3 md pad
-    case $alg in
-    pkcs1-md5sha1) md=md5sha1 ;;
-    *) md=${alg#*-} ;;
-    esac
-    if [ "$md" = md5sha1 ]; then
-        { openssl dgst -md5 -binary "$T/msg"; openssl dgst -sha1 -binary "$T/msg"; } >"$T/dgst"
-    else
-        openssl dgst "-$md" -binary "$T/msg" >"$T/dgst"
-    fi
-    rm -f "$T/sig"
-    "${ONE[@]}" sign --config "$conf" --alg "$alg" \
-        --digest "$(od -An -tx1 -v "$T/dgst" | tr -d ' \n')" --out "$T/sig" 2>"$T/err" ||
-        { cat "$T/err"; return 1; }
-    case $alg in
-    pkcs1-md5sha1)
-        # no DigestInfo: the recovered block is the 36 bytes themselves
-        openssl pkeyutl -verifyrecover -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pkcs1 \
-            -in "$T/sig" -out "$T/rec" 2>/dev/null && cmp -s "$T/rec" "$T/dgst"
-        ;;
-    pkcs1-*)
-        openssl pkeyutl -verify -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pkcs1 \
-            -pkeyopt "digest:$md" -in "$T/dgst" -sigfile "$T/sig" >/dev/null 2>&1
-        ;;
-    pss-*)
-        openssl pkeyutl -verify -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pss \
-            -pkeyopt "digest:$md" -pkeyopt rsa_pss_saltlen:digest -in "$T/dgst" \
-            -sigfile "$T/sig" >/dev/null 2>&1
-        ;;
-    esac
-}
 
 # decrypt_check CONF PUB ALG: encrypt with openssl, decrypt through the holders
 decrypt_check() {

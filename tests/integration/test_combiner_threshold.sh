@@ -23,6 +23,7 @@ TC=$B/combiner/comb-testclient
 . "$SRC/tests/integration/lib_holder.sh"
 holder_need_bins "$KS" "$SH" "$BH" "$COMB" "$TC"
 export SPK_ALLOW_UNLOCKED=1 # sanitizer builds cannot lock their shadow memory
+SIGN_CMD=("$COMB") # lib_holder.sh's sign_check
 
 holder_scratch spk-comb-threshold
 HOLDER_AUDIT_DIR=$T
@@ -101,35 +102,6 @@ for b in 2048 3072 4096; do
 done
 head -c 1000 /dev/urandom >"$T/msg"
 
-# sign_check CONF PUB ALG: `combiner sign` of the digest of $T/msg, verified by openssl
-sign_check() {
-    local conf=$1 pub=$2 alg=$3 md
-    md=${alg#*-}
-    if [ "$md" = md5sha1 ]; then
-        { openssl dgst -md5 -binary "$T/msg"; openssl dgst -sha1 -binary "$T/msg"; } >"$T/dgst"
-    else
-        openssl dgst "-$md" -binary "$T/msg" >"$T/dgst"
-    fi
-    rm -f "$T/sig"
-    "$COMB" sign --config "$conf" --alg "$alg" \
-        --digest "$(od -An -tx1 -v "$T/dgst" | tr -d ' \n')" --out "$T/sig" 2>"$T/err" ||
-        { cat "$T/err"; return 1; }
-    case $alg in
-    pkcs1-md5sha1)
-        openssl pkeyutl -verifyrecover -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pkcs1 \
-            -in "$T/sig" -out "$T/rec" 2>/dev/null && cmp -s "$T/rec" "$T/dgst"
-        ;;
-    pkcs1-*)
-        openssl pkeyutl -verify -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pkcs1 \
-            -pkeyopt "digest:$md" -in "$T/dgst" -sigfile "$T/sig" >/dev/null 2>&1
-        ;;
-    pss-*)
-        openssl pkeyutl -verify -pubin -inkey "$pub" -pkeyopt rsa_padding_mode:pss \
-            -pkeyopt "digest:$md" -pkeyopt rsa_pss_saltlen:digest -in "$T/dgst" \
-            -sigfile "$T/sig" >/dev/null 2>&1
-        ;;
-    esac
-}
 sigshares() { cat "$HOLDER_AUDIT_DIR"/h*.audit 2>/dev/null | grep -c "outcome=signed"; }
 
 # ---- end to end through `combiner sign` --------------------------------------------
@@ -159,6 +131,13 @@ check "decrypt of a threshold key fails ($rc)" test "$rc" -ne 0 -a ! -s "$T/dec"
 check "decrypt of a threshold key: the error says why" grep -q 'threshold mode' "$T/err"
 check "decrypt of a threshold key: no holder was asked" \
     test "$(cat "$HOLDER_AUDIT_DIR"/h*.audit | wc -l)" = "$a0" -a "$(sigshares)" = "$n0"
+
+# without a config: the first --share is the combiner's own; a second cannot serve in process
+"$COMB" sign --record "$T/a/$KA.record" --share "$T/a/$KA.edge.share" --holder-key "$T/edge.key" \
+    --share "$T/a/$KA.h1.share" --holder-key "$T/h1.key" --alg pkcs1-sha256 \
+    --digest "$(printf '%064d' 0)" --out "$T/x.sig" 2>"$T/err"
+check "combiner sign --share twice: refused, with the reason" \
+    sh -c "test ! -e '$T/x.sig' && grep -q 'threshold-mode key share' '$T/err'"
 
 "$COMB" check --config "$T/cfg/n.conf" >"$T/check.out" 2>&1
 check "combiner check names the key's mode" \
@@ -194,10 +173,12 @@ daemon_sig() {
     local out
     out=$(op "$EP" "$1" "$2" "$DG")
     [[ $out == ok\ * ]] || { echo "$out"; return 1; }
-    echo "${out#ok }" | xxd -r -p >"$T/dsig"
+    python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' "${out#ok }" \
+        >"$T/dsig"
+    local pss=()
+    [ "$4" = pss ] && pss=(-pkeyopt rsa_pss_saltlen:digest)
     openssl pkeyutl -verify -pubin -inkey "$3" -pkeyopt "rsa_padding_mode:$4" -pkeyopt digest:sha256 \
-        $([ "$4" = pss ] && echo -pkeyopt rsa_pss_saltlen:digest) -in "$T/dgst" -sigfile "$T/dsig" \
-        >/dev/null 2>&1
+        "${pss[@]}" -in "$T/dgst" -sigfile "$T/dsig" >/dev/null 2>&1
 }
 check "daemon: PKCS#1 signature with the local share verifies" \
     daemon_sig "$KA" sign-pkcs1-sha256 "$T/pub2048.pem" pkcs1
