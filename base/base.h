@@ -52,9 +52,10 @@ enum spk_err {
     SPK_ERR_WRONG_HOLDER = -26,    /* a share addressed to another holder */
     SPK_ERR_PASSPHRASE = -27,      /* a key file that needs a (different) passphrase */
     SPK_ERR_PERMISSIONS = -28,     /* a secret file others may read, or another user's */
+    SPK_ERR_HANDSHAKE = -29,       /* a peer broke off the secure handshake (wrong key?) */
 };
 
-#define SPK_ERR_MIN SPK_ERR_PERMISSIONS
+#define SPK_ERR_MIN SPK_ERR_HANDSHAKE
 
 /* spk_strerror returns a static, human-readable description of |err|. */
 const char *spk_strerror(int err);

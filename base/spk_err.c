@@ -62,6 +62,8 @@ const char *spk_strerror(int err)
     case SPK_ERR_PERMISSIONS:
         return "permissions too open: a secret file must be owned by the user reading it and "
                "give group and others no access (chmod 600)";
+    case SPK_ERR_HANDSHAKE:
+        return "the peer broke off the secure handshake (is its public key the right one?)";
     default:
         return "unknown error";
     }

@@ -10,6 +10,17 @@
  * finds one made by another pid abandons it (never touching its locks or
  * sockets) and makes its own.
  *
+ * Connections: an operation that finds no combiner connected waits for one
+ * up to PROV_PEER_WAIT_MS (a new connection, or one coming back after the
+ * combiner restarted: nginx and Apache workers each reconnect on their own
+ * schedule, and a handshake that came in between used to fail at once while
+ * another worker already served). A socket monitor tells the I/O thread how
+ * each ZeroMQ handshake ends, so a combiner that refuses this client (its
+ * CURVE key not in the allow file, or its uid not let in) answers
+ * "not-allowed" and a CURVE handshake broken off (the reference names
+ * another combiner key) answers SPK_ERR_HANDSHAKE, at once, not after the
+ * wait.
+ *
  * ASYNC: inside an OpenSSL ASYNC job the caller pauses the job instead of
  * blocking; the I/O thread makes the job's wait fd (an eventfd in the job's
  * wait context) readable when the answer is in. Every operation ends by its
@@ -19,10 +30,10 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,9 +47,10 @@
 
 /* One OP_REQUEST is a header plus four small items and the input. */
 #define PROV_REQ_BUF_MAX (PROTO_WIRE_HDR_LEN + 64 + PROTO_BN_MAX)
-/* How long a new connection may take before "unreachable" is the answer:
- * ZMQ_IMMEDIATE refuses to queue for a peer that is not there. */
-#define PROV_CONNECT_GRACE_MS 1000
+/* How long an operation waits for a connected combiner before "unreachable"
+ * is the answer (ZMQ_IMMEDIATE refuses to queue for a peer that is not
+ * there): four of the DEALER's reconnect attempts (ZMQ_RECONNECT_IVL_MAX). */
+#define PROV_PEER_WAIT_MS 1000
 /* A blocked caller's own deadline past the I/O thread's, in case it died. */
 #define PROV_BACKSTOP_MS 2000
 
@@ -61,6 +73,7 @@ struct prov_op {
     const struct proto_keyref *ref;
     uint64_t req_id;
     uint64_t deadline_ms;
+    uint64_t peer_wait_until_ms; /* 0 until the first send found no peer */
     uint8_t frame[PROV_REQ_BUF_MAX];
     size_t frame_len;
     bool done;
@@ -75,7 +88,8 @@ struct prov_conn {
     const struct proto_keyref *ref; /* endpoint and CURVE settings */
     const char *endpoint;
     void *sock;
-    uint64_t ready_by_ms;
+    void *monitor; /* PAIR: the handshake events of sock */
+    int refused;   /* 0, or how the last handshake ended (SPK_ERR_*) */
 };
 
 struct prov_io {
@@ -238,18 +252,9 @@ static int prov_curve_setup(void *sock, const struct proto_keyref *ref)
     struct proto_holder_secret *key = NULL;
     uint8_t *text = NULL;
     size_t text_len = 0;
-    struct stat st;
     int r = SPK_ERR_INTERNAL;
 
-    if (stat(ref->client_key, &st) != 0) {
-        r = SPK_ERR_IO;
-        goto out;
-    }
-    if ((st.st_mode & 077) != 0) {
-        r = SPK_ERR_NOT_ALLOWED;
-        goto out;
-    }
-    if ((r = spk_file_read_secret(ref->client_key, PROTO_FILE_MAX, &text, &text_len)) != 0) {
+    if ((r = spk_file_read_private(ref->client_key, PROTO_FILE_MAX, &text, &text_len)) != 0) {
         goto out;
     }
     if ((key = spk_secret_new(sizeof(*key))) == NULL) {
@@ -268,7 +273,7 @@ static int prov_curve_setup(void *sock, const struct proto_keyref *ref)
     r = 0;
 out:
     spk_secret_free(key);
-    spk_file_free(text, text_len);
+    spk_secret_free(text);
     return r;
 }
 
@@ -283,6 +288,7 @@ static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, str
     int ivl = 100;
     int ivl_max = 250;
     int64_t maxmsg = PROTO_MSG_MAX;
+    char monitor_ep[64];
     int r;
 
     for (k = io->conns; k != NULL; k = k->next) {
@@ -308,16 +314,29 @@ static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, str
     if (ref->has_curve && (r = prov_curve_setup(k->sock, ref)) != 0) {
         goto fail;
     }
+    r = SPK_ERR_INTERNAL;
+    snprintf(monitor_ep, sizeof(monitor_ep), "inproc://splitkey-conn-%p", (void *)k);
+    if (zmq_socket_monitor(k->sock, monitor_ep,
+                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+        (k->monitor = zmq_socket(io->zctx, ZMQ_PAIR)) == NULL ||
+        zmq_setsockopt(k->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_connect(k->monitor, monitor_ep) != 0) {
+        goto fail;
+    }
     if (zmq_connect(k->sock, endpoint) != 0) {
         r = SPK_ERR_UNAVAILABLE;
         goto fail;
     }
-    k->ready_by_ms = spk_now_ms() + PROV_CONNECT_GRACE_MS;
     k->next = io->conns;
     io->conns = k;
     *out = k;
     return 0;
 fail:
+    if (k->monitor != NULL) {
+        zmq_close(k->monitor);
+    }
     if (k->sock != NULL) {
         zmq_close(k->sock);
     }
@@ -325,11 +344,63 @@ fail:
     return r;
 }
 
-/* prov_io_send tries to send |op|; ends it on a hard failure, keeps it for a
- * retry while a new connection comes up. */
+/*
+ * prov_conn_events reads |k|'s handshake events: the last one says whether
+ * the combiner let this client in. A refusal (ZAP said no: the CURVE key or
+ * the uid is not let in) is "not-allowed"; a handshake broken off without a
+ * word is what a CURVE server does with a HELLO sealed to another key (the
+ * reference's combiner key is wrong), or a combiner dying mid-handshake,
+ * which the next handshake corrects.
+ */
+static void prov_conn_events(struct prov_conn *k)
+{
+    uint8_t ev[6];
+
+    for (;;) {
+        uint16_t event;
+        int got = zmq_recv(k->monitor, ev, sizeof(ev), ZMQ_DONTWAIT);
+        int more = 0;
+        size_t more_len = sizeof(more);
+
+        if (got < 0) {
+            break;
+        }
+        /* The second frame (the endpoint) says nothing we need. */
+        while (zmq_getsockopt(k->monitor, ZMQ_RCVMORE, &more, &more_len) == 0 && more) {
+            uint8_t skip[1];
+            if (zmq_recv(k->monitor, skip, sizeof(skip), 0) < 0) {
+                break;
+            }
+        }
+        if (got != (int)sizeof(ev)) {
+            continue;
+        }
+        memcpy(&event, ev, sizeof(event));
+        switch (event) {
+        case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+            k->refused = 0;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+            k->refused = SPK_ERR_NOT_ALLOWED;
+            break;
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            /* Without CURVE there is no key to be wrong: a combiner gone
+             * mid-handshake, which waiting for the next one covers. */
+            k->refused = k->ref->has_curve ? SPK_ERR_HANDSHAKE : 0;
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* prov_io_send tries to send |op|; ends it on a hard failure or a refusal,
+ * keeps it for a retry while it may still wait for a connection. */
 static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op **retry)
 {
     struct prov_conn *k = NULL;
+    uint64_t now;
     int r;
 
     if ((r = prov_conn_get(io, op->ref, &k)) == 0) {
@@ -339,8 +410,12 @@ static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op 
             pthread_mutex_unlock(&io->lock);
             return;
         }
-        r = SPK_ERR_UNAVAILABLE;
-        if (spk_now_ms() < k->ready_by_ms && spk_now_ms() < op->deadline_ms) {
+        now = spk_now_ms();
+        if (op->peer_wait_until_ms == 0) {
+            op->peer_wait_until_ms = now + PROV_PEER_WAIT_MS;
+        }
+        r = k->refused != 0 ? k->refused : SPK_ERR_UNAVAILABLE;
+        if (k->refused == 0 && now < op->peer_wait_until_ms && now < op->deadline_ms) {
             prov_list_push(retry, op);
             return;
         }
@@ -400,7 +475,7 @@ static long prov_io_expire(struct prov_io *io, long cap)
 static void *prov_io_main(void *arg)
 {
     struct prov_io *io = arg;
-    zmq_pollitem_t items[1 + 64];
+    zmq_pollitem_t items[1 + 2 * 64];
 
     for (;;) {
         struct prov_op *todo;
@@ -432,15 +507,19 @@ static void *prov_io_main(void *arg)
         io->retry = retry;
 
         items[n++] = (zmq_pollitem_t){NULL, io->kick_fd, ZMQ_POLLIN, 0};
-        for (k = io->conns; k != NULL && n < sizeof(items) / sizeof(items[0]); k = k->next) {
+        for (k = io->conns; k != NULL && n + 2 <= sizeof(items) / sizeof(items[0]); k = k->next) {
             items[n++] = (zmq_pollitem_t){k->sock, 0, ZMQ_POLLIN, 0};
+            items[n++] = (zmq_pollitem_t){k->monitor, 0, ZMQ_POLLIN, 0};
         }
         wait = prov_io_expire(io, io->retry != NULL ? 10 : 1000);
         if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR && errno != EAGAIN) {
             break;
         }
         prov_fd_drain(io->kick_fd);
-        for (i = 1; i < n; i++) {
+        for (k = io->conns; k != NULL; k = k->next) {
+            prov_conn_events(k);
+        }
+        for (i = 1; i < n; i += 2) {
             for (;;) {
                 int got = zmq_recv(items[i].socket, io->rbuf, sizeof(io->rbuf), ZMQ_DONTWAIT);
                 if (got < 0) {
@@ -492,6 +571,8 @@ static void prov_io_free(struct prov_io *io)
     pthread_join(io->thread, NULL);
     while ((k = io->conns) != NULL) {
         io->conns = k->next;
+        (void)zmq_socket_monitor(k->sock, NULL, 0);
+        zmq_close(k->monitor);
         zmq_close(k->sock);
         free(k);
     }

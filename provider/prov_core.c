@@ -41,6 +41,9 @@ static const char *prov_keyop_why(int r)
         return "combiner says not-allowed";
     case SPK_ERR_UNKNOWN_KEY:
         return "combiner does not know this key (unknown-key)";
+    case SPK_ERR_HANDSHAKE:
+        return "combiner broke off the CURVE handshake (is the key reference's combiner key "
+               "the combiner's?)";
     default:
         return spk_strerror(r);
     }

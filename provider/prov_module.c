@@ -18,6 +18,7 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
+#include <sodium.h>
 
 #include "provider/internal.h"
 
@@ -84,6 +85,12 @@ __attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HA
     if (endpoint != NULL && *endpoint != '\0' && !proto_endpoint_valid(endpoint)) {
         ERR_raise_data(ERR_LIB_PROV, ERR_R_PASSED_INVALID_ARGUMENT,
                        "splitkey: combiner-endpoint must be ipc://PATH or tcp://HOST:PORT");
+        return 0;
+    }
+    /* The client's key file is read into sodium_malloc memory, which needs
+     * libsodium initialised (idempotent, thread-safe). */
+    if (sodium_init() < 0) {
+        ERR_raise_data(ERR_LIB_PROV, ERR_R_INIT_FAIL, "splitkey: libsodium failed to initialise");
         return 0;
     }
     if ((ctx = OPENSSL_zalloc(sizeof(*ctx))) == NULL) {
