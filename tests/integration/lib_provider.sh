@@ -7,10 +7,16 @@
 #
 #   lib_provider_init NAME BUILD_DIR   lib_edge_init + PKI + holder keys; $MODULE
 #   lib_provider_key NAME [BITS]       NAME.pem/NAME.key signed by the test CA,
-#                                      split 2-of-3, NAME.ref.pem (key reference)
+#                                      split 2-of-3, NAME.ref.pem (key reference
+#                                      to $COMB_EP, plus $PROV_PEM_ARGS)
 #   lib_provider_start                 holders, combiner, openssl.cnf ($OPENSSL_CONF)
 #   lib_provider_combiner_start/stop   the combiner alone (COMB_PID), with the
 #                                      client lines of $PROV_COMB_CLIENTS
+#   lib_provider_nginx_start WORKERS KEY LINES [plain]
+#                                      Debian's nginx on $P_NGX (NGX_PID)
+#   lib_provider_combiner_outage PID TEXT [LABEL]
+#                                      kill -9 the combiner and restart it:
+#                                      the server PID fails fast, then serves
 
 # shellcheck source=tests/integration/lib_edge.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
@@ -30,16 +36,21 @@ lib_provider_key() { # NAME [BITS]
     local id
     lib_edge_mkcert "$1" "${2:-2048}" || die "certificate $1"
     id=$(lib_edge_split "$1") || die "split $1"
-    "$KS" pem --record "shares/$id.record" --combiner "$COMB_EP" --out "$1.ref.pem" >/dev/null ||
-        die "keysplit pem $1"
+    # shellcheck disable=SC2086 # PROV_PEM_ARGS: words
+    "$KS" pem --record "shares/$id.record" --combiner "$COMB_EP" ${PROV_PEM_ARGS:-} \
+        --out "$1.ref.pem" >/dev/null || die "keysplit pem $1"
     PROV_KEYS+=("$1")
 }
 
 # lib_provider_combiner_start: the combiner's file (lib_edge_comb_conf) with
 # its door: listen on $COMB_EP, and the clients of $PROV_COMB_CLIENTS (one
 # "client ..." line each; default: this uid, every signature, the TLS set
-# and the PKCS#1 and OAEP decryptions the openssl CLI asks for).
+# and the PKCS#1 and OAEP decryptions the openssl CLI asks for). Returns when
+# the combiner says it is serving (its socket is bound and open to its
+# clients then, which its mere existence does not say).
 lib_provider_combiner_start() {
+    local n0
+    n0=$(grep -c '^combiner: serving' combiner.log 2>/dev/null)
     {
         lib_edge_comb_conf "${PROV_KEYS[@]}"
         echo "listen $COMB_EP"
@@ -48,20 +59,94 @@ lib_provider_combiner_start() {
     "$COMBINER" run --config combiner.conf --no-metrics 2>>combiner.log &
     COMB_PID=$!
     PIDS+=("$COMB_PID")
-    for _ in $(seq 1 100); do
-        [ -S "$T/combiner.sock" ] && break
+    for _ in $(seq 1 200); do
+        [ "$(grep -c '^combiner: serving' combiner.log)" -gt "${n0:-0}" ] && return 0
+        kill -0 "$COMB_PID" 2>/dev/null || break
         sleep 0.05
     done
-    [ -S "$T/combiner.sock" ] || {
-        cat combiner.log
-        die "the combiner did not start"
-    }
+    cat combiner.log
+    die "the combiner did not start"
 }
 
-lib_provider_combiner_stop() {
-    kill "$COMB_PID" 2>/dev/null
+lib_provider_combiner_stop() { # [-9]
+    kill ${1:-} "$COMB_PID" 2>/dev/null
     wait "$COMB_PID" 2>/dev/null
     rm -f "$T/combiner.sock"
+}
+
+# lib_provider_nginx_start WORKERS KEY LINES [plain]: Debian's nginx, with
+# its own config in ngx/ and WORKERS workers, on 127.0.0.1:$P_NGX for the
+# name www (www.pem) with the key file KEY; LINES: the rest of its server
+# block (a location at least). With "plain" it runs without OPENSSL_CONF:
+# it never sees the module. Sets NGX_PID; returns when it accepts.
+lib_provider_nginx_start() {
+    NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+    [ -x "$NGINX" ] || die "nginx is not installed (tools/lib/deps.sh)"
+    mkdir -p ngx/logs ngx/tmp
+    cat >ngx/nginx.conf <<EOC
+worker_processes $1;
+daemon off;
+user root root;
+pid $T/ngx/nginx.pid;
+error_log $T/ngx/logs/error.log info;
+events { worker_connections 256; }
+http {
+    access_log off;
+    client_body_temp_path $T/ngx/tmp/body;
+    proxy_temp_path $T/ngx/tmp/proxy;
+    fastcgi_temp_path $T/ngx/tmp/fastcgi;
+    uwsgi_temp_path $T/ngx/tmp/uwsgi;
+    scgi_temp_path $T/ngx/tmp/scgi;
+    server {
+        listen 127.0.0.1:$P_NGX ssl;
+        server_name www;
+        ssl_certificate $T/www.pem;
+        ssl_certificate_key $2;
+        ssl_protocols TLSv1.2 TLSv1.3;
+$3
+    }
+}
+EOC
+    if [ "${4:-}" = plain ]; then
+        env -u OPENSSL_CONF -u LD_PRELOAD "$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" \
+            -e "$T/ngx/logs/error.log" >ngx/stdout.log 2>&1 &
+    else
+        lib_provider_exec "$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" \
+            -e "$T/ngx/logs/error.log" >ngx/stdout.log 2>&1 &
+    fi
+    NGX_PID=$!
+    PIDS+=("$NGX_PID")
+    for _ in $(seq 1 100); do
+        (echo >/dev/tcp/127.0.0.1/"$P_NGX") 2>/dev/null && return 0
+        kill -0 "$NGX_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat ngx/stdout.log ngx/logs/error.log 2>/dev/null
+    die "nginx did not start"
+}
+
+# lib_provider_combiner_outage PID TEXT [LABEL]: kill -9 the combiner; a
+# handshake with the server PID (through the test's own `get`) fails within
+# 5 s, not hung, and PID lives on. Then the combiner comes back: from the
+# moment it is serving, 5 of 5 handshakes get a page with TEXT. Every worker
+# reconnects on its own schedule; the module waits for its connection, so
+# none of the 5 may fail.
+lib_provider_combiner_outage() {
+    local pid=$1 text=$2 label=${3:+$3: } start rc ms n_ok
+    lib_provider_combiner_stop -9
+    start=$(date +%s%N)
+    get --tlsv1.3 >/dev/null
+    rc=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+    check "${label}combiner killed: handshake fails (curl $rc) in ${ms} ms, not hung" \
+        bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ]"
+    check "${label}combiner killed: the server still runs" kill -0 "$pid"
+    lib_provider_combiner_start
+    n_ok=0
+    for _ in 1 2 3 4 5; do
+        get --tlsv1.3 | grep -q "$text" && n_ok=$((n_ok + 1))
+    done
+    check "${label}combiner back: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
 }
 
 lib_provider_start() {

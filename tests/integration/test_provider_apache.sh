@@ -83,28 +83,7 @@ for _ in $(seq 1 10); do
 done
 check "10 of 10 handshakes ($n_ok)" test "$n_ok" -eq 10
 
-kill -9 "$COMB_PID"
-wait "$COMB_PID" 2>/dev/null
-rm -f "$T/combiner.sock"
-start=$(date +%s%N)
-get --tlsv1.3 >/dev/null
-rc=$?
-ms=$((($(date +%s%N) - start) / 1000000))
-check "combiner killed: handshake fails (curl $rc) in ${ms} ms, not hung" \
-    bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ]"
-check "combiner killed: apache still running" kill -0 "$AP_PID"
-lib_provider_combiner_start
-n_ok=0
-# Until the first page: the new combiner warms up its holders (up to 1.5 s)
-# before it binds, which on a loaded machine takes a while longer.
-for _ in $(seq 1 150); do
-    get --tlsv1.3 | grep -q 'hello from apache' && break
-    sleep 0.1
-done
-for _ in $(seq 1 5); do
-    get --tlsv1.3 | grep -q 'hello from apache' && n_ok=$((n_ok + 1))
-done
-check "combiner back: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
+lib_provider_combiner_outage "$AP_PID" "hello from apache"
 check "no child crashed" bash -c "! grep -qE 'exit signal|Segmentation' $A/logs/error.log"
 
 check "no sanitizer report from a program with the module" lib_provider_no_sanitizer_reports

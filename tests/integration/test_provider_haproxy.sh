@@ -67,26 +67,7 @@ for mode in "" ssl-mode-async; do
         get --tlsv1.3 | grep -q 'hello from haproxy' && n_ok=$((n_ok + 1))
     done
     check "$label: holder h1 gone: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
-    kill -9 "$COMB_PID"
-    wait "$COMB_PID" 2>/dev/null
-    rm -f "$T/combiner.sock"
-    start=$(date +%s%N)
-    get --tlsv1.3 >/dev/null
-    rc=$?
-    ms=$((($(date +%s%N) - start) / 1000000))
-    check "$label: combiner killed: handshake fails (curl $rc) in ${ms} ms" \
-        bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ]"
-    check "$label: haproxy still running" kill -0 "$HA_PID"
-    lib_provider_combiner_start
-    n_ok=0
-    for _ in $(seq 1 50); do
-        get --tlsv1.3 | grep -q 'hello from haproxy' && break
-        sleep 0.1
-    done
-    for _ in $(seq 1 5); do
-        get --tlsv1.3 | grep -q 'hello from haproxy' && n_ok=$((n_ok + 1))
-    done
-    check "$label: combiner back: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
+    lib_provider_combiner_outage "$HA_PID" "hello from haproxy" "$label"
     kill "$HA_PID"
     wait "$HA_PID" 2>/dev/null
 done

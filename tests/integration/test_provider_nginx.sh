@@ -13,46 +13,17 @@ set -u
 # shellcheck source=tests/integration/lib_provider.sh
 source "$(dirname "$0")/lib_provider.sh"
 
-NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-[ -x "$NGINX" ] || { echo "FAIL: setup: nginx is not installed (tools/lib/deps.sh)"; exit 1; }
-
 PROV_TIMEOUT_MS=2000
 lib_provider_init provider-nginx "${1:-}"
 lib_provider_key www
 lib_provider_start
 P_NGX=$P_FREE
 
-mkdir -p ngx/logs ngx/tmp
-cat >ngx/nginx.conf <<EOC
-worker_processes 2;
-daemon off;
-user root root;
-pid $T/ngx/nginx.pid;
-error_log $T/ngx/logs/error.log info;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path $T/ngx/tmp/body;
-    proxy_temp_path $T/ngx/tmp/proxy;
-    fastcgi_temp_path $T/ngx/tmp/fastcgi;
-    uwsgi_temp_path $T/ngx/tmp/uwsgi;
-    scgi_temp_path $T/ngx/tmp/scgi;
-    server {
-        listen 127.0.0.1:$P_NGX ssl;
-        server_name www;
-        ssl_certificate $T/www.pem;
-        ssl_certificate_key $T/www.ref.pem;
-        ssl_protocols TLSv1.2 TLSv1.3;
+lib_provider_nginx_start 2 "$T/www.ref.pem" "
         ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;
         ssl_session_cache off;
         ssl_session_tickets off;
-        location / { return 200 "hello from nginx pid \$pid\n"; }
-    }
-}
-EOC
-lib_provider_exec "$NGINX" -p "$T/ngx" -c "$T/ngx/nginx.conf" -e "$T/ngx/logs/error.log" >ngx/stdout.log 2>&1 &
-NGX_PID=$!
-PIDS+=("$NGX_PID")
+        location / { return 200 \"hello from nginx pid \$pid\n\"; }"
 
 # get ARGS...: one request; prints the body.
 get() {
@@ -60,11 +31,6 @@ get() {
         --resolve www:$P_NGX:127.0.0.1 "$@" \
         "https://www:$P_NGX/"
 }
-for _ in $(seq 1 50); do
-    get >/dev/null && break
-    sleep 0.1
-done
-
 check "TLS 1.3 (RSA-PSS)" bash -c "$(declare -f get); P_NGX=$P_NGX; get --tlsv1.3 | grep -q 'hello from nginx'"
 check "TLS 1.2 ECDHE-RSA" bash -c "$(declare -f get); P_NGX=$P_NGX; get --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256 | grep -q 'hello from nginx'"
 check "TLS 1.2 RSA key exchange" bash -c "$(declare -f get); P_NGX=$P_NGX; get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256 | grep -q 'hello from nginx'"
