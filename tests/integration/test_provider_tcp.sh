@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# splitkey.so reaching its combiner over tcp:// with CURVE: the combiner
+# listens on 127.0.0.1 with an allow file and a `client NAME curve` line; the
+# key reference names that endpoint, the combiner's CURVE public key and the
+# client's key file (keysplit pem --combiner-pub --client-key).
+#   - openssl pkeyutl -sign equals the whole key's signature; s_server -key
+#     REF serves s_client; Debian's nginx (2 workers) serves TLS 1.3 and
+#     TLS 1.2 with RSA key exchange
+#   - a client key not in the allow file: "splitkey: combiner says
+#     not-allowed", at once; a reference naming another combiner key:
+#     "splitkey: combiner broke off the CURVE handshake"; a client key file
+#     others may read is refused; each without a hang or a crash, and nginx
+#     fails those handshakes and stays up
+# Usage: test_provider_tcp.sh BUILD_DIR
+set -u
+# shellcheck source=tests/integration/lib_provider.sh
+source "$(dirname "$0")/lib_provider.sh"
+
+PROV_TIMEOUT_MS=3000
+lib_provider_init provider-tcp "${1:-}"
+P_COMB=$P_FREE
+P_NGX=$((P_FREE + 1))
+P_SSL=$((P_FREE + 2))
+COMB_EP=tcp://127.0.0.1:$P_COMB
+for k in cli stranger; do
+    "$KS" keygen --name $k --out keys >/dev/null || die "keygen $k"
+done
+PROV_PEM_ARGS="--combiner-pub keys/comb.pub --client-key $T/keys/cli.key"
+lib_provider_key www
+echo "client cli $(pubkey keys/cli.pub) *" >comb-allow.txt
+PROV_COMB_CLIENTS=$'allow comb-allow.txt\nclient cli curve sign,tls'
+lib_provider_start
+
+no_crash() { ! grep -qE 'Segmentation|Aborted|core dumped|AddressSanitizer' "$1"; }
+# sign_ms REF: pkeyutl -sign of msg's digest with REF into REF.sig, errors in
+# REF.err; prints how long it took (ms); its exit status is openssl's.
+sign_ms() {
+    local start rc
+    start=$(date +%s%N)
+    openssl pkeyutl -sign -inkey "$1" -in msg.dgst -pkeyopt digest:sha256 -out "$1.sig" 2>"$1.err"
+    rc=$?
+    echo $((($(date +%s%N) - start) / 1000000))
+    return $rc
+}
+
+echo "a message for the combiner behind CURVE" >msg
+openssl dgst -sha256 -binary msg >msg.dgst
+check "the reference names the tcp:// endpoint and the client key file" \
+    bash -c "sed '1d;\$d' www.ref.pem | base64 -d | grep -q '$COMB_EP' &&
+        sed '1d;\$d' www.ref.pem | base64 -d | grep -q '$T/keys/cli.key'"
+sign_ms www.ref.pem >/dev/null
+env -u OPENSSL_CONF openssl pkeyutl -sign -inkey www.key -in msg.dgst -pkeyopt digest:sha256 \
+    -out whole.sig
+check "pkeyutl -sign over tcp+CURVE equals the whole key's signature" cmp -s www.ref.pem.sig whole.sig
+
+lib_provider_exec openssl s_server -accept "127.0.0.1:$P_SSL" -cert www.pem -key www.ref.pem -www \
+    >s_server.out 2>&1 &
+S_PID=$!
+PIDS+=("$S_PID")
+for _ in $(seq 1 50); do
+    (echo >/dev/tcp/127.0.0.1/$P_SSL) 2>/dev/null && break
+    sleep 0.1
+done
+for v in "-tls1_3" "-tls1_2 -cipher AES128-GCM-SHA256"; do
+    # shellcheck disable=SC2086 # v: words
+    echo | env -u OPENSSL_CONF -u LD_PRELOAD openssl s_client -connect "127.0.0.1:$P_SSL" \
+        -servername www -CAfile ca.pem -verify_return_error $v >s_client.out 2>&1
+    check "s_server -key REF (tcp+CURVE) serves s_client ($v)" \
+        grep -q "Verify return code: 0 (ok)" s_client.out
+done
+kill "$S_PID" 2>/dev/null
+wait "$S_PID" 2>/dev/null
+
+lib_provider_nginx_start 2 "$T/www.ref.pem" "
+        ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / { return 200 \"hello from nginx over curve\n\"; }"
+get() {
+    env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
+        --resolve www:$P_NGX:127.0.0.1 "$@" "https://www:$P_NGX/"
+}
+n_ok=0
+for _ in $(seq 1 8); do
+    get --tlsv1.3 | grep -q 'hello from nginx over curve' && n_ok=$((n_ok + 1))
+done
+check "nginx, TLS 1.3 over tcp+CURVE: 8 of 8 ($n_ok)" test "$n_ok" -eq 8
+out=$(get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256)
+check "nginx, TLS 1.2 RSA key exchange over tcp+CURVE" grep -q 'hello from nginx over curve' <<<"$out"
+
+# ---- refused ---------------------------------------------------------------------------
+# A client key the allow file does not name: the combiner's ZAP refuses the
+# CURVE handshake, which the module reports as not-allowed, without waiting.
+"$KS" pem --record "shares/$(cat www.keyid).record" --combiner "$COMB_EP" \
+    --combiner-pub keys/comb.pub --client-key "$T/keys/stranger.key" --out stranger.ref.pem \
+    >/dev/null || die "keysplit pem (stranger)"
+ms=$(sign_ms stranger.ref.pem)
+rc=$?
+check "client key not allowed: refused (exit $rc) in ${ms} ms with 'splitkey: combiner says not-allowed'" \
+    bash -c "[ $rc -ne 0 ] && [ $ms -lt 2500 ] && grep -q 'splitkey: combiner says not-allowed' stranger.ref.pem.err"
+check "client key not allowed: no crash" no_crash stranger.ref.pem.err
+check "client key not allowed: the combiner names the refused key" \
+    grep -q "refused a connection from key .*client key not in the allow file" combiner.log
+# Another combiner key in the reference (h1's): the combiner cannot open the
+# client's HELLO and drops the connection.
+"$KS" pem --record "shares/$(cat www.keyid).record" --combiner "$COMB_EP" \
+    --combiner-pub keys/h1.pub --client-key "$T/keys/cli.key" --out wrongsrv.ref.pem \
+    >/dev/null || die "keysplit pem (wrong combiner key)"
+ms=$(sign_ms wrongsrv.ref.pem)
+rc=$?
+check "wrong combiner key: refused (exit $rc) in ${ms} ms naming the CURVE handshake" \
+    bash -c "[ $rc -ne 0 ] && [ $ms -lt 2500 ] && grep -q 'splitkey: combiner broke off the CURVE handshake' wrongsrv.ref.pem.err"
+check "wrong combiner key: no crash" no_crash wrongsrv.ref.pem.err
+# The client key file readable by others: the module will not use it.
+cp keys/cli.key open.key
+chmod 644 open.key
+"$KS" pem --record "shares/$(cat www.keyid).record" --combiner "$COMB_EP" \
+    --combiner-pub keys/comb.pub --client-key "$T/open.key" --out open.ref.pem \
+    >/dev/null || die "keysplit pem (open key file)"
+ms=$(sign_ms open.ref.pem)
+rc=$?
+check "client key file mode 644: refused (exit $rc) naming the permissions" \
+    bash -c "[ $rc -ne 0 ] && grep -q 'splitkey: permissions too open' open.ref.pem.err"
+check "client key file mode 644: no crash" no_crash open.ref.pem.err
+# nginx with a refused reference: handshakes fail fast, the workers live on.
+kill "$NGX_PID"
+wait "$NGX_PID" 2>/dev/null
+lib_provider_nginx_start 2 "$T/stranger.ref.pem" "
+        location / { return 200 \"should not be served\n\"; }"
+start=$(date +%s%N)
+get --tlsv1.3 >/dev/null
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check "nginx, client key not allowed: the handshake fails (curl $rc) in ${ms} ms" \
+    bash -c "[ $rc -ne 0 ] && [ $ms -lt 2500 ]"
+check "nginx, client key not allowed: its log names the reason" \
+    grep -q "splitkey: combiner says not-allowed" ngx/logs/error.log
+check "nginx, client key not allowed: both workers alive ($(pgrep -P "$NGX_PID" | wc -l))" \
+    test "$(pgrep -P "$NGX_PID" | wc -l)" -eq 2
+check "no worker crashed" bash -c "! grep -q 'exited on signal' ngx/logs/error.log"
+
+check "the combiner still serves the allowed client" bash -c "$(declare -f sign_ms); sign_ms www.ref.pem >/dev/null"
+check "no sanitizer report from a program with the module" lib_provider_no_sanitizer_reports
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
