@@ -7,7 +7,8 @@
  * the padding and digest parameters signature and cipher share;
  * prov_keymgmt.c, prov_signature.c and prov_cipher.c are the three RSA
  * operations every host gets; prov_coder.c the key reference decoder and
- * public-key encoders only the module offers; prov_module.c and
+ * public-key encoders, prov_store.c the splitkey: URI loader, which only
+ * the module offers; prov_module.c and
  * prov_client.c the loadable module and its combiner client.
  */
 
@@ -103,10 +104,30 @@ extern const OSSL_DISPATCH prov_cipher_fns[];
 
 /* ---- prov_coder.c (module only) ------------------------------------------------ */
 
+/*
+ * prov_key_from_ref makes a key of |prov| from a decoded reference: n and e
+ * from its SubjectPublicKeyInfo, which must be an RSA key whose SHA-256 is
+ * the stated key id. NULL (with an OpenSSL error raised) otherwise.
+ */
+struct prov_key *prov_key_from_ref(struct prov_ctx *prov, const struct proto_keyref *ref);
 extern const OSSL_DISPATCH prov_decoder_fns[];
 extern const OSSL_DISPATCH prov_decoder_body_fns[];
 extern const OSSL_DISPATCH prov_encoder_der_fns[];
 extern const OSSL_DISPATCH prov_encoder_pem_fns[];
+
+/* ---- prov_store.c (module only) ------------------------------------------------ */
+
+/* The longest file path a splitkey: URI may name. */
+#define PROV_STORE_PATH_MAX 4095
+
+/*
+ * prov_store_uri_path writes the file path of the |uri_len| bytes of |uri|
+ * ("splitkey:PATH" or "splitkey:///PATH"; the scheme in any case; PATH
+ * 1..PROV_STORE_PATH_MAX bytes, no control character, taken literally) as a
+ * string into |out|. 0, or SPK_ERR_MALFORMED with |out| empty.
+ */
+SPK_WUR int prov_store_uri_path(char *out, size_t out_cap, const char *uri, size_t uri_len);
+extern const OSSL_DISPATCH prov_store_fns[];
 
 /* ---- prov_client.c (module only) ------------------------------------------------ */
 

@@ -51,12 +51,7 @@ static int prov_decoder_does_selection(void *provctx, int selection)
     return selection == 0 || (selection & OSSL_KEYMGMT_SELECT_KEYPAIR) != 0;
 }
 
-/*
- * prov_key_from_ref makes a key of |prov| from a decoded reference: n and e
- * from its SubjectPublicKeyInfo, which must be an RSA key whose SHA-256 is
- * the stated key id. NULL (with an OpenSSL error raised) otherwise.
- */
-static struct prov_key *prov_key_from_ref(struct prov_ctx *prov, const struct proto_keyref *ref)
+struct prov_key *prov_key_from_ref(struct prov_ctx *prov, const struct proto_keyref *ref)
 {
     const uint8_t *p = ref->spki;
     EVP_PKEY *pub = NULL;

@@ -213,6 +213,10 @@ static const OSSL_ALGORITHM prov_decoder_algs[] = {
      prov_decoder_body_fns, "splitkey key reference (its body)"},
     {NULL, NULL, NULL, NULL},
 };
+static const OSSL_ALGORITHM prov_store_algs[] = {
+    {"splitkey", "provider=splitkey", prov_store_fns, "splitkey: URI of a key reference file"},
+    {NULL, NULL, NULL, NULL},
+};
 static const OSSL_ALGORITHM prov_encoder_algs[] = {
     {PROV_RSA_NAMES, "provider=splitkey,output=der,structure=SubjectPublicKeyInfo",
      prov_encoder_der_fns, "splitkey RSA public key (DER)"},
@@ -237,6 +241,8 @@ const OSSL_ALGORITHM *prov_query(void *provctx, int operation_id, int *no_cache)
         return ctx->module ? prov_decoder_algs : NULL;
     case OSSL_OP_ENCODER:
         return ctx->module ? prov_encoder_algs : NULL;
+    case OSSL_OP_STORE:
+        return ctx->module ? prov_store_algs : NULL;
     default:
         return NULL;
     }

@@ -102,6 +102,23 @@ done
 kill $S_PID 2>/dev/null
 wait $S_PID 2>/dev/null
 
+# ---- the splitkey: URI (the module's OSSL_STORE loader) ------------------------------
+U=splitkey:$T/www.ref.pem
+openssl pkey -in "$U" -pubout >pub.uri 2>err.txt
+check "pkey -in splitkey:PATH -pubout is the key's public key" cmp -s pub.uri pub.key
+openssl pkey -in "splitkey://$T/www.ref.pem" -pubout >pub.uri3 2>err.txt
+check "pkey -in splitkey:///PATH (empty host) reads the same key" cmp -s pub.uri3 pub.key
+openssl pkeyutl -sign -inkey "$U" -pkeyopt digest:sha256 -in msg.sha256 -out pk.uri 2>err.txt
+check "pkeyutl -sign -inkey splitkey:PATH equals the whole key's signature" cmp -s pk.uri pk.key
+openssl storeutl -noout "$U" >storeutl.out 2>err.txt
+check "storeutl splitkey:PATH finds the one key" \
+    bash -c "grep -q '^0: Pkey' storeutl.out && grep -q '^Total found: 1' storeutl.out"
+# HAProxy's layout: the certificate first, then the reference.
+cat www.pem www.ref.pem >www.crt-and-ref.pem
+openssl pkey -in "splitkey:$T/www.crt-and-ref.pem" -pubout >pub.both 2>err.txt
+check "splitkey: URI of a certificate + reference file: the key after the certificate" \
+    cmp -s pub.both pub.key
+
 # ---- bad input ----------------------------------------------------------------------
 # A reference whose key id is not its public key's.
 id=$(cat www.keyid)
@@ -131,6 +148,22 @@ openssl dgst -sha256 -sign corrupt.ref.pem -out /dev/null msg 2>err.txt
 rc=$?
 check "corrupted PEM: refused (exit $rc), no crash" bash -c "[ $rc -ne 0 ]"
 check "corrupted PEM: no crash" no_crash err.txt
+# Bad splitkey: URIs, each refused with the module's reason, no crash.
+bad_uri() { # DESC URI REASON
+    openssl pkey -in "$2" -pubout -out /dev/null 2>err.txt
+    local rc=$?
+    check "splitkey: URI, $1: refused (exit $rc) with '$3'" \
+        bash -c "[ $rc -ne 0 ] && grep -qF \"\$1\" err.txt && ! grep -qE 'Segmentation|Aborted|AddressSanitizer|runtime error' err.txt" _ "$3"
+}
+bad_uri "a host" "splitkey://elsewhere/$T/www.ref.pem" "splitkey: a key reference URI is splitkey:PATH"
+bad_uri "no path" "splitkey:" "splitkey: a key reference URI is splitkey:PATH"
+bad_uri "a missing file" "splitkey:$T/missing.pem" "splitkey: cannot read $T/missing.pem"
+bad_uri "a certificate, no reference" "splitkey:$T/www.pem" \
+    "splitkey: $T/www.pem holds no well-formed SPLITKEY KEY REFERENCE block"
+bad_uri "a corrupted reference" "splitkey:$T/corrupt.ref.pem" \
+    "holds no well-formed SPLITKEY KEY REFERENCE block"
+bad_uri "a wrong key id" "splitkey:$T/wrongid.ref.pem" \
+    "splitkey: the key reference's key id is not its public key's"
 # The combiner gone: unreachable, quickly.
 lib_provider_combiner_stop
 start=$(date +%s%N)
@@ -181,6 +214,10 @@ if command -v valgrind >/dev/null && ! lib_edge_sanitized; then
     check "valgrind: dgst -sign clean (exit $?)" cmp -s vg.sig sig.key
     vg openssl req -new -key www.ref.pem -subj /CN=vg -out vg.csr 2>vg.err
     check "valgrind: req -new clean (exit $?)" openssl req -verify -in vg.csr -noout
+    vg openssl pkeyutl -sign -inkey "$U" -pkeyopt digest:sha256 -in msg.sha256 -out vg.pk 2>vg.err
+    check "valgrind: pkeyutl -sign -inkey splitkey:PATH clean (exit $?)" cmp -s vg.pk pk.key
+    vg openssl pkey -in "splitkey:$T/wrongid.ref.pem" -pubout -out /dev/null 2>vg.err
+    vg openssl pkey -in "splitkey://elsewhere/x" -pubout -out /dev/null 2>vg.err
     vg openssl dgst -sha256 -sign corrupt.ref.pem -out /dev/null msg 2>vg.err
     check "valgrind: a corrupted reference refused cleanly (exit $?, not 99)" \
         bash -c "! grep -q 'ERROR SUMMARY: [1-9]' vg.*.log"
