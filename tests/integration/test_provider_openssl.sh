@@ -196,7 +196,7 @@ openssl dgst -sha256 -sign www.ref.pem -out /dev/null msg 2>err.txt
 rc=$?
 ms=$((($(date +%s%N) - start) / 1000000))
 check "combiner refuses this uid: refused (exit $rc) in ${ms} ms with 'not-allowed'" \
-    bash -c "[ $rc -ne 0 ] && [ $ms -lt 2500 ] && grep -q 'splitkey: combiner says not-allowed' err.txt"
+    bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ] && grep -q 'splitkey: combiner says not-allowed' err.txt"
 check "combiner refuses this uid: no crash" no_crash err.txt
 unset PROV_COMB_CLIENTS
 lib_provider_combiner_stop
