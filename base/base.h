@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #define SPK_WUR __attribute__((warn_unused_result))
 
@@ -172,5 +174,37 @@ void spk_log_v(const char *who, const char *fmt, va_list ap) __attribute__((form
 uint64_t spk_now_ms(void);
 uint64_t spk_now_us(void);
 uint64_t spk_now_ns(void);
+
+/* ---- the local edge-combiner channel ------------------------------------------- */
+
+/*
+ * A unix://PATH endpoint is a SOCK_SEQPACKET Unix socket: one wire message
+ * per datagram, no ZeroMQ framing and no I/O thread (proto/PROTOCOL.md
+ * section 2). PATH starting with '@' is in the abstract namespace.
+ */
+#define SPK_UNIX_SCHEME "unix://"
+#define SPK_UNIX_SCHEME_LEN 7
+/* The largest message on a unix:// channel: an OP_REQUEST with an RSA-8192
+ * input, an OP_RESPONSE with its result, with room to spare. A longer
+ * datagram is read truncated and refused. */
+#define SPK_UNIX_MSG_MAX 2048
+
+/* spk_endpoint_is_unix: |endpoint| starts with unix://. */
+bool spk_endpoint_is_unix(const char *endpoint);
+
+/*
+ * spk_unix_addr fills |out| and |out_len| for a unix://PATH |endpoint|.
+ * SPK_ERR_INVALID_ARG when it is not one or PATH is empty or too long for
+ * sun_path.
+ */
+SPK_WUR int spk_unix_addr(struct sockaddr_un *out, socklen_t *out_len, const char *endpoint);
+
+/*
+ * spk_unix_connect connects a non-blocking, close-on-exec SOCK_SEQPACKET
+ * socket to |endpoint| and returns it in |out_fd|. SPK_ERR_UNAVAILABLE when
+ * nothing listens there (yet), SPK_ERR_INVALID_ARG for a bad endpoint,
+ * SPK_ERR_IO otherwise.
+ */
+SPK_WUR int spk_unix_connect(int *out_fd, const char *endpoint);
 
 #endif

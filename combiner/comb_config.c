@@ -506,8 +506,8 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
         int r = conf_once_str(p, words, num_words, "listen", &p->seen_listen, out->listen,
                               sizeof(out->listen));
         if (r == 0 && strncmp(out->listen, "tcp://", 6) != 0 &&
-            strncmp(out->listen, "ipc://", 6) != 0) {
-            comb_conf_why(p->why, p->why_len, "line %u: listen must be ipc:// or tcp://",
+            strncmp(out->listen, "ipc://", 6) != 0 && !spk_endpoint_is_unix(out->listen)) {
+            comb_conf_why(p->why, p->why_len, "line %u: listen must be unix://, ipc:// or tcp://",
                           p->line_no);
             return SPK_ERR_MALFORMED;
         }

@@ -1,6 +1,9 @@
 /*
  * comb_server.c: `combiner run`, the combiner as a daemon (comb_server.h).
- * It binds a ROUTER at the configuration's `listen` endpoint and serves
+ * It binds a ROUTER (ipc://, tcp://) or a SOCK_SEQPACKET socket (unix://,
+ * the edge's cheaper channel: no I/O thread on either side, one datagram
+ * per message, one recvmmsg and one sendmmsg per loop turn) at the
+ * configuration's `listen` endpoint and serves
  * OP_REQUEST with a combiner that comb_conf_open built: its own share of
  * every key opened with its key file into locked memory, the others fetched
  * from the share-holders that the key's record names (comb_source_remote.c).
@@ -13,11 +16,14 @@
  * with the combiner's key, and only the keys of the `allow` file that have a
  * `client NAME curve` line get in. The client's name comes back with every
  * message (ZeroMQ's User-Id property) and selects the operations it may ask
- * for. A refused connection gets nothing and costs one log line.
+ * for. Over unix:// the combiner reads SO_PEERCRED itself when it accepts
+ * a connection, with the same `client NAME uid` lines. A refused
+ * connection gets nothing and costs one log line.
  *
  * Hardened and with memory locked before any share is read.
  */
 
+#define _GNU_SOURCE /* accept4, recvmmsg, sendmmsg, struct ucred */
 #include <errno.h>
 #include <grp.h>
 #include <signal.h>
@@ -25,7 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,17 +54,35 @@
  * the edge that started it. */
 #define SERVER_SELF_CLIENT "self"
 
+/* unix:// requests read per recvmmsg and answers written per sendmmsg. */
+#define COMB_UNIX_BATCH 16
+/* A longer datagram arrives truncated and is answered as malformed. */
+#define COMB_UNIX_REQ_MAX SPK_UNIX_MSG_MAX
+/* Answers queued for a client that does not read; beyond, they are dropped
+ * and its operations time out. */
+#define COMB_UNIX_OUT_MAX 4096
+
+/* Who asked: a ROUTER identity, or a unix:// connection (slot and generation). */
+struct server_peer {
+    int conn; /* index in s->conns; -1: the ROUTER */
+    uint64_t conn_gen;
+    uint8_t id[COMB_SERVER_ID_MAX];
+    size_t id_len;
+};
+
 /* One request waiting for the combiner: who asked, under which id. */
 struct server_req {
     struct comb_server *s;
-    uint8_t id[COMB_SERVER_ID_MAX];
-    size_t id_len;
+    struct server_peer peer;
     uint64_t req_id;
 };
 
+static void server_unix_queue(struct comb_server *s, const struct server_peer *peer,
+                              const uint8_t *frame, size_t len);
+
 /* ---- answers ------------------------------------------------------------------- */
 
-static void server_send(struct comb_server *s, const uint8_t *id, size_t id_len,
+static void server_send(struct comb_server *s, const struct server_peer *peer,
                         const struct proto_msg *m)
 {
     size_t len = 0;
@@ -63,14 +90,17 @@ static void server_send(struct comb_server *s, const uint8_t *id, size_t id_len,
     if (proto_msg_encode(s->frame, PROTO_MSG_MAX, &len, m) != 0) {
         return;
     }
-    /* ROUTER drops what it cannot route (the client went away): fine. */
-    if (zmq_send(s->router, id, id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) == (int)id_len) {
+    if (peer->conn >= 0) {
+        server_unix_queue(s, peer, s->frame, len);
+    } else if (zmq_send(s->router, peer->id, peer->id_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) ==
+               (int)peer->id_len) {
+        /* ROUTER drops what it cannot route (the client went away): fine. */
         (void)zmq_send(s->router, s->frame, len, ZMQ_DONTWAIT);
     }
     OPENSSL_cleanse(s->frame, len);
 }
 
-static void server_send_error(struct comb_server *s, const uint8_t *id, size_t id_len,
+static void server_send_error(struct comb_server *s, const struct server_peer *peer,
                               uint64_t req_id, int err, const char *text)
 {
     struct proto_msg m;
@@ -84,7 +114,7 @@ static void server_send_error(struct comb_server *s, const uint8_t *id, size_t i
         char ch = text[i];
         m.u.error.text[i] = (ch >= 0x20 && ch < 0x7f) ? ch : '?';
     }
-    server_send(s, id, id_len, &m);
+    server_send(s, peer, &m);
 }
 
 static void server_done(void *arg, const struct comb_result *res)
@@ -95,7 +125,7 @@ static void server_done(void *arg, const struct comb_result *res)
 
     if (res->status != 0 || res->out_len == 0 || res->out_len > PROTO_BN_MAX) {
         s->num_failed++;
-        server_send_error(s, req->id, req->id_len, req->req_id,
+        server_send_error(s, &req->peer, req->req_id,
                           res->status != 0 ? res->status : SPK_ERR_INTERNAL, res->detail);
         if (res->detail != NULL && res->detail[0] != '\0') {
             spk_log("combiner", "operation failed: %s", res->detail);
@@ -107,7 +137,7 @@ static void server_done(void *arg, const struct comb_result *res)
         m->req_id = req->req_id;
         memcpy(m->u.op_resp.result, res->out, res->out_len);
         m->u.op_resp.result_len = res->out_len;
-        server_send(s, req->id, req->id_len, m);
+        server_send(s, &req->peer, m);
         OPENSSL_cleanse(m, sizeof(*m));
     }
     OPENSSL_free(req);
@@ -123,6 +153,19 @@ static const struct sh_allow_client *server_allow_by_name(const struct sh_allow 
             return &allow->clients[i];
         }
     }
+    return NULL;
+}
+
+/* server_client_by_uid: the `client NAME uid` line of |uid|, or NULL with |why|. */
+static const struct comb_conf_client *server_client_by_uid(const struct comb_gen *g, uint32_t uid,
+                                                           const char **why)
+{
+    for (size_t i = 0; i < g->conf.num_clients; i++) {
+        if (g->conf.clients[i].by_uid && g->conf.clients[i].uid == uid) {
+            return &g->conf.clients[i];
+        }
+    }
+    *why = "uid not among the client lines";
     return NULL;
 }
 
@@ -169,13 +212,7 @@ static const struct comb_conf_client *server_zap_decide(struct comb_server *s,
             return NULL;
         }
         snprintf(who, who_len, "uid %u", (unsigned)uid);
-        for (size_t i = 0; i < g->conf.num_clients; i++) {
-            if (g->conf.clients[i].by_uid && g->conf.clients[i].uid == uid) {
-                return &g->conf.clients[i];
-            }
-        }
-        *why = "uid not among the client lines";
-        return NULL;
+        return server_client_by_uid(g, uid, why);
     }
     if (s->tcp && req->curve_pk != NULL) {
         const struct sh_allow_client *ac = sh_allow_find(&g->allow, req->curve_pk);
@@ -265,21 +302,20 @@ static bool server_may(const struct comb_server *s, const char *user, uint8_t op
 
 /* ---- requests ------------------------------------------------------------------ */
 
-static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_len, zmq_msg_t *body)
+/* server_handle serves one request |frame| of client |user| (NULL: unknown). */
+static void server_handle(struct comb_server *s, const struct server_peer *peer, const char *user,
+                          const uint8_t *frame, size_t len)
 {
     struct proto_msg *m = s->msg;
     struct server_req *req = NULL;
     struct comb_ctx *comb = s->cur->comb;
-    const char *user = zmq_msg_gets(body, "User-Id");
-    const uint8_t *frame = zmq_msg_data(body);
-    size_t len = zmq_msg_size(body);
     uint8_t type = 0;
     uint64_t req_id = 0;
     int r;
 
     if ((r = proto_msg_decode(m, frame, len)) != 0) {
         if (proto_msg_peek(frame, len, &type, &req_id) == 0) {
-            server_send_error(s, id, id_len, req_id, r, "bad message");
+            server_send_error(s, peer, req_id, r, "bad message");
         }
         return;
     }
@@ -288,33 +324,32 @@ static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_le
         memset(&pong, 0, sizeof(pong));
         pong.type = PROTO_MSG_PONG;
         pong.req_id = m->req_id;
-        server_send(s, id, id_len, &pong);
+        server_send(s, peer, &pong);
         return;
     }
     if (m->type == PROTO_MSG_ERROR) {
         return; /* never answered: two peers that answered errors would trade them forever */
     }
     if (m->type != PROTO_MSG_OP_REQUEST) {
-        server_send_error(s, id, id_len, m->req_id, SPK_ERR_UNSUPPORTED, "not a request");
+        server_send_error(s, peer, m->req_id, SPK_ERR_UNSUPPORTED, "not a request");
         return;
     }
     if (!server_may(s, user, m->u.op_req.op, m->u.op_req.key_id)) {
         s->num_refused_ops++;
         spk_log("combiner", "refused %s for client %s: not among its operations or keys",
                 proto_op_name(m->u.op_req.op), user != NULL ? user : "-");
-        server_send_error(s, id, id_len, m->req_id, SPK_ERR_NOT_ALLOWED,
+        server_send_error(s, peer, m->req_id, SPK_ERR_NOT_ALLOWED,
                           "operation not allowed for this client");
         OPENSSL_cleanse(m, sizeof(*m));
         return;
     }
     req = OPENSSL_zalloc(sizeof(*req));
     if (req == NULL) {
-        server_send_error(s, id, id_len, m->req_id, SPK_ERR_NOMEM, "no memory");
+        server_send_error(s, peer, m->req_id, SPK_ERR_NOMEM, "no memory");
         return;
     }
     req->s = s;
-    memcpy(req->id, id, id_len);
-    req->id_len = id_len;
+    req->peer = *peer;
     req->req_id = m->req_id;
     if (comb_alg_is_sign((enum comb_alg)m->u.op_req.op)) {
         r = comb_sign(comb, NULL, m->u.op_req.key_id, (enum comb_alg)m->u.op_req.op,
@@ -329,19 +364,21 @@ static void server_handle(struct comb_server *s, const uint8_t *id, size_t id_le
     OPENSSL_cleanse(m, sizeof(*m));
     if (r != 0) {
         s->num_failed++;
-        server_send_error(s, id, id_len, req->req_id, r, comb_last_error(comb));
+        server_send_error(s, peer, req->req_id, r, comb_last_error(comb));
         OPENSSL_free(req);
     }
 }
 
 static void server_read_router(struct comb_server *s)
 {
-    uint8_t id[COMB_SERVER_ID_MAX];
+    struct server_peer peer;
 
+    memset(&peer, 0, sizeof(peer));
+    peer.conn = -1;
     for (;;) {
         int more = 0;
         size_t more_len = sizeof(more);
-        int id_len = zmq_recv(s->router, id, sizeof(id), ZMQ_DONTWAIT);
+        int id_len = zmq_recv(s->router, peer.id, sizeof(peer.id), ZMQ_DONTWAIT);
         zmq_msg_t body;
         bool ok;
 
@@ -365,11 +402,268 @@ static void server_read_router(struct comb_server *s)
             }
             ok = false;
         }
-        if (ok && zmq_msg_size(&body) <= PROTO_MSG_MAX && (size_t)id_len <= sizeof(id)) {
-            server_handle(s, id, (size_t)id_len, &body);
+        if (ok && zmq_msg_size(&body) <= PROTO_MSG_MAX && (size_t)id_len <= sizeof(peer.id)) {
+            peer.id_len = (size_t)id_len;
+            server_handle(s, &peer, zmq_msg_gets(&body, "User-Id"), zmq_msg_data(&body),
+                          zmq_msg_size(&body));
         }
         OPENSSL_cleanse(zmq_msg_data(&body), zmq_msg_size(&body));
         zmq_msg_close(&body);
+    }
+}
+
+/* ---- the unix:// door ----------------------------------------------------------- */
+
+static void server_unix_close(struct comb_server *s, struct comb_unix_conn *conn)
+{
+    struct comb_unix_out *o, *next;
+
+    (void)s;
+    for (o = conn->out_head; o != NULL; o = next) {
+        next = o->next;
+        OPENSSL_clear_free(o, sizeof(*o) + o->len);
+    }
+    conn->out_head = conn->out_tail = NULL;
+    conn->num_out = 0;
+    if (conn->fd >= 0) {
+        close(conn->fd);
+    }
+    conn->fd = -1;
+}
+
+/* server_unix_queue: the answer goes out at the end of this loop turn (one
+ * sendmmsg for all of the connection's answers), or when the socket has
+ * room again. One for a connection closed meanwhile is dropped. */
+static void server_unix_queue(struct comb_server *s, const struct server_peer *peer,
+                              const uint8_t *frame, size_t len)
+{
+    struct comb_unix_conn *conn = &s->conns[peer->conn];
+    struct comb_unix_out *o;
+
+    if (conn->fd < 0 || conn->gen != peer->conn_gen) {
+        return;
+    }
+    if (conn->num_out >= COMB_UNIX_OUT_MAX || (o = OPENSSL_malloc(sizeof(*o) + len)) == NULL) {
+        if (!conn->warned) {
+            spk_log("combiner", "client %s does not read its answers: dropping them", conn->client);
+        }
+        conn->warned = true; /* one line per connection, not one per answer */
+        return;
+    }
+    o->next = NULL;
+    o->len = len;
+    memcpy(o->frame, frame, len);
+    if (conn->out_tail != NULL) {
+        conn->out_tail->next = o;
+    } else {
+        conn->out_head = o;
+    }
+    conn->out_tail = o;
+    conn->num_out++;
+}
+
+/* server_unix_flush writes the queued answers of |conn| until the socket is
+ * full; a client that went away is closed. */
+static void server_unix_flush(struct comb_server *s, struct comb_unix_conn *conn)
+{
+    while (conn->fd >= 0 && conn->out_head != NULL) {
+        struct mmsghdr mm[COMB_UNIX_BATCH];
+        struct iovec iov[COMB_UNIX_BATCH];
+        struct comb_unix_out *o = conn->out_head;
+        unsigned n = 0;
+        int k;
+
+        memset(mm, 0, sizeof(mm));
+        for (; o != NULL && n < COMB_UNIX_BATCH; o = o->next, n++) {
+            iov[n].iov_base = o->frame;
+            iov[n].iov_len = o->len;
+            mm[n].msg_hdr.msg_iov = &iov[n];
+            mm[n].msg_hdr.msg_iovlen = 1;
+        }
+        k = sendmmsg(conn->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (k < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                server_unix_close(s, conn);
+            }
+            return;
+        }
+        for (int i = 0; i < k; i++) {
+            o = conn->out_head;
+            conn->out_head = o->next;
+            conn->num_out--;
+            OPENSSL_clear_free(o, sizeof(*o) + o->len);
+        }
+        if (conn->out_head == NULL) {
+            conn->out_tail = NULL;
+        }
+        if ((unsigned)k < n) {
+            return;
+        }
+    }
+}
+
+/*
+ * server_unix_accept admits each new connection by its peer uid
+ * (SO_PEERCRED, from the kernel, as the ZAP handler does for ipc://): only
+ * the uids of `client NAME uid` lines get in, and the name chosen here
+ * selects the operations of every request on the connection.
+ */
+static void server_unix_accept(struct comb_server *s)
+{
+    for (;;) {
+        struct ucred cred;
+        socklen_t cred_len = sizeof(cred);
+        const struct comb_conf_client *cl;
+        const char *why = "not allowed";
+        struct comb_unix_conn *conn = NULL;
+        int fd = accept4(s->unix_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            return;
+        }
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0 ||
+            cred_len != sizeof(cred)) {
+            s->num_refused_peers++;
+            spk_log("combiner", "refused a connection: no peer credentials");
+            close(fd);
+            continue;
+        }
+        if ((cl = server_client_by_uid(s->cur, (uint32_t)cred.uid, &why)) == NULL) {
+            s->num_refused_peers++;
+            spk_log("combiner", "refused a connection from uid %u: %s", (unsigned)cred.uid, why);
+            close(fd);
+            continue;
+        }
+        for (size_t i = 0; i < COMB_SERVER_CONN_MAX; i++) {
+            if (s->conns[i].fd < 0) {
+                conn = &s->conns[i];
+                break;
+            }
+        }
+        if (conn == NULL) {
+            spk_log("combiner", "refused a connection from uid %u: %d connections already",
+                    (unsigned)cred.uid, COMB_SERVER_CONN_MAX);
+            close(fd);
+            continue;
+        }
+        conn->fd = fd;
+        conn->gen = ++s->next_conn_gen;
+        conn->warned = false;
+        snprintf(conn->client, sizeof(conn->client), "%s", cl->name);
+    }
+}
+
+/* server_unix_read serves what |conn| sent: up to COMB_UNIX_BATCH requests
+ * per recvmmsg. An empty datagram is the end of the connection. */
+static void server_unix_read(struct comb_server *s, size_t idx)
+{
+    struct comb_unix_conn *conn = &s->conns[idx];
+    struct server_peer peer;
+
+    memset(&peer, 0, sizeof(peer));
+    peer.conn = (int)idx;
+    peer.conn_gen = conn->gen;
+    while (conn->fd >= 0) {
+        struct mmsghdr mm[COMB_UNIX_BATCH];
+        struct iovec iov[COMB_UNIX_BATCH];
+        bool closed = false;
+        int k;
+
+        memset(mm, 0, sizeof(mm));
+        for (int i = 0; i < COMB_UNIX_BATCH; i++) {
+            iov[i].iov_base = s->unix_in + (size_t)i * COMB_UNIX_REQ_MAX;
+            iov[i].iov_len = COMB_UNIX_REQ_MAX;
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+        }
+        k = recvmmsg(conn->fd, mm, COMB_UNIX_BATCH, MSG_DONTWAIT, NULL);
+        if (k < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                server_unix_close(s, conn);
+            }
+            return;
+        }
+        for (int i = 0; i < k; i++) {
+            const uint8_t *frame = iov[i].iov_base;
+            size_t len = mm[i].msg_len;
+            uint8_t type = 0;
+            uint64_t req_id = 0;
+
+            if (len == 0) {
+                closed = true;
+                break;
+            }
+            if (mm[i].msg_hdr.msg_flags & MSG_TRUNC) {
+                if (proto_msg_peek(frame, len, &type, &req_id) == 0) {
+                    server_send_error(s, &peer, req_id, SPK_ERR_MALFORMED, "bad message");
+                }
+            } else {
+                server_handle(s, &peer, conn->client, frame, len);
+            }
+        }
+        for (int i = 0; i < k; i++) {
+            OPENSSL_cleanse(iov[i].iov_base,
+                            mm[i].msg_len < COMB_UNIX_REQ_MAX ? mm[i].msg_len : COMB_UNIX_REQ_MAX);
+        }
+        if (closed) {
+            server_unix_close(s, conn);
+            return;
+        }
+        if (k < COMB_UNIX_BATCH) {
+            return; /* drained; poll says when there is more */
+        }
+    }
+}
+
+/* server_unix_poll_items: the listening socket (unless draining) and every
+ * open connection, POLLOUT while answers wait; |item_conn| gets the
+ * connection of each item after the first. */
+static size_t server_unix_poll_items(struct comb_server *s, zmq_pollitem_t *items,
+                                     size_t item_conn[COMB_SERVER_CONN_MAX], bool draining)
+{
+    size_t n = 0;
+
+    if (s->unix_fd < 0) {
+        return 0;
+    }
+    items[n++] = (zmq_pollitem_t){NULL, s->unix_fd, draining ? 0 : ZMQ_POLLIN, 0};
+    for (size_t i = 0; i < COMB_SERVER_CONN_MAX; i++) {
+        struct comb_unix_conn *conn = &s->conns[i];
+
+        if (conn->fd >= 0) {
+            item_conn[n - 1] = i;
+            items[n++] = (zmq_pollitem_t){
+                NULL, conn->fd,
+                (short)((draining ? 0 : ZMQ_POLLIN) | (conn->out_head != NULL ? ZMQ_POLLOUT : 0)),
+                0};
+        }
+    }
+    return n;
+}
+
+static void server_unix_serve(struct comb_server *s, const zmq_pollitem_t *items, size_t num_items,
+                              const size_t item_conn[COMB_SERVER_CONN_MAX], bool draining)
+{
+    if (num_items == 0 || draining) {
+        return;
+    }
+    for (size_t i = 1; i < num_items; i++) {
+        if (items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) {
+            server_unix_read(s, item_conn[i - 1]);
+        }
+    }
+    /* After the reads: a new connection may take a slot just closed. */
+    if (items[0].revents & ZMQ_POLLIN) {
+        server_unix_accept(s);
+    }
+}
+
+static void server_unix_flush_all(struct comb_server *s)
+{
+    for (size_t i = 0; i < COMB_SERVER_CONN_MAX; i++) {
+        if (s->conns[i].out_head != NULL) {
+            server_unix_flush(s, &s->conns[i]);
+        }
     }
 }
 
@@ -530,6 +824,78 @@ static void server_process_gen(struct comb_gen *g)
 
 /* ---- binding ---------------------------------------------------------------------- */
 
+/* server_socket_mode: 0600 for the socket file at |path|, or 0660 and the
+ * group of socket-group. */
+static int server_socket_mode(const struct comb_gen *g, const char *path)
+{
+    if (g->conf.socket_group[0] != '\0') {
+        struct group gr, *found = NULL;
+        char buf[4096];
+
+        if (getgrnam_r(g->conf.socket_group, &gr, buf, sizeof(buf), &found) != 0 || found == NULL ||
+            chown(path, (uid_t)-1, gr.gr_gid) != 0 || chmod(path, 0660) != 0) {
+            spk_log("combiner", "socket-group %s for %s: %s", g->conf.socket_group, path,
+                    found == NULL ? "no such group" : strerror(errno));
+            return SPK_ERR_IO;
+        }
+    } else if (chmod(path, 0600) != 0) {
+        spk_log("combiner", "chmod %s: %s", path, strerror(errno));
+        return SPK_ERR_IO;
+    }
+    return 0;
+}
+
+/*
+ * server_bind_unix: unix://, a SOCK_SEQPACKET socket made under umask 077
+ * and then set to 0600 (0660 with socket-group), as for ipc://. A socket
+ * file left by a combiner that died is replaced; any other file is not.
+ */
+static int server_bind_unix(struct comb_server *s, const struct comb_gen *g)
+{
+    struct sockaddr_un sa;
+    socklen_t sa_len = 0;
+    const char *path = s->listen + SPK_UNIX_SCHEME_LEN;
+    struct stat st;
+    mode_t old;
+    int r;
+
+    if (spk_unix_addr(&sa, &sa_len, s->listen) != 0) {
+        spk_log("combiner", "listen %s: the path is empty or longer than %zu bytes", s->listen,
+                sizeof(sa.sun_path) - 1);
+        return SPK_ERR_INVALID_ARG;
+    }
+    if ((s->unix_in = OPENSSL_zalloc((size_t)COMB_UNIX_BATCH * COMB_UNIX_REQ_MAX)) == NULL) {
+        spk_log("combiner", "no memory");
+        return SPK_ERR_NOMEM;
+    }
+    s->unix_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s->unix_fd < 0) {
+        spk_log("combiner", "socket: %s", strerror(errno));
+        return SPK_ERR_IO;
+    }
+    if (path[0] != '@' && lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            spk_log("combiner", "listen %s: the file exists and is not a socket", s->listen);
+            return SPK_ERR_IO;
+        }
+        (void)unlink(path);
+    }
+    old = umask(077);
+    r = bind(s->unix_fd, (struct sockaddr *)&sa, sa_len);
+    umask(old);
+    if (r != 0 || listen(s->unix_fd, COMB_SERVER_CONN_MAX) != 0) {
+        spk_log("combiner", "cannot bind %s: %s", s->listen, strerror(errno));
+        return SPK_ERR_IO;
+    }
+    if (path[0] == '@') {
+        return 0; /* the abstract namespace has no file; the uid check remains */
+    }
+    if (lstat(path, &st) == 0) {
+        s->unix_ino = (uint64_t)st.st_ino;
+    }
+    return server_socket_mode(g, path);
+}
+
 /*
  * server_bind binds the ROUTER behind the door. ipc://: the socket file is
  * made under umask 077 and then set to 0600 (0660 with socket-group), so no
@@ -543,6 +909,9 @@ static int server_bind(struct comb_server *s, const struct comb_gen *g)
     int zero = 0;
     int one = 1;
 
+    if (spk_endpoint_is_unix(s->listen)) {
+        return server_bind_unix(s, g);
+    }
     s->router = zmq_socket(s->zctx, ZMQ_ROUTER);
     if (s->router == NULL || zmq_setsockopt(s->router, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_setsockopt(s->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg)) != 0 ||
@@ -582,22 +951,8 @@ static int server_bind(struct comb_server *s, const struct comb_gen *g)
         if (path[0] == '@') {
             return 0; /* the abstract namespace has no file; the uid check remains */
         }
-        if (g->conf.socket_group[0] != '\0') {
-            struct group gr, *found = NULL;
-            char buf[4096];
-
-            if (getgrnam_r(g->conf.socket_group, &gr, buf, sizeof(buf), &found) != 0 ||
-                found == NULL || chown(path, (uid_t)-1, gr.gr_gid) != 0 || chmod(path, 0660) != 0) {
-                spk_log("combiner", "socket-group %s for %s: %s", g->conf.socket_group, path,
-                        found == NULL ? "no such group" : strerror(errno));
-                return SPK_ERR_IO;
-            }
-        } else if (chmod(path, 0600) != 0) {
-            spk_log("combiner", "chmod %s: %s", path, strerror(errno));
-            return SPK_ERR_IO;
-        }
+        return server_socket_mode(g, path);
     }
-    return 0;
 }
 
 static int server_start(struct comb_server *s, const struct comb_server_opts *o)
@@ -613,8 +968,11 @@ static int server_start(struct comb_server *s, const struct comb_server_opts *o)
     }
     s->cur = g;
     snprintf(s->listen, sizeof(s->listen), "%s", o->listen != NULL ? o->listen : g->conf.listen);
-    if (strncmp(s->listen, "ipc://", 6) != 0 && strncmp(s->listen, "tcp://", 6) != 0) {
-        spk_log("combiner", "config '%s': no 'listen ipc://PATH' or 'listen tcp://HOST:PORT' line",
+    if (strncmp(s->listen, "ipc://", 6) != 0 && strncmp(s->listen, "tcp://", 6) != 0 &&
+        !spk_endpoint_is_unix(s->listen)) {
+        spk_log("combiner",
+                "config '%s': no 'listen unix://PATH', 'listen ipc://PATH' or 'listen "
+                "tcp://HOST:PORT' line",
                 o->config_path);
         return SPK_ERR_INVALID_ARG;
     }
@@ -678,6 +1036,46 @@ static int server_start(struct comb_server *s, const struct comb_server_opts *o)
     return 0;
 }
 
+/* server_unix_stop: after a drain the last answers get up to a second to
+ * leave (as the ROUTER's linger gives them); the socket file goes if it is
+ * still the one we bound. */
+static void server_unix_stop(struct comb_server *s, bool clean)
+{
+    uint64_t until = spk_now_ms() + (clean ? 1000 : 0);
+    struct stat st;
+
+    for (;;) {
+        struct pollfd pfd[COMB_SERVER_CONN_MAX];
+        nfds_t n = 0;
+
+        server_unix_flush_all(s);
+        for (size_t i = 0; i < COMB_SERVER_CONN_MAX; i++) {
+            if (s->conns[i].fd >= 0 && s->conns[i].out_head != NULL) {
+                pfd[n++] = (struct pollfd){s->conns[i].fd, POLLOUT, 0};
+            }
+        }
+        if (n == 0 || spk_now_ms() >= until) {
+            break;
+        }
+        (void)poll(pfd, n, 50);
+    }
+    for (size_t i = 0; i < COMB_SERVER_CONN_MAX; i++) {
+        server_unix_close(s, &s->conns[i]);
+    }
+    if (s->unix_fd >= 0) {
+        const char *path = s->listen + SPK_UNIX_SCHEME_LEN;
+
+        close(s->unix_fd);
+        s->unix_fd = -1;
+        if (path[0] != '@' && s->unix_ino != 0 && lstat(path, &st) == 0 &&
+            (uint64_t)st.st_ino == s->unix_ino) {
+            (void)unlink(path);
+        }
+    }
+    OPENSSL_clear_free(s->unix_in, (size_t)COMB_UNIX_BATCH * COMB_UNIX_REQ_MAX);
+    s->unix_in = NULL;
+}
+
 static void server_stop(struct comb_server *s, bool clean)
 {
     /* The generations go first: their sources close sockets of zctx. */
@@ -692,6 +1090,7 @@ static void server_stop(struct comb_server *s, bool clean)
         (void)zmq_setsockopt(s->router, ZMQ_LINGER, &flush_ms, sizeof(flush_ms));
         zmq_close(s->router);
     }
+    server_unix_stop(s, clean);
     if (s->zap != NULL) {
         zmq_close(s->zap);
     }
@@ -720,16 +1119,27 @@ int comb_server_run(const struct comb_server_opts *o)
         return 1;
     }
     s->sigfd = -1;
+    s->unix_fd = -1;
+    for (size_t i = 0; i < COMB_SERVER_CONN_MAX; i++) {
+        s->conns[i].fd = -1;
+    }
     if (server_start(s, o) != 0) {
         goto out;
     }
     for (;;) {
         zmq_pollitem_t items[SERVER_POLL_MAX];
         size_t n = 0;
+        size_t num_unix;
+        size_t item_conn[COMB_SERVER_CONN_MAX];
         long wait = -1;
         struct signalfd_siginfo si;
 
-        items[n++] = (zmq_pollitem_t){s->router, 0, drain_deadline == 0 ? ZMQ_POLLIN : 0, 0};
+        /* items[0 .. num_unix) are the unix:// door's, when it is one. */
+        num_unix = server_unix_poll_items(s, items, item_conn, drain_deadline != 0);
+        n += num_unix;
+        if (s->router != NULL) {
+            items[n++] = (zmq_pollitem_t){s->router, 0, drain_deadline == 0 ? ZMQ_POLLIN : 0, 0};
+        }
         items[n++] = (zmq_pollitem_t){NULL, s->sigfd, ZMQ_POLLIN, 0};
         items[n++] = (zmq_pollitem_t){s->zap, 0, ZMQ_POLLIN, 0};
         if (s->metrics.stream != NULL) {
@@ -761,7 +1171,8 @@ int comb_server_run(const struct comb_server_opts *o)
             break; /* the edge that started it is gone */
         }
         server_zap_drain(s);
-        if (drain_deadline == 0) {
+        server_unix_serve(s, items, num_unix, item_conn, drain_deadline != 0);
+        if (drain_deadline == 0 && s->router != NULL) {
             server_read_router(s);
         }
         if (s->metrics.stream != NULL) {
@@ -771,6 +1182,7 @@ int comb_server_run(const struct comb_server_opts *o)
         server_process_gen(s->next);
         server_process_gen(s->old);
         server_reload_step(s);
+        server_unix_flush_all(s);
         if (drain_deadline != 0 && ((comb_pending(s->cur->comb) == 0 && s->old == NULL) ||
                                     spk_now_ms() >= drain_deadline)) {
             break;

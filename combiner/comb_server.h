@@ -3,10 +3,12 @@
 
 /*
  * comb_server: `combiner run`, the combiner as a daemon. It serves
- * OP_REQUEST on a ROUTER at the configuration's `listen` endpoint with a
- * combiner built by comb_conf_open, behind a door: an ipc:// socket is
- * created 0600 (0660 with socket-group) and every connection's peer uid is
- * checked by a ZAP handler against the `client NAME uid` lines; a tcp://
+ * OP_REQUEST at the configuration's `listen` endpoint (a SOCK_SEQPACKET
+ * socket for unix://, a ROUTER for ipc:// and tcp://) with a combiner built
+ * by comb_conf_open, behind a door: a unix:// or ipc:// socket is created
+ * 0600 (0660 with socket-group) and every connection's peer uid is checked
+ * (SO_PEERCRED at accept for unix://, by a ZAP handler for ipc://) against
+ * the `client NAME uid` lines; a tcp://
  * socket is a CURVE server whose ZAP handler admits the keys of the `allow`
  * file that have a `client NAME curve` line. Each request is served only if
  * its client may ask for that operation. SIGHUP builds a new generation
@@ -24,7 +26,8 @@
 #include "proto/spk_metrics.h"
 #include "share-holder/share-holder.h"
 
-#define COMB_SERVER_ID_MAX 256 /* ROUTER identities are at most 255 bytes */
+#define COMB_SERVER_ID_MAX 256  /* ROUTER identities are at most 255 bytes */
+#define COMB_SERVER_CONN_MAX 64 /* unix:// connections at once */
 
 struct comb_server_opts {
     const char *config_path;
@@ -52,9 +55,31 @@ struct comb_gen {
     uint64_t warm_deadline_ms;
 };
 
+/* An answer waiting for its unix:// client to read (the socket was full). */
+struct comb_unix_out {
+    struct comb_unix_out *next;
+    size_t len;
+    uint8_t frame[];
+};
+
+/* One unix:// client connection, admitted by its peer uid. */
+struct comb_unix_conn {
+    int fd;                          /* -1: slot free */
+    uint64_t gen;                    /* answers for an earlier holder of the slot are dropped */
+    char client[PROTO_NAME_MAX + 1]; /* its `client NAME uid` line */
+    struct comb_unix_out *out_head, *out_tail;
+    size_t num_out;
+    bool warned; /* answers were dropped (logged once) */
+};
+
 struct comb_server {
     void *zctx;
-    void *router;
+    void *router; /* ipc:// and tcp://; NULL for unix:// */
+    int unix_fd;  /* unix://: the listening SOCK_SEQPACKET socket; else -1 */
+    struct comb_unix_conn conns[COMB_SERVER_CONN_MAX];
+    uint64_t next_conn_gen;
+    uint64_t unix_ino; /* the socket file we bound (removed at stop if still ours) */
+    uint8_t *unix_in;  /* COMB_UNIX_BATCH requests of at most COMB_UNIX_REQ_MAX bytes */
     void *zap;
     char listen[COMB_CONF_ENDPOINT_MAX];
     bool tcp;

@@ -382,7 +382,7 @@ int edge_check(const struct edge_config *cfg, const char *config_path)
             goto out;
         }
         have_dir = true;
-        snprintf(endpoint, sizeof(endpoint), "ipc://%s/combiner.sock", dir);
+        snprintf(endpoint, sizeof(endpoint), "unix://%s/combiner.sock", dir);
         {
             const char *run_args[] = {"run",      "--config", cfg->combiner_config,
                                       "--listen", endpoint,   "--no-metrics",

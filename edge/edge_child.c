@@ -63,7 +63,8 @@ void edge_reap(struct edge_loop *L)
             /* A combiner that stopped cleanly (SIGTERM) answered what it had
              * in flight before it exited, but those last answers may still be
              * on their way through ZeroMQ's I/O threads: take them for as
-             * long as the combiner lingers to deliver them (1 s) before
+             * long as the combiner lingers to deliver them (1 s; over
+             * unix:// until the connection's end is read) before
              * sending what is left to the restarted one, which may still be
              * connecting to its holders. 200 ms lost answers on a loaded
              * machine. A rare event, so blocking the loop is the simpler price. */
@@ -71,7 +72,8 @@ void edge_reap(struct edge_loop *L)
                 uint64_t until = spk_now_ms() + 1000;
 
                 edge_client_process(L->client);
-                while (edge_client_pending(L->client) > 0 && spk_now_ms() < until) {
+                while (edge_client_pending(L->client) > 0 && spk_now_ms() < until &&
+                       edge_client_connected(L->client)) {
                     struct timespec pause = {0, 5 * 1000 * 1000};
 
                     nanosleep(&pause, NULL);

@@ -1,18 +1,24 @@
 /*
- * edge_client.c: the TLS process's side of the combiner connection. One
- * DEALER socket; each private-key operation is an OP_REQUEST with a fresh
- * request id and a deadline. Inside an OpenSSL ASYNC job the operation pauses
+ * edge_client.c: the TLS process's side of the combiner connection: a
+ * SOCK_SEQPACKET Unix socket for unix:// (one datagram per message; the
+ * requests of one loop turn leave in one sendmmsg, answers are read with
+ * recvmmsg), or a ZeroMQ DEALER for ipc:// and tcp:// (CURVE). Each
+ * private-key operation is an OP_REQUEST with a fresh request id and a
+ * deadline. Inside an OpenSSL ASYNC job the operation pauses
  * the job until edge_client_process (run by the event loop) records the
  * answer and makes the job's eventfd readable; the loop then resumes the
  * handshake. Nothing secret passes here except a TLS premaster secret on its
  * way back, which is wiped from our buffers.
  */
 
+#define _GNU_SOURCE /* recvmmsg, sendmmsg */
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +31,9 @@
 
 /* One OP_REQUEST is a header plus four small items and the input. */
 #define EDGE_REQ_BUF_MAX (PROTO_WIRE_HDR_LEN + 64 + PROTO_BN_MAX)
+_Static_assert(EDGE_REQ_BUF_MAX <= SPK_UNIX_MSG_MAX, "an OP_REQUEST fits a unix:// datagram");
+/* unix://: messages per recvmmsg / sendmmsg. */
+#define EDGE_UNIX_BATCH 16
 
 struct edge_pending {
     struct edge_pending *prev, *next;
@@ -49,9 +58,12 @@ struct edge_pending {
 #define EDGE_CLIENT_WATCH_MS 20
 
 struct edge_client {
-    void *sock;
-    void *mon; /* PAIR: the DEALER's disconnect events */
-    int fd;
+    void *sock; /* ipc://, tcp://: the DEALER; NULL for unix:// */
+    void *mon;  /* PAIR: the DEALER's disconnect events */
+    int fd;     /* what the loop waits on: ZMQ_FD, or the unix:// socket (-1: not connected) */
+    bool is_unix;
+    uint64_t conn_gen;                     /* counts unix:// connections */
+    char endpoint[PROTO_ENDPOINT_MAX + 1]; /* unix://: where to connect again */
     int timeout_ms;
     uint64_t next_id;
     struct edge_pending *head;
@@ -61,8 +73,59 @@ struct edge_client {
     struct proto_msg wmsg;
     uint8_t wbuf[EDGE_REQ_BUF_MAX];
     struct proto_msg rmsg;
-    uint8_t rbuf[PROTO_MSG_MAX];
+    uint8_t rbuf[PROTO_MSG_MAX]; /* unix://: EDGE_UNIX_BATCH answers of SPK_UNIX_MSG_MAX */
 };
+_Static_assert(EDGE_UNIX_BATCH *SPK_UNIX_MSG_MAX <= PROTO_MSG_MAX, "unix:// answers fit rbuf");
+
+static void edge_client_lost(struct edge_client *c);
+
+/* edge_unix_connect: connected, or tried and not (no combiner listening yet). */
+static bool edge_unix_connect(struct edge_client *c)
+{
+    if (c->fd < 0) {
+        if (spk_unix_connect(&c->fd, c->endpoint) != 0) {
+            c->fd = -1;
+            return false;
+        }
+        c->conn_gen++;
+    }
+    return true;
+}
+
+/* edge_chan_send sends one frame now: true when it went. */
+static bool edge_chan_send(struct edge_client *c, const uint8_t *frame, size_t len)
+{
+    if (!c->is_unix) {
+        /* ZMQ_IMMEDIATE: with no combiner connected the send fails. */
+        return zmq_send(c->sock, frame, len, ZMQ_DONTWAIT) == (int)len;
+    }
+    if (!edge_unix_connect(c)) {
+        return false;
+    }
+    if (send(c->fd, frame, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len) {
+        return true;
+    }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        edge_client_lost(c);
+    }
+    return false;
+}
+
+/* edge_chan_wait: up to |ms| for an answer to read (blocking callers only). */
+static void edge_chan_wait(struct edge_client *c, long ms)
+{
+    if (!c->is_unix) {
+        zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+        (void)zmq_poll(&item, 1, ms);
+    } else if (c->fd >= 0) {
+        struct pollfd pfd = {c->fd, POLLIN, 0};
+        (void)poll(&pfd, 1, (int)ms);
+    } else {
+        struct timespec ts = {0,
+                              (ms < EDGE_CLIENT_RETRY_MS ? ms : EDGE_CLIENT_RETRY_MS) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
 
 struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms,
                                     const struct edge_client_curve *curve)
@@ -79,6 +142,14 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
     }
     c->timeout_ms = timeout_ms;
     c->next_id = 1;
+    c->fd = -1;
+    if (spk_endpoint_is_unix(endpoint)) {
+        /* Connected now if the combiner listens already, else on first use. */
+        c->is_unix = true;
+        snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
+        (void)edge_unix_connect(c);
+        return c;
+    }
     c->sock = zmq_socket(zmq_ctx, ZMQ_DEALER);
     if (c->sock == NULL || zmq_setsockopt(c->sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_setsockopt(c->sock, ZMQ_IMMEDIATE, &one, sizeof(one)) != 0 ||
@@ -181,6 +252,9 @@ void edge_client_free(struct edge_client *c)
         (void)zmq_socket_monitor(c->sock, NULL, 0);
         zmq_close(c->sock);
     }
+    if (c->is_unix && c->fd >= 0) {
+        close(c->fd);
+    }
     OPENSSL_cleanse(c, sizeof(*c));
     free(c);
 }
@@ -207,24 +281,104 @@ void edge_client_fail_all(struct edge_client *c, int err)
     }
 }
 
+/* edge_unix_send_batch: unix://, up to EDGE_UNIX_BATCH unsent operations
+ * from |p| backwards (oldest first) in one sendmmsg. The last one examined,
+ * or NULL when all went; |stop| when the socket took no more. */
+static struct edge_pending *edge_unix_send_batch(struct edge_client *c, struct edge_pending *p,
+                                                 bool *stop)
+{
+    struct mmsghdr mm[EDGE_UNIX_BATCH];
+    struct iovec iov[EDGE_UNIX_BATCH];
+    struct edge_pending *batch[EDGE_UNIX_BATCH];
+    unsigned n = 0;
+    int k;
+
+    memset(mm, 0, sizeof(mm));
+    for (; p != NULL && n < EDGE_UNIX_BATCH; p = p->prev) {
+        if (!p->sent) {
+            batch[n] = p;
+            iov[n].iov_base = p->frame;
+            iov[n].iov_len = p->frame_len;
+            mm[n].msg_hdr.msg_iov = &iov[n];
+            mm[n].msg_hdr.msg_iovlen = 1;
+            n++;
+        }
+    }
+    if (n == 0) {
+        return NULL;
+    }
+    k = sendmmsg(c->fd, mm, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (k < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            edge_client_lost(c); /* marks all unsent: the caller stops */
+        }
+        *stop = true;
+        return NULL;
+    }
+    for (int i = 0; i < k; i++) {
+        batch[i]->sent = true;
+    }
+    *stop = (unsigned)k < n;
+    return p;
+}
+
 /* edge_client_resend sends every operation not taken by a combiner yet,
  * oldest first, until one does not go (no combiner connected). */
 static void edge_client_resend(struct edge_client *c)
 {
     struct edge_pending *p, *last = NULL;
+    bool any = false;
 
     for (p = c->head; p != NULL; p = p->next) {
         last = p;
+        any |= !p->sent;
+    }
+    if (!any) {
+        return;
+    }
+    if (c->is_unix) {
+        bool stop = false;
+
+        if (!edge_unix_connect(c)) {
+            return; /* no combiner yet; tried again soon */
+        }
+        for (p = last; p != NULL && !stop;) {
+            p = edge_unix_send_batch(c, p, &stop);
+        }
+        return;
     }
     for (p = last; p != NULL; p = p->prev) {
         if (p->sent) {
             continue;
         }
-        if (zmq_send(c->sock, p->frame, p->frame_len, ZMQ_DONTWAIT) != (int)p->frame_len) {
+        if (!edge_chan_send(c, p->frame, p->frame_len)) {
             return; /* ZMQ_IMMEDIATE: no combiner yet; tried again soon */
         }
         p->sent = true;
     }
+}
+
+/* edge_client_lost: the unix:// connection broke (the combiner exited or
+ * was restarted): what it had goes to the next one, as with ZeroMQ. */
+static void edge_client_lost(struct edge_client *c)
+{
+    if (c->fd >= 0) {
+        close(c->fd);
+        c->fd = -1;
+    }
+    for (struct edge_pending *p = c->head; p != NULL; p = p->next) {
+        p->sent = false;
+    }
+}
+
+uint64_t edge_client_conn_gen(const struct edge_client *c)
+{
+    return c->conn_gen;
+}
+
+bool edge_client_connected(const struct edge_client *c)
+{
+    return !c->is_unix || c->fd >= 0;
 }
 
 void edge_client_requeue_all(struct edge_client *c)
@@ -290,6 +444,53 @@ static void edge_client_answer(struct edge_client *c, const uint8_t *frame, size
     OPENSSL_cleanse(m, sizeof(*m));
 }
 
+/* edge_unix_read takes every answer waiting, EDGE_UNIX_BATCH per recvmmsg
+ * (answers already queued are read even after the combiner exited). True
+ * when the connection ended. */
+static bool edge_unix_read(struct edge_client *c)
+{
+    while (c->fd >= 0) {
+        struct mmsghdr mm[EDGE_UNIX_BATCH];
+        struct iovec iov[EDGE_UNIX_BATCH];
+        bool ended = false;
+        int k;
+
+        memset(mm, 0, sizeof(mm));
+        for (int i = 0; i < EDGE_UNIX_BATCH; i++) {
+            iov[i].iov_base = c->rbuf + (size_t)i * SPK_UNIX_MSG_MAX;
+            iov[i].iov_len = SPK_UNIX_MSG_MAX;
+            mm[i].msg_hdr.msg_iov = &iov[i];
+            mm[i].msg_hdr.msg_iovlen = 1;
+        }
+        k = recvmmsg(c->fd, mm, EDGE_UNIX_BATCH, MSG_DONTWAIT, NULL);
+        if (k < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                return false;
+            }
+            edge_client_lost(c);
+            return true;
+        }
+        for (int i = 0; i < k; i++) {
+            size_t len = mm[i].msg_len < SPK_UNIX_MSG_MAX ? mm[i].msg_len : SPK_UNIX_MSG_MAX;
+
+            if (mm[i].msg_len == 0) {
+                ended = true; /* the end of the connection reads as an empty datagram */
+            } else if (!ended && !(mm[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+                edge_client_answer(c, iov[i].iov_base, len);
+            }
+            OPENSSL_cleanse(iov[i].iov_base, len);
+        }
+        if (ended) {
+            edge_client_lost(c);
+            return true;
+        }
+        if (k < EDGE_UNIX_BATCH) {
+            return false;
+        }
+    }
+    return false;
+}
+
 void edge_client_process(struct edge_client *c)
 {
     struct edge_pending *p;
@@ -297,7 +498,10 @@ void edge_client_process(struct edge_client *c)
     uint64_t now;
     bool lost = false;
 
-    for (;;) {
+    if (c->is_unix) {
+        lost = edge_unix_read(c);
+    }
+    for (; c->sock != NULL;) {
         int n = zmq_recv(c->sock, c->rbuf, sizeof(c->rbuf), ZMQ_DONTWAIT);
         if (n < 0) {
             break;
@@ -308,7 +512,7 @@ void edge_client_process(struct edge_client *c)
         OPENSSL_cleanse(c->rbuf, (size_t)n < sizeof(c->rbuf) ? (size_t)n : sizeof(c->rbuf));
     }
     /* Monitor events: [event u16, value u32] then the endpoint. */
-    for (;;) {
+    for (; c->mon != NULL;) {
         uint8_t ev[8];
         int more = 0;
         size_t more_len = sizeof(more);
@@ -420,9 +624,11 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     memcpy(p.frame, c->wbuf, frame_len);
     OPENSSL_cleanse(c->wbuf, frame_len);
     p.frame_len = frame_len;
-    /* ZMQ_IMMEDIATE: with no combiner connected (one restarting) the send
-     * fails, and the operation waits to be sent until its deadline. */
-    p.sent = zmq_send(c->sock, p.frame, frame_len, ZMQ_DONTWAIT) == (int)frame_len;
+    /* With no combiner connected (one restarting) the send fails, and the
+     * operation waits to be sent until its deadline. Over unix:// an
+     * operation of an ASYNC job leaves at the end of the loop turn
+     * (edge_client_process), with the others of that turn in one sendmmsg. */
+    p.sent = (job == NULL || !c->is_unix) && edge_chan_send(c, p.frame, frame_len);
     p.req_id = c->wmsg.req_id;
     p.deadline_ms = spk_now_ms() + (uint64_t)c->timeout_ms;
     p.out = out;
@@ -445,12 +651,8 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
         edge_drain_fd(p.wake_fd);
     } else {
         while (!p.done) {
-            zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
             long wait = edge_client_timeout_ms(c);
-            if (zmq_poll(&item, 1, wait < 0 ? 0 : wait) < 0 && errno != EINTR) {
-                edge_pending_finish(c, &p, SPK_ERR_INTERNAL);
-                break;
-            }
+            edge_chan_wait(c, wait < 0 ? 0 : wait);
             edge_client_process(c);
         }
     }
@@ -489,15 +691,17 @@ int edge_client_ping(struct edge_client *c, int timeout_ms)
         if ((r = proto_msg_encode(c->wbuf, sizeof(c->wbuf), &frame_len, &c->wmsg)) != 0) {
             return r;
         }
-        if (zmq_send(c->sock, c->wbuf, frame_len, ZMQ_DONTWAIT) == (int)frame_len) {
+        if (edge_chan_send(c, c->wbuf, frame_len)) {
             uint64_t until = spk_now_ms() + 500;
-            while (spk_now_ms() < until) {
-                zmq_pollitem_t item = {c->sock, 0, ZMQ_POLLIN, 0};
+            while (spk_now_ms() < until && edge_client_connected(c)) {
                 int n;
-                if (zmq_poll(&item, 1, 100) < 0 && errno != EINTR) {
-                    return SPK_ERR_UNAVAILABLE;
+                edge_chan_wait(c, 100);
+                n = c->is_unix ? (int)recv(c->fd, c->rbuf, sizeof(c->rbuf), MSG_DONTWAIT)
+                               : zmq_recv(c->sock, c->rbuf, sizeof(c->rbuf), ZMQ_DONTWAIT);
+                if (n == 0 && c->is_unix) {
+                    edge_client_lost(c);
+                    break;
                 }
-                n = zmq_recv(c->sock, c->rbuf, sizeof(c->rbuf), ZMQ_DONTWAIT);
                 if (n > 0 && (size_t)n <= sizeof(c->rbuf) &&
                     proto_msg_decode(&c->rmsg, c->rbuf, (size_t)n) == 0 &&
                     c->rmsg.type == PROTO_MSG_PONG && c->rmsg.req_id == id) {

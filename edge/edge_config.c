@@ -97,7 +97,9 @@ static const char edge_help_text[] =
     "  drain-timeout-ms N             after SIGTERM: how long open connections may finish\n"
     "                                 before the edge exits (30000)\n"
     "  max-connections N              connections at once; more wait in the backlog (4096)\n"
-    "  combiner-endpoint ENDPOINT     where the combiner listens, e.g. ipc:///run/edge/comb\n"
+    "  combiner-endpoint ENDPOINT     where the combiner listens: unix:///run/edge/comb (a\n"
+    "                                 SOCK_SEQPACKET socket, the cheapest), ipc://PATH\n"
+    "                                 (ZeroMQ) or tcp://HOST:PORT (ZeroMQ with CURVE)\n"
     "  combiner-config FILE           the combiner's own file (keys, shares, holders,\n"
     "                                 clients: `combiner run --help`); the edge starts\n"
     "                                 `combiner run --config FILE --listen ENDPOINT`\n"
@@ -485,8 +487,9 @@ static int edge_cfg_directive(struct edge_config *cfg, struct edge_cfg_parse *ps
     }
     if (strcmp(d, "combiner-endpoint") == 0) {
         NEED(1, 1);
-        if (strncmp(w[1], "ipc://", 6) != 0 && strncmp(w[1], "tcp://", 6) != 0) {
-            return edge_cfg_fail(ps, "combiner-endpoint must be ipc:// or tcp://");
+        if (strncmp(w[1], "ipc://", 6) != 0 && strncmp(w[1], "tcp://", 6) != 0 &&
+            !spk_endpoint_is_unix(w[1])) {
+            return edge_cfg_fail(ps, "combiner-endpoint must be unix://, ipc:// or tcp://");
         }
         return edge_cfg_copy(ps, cfg->combiner_endpoint, sizeof(cfg->combiner_endpoint), w[1]);
     }
@@ -627,10 +630,21 @@ int edge_config_load(struct edge_config *cfg, const char *path, char *why, size_
         snprintf(why, why_len, "%s: no combiner-endpoint line", path);
         goto out;
     }
-    if ((strncmp(cfg->combiner_endpoint, "ipc://", 6) != 0 &&
-         strncmp(cfg->combiner_endpoint, "tcp://", 6) != 0) ||
-        cfg->combiner_endpoint[6] == '\0') {
-        snprintf(why, why_len, "%s: combiner-endpoint '%s' is not ipc://PATH or tcp://HOST:PORT",
+    if (spk_endpoint_is_unix(cfg->combiner_endpoint)) {
+        struct sockaddr_un sa;
+        socklen_t sa_len = 0;
+
+        if (spk_unix_addr(&sa, &sa_len, cfg->combiner_endpoint) != 0) {
+            snprintf(why, why_len,
+                     "%s: combiner-endpoint '%s': the path is empty or longer than %zu bytes", path,
+                     cfg->combiner_endpoint, sizeof(sa.sun_path) - 1);
+            goto out;
+        }
+    } else if ((strncmp(cfg->combiner_endpoint, "ipc://", 6) != 0 &&
+                strncmp(cfg->combiner_endpoint, "tcp://", 6) != 0) ||
+               cfg->combiner_endpoint[6] == '\0') {
+        snprintf(why, why_len,
+                 "%s: combiner-endpoint '%s' is not unix://PATH, ipc://PATH or tcp://HOST:PORT",
                  path, cfg->combiner_endpoint);
         goto out;
     }

@@ -212,12 +212,29 @@ static int edge_listen_open(struct edge_loop *L, const char *hostport, char *why
     return 0;
 }
 
+/* edge_comb_watch follows the combiner connection's fd: a unix:// one is a
+ * new socket after each restart (the old one left epoll when it was closed). */
+static void edge_comb_watch(struct edge_loop *L)
+{
+    uint64_t gen = edge_client_conn_gen(L->client);
+
+    /* By generation, not fd number: a new socket may get the old number. */
+    if (gen == L->comb_gen || L->comb_ev.kind != EDGE_EV_COMBINER) {
+        return;
+    }
+    L->comb_gen = gen;
+    L->comb_ev.events = 0;
+    L->comb_ev.fd = edge_client_fd(L->client);
+    edge_ev_set(L, &L->comb_ev, EPOLLIN);
+}
+
 static void edge_tick(struct edge_loop *L)
 {
     uint64_t now = spk_now_ms();
     struct edge_conn *c, *next;
 
     edge_client_process(L->client);
+    edge_comb_watch(L);
     if (now - L->last_tick < EDGE_TICK_MS) {
         return;
     }
@@ -398,6 +415,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         goto out;
     }
     L->comb_ev = (struct edge_ev){EDGE_EV_COMBINER, edge_client_fd(L->client), 0, NULL};
+    L->comb_gen = edge_client_conn_gen(L->client);
     edge_ev_set(L, &L->comb_ev, EPOLLIN);
     spk_log("edge", "serving %zu certificate(s) on %zu address(es); combiner at %s", L->sites->num,
             L->num_listen, cfg->combiner_endpoint);

@@ -35,8 +35,10 @@ struct edge_client_curve {
 };
 
 /*
- * edge_client_new connects a DEALER to |endpoint| (ipc:// or tcp://), with
- * CURVE when |curve| is not NULL. Each operation waits at most |timeout_ms|.
+ * edge_client_new connects a SOCK_SEQPACKET socket to a unix:// |endpoint|
+ * (at once if the combiner listens, else when the first operation is sent)
+ * or a DEALER to an ipc:// or tcp:// one, with CURVE when |curve| is not
+ * NULL. Each operation waits at most |timeout_ms|.
  * NULL on failure.
  */
 struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int timeout_ms,
@@ -51,18 +53,27 @@ SPK_WUR int edge_client_open(struct edge_client **out, void *zmq_ctx, const stru
                              const char *endpoint, char *why, size_t why_len);
 void edge_client_free(struct edge_client *c);
 
+/* edge_client_connected: false only for a unix:// client whose connection
+ * ended (it connects again when it next has something to send). */
+bool edge_client_connected(const struct edge_client *c);
+
+/* edge_client_conn_gen changes whenever edge_client_fd is a new socket. */
+uint64_t edge_client_conn_gen(const struct edge_client *c);
+
 /*
  * edge_client_keyop is a prov_keyop_fn (|arg| is the struct edge_client).
  * Inside an ASYNC job it sends OP_REQUEST, and pauses the job until the
  * answer, an error, or the timeout, with an eventfd in the job's wait context
  * that becomes readable when the job can go on. Outside a job it blocks on
- * the DEALER socket (processing other answers as they come).
+ * the combiner connection (processing other answers as they come).
  */
 int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
                       const uint8_t *in, size_t in_len, uint16_t client_version, uint8_t *out,
                       size_t out_cap, size_t *out_len);
 
-/* edge_client_fd: the DEALER's ZMQ_FD for the event loop to watch. */
+/* edge_client_fd: what the event loop watches: the DEALER's ZMQ_FD, or the
+ * unix:// socket, which changes when the combiner is restarted (-1 while
+ * not connected). */
 int edge_client_fd(const struct edge_client *c);
 
 /*
@@ -340,6 +351,7 @@ struct edge_loop {
     size_t num_listen;
     bool listening;
     struct edge_ev comb_ev;
+    uint64_t comb_gen; /* edge_client_conn_gen of comb_ev's fd */
     struct edge_ev sig_ev;
     void *zctx;
     struct edge_client *client;

@@ -225,7 +225,7 @@ lib_edge_conf() { # NAME... (each split with lib_edge_split)
         echo "certificate $n.pem shares/$id.record"
     done
     echo "upstream 127.0.0.1:$P_ORIGIN"
-    echo "combiner-endpoint ipc://$T/combiner.sock"
+    echo "combiner-endpoint unix://$T/combiner.sock"
     echo "combiner-config comb.conf"
     echo "handshake-timeout-ms 5000"
     echo "op-timeout-ms 4000"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test_combiner_door.sh BUILD_DIR: the combiner's door, with real processes.
-#   - ipc://: the socket is 0600 whatever the umask it was started with; a
-#     second uid (nobody, through setpriv) gets no answer, also when the
+#   - unix:// (SOCK_SEQPACKET) and ipc:// (ZeroMQ) alike: the socket is 0600
+#     whatever the umask it was started with; a malformed request gets ERROR
+#     malformed and serving goes on; a second uid (nobody, through setpriv) gets no answer, also when the
 #     socket file is opened up to everyone (the peer-uid check); the uid of
 #     its client line gets signatures and TLS premaster decryption, and
 #     decrypt-raw / decrypt-pkcs1 are refused with not-allowed unless a
@@ -86,56 +87,70 @@ start_comb() {
 }
 op() { "$TC" --timeout "${TO:-3000}" "$@" 2>&1; }
 
-# ---- ipc:// ---------------------------------------------------------------------------
+# ---- unix:// and ipc:// ----------------------------------------------------------------
 mkdir -m 0777 pub # a directory anyone may enter: only the socket's own door counts
 chmod 0755 "$T"
-comb_conf ipc "ipc://$T/pub/ipc.sock" "client edge uid $ME tls"
-start_comb ipc 000
-EP=ipc://$T/pub/ipc.sock
-check "ipc: the socket is 0600 though the combiner ran under umask 000" \
-    [ "$(stat -c %a pub/ipc.sock)" = 600 ]
-out=$(op "$EP" "$ID" sign-pkcs1-sha256 "$DGST")
-check "ipc: the edge's uid gets a PKCS#1 signature" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
-out=$(op "$EP" "$ID" sign-pss-sha256 "$DGST")
-check "ipc: the edge's uid gets a PSS signature" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
-out=$(op "$EP" "$ID" decrypt-tls-premaster "$CT")
-check "ipc: the edge's uid gets a premaster decryption (48 bytes)" \
-    grep -q "^ok [0-9a-f]\{96\}$" <<<"$out"
-out=$(op "$EP" "$ID" decrypt-raw "$CT")
-check "ipc: decrypt-raw refused with not-allowed ($out)" grep -q "^error not allowed" <<<"$out"
-out=$(op "$EP" "$ID" decrypt-pkcs1 "$CT")
-check "ipc: decrypt-pkcs1 refused with not-allowed ($out)" grep -q "^error not allowed" <<<"$out"
-check "ipc: each refused operation is one log line" \
-    [ "$(grep -c '^combiner: refused decrypt-\(raw\|pkcs1\) for client edge' ipc.log)" = 2 ]
-
-# PROTOCOL.md 7.3: a type the combiner does not serve (PONG) gets ERROR
-# unsupported (25) with its request id; an ERROR is never answered. A PING
-# after each shows the order: the answer after the ERROR is the PING's PONG.
-out=$("$PY" "$PROBE" "$EP" 7:10:0e00020001 1:11 2:12 1:13 2>&1)
-check "ipc: ERROR unanswered, PONG 11, ERROR unsupported (25) for PONG 12, PONG 13 ($out)" \
-    [ "$out" = "2:11:0 7:12:25 2:13:0" ]
-
 NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
-if "${NOBODY[@]}" true 2>/dev/null; then
-    out=$(TO=1500 "${NOBODY[@]}" "$TC" --timeout 1500 "$EP" "$ID" sign-pkcs1-sha256 "$DGST" 2>&1)
-    check "ipc: another uid gets no answer (socket 0600: $out)" [ "$out" = "no answer" ]
-    # Even with the file opened to everyone, the peer uid decides.
-    chmod 0666 pub/ipc.sock
-    n0=$(grep -c "refused a connection from uid" ipc.log)
-    out=$(TO=1500 "${NOBODY[@]}" "$TC" --timeout 1500 "$EP" "$ID" sign-pkcs1-sha256 "$DGST" 2>&1)
-    check "ipc: another uid gets no answer with the socket 0666 ($out)" [ "$out" = "no answer" ]
-    check "ipc: the refused uid is one log line naming it" \
-        grep -q "^combiner: refused a connection from uid $(id -u nobody): uid not among the client lines" \
-        ipc.log
-    check "ipc: refused connections counted ($n0 before)" \
-        [ "$(grep -c "refused a connection from uid" ipc.log)" -gt "$n0" ]
+# local_door SCHEME: the checks of a local door (unix:// SOCK_SEQPACKET or
+# ipc:// ZeroMQ), the same for both; the combiner's file and log are SCHEME.*
+local_door() {
+    local sc=$1 EP="$1://$T/pub/$1.sock" out n0
+    comb_conf "$sc" "$EP" "client edge uid $ME tls"
+    start_comb "$sc" 000
+    check "$sc: the socket is 0600 though the combiner ran under umask 000" \
+        [ "$(stat -c %a "pub/$sc.sock")" = 600 ]
     out=$(op "$EP" "$ID" sign-pkcs1-sha256 "$DGST")
-    check "ipc: the edge's uid is still served" grep -q "^ok " <<<"$out"
-else
-    fail "setpriv --reuid=nobody does not work here (the second-uid checks need root)"
-fi
-kill "$PID_ipc"
-wait "$PID_ipc" 2>/dev/null
+    check "$sc: the edge's uid gets a PKCS#1 signature" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+    out=$(op "$EP" "$ID" sign-pss-sha256 "$DGST")
+    check "$sc: the edge's uid gets a PSS signature" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+    out=$(op "$EP" "$ID" decrypt-tls-premaster "$CT")
+    check "$sc: the edge's uid gets a premaster decryption (48 bytes)" \
+        grep -q "^ok [0-9a-f]\{96\}$" <<<"$out"
+    out=$(op "$EP" "$ID" decrypt-raw "$CT")
+    check "$sc: decrypt-raw refused with not-allowed ($out)" grep -q "^error not allowed" <<<"$out"
+    out=$(op "$EP" "$ID" decrypt-pkcs1 "$CT")
+    check "$sc: decrypt-pkcs1 refused with not-allowed ($out)" grep -q "^error not allowed" <<<"$out"
+    check "$sc: each refused operation is one log line" \
+        [ "$(grep -c '^combiner: refused decrypt-\(raw\|pkcs1\) for client edge' "$sc.log")" = 2 ]
+
+    # PROTOCOL.md 7.3: a type the combiner does not serve (PONG) gets ERROR
+    # unsupported (25) with its request id; an ERROR is never answered. A PING
+    # after each shows the order: the answer after the ERROR is the PING's PONG.
+    out=$("$PY" "$PROBE" "$EP" 7:10:0e00020001 1:11 2:12 1:13 2>&1)
+    check "$sc: ERROR unanswered, PONG 11, ERROR unsupported (25) for PONG 12, PONG 13 ($out)" \
+        [ "$out" = "2:11:0 7:12:25 2:13:0" ]
+    # A request cut short gets ERROR malformed, and the combiner still serves.
+    out=$("$PY" "$PROBE" --wait 500 "$EP" 5:14:0102 1:15 2>&1)
+    check "$sc: a truncated OP_REQUEST is answered as malformed, then PONG ($out)" \
+        [ "$out" = "7:14:3 2:15:0" ]
+
+    if "${NOBODY[@]}" true 2>/dev/null; then
+        # (unix://: connect fails, or the combiner closes the connection
+        # before the request is written: the client's own stderr line is
+        # left out, the answer counts.)
+        out=$(TO=1500 "${NOBODY[@]}" "$TC" --timeout 1500 "$EP" "$ID" sign-pkcs1-sha256 "$DGST" 2>&1 |
+            grep -v '^comb-testclient: ')
+        check "$sc: another uid gets no answer (socket 0600: $out)" [ "$out" = "no answer" ]
+        # Even with the file opened to everyone, the peer uid decides.
+        chmod 0666 "pub/$sc.sock"
+        n0=$(grep -c "refused a connection from uid" "$sc.log")
+        out=$(TO=1500 "${NOBODY[@]}" "$TC" --timeout 1500 "$EP" "$ID" sign-pkcs1-sha256 "$DGST" 2>&1 |
+            grep -v '^comb-testclient: ')
+        check "$sc: another uid gets no answer with the socket 0666 ($out)" [ "$out" = "no answer" ]
+        check "$sc: the refused uid is one log line naming it" \
+            grep -q "^combiner: refused a connection from uid $(id -u nobody): uid not among the client lines" \
+            "$sc.log"
+        check "$sc: refused connections counted ($n0 before)" \
+            [ "$(grep -c "refused a connection from uid" "$sc.log")" -gt "$n0" ]
+        out=$(op "$EP" "$ID" sign-pkcs1-sha256 "$DGST")
+        check "$sc: the edge's uid is still served" grep -q "^ok " <<<"$out"
+    else
+        fail "setpriv --reuid=nobody does not work here (the second-uid checks need root)"
+    fi
+    eval "kill \$PID_$sc; wait \$PID_$sc 2>/dev/null"
+}
+local_door unix
+local_door ipc
 
 # A client line that names decrypt-raw and decrypt-pkcs1 gets them.
 comb_conf ops "ipc://$T/pub/ops.sock" "client ops uid $ME tls,decrypt-raw,decrypt-pkcs1"

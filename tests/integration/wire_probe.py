@@ -1,5 +1,5 @@
 # wire_probe.py: send hand-made protocol frames to a share-holder or a combiner
-# over ZeroMQ and print what comes back, for the integration tests (not a test
+# over ZeroMQ (or a combiner's unix:// SOCK_SEQPACKET socket) and print what comes back, for the integration tests (not a test
 # itself). Run with Debian's python3 (python3-zmq).
 #
 #   wire_probe.py [--curve SERVER.pub CLIENT.key] [--from ADDRESS] [--wait MS] [--count N] ENDPOINT FRAME...
@@ -12,7 +12,33 @@
 # or "no answer"; a SIGSHARE_RESPONSE (9) adds ":HEX" of its signature share
 # (the result item, tag 0x0d). --curve: CURVE with the server's curve-public from its .pub
 # and the client's pair from its .key; --from: the local source address.
-import struct, sys, zmq
+import socket, struct, sys, zmq
+
+
+class Seqpacket:
+    """unix://PATH: one datagram per frame, the DEALER calls the probe uses."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        self.rcvtimeo = -1
+
+    def connect(self, endpoint):
+        path = endpoint[len("unix://"):]
+        self.sock.connect("\0" + path[1:] if path.startswith("@") else path)
+
+    def send(self, frame):
+        self.sock.send(frame)
+
+    def recv(self):
+        self.sock.settimeout(None if self.rcvtimeo < 0 else self.rcvtimeo / 1000)
+        try:
+            m = self.sock.recv(65536)
+        except socket.timeout:
+            raise zmq.Again()
+        if not m:
+            raise zmq.Again()  # closed by the combiner: nothing more comes
+        return m
+
 
 def key(path, word):
     for line in open(path):
@@ -21,8 +47,12 @@ def key(path, word):
     sys.exit("wire_probe: no %s in %s" % (word, path))
 
 args = sys.argv[1:]
-s = zmq.Context().socket(zmq.DEALER)
-s.linger = 0
+unix = [a for a in args if a.startswith("unix://")]
+if unix:
+    s = Seqpacket()
+else:
+    s = zmq.Context().socket(zmq.DEALER)
+    s.linger = 0
 source = None
 first_wait, wait = 2000, 500
 count = None

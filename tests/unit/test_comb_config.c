@@ -273,7 +273,7 @@ static void test_daemon_options(void **state)
         const char *line;
         const char *why;
     } bad[] = {
-        {"listen inproc://x\n", "listen must be ipc:// or tcp://"},
+        {"listen inproc://x\n", "listen must be unix://, ipc:// or tcp://"},
         {"metrics 10.0.0.1:9102\n", "loopback"},
         {"metrics 127.attacker.example:9102\n", "numeric loopback"},
         {"metrics localhost:9102\n", "numeric loopback"},
