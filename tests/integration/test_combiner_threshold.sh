@@ -234,5 +234,17 @@ check "wrong key share: the daemon's metrics count it for h2" \
 check "wrong key share: the metrics count none for h1" \
     grep -q '^spk_combiner_bad_signature_shares_total{holder="h1"} 0$' <<<"$M"
 
+# every holder of N down: the daemon fails at once (holders refuse to connect), naming them
+stop_holder h1
+stop_holder h2
+stop_holder h3
+sleep 0.3
+t0=$(date +%s%3N)
+out=$(op "$EP" "$KN" sign-pkcs1-sha256 "$DG")
+t1=$(date +%s%3N)
+check "all holders down: refused with a threshold error naming them ($out)" \
+    sh -c "echo '$out' | grep -q '^error .*h1.*h2.*h3\|^error .*h2.*h1.*h3'"
+check "all holders down: within the 2000 ms timeout ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 1500
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
