@@ -32,9 +32,11 @@ enum wire_tag {
     TAG_ERR_TEXT = 0x0f,
     TAG_OP_COUNT = 0x10,
     TAG_SALT = 0x11,
+    TAG_PROOF_C = 0x12,
+    TAG_PROOF_Z = 0x13,
 };
 
-#define TAG_MAX 0x11
+#define TAG_MAX 0x13
 #define BIT(t) (1u << (t))
 
 struct wire_items {
@@ -352,10 +354,21 @@ static bool body_decode(struct proto_msg *m, const struct wire_items *it)
     case PROTO_MSG_SIGSHARE_RESPONSE: {
         struct proto_sigshare_resp *r = &m->u.sigshare_resp;
 
-        return items_exactly(it, BIT(TAG_KEY_ID) | BIT(TAG_INDEX) | BIT(TAG_RESULT), 0) &&
-               items_take(it, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
+        bool has_c = (it->seen & BIT(TAG_PROOF_C)) != 0;
+        bool has_z = (it->seen & BIT(TAG_PROOF_Z)) != 0;
+        size_t z_len = 0;
+
+        /* The proof is both items or neither; z is exactly the share's length + 33. */
+        r->has_proof = has_c && has_z;
+        return items_exactly(it, BIT(TAG_KEY_ID) | BIT(TAG_INDEX) | BIT(TAG_RESULT),
+                             BIT(TAG_PROOF_C) | BIT(TAG_PROOF_Z)) &&
+               has_c == has_z && items_take(it, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
                items_take_u8(it, TAG_INDEX, &r->index) &&
-               items_take_var(it, TAG_RESULT, r->share, sizeof(r->share), &r->share_len);
+               items_take_var(it, TAG_RESULT, r->share, sizeof(r->share), &r->share_len) &&
+               (!r->has_proof ||
+                (items_take(it, TAG_PROOF_C, r->proof_c, sizeof(r->proof_c)) &&
+                 items_take_var(it, TAG_PROOF_Z, r->proof_z, sizeof(r->proof_z), &z_len) &&
+                 z_len == r->share_len + PROTO_TSS_Z_EXTRA));
     }
     default:
         return false;
@@ -458,7 +471,10 @@ static bool body_encode(struct proto_wr *wr, const struct proto_msg *m)
 
         return wr_item(wr, TAG_KEY_ID, r->key_id, sizeof(r->key_id)) &&
                wr_item_u8(wr, TAG_INDEX, r->index) &&
-               wr_item(wr, TAG_RESULT, r->share, r->share_len);
+               wr_item(wr, TAG_RESULT, r->share, r->share_len) &&
+               (!r->has_proof ||
+                (wr_item(wr, TAG_PROOF_C, r->proof_c, sizeof(r->proof_c)) &&
+                 wr_item(wr, TAG_PROOF_Z, r->proof_z, r->share_len + PROTO_TSS_Z_EXTRA)));
     }
     default:
         return false;

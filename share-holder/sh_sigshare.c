@@ -1,8 +1,9 @@
 /*
  * Threshold mode on the holder: loading a key share (it needs its record, for
- * the modulus and the commitment) into a signer, and answering a
- * SIGSHARE_REQUEST with a signature share over a message the holder encoded
- * itself from (op, digest, salt). A holder never exponentiates a value it did
+ * the modulus, the commitment and any verification keys) into a signer, and
+ * answering a SIGSHARE_REQUEST with a signature share over a message the
+ * holder encoded itself from (op, digest, salt), with Shoup's proof of its
+ * correctness when the record has verification keys. A holder never exponentiates a value it did
  * not encode, so it is no raw RSA oracle, and it never releases a threshold
  * key share.
  */
@@ -75,6 +76,18 @@ int sh_sigshare_load(struct sh_share *sh, const struct proto_share_file *sf, con
         (void)snprintf(why, why_len, "cannot prepare its signer: %s", spk_strerror(r));
         goto out;
     }
+    /* Verification keys in the record: every signature share goes out with its proof. */
+    if (rec->has_vkeys &&
+        (r = split_tss_signer_set_vkeys(sh->signer, rec->vkey_base,
+                                        proto_record_vkey(rec, sf->index))) != 0) {
+        (void)snprintf(why, why_len,
+                       "its record's verification key v_%u is not v^s_%u (%s): record and share "
+                       "are not of one split",
+                       sf->index, sf->index, spk_strerror(r));
+        split_tss_signer_free(sh->signer);
+        sh->signer = NULL;
+        goto out;
+    }
     memcpy(sh->key_id, sf->key_id, sizeof(sh->key_id));
     memcpy(sh->split_id, sf->split_id, sizeof(sh->split_id));
     sh->index = sf->index;
@@ -134,6 +147,11 @@ int sh_sigshare_build(uint8_t *out, size_t cap, size_t *out_len, uint64_t req_id
     m->u.sigshare_resp.index = share->index;
     m->u.sigshare_resp.share_len = share->modulus_len;
     r = split_tss_sign_share(share->signer, m->u.sigshare_resp.share, em);
+    if (r == 0 && split_tss_signer_has_vkeys(share->signer)) {
+        m->u.sigshare_resp.has_proof = true;
+        r = split_tss_prove(share->signer, m->u.sigshare_resp.proof_c, m->u.sigshare_resp.proof_z,
+                            em, m->u.sigshare_resp.share);
+    }
     if (r == 0) {
         r = proto_msg_encode(out, cap, out_len, m);
     }

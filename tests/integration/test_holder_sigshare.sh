@@ -3,7 +3,9 @@
 # threshold mode, three share-holder daemons on 127.0.0.1 load their key
 # shares (with the record), and SIGSHARE_REQUESTs over CURVE (wire_probe.py)
 # get signature shares that combine (tss_tool) into signatures
-# `openssl dgst -verify` accepts, PKCS#1 v1.5 and PSS. Refused with clear
+# `openssl dgst -verify` accepts, PKCS#1 v1.5 and PSS; for a key of safe
+# primes each share carries Shoup's proof, checked against the record (and
+# failing for a share presented as another holder's). Refused with clear
 # codes, the holder serving on: a decryption op and a SHARE_REQUEST for a
 # threshold key (unsupported), a digest or PSS salt of the wrong length
 # (malformed), a key it has no share of (unknown-key), a client not allowed
@@ -38,9 +40,17 @@ KEY=$("$KS" split --key "$SRC/tests/data/rsa2048.pem" --threshold 2 --mode thres
     --holder "$T/h1.pub" --holder "$T/h2.pub" --holder "$T/h3.pub" --out "$T/split")
 REC=$T/split/$KEY.record
 check "keysplit made a threshold split" test -f "$REC"
+# A key of safe primes: its record carries verification keys, its shares proofs.
+SKEY=$("$KS" split --key "$SRC/tests/data/rsa2048-safe.pem" --threshold 2 --mode threshold \
+    --holder "$T/h1.pub" --holder "$T/h2.pub" --holder "$T/h3.pub" --out "$T/safe")
+SREC=$T/safe/$SKEY.record
+check "the safe-prime key's record has verification keys" \
+    sh -c "grep -q '^verify-base ' '$SREC' && [ \$(grep -c '^verify-key ' '$SREC') -eq 3 ] &&
+           ! grep -q '^verify-' '$REC'"
 for h in h1 h2 h3; do
     mkdir -p "$T/$h.d"
     cp "$T/split/$KEY.$h.share" "$REC" "$T/$h.d/"
+    cp "$T/safe/$SKEY.$h.share" "$SREC" "$T/$h.d/"
     cat >"$T/$h.allow" <<EOF2
 client edge $(z85 edge) * 127.0.0.1/32
 client other $(z85 other) $(head -c 32 /dev/urandom | tohex)
@@ -54,10 +64,10 @@ probe() {
     local ep_var="${1}_ep"
     /usr/bin/python3 "$PROBE" --curve "$T/$1.pub" "$T/$2.key" "${!ep_var}" "${@:3}"
 }
-# sigshare_frame REQ OP DIGEST_HEX [SALT_HEX]
+# sigshare_frame REQ OP DIGEST_HEX [SALT_HEX] (of $KEY, or of the key in $FKEY)
 sigshare_frame() {
     local body
-    body=$(item 1 "$KEY")$(item 2 "$2")$(item 11 "$3")
+    body=$(item 1 "${FKEY:-$KEY}")$(item 2 "$2")$(item 11 "$3")
     [ -n "${4:-}" ] && body=$body$(item 17 "$4")
     echo "8:$1:$body"
 }
@@ -87,7 +97,41 @@ for op in 03 04 05 06 11 12 13; do
     openssl pkey -in "$SRC/tests/data/rsa2048.pem" -pubout -out "$T/pub.pem" 2>/dev/null
     check "op $op: holders 1 and 3 sign; openssl dgst -verify accepts" \
         quiet openssl dgst "${opts[@]}" -verify "$T/pub.pem" -signature "$T/sig" "$T/msg"
+    check "op $op: no proof without verification keys" [ "$(echo "$out" | tr ':' '\n' | wc -l)" -eq 4 ]
 done
+
+# Safe-prime key: every signature share comes with Shoup's proof, which checks
+# against the record; a share presented as another holder's does not.
+openssl pkey -in "$SRC/tests/data/rsa2048-safe.pem" -pubout -out "$T/spub.pem" 2>/dev/null
+for op in 03 12; do
+    head -c 500 /dev/urandom >"$T/msg"
+    md=sha256
+    [ "$op" = 12 ] && md=sha384
+    digest=$(openssl dgst -"$md" -binary "$T/msg" | tohex)
+    salt=""
+    [ "$op" = 12 ] && salt=$(head -c 48 /dev/urandom | tohex)
+    em=$("$TOOL" encode "$SREC" "$op" "$digest" ${salt:+"$salt"})
+    parts=()
+    proofs_ok=0
+    for i in 1 2 3; do
+        out=$(FKEY=$SKEY probe "h$i" edge "$(FKEY=$SKEY sigshare_frame 40 "$op" "$digest" "$salt")")
+        IFS=: read -r typ _ code xi c z <<<"$out"
+        [ "$typ:$code" = 9:0 ] || bad "safe key op $op: h$i answered ${out:0:40}"
+        quiet "$TOOL" verify "$SREC" "$em" "$i" "$xi" "$c" "$z" && proofs_ok=$((proofs_ok + 1))
+        [ "$i" = 1 ] && { xi1=$xi c1=$c z1=$z; }
+        [ "$i" != 2 ] && parts+=("$i:$xi")
+    done
+    check "safe key op $op: all 3 shares come with a proof that verifies" [ "$proofs_ok" -eq 3 ]
+    check "safe key op $op: h1's share and proof as h2's: fault" \
+        sh -c "! '$TOOL' verify '$SREC' '$em' 2 '$xi1' '$c1' '$z1' >/dev/null"
+    unhex "$("$TOOL" combine "$SREC" "$em" "${parts[@]}")" >"$T/sig"
+    opts=(-"$md")
+    [ "$op" = 12 ] && opts+=(-sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:48)
+    check "safe key op $op: holders 1 and 3 sign; openssl dgst -verify accepts" \
+        quiet openssl dgst "${opts[@]}" -verify "$T/spub.pem" -signature "$T/sig" "$T/msg"
+done
+check "h1 audited the safe key's 2 signature shares as any other" \
+    test "$(grep -c "key=$SKEY .*outcome=signed index=1 " "$T/h1.audit")" -eq 2
 
 d32=$(head -c 32 /dev/urandom | tohex)
 d31=$(head -c 31 /dev/urandom | tohex)
@@ -110,7 +154,7 @@ check "an unknown key: unknown-key (18)" \
     test "$(probe h2 edge "8:29:$(item 1 "$UNKNOWN")$(item 2 03)$(item 11 "$d32")")" = "7:29:18"
 check "h2 still signs after the refusals" \
     test "$(probe h2 edge "$(sigshare_frame 30 03 "$d32")" | cut -d: -f1-3)" = "9:30:0"
-check "h1 audited 7 signature shares" test "$(grep -c 'outcome=signed index=1 ' "$T/h1.audit")" -eq 7
+check "h1 audited 7 signature shares" test "$(grep -c "key=$KEY .*outcome=signed index=1 " "$T/h1.audit")" -eq 7
 # refusals are summed per client (PROTOCOL.md 7.5); SIGHUP writes the summaries
 kill -HUP "$h2_pid"
 for _ in $(seq 100); do grep -q 'summary client=other ' "$T/h2.audit" && break; sleep 0.05; done

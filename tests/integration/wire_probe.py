@@ -10,7 +10,8 @@
 # for long runs on a loaded machine; --count N: stop at N answers): each is printed as
 # TYPE:REQUEST_ID:ERROR_CODE (0 unless an ERROR) on one line, space-separated,
 # or "no answer"; a SIGSHARE_RESPONSE (9) adds ":HEX" of its signature share
-# (the result item, tag 0x0d). --curve: CURVE with the server's curve-public from its .pub
+# (the result item, tag 0x0d), and ":C_HEX:Z_HEX" of its proof when it has one
+# (tags 0x12, 0x13). --curve: CURVE with the server's curve-public from its .pub
 # and the client's pair from its .key; --from: the local source address.
 import socket, struct, sys, zmq
 
@@ -92,7 +93,7 @@ while True:
     at = 17
     while m[3] == 9 and at + 3 <= len(m):
         tag, n = m[at], struct.unpack(">H", m[at + 1:at + 3])[0]
-        if tag == 0x0d:
+        if tag in (0x0d, 0x12, 0x13):
             line += ":" + m[at + 3:at + 3 + n].hex()
         at += 3 + n
     out.append(line)

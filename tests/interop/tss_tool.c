@@ -9,7 +9,12 @@
  *   tss_tool open RECORD SHARE KEY           index s_hex
  *   tss_tool sign RECORD SHARE KEY EM        our signature share x_i
  *   tss_tool combine RECORD EM INDEX:XI...   the signature; faulty parties on stderr
- *   tss_tool bench RECORD SHARE KEY SECONDS  signature shares: "ops cpu_seconds"
+ *   tss_tool verify RECORD EM INDEX XI C Z   Shoup's proof of x_i (record with verification
+ *                                            keys): prints "ok" (exit 0) or "fault" (exit 1)
+ *   tss_tool bench RECORD SHARE KEY SECONDS [prove|verify]
+ *                                            signature shares: "ops cpu_seconds"; with
+ *                                            prove each share also gets its proof; with
+ *                                            verify only the checking of one proof is timed
  *   tss_tool bench-noncrt KEY.pem SECONDS    OpenSSL's m^d mod n, no CRT: "ops cpu_seconds"
  */
 
@@ -116,11 +121,16 @@ static double wall_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int cmd_bench(const struct proto_record *rec, const uint8_t *s, double secs)
+enum bench_what { BENCH_SIGN, BENCH_PROVE, BENCH_VERIFY };
+
+static int cmd_bench(const struct proto_record *rec, const uint8_t *s, unsigned index, double secs,
+                     enum bench_what what)
 {
     struct split_tss_signer *signer = NULL;
     uint8_t em[PROTO_BN_MAX];
     uint8_t xi[PROTO_BN_MAX];
+    uint8_t c[PROTO_TSS_C_LEN];
+    uint8_t z[PROTO_TSS_Z_MAX];
     unsigned long ops = 0;
     double c0;
     double end;
@@ -131,10 +141,21 @@ static int cmd_bench(const struct proto_record *rec, const uint8_t *s, double se
                              rec->modulus_len) != 0) {
         die("cannot make a signer");
     }
+    if (what != BENCH_SIGN &&
+        (!rec->has_vkeys ||
+         split_tss_signer_set_vkeys(signer, rec->vkey_base, proto_record_vkey(rec, index)) != 0 ||
+         split_tss_sign_share(signer, xi, em) != 0 || split_tss_prove(signer, c, z, em, xi) != 0)) {
+        die("the record has no verification keys of this share");
+    }
     c0 = cpu_seconds();
     end = wall_seconds() + secs;
     while (wall_seconds() < end) {
-        if (split_tss_sign_share(signer, xi, em) != 0) {
+        if (what == BENCH_VERIFY) {
+            if (split_tss_share_verify(rec, em, index, xi, c, z) != 0) {
+                die("verify failed");
+            }
+        } else if (split_tss_sign_share(signer, xi, em) != 0 ||
+                   (what == BENCH_PROVE && split_tss_prove(signer, c, z, em, xi) != 0)) {
             die("sign failed");
         }
         ops++;
@@ -280,10 +301,35 @@ int main(int argc, char **argv)
             return 1;
         }
         print_hex(out, rec->modulus_len);
-    } else if (strcmp(argv[1], "bench") == 0 && argc == 6) {
-        uint8_t *s = open_share(rec, argv[3], argv[4], &index);
+    } else if (strcmp(argv[1], "verify") == 0 && argc == 8) {
+        static uint8_t xi[PROTO_BN_MAX], z[PROTO_TSS_Z_MAX];
+        uint8_t c[PROTO_TSS_C_LEN];
+        int r;
 
-        cmd_bench(rec, s, atof(argv[5]));
+        if (unhex(em, sizeof(em), argv[3]) != rec->modulus_len ||
+            unhex(xi, sizeof(xi), argv[5]) != rec->modulus_len ||
+            unhex(c, sizeof(c), argv[6]) != sizeof(c) ||
+            unhex(z, sizeof(z), argv[7]) != rec->modulus_len + PROTO_TSS_Z_EXTRA) {
+            die("bad arguments");
+        }
+        r = split_tss_share_verify(rec, em, (unsigned)strtoul(argv[4], NULL, 10), xi, c, z);
+        printf("%s\n", r == 0 ? "ok" : "fault");
+        free(rec);
+        return r == 0 ? 0 : 1;
+    } else if (strcmp(argv[1], "bench") == 0 && (argc == 6 || argc == 7)) {
+        uint8_t *s = open_share(rec, argv[3], argv[4], &index);
+        enum bench_what what = BENCH_SIGN;
+
+        if (argc == 7) {
+            if (strcmp(argv[6], "prove") == 0) {
+                what = BENCH_PROVE;
+            } else if (strcmp(argv[6], "verify") == 0) {
+                what = BENCH_VERIFY;
+            } else {
+                die("bench ... [prove|verify]");
+            }
+        }
+        cmd_bench(rec, s, index, atof(argv[5]), what);
         spk_secret_free(s);
     } else {
         die("usage: see the comment at the top of tests/interop/tss_tool.c");

@@ -11,7 +11,7 @@
 /* Wire codec: round trips of every type, and the negative cases STYLE.md asks
  * of every decoder. */
 
-#define NUM_SAMPLES 13
+#define NUM_SAMPLES 14
 
 static void fill(uint8_t *p, size_t n, uint8_t seed)
 {
@@ -105,6 +105,17 @@ static void sample(struct proto_msg *m, int i)
         m->u.sigshare_resp.index = 3;
         m->u.sigshare_resp.share_len = PROTO_BN_MAX;
         fill(m->u.sigshare_resp.share, PROTO_BN_MAX, 19);
+        break;
+    case 13:
+        /* with Shoup's proof: c, and z of the share's length + 33 */
+        m->type = PROTO_MSG_SIGSHARE_RESPONSE;
+        fill(m->u.sigshare_resp.key_id, PROTO_KEY_ID_LEN, 20);
+        m->u.sigshare_resp.index = 2;
+        m->u.sigshare_resp.share_len = 256;
+        fill(m->u.sigshare_resp.share, 256, 21);
+        m->u.sigshare_resp.has_proof = true;
+        fill(m->u.sigshare_resp.proof_c, PROTO_TSS_C_LEN, 22);
+        fill(m->u.sigshare_resp.proof_z, 256 + PROTO_TSS_Z_EXTRA, 23);
         break;
     default:
         m->type = PROTO_MSG_ERROR;
@@ -531,6 +542,106 @@ static void test_sigshare(void **state)
     buf[len + 2] = 0;
     buf[16] = (uint8_t)(buf[16] + 3);
     assert_int_equal(proto_msg_decode(&d, buf, len + 3), SPK_ERR_MALFORMED);
+
+    /* The proof: c alone, z alone, z one byte short or long, c of 15 bytes. */
+    sample(&m, 13);
+    len = encode(buf, sizeof(buf), &m);
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    assert_true(d.u.sigshare_resp.has_proof);
+    {
+        /* items: key-id 3+32, index 3+1, result 3+256, c 3+16, z 3+289 */
+        size_t at_c = PROTO_WIRE_HDR_LEN + 35 + 4 + 259;
+        size_t at_z = at_c + 3 + PROTO_TSS_C_LEN;
+        static uint8_t cut[PROTO_MSG_MAX];
+        size_t n;
+
+        assert_int_equal(buf[at_c], 0x12);
+        assert_int_equal(buf[at_z], 0x13);
+        assert_int_equal(at_z + 3 + 256 + PROTO_TSS_Z_EXTRA, len);
+        /* without z: c alone */
+        memcpy(cut, buf, at_z);
+        n = at_z;
+        cut[13] = 0;
+        cut[14] = 0;
+        cut[15] = (uint8_t)((n - PROTO_WIRE_HDR_LEN) >> 8);
+        cut[16] = (uint8_t)(n - PROTO_WIRE_HDR_LEN);
+        assert_int_equal(proto_msg_decode(&d, cut, n), SPK_ERR_MALFORMED);
+    }
+    m.u.sigshare_resp.has_proof = false;
+    len = encode(buf, sizeof(buf), &m);
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    assert_false(d.u.sigshare_resp.has_proof);
+    /* c alone / z alone / z of another length: appended by hand after the result */
+    {
+        static uint8_t ext[PROTO_MSG_MAX];
+        static const size_t z_lens[] = {256 + PROTO_TSS_Z_EXTRA - 1, 256 + PROTO_TSS_Z_EXTRA + 1};
+        size_t n;
+        uint32_t body;
+
+        /* c only */
+        memcpy(ext, buf, len);
+        n = len;
+        ext[n++] = 0x12;
+        ext[n++] = 0;
+        ext[n++] = PROTO_TSS_C_LEN;
+        memset(ext + n, 1, PROTO_TSS_C_LEN);
+        n += PROTO_TSS_C_LEN;
+        body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
+        ext[13] = (uint8_t)(body >> 24);
+        ext[14] = (uint8_t)(body >> 16);
+        ext[15] = (uint8_t)(body >> 8);
+        ext[16] = (uint8_t)body;
+        assert_int_equal(proto_msg_decode(&d, ext, n), SPK_ERR_MALFORMED);
+        /* z only */
+        n = len;
+        ext[n++] = 0x13;
+        ext[n++] = (uint8_t)((256 + PROTO_TSS_Z_EXTRA) >> 8);
+        ext[n++] = (uint8_t)(256 + PROTO_TSS_Z_EXTRA);
+        memset(ext + n, 1, 256 + PROTO_TSS_Z_EXTRA);
+        n += 256 + PROTO_TSS_Z_EXTRA;
+        body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
+        ext[15] = (uint8_t)(body >> 8);
+        ext[16] = (uint8_t)body;
+        assert_int_equal(proto_msg_decode(&d, ext, n), SPK_ERR_MALFORMED);
+        /* c and a z one byte short or long; c of 15 bytes with a right z */
+        for (int t = 0; t < 3; t++) {
+            size_t c_len = t == 2 ? PROTO_TSS_C_LEN - 1 : PROTO_TSS_C_LEN;
+            size_t z_len = t == 2 ? 256 + PROTO_TSS_Z_EXTRA : z_lens[t];
+
+            n = len;
+            ext[n++] = 0x12;
+            ext[n++] = 0;
+            ext[n++] = (uint8_t)c_len;
+            memset(ext + n, 1, c_len);
+            n += c_len;
+            ext[n++] = 0x13;
+            ext[n++] = (uint8_t)(z_len >> 8);
+            ext[n++] = (uint8_t)z_len;
+            memset(ext + n, 1, z_len);
+            n += z_len;
+            body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
+            ext[15] = (uint8_t)(body >> 8);
+            ext[16] = (uint8_t)body;
+            assert_int_equal(proto_msg_decode(&d, ext, n), SPK_ERR_MALFORMED);
+        }
+        /* and the right lengths decode */
+        n = len;
+        ext[n++] = 0x12;
+        ext[n++] = 0;
+        ext[n++] = PROTO_TSS_C_LEN;
+        memset(ext + n, 1, PROTO_TSS_C_LEN);
+        n += PROTO_TSS_C_LEN;
+        ext[n++] = 0x13;
+        ext[n++] = (uint8_t)((256 + PROTO_TSS_Z_EXTRA) >> 8);
+        ext[n++] = (uint8_t)(256 + PROTO_TSS_Z_EXTRA);
+        memset(ext + n, 1, 256 + PROTO_TSS_Z_EXTRA);
+        n += 256 + PROTO_TSS_Z_EXTRA;
+        body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
+        ext[15] = (uint8_t)(body >> 8);
+        ext[16] = (uint8_t)body;
+        assert_int_equal(proto_msg_decode(&d, ext, n), 0);
+        assert_true(d.u.sigshare_resp.has_proof);
+    }
 }
 
 static void test_share_ad(void **state)
