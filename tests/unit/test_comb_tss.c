@@ -225,32 +225,13 @@ static struct comb_source_stats source_stats(const struct comb_ctx *c, const cha
     return st;
 }
 
+/* md_of: the digest of signature |alg|, by the operation table's OpenSSL name. */
 static const EVP_MD *md_of(enum comb_alg alg)
 {
-    switch (alg) {
-    case COMB_ALG_PKCS1_SHA1:
-        return EVP_sha1();
-    case COMB_ALG_PKCS1_SHA256:
-    case COMB_ALG_PSS_SHA256:
-        return EVP_sha256();
-    case COMB_ALG_PKCS1_SHA384:
-    case COMB_ALG_PSS_SHA384:
-        return EVP_sha384();
-    case COMB_ALG_PKCS1_SHA512:
-    case COMB_ALG_PSS_SHA512:
-        return EVP_sha512();
-    case COMB_ALG_PKCS1_MD5SHA1:
-        return EVP_md5_sha1();
-    case COMB_ALG_NONE:
-    case COMB_ALG_PKCS1_SHA224:
-    case COMB_ALG_DECRYPT_PKCS1:
-    case COMB_ALG_DECRYPT_TLS:
-    case COMB_ALG_DECRYPT_OAEP_SHA1:
-    case COMB_ALG_DECRYPT_OAEP_SHA256:
-    case COMB_ALG_DECRYPT_RAW:
-    default:
-        return EVP_sha224();
-    }
+    const EVP_MD *md = EVP_get_digestbyname(proto_op_info((uint8_t)alg)->md);
+
+    assert_non_null(md);
+    return md;
 }
 
 /* sign_ok: one signature with |alg|, its status; on success OpenSSL must accept it. */
