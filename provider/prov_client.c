@@ -11,7 +11,8 @@
  * sockets) and makes its own.
  *
  * Connections: an operation that finds no combiner connected waits for one
- * up to PROV_PEER_WAIT_MS (a new connection, or one coming back after the
+ * up to PROV_PEER_WAIT_MS, or to its deadline while a handshake is under way
+ * (a new connection, or one coming back after the
  * combiner restarted: nginx and Apache workers each reconnect on their own
  * schedule, and a handshake that came in between used to fail at once while
  * another worker already served). A socket monitor tells the I/O thread how
@@ -88,8 +89,9 @@ struct prov_conn {
     const struct proto_keyref *ref; /* endpoint and CURVE settings */
     const char *endpoint;
     void *sock;
-    void *monitor; /* PAIR: the handshake events of sock */
-    int refused;   /* 0, or how the last handshake ended (SPK_ERR_*) */
+    void *monitor;    /* PAIR: the connection and handshake events of sock */
+    bool handshaking; /* connected, the ZeroMQ (CURVE) handshake not over */
+    int refused;      /* 0, or how the last handshake ended (SPK_ERR_*) */
 };
 
 struct prov_io {
@@ -316,10 +318,11 @@ static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, str
     }
     r = SPK_ERR_INTERNAL;
     snprintf(monitor_ep, sizeof(monitor_ep), "inproc://splitkey-conn-%p", (void *)k);
-    if (zmq_socket_monitor(k->sock, monitor_ep,
-                           ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
+    if (zmq_socket_monitor(
+            k->sock, monitor_ep,
+            ZMQ_EVENT_CONNECTED | ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) != 0 ||
         (k->monitor = zmq_socket(io->zctx, ZMQ_PAIR)) == NULL ||
         zmq_setsockopt(k->monitor, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
         zmq_connect(k->monitor, monitor_ep) != 0) {
@@ -345,12 +348,11 @@ fail:
 }
 
 /*
- * prov_conn_events reads |k|'s handshake events: the last one says whether
- * the combiner let this client in. A refusal (ZAP said no: the CURVE key or
- * the uid is not let in) is "not-allowed"; a handshake broken off without a
- * word is what a CURVE server does with a HELLO sealed to another key (the
- * reference's combiner key is wrong), or a combiner dying mid-handshake,
- * which the next handshake corrects.
+ * prov_conn_events reads |k|'s connection and handshake events: whether a
+ * handshake is under way, and whether the last one let this client in. A refusal (ZAP said no: the
+ * CURVE key or the uid is not let in) is "not-allowed"; a handshake broken off without a word is
+ * what a CURVE server does with a HELLO sealed to another key (the reference's combiner key is
+ * wrong), or a combiner dying mid-handshake, which the next handshake corrects.
  */
 static void prov_conn_events(struct prov_conn *k)
 {
@@ -376,6 +378,7 @@ static void prov_conn_events(struct prov_conn *k)
             continue;
         }
         memcpy(&event, ev, sizeof(event));
+        k->handshaking = event == ZMQ_EVENT_CONNECTED;
         switch (event) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             k->refused = 0;
@@ -415,7 +418,10 @@ static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op 
             op->peer_wait_until_ms = now + PROV_PEER_WAIT_MS;
         }
         r = k->refused != 0 ? k->refused : SPK_ERR_UNAVAILABLE;
-        if (k->refused == 0 && now < op->peer_wait_until_ms && now < op->deadline_ms) {
+        /* A handshake under way (a CURVE one on a slow host) is waited for
+         * to the deadline; nothing listening, for PROV_PEER_WAIT_MS. */
+        if (k->refused == 0 && now < op->deadline_ms &&
+            (now < op->peer_wait_until_ms || k->handshaking)) {
             prov_list_push(retry, op);
             return;
         }
