@@ -86,6 +86,11 @@ static void remote_result(void *ctx, const struct sh_result *res)
         memset(&info, 0, sizeof(info));
         memcpy(info.key_id, res->key_id, PROTO_KEY_ID_LEN);
         info.index = res->index;
+        info.has_proof = res->has_proof;
+        if (res->has_proof) {
+            memcpy(info.proof_c, res->proof_c, PROTO_TSS_C_LEN);
+            memcpy(info.proof_z, res->proof_z, res->y_len + PROTO_TSS_Z_EXTRA);
+        }
         comb_fetch_done(f, 0, &info, NULL);
         return;
     }

@@ -2,8 +2,10 @@
  * comb_tss.c: threshold-mode keys (Shoup's threshold RSA, split/split_tss.h).
  * No process holds such a key: every source answers one signature with its
  * signature share, comb_tss_accept takes or refuses each share as it
- * arrives, and comb_tss_run multiplies k of them into the signature, which
- * split_tss_combine checks with e before it leaves. A batch of a threshold
+ * arrives (for a record with verification keys, only with Shoup's proof of
+ * its correctness, so a wrong share is named alone), and comb_tss_run
+ * multiplies k of them into the signature, which split_tss_combine checks
+ * with e before it leaves. A batch of a threshold
  * key carries exactly one operation (a SIGSHARE_REQUEST names one digest).
  * The combiner's own key share, if it holds one, signs in process as a
  * holder would, after the holders' requests are out.
@@ -66,6 +68,16 @@ static int comb_tss_open_local(struct comb_ctx *c, struct comb_key *key,
                        spk_strerror(r));
         goto out;
     }
+    /* With verification keys the local share must be the one v_i names. */
+    if (rec->has_vkeys &&
+        (r = split_tss_signer_set_vkeys(key->signer, rec->vkey_base,
+                                        proto_record_vkey(rec, local->index))) != 0) {
+        comb_set_error(c,
+                       "key %s: the local share (index %u) is not the one the record's "
+                       "verification key names: %s",
+                       key->short_id, (unsigned)local->index, spk_strerror(r));
+        goto out;
+    }
     key->local_index = local->index;
     r = 0;
 out:
@@ -101,6 +113,27 @@ static bool comb_tss_below_n(const struct proto_record *rec, const uint8_t *x)
     return false;
 }
 
+/* comb_tss_proof_check: |ent|'s proof against the record, over the message of
+ * |b|'s one operation, encoded here as the holder encoded it. */
+static int comb_tss_proof_check(const struct comb_batch *b, const struct comb_fetch_ent *ent)
+{
+    const struct comb_key *key = b->key;
+    const struct comb_op *op = b->ops_head;
+    uint8_t em[PROTO_BN_MAX];
+    int r;
+
+    if (op == NULL) {
+        return SPK_ERR_INTERNAL;
+    }
+    r = split_pad_encode(em, key->rec.modulus_len, key->mod_bits, (uint8_t)op->alg, op->in,
+                         op->in_len, op->salt, op->salt_len);
+    if (r == 0) {
+        r = split_tss_share_verify(&key->rec, em, ent->info.index, ent->f.out_y, ent->info.proof_c,
+                                   ent->info.proof_z);
+    }
+    return r;
+}
+
 int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b,
                     const struct comb_fetch_ent *ent, const char **why)
 {
@@ -122,14 +155,28 @@ int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b,
         *why = "a signature share not below the modulus";
         return SPK_ERR_MALFORMED;
     }
+    /* Verification keys: a received share counts only with a proof that holds,
+     * so a wrong one is named here, alone, with no subsets tried. The local
+     * share was checked against v_i when it was opened. */
+    if (key->rec.has_vkeys && !local) {
+        int r;
+
+        if (!ent->info.has_proof) {
+            *why = "a signature share without its proof (the record has verification keys)";
+            return SPK_ERR_FAULT;
+        }
+        if ((r = comb_tss_proof_check(b, ent)) != 0) {
+            *why = r == SPK_ERR_FAULT ? "a signature share whose proof of correctness fails"
+                                      : "a signature share whose proof cannot be checked";
+            return r;
+        }
+    }
     for (size_t i = 0; i < b->num_good; i++) {
         if (b->fetches[b->good[i]].info.index == ent->info.index) {
             *why = "a second signature share of the same index";
             return SPK_ERR_DUP_INDEX;
         }
     }
-    /* Shoup's proof of correctness (safe-prime keys) is checked here too,
-     * once the record carries verification keys. */
     *why = "";
     return 0;
 }

@@ -132,6 +132,11 @@ struct comb_share_info {
     uint8_t split_id[PROTO_SPLIT_ID_LEN];
     uint8_t index;       /* x, 1..255 (a threshold key: the party i) */
     unsigned field_bits; /* must be the record's (threshold keys: ignored, as is split_id) */
+    /* A signature share's proof of correctness (PROTOCOL.md 5.1), required
+     * from remote sources when the key's record has verification keys. */
+    bool has_proof;
+    uint8_t proof_c[PROTO_TSS_C_LEN];
+    uint8_t proof_z[PROTO_TSS_Z_MAX]; /* modulus length + PROTO_TSS_Z_EXTRA bytes */
 };
 
 /*

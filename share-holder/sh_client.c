@@ -478,8 +478,9 @@ out:
     return r;
 }
 
-/* take_sigshare copies the signature share of c->msg into p->out_y: it must
- * be about the key asked for and exactly as long as asked (the modulus). */
+/* take_sigshare copies the signature share of c->msg into p->out_y (and its
+ * proof, if any, into |res|): it must be about the key asked for and exactly
+ * as long as asked (the modulus). */
 static int take_sigshare(struct sh_client *c, struct sh_pending *p, struct sh_result *res)
 {
     const struct proto_sigshare_resp *resp = &c->msg.u.sigshare_resp;
@@ -493,6 +494,11 @@ static int take_sigshare(struct sh_client *c, struct sh_pending *p, struct sh_re
     res->index = resp->index;
     res->y = p->out_y;
     res->y_len = resp->share_len;
+    res->has_proof = resp->has_proof;
+    if (resp->has_proof) {
+        memcpy(res->proof_c, resp->proof_c, PROTO_TSS_C_LEN);
+        memcpy(res->proof_z, resp->proof_z, resp->share_len + PROTO_TSS_Z_EXTRA);
+    }
     return 0;
 }
 

@@ -165,8 +165,12 @@ struct sh_result {
     uint8_t split_id[PROTO_SPLIT_ID_LEN];
     uint8_t index;
     unsigned field_bits;
-    uint8_t *y;                        /* the caller's out_y */
-    size_t y_len;                      /* 5 * y_len of field_bits */
+    uint8_t *y;   /* the caller's out_y */
+    size_t y_len; /* 5 * y_len of field_bits */
+    /* a signature share of a key with verification keys: Shoup's proof (public) */
+    bool has_proof;
+    uint8_t proof_c[PROTO_TSS_C_LEN];
+    uint8_t proof_z[PROTO_TSS_Z_MAX];  /* y_len + PROTO_TSS_Z_EXTRA bytes */
     char text[PROTO_ERR_TEXT_MAX + 1]; /* the holder's ERROR text, if any */
     uint64_t latency_us;
 };
@@ -238,7 +242,8 @@ SPK_WUR int sh_client_request_all(struct sh_client *c, uint64_t *out_req_ids, si
  * (the modulus length; an answer of another length is SPK_ERR_MALFORMED), is
  * copied to |out|, which must stay valid until the result or
  * sh_client_cancel; the result has type PROTO_MSG_SIGSHARE_RESPONSE and the
- * holder's index. Same returns as sh_client_request.
+ * holder's index, and the share's proof when the holder sent one (has_proof).
+ * Same returns as sh_client_request.
  */
 SPK_WUR int sh_client_sigshare(struct sh_client *c, uint64_t *out_req_id, size_t holder,
                                const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
