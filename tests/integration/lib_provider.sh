@@ -14,6 +14,10 @@
 #                                      client lines of $PROV_COMB_CLIENTS
 #   lib_provider_nginx_start WORKERS KEY LINES [plain]
 #                                      Debian's nginx on $P_NGX (NGX_PID)
+#   lib_provider_tls_checks TEXT [LABEL]
+#                                      a page with TEXT over TLS 1.3, TLS 1.2
+#                                      ECDHE and TLS 1.2 RSA key exchange
+#   lib_provider_served N TEXT         how many of N TLS 1.3 handshakes got TEXT
 #   lib_provider_combiner_outage PID TEXT [LABEL]
 #                                      kill -9 the combiner and restart it:
 #                                      the server PID fails fast, then serves
@@ -142,11 +146,33 @@ lib_provider_combiner_outage() {
         bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ]"
     check "${label}combiner killed: the server still runs" kill -0 "$pid"
     lib_provider_combiner_start
-    n_ok=0
-    for _ in 1 2 3 4 5; do
-        get --tlsv1.3 | grep -q "$text" && n_ok=$((n_ok + 1))
-    done
+    n_ok=$(lib_provider_served 5 "$text")
     check "${label}combiner back: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
+}
+
+# The server tests' own `get ARGS...` makes one request with curl and prints
+# the page; these two drive it.
+
+# lib_provider_tls_checks TEXT [LABEL]: a page with TEXT over TLS 1.3
+# (RSA-PSS), TLS 1.2 ECDHE-RSA and TLS 1.2 with RSA key exchange.
+lib_provider_tls_checks() {
+    local label=${2:+$2: } out
+    out=$(get --tlsv1.3)
+    check "${label}TLS 1.3 (RSA-PSS)" grep -q "$1" <<<"$out"
+    out=$(get --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256)
+    check "${label}TLS 1.2 ECDHE-RSA" grep -q "$1" <<<"$out"
+    out=$(get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256)
+    check "${label}TLS 1.2 RSA key exchange" grep -q "$1" <<<"$out"
+}
+
+# lib_provider_served N TEXT: prints how many of N TLS 1.3 requests got a
+# page with TEXT.
+lib_provider_served() {
+    local n_ok=0 i
+    for ((i = 0; i < $1; i++)); do
+        get --tlsv1.3 | grep -q "$2" && n_ok=$((n_ok + 1))
+    done
+    echo "$n_ok"
 }
 
 lib_provider_start() {

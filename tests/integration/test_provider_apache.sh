@@ -74,13 +74,8 @@ for _ in $(seq 1 50); do
     sleep 0.2
 done
 
-check "TLS 1.3 (RSA-PSS)" bash -c "$(declare -f get); P_AP=$P_AP; get --tlsv1.3 | grep -q 'hello from apache'"
-check "TLS 1.2 ECDHE-RSA" bash -c "$(declare -f get); P_AP=$P_AP; get --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256 | grep -q 'hello from apache'"
-check "TLS 1.2 RSA key exchange" bash -c "$(declare -f get); P_AP=$P_AP; get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256 | grep -q 'hello from apache'"
-n_ok=0
-for _ in $(seq 1 10); do
-    get --tlsv1.3 | grep -q 'hello from apache' && n_ok=$((n_ok + 1))
-done
+lib_provider_tls_checks "hello from apache"
+n_ok=$(lib_provider_served 10 "hello from apache")
 check "10 of 10 handshakes ($n_ok)" test "$n_ok" -eq 10
 
 lib_provider_combiner_outage "$AP_PID" "hello from apache"

@@ -52,9 +52,7 @@ for mode in "" ssl-mode-async; do
         get >/dev/null && break
         sleep 0.1
     done
-    check "$label: TLS 1.3 (RSA-PSS)" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.3 | grep -q 'hello from haproxy'"
-    check "$label: TLS 1.2 ECDHE-RSA" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.2 --tls-max 1.2 --ciphers ECDHE-RSA-AES128-GCM-SHA256 | grep -q 'hello from haproxy'"
-    check "$label: TLS 1.2 RSA key exchange" bash -c "$(declare -f get); P_HA=$P_HA; get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256 | grep -q 'hello from haproxy'"
+    lib_provider_tls_checks "hello from haproxy" "$label"
     # 64 handshakes, 16 at a time, over 4 threads.
     seq 1 64 | xargs -P 16 -I{} env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 15 --cacert ca.pem \
         --resolve www:$P_HA:127.0.0.1 "https://www:$P_HA/" -o "par.{}.out"
@@ -62,10 +60,7 @@ for mode in "" ssl-mode-async; do
     rm -f par.*.out
     check "$label: 64 of 64 concurrent handshakes ($n_ok)" test "$n_ok" -eq 64
     kill "$H1_PID" 2>/dev/null
-    n_ok=0
-    for _ in $(seq 1 5); do
-        get --tlsv1.3 | grep -q 'hello from haproxy' && n_ok=$((n_ok + 1))
-    done
+    n_ok=$(lib_provider_served 5 "hello from haproxy")
     check "$label: holder h1 gone: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
     lib_provider_combiner_outage "$HA_PID" "hello from haproxy" "$label"
     kill "$HA_PID"

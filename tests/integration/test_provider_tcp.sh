@@ -81,48 +81,40 @@ get() {
     env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
         --resolve www:$P_NGX:127.0.0.1 "$@" "https://www:$P_NGX/"
 }
-n_ok=0
-for _ in $(seq 1 8); do
-    get --tlsv1.3 | grep -q 'hello from nginx over curve' && n_ok=$((n_ok + 1))
-done
-check "nginx, TLS 1.3 over tcp+CURVE: 8 of 8 ($n_ok)" test "$n_ok" -eq 8
-out=$(get --tlsv1.2 --tls-max 1.2 --ciphers AES128-GCM-SHA256)
-check "nginx, TLS 1.2 RSA key exchange over tcp+CURVE" grep -q 'hello from nginx over curve' <<<"$out"
+lib_provider_tls_checks "hello from nginx over curve" "nginx over tcp+CURVE"
+n_ok=$(lib_provider_served 8 "hello from nginx over curve")
+check "nginx over tcp+CURVE: 8 of 8 more ($n_ok)" test "$n_ok" -eq 8
 
 # ---- refused ---------------------------------------------------------------------------
+# refused NAME DESC REASON PEM_ARGS...: a reference NAME.ref.pem to the same
+# key written with PEM_ARGS; pkeyutl -sign with it fails, not hung (the
+# timeout is 3 s: REASON shows it was not the timeout), naming REASON.
+refused() {
+    local name=$1 desc=$2 reason=$3 ms rc
+    shift 3
+    "$KS" pem --record "shares/$(cat www.keyid).record" --combiner "$COMB_EP" "$@" \
+        --out "$name.ref.pem" >/dev/null || die "keysplit pem ($desc)"
+    ms=$(sign_ms "$name.ref.pem")
+    rc=$?
+    check "$desc: refused (exit $rc) in ${ms} ms with '$reason'" \
+        bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ] && grep -qF \"\$1\" $name.ref.pem.err" _ "$reason"
+    check "$desc: no crash" no_crash "$name.ref.pem.err"
+}
 # A client key the allow file does not name: the combiner's ZAP refuses the
 # CURVE handshake, which the module reports as not-allowed, without waiting.
-"$KS" pem --record "shares/$(cat www.keyid).record" --combiner "$COMB_EP" \
-    --combiner-pub keys/comb.pub --client-key "$T/keys/stranger.key" --out stranger.ref.pem \
-    >/dev/null || die "keysplit pem (stranger)"
-ms=$(sign_ms stranger.ref.pem)
-rc=$?
-check "client key not allowed: refused (exit $rc) in ${ms} ms with 'splitkey: combiner says not-allowed'" \
-    bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ] && grep -q 'splitkey: combiner says not-allowed' stranger.ref.pem.err"
-check "client key not allowed: no crash" no_crash stranger.ref.pem.err
+refused stranger "client key not allowed" "splitkey: combiner says not-allowed" \
+    --combiner-pub keys/comb.pub --client-key "$T/keys/stranger.key"
 check "client key not allowed: the combiner names the refused key" \
     grep -q "refused a connection from key .*client key not in the allow file" combiner.log
 # Another combiner key in the reference (h1's): the combiner cannot open the
 # client's HELLO and drops the connection.
-"$KS" pem --record "shares/$(cat www.keyid).record" --combiner "$COMB_EP" \
-    --combiner-pub keys/h1.pub --client-key "$T/keys/cli.key" --out wrongsrv.ref.pem \
-    >/dev/null || die "keysplit pem (wrong combiner key)"
-ms=$(sign_ms wrongsrv.ref.pem)
-rc=$?
-check "wrong combiner key: refused (exit $rc) in ${ms} ms naming the CURVE handshake" \
-    bash -c "[ $rc -ne 0 ] && [ $ms -lt 5000 ] && grep -q 'splitkey: combiner broke off the CURVE handshake' wrongsrv.ref.pem.err"
-check "wrong combiner key: no crash" no_crash wrongsrv.ref.pem.err
+refused wrongsrv "wrong combiner key" "splitkey: combiner broke off the CURVE handshake" \
+    --combiner-pub keys/h1.pub --client-key "$T/keys/cli.key"
 # The client key file readable by others: the module will not use it.
 cp keys/cli.key open.key
 chmod 644 open.key
-"$KS" pem --record "shares/$(cat www.keyid).record" --combiner "$COMB_EP" \
-    --combiner-pub keys/comb.pub --client-key "$T/open.key" --out open.ref.pem \
-    >/dev/null || die "keysplit pem (open key file)"
-ms=$(sign_ms open.ref.pem)
-rc=$?
-check "client key file mode 644: refused (exit $rc) naming the permissions" \
-    bash -c "[ $rc -ne 0 ] && grep -q 'splitkey: permissions too open' open.ref.pem.err"
-check "client key file mode 644: no crash" no_crash open.ref.pem.err
+refused open "client key file mode 644" "splitkey: permissions too open" \
+    --combiner-pub keys/comb.pub --client-key "$T/open.key"
 # nginx with a refused reference: handshakes fail fast, the workers live on.
 kill "$NGX_PID"
 wait "$NGX_PID" 2>/dev/null
