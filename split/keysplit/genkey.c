@@ -18,7 +18,9 @@ static void genkey_usage(FILE *to)
                 "q = 2q'+1, and writes it, unencrypted PKCS#8 PEM, to the new file KEY.pem\n"
                 "with mode 0600 (refuses to overwrite it). Slow: a 1024-bit safe prime\n"
                 "takes seconds, a 2048-bit one minutes. Split it with\n"
-                "'keysplit split --mode threshold' and delete KEY.pem.\n");
+                "'keysplit split --mode threshold' (its record then carries the\n"
+                "verification keys for proofs of correct signature shares) and delete\n"
+                "KEY.pem.\n");
 }
 
 int split_cmd_genkey(int argc, char *argv[])

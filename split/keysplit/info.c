@@ -110,6 +110,12 @@ static int info_record(const char *cmd, const char *path, const uint8_t *text, s
         snprintf(label, sizeof(label), "share %u:", rec->shares[i].index);
         printf("%-14s holder %s, commitment %s\n", label, rec->shares[i].holder, hex);
     }
+    if (rec->mode == PROTO_MODE_THRESHOLD) {
+        printf("%-14s %s\n", "verify keys:",
+               rec->has_vkeys ? "yes (safe primes): every signature share comes with a proof of "
+                                "correctness"
+                              : "none: a wrong signature share is found by trying other subsets");
+    }
     r = split_record_verify(rec);
     printf("%-14s rsa-pss-sha256 by the key itself: %s\n",
            "signature:", r == 0 ? "ok" : "DOES NOT VERIFY");

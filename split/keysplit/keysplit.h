@@ -143,6 +143,11 @@ void split_cli_opened_cleanup(struct split_cli_opened *o);
  */
 int split_cli_tss_sign_test(const char *cmd, const struct split_cli_opened *o);
 /*
+ * split_cli_tss_vkeys_check (a record with verification keys): every opened
+ * share is the one its v_i names (v^s_i == v_i). SPLIT_CLI_OK or _FAIL.
+ */
+int split_cli_tss_vkeys_check(const char *cmd, const struct split_cli_opened *o);
+/*
  * split_cli_tss_recover (threshold mode): the private key from the first k
  * opened shares (*out, caller frees). SPLIT_CLI_OK or _FAIL.
  */

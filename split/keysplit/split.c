@@ -42,7 +42,13 @@ static void split_usage(FILE *to)
                 "or q again (keysplit combine can still rebuild the key from K shares).\n"
                 "Signatures only (PKCS#1 v1.5 and PSS: TLS 1.3 and TLS 1.2 ECDHE, no RSA\n"
                 "key exchange); each share is one full-size exponentiation, about four\n"
-                "times a CRT signature. Needs a prime public exponent larger than N.\n");
+                "times a CRT signature. Needs a prime public exponent larger than N.\n"
+                "For a key of safe primes (keysplit genkey --safe-primes) the record also\n"
+                "carries Shoup's verification keys, and every signature share comes with a\n"
+                "proof of its correctness (about three times a share's CPU on the holder),\n"
+                "so a combiner names a wrong share at once; other keys' wrong shares are\n"
+                "found by trying other subsets. Such a record holds N times the modulus\n"
+                "length of keys, at most 32768 bytes (N <= 128 for RSA-2048, 64 for 4096).\n");
 }
 
 struct split_cli_out {

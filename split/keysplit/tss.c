@@ -1,6 +1,8 @@
 /*
  * The threshold-mode halves of keysplit verify and combine: signing a test
- * digest with k key shares, and factoring N from them for disaster recovery.
+ * digest with k key shares (checking each share against its verification key
+ * and its proof, when the record has them), and factoring N from them for
+ * disaster recovery.
  */
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +38,45 @@ static int tss_check_sig(const struct proto_record *rec, const uint8_t *digest, 
     return r;
 }
 
+/*
+ * tss_signer makes a signer of one opened share and, when the record has
+ * verification keys, gives it v and its v_i, which checks v^s_i == v_i.
+ */
+static int tss_signer(const char *cmd, struct split_tss_signer **out,
+                      const struct proto_record *rec, const struct split_opened_share *share)
+{
+    int r;
+
+    *out = NULL;
+    if ((r = split_tss_signer_new(out, rec->modulus, rec->modulus_len, rec->num_shares, share->y,
+                                  rec->modulus_len)) != 0) {
+        split_cli_fail(cmd, "share %u cannot sign: %s", share->index, spk_strerror(r));
+        return r;
+    }
+    if (rec->has_vkeys && (r = split_tss_signer_set_vkeys(
+                               *out, rec->vkey_base, proto_record_vkey(rec, share->index))) != 0) {
+        split_cli_fail(cmd, "share %u is not the one the record's verification key v_%u names: %s",
+                       share->index, share->index, spk_strerror(r));
+        split_tss_signer_free(*out);
+        *out = NULL;
+        return r;
+    }
+    return 0;
+}
+
+int split_cli_tss_vkeys_check(const char *cmd, const struct split_cli_opened *o)
+{
+    struct split_tss_signer *signer = NULL;
+
+    for (size_t i = 0; i < o->num; i++) {
+        if (tss_signer(cmd, &signer, o->rec, &o->shares[i]) != 0) {
+            return SPLIT_CLI_FAIL;
+        }
+        split_tss_signer_free(signer);
+    }
+    return SPLIT_CLI_OK;
+}
+
 int split_cli_tss_sign_test(const char *cmd, const struct split_cli_opened *o)
 {
     const struct proto_record *rec = o->rec;
@@ -47,6 +88,8 @@ int split_cli_tss_sign_test(const char *cmd, const struct split_cli_opened *o)
     uint8_t sig[PROTO_BN_MAX];
     uint8_t digest[32];
     uint8_t salt[32];
+    uint8_t c[PROTO_TSS_C_LEN];
+    uint8_t z[PROTO_TSS_Z_MAX];
     size_t n_len = rec->modulus_len;
     unsigned bits = proto_record_modulus_bits(rec);
     int r;
@@ -62,10 +105,19 @@ int split_cli_tss_sign_test(const char *cmd, const struct split_cli_opened *o)
         return split_cli_fail(cmd, "out of memory");
     }
     for (size_t i = 0; i < o->num; i++) {
-        if ((r = split_tss_signer_new(&signer, rec->modulus, n_len, rec->num_shares, o->shares[i].y,
-                                      n_len)) != 0 ||
-            (r = split_tss_sign_share(signer, xs + i * n_len, em)) != 0) {
+        if ((r = tss_signer(cmd, &signer, rec, &o->shares[i])) != 0) {
+            goto out;
+        }
+        if ((r = split_tss_sign_share(signer, xs + i * n_len, em)) != 0) {
             split_cli_fail(cmd, "share %u cannot sign: %s", o->shares[i].index, spk_strerror(r));
+            goto out;
+        }
+        /* With verification keys: each share's proof, checked as a combiner checks it. */
+        if (rec->has_vkeys && ((r = split_tss_prove(signer, c, z, em, xs + i * n_len)) != 0 ||
+                               (r = split_tss_share_verify(rec, em, o->shares[i].index,
+                                                           xs + i * n_len, c, z)) != 0)) {
+            split_cli_fail(cmd, "share %u: its proof of correctness fails: %s", o->shares[i].index,
+                           spk_strerror(r));
             goto out;
         }
         split_tss_signer_free(signer);

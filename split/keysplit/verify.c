@@ -18,7 +18,9 @@ static void verify_usage(FILE *to)
                 "its commitment in the record; with at least k shares, rebuilds the key in\n"
                 "locked memory and checks that p * q is the record's modulus (threshold\n"
                 "mode: the shares sign a random test digest with RSA-PSS SHA-256, and the\n"
-                "signature is checked with the public key). Writes nothing.\n");
+                "signature is checked with the public key; when the record has verification\n"
+                "keys (a key of safe primes), each share is checked against its key and each\n"
+                "signature share's proof of correctness is checked too). Writes nothing.\n");
 }
 
 int split_cmd_verify(int argc, char *argv[])
@@ -58,9 +60,13 @@ int split_cmd_verify(int argc, char *argv[])
         goto out;
     }
     if (o.num < o.rec->threshold) {
-        printf("ok: record and %zu share(s) verified; %u shares are needed to check that the "
+        if (o.rec->has_vkeys && (ret = split_cli_tss_vkeys_check(cmd, &o)) != SPLIT_CLI_OK) {
+            goto out;
+        }
+        printf("ok: record and %zu share(s) verified%s; %u shares are needed to check that the "
                "key rebuilds\n",
-               o.num, o.rec->threshold);
+               o.num, o.rec->has_vkeys ? " (each against its verification key)" : "",
+               o.rec->threshold);
         ret = SPLIT_CLI_OK;
         goto out;
     }
@@ -69,8 +75,11 @@ int split_cmd_verify(int argc, char *argv[])
             goto out;
         }
         printf("ok: record and %zu share(s) verified; they sign a test digest (RSA-PSS "
-               "SHA-256) that verifies with the public key\n",
-               o.num);
+               "SHA-256) that verifies with the public key%s\n",
+               o.num,
+               o.rec->has_vkeys ? "; each signature share's proof of correctness verifies "
+                                  "against the record's verification keys"
+                                : "");
         goto out;
     }
     if ((tuple = spk_secret_new(split_tuple_len(&o.f))) == NULL) {

@@ -71,6 +71,8 @@ for spec in "rsa2048 3 5" "rsa3072 2 3"; do
     rec="$name/$id.record"
     run "$name: info shows the mode" "$KS" info "$rec"
     check "$name: info says threshold" grep -q '^mode: *threshold' "$T/stdout"
+    check "$name: no safe primes, no verification keys (info says so)" \
+        sh -c "grep -q '^verify keys: *none' '$T/stdout' && ! grep -q '^verify-' '$rec'"
     check "$name: record says mode threshold" grep -q '^mode threshold$' "$rec"
     check "$name: record has no field line" lacks '^field ' "$rec"
     run "$name: info of a share" "$KS" info "$name/$id.h2.share"
@@ -140,6 +142,14 @@ run "safe-prime key: split --mode threshold" "$KS" split --key safe.pem --thresh
 sid=$(cat "$T/stdout")
 run "safe-prime key: verify signs" "$KS" verify --record "safe/$sid.record" \
     --share "safe/$sid.h3.share" --holder-key keys/h3.key --share "safe/$sid.h1.share" --holder-key keys/h1.key
+"$KS" verify --record "safe/$sid.record" --share "safe/$sid.h3.share" --holder-key keys/h3.key \
+    --share "safe/$sid.h1.share" --holder-key keys/h1.key >verify.out 2>&1
+check "safe-prime key: verify checks every share's proof" grep -q 'proof of correctness verifies' verify.out
+"$KS" verify --record "safe/$sid.record" --share "safe/$sid.h2.share" --holder-key keys/h2.key >verify.out 2>&1
+check "safe-prime key: verify with one share checks it against its verification key" \
+    grep -q 'against its verification key' verify.out
+check "safe-prime key: the record has verification keys, info says so" \
+    sh -c "grep -q '^verify-base ' 'safe/$sid.record' && '$KS' info 'safe/$sid.record' | grep -q '^verify keys: *yes'"
 run "safe-prime key: combine" "$KS" combine --record "safe/$sid.record" \
     --share "safe/$sid.h2.share" --holder-key keys/h2.key --share "safe/$sid.h3.share" --holder-key keys/h3.key \
     --out safe-back.pem
