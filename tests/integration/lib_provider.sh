@@ -9,6 +9,8 @@
 #   lib_provider_key NAME [BITS]       NAME.pem/NAME.key signed by the test CA,
 #                                      split 2-of-3, NAME.ref.pem (key reference
 #                                      to $COMB_EP, plus $PROV_PEM_ARGS)
+#   lib_provider_bad_refs NAME         NAME.wrongid.ref.pem (a key id not its
+#                                      public key's), NAME.corrupt.ref.pem
 #   lib_provider_start                 holders, combiner, openssl.cnf ($OPENSSL_CONF)
 #   lib_provider_combiner_start/stop   the combiner alone (COMB_PID), with the
 #                                      client lines of $PROV_COMB_CLIENTS
@@ -44,6 +46,20 @@ lib_provider_key() { # NAME [BITS]
     "$KS" pem --record "shares/$id.record" --combiner "$COMB_EP" ${PROV_PEM_ARGS:-} \
         --out "$1.ref.pem" >/dev/null || die "keysplit pem $1"
     PROV_KEYS+=("$1")
+}
+
+# lib_provider_bad_refs NAME: two references the module must refuse, both
+# of NAME (made by lib_provider_key): one whose key id is not its public
+# key's (its first digit changed), one with its PEM body corrupted.
+lib_provider_bad_refs() {
+    local id wrong body
+    id=$(cat "$1.keyid")
+    wrong=$([ "${id:0:1}" = 0 ] && echo 1 || echo 0)${id:1}
+    body=$(sed '1d;$d' "$1.ref.pem" | base64 -d | sed "s/^key-id $id/key-id $wrong/" |
+        base64 -w 64)
+    printf -- '-----BEGIN SPLITKEY KEY REFERENCE-----\n%s\n-----END SPLITKEY KEY REFERENCE-----\n' \
+        "$body" >"$1.wrongid.ref.pem"
+    sed '3s/./#/' "$1.ref.pem" >"$1.corrupt.ref.pem"
 }
 
 # lib_provider_combiner_start: the combiner's file (lib_edge_comb_conf) with

@@ -71,6 +71,23 @@ lib_provider_combiner_start
 n_ok=$(lib_provider_served 10 "hello from nginx")
 check "combiner back: 10 of 10 served again ($n_ok)" test "$n_ok" -eq 10
 
+# Bad references: `nginx -t` refuses its configuration, naming the module's
+# reason where OpenSSL passes it on (a wrong key id), OpenSSL's own for a
+# body that is no PEM at all; never a crash.
+lib_provider_bad_refs www
+for bad in wrongid corrupt; do
+    sed "s|ssl_certificate_key .*;|ssl_certificate_key $T/www.$bad.ref.pem;|" ngx/nginx.conf \
+        >ngx/bad.conf
+    lib_provider_run "$NGINX" -t -p "$T/ngx" -c "$T/ngx/bad.conf" >ngx/bad.$bad.out 2>&1
+    echo $? >ngx/bad.$bad.rc
+done
+check "nginx -t, reference with a wrong key id: refused ($(cat ngx/bad.wrongid.rc)) naming it" \
+    bash -c "[ $(cat ngx/bad.wrongid.rc) -ne 0 ] &&
+        grep -q \"splitkey: the key reference's key id is not its public key's\" ngx/bad.wrongid.out"
+check "nginx -t, corrupted reference: refused ($(cat ngx/bad.corrupt.rc)) with a reason" \
+    bash -c "[ $(cat ngx/bad.corrupt.rc) -ne 0 ] && grep -q 'cannot load certificate key' ngx/bad.corrupt.out"
+check "nginx -t, bad references: no crash" \
+    bash -c "! grep -qE 'Segmentation|Aborted|AddressSanitizer|runtime error' ngx/bad.*.out"
 check "no worker crashed" bash -c "! grep -q 'exited on signal' ngx/logs/error.log"
 check "no sanitizer report from a program with the module" lib_provider_no_sanitizer_reports
 echo "$passed passed, $failed failed"

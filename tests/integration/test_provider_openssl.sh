@@ -121,16 +121,12 @@ check "splitkey: URI of a certificate + reference file: the key after the certif
 
 # ---- bad input ----------------------------------------------------------------------
 # A reference whose key id is not its public key's.
-id=$(cat www.keyid)
-other=$(cat ca2.keyid)
-body=$(sed '1d;$d' www.ref.pem | base64 -d | sed "s/^key-id $id/key-id $other/" | base64 -w 64)
-printf -- '-----BEGIN SPLITKEY KEY REFERENCE-----\n%s\n-----END SPLITKEY KEY REFERENCE-----\n' \
-    "$body" >wrongid.ref.pem
+lib_provider_bad_refs www
 # OSSL_STORE (the CLI's loader) keeps only its own error: "Could not read".
-openssl dgst -sha256 -sign wrongid.ref.pem -out /dev/null msg 2>err.txt
+openssl dgst -sha256 -sign www.wrongid.ref.pem -out /dev/null msg 2>err.txt
 rc=$?
 check "wrong key id: refused (exit $rc): the key is not read" \
-    bash -c "[ $rc -ne 0 ] && grep -q 'Could not read private key from wrongid.ref.pem' err.txt"
+    bash -c "[ $rc -ne 0 ] && grep -q 'Could not read private key from www.wrongid.ref.pem' err.txt"
 check "wrong key id: no crash" no_crash err.txt
 # A key the combiner does not know (split, but its share is not configured).
 "$KS" split --key "$SRC_DATA/rsa3072.pem" --threshold 2 --holder keys/comb.pub --holder keys/h1.pub \
@@ -142,9 +138,8 @@ if ls unknown/*.record >/dev/null 2>&1; then
     check "unknown key: refused (exit $rc) naming unknown-key" \
         bash -c "[ $rc -ne 0 ] && grep -q 'splitkey: combiner does not know this key' err.txt"
 fi
-# A corrupted PEM body.
-sed '3s/./#/' www.ref.pem >corrupt.ref.pem
-openssl dgst -sha256 -sign corrupt.ref.pem -out /dev/null msg 2>err.txt
+# A corrupted PEM body (lib_provider_bad_refs).
+openssl dgst -sha256 -sign www.corrupt.ref.pem -out /dev/null msg 2>err.txt
 rc=$?
 check "corrupted PEM: refused (exit $rc), no crash" bash -c "[ $rc -ne 0 ]"
 check "corrupted PEM: no crash" no_crash err.txt
@@ -160,9 +155,9 @@ bad_uri "no path" "splitkey:" "splitkey: a key reference URI is splitkey:PATH"
 bad_uri "a missing file" "splitkey:$T/missing.pem" "splitkey: cannot read $T/missing.pem"
 bad_uri "a certificate, no reference" "splitkey:$T/www.pem" \
     "splitkey: $T/www.pem holds no well-formed SPLITKEY KEY REFERENCE block"
-bad_uri "a corrupted reference" "splitkey:$T/corrupt.ref.pem" \
+bad_uri "a corrupted reference" "splitkey:$T/www.corrupt.ref.pem" \
     "holds no well-formed SPLITKEY KEY REFERENCE block"
-bad_uri "a wrong key id" "splitkey:$T/wrongid.ref.pem" \
+bad_uri "a wrong key id" "splitkey:$T/www.wrongid.ref.pem" \
     "splitkey: the key reference's key id is not its public key's"
 # The combiner gone: unreachable, quickly.
 lib_provider_combiner_stop
@@ -216,9 +211,9 @@ if command -v valgrind >/dev/null && ! lib_edge_sanitized; then
     check "valgrind: req -new clean (exit $?)" openssl req -verify -in vg.csr -noout
     vg openssl pkeyutl -sign -inkey "$U" -pkeyopt digest:sha256 -in msg.sha256 -out vg.pk 2>vg.err
     check "valgrind: pkeyutl -sign -inkey splitkey:PATH clean (exit $?)" cmp -s vg.pk pk.key
-    vg openssl pkey -in "splitkey:$T/wrongid.ref.pem" -pubout -out /dev/null 2>vg.err
+    vg openssl pkey -in "splitkey:$T/www.wrongid.ref.pem" -pubout -out /dev/null 2>vg.err
     vg openssl pkey -in "splitkey://elsewhere/x" -pubout -out /dev/null 2>vg.err
-    vg openssl dgst -sha256 -sign corrupt.ref.pem -out /dev/null msg 2>vg.err
+    vg openssl dgst -sha256 -sign www.corrupt.ref.pem -out /dev/null msg 2>vg.err
     check "valgrind: a corrupted reference refused cleanly (exit $?, not 99)" \
         bash -c "! grep -q 'ERROR SUMMARY: [1-9]' vg.*.log"
     check "valgrind: no errors reported" bash -c "! grep -qE '(Invalid|uninitialised|definitely lost)' vg.*.log"
