@@ -34,7 +34,8 @@ static void pem_usage(FILE *to)
                 "  --combiner ENDPOINT ipc://PATH or tcp://HOST:PORT\n"
                 "  --combiner-pub FILE for tcp://: the combiner's .pub file (its CURVE key)\n"
                 "  --client-key FILE   for tcp://: the client's own key file (keysplit keygen),\n"
-                "                      as the program using F will open it (an absolute path)\n"
+                "                      as the program using F will open it (an absolute path;\n"
+                "                      owned by the program's user, mode 0600)\n"
                 "  --out F             the file to write\n");
 }
 
