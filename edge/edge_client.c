@@ -575,11 +575,15 @@ static int edge_job_wake_fd(struct edge_client *c, ASYNC_JOB *job)
     return fd;
 }
 
+/* edge_drain_fd: one read takes an eventfd's whole count; the only write
+ * (edge_pending_finish) happens once per operation, so after the job sees
+ * its operation done the fd is empty again for the next one. */
 static void edge_drain_fd(int fd)
 {
     uint64_t v;
 
-    while (read(fd, &v, sizeof(v)) > 0) {
+    if (read(fd, &v, sizeof(v)) < 0) {
+        (void)errno; /* already empty */
     }
 }
 
@@ -641,7 +645,6 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     c->num_pending++;
 
     if (job != NULL) {
-        edge_drain_fd(p.wake_fd);
         while (!p.done) {
             if (!ASYNC_pause_job()) {
                 edge_pending_finish(c, &p, SPK_ERR_INTERNAL);
