@@ -491,14 +491,14 @@ static bool edge_unix_read(struct edge_client *c)
     return false;
 }
 
-void edge_client_process(struct edge_client *c)
+static void edge_client_step(struct edge_client *c, bool read_unix)
 {
     struct edge_pending *p;
     struct edge_pending *next;
     uint64_t now;
     bool lost = false;
 
-    if (c->is_unix) {
+    if (c->is_unix && read_unix) {
         lost = edge_unix_read(c);
     }
     for (; c->sock != NULL;) {
@@ -539,6 +539,19 @@ void edge_client_process(struct edge_client *c)
         }
     }
     edge_client_resend(c);
+}
+
+void edge_client_process(struct edge_client *c)
+{
+    edge_client_step(c, true);
+}
+
+void edge_client_tick(struct edge_client *c)
+{
+    /* A unix:// socket is read when epoll says so: a recvmmsg on every loop
+     * turn was one failed system call per turn. A DEALER is asked each turn
+     * (no system call; its ZMQ_FD only signals edges). */
+    edge_client_step(c, false);
 }
 
 static void edge_wake_fd_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd,

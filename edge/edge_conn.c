@@ -334,6 +334,13 @@ static bool edge_conn_start_upstream(struct edge_conn *c)
         return edge_conn_upstream_failed(c);
     }
     if (c->loop->cfg->proxy_protocol) {
+        /* The local address only matters here: asked for on every accept it
+         * was a system call per connection for nothing. */
+        socklen_t llen = sizeof(c->local);
+
+        if (getsockname(c->cev.fd, (struct sockaddr *)&c->local, &llen) != 0) {
+            memset(&c->local, 0, sizeof(c->local)); /* LOCAL: no addresses */
+        }
         c->c2u_len = edge_proxy_header(c, c->c2u);
         edge_conn_note_used(&c->c2u_used, c->c2u_len);
     }
@@ -550,7 +557,6 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         struct edge_conn *c;
-        socklen_t llen;
         int one = 1;
         int fd = accept4(lev->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
@@ -570,8 +576,6 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         c->cev = (struct edge_ev){EDGE_EV_CLIENT, fd, 0, c};
         c->uev = (struct edge_ev){EDGE_EV_UPSTREAM, -1, 0, c};
         c->peer = peer;
-        llen = sizeof(c->local);
-        getsockname(fd, (struct sockaddr *)&c->local, &llen);
         c->sites = L->sites;
         c->sites->refs++;
         c->site = &c->sites->v[0];

@@ -233,7 +233,7 @@ static void edge_tick(struct edge_loop *L)
     uint64_t now = spk_now_ms();
     struct edge_conn *c, *next;
 
-    edge_client_process(L->client);
+    edge_client_tick(L->client);
     edge_comb_watch(L);
     if (now - L->last_tick < EDGE_TICK_MS) {
         return;

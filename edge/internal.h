@@ -79,9 +79,15 @@ int edge_client_fd(const struct edge_client *c);
 /*
  * edge_client_process reads every answer without blocking and expires
  * operations past their deadline, waking their jobs. Call when the fd is
- * readable and once per loop turn (ZMQ_FD is edge-triggered).
+ * readable, and edge_client_tick once per loop turn (ZMQ_FD is
+ * edge-triggered; unix:// requests of the turn leave then).
  */
 void edge_client_process(struct edge_client *c);
+
+/* edge_client_tick: edge_client_process for the end of a loop turn (sends
+ * what the turn queued, expires, resends), reading a unix:// socket only
+ * when the loop saw it readable (edge_client_process). */
+void edge_client_tick(struct edge_client *c);
 
 /* edge_client_fail_all ends every operation in flight with |err|. */
 void edge_client_fail_all(struct edge_client *c, int err);

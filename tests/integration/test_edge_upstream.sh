@@ -3,7 +3,8 @@
 # TCP connection is reset after the handshake (curl and a plain TLS client see
 # a reset, not a clean close); after a reload with `upstream-failure http502`
 # an HTTP client gets a 502 response and close_notify. The edge counts both,
-# keeps serving, and serves normally again once the origin is back.
+# keeps serving, and serves normally again once the origin is back. With
+# proxy-protocol yes the origin gets a PROXY v2 header with both addresses.
 # Usage: test_edge_upstream.sh BUILD_DIR
 set -uo pipefail
 
@@ -67,6 +68,40 @@ lib_edge_origin
 got=$("${CURL[@]}" https://a.test:$P_EDGE/index.html 2>>curl.err)
 check "origin back: served again" [ "$got" = "hello from the origin" ]
 check "the edge process is alive" kill -0 $EDGE_PID
+
+# ---- proxy-protocol yes: a PROXY v2 header with both addresses -------------------------
+P_PP=$((P_FREE + 1))
+cat >pp_origin.py <<'EOF'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+c, _ = s.accept()
+data = b""
+while b"\r\n\r\n" not in data:
+    d = c.recv(4096)
+    if not d:
+        break
+    data += d
+open(sys.argv[2], "w").write(data[:28].hex())
+c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nproxy\n")
+c.close()
+EOF
+python3 pp_origin.py $P_PP pp.hex 2>pp.err &
+PIDS+=($!)
+sleep 0.3
+write_conf "proxy-protocol yes" | sed "s|^upstream .*|upstream 127.0.0.1:$P_PP|" >edge.conf
+kill -HUP $EDGE_PID
+sleep 0.5
+got=$("${CURL[@]}" https://a.test:$P_EDGE/index.html 2>>curl.err)
+check "proxy-protocol: served through an origin that reads the header ($got)" [ "$got" = proxy ]
+# v2 signature, PROXY over TCP/IPv4, 12 address bytes: 127.0.0.1 -> 127.0.0.1,
+# then the client's port and the edge's listening port.
+want_dst=$(printf '%04x' "$P_EDGE")
+hdr=$(cat pp.hex 2>/dev/null)
+check "proxy-protocol: the v2 header names the client and the edge's address ($hdr)" \
+    bash -c "[[ \$1 =~ ^0d0a0d0a000d0a515549540a2111000c7f0000017f000001[0-9a-f]{4}$want_dst\$ ]]" _ "$hdr"
 
 write_conf "upstream-failure sometimes" >bad.conf
 check "upstream-failure with another value is refused" \
