@@ -2,11 +2,16 @@
 # test_edge*.sh (not a test itself: it has no test_ prefix). Real processes on
 # 127.0.0.1 only: a test CA and certificates, keys split 2-of-3 between the
 # edge's combiner and two share-holders (h1, h2), the holders, a small origin
-# and the edge.
+# and the edge. test_keysplit*.sh and test_tss_circl.sh source it for the
+# scratch directory, the counters and lib_edge_keygen only.
 #
-#   lib_edge_init NAME BUILD_DIR   binaries, a work dir $T (removed at exit
-#                                  unless $KEEP is set), ports,
-#                                  pass/fail/check/die, cleanup trap
+#   lib_edge_scratch NAME BUILD_DIR  BUILD, SRC, DATA, KS, the counters, a
+#                                  work dir $T (removed at exit unless $KEEP
+#                                  is set) and the cleanup trap
+#   lib_edge_init NAME BUILD_DIR   lib_edge_scratch, the other binaries,
+#                                  ports, cd to $T
+#   pass/fail/check/die            count and report one result
+#   lib_edge_keygen NAME...        keys/NAME.{key,pub} for each NAME
 #   lib_edge_pki                   ca.pem, ca.key
 #   lib_edge_mkcert NAME BITS [KEY]  NAME.pem for DNS:NAME with NAME.key
 #                                  (a new key, or a copy of KEY)
@@ -48,17 +53,23 @@ lib_edge_sanitized() {
     grep -qE '^SPK_(ASAN|UBSAN):BOOL=ON' "$BUILD/CMakeCache.txt" 2>/dev/null
 }
 
-lib_edge_init() { # NAME BUILD_DIR
+lib_edge_scratch() { # NAME BUILD_DIR
     BUILD=$(cd "${2:?usage: $1.sh BUILD_DIR}" && pwd)
+    SRC=${SPK_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+    DATA=$SRC/tests/data
     KS=$BUILD/split/keysplit
-    SH=$BUILD/share-holder/share-holder
-    EDGE=$BUILD/edge/edge
-    COMBINER=$BUILD/combiner/combiner
     T=$(mktemp -d "/tmp/spk-$1.XXXXXX")
     PIDS=()
     passed=0
     failed=0
     trap lib_edge_cleanup EXIT
+}
+
+lib_edge_init() { # NAME BUILD_DIR
+    lib_edge_scratch "$@"
+    SH=$BUILD/share-holder/share-holder
+    EDGE=$BUILD/edge/edge
+    COMBINER=$BUILD/combiner/combiner
     for bin in "$KS" "$SH" "$EDGE"; do
         [ -x "$bin" ] || die "missing $bin"
     done
@@ -122,12 +133,16 @@ lib_edge_mkcert() { # NAME BITS [KEY]
             -days 2 -extfile "$1.ext" 2>/dev/null
 }
 
+lib_edge_keygen() { # NAME...
+    local n
+    for n in "$@"; do
+        "$KS" keygen --name "$n" --out keys >/dev/null || die "keygen $n"
+    done
+}
+
 lib_edge_holder_keys() { # [NAME...]
     mkdir -p keys shares h1 h2
-    local n
-    for n in comb h1 h2 "$@"; do
-        "$KS" keygen --name $n --out keys >/dev/null || die "keygen $n"
-    done
+    lib_edge_keygen comb h1 h2 "$@"
 }
 
 lib_edge_split() { # NAME [MODE]: prints the key id

@@ -4,23 +4,9 @@
 # directory exactly as it was). Usage: test_keysplit.sh BUILD_DIR
 set -euo pipefail
 
-BUILD=$(cd "${1:?usage: test_keysplit.sh BUILD_DIR}" && pwd)
-SRC=${SPK_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-KS=$BUILD/split/keysplit
-DATA=$SRC/tests/data
-T=$(mktemp -d /tmp/spk-test-keysplit.XXXXXX)
-trap 'rm -rf "$T"' EXIT
-
-passed=0
-failed=0
-pass() {
-    echo "ok:   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1"
-    failed=$((failed + 1))
-}
+# shellcheck source=tests/integration/lib_edge.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
+lib_edge_scratch test-keysplit "${1:-}"
 
 # run DESC CMD...: CMD must succeed; its output is in $T/stdout and $T/stderr.
 run() {
@@ -38,17 +24,6 @@ run() {
 # lacks TEXT FILE / differs A B: small negations for check.
 lacks() { ! grep -qF -- "$1" "$2"; }
 differs() { ! cmp -s "$1" "$2"; }
-
-# check DESC CMD...: a plain test.
-check() {
-    local desc=$1
-    shift
-    if "$@"; then
-        pass "$desc"
-    else
-        fail "$desc"
-    fi
-}
 
 # listing DIR: names, modes, sizes and contents of everything in DIR.
 listing() {

@@ -6,23 +6,10 @@
 # Usage: test_keysplit_threshold.sh BUILD_DIR
 set -euo pipefail
 
-BUILD=$(cd "${1:?usage: test_keysplit_threshold.sh BUILD_DIR}" && pwd)
-SRC=${SPK_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-KS=$BUILD/split/keysplit
-DATA=$SRC/tests/data
-T=$(mktemp -d /tmp/spk-test-keysplit-tss.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/integration/lib_edge.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
+lib_edge_scratch test-keysplit-tss "${1:-}"
 
-passed=0
-failed=0
-pass() {
-    echo "ok:   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1"
-    failed=$((failed + 1))
-}
 # run DESC CMD...: CMD must succeed; output in $T/stdout, $T/stderr.
 run() {
     local desc=$1 rc=0
@@ -42,12 +29,6 @@ refused() {
         fail "$desc (exit $rc): $(head -c 300 "$T/stderr")"
     fi
 }
-# check DESC CMD...: a plain test.
-check() {
-    local desc=$1
-    shift
-    if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
 lacks() { ! grep -q -- "$1" "$2"; }
 absent() { [ ! -e "$1" ]; }
 # key_text PEM: n, e, p, q of a private key as OpenSSL prints them.
@@ -56,9 +37,7 @@ key_text() {
 }
 
 cd "$T"
-for h in h1 h2 h3 h4 h5; do
-    "$KS" keygen --name "$h" --out keys >/dev/null
-done
+lib_edge_keygen h1 h2 h3 h4 h5
 
 # RSA-2048 3-of-5 and RSA-3072 2-of-3.
 for spec in "rsa2048 3 5" "rsa3072 2 3"; do

@@ -11,34 +11,16 @@
 # Usage: test_tss_circl.sh BUILD_DIR
 set -euo pipefail
 
-BUILD=$(cd "${1:?usage: test_tss_circl.sh BUILD_DIR}" && pwd)
-SRC=${SPK_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-KS=$BUILD/split/keysplit
-TOOL=$BUILD/tests/tss_tool
-DATA=$SRC/tests/data
 CIRCL_SRC=/usr/share/gocode/src/github.com/cloudflare/circl/tss/rsa
 if ! command -v go >/dev/null || [ ! -d "$CIRCL_SRC" ]; then
     echo "SKIP: needs golang-go and golang-github-cloudflare-circl-dev"
     exit 77
 fi
-T=$(mktemp -d /tmp/spk-test-tss-circl.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/integration/lib_edge.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
+lib_edge_scratch test-tss-circl "${1:-}"
+TOOL=$BUILD/tests/tss_tool
 
-passed=0
-failed=0
-pass() {
-    echo "ok:   $1"
-    passed=$((passed + 1))
-}
-fail() {
-    echo "FAIL: $1"
-    failed=$((failed + 1))
-}
-check() {
-    local desc=$1
-    shift
-    if "$@"; then pass "$desc"; else fail "$desc"; fi
-}
 unhex() { python3 -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.argv[1]))' "$1"; }
 tohex() { od -An -tx1 -v | tr -d ' \n'; }
 
@@ -49,9 +31,7 @@ CIRCL=$T/circl_tss
 
 cd "$T"
 openssl pkey -in "$DATA/rsa2048.pem" -pubout -out pub.pem
-for h in h1 h2 h3 h4 h5; do
-    "$KS" keygen --name "$h" --out keys >/dev/null
-done
+lib_edge_keygen h1 h2 h3 h4 h5
 
 # verify_sig OP SIG_HEX: openssl dgst -verify over msg.
 verify_sig() {
