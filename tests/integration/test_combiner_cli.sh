@@ -11,30 +11,15 @@ B=$(cd "${1:?usage: test_combiner_cli.sh BUILD_DIR}" && pwd)
 SRC=$(cd "$(dirname "$0")/../.." && pwd)
 KS=$B/split/keysplit
 CB=$B/combiner/combiner
-for bin in "$KS" "$CB"; do
-    if [ ! -x "$bin" ]; then
-        echo "missing $bin: build it first"
-        echo "0 passed, 1 failed"
-        exit 1
-    fi
-done
-
-T=$(mktemp -d /tmp/spk-combiner-cli.XXXXXX)
-trap 'rm -rf "$T"' EXIT
+# shellcheck source=tests/integration/lib_holder.sh
+. "$SRC/tests/integration/lib_holder.sh"
+holder_need_bins "$KS" "$CB"
+holder_scratch spk-combiner-cli
 cd "$T" || exit 1
 
-pass=0
-fail=0
-ok() {
-    pass=$((pass + 1))
-    echo "ok - $1"
-}
-bad() {
-    fail=$((fail + 1))
-    echo "FAIL - $1"
-}
-check() {
-    # check NAME COMMAND...: passes when COMMAND succeeds.
+# Unlike lib_holder.sh's check, this one keeps COMMAND's output off the log
+# and shows its start when COMMAND fails.
+check() { # NAME COMMAND...: passes when COMMAND succeeds
     local name=$1
     shift
     if "$@" >"$T/out.txt" 2>&1; then
