@@ -95,4 +95,11 @@ BIGNUM *split_tss_bn_secret(void);
 /* split_tss_signer_proof_free wipes and frees signer->prover (split_tss_proof.c). */
 void split_tss_signer_proof_free(struct split_tss_signer *signer);
 
+/*
+ * split_tss_subset_next advances |sel|, k increasing indices in 0..num-1, to
+ * the next k-subset in lexicographic order and returns true, or returns false
+ * after the last one. Start from {0, 1, ..., k-1}.
+ */
+bool split_tss_subset_next(unsigned *sel, unsigned k, unsigned num);
+
 #endif

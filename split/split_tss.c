@@ -489,8 +489,7 @@ out:
     return ok;
 }
 
-/* split_tss_next_subset: the next k-subset of 0..num-1 in lexicographic order. */
-static bool split_tss_next_subset(unsigned *sel, unsigned k, unsigned num)
+bool split_tss_subset_next(unsigned *sel, unsigned k, unsigned num)
 {
     unsigned i = k;
 
@@ -581,7 +580,7 @@ int split_tss_combine(uint8_t *out_sig, uint8_t *out_bad, const uint8_t *n, size
     }
     do {
         found = split_tss_try(&c, y, xs, indices, sel);
-    } while (!found && ++tries < SPLIT_TSS_SUBSETS_MAX && split_tss_next_subset(sel, k, num_ok));
+    } while (!found && ++tries < SPLIT_TSS_SUBSETS_MAX && split_tss_subset_next(sel, k, num_ok));
     if (!found) {
         goto free_xs;
     }

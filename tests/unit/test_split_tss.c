@@ -20,6 +20,7 @@
 #include <openssl/rsa.h>
 #include <sodium.h>
 
+#include "split/internal.h"
 #include "split/split.h"
 #include "testutil.h"
 
@@ -141,23 +142,6 @@ static size_t encode(const struct dealt *d, uint8_t op, uint8_t *em, uint8_t *di
     return digest_len;
 }
 
-static bool next_subset(unsigned *sel, unsigned k, unsigned num)
-{
-    unsigned i = k;
-
-    while (i > 0 && sel[i - 1] == num - k + (i - 1)) {
-        i--;
-    }
-    if (i == 0) {
-        return false;
-    }
-    sel[i - 1]++;
-    for (unsigned j = i; j < k; j++) {
-        sel[j] = sel[j - 1] + 1;
-    }
-    return true;
-}
-
 static void every_subset(const char *name, unsigned k, unsigned n)
 {
     struct dealt d;
@@ -199,7 +183,7 @@ static void every_subset(const char *name, unsigned k, unsigned n)
                          sign_ops[o]);
             }
             subsets++;
-        } while (next_subset(sel, k, n));
+        } while (split_tss_subset_next(sel, k, n));
     }
     assert_int_equal(subsets, (quick ? 2 : sizeof(sign_ops)) * (k == 2 ? 3 : 10));
     dealt_free(&d);
