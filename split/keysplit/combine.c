@@ -87,8 +87,8 @@ int split_cmd_combine(int argc, char *argv[])
     if ((ret = split_cli_shareset_check(cmd, &set)) != SPLIT_CLI_OK) {
         return ret;
     }
-    if (split_cli_exists(out_path)) {
-        return split_cli_fail(cmd, "%s exists; refusing to overwrite it", out_path);
+    if (split_cli_out_absent(cmd, out_path) != SPLIT_CLI_OK) {
+        return SPLIT_CLI_FAIL;
     }
     if ((ret = split_cli_open_shares(&o, cmd, set.record, set.share_paths, set.key_paths,
                                      set.num_shares, split_cli_verbose)) != SPLIT_CLI_OK) {

@@ -130,18 +130,24 @@ bool split_cli_parse_uint(const char *s, unsigned max, unsigned *out)
     return true;
 }
 
-bool split_cli_path(char *out, size_t cap, const char *dir, const char *name)
-{
-    int n = snprintf(out, cap, "%s/%s", dir, name);
-
-    return n > 0 && (size_t)n < cap;
-}
-
-bool split_cli_exists(const char *path)
+int split_cli_out_absent(const char *cmd, const char *path)
 {
     struct stat st;
 
-    return lstat(path, &st) == 0 || errno != ENOENT;
+    if (lstat(path, &st) == 0 || errno != ENOENT) {
+        return split_cli_fail(cmd, "%s exists; refusing to overwrite it", path);
+    }
+    return SPLIT_CLI_OK;
+}
+
+int split_cli_out_path(const char *cmd, char *out, size_t cap, const char *dir, const char *name)
+{
+    int n = snprintf(out, cap, "%s/%s", dir, name);
+
+    if (n <= 0 || (size_t)n >= cap) {
+        return split_cli_fail(cmd, "output path too long");
+    }
+    return split_cli_out_absent(cmd, out);
 }
 
 bool split_cli_is_dir(const char *path)

@@ -71,8 +71,8 @@ int split_cmd_genkey(int argc, char *argv[])
         return split_cli_usage(cmd, "--safe-primes '%s': 2048 to 8192 bits, a multiple of 16",
                                bits_arg);
     }
-    if (split_cli_exists(out_path)) {
-        return split_cli_fail(cmd, "%s exists; refusing to overwrite it", out_path);
+    if (split_cli_out_absent(cmd, out_path) != SPLIT_CLI_OK) {
+        return SPLIT_CLI_FAIL;
     }
     if ((r = split_tss_safe_key_new(&pkey, bits)) != 0) {
         split_cli_fail(cmd, "cannot make the key: %s", spk_strerror(r));

@@ -85,18 +85,12 @@ int split_cmd_keygen(int argc, char *argv[])
         return SPLIT_CLI_FAIL;
     }
     snprintf(file, sizeof(file), "%s.key", name);
-    if (!split_cli_path(key_path, sizeof(key_path), dir, file)) {
-        return split_cli_fail(cmd, "output path too long");
+    if (split_cli_out_path(cmd, key_path, sizeof(key_path), dir, file) != SPLIT_CLI_OK) {
+        return SPLIT_CLI_FAIL;
     }
     snprintf(file, sizeof(file), "%s.pub", name);
-    if (!split_cli_path(pub_path, sizeof(pub_path), dir, file)) {
-        return split_cli_fail(cmd, "output path too long");
-    }
-    if (split_cli_exists(key_path)) {
-        return split_cli_fail(cmd, "%s exists; refusing to overwrite it", key_path);
-    }
-    if (split_cli_exists(pub_path)) {
-        return split_cli_fail(cmd, "%s exists; refusing to overwrite it", pub_path);
+    if (split_cli_out_path(cmd, pub_path, sizeof(pub_path), dir, file) != SPLIT_CLI_OK) {
+        return SPLIT_CLI_FAIL;
     }
 
     if ((key = spk_secret_new(sizeof(*key))) == NULL ||

@@ -81,10 +81,18 @@ int split_cli_shareset_check(const char *cmd, const struct split_cli_shareset *s
 
 /* split_cli_parse_uint: a decimal number in [0, max] with nothing after it. */
 bool split_cli_parse_uint(const char *s, unsigned max, unsigned *out);
-/* split_cli_path writes DIR/NAME into |out|; false when it does not fit. */
-bool split_cli_path(char *out, size_t cap, const char *dir, const char *name);
-/* split_cli_exists: something (even a dangling link) is at |path|. */
-bool split_cli_exists(const char *path);
+/*
+ * split_cli_out_absent: nothing (not even a dangling link) is at |path|, where
+ * the command is to create a file; otherwise it fails, as it refuses to
+ * overwrite.
+ */
+int split_cli_out_absent(const char *cmd, const char *path);
+/*
+ * split_cli_out_path writes DIR/NAME, a file the command is to create, into
+ * |out|; it fails when that does not fit in |cap| or, as
+ * split_cli_out_absent, when something is there.
+ */
+int split_cli_out_path(const char *cmd, char *out, size_t cap, const char *dir, const char *name);
 /* split_cli_is_dir: |path| is a directory. */
 bool split_cli_is_dir(const char *path);
 /*

@@ -212,26 +212,18 @@ int split_cmd_split(int argc, char *argv[])
     /* Every path first: one that exists refuses the whole run. */
     split_cli_hex(id, rec->key_id, PROTO_KEY_ID_LEN);
     snprintf(name, sizeof(name), "%s.record", id);
-    if (!split_cli_path(files[0].path, sizeof(files[0].path), dir, name)) {
-        split_cli_fail(cmd, "output path too long");
+    if (split_cli_out_path(cmd, files[0].path, sizeof(files[0].path), dir, name) != SPLIT_CLI_OK) {
         goto out;
     }
     files[0].mode = 0644;
     for (i = 0; i < num_holders; i++) {
         snprintf(name, sizeof(name), "%s.%s.share", id, shares[i].holder);
-        if (!split_cli_path(files[i + 1].path, sizeof(files[i + 1].path), dir, name)) {
-            split_cli_fail(cmd, "output path too long");
+        if (split_cli_out_path(cmd, files[i + 1].path, sizeof(files[i + 1].path), dir, name) !=
+            SPLIT_CLI_OK) {
             goto out;
         }
         /* Sealed, so not secret; but only its holder has any use for it. */
         files[i + 1].mode = 0600;
-    }
-    for (i = 0; i <= num_holders; i++) {
-        if (split_cli_exists(files[i].path)) {
-            split_cli_fail(cmd, "%s exists; refusing to overwrite it (nothing was written)",
-                           files[i].path);
-            goto out;
-        }
     }
 
     /* Every encoding next, so nothing but the disk can fail once writing starts. */
