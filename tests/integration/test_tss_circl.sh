@@ -7,6 +7,10 @@
 # CIRCL's CombineSignShares must do the same with ours. CIRCL 1.3.1 divides
 # its Lagrange coefficients as integers and is wrong for non-consecutive
 # sets, so its combine gets consecutive sets only; ours gets {1, 3, 5}.
+# The keys here are not of safe primes, so their records carry no
+# verification keys and no share has a proof: CIRCL makes none. For a record
+# with verification keys a combiner refuses any share without its proof, so
+# CIRCL's shares (and SignShare's output alone) do not serve such a key.
 # Exits 77 (skipped) when Go or CIRCL is not installed.
 # Usage: test_tss_circl.sh BUILD_DIR
 set -euo pipefail
