@@ -9,7 +9,8 @@
 # when its share arrives (the log line of the proof check, never the subset
 # search's), counted in the daemon's metrics, and every operation succeeds
 # from h1 and h3. A holder whose record has no verification keys sends no
-# proof: its shares are refused for this key and it is counted too.
+# proof: its shares are refused for this key and it is counted too. A holder
+# whose record's v_i is not v^s_i refuses its share at load.
 # Usage: test_combiner_tss_proof.sh BUILD_DIR
 set -u
 
@@ -43,19 +44,29 @@ check "two splits of the safe-prime key, both with verification keys" \
     sh -c "[ -n '$K' ] && [ '$K' = '$K2' ] && grep -q '^verify-base ' '$REC' &&
            grep -q '^verify-base ' '$T/s2/$K2.record'"
 
+# resign BODY OUT: the record body BODY (every line before 'signature')
+# signed by the key, as keysplit signs a record (RSA-PSS SHA-256, salt 32)
+resign() {
+    openssl dgst -sha256 -binary "$1" >"$1.dgst"
+    openssl pkeyutl -sign -inkey "$PEM" -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 \
+        -pkeyopt digest:sha256 -in "$1.dgst" -out "$1.sig" 2>/dev/null
+    {
+        cat "$1"
+        printf 'signature %s\n' "$(od -An -tx1 -v "$1.sig" | tr -d ' \n')"
+    } >"$2"
+}
 # A record of split S without its verification keys, signed again by the key
 # (as an old keysplit would have written it): a holder loading it sends no proof.
-mkdir -p "$T/nov"
+mkdir -p "$T/nov" "$T/swap"
 grep -v '^verify-' "$REC" | sed '/^signature /d' >"$T/nov/body"
-openssl dgst -sha256 -binary "$T/nov/body" >"$T/nov/body.dgst"
-openssl pkeyutl -sign -inkey "$PEM" -pkeyopt rsa_padding_mode:pss -pkeyopt rsa_pss_saltlen:32 \
-    -pkeyopt digest:sha256 -in "$T/nov/body.dgst" -out "$T/nov/sig" 2>/dev/null
-{
-    cat "$T/nov/body"
-    printf 'signature %s\n' "$(od -An -tx1 -v "$T/nov/sig" | tr -d ' \n')"
-} >"$T/nov/$K.record"
+resign "$T/nov/body" "$T/nov/$K.record"
 check "a re-signed record without verification keys" \
     sh -c "! grep -q '^verify-' '$T/nov/$K.record' && [ \$(wc -l <'$T/nov/$K.record') -eq 13 ]"
+# And one whose v_1 is v_2 (signed, so only the holder's own check can tell).
+v2=$(sed -n 's/^verify-key 2 //p' "$REC")
+sed '/^signature /d; s/^verify-key 1 .*/verify-key 1 '"$v2"'/' "$REC" >"$T/swap/body"
+resign "$T/swap/body" "$T/swap/$K.record"
+cp "$T/s/$K.h1.share" "$T/swap/"
 
 echo "client edge $(z85 edge) * 127.0.0.1/32" >"$T/allow"
 for h in h1 h2 h3; do
@@ -66,6 +77,11 @@ start_holder() {
     holder_start "$1" "$2" "$T/allow" "${3:-*}" --rate 1000000 --burst 1000000
 }
 port_of() { echo "${1##*:}"; }
+# h1 with the record whose v_1 is wrong: it refuses its share at load, saying why.
+start_holder h1 "$T/swap"
+check "a holder refuses its share when the record's v_i is not v^s_i" \
+    grep -q "verification key v_1 is not v^s_1" "$T/h1.log"
+stop_holder h1
 for h in h1 h2 h3; do
     start_holder "$h" "$T/$h.d"
 done
