@@ -18,10 +18,11 @@
 
 #include "combiner/comb_private.h"
 
-/* A holder is passed over (see comb_src_passed_over) while more than 3/4 of
- * its recent asks were late: five in a row from none, which a sound holder
- * hardly ever is (the hedge goes out after about its p95). */
-#define COMB_LATE_PASS (COMB_LATE_ONE * 3 / 4)
+/* A holder is passed over (see comb_src_passed_over) while more than half
+ * of its recent asks were late: three in a row from none, which a sound
+ * holder seldom is (the hedge goes out after about its p95), and a probe
+ * takes it back within milliseconds if it was. */
+#define COMB_LATE_PASS (COMB_LATE_ONE / 2)
 
 /* A passed-over holder is probed (asked on top of the holders an operation
  * needs, so that a recovered one is noticed) when not asked for 10 ms, then
@@ -102,6 +103,16 @@ static void comb_src_note_unanswered(struct comb_src *src, uint64_t ns)
     }
 }
 
+/* comb_src_note_error: a source failed a request (a refusal, not connected,
+ * a timeout). For whom to ask first that is as bad as an answer at the
+ * latest hedge (a quarter of the timeout): a failing holder is passed over
+ * at once, and does not stay the fastest on its answers of before. A
+ * probe's answer brings it back. */
+static void comb_src_note_error(const struct comb_ctx *c, struct comb_src *src)
+{
+    comb_src_note_unanswered(src, (uint64_t)c->cfg.timeout_ms * 250000u);
+}
+
 static bool comb_src_is_holder(const struct comb_ctx *c, size_t i)
 {
     return !c->have_local_src || i != c->local_src;
@@ -119,6 +130,17 @@ static void comb_fetch_judge(struct comb_ctx *c, struct comb_fetch_ent *ent, boo
     }
     ent->judged = true;
     src->late = src->late - src->late / 4 + (late ? COMB_LATE_ONE / 4 : 0);
+}
+
+void comb_src_note_bad(struct comb_ctx *c, size_t i)
+{
+    struct comb_src *src = &c->srcs[i];
+
+    if (!comb_src_is_holder(c, i)) {
+        return;
+    }
+    comb_src_note_error(c, src);
+    src->late = src->late - src->late / 4 + COMB_LATE_ONE / 4;
 }
 
 /* comb_batch_close_fetches cancels what is still running (but probes, with
@@ -317,6 +339,7 @@ static bool comb_batch_ask_one(struct comb_ctx *c, struct comb_batch *b, size_t 
         comb_batch_note(b, src->name, "%s", spk_strerror(r));
         comb_slot_put(c, ent->f.out_y, ent->f.out_len);
         ent->f.out_y = NULL;
+        comb_src_note_error(c, src);
         comb_fetch_judge(c, ent, true);
         return false;
     }
@@ -349,9 +372,9 @@ static uint64_t comb_src_p95_ns(const struct comb_src *src)
 }
 
 /* comb_fanout_fastest: the recent mean and mean deviation of the fastest
- * holder with |key| that is not late, among holders only (the local share
- * answers in microseconds and would make every holder look slow); false
- * when no holder has an estimate. */
+ * holder with |key|, among holders only (the local share answers in
+ * microseconds and would make every holder look slow); false when no holder
+ * has an estimate. */
 static bool comb_fanout_fastest(const struct comb_ctx *c, const struct comb_key *key,
                                 uint64_t *out_mean, uint64_t *out_dev)
 {
@@ -362,7 +385,7 @@ static bool comb_fanout_fastest(const struct comb_ctx *c, const struct comb_key 
         const struct comb_src *src = &c->srcs[i];
 
         if (!comb_src_is_holder(c, i) || !comb_src_asked(src, key) || src->lat_mean_ns == 0 ||
-            src->late >= COMB_LATE_PASS || (found && src->lat_mean_ns >= *out_mean)) {
+            (found && src->lat_mean_ns >= *out_mean)) {
             continue;
         }
         *out_mean = src->lat_mean_ns;
@@ -400,8 +423,8 @@ static uint64_t comb_src_probe_gap_ns(const struct comb_src *src)
  * holders not asked yet and not passed over, the one asked longest ago:
  * equally fast holders take turns. A passed-over one with no probe open and
  * not asked for its probe gap is picked as a probe (*out_probe). When every
- * holder left is passed over and none is due for a probe, the one asked
- * longest ago is asked anyway (the threshold still needs it).
+ * holder left is passed over and none is due for a probe, the one with the
+ * lowest recent mean is asked anyway (the threshold still needs one).
  */
 static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, uint64_t now,
                               bool *out_probe)
@@ -423,7 +446,9 @@ static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, ui
             best = i;
             best_probe = passed;
         }
-        if (fallback == SIZE_MAX || src->last_asked_ns < c->srcs[fallback].last_asked_ns) {
+        if (fallback == SIZE_MAX || src->lat_mean_ns < c->srcs[fallback].lat_mean_ns ||
+            (src->lat_mean_ns == c->srcs[fallback].lat_mean_ns &&
+             src->last_asked_ns < c->srcs[fallback].last_asked_ns)) {
             fallback = i;
         }
     }
@@ -447,29 +472,24 @@ static size_t comb_batch_pick(struct comb_ctx *c, const struct comb_batch *b, ui
 /*
  * comb_hedge_delay_ns: how long the holders asked first for |b| may take
  * before the others are asked too: how long a sound holder takes, the
- * recent p95 of the fastest of the others (those the hedge would ask) that
- * is not passed over, or of the asked ones if every other is; never the p95
- * of a holder from its own answers alone (it rises with the very slowness
- * the hedge is for). 20 ms while no holder has answered yet; at least 1 ms,
- * at most a quarter of the batch's timeout.
+ * recent p95 of the fastest holder with the key. Not the p95 of the holder
+ * asked: it rises with the very slowness the hedge is for. 20 ms while no
+ * holder has answered yet; at least 1 ms, at most a quarter of the batch's
+ * timeout.
  */
 static uint64_t comb_hedge_delay_ns(const struct comb_ctx *c, const struct comb_batch *b)
 {
-    uint64_t others = UINT64_MAX, asked = UINT64_MAX, d;
-    uint64_t cap = (uint64_t)c->cfg.timeout_ms * 250000u;
+    uint64_t d = UINT64_MAX, cap = (uint64_t)c->cfg.timeout_ms * 250000u;
     size_t i;
 
     for (i = 0; i < comb_batch_sources(c, b); i++) {
         const struct comb_src *src = &c->srcs[i];
         uint64_t p95 = comb_src_p95_ns(src);
-        uint64_t *slot = comb_batch_has_asked(b, i) ? &asked : &others;
 
-        if (comb_src_is_holder(c, i) && comb_src_asked(src, b->key) && p95 != 0 && p95 < *slot &&
-            !comb_src_passed_over(c, b->key, src)) {
-            *slot = p95;
+        if (comb_src_is_holder(c, i) && comb_src_asked(src, b->key) && p95 != 0 && p95 < d) {
+            d = p95;
         }
     }
-    d = others != UINT64_MAX ? others : asked;
     if (d == UINT64_MAX) {
         d = 20u * 1000u * 1000u;
     }
@@ -632,6 +652,8 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
     struct comb_key *key = b->key;
     struct comb_src *src = &c->srcs[ent->src];
     struct split_opened_share share;
+    uint64_t lat;
+    bool late;
     size_t i;
     int r;
 
@@ -639,10 +661,21 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
     if (ent->probe) {
         src->probes_open--;
     }
-    if (ent->t_done_ns > ent->t_start_ns) {
-        comb_src_note_latency(src, ent->t_done_ns - ent->t_start_ns);
+    /* Only a share tells how fast a holder serves; an error (a refusal, a
+     * timeout) counts as very slow (see comb_src_note_error). A probe's
+     * share brings its holder back only when it came in the time a sound
+     * holder takes (the hedge delay); a later one says it is still slow. */
+    lat = ent->t_done_ns > ent->t_start_ns ? ent->t_done_ns - ent->t_start_ns : 0;
+    late = ent->status != 0 || (ent->probe && lat > comb_hedge_delay_ns(c, b));
+    if (ent->status != 0) {
+        comb_src_note_error(c, src);
+    } else if (late) {
+        src->probing = false;
+        comb_src_fold(src, lat);
+    } else {
+        comb_src_note_latency(src, lat);
     }
-    comb_fetch_judge(c, ent, ent->status != 0);
+    comb_fetch_judge(c, ent, late);
     if (ent->status != 0) {
         src->st.errors++;
         src->st.last_error = ent->status;
@@ -661,6 +694,7 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
         if ((r = comb_tss_accept(c, b, ent, &why)) != 0) {
             src->st.bad++;
             src->st.bad_sigshares++;
+            comb_src_note_bad(c, ent->src);
             src->st.last_error = r;
             c->counters.shares_bad++;
             comb_batch_note(b, src->name, "signature share %u dropped: %s",
@@ -686,6 +720,7 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
     if (r != 0) {
         src->st.bad++;
         src->st.last_error = r;
+        comb_src_note_bad(c, ent->src);
         c->counters.shares_bad++;
         comb_batch_note(b, src->name, "share %u dropped: %s", (unsigned)share.index,
                         spk_strerror(r));

@@ -585,7 +585,7 @@ int comb_conf_parse(struct comb_conf *out, const uint8_t *in, size_t in_len, con
     p.why_len = why_len;
     comb_conf_why(why, why_len, "%s", "");
     out->timeout_ms = COMB_CONF_TIMEOUT_DEFAULT;
-    out->fanout_all = true; /* holder-fanout all unless the file says needed */
+    out->fanout_all = false; /* holder-fanout needed unless the file says all */
     if (in_len > PROTO_FILE_MAX) {
         comb_conf_why(why, why_len, "larger than %d bytes", PROTO_FILE_MAX);
         goto out;

@@ -103,7 +103,7 @@ struct comb_conf {
     unsigned max_pending;      /* 0: the combiner's default */
     unsigned max_batch;        /* 0: the combiner's default */
     unsigned share_timeout_ms; /* per share request; 0: timeout_ms */
-    bool fanout_all;           /* holder-fanout all (the default) or needed */
+    bool fanout_all;           /* holder-fanout all, or needed (the default) */
     /* The daemon's (`combiner run`): */
     char listen[COMB_CONF_ENDPOINT_MAX];  /* "" = none given */
     char metrics[COMB_CONF_ENDPOINT_MAX]; /* HOST:PORT, "" = none */

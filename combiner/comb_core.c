@@ -28,7 +28,7 @@ void comb_config_init(struct comb_config *cfg)
     cfg->max_batch = COMB_BATCH_DEFAULT;
     cfg->stats_window = COMB_WINDOW_DEFAULT;
     /* The library asks every source unless told; a combiner file's
-     * holder-fanout (default all) decides for comb_conf_open. */
+     * holder-fanout (default needed) decides for comb_conf_open. */
     cfg->fanout_all = true;
 }
 

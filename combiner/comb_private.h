@@ -240,6 +240,9 @@ __attribute__((format(printf, 3, 4))) void comb_batch_note(struct comb_batch *b,
 int comb_batch_start(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
 size_t comb_batch_needed_running(const struct comb_batch *b);
+/* comb_src_note_bad: source |i| sent a share or signature share shown
+ * wrong: for holder-fanout needed it counts as failed and late. */
+void comb_src_note_bad(struct comb_ctx *c, size_t i);
 /* comb_src_passed_over: holder-fanout needed leaves |src| out of first asks
  * for |key| (NULL: compared with every holder). */
 bool comb_src_passed_over(const struct comb_ctx *c, const struct comb_key *key,

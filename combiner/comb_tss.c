@@ -211,6 +211,7 @@ static void comb_tss_blame(struct comb_ctx *c, struct comb_batch *b, const uint8
         }
         src->st.bad++;
         src->st.bad_sigshares++;
+        comb_src_note_bad(c, ent->src);
         src->st.last_error = SPK_ERR_FAULT;
         c->counters.shares_bad++;
         spk_log("combiner",

@@ -116,13 +116,22 @@ done
 for alg in pkcs1-sha256 pss-sha384; do
     check "3-of-5: $alg verifies with openssl" sign_check "$T/cfg/f.conf" "$T/pub4096.pem" "$alg"
 done
+# (holder-fanout needed asks only as many holders as a signature needs, so
+# which of a key's holders signed is the combiner's pick)
 check "holders audited signature shares for every key" \
-    sh -c "grep -q 'key=$KA .*outcome=signed' $HOLDER_AUDIT_DIR/h1.audit &&
-           grep -q 'key=$KN .*outcome=signed' $HOLDER_AUDIT_DIR/h3.audit &&
-           grep -q 'key=$KF .*outcome=signed' $HOLDER_AUDIT_DIR/h4.audit"
+    sh -c "cat $HOLDER_AUDIT_DIR/h*.audit | grep -q 'key=$KA .*outcome=signed' &&
+           cat $HOLDER_AUDIT_DIR/h*.audit | grep -q 'key=$KN .*outcome=signed' &&
+           cat $HOLDER_AUDIT_DIR/h*.audit | grep -q 'key=$KF .*outcome=signed'"
 
-# decryption: refused at the combiner, no holder asked
+# decryption: refused at the combiner, no holder asked. A holder asked by a
+# hedge of the last signature may still be writing its audit line after
+# `combiner sign` has exited: count once the logs are still.
 head -c 256 /dev/zero | tr '\0' '\1' >"$T/ct"
+for _ in $(seq 50); do
+    a0=$(cat "$HOLDER_AUDIT_DIR"/h*.audit | wc -l)
+    sleep 0.2
+    [ "$(cat "$HOLDER_AUDIT_DIR"/h*.audit | wc -l)" = "$a0" ] && break
+done
 n0=$(sigshares)
 a0=$(cat "$HOLDER_AUDIT_DIR"/h*.audit | wc -l)
 "$COMB" decrypt --config "$T/cfg/a.conf" --alg pkcs1 --in "$T/ct" --out "$T/dec" 2>"$T/err"

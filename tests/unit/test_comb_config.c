@@ -76,6 +76,7 @@ static void test_parse_good(void **state)
     assert_int_equal(conf.timeout_ms, 750);
     assert_int_equal(conf.max_pending, 99);
     assert_int_equal(conf.max_batch, 1);
+    assert_false(conf.fanout_all); /* holder-fanout needed unless the file says all */
     comb_conf_cleanup(&conf);
     comb_conf_cleanup(&conf); /* twice is fine */
 
@@ -268,7 +269,7 @@ static void test_daemon_options(void **state)
         HDR MIN "listen ipc:///run/c.sock\nmetrics 127.0.0.1:9102\nallow-unlocked yes\n"
                 "share-timeout-ms 700\nallow clients.allow\nsocket-group spk-edge\n"
                 "client edge uid 998 tls\nclient ops uid root sign,decrypt-raw\n"
-                "client far curve sign-pss-sha256\n";
+                "client far curve sign-pss-sha256\nholder-fanout all\n";
     static const struct {
         const char *line;
         const char *why;
@@ -294,6 +295,7 @@ static void test_daemon_options(void **state)
     assert_string_equal(conf.metrics, "127.0.0.1:9102");
     assert_true(conf.allow_unlocked);
     assert_int_equal(conf.share_timeout_ms, 700);
+    assert_true(conf.fanout_all);
     assert_string_equal(conf.socket_group, "spk-edge");
     assert_int_equal(conf.num_clients, 3);
     cl = comb_conf_find_client(&conf, "edge");
