@@ -136,11 +136,13 @@ SPK_WUR bool proto_wr_dec(struct proto_wr *wr, uint32_t v);
 /* ---- text lines (proto_text.c) -------------------------------------------- */
 
 /*
- * proto_text_magic reads the first line of a text file, "MAGIC VERSION\n".
- * Returns 0 when it is |magic| at |version|, SPK_ERR_VERSION for |magic| with
- * another decimal version, SPK_ERR_MALFORMED for anything else.
+ * proto_text_open starts the decoding of a text file: |rd| reads |in| and is
+ * past its first line, "MAGIC VERSION\n". Returns 0 when that line is |magic|
+ * at |version|, SPK_ERR_VERSION for |magic| with another decimal version,
+ * SPK_ERR_MALFORMED for anything else, a file longer than |max_len| included.
  */
-SPK_WUR int proto_text_magic(struct proto_rd *rd, const char *magic, uint32_t version);
+SPK_WUR int proto_text_open(struct proto_rd *rd, const uint8_t *in, size_t in_len, size_t max_len,
+                            const char *magic, uint32_t version);
 /*
  * proto_text_field reads the next line, which must be "KEY VALUE\n" with this
  * |key| and one space; |value| is the non-empty rest of the line (it may hold

@@ -51,11 +51,8 @@ int proto_holder_pub_decode(struct proto_holder_pub *out, const uint8_t *in, siz
     int r = SPK_ERR_MALFORMED;
 
     memset(out, 0, sizeof(*out));
-    if (in_len > PROTO_FILE_MAX) {
-        goto out;
-    }
-    proto_rd_init(&rd, in, in_len);
-    if ((r = proto_text_magic(&rd, KEYFILE_PUB_MAGIC, KEYFILE_VERSION)) != 0) {
+    if ((r = proto_text_open(&rd, in, in_len, PROTO_FILE_MAX, KEYFILE_PUB_MAGIC,
+                             KEYFILE_VERSION)) != 0) {
         goto out;
     }
     r = SPK_ERR_MALFORMED;
@@ -98,11 +95,8 @@ int proto_holder_secret_decode(struct proto_holder_secret *out, const uint8_t *i
     /* Secrets are decoded straight into |out| (the caller's secret memory),
      * in constant time; on any failure all of |out| is wiped. */
     sodium_memzero(out, sizeof(*out));
-    if (in_len > PROTO_FILE_MAX) {
-        goto out;
-    }
-    proto_rd_init(&rd, in, in_len);
-    if ((r = proto_text_magic(&rd, KEYFILE_KEY_MAGIC, KEYFILE_VERSION)) != 0) {
+    if ((r = proto_text_open(&rd, in, in_len, PROTO_FILE_MAX, KEYFILE_KEY_MAGIC,
+                             KEYFILE_VERSION)) != 0) {
         goto out;
     }
     r = SPK_ERR_MALFORMED;

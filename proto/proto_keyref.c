@@ -64,11 +64,8 @@ int proto_keyref_decode(struct proto_keyref *out, const uint8_t *in, size_t in_l
     int r = SPK_ERR_MALFORMED;
 
     memset(out, 0, sizeof(*out));
-    if (in_len > PROTO_KEYREF_MAX) {
-        goto out;
-    }
-    proto_rd_init(&rd, in, in_len);
-    if ((r = proto_text_magic(&rd, KEYREF_MAGIC, KEYREF_VERSION)) != 0) {
+    if ((r = proto_text_open(&rd, in, in_len, PROTO_KEYREF_MAX, KEYREF_MAGIC, KEYREF_VERSION)) !=
+        0) {
         goto out;
     }
     r = SPK_ERR_MALFORMED;

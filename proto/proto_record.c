@@ -197,11 +197,7 @@ int proto_record_decode(struct proto_record *out, const uint8_t *in, size_t in_l
     int r = SPK_ERR_MALFORMED;
 
     memset(out, 0, sizeof(*out));
-    if (in_len > PROTO_FILE_MAX) {
-        goto out;
-    }
-    proto_rd_init(&rd, in, in_len);
-    if ((r = proto_text_magic(&rd, RECORD_MAGIC, RECORD_VERSION)) != 0) {
+    if ((r = proto_text_open(&rd, in, in_len, PROTO_FILE_MAX, RECORD_MAGIC, RECORD_VERSION)) != 0) {
         goto out;
     }
     r = SPK_ERR_MALFORMED;

@@ -61,11 +61,7 @@ int proto_share_file_decode(struct proto_share_file *out, const uint8_t *in, siz
     int r = SPK_ERR_MALFORMED;
 
     memset(out, 0, sizeof(*out));
-    if (in_len > PROTO_FILE_MAX) {
-        goto out;
-    }
-    proto_rd_init(&rd, in, in_len);
-    if ((r = proto_text_magic(&rd, SHARE_MAGIC, SHARE_VERSION)) != 0) {
+    if ((r = proto_text_open(&rd, in, in_len, PROTO_FILE_MAX, SHARE_MAGIC, SHARE_VERSION)) != 0) {
         goto out;
     }
     r = SPK_ERR_MALFORMED;

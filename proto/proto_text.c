@@ -431,7 +431,7 @@ bool proto_wr_dec(struct proto_wr *wr, uint32_t v)
 
 /* ---- lines ------------------------------------------------------------------ */
 
-int proto_text_magic(struct proto_rd *rd, const char *magic, uint32_t version)
+static int proto_text_magic(struct proto_rd *rd, const char *magic, uint32_t version)
 {
     struct proto_rd line, word, rest;
     uint32_t got;
@@ -461,6 +461,17 @@ int proto_text_magic(struct proto_rd *rd, const char *magic, uint32_t version)
         }
         return SPK_ERR_VERSION;
     }
+}
+
+int proto_text_open(struct proto_rd *rd, const uint8_t *in, size_t in_len, size_t max_len,
+                    const char *magic, uint32_t version)
+{
+    if (in_len > max_len) {
+        proto_rd_init(rd, NULL, 0);
+        return SPK_ERR_MALFORMED;
+    }
+    proto_rd_init(rd, in, in_len);
+    return proto_text_magic(rd, magic, version);
 }
 
 bool proto_text_field(struct proto_rd *rd, const char *key, struct proto_rd *value)

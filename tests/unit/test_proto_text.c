@@ -506,12 +506,26 @@ static void test_magic(void **state)
 
     (void)state;
     for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
-        struct proto_rd rd = rd_str(vec[i].s);
+        struct proto_rd rd;
 
-        assert_int_equal(proto_text_magic(&rd, "splitkey-x", 1), vec[i].r);
+        assert_int_equal(proto_text_open(&rd, (const uint8_t *)vec[i].s, strlen(vec[i].s),
+                                         PROTO_FILE_MAX, "splitkey-x", 1),
+                         vec[i].r);
         if (vec[i].r == 0) {
             assert_int_equal(proto_rd_len(&rd), 0);
         }
+    }
+    /* A file one byte longer than |max_len| is refused before it is read. */
+    {
+        static const char file[] = "splitkey-x 1\n";
+        struct proto_rd rd;
+
+        assert_int_equal(proto_text_open(&rd, (const uint8_t *)file, sizeof(file) - 1,
+                                         sizeof(file) - 1, "splitkey-x", 1),
+                         0);
+        assert_int_equal(proto_text_open(&rd, (const uint8_t *)file, sizeof(file) - 1,
+                                         sizeof(file) - 2, "splitkey-x", 1),
+                         SPK_ERR_MALFORMED);
     }
 }
 
