@@ -203,14 +203,24 @@ if command -v valgrind >/dev/null && ! lib_edge_sanitized; then
         valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
             --log-file=vg.%p.log "$@"
     }
+    # vg_check DESC COMMAND...: check, and on failure show what the program
+    # under valgrind said and the combiner's last lines (a failure here is
+    # otherwise only an exit code).
+    vg_check() {
+        local desc=$1
+        shift
+        check "$desc" "$@" && return 0
+        sed 's/^/    program| /' vg.err
+        tail -n 5 combiner.log | sed 's/^/    combiner| /'
+    }
     vg openssl pkey -in www.ref.pem -pubout -out vg.pub 2>vg.err
-    check "valgrind: pkey -pubout clean (exit $?)" cmp -s vg.pub pub.key
+    vg_check "valgrind: pkey -pubout clean (exit $?)" cmp -s vg.pub pub.key
     vg openssl dgst -sha256 -sign www.ref.pem -out vg.sig msg 2>vg.err
-    check "valgrind: dgst -sign clean (exit $?)" cmp -s vg.sig sig.key
+    vg_check "valgrind: dgst -sign clean (exit $?)" cmp -s vg.sig sig.key
     vg openssl req -new -key www.ref.pem -subj /CN=vg -out vg.csr 2>vg.err
-    check "valgrind: req -new clean (exit $?)" openssl req -verify -in vg.csr -noout
+    vg_check "valgrind: req -new clean (exit $?)" openssl req -verify -in vg.csr -noout
     vg openssl pkeyutl -sign -inkey "$U" -pkeyopt digest:sha256 -in msg.sha256 -out vg.pk 2>vg.err
-    check "valgrind: pkeyutl -sign -inkey splitkey:PATH clean (exit $?)" cmp -s vg.pk pk.key
+    vg_check "valgrind: pkeyutl -sign -inkey splitkey:PATH clean (exit $?)" cmp -s vg.pk pk.key
     vg openssl pkey -in "splitkey:$T/www.wrongid.ref.pem" -pubout -out /dev/null 2>vg.err
     vg openssl pkey -in "splitkey://elsewhere/x" -pubout -out /dev/null 2>vg.err
     vg openssl dgst -sha256 -sign www.corrupt.ref.pem -out /dev/null msg 2>vg.err
