@@ -5,7 +5,7 @@
 # and the edge. test_keysplit*.sh and test_tss_circl.sh source it for the
 # scratch directory, the counters and lib_edge_keygen only.
 #
-#   lib_edge_scratch NAME BUILD_DIR  BUILD, SRC, DATA, KS, the counters, a
+#   lib_edge_scratch NAME BUILD_DIR  BUILD, SRC (unless set), DATA, KS, the counters, a
 #                                  work dir $T (removed at exit unless $KEEP
 #                                  is set) and the cleanup trap
 #   lib_edge_init NAME BUILD_DIR   lib_edge_scratch, the other binaries,
@@ -55,7 +55,8 @@ lib_edge_sanitized() {
 
 lib_edge_scratch() { # NAME BUILD_DIR
     BUILD=$(cd "${2:?usage: $1.sh BUILD_DIR}" && pwd)
-    SRC=${SPK_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+    # A script that found its source tree itself keeps it.
+    SRC=${SRC:-${SPK_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}}
     DATA=$SRC/tests/data
     KS=$BUILD/split/keysplit
     T=$(mktemp -d "/tmp/spk-$1.XXXXXX")
