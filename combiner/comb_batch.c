@@ -787,6 +787,10 @@ void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const char *fa
     struct comb_result res;
     struct comb_op *op;
 
+    /* What still runs is called off but probes, awaited below; a signature
+     * share request points into its operation (digest, salt: struct
+     * comb_fetch), about to be freed, so a threshold key's probes too. */
+    comb_batch_close_fetches(c, b, false, b->key->rec.mode != PROTO_MODE_THRESHOLD);
     while ((op = b->ops_head) != NULL) {
         b->ops_head = op->next;
         memset(&res, 0, sizeof(res));
@@ -811,7 +815,6 @@ void comb_batch_deliver(struct comb_ctx *c, struct comb_batch *b, const char *fa
         comb_op_free(op);
     }
     b->ops_tail = NULL;
-    comb_batch_close_fetches(c, b, false, true);
     if (b->num_running > 0) {
         /* Only probes still run: their answers say whether a passed-over
          * holder has recovered, which a probe called off would not. */
