@@ -149,6 +149,12 @@ SPK_WUR int proto_text_open(struct proto_rd *rd, const uint8_t *in, size_t in_le
  * spaces: the caller's decoder of VALUE refuses them).
  */
 SPK_WUR bool proto_text_field(struct proto_rd *rd, const char *key, struct proto_rd *value);
+/*
+ * proto_text_field_dec reads a "KEY VALUE\n" line, as proto_text_field, whose
+ * VALUE is a decimal number in [min, max] (proto_dec_decode).
+ */
+SPK_WUR bool proto_text_field_dec(struct proto_rd *rd, const char *key, uint32_t min, uint32_t max,
+                                  unsigned *out);
 /* proto_wr_field_key writes "KEY " (the caller writes the value and "\n"). */
 SPK_WUR bool proto_wr_field_key(struct proto_wr *wr, const char *key);
 /* proto_name_copy: a valid name (proto_name_valid) into |out| with a NUL. */

@@ -125,18 +125,6 @@ static bool rd_hex_fixed(struct proto_rd *rd, const char *key, uint8_t *out, siz
     return proto_text_field(rd, key, &v) && proto_hex_decode(&v, out, n);
 }
 
-static bool rd_dec(struct proto_rd *rd, const char *key, uint32_t min, uint32_t max, unsigned *out)
-{
-    struct proto_rd v;
-    uint32_t n;
-
-    if (!proto_text_field(rd, key, &v) || !proto_dec_decode(&v, min, max, &n)) {
-        return false;
-    }
-    *out = n;
-    return true;
-}
-
 static bool rd_share(struct proto_rd *rd, struct proto_record_share *s)
 {
     struct proto_rd line, word;
@@ -211,8 +199,8 @@ int proto_record_decode(struct proto_record *out, const uint8_t *in, size_t in_l
         !proto_hex_decode_var(&v, out->exponent, PROTO_EXP_MAX, &out->exponent_len)) {
         goto out;
     }
-    if (!rd_dec(&rd, "threshold", 2, PROTO_SHARES_MAX, &out->threshold) ||
-        !rd_dec(&rd, "shares", 2, PROTO_SHARES_MAX, &out->num_shares) ||
+    if (!proto_text_field_dec(&rd, "threshold", 2, PROTO_SHARES_MAX, &out->threshold) ||
+        !proto_text_field_dec(&rd, "shares", 2, PROTO_SHARES_MAX, &out->num_shares) ||
         !proto_rd_mode_or_field(&rd, &out->mode, &out->field_bits) || !record_params_valid(out)) {
         goto out;
     }

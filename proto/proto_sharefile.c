@@ -42,18 +42,6 @@ static bool share_file_valid(const struct proto_share_file *sf)
     }
 }
 
-static bool rd_dec(struct proto_rd *rd, const char *key, uint32_t min, uint32_t max, unsigned *out)
-{
-    struct proto_rd v;
-    uint32_t n;
-
-    if (!proto_text_field(rd, key, &v) || !proto_dec_decode(&v, min, max, &n)) {
-        return false;
-    }
-    *out = n;
-    return true;
-}
-
 int proto_share_file_decode(struct proto_share_file *out, const uint8_t *in, size_t in_len)
 {
     struct proto_rd rd, v;
@@ -69,10 +57,10 @@ int proto_share_file_decode(struct proto_share_file *out, const uint8_t *in, siz
         !proto_hex_decode(&v, out->key_id, PROTO_KEY_ID_LEN) ||
         !proto_text_field(&rd, "split-id", &v) ||
         !proto_hex_decode(&v, out->split_id, PROTO_SPLIT_ID_LEN) ||
-        !rd_dec(&rd, "index", 1, 255, &index) || !proto_text_field(&rd, "holder", &v) ||
-        !proto_name_copy(&v, out->holder) ||
-        !rd_dec(&rd, "threshold", 2, PROTO_SHARES_MAX, &out->threshold) ||
-        !rd_dec(&rd, "shares", 2, PROTO_SHARES_MAX, &out->num_shares) ||
+        !proto_text_field_dec(&rd, "index", 1, 255, &index) ||
+        !proto_text_field(&rd, "holder", &v) || !proto_name_copy(&v, out->holder) ||
+        !proto_text_field_dec(&rd, "threshold", 2, PROTO_SHARES_MAX, &out->threshold) ||
+        !proto_text_field_dec(&rd, "shares", 2, PROTO_SHARES_MAX, &out->num_shares) ||
         !proto_rd_mode_or_field(&rd, &out->mode, &out->field_bits) ||
         !proto_text_field(&rd, "sealed", &v) ||
         !proto_base64_decode(&v, out->sealed, PROTO_SEALED_MAX, &out->sealed_len) ||

@@ -488,6 +488,19 @@ bool proto_text_field(struct proto_rd *rd, const char *key, struct proto_rd *val
     return true;
 }
 
+bool proto_text_field_dec(struct proto_rd *rd, const char *key, uint32_t min, uint32_t max,
+                          unsigned *out)
+{
+    struct proto_rd v;
+    uint32_t n;
+
+    if (!proto_text_field(rd, key, &v) || !proto_dec_decode(&v, min, max, &n)) {
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
 bool proto_wr_field_key(struct proto_wr *wr, const char *key)
 {
     return proto_wr_str(wr, key) && proto_wr_u8(wr, ' ');
