@@ -26,8 +26,7 @@
 #include "split/internal.h"
 #include "split/split.h"
 
-/* split_io_reason: why |path| cannot be read, for a message. */
-static const char *split_io_reason(const char *path, int r)
+const char *split_io_reason(const char *path, int r)
 {
     struct stat st;
 

@@ -149,6 +149,12 @@ SPK_WUR int split_holder_secret_check(const struct proto_holder_secret *key);
  */
 SPK_WUR int split_holder_secret_load(struct proto_holder_secret **out, const char *path);
 
+/*
+ * split_io_reason: why |path| could not be read, after |r| from
+ * spk_file_read or a loader here, for a message (errno's text when it is not
+ * there, "is a directory", else spk_strerror). The string is static.
+ */
+const char *split_io_reason(const char *path, int r);
 /* split_holder_pub_load reads and decodes a NAME.pub file. */
 SPK_WUR int split_holder_pub_load(struct proto_holder_pub *out, const char *path);
 

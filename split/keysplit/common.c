@@ -184,19 +184,6 @@ int split_cli_out_dir_make(const char *cmd, const char *dir, bool *made)
     return split_cli_fail(cmd, "cannot make the directory %s: %s", dir, strerror(errno));
 }
 
-const char *split_cli_read_error(const char *path, int r)
-{
-    struct stat st;
-
-    if (r == SPK_ERR_IO && stat(path, &st) != 0) {
-        return strerror(errno);
-    }
-    if (r == SPK_ERR_IO && S_ISDIR(st.st_mode)) {
-        return "is a directory";
-    }
-    return spk_strerror(r);
-}
-
 void split_cli_hex(char *out, const uint8_t *p, size_t n)
 {
     static const char digits[] = "0123456789abcdef";
@@ -279,7 +266,7 @@ static int split_cli_open_one(struct split_cli_opened *o, const char *cmd, size_
     }
     if ((r = split_holder_secret_load(&key, key_path)) != 0) {
         split_cli_fail(cmd, "cannot load holder key %s: %s", key_path,
-                       split_cli_read_error(key_path, r));
+                       split_io_reason(key_path, r));
         goto out;
     }
     r = split_share_open(o->ys + i * tlen, tlen, sf, key);

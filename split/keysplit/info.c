@@ -239,7 +239,7 @@ int split_cmd_info(int argc, char *argv[])
     path = argv[optind];
     /* It may be a .key file: read it where secrets go. */
     if ((r = spk_file_read_secret(path, PROTO_FILE_MAX, &text, &len)) != 0) {
-        return split_cli_fail(cmd, "cannot read %s: %s", path, split_cli_read_error(path, r));
+        return split_cli_fail(cmd, "cannot read %s: %s", path, split_io_reason(path, r));
     }
     if (info_is(text, len, "splitkey-record")) {
         ret = info_record(cmd, path, text, len);

@@ -108,8 +108,6 @@ int split_cli_out_dir_check(const char *cmd, const char *dir);
  * did, so a failed write can remove it again.
  */
 int split_cli_out_dir_make(const char *cmd, const char *dir, bool *made);
-/* split_cli_read_error: why |path| could not be read (errno text when it is not there). */
-const char *split_cli_read_error(const char *path, int r);
 /* split_cli_hex writes |n| bytes as lowercase hex and a NUL into |out| (2n + 1). */
 void split_cli_hex(char *out, const uint8_t *p, size_t n);
 

@@ -72,7 +72,7 @@ static int pem_combiner_pub(const char *cmd, struct proto_keyref *ref, const cha
     int r;
 
     if ((r = spk_file_read(path, PROTO_FILE_MAX, &text, &text_len)) != 0) {
-        return split_cli_fail(cmd, "cannot read %s: %s", path, split_cli_read_error(path, r));
+        return split_cli_fail(cmd, "cannot read %s: %s", path, split_io_reason(path, r));
     }
     r = proto_holder_pub_decode(&pub, text, text_len);
     spk_file_free(text, text_len);

@@ -186,7 +186,7 @@ int split_cmd_split(int argc, char *argv[])
     for (i = 0; i < num_holders; i++) {
         if ((r = split_holder_pub_load(&holders[i], holder_paths[i])) != 0) {
             split_cli_fail(cmd, "cannot load holder %s: %s", holder_paths[i],
-                           split_cli_read_error(holder_paths[i], r));
+                           split_io_reason(holder_paths[i], r));
             goto out;
         }
         for (j = 0; j < i; j++) {
