@@ -6,9 +6,10 @@
  * private-key operation is an OP_REQUEST with a fresh request id and a
  * deadline. Inside an OpenSSL ASYNC job the operation pauses
  * the job until edge_client_process (run by the event loop) records the
- * answer and makes the job's eventfd readable; the loop then resumes the
- * handshake. Nothing secret passes here except a TLS premaster secret on its
- * way back, which is wiped from our buffers.
+ * answer and calls the job's wait-context callback (SSL_set_async_callback:
+ * the loop marks the connection ready and resumes its handshake in the same
+ * turn, with no wake-up file descriptor to write, read or watch). Nothing secret passes here except
+ * a TLS premaster secret on its way back, which is wiped from our buffers.
  */
 
 #define _GNU_SOURCE /* recvmmsg, sendmmsg */
@@ -17,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -39,7 +39,9 @@ struct edge_pending {
     struct edge_pending *prev, *next;
     uint64_t req_id;
     uint64_t deadline_ms;
-    int wake_fd; /* eventfd in the job's wait context, or -1 when blocking */
+    ASYNC_callback_fn wake; /* the job's wait-context callback; NULL when blocking */
+    void *wake_arg;
+    const void *owner; /* edge_client_set_owner's value when it started */
     bool done;
     int status;
     uint8_t *out;
@@ -66,6 +68,7 @@ struct edge_client {
     char endpoint[PROTO_ENDPOINT_MAX + 1]; /* unix://: where to connect again */
     int timeout_ms;
     uint64_t next_id;
+    const void *owner; /* who runs the SSL call now (edge_client_set_owner) */
     struct edge_pending *head;
     size_t num_pending;
     struct edge_keyop_stats stats;
@@ -217,8 +220,6 @@ int edge_client_open(struct edge_client **out, void *zmq_ctx, const struct edge_
 
 static void edge_pending_finish(struct edge_client *c, struct edge_pending *p, int status)
 {
-    uint64_t one = 1;
-
     if (p->prev != NULL) {
         p->prev->next = p->next;
     } else {
@@ -231,11 +232,8 @@ static void edge_pending_finish(struct edge_client *c, struct edge_pending *p, i
     c->num_pending--;
     p->status = status;
     p->done = true;
-    if (p->wake_fd >= 0) {
-        /* Only fails when the counter would overflow: it is readable then. */
-        if (write(p->wake_fd, &one, sizeof(one)) < 0) {
-            (void)errno;
-        }
+    if (p->wake != NULL) {
+        (void)p->wake(p->wake_arg);
     }
 }
 
@@ -389,12 +387,17 @@ void edge_client_requeue_all(struct edge_client *c)
     edge_client_resend(c);
 }
 
-bool edge_client_cancel_fd(struct edge_client *c, int wake_fd)
+void edge_client_set_owner(struct edge_client *c, const void *owner)
+{
+    c->owner = owner;
+}
+
+bool edge_client_cancel(struct edge_client *c, const void *owner)
 {
     struct edge_pending *p;
 
     for (p = c->head; p != NULL; p = p->next) {
-        if (p->wake_fd == wake_fd) {
+        if (p->wake != NULL && p->owner == owner) {
             edge_pending_finish(c, p, SPK_ERR_TIMEOUT);
             return true;
         }
@@ -554,52 +557,6 @@ void edge_client_tick(struct edge_client *c)
     edge_client_step(c, false);
 }
 
-static void edge_wake_fd_cleanup(ASYNC_WAIT_CTX *ctx, const void *key, OSSL_ASYNC_FD fd,
-                                 void *custom)
-{
-    (void)ctx;
-    (void)key;
-    (void)custom;
-    close(fd);
-}
-
-/* edge_job_wake_fd: the eventfd of the current job's wait context, made on
- * first use and closed by OpenSSL with the SSL. -1 on failure. */
-static int edge_job_wake_fd(struct edge_client *c, ASYNC_JOB *job)
-{
-    ASYNC_WAIT_CTX *wctx = ASYNC_get_wait_ctx(job);
-    OSSL_ASYNC_FD fd = -1;
-    void *custom = NULL;
-
-    if (wctx == NULL) {
-        return -1;
-    }
-    if (ASYNC_WAIT_CTX_get_fd(wctx, c, &fd, &custom)) {
-        return fd;
-    }
-    fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (fd < 0) {
-        return -1;
-    }
-    if (!ASYNC_WAIT_CTX_set_wait_fd(wctx, c, fd, NULL, edge_wake_fd_cleanup)) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
-/* edge_drain_fd: one read takes an eventfd's whole count; the only write
- * (edge_pending_finish) happens once per operation, so after the job sees
- * its operation done the fd is empty again for the next one. */
-static void edge_drain_fd(int fd)
-{
-    uint64_t v;
-
-    if (read(fd, &v, sizeof(v)) < 0) {
-        (void)errno; /* already empty */
-    }
-}
-
 int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
                       const uint8_t *in, size_t in_len, uint16_t client_version, uint8_t *out,
                       size_t out_cap, size_t *out_len)
@@ -614,13 +571,17 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
 
     *out_len = 0;
     memset(&p, 0, sizeof(p));
-    p.wake_fd = -1;
     if (in_len > PROTO_BN_MAX) {
         return SPK_ERR_INVALID_ARG;
     }
-    if (job != NULL && (p.wake_fd = edge_job_wake_fd(c, job)) < 0) {
+    /* The job is resumed by its SSL's async callback, which the edge sets
+     * on every connection; a job without one could never be woken. */
+    if (job != NULL &&
+        (!ASYNC_WAIT_CTX_get_callback(ASYNC_get_wait_ctx(job), &p.wake, &p.wake_arg) ||
+         p.wake == NULL)) {
         return SPK_ERR_INTERNAL;
     }
+    p.owner = c->owner;
     memset(&c->wmsg, 0, sizeof(c->wmsg));
     c->wmsg.type = PROTO_MSG_OP_REQUEST;
     c->wmsg.req_id = c->next_id++;
@@ -664,7 +625,6 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
                 break;
             }
         }
-        edge_drain_fd(p.wake_fd);
     } else {
         while (!p.done) {
             long wait = edge_client_timeout_ms(c);

@@ -1,7 +1,7 @@
 /*
  * edge_conn.c: one client connection of the edge: accept, the TLS handshake
  * (an ASYNC job paused on a private-key operation masks the client socket
- * and its wait fds are watched instead), the upstream connection with its
+ * until the SSL's async callback says the operation ended), the upstream connection with its
  * PROXY header, and the relay with one buffer per direction: a side is read
  * only when the buffer towards the other side is empty (backpressure), and
  * an EOF on one side becomes a half-close on the other.
@@ -110,39 +110,60 @@ void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *reason)
     spk_log("edge", "handshake failed: client %s: %s", addr, reason);
 }
 
-void edge_async_unwatch(struct edge_loop *L, struct edge_conn *c)
+static void edge_ready_unlink(struct edge_loop *L, struct edge_conn *c)
 {
-    size_t i;
-
-    for (i = 0; i < c->num_aev; i++) {
-        edge_ev_set(L, &c->aev[i], 0);
+    if (!c->ready) {
+        return;
     }
-    c->num_aev = 0;
+    if (c->ready_prev != NULL) {
+        c->ready_prev->ready_next = c->ready_next;
+    } else {
+        L->ready = c->ready_next;
+    }
+    if (c->ready_next != NULL) {
+        c->ready_next->ready_prev = c->ready_prev;
+    }
+    c->ready_prev = c->ready_next = NULL;
+    c->ready = false;
 }
 
-/* edge_async_watch: the paused job's wait fds go into epoll; the client
- * socket is masked until the job is done. */
-static bool edge_async_watch(struct edge_loop *L, struct edge_conn *c)
+/* edge_conn_async_ready is the SSL's async callback (|arg| the connection):
+ * called by edge_client when the paused job's operation ended. The job is
+ * resumed later in the loop turn, not from inside the client's processing. */
+static int edge_conn_async_ready(SSL *ssl, void *arg)
 {
-    OSSL_ASYNC_FD fds[EDGE_ASYNC_FDS_MAX];
-    size_t n = 0, i;
+    struct edge_conn *c = arg;
+    struct edge_loop *L = c->loop;
 
-    if (!SSL_get_all_async_fds(c->ssl, NULL, &n) || n == 0 || n > EDGE_ASYNC_FDS_MAX ||
-        !SSL_get_all_async_fds(c->ssl, fds, &n)) {
-        return false;
+    (void)ssl;
+    if (!c->ready) {
+        c->ready = true;
+        c->ready_prev = NULL;
+        c->ready_next = L->ready;
+        if (L->ready != NULL) {
+            L->ready->ready_prev = c;
+        }
+        L->ready = c;
     }
-    edge_async_unwatch(L, c);
-    for (i = 0; i < n; i++) {
-        c->aev[i].kind = EDGE_EV_ASYNC;
-        c->aev[i].fd = fds[i];
-        c->aev[i].events = 0;
-        c->aev[i].ptr = c;
-        edge_ev_set(L, &c->aev[i], EPOLLIN);
+    return 1;
+}
+
+void edge_conn_run_ready(struct edge_loop *L)
+{
+    while (L->ready != NULL) {
+        struct edge_conn *c = L->ready;
+        edge_ready_unlink(L, c);
+        c->paused = false;
+        edge_conn_run(c);
     }
-    c->num_aev = n;
+}
+
+/* edge_async_pause: the job waits for its operation; the client socket is
+ * masked until edge_conn_async_ready. */
+static void edge_async_pause(struct edge_loop *L, struct edge_conn *c)
+{
     c->paused = true;
     edge_ev_set(L, &c->cev, 0);
-    return true;
 }
 
 void edge_conn_close(struct edge_conn *c)
@@ -153,17 +174,11 @@ void edge_conn_close(struct edge_conn *c)
     /* A job still waits for the combiner: end its operation and let the job
      * run to its end (it fails the handshake), so none is left behind. */
     for (tries = 0; c->paused && tries < 4; tries++) {
-        OSSL_ASYNC_FD fds[EDGE_ASYNC_FDS_MAX];
-        size_t n = 0, k;
         int rc;
-        edge_async_unwatch(L, c);
-        if (SSL_get_all_async_fds(c->ssl, NULL, &n) && n > 0 && n <= EDGE_ASYNC_FDS_MAX &&
-            SSL_get_all_async_fds(c->ssl, fds, &n)) {
-            for (k = 0; k < n; k++) {
-                (void)edge_client_cancel_fd(L->client, fds[k]);
-            }
-        }
+        (void)edge_client_cancel(L->client, c);
+        edge_client_set_owner(L->client, c);
         rc = SSL_do_handshake(c->ssl);
+        edge_client_set_owner(L->client, NULL);
         c->paused = rc != 1 && SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_ASYNC;
     }
     ERR_clear_error();
@@ -175,7 +190,7 @@ static void edge_conn_free(struct edge_conn *c)
     struct edge_loop *L = c->loop;
     bool was_full = L->num_conns >= L->cfg->max_connections;
 
-    edge_async_unwatch(L, c);
+    edge_ready_unlink(L, c);
     edge_ev_set(L, &c->cev, 0);
     edge_ev_set(L, &c->uev, 0);
     SSL_free(c->ssl);
@@ -376,7 +391,8 @@ static bool edge_conn_handshake(struct edge_conn *c)
         c->want_c_out = true;
         return true;
     case SSL_ERROR_WANT_ASYNC:
-        return edge_async_watch(L, c);
+        edge_async_pause(L, c);
+        return true;
     default:
         /* OpenSSL has sent its alert (a failed key operation is an internal
          * error alert); nothing else goes to the client. */
@@ -509,6 +525,8 @@ void edge_conn_run(struct edge_conn *c)
     bool alive = true;
 
     c->want_c_in = c->want_c_out = c->want_u_in = c->want_u_out = false;
+    /* Every SSL call below may start a key operation of |c|'s job. */
+    edge_client_set_owner(L->client, c);
     if (c->state == EDGE_CONN_HANDSHAKE) {
         alive = edge_conn_handshake(c);
     }
@@ -533,6 +551,7 @@ void edge_conn_run(struct edge_conn *c)
     if (alive && c->state == EDGE_CONN_RELAY) {
         alive = edge_conn_relay(c);
     }
+    edge_client_set_owner(L->client, NULL);
     if (!alive) {
         edge_conn_close(c);
         return;
@@ -588,6 +607,10 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev)
             continue;
         }
         SSL_set_app_data(c->ssl, c);
+        /* Before the first handshake step: OpenSSL hands the callback to the
+         * job's wait context when it makes that context. */
+        SSL_set_async_callback(c->ssl, edge_conn_async_ready);
+        SSL_set_async_callback_arg(c->ssl, c);
         SSL_set_accept_state(c->ssl);
         c->deadline_ms = spk_now_ms() + L->cfg->handshake_timeout_ms;
         c->next = L->conns;

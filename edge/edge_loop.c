@@ -428,6 +428,9 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         if (wait < 0 || wait > EDGE_TICK_MS) {
             wait = EDGE_TICK_MS;
         }
+        if (L->ready != NULL) {
+            wait = 0; /* operations ended in edge_tick: resume their jobs first */
+        }
         n = epoll_wait(L->epfd, evs, EDGE_EVENTS_MAX, (int)wait);
         if (n < 0 && errno != EINTR) {
             spk_log("edge", "epoll_wait: %s", strerror(errno));
@@ -436,9 +439,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         for (k = 0; k < n; k++) {
             struct edge_ev *ev = evs[k].data.ptr;
             struct edge_conn *c = ev->ptr;
-            if (c != NULL &&
-                (ev->kind == EDGE_EV_CLIENT || ev->kind == EDGE_EV_UPSTREAM ||
-                 ev->kind == EDGE_EV_ASYNC) &&
+            if (c != NULL && (ev->kind == EDGE_EV_CLIENT || ev->kind == EDGE_EV_UPSTREAM) &&
                 c->dead) {
                 continue;
             }
@@ -448,12 +449,6 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
                 break;
             case EDGE_EV_CLIENT:
             case EDGE_EV_UPSTREAM:
-                edge_conn_run(c);
-                break;
-            case EDGE_EV_ASYNC:
-                /* The operation is done: out of epoll, then resume the job. */
-                edge_async_unwatch(L, c);
-                c->paused = false;
                 edge_conn_run(c);
                 break;
             case EDGE_EV_COMBINER:
@@ -484,6 +479,9 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
                 break;
             }
         }
+        /* Answers read above woke their jobs: resumed now, so that a job's
+         * next request leaves with edge_tick's batch of this turn. */
+        edge_conn_run_ready(L);
         edge_tick(L);
         edge_reap_dead(L);
         if (L->drain_deadline != 0 && (L->num_conns == 0 || spk_now_ms() >= L->drain_deadline)) {

@@ -63,9 +63,10 @@ uint64_t edge_client_conn_gen(const struct edge_client *c);
 /*
  * edge_client_keyop is a prov_keyop_fn (|arg| is the struct edge_client).
  * Inside an ASYNC job it sends OP_REQUEST, and pauses the job until the
- * answer, an error, or the timeout, with an eventfd in the job's wait context
- * that becomes readable when the job can go on. Outside a job it blocks on
- * the combiner connection (processing other answers as they come).
+ * answer, an error, or the timeout, then calls the job's wait-context
+ * callback (the SSL's async callback, which must be set): the job can go on.
+ * Outside a job it blocks on the combiner connection (processing other
+ * answers as they come).
  */
 int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t op,
                       const uint8_t *in, size_t in_len, uint16_t client_version, uint8_t *out,
@@ -103,11 +104,18 @@ void edge_client_fail_all(struct edge_client *c, int err);
 void edge_client_requeue_all(struct edge_client *c);
 
 /*
- * edge_client_cancel_fd ends the operation that waits on |wake_fd| (a job's
- * eventfd) with SPK_ERR_TIMEOUT, so its connection can be resumed and freed.
- * True if there was one.
+ * edge_client_set_owner: operations that ASYNC jobs start from now on belong
+ * to |owner| (the edge's connection whose SSL call runs), so that
+ * edge_client_cancel finds them.
  */
-bool edge_client_cancel_fd(struct edge_client *c, int wake_fd);
+void edge_client_set_owner(struct edge_client *c, const void *owner);
+
+/*
+ * edge_client_cancel ends the operation of |owner| that a paused job waits
+ * for with SPK_ERR_TIMEOUT (waking the job), so its connection can be
+ * resumed and freed. True if there was one.
+ */
+bool edge_client_cancel(struct edge_client *c, const void *owner);
 
 /* edge_client_ping: PING/PONG with the combiner, blocking up to |timeout_ms|. */
 SPK_WUR int edge_client_ping(struct edge_client *c, int timeout_ms);
@@ -243,7 +251,6 @@ void edge_client_stats(const struct edge_client *c, struct edge_keyop_stats *out
  * process; edge_metrics.c: the metrics endpoint. */
 
 #define EDGE_BUF_LEN (64 * 1024)
-#define EDGE_ASYNC_FDS_MAX 4
 #define EDGE_EVENTS_MAX 256
 #define EDGE_NAMES_MAX 64
 #define EDGE_TICK_MS 100
@@ -252,7 +259,6 @@ enum edge_ev_kind {
     EDGE_EV_LISTEN = 1,
     EDGE_EV_CLIENT,
     EDGE_EV_UPSTREAM,
-    EDGE_EV_ASYNC,
     EDGE_EV_COMBINER,
     EDGE_EV_SIGNAL,
     EDGE_EV_METRICS_LISTEN,
@@ -323,9 +329,11 @@ struct edge_conn {
     size_t listen_index; /* which listen line accepted it */
     struct edge_ev cev;  /* client socket */
     struct edge_ev uev;  /* upstream socket (fd -1 until connecting) */
-    struct edge_ev aev[EDGE_ASYNC_FDS_MAX];
-    size_t num_aev;
-    bool paused; /* an ASYNC job of this SSL waits; the client socket is masked */
+    bool paused;         /* an ASYNC job of this SSL waits; the client socket is masked */
+    /* On the loop's ready list: the paused job's operation ended (the SSL's
+     * async callback) and the job is resumed in this loop turn. */
+    bool ready;
+    struct edge_conn *ready_prev, *ready_next;
     SSL *ssl;
     struct edge_sites *sites; /* referenced */
     struct edge_site *site;
@@ -364,7 +372,8 @@ struct edge_loop {
     struct edge_sites *sites; /* the serving set (one reference) */
     struct edge_conn *conns;
     size_t num_conns;
-    struct edge_conn *dead; /* closed in this batch, linked through next */
+    struct edge_conn *dead;  /* closed in this batch, linked through next */
+    struct edge_conn *ready; /* paused jobs that can go on (edge_conn_run_ready) */
     bool stop;
     uint64_t drain_deadline; /* != 0: SIGTERM came, finishing open connections */
     uint64_t reloads_ok, reloads_failed;
@@ -403,7 +412,9 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev);
 void edge_conn_run(struct edge_conn *c);
 void edge_conn_close(struct edge_conn *c);
 void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *reason);
-void edge_async_unwatch(struct edge_loop *L, struct edge_conn *c);
+/* edge_conn_run_ready resumes every connection whose paused job's operation
+ * ended; the loop does not wait in epoll while L->ready is not empty. */
+void edge_conn_run_ready(struct edge_loop *L);
 bool edge_conn_upstream_failed(struct edge_conn *c);
 
 /* edge_child.c */
