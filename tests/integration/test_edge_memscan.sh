@@ -14,7 +14,9 @@
 # handshakes) neither the TLS process nor the combiner holds its p, q, d (nor
 # dp, dq, qinv), the TLS process no party's key share s_i (nor the exponent
 # 2 Delta s_i a signer keeps), the combiner no holder's (its own is there by
-# design, a positive control, as is h1's in h1). Then 1,000 connections opened and
+# design, a positive control, as is h1's in h1). Each holder holds, of
+# either key, nothing but its own share: no p, q, d (nor dp, dq, qinv) and
+# no other party's share. Then 1,000 connections opened and
 # dropped, ClientHellos abandoned while the key operation runs, garbage and
 # half-open connections: the edge's and the combiner's RSS must stay within
 # a bound. Needs root (the daemons are not dumpable).
@@ -85,6 +87,11 @@ check "threshold needles: p, q, d, dp, dq, qinv; s_i and 2 Delta s_i of each of 
     [ "$(lines tkey.needles)$(lines tshare.comb.needles)$(lines tshare.h1.needles)$(lines tshare.h2.needles)" = 6222 ]
 cat tkey.needles tshare.comb.needles tshare.h1.needles tshare.h2.needles >ttls.needles
 cat tkey.needles tshare.h1.needles tshare.h2.needles >tcomb.needles
+# A holder holds its own share and nothing of the key or of another party.
+cat pqd.needles crt.needles share.comb.needles share.h2.needles >h1-other.needles
+cat pqd.needles crt.needles share.comb.needles share.h1.needles >h2-other.needles
+cat tkey.needles tshare.comb.needles tshare.h2.needles >th1-other.needles
+cat tkey.needles tshare.comb.needles tshare.h1.needles >th2-other.needles
 
 lib_edge_holders
 lib_edge_origin
@@ -155,6 +162,13 @@ check "control: the combiner holds its own threshold key share" \
     scan_finds $COMB_PID tshare.comb.needles scan.ctl-tcomb
 check "control: holder h1 holds its threshold key share" \
     scan_finds $H1_PID tshare.h1.needles scan.ctl-th1
+for h in h1 h2; do
+    pid=$([ $h = h1 ] && echo "$H1_PID" || echo "$H2_PID")
+    check "holder $h: no p, q, d, dp, dq, qinv, no other party's share y" \
+        scan_clean "$pid" $h-other.needles scan.$h-other
+    check "threshold key, holder $h: no p, q, d, dp, dq, qinv, no other party's s_i or 2 Delta s_i" \
+        scan_clean "$pid" t$h-other.needles scan.t$h-other
+done
 # Port 0: s_server prints the port it got ("ACCEPT 127.0.0.1:PORT") once the
 # key is loaded and the socket bound. A port picked in advance failed under
 # ctest -j2: the tests' random ports overlap the kernel's ephemeral range, so
