@@ -70,7 +70,7 @@ lib_provider_bad_refs() {
 # clients then, which its mere existence does not say).
 lib_provider_combiner_start() {
     local n0
-    n0=$(grep -c '^combiner: serving' combiner.log 2>/dev/null)
+    n0=$(grep -c '^combiner: serving' combiner.log 2>/dev/null || true)
     {
         lib_edge_comb_conf "${PROV_KEYS[@]}"
         echo "listen $COMB_EP"
