@@ -5,7 +5,7 @@ SPK_DEBIAN_PACKAGES=(
     build-essential cmake pkg-config git
     libgmp-dev libssl-dev libsodium-dev libzmq3-dev libcmocka-dev
     clang libclang-rt-14-dev clang-format valgrind
-    openssl curl procps iproute2 python3 python3-zmq python3-nacl
+    openssl curl procps iproute2 bc python3 python3-zmq python3-nacl
     nghttp2-client haproxy nginx-light testssl.sh apache2
     help2man dpkg-dev
     golang-go golang-github-cloudflare-circl-dev
