@@ -69,6 +69,15 @@ SPK_WUR int split_lagrange_weights(const struct split_field *f, mp_limb_t *w, un
  */
 bool split_lagrange_small(unsigned k, const uint8_t *xs, uint64_t *c, uint8_t *neg, uint64_t *d);
 
+/*
+ * split_limbs_from_be reads |len| big-endian bytes into |num_limbs| limbs
+ * (bytes beyond them ignored), split_limbs_to_be writes |num_limbs| limbs as
+ * |len| big-endian bytes (zero-padded, higher limbs cut); both in constant
+ * time, for secret values.
+ */
+void split_limbs_from_be(mp_limb_t *out, size_t num_limbs, const uint8_t *in, size_t len);
+void split_limbs_to_be(uint8_t *out, size_t len, const mp_limb_t *in, size_t num_limbs);
+
 /* ---- threshold signers (split_tss.c, split_tss_proof.c) -------------------- */
 
 /* What a prover keeps once it has verification keys (split_tss_proof.c). */
@@ -101,5 +110,8 @@ void split_tss_signer_proof_free(struct split_tss_signer *signer);
  * after the last one. Start from {0, 1, ..., k-1}.
  */
 bool split_tss_subset_next(unsigned *sel, unsigned k, unsigned num);
+
+/* split_tss_export: |v| (0 <= v < 2^(8 len)) as |len| big-endian bytes. */
+void split_tss_export(uint8_t *out, size_t len, const mpz_t v);
 
 #endif

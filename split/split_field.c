@@ -124,6 +124,24 @@ void split_fe_to_bytes(const struct split_field *f, uint8_t *out, const mp_limb_
     }
 }
 
+void split_limbs_from_be(mp_limb_t *out, size_t num_limbs, const uint8_t *in, size_t len)
+{
+    memset(out, 0, num_limbs * sizeof(*out));
+    for (size_t i = 0; i < len && i < num_limbs * sizeof(mp_limb_t); i++) {
+        out[i / sizeof(mp_limb_t)] |= (mp_limb_t)in[len - 1 - i] << (8 * (i % sizeof(mp_limb_t)));
+    }
+}
+
+void split_limbs_to_be(uint8_t *out, size_t len, const mp_limb_t *in, size_t num_limbs)
+{
+    for (size_t i = 0; i < len; i++) {
+        size_t limb = i / sizeof(mp_limb_t);
+        mp_limb_t word = limb < num_limbs ? in[limb] : 0;
+
+        out[len - 1 - i] = (uint8_t)(word >> (8 * (i % sizeof(mp_limb_t))));
+    }
+}
+
 size_t split_fe_reduce_scratch(const struct split_field *f, size_t tn)
 {
     /* hi (tn limbs), then M and a difference (limbs each). */

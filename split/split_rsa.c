@@ -371,10 +371,7 @@ int split_rsa_tuple_check(const struct split_field *f, const uint8_t *tuple, con
     if (n_len > 2 * limbs * sizeof(mp_limb_t)) {
         return SPK_ERR_KEY_MISMATCH;
     }
-    memset(nl, 0, sizeof(nl));
-    for (i = 0; i < n_len; i++) {
-        nl[i / sizeof(mp_limb_t)] |= (mp_limb_t)n[n_len - 1 - i] << (8 * (i % sizeof(mp_limb_t)));
-    }
+    split_limbs_from_be(nl, 2 * SPLIT_FE_LIMBS_MAX, n, n_len);
     below = split_fe_from_bytes(f, p, tuple);
     below &= split_fe_from_bytes(f, q, tuple + f->y_len);
     mpn_sec_mul(prod, p, (mp_size_t)limbs, q, (mp_size_t)limbs, scratch);

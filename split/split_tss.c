@@ -63,8 +63,7 @@ out:
     return ok;
 }
 
-/* split_tss_export: |v| (0 <= v < 2^(8 len)) as |len| big-endian bytes. */
-static void split_tss_export(uint8_t *out, size_t len, const mpz_t v)
+void split_tss_export(uint8_t *out, size_t len, const mpz_t v)
 {
     size_t bytes = (mpz_sizeinbase(v, 2) + 7) / 8;
 

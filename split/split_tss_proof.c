@@ -52,27 +52,6 @@ struct split_tss_prover {
     mp_limb_t *tmp;
 };
 
-/* ---- fixed-size conversions (constant time) ---------------------------------- */
-
-static void split_tss_limbs_from_be(mp_limb_t *out, size_t num_limbs, const uint8_t *in, size_t len)
-{
-    memset(out, 0, num_limbs * sizeof(*out));
-    for (size_t i = 0; i < len && i < num_limbs * SPLIT_TSS_LIMB_BYTES; i++) {
-        out[i / SPLIT_TSS_LIMB_BYTES] |= (mp_limb_t)in[len - 1 - i]
-                                         << (8 * (i % SPLIT_TSS_LIMB_BYTES));
-    }
-}
-
-static void split_tss_limbs_to_be(uint8_t *out, size_t len, const mp_limb_t *in, size_t num_limbs)
-{
-    for (size_t i = 0; i < len; i++) {
-        size_t limb = i / SPLIT_TSS_LIMB_BYTES;
-        mp_limb_t word = limb < num_limbs ? in[limb] : 0;
-
-        out[len - 1 - i] = (uint8_t)(word >> (8 * (i % SPLIT_TSS_LIMB_BYTES)));
-    }
-}
-
 /* ---- the challenge --------------------------------------------------------------- */
 
 static void split_tss_hash_item(crypto_hash_sha256_state *st, const uint8_t *p, size_t len)
@@ -262,13 +241,13 @@ int split_tss_prove(struct split_tss_signer *sg, uint8_t *out_c, uint8_t *out_z,
     }
     split_tss_challenge(out_c, vals, n_len);
     /* z = s_i c + r over fixed sizes: s_i < N, c < 2^L1, so z < 2^(8 n_len + 2 L1 + 1). */
-    split_tss_limbs_from_be(pv->s, pv->s_limbs, sg->s, n_len);
-    split_tss_limbs_from_be(pv->c, 2, out_c, PROTO_TSS_C_LEN);
-    split_tss_limbs_from_be(pv->rl, pv->z_limbs, pv->r_bytes, r_len);
+    split_limbs_from_be(pv->s, pv->s_limbs, sg->s, n_len);
+    split_limbs_from_be(pv->c, 2, out_c, PROTO_TSS_C_LEN);
+    split_limbs_from_be(pv->rl, pv->z_limbs, pv->r_bytes, r_len);
     memset(pv->prod, 0, pv->z_limbs * sizeof(mp_limb_t));
     mpn_sec_mul(pv->prod, pv->s, (mp_size_t)pv->s_limbs, pv->c, 2, pv->tmp);
     (void)mpn_cnd_add_n(1, pv->z, pv->prod, pv->rl, (mp_size_t)pv->z_limbs);
-    split_tss_limbs_to_be(out_z, n_len + PROTO_TSS_Z_EXTRA, pv->z, pv->z_limbs);
+    split_limbs_to_be(out_z, n_len + PROTO_TSS_Z_EXTRA, pv->z, pv->z_limbs);
     r = 0;
 out:
     if (pv != NULL) {
@@ -282,16 +261,6 @@ out:
 }
 
 /* ---- verifier ------------------------------------------------------------------------ */
-
-static void split_tss_mpz_export(uint8_t *out, size_t len, const mpz_t v)
-{
-    size_t bytes = (mpz_sizeinbase(v, 2) + 7) / 8;
-
-    memset(out, 0, len);
-    if (mpz_sgn(v) != 0 && bytes <= len) {
-        mpz_export(out + (len - bytes), NULL, 1, 1, 1, 0, v);
-    }
-}
 
 /* split_tss_pow_div: out = a^x / b^y mod n; false when b^y is not invertible. */
 static bool split_tss_pow_div(mpz_t out, const mpz_t a, const mpz_t x, const mpz_t b, const mpz_t y,
@@ -360,12 +329,12 @@ int split_tss_share_verify(const struct proto_record *rec, const uint8_t *em, un
     if (!split_tss_pow_div(vp, v, mz, vi, mc, n) || !split_tss_pow_div(xp, xt, mz, xi2, mc, n)) {
         goto out;
     }
-    split_tss_mpz_export(vals, n_len, v);
-    split_tss_mpz_export(vals + n_len, n_len, xt);
-    split_tss_mpz_export(vals + 2 * n_len, n_len, vi);
-    split_tss_mpz_export(vals + 3 * n_len, n_len, xi2);
-    split_tss_mpz_export(vals + 4 * n_len, n_len, vp);
-    split_tss_mpz_export(vals + 5 * n_len, n_len, xp);
+    split_tss_export(vals, n_len, v);
+    split_tss_export(vals + n_len, n_len, xt);
+    split_tss_export(vals + 2 * n_len, n_len, vi);
+    split_tss_export(vals + 3 * n_len, n_len, xi2);
+    split_tss_export(vals + 4 * n_len, n_len, vp);
+    split_tss_export(vals + 5 * n_len, n_len, xp);
     split_tss_challenge(c2, vals, n_len);
     if (sodium_memcmp(c2, c, PROTO_TSS_C_LEN) != 0) {
         goto out;
