@@ -75,6 +75,48 @@ static enum sh_audit_kind refusal_kind(int err)
     }
 }
 
+/* sh_queue_slot: the next queue entry to build an answer in (a full queue
+ * is flushed first). */
+static struct sh_queued *sh_queue_slot(struct sh_server *s)
+{
+    struct sh_queued *q;
+
+    if (s->num_queued == SH_BATCH_MAX) {
+        sh_queue_flush(s);
+    }
+    q = &s->queue[s->num_queued];
+    q->len = 0;
+    return q;
+}
+
+/* sh_queue_push queues the answer built in |q| for peer |id|, its audit line
+ * written, to leave at the next flush; false if it cannot be queued. */
+static bool sh_queue_push(struct sh_server *s, struct sh_queued *q, zmq_msg_t *id)
+{
+    zmq_msg_init(&q->id);
+    if (zmq_msg_copy(&q->id, id) == 0) {
+        q->req_id = s->msg.req_id;
+        s->num_queued++;
+        return true;
+    }
+    zmq_msg_close(&q->id);
+    return false;
+}
+
+/* refuse: a refusal is counted, written as one summary per client and
+ * interval, and answered with ERROR |err| |why|. */
+static void refuse(struct sh_server *s, zmq_msg_t *id, const struct sh_allow_client *client,
+                   const char *address, uint64_t now_ms, int err, const char *why)
+{
+    (void)sh_audit_count(&s->audit, client->name, address, refusal_kind(err), now_ms);
+    if (err == SPK_ERR_RATE_LIMITED) {
+        s->num_rate_limited++;
+    } else {
+        s->num_denied++;
+    }
+    reply_error(s, id, s->msg.req_id, err, why);
+}
+
 /*
  * sh_queue_flush makes the audit lines of the queued releases durable with one
  * fdatasync, then sends the shares; if the sync fails, none of them leaves
@@ -113,11 +155,7 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
     struct sh_queued *q;
     int err = 0;
 
-    if (s->num_queued == SH_BATCH_MAX) {
-        sh_queue_flush(s);
-    }
-    q = &s->queue[s->num_queued];
-    q->len = 0;
+    q = sh_queue_slot(s);
     if (!rate_ok) {
         err = SPK_ERR_RATE_LIMITED;
     } else if (!sh_allow_key(client, req->key_id)) {
@@ -146,33 +184,19 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
                           "req=%llu addr=%s",
                           client->name, key_hex, proto_op_name(req->op), (unsigned)req->op_count,
                           digest_hex, share->index, (unsigned long long)s->msg.req_id,
-                          address) != 0) {
-            err = SPK_ERR_INTERNAL;
-        } else {
-            zmq_msg_init(&q->id);
-            if (zmq_msg_copy(&q->id, id) == 0) {
-                q->req_id = s->msg.req_id;
-                s->num_queued++;
-                return;
-            }
-            zmq_msg_close(&q->id);
-            err = SPK_ERR_INTERNAL;
+                          address) == 0 &&
+            sh_queue_push(s, q, id)) {
+            return;
         }
+        err = SPK_ERR_INTERNAL;
     }
-    /* refusals are counted, and written as one summary per client and interval */
-    (void)sh_audit_count(&s->audit, client->name, address, refusal_kind(err), now_ms);
-    if (err == SPK_ERR_RATE_LIMITED) {
-        s->num_rate_limited++;
-    } else {
-        s->num_denied++;
-    }
-    reply_error(s, id, s->msg.req_id, err,
-                err == SPK_ERR_NOT_ALLOWED    ? "this client may not fetch this key"
-                : err == SPK_ERR_UNKNOWN_KEY  ? "no share of this key here"
-                : err == SPK_ERR_RATE_LIMITED ? "over the rate limit"
-                : err == SPK_ERR_MALFORMED    ? "bad requester key"
-                : err == SPK_ERR_UNSUPPORTED  ? "threshold-mode key: ask for a signature share"
-                                              : "internal error");
+    refuse(s, id, client, address, now_ms, err,
+           err == SPK_ERR_NOT_ALLOWED    ? "this client may not fetch this key"
+           : err == SPK_ERR_UNKNOWN_KEY  ? "no share of this key here"
+           : err == SPK_ERR_RATE_LIMITED ? "over the rate limit"
+           : err == SPK_ERR_MALFORMED    ? "bad requester key"
+           : err == SPK_ERR_UNSUPPORTED  ? "threshold-mode key: ask for a signature share"
+                                         : "internal error");
 }
 
 /* sigshare_request: a signature share of a threshold-mode key, audited and
@@ -190,11 +214,7 @@ static void sigshare_request(struct sh_server *s, zmq_msg_t *id,
     const char *why = "internal error";
     int err = 0;
 
-    if (s->num_queued == SH_BATCH_MAX) {
-        sh_queue_flush(s);
-    }
-    q = &s->queue[s->num_queued];
-    q->len = 0;
+    q = sh_queue_slot(s);
     if (!rate_ok) {
         err = SPK_ERR_RATE_LIMITED;
         why = "over the rate limit";
@@ -217,25 +237,14 @@ static void sigshare_request(struct sh_server *s, zmq_msg_t *id,
                           "client=%s key=%s op=%s ops=1 digest=%s outcome=signed index=%u "
                           "req=%llu addr=%s",
                           client->name, key_hex, proto_op_name(req->op), digest_hex, share->index,
-                          (unsigned long long)s->msg.req_id, address) == 0) {
-            zmq_msg_init(&q->id);
-            if (zmq_msg_copy(&q->id, id) == 0) {
-                q->req_id = s->msg.req_id;
-                s->num_queued++;
-                return;
-            }
-            zmq_msg_close(&q->id);
+                          (unsigned long long)s->msg.req_id, address) == 0 &&
+            sh_queue_push(s, q, id)) {
+            return;
         }
         err = SPK_ERR_INTERNAL;
         why = "internal error";
     }
-    (void)sh_audit_count(&s->audit, client->name, address, refusal_kind(err), now_ms);
-    if (err == SPK_ERR_RATE_LIMITED) {
-        s->num_rate_limited++;
-    } else {
-        s->num_denied++;
-    }
-    reply_error(s, id, s->msg.req_id, err, why);
+    refuse(s, id, client, address, now_ms, err, why);
 }
 
 /* frame_handle: one [routing id][frame] from the ROUTER. */
