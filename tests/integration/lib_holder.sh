@@ -100,6 +100,14 @@ holder_start() {
     fi
 }
 
+# holder_start_unlimited NAME DIR [PORT]: holder_start serving DIR to the
+# clients of $T/allow, without a practical rate limit
+holder_start_unlimited() {
+    holder_start "$1" "$2" "$T/allow" "${3:-*}" --rate 1000000 --burst 1000000
+}
+# port_of ENDPOINT: the port of tcp://HOST:PORT
+port_of() { echo "${1##*:}"; }
+
 # stop_holder NAME: SIGTERM and wait until it is gone
 stop_holder() {
     local pid_var="${1}_pid"

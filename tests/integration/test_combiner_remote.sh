@@ -65,15 +65,8 @@ for h in h1 h2; do
     cp "$T/a/$KA.$h.share" "$T/a/$KA.record" "$T/$h.d/"
 done
 
-# start_holder NAME DIR [PORT]: holder NAME serving DIR to the clients of
-# $T/allow, without a practical rate limit; sets NAME_pid and NAME_ep
-start_holder() {
-    holder_start "$1" "$2" "$T/allow" "${3:-*}" --rate 1000000 --burst 1000000
-}
-port_of() { echo "${1##*:}"; }
-
 for h in h1 h2 h3 h4; do
-    start_holder "$h" "$T/$h.d"
+    holder_start_unlimited "$h" "$T/$h.d"
 done
 check "four holders started" test -n "$h1_ep" -a -n "$h2_ep" -a -n "$h3_ep" -a -n "$h4_ep"
 
@@ -197,7 +190,7 @@ stop_holder h2
 "$BH" run --config "$T/cfg/c35.conf" --count 1 >"$T/out" 2>&1
 check "3-of-5 with only the local share and h1 fails (threshold)" \
     grep -q 'ops=1 ok=0 failed=1' "$T/out"
-start_holder h2 "$T/h2.d" "$(port_of "$h2_ep")"
+holder_start_unlimited h2 "$T/h2.d" "$(port_of "$h2_ep")"
 
 # ---- faults with 2-of-3 ---------------------------------------------------------------
 # kill -9 of h1 after 300 of 2,000 operations: none may fail
@@ -227,7 +220,7 @@ check "both holders down: the error names both holders" \
 "$BH" run --config "$T/cfg/c23.conf" --count 150 --interval-ms 20 --timeline >"$T/tl" 2>&1 &
 run_pid=$!
 sleep 2
-start_holder h1 "$T/h1.d" "$(port_of "$h1_ep")"
+holder_start_unlimited h1 "$T/h1.d" "$(port_of "$h1_ep")"
 up_ms=$(now_ms)
 wait $run_pid
 first_ok=$(awk -F'wall_ms=' '/status=0 /{split($2, a, " "); print a[1]; exit}' "$T/tl")
@@ -257,7 +250,7 @@ holder h1 $h1_ep $(z85 h1)
 timeout-ms 1000
 EOF
 for variant in w m; do
-    start_holder h2 "$T/h2$variant.d" "$(port_of "$h2_ep")"
+    holder_start_unlimited h2 "$T/h2$variant.d" "$(port_of "$h2_ep")"
     "$BH" run --config "$T/cfg/c23w.conf" --count 300 >"$T/out" 2>&1
     cat "$T/out"
     case $variant in

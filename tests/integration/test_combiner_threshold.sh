@@ -64,12 +64,8 @@ done
 for h in h1 h2; do
     cp "$T/a/$KA.$h.share" "$T/a/$KA.record" "$T/$h.d/"
 done
-start_holder() {
-    holder_start "$1" "$2" "$T/allow" "${3:-*}" --rate 1000000 --burst 1000000
-}
-port_of() { echo "${1##*:}"; }
 for h in h1 h2 h3 h4; do
-    start_holder "$h" "$T/$h.d"
+    holder_start_unlimited "$h" "$T/$h.d"
 done
 check "four holders started" test -n "$h1_ep" -a -n "$h2_ep" -a -n "$h3_ep" -a -n "$h4_ep"
 
@@ -212,7 +208,7 @@ check "h2 down: the daemon still signs" daemon_sig "$KN" sign-pkcs1-sha256 "$T/p
 # that it loads it): its signature shares are well-formed but wrong for N.
 mkdir -p "$T/h2w.d"
 cp "$T/n2/$KN2.h2.share" "$T/n2/$KN2.record" "$T/h2w.d/"
-start_holder h2 "$T/h2w.d" "$(port_of "$h2_ep")"
+holder_start_unlimited h2 "$T/h2w.d" "$(port_of "$h2_ep")"
 # holder-fanout all: whether h2's answer is among the first two is up to the
 # scheduler; when it is, the third answer (kept) decides
 {

@@ -73,17 +73,13 @@ for h in h1 h2 h3; do
     mkdir -p "$T/$h.d"
     cp "$T/s/$K.$h.share" "$REC" "$T/$h.d/"
 done
-start_holder() {
-    holder_start "$1" "$2" "$T/allow" "${3:-*}" --rate 1000000 --burst 1000000
-}
-port_of() { echo "${1##*:}"; }
 # h1 with the record whose v_1 is wrong: it refuses its share at load, saying why.
-start_holder h1 "$T/swap"
+holder_start_unlimited h1 "$T/swap"
 check "a holder refuses its share when the record's v_i is not v^s_i" \
     grep -q "verification key v_1 is not v^s_1" "$T/h1.log"
 stop_holder h1
 for h in h1 h2 h3; do
-    start_holder "$h" "$T/$h.d"
+    holder_start_unlimited "$h" "$T/$h.d"
 done
 check "three holders started" test -n "$h1_ep" -a -n "$h2_ep" -a -n "$h3_ep"
 
@@ -146,7 +142,7 @@ check "daemon, honest holders: no bad share counted" test "$(metric h2)" = 0
 stop_holder h2
 mkdir -p "$T/h2w.d"
 cp "$T/s2/$K2.h2.share" "$T/s2/$K2.record" "$T/h2w.d/"
-start_holder h2 "$T/h2w.d" "$(port_of "$h2_ep")"
+holder_start_unlimited h2 "$T/h2w.d" "$(port_of "$h2_ep")"
 conf h2 h1 h3 >"$T/cfg/w.conf"
 "$BH" run --config "$T/cfg/w.conf" --count 20 >"$T/out" 2>&1
 cat "$T/out"
@@ -170,7 +166,7 @@ check "wrong key share: the daemon's metrics count it for h2, none for h1, h3" \
 stop_holder h3
 mkdir -p "$T/h3n.d"
 cp "$T/s/$K.h3.share" "$T/nov/$K.record" "$T/h3n.d/"
-start_holder h3 "$T/h3n.d" "$(port_of "$h3_ep")"
+holder_start_unlimited h3 "$T/h3n.d" "$(port_of "$h3_ep")"
 conf h3 h1 >"$T/cfg/n.conf"
 "$BH" run --config "$T/cfg/n.conf" --count 5 >"$T/out" 2>&1
 cat "$T/out"
