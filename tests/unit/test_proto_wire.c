@@ -511,6 +511,29 @@ static void test_ops_digest(void **state)
     proto_ops_digest_final(&d, out);
 }
 
+/* wire_set_body writes the body length of the |n|-byte message |msg| into
+ * its header (bytes 13..16), after items were cut or appended by hand. */
+static void wire_set_body(uint8_t *msg, size_t n)
+{
+    uint32_t body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
+
+    msg[13] = (uint8_t)(body >> 24);
+    msg[14] = (uint8_t)(body >> 16);
+    msg[15] = (uint8_t)(body >> 8);
+    msg[16] = (uint8_t)body;
+}
+
+/* wire_put_item appends at |n| an item |tag| of |len| bytes of 1; returns
+ * the new length. */
+static size_t wire_put_item(uint8_t *msg, size_t n, uint8_t tag, size_t len)
+{
+    msg[n++] = tag;
+    msg[n++] = (uint8_t)(len >> 8);
+    msg[n++] = (uint8_t)len;
+    memset(msg + n, 1, len);
+    return n + len;
+}
+
 /* SIGSHARE_REQUEST/RESPONSE: an empty salt or share, an index 0, a digest over 64 bytes. */
 static void test_sigshare(void **state)
 {
@@ -561,10 +584,7 @@ static void test_sigshare(void **state)
         /* without z: c alone */
         memcpy(cut, buf, at_z);
         n = at_z;
-        cut[13] = 0;
-        cut[14] = 0;
-        cut[15] = (uint8_t)((n - PROTO_WIRE_HDR_LEN) >> 8);
-        cut[16] = (uint8_t)(n - PROTO_WIRE_HDR_LEN);
+        wire_set_body(cut, n);
         assert_int_equal(proto_msg_decode(&d, cut, n), SPK_ERR_MALFORMED);
     }
     m.u.sigshare_resp.has_proof = false;
@@ -576,69 +596,30 @@ static void test_sigshare(void **state)
         static uint8_t ext[PROTO_MSG_MAX];
         static const size_t z_lens[] = {256 + PROTO_TSS_Z_EXTRA - 1, 256 + PROTO_TSS_Z_EXTRA + 1};
         size_t n;
-        uint32_t body;
 
-        /* c only */
         memcpy(ext, buf, len);
-        n = len;
-        ext[n++] = 0x12;
-        ext[n++] = 0;
-        ext[n++] = PROTO_TSS_C_LEN;
-        memset(ext + n, 1, PROTO_TSS_C_LEN);
-        n += PROTO_TSS_C_LEN;
-        body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
-        ext[13] = (uint8_t)(body >> 24);
-        ext[14] = (uint8_t)(body >> 16);
-        ext[15] = (uint8_t)(body >> 8);
-        ext[16] = (uint8_t)body;
+        /* c only */
+        n = wire_put_item(ext, len, 0x12, PROTO_TSS_C_LEN);
+        wire_set_body(ext, n);
         assert_int_equal(proto_msg_decode(&d, ext, n), SPK_ERR_MALFORMED);
         /* z only */
-        n = len;
-        ext[n++] = 0x13;
-        ext[n++] = (uint8_t)((256 + PROTO_TSS_Z_EXTRA) >> 8);
-        ext[n++] = (uint8_t)(256 + PROTO_TSS_Z_EXTRA);
-        memset(ext + n, 1, 256 + PROTO_TSS_Z_EXTRA);
-        n += 256 + PROTO_TSS_Z_EXTRA;
-        body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
-        ext[15] = (uint8_t)(body >> 8);
-        ext[16] = (uint8_t)body;
+        n = wire_put_item(ext, len, 0x13, 256 + PROTO_TSS_Z_EXTRA);
+        wire_set_body(ext, n);
         assert_int_equal(proto_msg_decode(&d, ext, n), SPK_ERR_MALFORMED);
         /* c and a z one byte short or long; c of 15 bytes with a right z */
         for (int t = 0; t < 3; t++) {
             size_t c_len = t == 2 ? PROTO_TSS_C_LEN - 1 : PROTO_TSS_C_LEN;
             size_t z_len = t == 2 ? 256 + PROTO_TSS_Z_EXTRA : z_lens[t];
 
-            n = len;
-            ext[n++] = 0x12;
-            ext[n++] = 0;
-            ext[n++] = (uint8_t)c_len;
-            memset(ext + n, 1, c_len);
-            n += c_len;
-            ext[n++] = 0x13;
-            ext[n++] = (uint8_t)(z_len >> 8);
-            ext[n++] = (uint8_t)z_len;
-            memset(ext + n, 1, z_len);
-            n += z_len;
-            body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
-            ext[15] = (uint8_t)(body >> 8);
-            ext[16] = (uint8_t)body;
+            n = wire_put_item(ext, len, 0x12, c_len);
+            n = wire_put_item(ext, n, 0x13, z_len);
+            wire_set_body(ext, n);
             assert_int_equal(proto_msg_decode(&d, ext, n), SPK_ERR_MALFORMED);
         }
         /* and the right lengths decode */
-        n = len;
-        ext[n++] = 0x12;
-        ext[n++] = 0;
-        ext[n++] = PROTO_TSS_C_LEN;
-        memset(ext + n, 1, PROTO_TSS_C_LEN);
-        n += PROTO_TSS_C_LEN;
-        ext[n++] = 0x13;
-        ext[n++] = (uint8_t)((256 + PROTO_TSS_Z_EXTRA) >> 8);
-        ext[n++] = (uint8_t)(256 + PROTO_TSS_Z_EXTRA);
-        memset(ext + n, 1, 256 + PROTO_TSS_Z_EXTRA);
-        n += 256 + PROTO_TSS_Z_EXTRA;
-        body = (uint32_t)(n - PROTO_WIRE_HDR_LEN);
-        ext[15] = (uint8_t)(body >> 8);
-        ext[16] = (uint8_t)body;
+        n = wire_put_item(ext, len, 0x12, PROTO_TSS_C_LEN);
+        n = wire_put_item(ext, n, 0x13, 256 + PROTO_TSS_Z_EXTRA);
+        wire_set_body(ext, n);
         assert_int_equal(proto_msg_decode(&d, ext, n), 0);
         assert_true(d.u.sigshare_resp.has_proof);
     }
