@@ -40,6 +40,11 @@ int edge_tls_ctx_setup(SSL_CTX *ctx, const struct edge_config *cfg, bool rsa_kx,
                                  SSL_OP_PRIORITIZE_CHACHA | SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ASYNC | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
+    /* Read what the socket has, not a record header and then its body: a
+     * client's Finished, its request and its close_notify each took two
+     * reads. The loop waits on the socket only after OpenSSL asked for more
+     * (SSL_ERROR_WANT_READ), so nothing it has buffered is left waiting. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     /* RSA key exchange has no forward secrecy and lets any client have the
      * combiner decrypt ciphertexts of its choosing (a decryption oracle): only
      * tls12-rsa-key-exchange turns it on, whatever tls12-ciphers lists, and
