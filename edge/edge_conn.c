@@ -576,7 +576,6 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         struct edge_conn *c;
-        int one = 1;
         int fd = accept4(lev->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
         if (fd < 0) {
@@ -588,7 +587,7 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev)
             close(fd);
             return;
         }
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        /* TCP_NODELAY comes from the listening socket (edge_listen_socket). */
         c->loop = L;
         c->listen_index = (size_t)(lev - L->listen_ev);
         c->state = EDGE_CONN_HANDSHAKE;

@@ -13,6 +13,8 @@
  */
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -186,7 +188,10 @@ static int edge_listen_socket(const char *hostport, int *out_fd, char *why, size
         return SPK_ERR_INVALID_ARG;
     }
     fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    /* TCP_NODELAY here: Linux hands it down to every accepted socket, which
+     * saves a setsockopt per connection. */
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
         bind(fd, (struct sockaddr *)&sa, len) != 0 || listen(fd, 1024) != 0) {
         snprintf(why, why_len, "listen %s: %s", hostport, strerror(errno));
         if (fd >= 0) {
