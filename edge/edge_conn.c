@@ -185,6 +185,36 @@ void edge_conn_close(struct edge_conn *c)
     edge_conn_free(c);
 }
 
+static uint8_t *edge_buf_get(struct edge_loop *L)
+{
+    if (L->buf_pool_len > 0) {
+        return L->buf_pool[--L->buf_pool_len];
+    }
+    return malloc(EDGE_BUF_LEN);
+}
+
+/* edge_buf_put takes back |buf| of which the first |used| bytes were ever
+ * written: those are wiped before it is kept or freed. */
+static void edge_buf_put(struct edge_loop *L, uint8_t *buf, size_t used)
+{
+    if (buf == NULL) {
+        return;
+    }
+    OPENSSL_cleanse(buf, used);
+    if (L->buf_pool_len < EDGE_BUF_POOL) {
+        L->buf_pool[L->buf_pool_len++] = buf;
+        return;
+    }
+    free(buf);
+}
+
+void edge_buf_pool_free(struct edge_loop *L)
+{
+    while (L->buf_pool_len > 0) {
+        free(L->buf_pool[--L->buf_pool_len]);
+    }
+}
+
 static void edge_conn_free(struct edge_conn *c)
 {
     struct edge_loop *L = c->loop;
@@ -211,14 +241,8 @@ static void edge_conn_free(struct edge_conn *c)
         c->next->prev = c->prev;
     }
     L->num_conns--;
-    if (c->c2u != NULL) {
-        OPENSSL_cleanse(c->c2u, c->c2u_used);
-    }
-    if (c->u2c != NULL) {
-        OPENSSL_cleanse(c->u2c, c->u2c_used);
-    }
-    free(c->c2u);
-    free(c->u2c);
+    edge_buf_put(L, c->c2u, c->c2u_used);
+    edge_buf_put(L, c->u2c, c->u2c_used);
     c->c2u = c->u2c = NULL;
     c->ssl = NULL;
     c->dead = true;
@@ -333,8 +357,8 @@ static bool edge_conn_start_upstream(struct edge_conn *c)
     int one = 1;
     int fd;
 
-    c->c2u = malloc(EDGE_BUF_LEN);
-    c->u2c = malloc(EDGE_BUF_LEN);
+    c->c2u = edge_buf_get(c->loop);
+    c->u2c = edge_buf_get(c->loop);
     if (c->c2u == NULL || c->u2c == NULL) {
         return false;
     }

@@ -296,6 +296,7 @@ static void edge_loop_cleanup(struct edge_loop *L)
     while (L->conns != NULL) {
         edge_conn_close(L->conns);
     }
+    edge_buf_pool_free(L);
     edge_reap_dead(L);
     if (L->comb_pid > 0) {
         int status;

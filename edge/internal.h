@@ -251,6 +251,8 @@ void edge_client_stats(const struct edge_client *c, struct edge_keyop_stats *out
  * process; edge_metrics.c: the metrics endpoint. */
 
 #define EDGE_BUF_LEN (64 * 1024)
+/* Relay buffers kept for reuse (edge_loop.buf_pool): 4 MiB at most. */
+#define EDGE_BUF_POOL 64
 #define EDGE_EVENTS_MAX 256
 #define EDGE_NAMES_MAX 64
 #define EDGE_TICK_MS 100
@@ -372,7 +374,12 @@ struct edge_loop {
     struct edge_sites *sites; /* the serving set (one reference) */
     struct edge_conn *conns;
     size_t num_conns;
-    struct edge_conn *dead;  /* closed in this batch, linked through next */
+    struct edge_conn *dead; /* closed in this batch, linked through next */
+    /* Relay buffers of closed connections, wiped, for the next ones: a
+     * 64 KiB malloc and free per direction and connection made glibc
+     * consolidate its free lists on every close. */
+    uint8_t *buf_pool[EDGE_BUF_POOL];
+    size_t buf_pool_len;
     struct edge_conn *ready; /* paused jobs that can go on (edge_conn_run_ready) */
     bool stop;
     uint64_t drain_deadline; /* != 0: SIGTERM came, finishing open connections */
@@ -412,6 +419,10 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev);
 void edge_conn_run(struct edge_conn *c);
 void edge_conn_close(struct edge_conn *c);
 void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *reason);
+/* edge_conn_event: epoll reported |ev| (its client or upstream socket) of |c|. */
+void edge_conn_event(struct edge_conn *c, struct edge_ev *ev);
+/* edge_buf_pool_free frees the relay buffers kept for reuse. */
+void edge_buf_pool_free(struct edge_loop *L);
 /* edge_conn_run_ready resumes every connection whose paused job's operation
  * ended; the loop does not wait in epoll while L->ready is not empty. */
 void edge_conn_run_ready(struct edge_loop *L);
