@@ -1,7 +1,7 @@
 /*
  * edge_conn.c: one client connection of the edge: accept, the TLS handshake
- * (an ASYNC job paused on a private-key operation masks the client socket
- * until the SSL's async callback says the operation ended), the upstream connection with its
+ * (an ASYNC job paused on a private-key operation goes on when the SSL's
+ * async callback says the operation ended), the upstream connection with its
  * PROXY header, and the relay with one buffer per direction: a side is read
  * only when the buffer towards the other side is empty (backpressure), and
  * an EOF on one side becomes a half-close on the other.
@@ -158,12 +158,23 @@ void edge_conn_run_ready(struct edge_loop *L)
     }
 }
 
-/* edge_async_pause: the job waits for its operation; the client socket is
- * masked until edge_conn_async_ready. */
-static void edge_async_pause(struct edge_loop *L, struct edge_conn *c)
+/* edge_async_pause: the job waits for its operation. The client socket
+ * stays registered: a client seldom sends anything while its handshake
+ * waits, and masking and unmasking it were two epoll_ctl calls per
+ * handshake. If it does stir, edge_conn_event masks it then. */
+static void edge_async_pause(struct edge_conn *c)
 {
     c->paused = true;
-    edge_ev_set(L, &c->cev, 0);
+}
+
+void edge_conn_event(struct edge_conn *c, struct edge_ev *ev)
+{
+    if (c->paused && ev == &c->cev) {
+        /* Level-triggered: until the job goes on, the loop would only spin. */
+        edge_ev_set(c->loop, &c->cev, 0);
+        return;
+    }
+    edge_conn_run(c);
 }
 
 void edge_conn_close(struct edge_conn *c)
@@ -415,7 +426,7 @@ static bool edge_conn_handshake(struct edge_conn *c)
         c->want_c_out = true;
         return true;
     case SSL_ERROR_WANT_ASYNC:
-        edge_async_pause(L, c);
+        edge_async_pause(c);
         return true;
     default:
         /* OpenSSL has sent its alert (a failed key operation is an internal

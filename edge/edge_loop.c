@@ -455,7 +455,7 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
                 break;
             case EDGE_EV_CLIENT:
             case EDGE_EV_UPSTREAM:
-                edge_conn_run(c);
+                edge_conn_event(c, ev);
                 break;
             case EDGE_EV_COMBINER:
                 edge_client_process(L->client);

@@ -331,7 +331,7 @@ struct edge_conn {
     size_t listen_index; /* which listen line accepted it */
     struct edge_ev cev;  /* client socket */
     struct edge_ev uev;  /* upstream socket (fd -1 until connecting) */
-    bool paused;         /* an ASYNC job of this SSL waits; the client socket is masked */
+    bool paused; /* an ASYNC job of this SSL waits; the client socket is masked once it stirs */
     /* On the loop's ready list: the paused job's operation ended (the SSL's
      * async callback) and the job is resumed in this loop turn. */
     bool ready;
