@@ -399,6 +399,40 @@ static bool edge_conn_start_upstream(struct edge_conn *c)
     return true;
 }
 
+/* edge_conn_connected: bytes went to or came from the origin, so its
+ * connection is up. */
+static void edge_conn_connected(struct edge_conn *c)
+{
+    if (c->state == EDGE_CONN_CONNECTING) {
+        c->state = EDGE_CONN_RELAY;
+        c->deadline_ms = spk_now_ms() + c->loop->cfg->idle_timeout_ms;
+    }
+}
+
+/*
+ * edge_conn_check_connect asks the kernel whether the origin's connection is
+ * up when nothing went either way to tell (the client has sent nothing yet,
+ * and the origin neither): up, it is relayed; failed, that is the upstream
+ * failure (up_errno); else the loop waits for it to become writable.
+ */
+static void edge_conn_check_connect(struct edge_conn *c)
+{
+    struct sockaddr_storage sa;
+    socklen_t sl = sizeof(sa);
+    int soerr = 0;
+    socklen_t len = sizeof(soerr);
+
+    if (getsockopt(c->uev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
+        c->up_errno = soerr != 0 ? soerr : errno;
+        return;
+    }
+    if (getpeername(c->uev.fd, (struct sockaddr *)&sa, &sl) == 0) {
+        edge_conn_connected(c);
+        return;
+    }
+    c->want_u_out = true; /* still connecting */
+}
+
 /* edge_conn_handshake: one step; false when the connection is finished. */
 static bool edge_conn_handshake(struct edge_conn *c)
 {
@@ -480,18 +514,25 @@ static bool edge_conn_relay(struct edge_conn *c)
         if (c->c2u_off < c->c2u_len) {
             ssize_t n = write(c->uev.fd, c->c2u + c->c2u_off, c->c2u_len - c->c2u_off);
             if (n > 0) {
+                edge_conn_connected(c);
                 c->c2u_off += (size_t)n;
                 if (c->c2u_off == c->c2u_len) {
                     c->c2u_off = c->c2u_len = 0;
                 }
                 progress = true;
             } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-                c->want_u_out = true;
+                c->want_u_out = true; /* full, or still connecting */
+            } else if (c->state == EDGE_CONN_CONNECTING) {
+                c->up_errno = n < 0 ? errno : EPIPE;
+                return true;
             } else {
                 return false;
             }
         }
-        if (c->client_eof && c->c2u_len == 0 && !c->up_shut) {
+        /* Half-close towards the origin only while it may still answer: once
+         * it has closed too, the close that follows says the same. */
+        if (c->client_eof && c->c2u_len == 0 && !c->up_shut && !c->upstream_eof &&
+            c->state == EDGE_CONN_RELAY) {
             shutdown(c->uev.fd, SHUT_WR);
             c->up_shut = true;
         }
@@ -499,15 +540,20 @@ static bool edge_conn_relay(struct edge_conn *c)
         if (!c->upstream_eof && c->u2c_len == 0) {
             ssize_t n = read(c->uev.fd, c->u2c, EDGE_BUF_LEN);
             if (n > 0) {
+                edge_conn_connected(c);
                 c->u2c_len = (size_t)n;
                 edge_conn_note_used(&c->u2c_used, c->u2c_len);
                 c->u2c_off = 0;
                 progress = true;
             } else if (n == 0) {
+                edge_conn_connected(c);
                 c->upstream_eof = true;
                 progress = true;
             } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 c->want_u_in = true;
+            } else if (c->state == EDGE_CONN_CONNECTING) {
+                c->up_errno = errno;
+                return true;
             } else {
                 c->upstream_eof = true;
                 progress = true;
@@ -543,7 +589,7 @@ static bool edge_conn_relay(struct edge_conn *c)
             c->tls_shut = true;
             progress = true;
         }
-        if (progress) {
+        if (progress && c->state == EDGE_CONN_RELAY) {
             c->deadline_ms = now + c->loop->cfg->idle_timeout_ms;
         }
     }
@@ -565,26 +611,22 @@ void edge_conn_run(struct edge_conn *c)
     if (c->state == EDGE_CONN_HANDSHAKE) {
         alive = edge_conn_handshake(c);
     }
-    if (alive && c->state == EDGE_CONN_CONNECTING) {
-        int soerr = 0;
-        socklen_t len = sizeof(soerr);
-        if (getsockopt(c->uev.fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0 || soerr != 0) {
-            spk_log("edge", "upstream %s: %s", c->site->upstream,
-                    strerror(soerr != 0 ? soerr : errno));
-            alive = edge_conn_upstream_failed(c);
-        } else {
-            struct sockaddr_storage sa;
-            socklen_t sl = sizeof(sa);
-            if (getpeername(c->uev.fd, (struct sockaddr *)&sa, &sl) == 0) {
-                c->state = EDGE_CONN_RELAY;
-                c->deadline_ms = spk_now_ms() + L->cfg->idle_timeout_ms;
-            } else {
-                c->want_u_out = true; /* still connecting */
+    if (alive && (c->state == EDGE_CONN_CONNECTING || c->state == EDGE_CONN_RELAY)) {
+        /* A connection still being made relays too: the first write or read
+         * that gets through says it is up, an error says it failed (most
+         * often the request is there to write at once). */
+        alive = edge_conn_relay(c);
+        if (alive && c->state == EDGE_CONN_CONNECTING && c->up_errno == 0 && !c->want_u_out) {
+            edge_conn_check_connect(c);
+            if (c->state == EDGE_CONN_RELAY) {
+                alive = edge_conn_relay(c);
             }
         }
-    }
-    if (alive && c->state == EDGE_CONN_RELAY) {
-        alive = edge_conn_relay(c);
+        if (alive && c->up_errno != 0) {
+            spk_log("edge", "upstream %s: %s", c->site->upstream, strerror(c->up_errno));
+            c->up_errno = 0;
+            alive = edge_conn_upstream_failed(c) && edge_conn_relay(c);
+        }
     }
     edge_client_set_owner(L->client, NULL);
     if (!alive) {

@@ -353,6 +353,7 @@ struct edge_conn {
     size_t u2c_used;
     bool client_eof, upstream_eof, up_shut, tls_shut;
     bool up_failed; /* no origin: what the client sends is dropped */
+    int up_errno;   /* the upstream connection failed while CONNECTING */
     bool want_c_in, want_c_out, want_u_in, want_u_out;
     bool dead; /* closed; freed after the current batch of events */
 };

@@ -5,6 +5,8 @@
 # an HTTP client gets a 502 response and close_notify. The edge counts both,
 # keeps serving, and serves normally again once the origin is back. With
 # proxy-protocol yes the origin gets a PROXY v2 header with both addresses.
+# An origin that waits to be spoken to, with a client that waits longer than
+# handshake-timeout-ms, and one that speaks first, are relayed, not failed.
 # Usage: test_edge_upstream.sh BUILD_DIR
 set -uo pipefail
 
@@ -102,6 +104,53 @@ want_dst=$(printf '%04x' "$P_EDGE")
 hdr=$(cat pp.hex 2>/dev/null)
 check "proxy-protocol: the v2 header names the client and the edge's address ($hdr)" \
     bash -c "[[ \$1 =~ ^0d0a0d0a000d0a515549540a2111000c7f0000017f000001[0-9a-f]{4}$want_dst\$ ]]" _ "$hdr"
+
+# ---- origins that are not HTTP: nobody speaks at first, or the origin first -------------
+# The edge counts its connection to the origin as made on the first byte either
+# way, or asks the kernel when neither side has anything to say: a quiet start
+# is no failure, however long it lasts (here longer than handshake-timeout-ms,
+# which bounds the connecting).
+P_QUIET=$((P_FREE + 2))
+cat >quiet_origin.py <<'EOF2'
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(8)
+# first connection: says nothing until spoken to, then echoes a line;
+# second: speaks first.
+c, _ = s.accept()
+c.sendall(c.recv(100))
+c.close()
+c, _ = s.accept()
+c.sendall(b"banner\n")
+c.recv(100)
+c.close()
+EOF2
+cat >quiet_client.py <<'EOF2'
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(cafile="ca.pem")
+raw = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10)
+tls = ctx.wrap_socket(raw, server_hostname="a.test")
+if sys.argv[2] == "quiet":
+    time.sleep(1.6)
+    tls.sendall(b"ping\n")
+print(tls.recv(100).decode().strip())
+EOF2
+python3 quiet_origin.py $P_QUIET 2>quiet.err &
+PIDS+=($!)
+sleep 0.3
+write_conf "handshake-timeout-ms 1000" | sed -e "s|^upstream .*|upstream 127.0.0.1:$P_QUIET|" \
+    -e '/^handshake-timeout-ms 5000/d' >edge.conf
+kill -HUP $EDGE_PID
+sleep 0.5
+f3=$(failures)
+got=$(python3 quiet_client.py $P_EDGE quiet 2>quiet-client.err)
+check "quiet origin: 1.6 s of silence after the handshake, then an echo ($got)" [ "$got" = ping ]
+got=$(python3 quiet_client.py $P_EDGE banner 2>>quiet-client.err)
+check "an origin that speaks first reaches a client that sends nothing ($got)" [ "$got" = banner ]
+f4=$(failures)
+check "no upstream failure counted for either ($f3 -> $f4)" [ "$f4" = "$f3" ]
 
 write_conf "upstream-failure sometimes" >bad.conf
 check "upstream-failure with another value is refused" \
