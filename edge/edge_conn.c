@@ -442,6 +442,10 @@ static bool edge_conn_handshake(struct edge_conn *c)
 
     if (rc == 1) {
         c->paused = false;
+        /* The key operations end with the handshake (renegotiation is off):
+         * the relay's reads and writes need no ASYNC job, and each one ran in
+         * a job of its own (a switch of stacks there and back). */
+        SSL_clear_mode(c->ssl, SSL_MODE_ASYNC);
         L->num_handshakes++;
         L->hs[0][edge_ver_index(c->ssl)][SSL_session_reused(c->ssl) ? 1 : 0]++;
         if (!edge_conn_start_upstream(c)) {
