@@ -23,7 +23,9 @@
 #                                  nginx's default session handling (tickets
 #                                  on), one request per connection (keepalive
 #                                  off), every resumed handshake logged to
-#                                  $T/resumed-PORT.log
+#                                  $T/resumed-PORT.log; $BENCH_NGINX_LOCATION,
+#                                  if set, is what location / does instead
+#                                  of answering "ok" itself
 #   bench_nginx_http CONFDIR       the http{} preamble for those blocks
 #   bench_nginx_resumed PORT       resumed handshakes logged so far
 #   bench_resumption_guard NAME SNI PORT COUNT_CMD...
@@ -127,7 +129,7 @@ bench_nginx_server() { # PORT NAME CERT KEY [NAME CERT KEY...]
         ssl_certificate_key $3;
         ssl_protocols TLSv1.2 TLSv1.3;
         access_log $T/resumed-$port.log spk_resumed if=\$spk_resumed;
-        location / { return 200 "ok\n"; }
+        location / { ${BENCH_NGINX_LOCATION:-return 200 "ok\n";} }
     }
 EOC
         opts=""
