@@ -288,19 +288,36 @@ size_t comb_pending(const struct comb_ctx *c)
 
 /* ---- the event loop --------------------------------------------------------------------- */
 
-size_t comb_poll_items(const struct comb_ctx *c, zmq_pollitem_t *items, size_t cap)
+size_t comb_poll_items(struct comb_ctx *c, zmq_pollitem_t *items, size_t cap)
 {
     size_t n = 0;
     size_t i;
 
-    for (i = 0; i < c->num_srcs && n < cap; i++) {
-        const struct comb_src *src = &c->srcs[i];
+    for (i = 0; i < c->num_srcs; i++) {
+        struct comb_src *src = &c->srcs[i];
 
-        if (src->ops->poll_items != NULL) {
-            n += src->ops->poll_items(src->ctx, items + n, cap - n);
+        src->num_poll_items = 0;
+        if (src->ops->poll_items != NULL && n < cap) {
+            src->num_poll_items = src->ops->poll_items(src->ctx, items + n, cap - n);
+            n += src->num_poll_items;
         }
     }
     return n;
+}
+
+void comb_poll_result(struct comb_ctx *c, const zmq_pollitem_t *items, size_t num)
+{
+    size_t at = 0;
+
+    for (size_t i = 0; i < c->num_srcs && at < num; i++) {
+        const struct comb_src *src = &c->srcs[i];
+        size_t mine = src->num_poll_items < num - at ? src->num_poll_items : num - at;
+
+        if (src->ops->poll_result != NULL && mine > 0) {
+            src->ops->poll_result(src->ctx, items + at, mine);
+        }
+        at += mine;
+    }
 }
 
 static long comb_min_timeout(long a, long b)
@@ -433,7 +450,9 @@ int comb_wait(struct comb_ctx *c, int timeout_ms)
         n = comb_poll_items(c, items, COMB_POLL_ITEMS_MAX);
         if (t != 0) {
             if (n > 0) {
-                (void)zmq_poll(items, (int)n, t);
+                if (zmq_poll(items, (int)n, t) >= 0) {
+                    comb_poll_result(c, items, n);
+                }
             } else {
                 (void)poll(NULL, 0, t < 0 ? 10 : (int)t);
             }
@@ -483,7 +502,9 @@ static int comb_sync_run(struct comb_ctx *c, struct comb_sync_state *st, size_t 
         n = comb_poll_items(c, items, COMB_POLL_ITEMS_MAX);
         if (t != 0) {
             if (n > 0) {
-                (void)zmq_poll(items, (int)n, t);
+                if (zmq_poll(items, (int)n, t) >= 0) {
+                    comb_poll_result(c, items, n);
+                }
             } else {
                 (void)poll(NULL, 0, t < 0 ? 10 : (int)t);
             }

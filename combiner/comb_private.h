@@ -58,6 +58,7 @@ struct comb_src {
     const struct comb_source_ops *ops;
     void *ctx;
     struct comb_source_stats st;
+    size_t num_poll_items; /* filled by the last comb_poll_items */
     /* Recent share latency (exponentially weighted mean and mean deviation
      * of the answers), for holder-fanout needed: whom to ask and when to
      * hedge. */

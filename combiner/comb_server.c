@@ -813,6 +813,21 @@ static size_t server_poll_gen(struct comb_gen *g, zmq_pollitem_t *items, size_t 
     return comb_poll_items(g->comb, items, cap);
 }
 
+/* server_poll_result hands |g| the revents of its |num| items (g may have
+ * none: then it reads every socket, as without a poll). */
+static void server_poll_result(struct comb_gen *g, const zmq_pollitem_t *items, size_t num)
+{
+    if (g != NULL) {
+        comb_poll_result(g->comb, items, num);
+    }
+}
+
+/* server_readable: the item |at| (SIZE_MAX: not polled) had something to read. */
+static bool server_readable(const zmq_pollitem_t *items, size_t at)
+{
+    return at != SIZE_MAX && (items[at].revents & ZMQ_POLLIN) != 0;
+}
+
 static void server_process_gen(struct comb_gen *g)
 {
     int r;
@@ -1131,6 +1146,9 @@ int comb_server_run(const struct comb_server_opts *o)
         size_t n = 0;
         size_t num_unix;
         size_t item_conn[COMB_SERVER_CONN_MAX];
+        size_t at_router = SIZE_MAX, at_sig, at_zap, at_metrics = SIZE_MAX;
+        size_t at_gen[3], num_gen[3];
+        struct comb_gen *gens[3] = {s->cur, s->next, s->old};
         long wait = -1;
         struct signalfd_siginfo si;
 
@@ -1138,27 +1156,46 @@ int comb_server_run(const struct comb_server_opts *o)
         num_unix = server_unix_poll_items(s, items, item_conn, drain_deadline != 0);
         n += num_unix;
         if (s->router != NULL) {
+            at_router = n;
             items[n++] = (zmq_pollitem_t){s->router, 0, drain_deadline == 0 ? ZMQ_POLLIN : 0, 0};
         }
+        at_sig = n;
         items[n++] = (zmq_pollitem_t){NULL, s->sigfd, ZMQ_POLLIN, 0};
+        at_zap = n;
         items[n++] = (zmq_pollitem_t){s->zap, 0, ZMQ_POLLIN, 0};
         if (s->metrics.stream != NULL) {
+            at_metrics = n;
             items[n++] = (zmq_pollitem_t){s->metrics.stream, 0, ZMQ_POLLIN, 0};
         }
-        n += server_poll_gen(s->cur, items + n, SERVER_POLL_MAX - n, &wait);
-        n += server_poll_gen(s->next, items + n, SERVER_POLL_MAX - n, &wait);
-        n += server_poll_gen(s->old, items + n, SERVER_POLL_MAX - n, &wait);
+        for (size_t i = 0; i < 3; i++) {
+            at_gen[i] = n;
+            num_gen[i] = server_poll_gen(gens[i], items + n, SERVER_POLL_MAX - n, &wait);
+            n += num_gen[i];
+        }
         if (wait < 0 || wait > 1000) {
             wait = 1000;
         }
         if ((s->next != NULL || drain_deadline != 0) && wait > 50) {
             wait = 50;
         }
-        if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR) {
-            spk_log("combiner", "poll: %s", zmq_strerror(errno));
-            goto out;
+        /* Each source below is read only when its item says so: zmq_poll
+         * asks every ZeroMQ socket for ZMQ_EVENTS (level, not edge) before
+         * it returns, and a read of an empty socket costs system calls. */
+        if (zmq_poll(items, (int)n, wait) < 0) {
+            if (errno != EINTR) {
+                spk_log("combiner", "poll: %s", zmq_strerror(errno));
+                goto out;
+            }
+            /* revents are not to be trusted: look at everything */
+            for (size_t i = 0; i < n; i++) {
+                items[i].revents = items[i].events;
+            }
         }
-        while (read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        for (size_t i = 0; i < 3; i++) {
+            server_poll_result(gens[i], items + at_gen[i], num_gen[i]);
+        }
+        while (server_readable(items, at_sig) &&
+               read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
             if (si.ssi_signo == SIGHUP) {
                 server_reload(s, o->config_path, o->listen != NULL);
             } else if (drain_deadline == 0) {
@@ -1170,12 +1207,14 @@ int comb_server_run(const struct comb_server_opts *o)
         if (getppid() != parent) {
             break; /* the edge that started it is gone */
         }
-        server_zap_drain(s);
+        if (server_readable(items, at_zap)) {
+            server_zap_drain(s);
+        }
         server_unix_serve(s, items, num_unix, item_conn, drain_deadline != 0);
-        if (drain_deadline == 0 && s->router != NULL) {
+        if (drain_deadline == 0 && server_readable(items, at_router)) {
             server_read_router(s);
         }
-        if (s->metrics.stream != NULL) {
+        if (server_readable(items, at_metrics)) {
             spk_mserver_read(&s->metrics);
         }
         server_process_gen(s->cur);

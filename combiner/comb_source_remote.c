@@ -205,6 +205,13 @@ static size_t remote_poll_items(void *ctx, zmq_pollitem_t *items, size_t cap)
     return sh_client_poll_items(rs->cl, items, cap);
 }
 
+static void remote_poll_result(void *ctx, const zmq_pollitem_t *items, size_t num)
+{
+    struct comb_remote *rs = ctx;
+
+    sh_client_poll_result(rs->cl, items, num);
+}
+
 static long remote_timeout_ms(void *ctx)
 {
     const struct comb_remote *rs = ctx;
@@ -262,6 +269,7 @@ static const struct comb_source_ops remote_ops = {
     .cancel = remote_cancel,
     .has_key = remote_has_key,
     .poll_items = remote_poll_items,
+    .poll_result = remote_poll_result,
     .timeout_ms = remote_timeout_ms,
     .process = remote_process,
     .free = remote_free,

@@ -16,7 +16,8 @@
  * so that operations queued together share one reconstruction. They never
  * call the completion callback themselves. The callback runs from
  * comb_process(), which the caller calls whenever one of
- * comb_poll_items() is ready or comb_timeout_ms() has passed. The blocking
+ * comb_poll_items() is ready (comb_poll_result() says which) or
+ * comb_timeout_ms() has passed. The blocking
  * wrappers comb_sign_sync / comb_decrypt_sync run that loop themselves.
  *
  * Order of checks for every reconstruction: each share as it arrives against
@@ -168,6 +169,10 @@ void comb_fetch_done(struct comb_fetch *fetch, int status, const struct comb_sha
  *   poll_items  optional: fill up to |cap| zmq_pollitem_t (sockets or fds) to
  *               wait on; returns how many. Sources that share one transport
  *               may give it from only one of them.
+ *   poll_result optional: the |num| items poll_items filled, after zmq_poll,
+ *               with their revents (comb_poll_result): process() may then
+ *               skip reading what was not readable. It must still do its
+ *               timed work (deadlines) whatever the revents.
  *   timeout_ms  optional: ms until the source needs process() again (0 now,
  *               -1 never).
  *   process     optional: do pending work without blocking; may call
@@ -181,6 +186,7 @@ struct comb_source_ops {
     void (*cancel)(void *ctx, struct comb_fetch *fetch);
     bool (*has_key)(void *ctx, const uint8_t key_id[PROTO_KEY_ID_LEN]);
     size_t (*poll_items)(void *ctx, zmq_pollitem_t *items, size_t cap);
+    void (*poll_result)(void *ctx, const zmq_pollitem_t *items, size_t num);
     long (*timeout_ms)(void *ctx);
     int (*process)(void *ctx);
     void (*free)(void *ctx);
@@ -346,7 +352,17 @@ size_t comb_pending(const struct comb_ctx *c);
  * comb_poll_items fills up to |cap| zmq_pollitem_t (ZMQ_POLLIN) with what the
  * sources wait on, and returns how many.
  */
-size_t comb_poll_items(const struct comb_ctx *c, zmq_pollitem_t *items, size_t cap);
+size_t comb_poll_items(struct comb_ctx *c, zmq_pollitem_t *items, size_t cap);
+
+/*
+ * comb_poll_result takes back, after zmq_poll returned (not after an
+ * error), the |num| items the last comb_poll_items filled, with their
+ * revents: the next comb_process reads only the sources' sockets that were
+ * readable. Deadlines, hedges and probes run by time in comb_process
+ * whatever the revents. Optional: without it comb_process reads every
+ * source.
+ */
+void comb_poll_result(struct comb_ctx *c, const zmq_pollitem_t *items, size_t num);
 
 /*
  * comb_timeout_ms: ms until comb_process must run again: 0 when work is

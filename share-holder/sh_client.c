@@ -48,6 +48,9 @@ struct sh_holder {
     uint8_t kx_pk[crypto_kx_PUBLICKEYBYTES];
     uint8_t session_pk[PROTO_X25519_LEN]; /* the holder's side of |rx| */
     bool have_session;
+    /* zmq_poll found nothing to read (sh_client_poll_result): the next
+     * sh_client_process does not ask the socket again */
+    bool idle;
     uint8_t *secret; /* kx secret key, then rx session key: spk_secret_new */
     struct sh_holder_health health;
 };
@@ -377,6 +380,14 @@ size_t sh_client_poll_items(const struct sh_client *c, zmq_pollitem_t *items, si
     return n;
 }
 
+void sh_client_poll_result(struct sh_client *c, const zmq_pollitem_t *items, size_t num)
+{
+    for (size_t i = 0; i < c->num_holders && i < num; i++) {
+        c->holders[i].idle = items[i].socket == c->holders[i].sock &&
+                             !(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR));
+    }
+}
+
 long sh_client_timeout_ms(const struct sh_client *c)
 {
     uint64_t now = spk_now_us();
@@ -555,6 +566,12 @@ int sh_client_process(struct sh_client *c)
     uint64_t now;
 
     for (size_t i = 0; i < c->num_holders; i++) {
+        /* A receive on an empty socket is not free: libzmq looks at its
+         * command pipe (getpid and poll) before it says EAGAIN. */
+        if (c->holders[i].idle) {
+            c->holders[i].idle = false;
+            continue;
+        }
         for (;;) {
             int n = zmq_recv(c->holders[i].sock, c->frame, sizeof(c->frame), ZMQ_DONTWAIT);
             int more = 0;
@@ -622,7 +639,9 @@ int sh_client_wait(struct sh_client *c, int timeout_ms)
         if (wait < 0 || wait > left) {
             wait = left;
         }
-        if (zmq_poll(items, (int)n, wait) < 0 && zmq_errno() != EINTR) {
+        if (zmq_poll(items, (int)n, wait) >= 0) {
+            sh_client_poll_result(c, items, n);
+        } else if (zmq_errno() != EINTR) {
             r = SPK_ERR_INTERNAL;
             break;
         }

@@ -139,7 +139,8 @@ SPK_WUR int sh_zap_reply(void *zap, struct sh_zap_req *req, bool ok, const char 
  *   sh_client_poll_items() gives the sockets to zmq_poll (or take ZMQ_FD of
  *   each and watch it for reading; as with any ZMQ_FD, call
  *   sh_client_process() whenever it is readable and after every send, since
- *   the fd is edge-triggered), sh_client_timeout_ms() bounds the poll wait,
+ *   the fd is edge-triggered), sh_client_poll_result() hands zmq_poll's
+ *   revents back, sh_client_timeout_ms() bounds the poll wait,
  *   and sh_client_process() reads every reply without blocking, runs the
  *   callback once per finished request (share, error, or timeout) and
  *   expires requests past their deadline. Replies that arrive after their
@@ -268,11 +269,24 @@ size_t sh_client_pending(const struct sh_client *c);
  */
 size_t sh_client_poll_items(const struct sh_client *c, zmq_pollitem_t *items, size_t cap);
 
+/*
+ * sh_client_poll_result takes back, after zmq_poll returned (not after an
+ * error), the |num| items sh_client_poll_items filled, with their revents:
+ * the next sh_client_process reads only the holders whose item was
+ * readable, and skips the others (a receive on an empty socket costs two
+ * system calls). Nothing is missed: zmq_poll asks every socket for
+ * ZMQ_EVENTS before it returns, so a holder it found idle had nothing
+ * waiting, and a reply that arrives later makes the next zmq_poll report it.
+ * Optional: without it sh_client_process asks every holder.
+ */
+void sh_client_poll_result(struct sh_client *c, const zmq_pollitem_t *items, size_t num);
+
 /* sh_client_timeout_ms: ms until the earliest deadline (0 if one passed), or
  * -1 with nothing in flight. */
 long sh_client_timeout_ms(const struct sh_client *c);
 
-/* sh_client_process reads all replies without blocking and expires late
+/* sh_client_process reads all replies without blocking (from every holder,
+ * or those sh_client_poll_result found readable) and expires late
  * requests, running the callback for each finished one. 0 or SPK_ERR_*. */
 SPK_WUR int sh_client_process(struct sh_client *c);
 

@@ -323,6 +323,63 @@ static void test_cancel(void **state)
     assert_int_equal(fx->num_results, 0);
 }
 
+/* poll_idle: a poll that found the holder's socket empty, whatever it holds. */
+static void poll_idle(struct fixture *fx)
+{
+    zmq_pollitem_t items[1];
+
+    assert_int_equal(sh_client_poll_items(fx->c, items, 1), 1);
+    items[0].revents = 0;
+    sh_client_poll_result(fx->c, items, 1);
+}
+
+static void test_poll_result(void **state)
+{
+    struct fixture *fx = *state;
+    static uint8_t out[PROTO_MSG_MAX];
+    struct timespec pause = {0, 100 * 1000 * 1000};
+    zmq_pollitem_t items[1];
+    uint64_t id;
+    size_t len;
+
+    fx->num_results = 0;
+    id = request(fx, 2000);
+    srv_recv(fx);
+    len = srv_share(fx, out);
+    srv_send(fx, out, len);
+    nanosleep(&pause, NULL);
+    /* a socket the poll found idle is not read, for one process only */
+    poll_idle(fx);
+    assert_int_equal(sh_client_process(fx->c), 0);
+    assert_int_equal(fx->num_results, 0);
+    assert_int_equal(sh_client_process(fx->c), 0);
+    assert_int_equal(fx->num_results, 1);
+    assert_true(fx->last.req_id == id);
+    assert_int_equal(fx->last.status, 0);
+
+    /* a readable one is */
+    (void)request(fx, 2000);
+    srv_recv(fx);
+    len = srv_share(fx, out);
+    srv_send(fx, out, len);
+    assert_int_equal(sh_client_poll_items(fx->c, items, 1), 1);
+    assert_true(zmq_poll(items, 1, 2000) == 1);
+    sh_client_poll_result(fx->c, items, 1);
+    assert_int_equal(sh_client_process(fx->c), 0);
+    assert_int_equal(fx->num_results, 2);
+    assert_int_equal(fx->last.status, 0);
+
+    /* deadlines pass whatever the poll said */
+    (void)request(fx, 50);
+    srv_recv(fx);
+    nanosleep(&pause, NULL);
+    poll_idle(fx);
+    assert_int_equal(sh_client_process(fx->c), 0);
+    assert_int_equal(fx->num_results, 3);
+    assert_int_equal(fx->last.status, SPK_ERR_TIMEOUT);
+    assert_int_equal(sh_client_pending(fx->c), 0);
+}
+
 static void test_garbage_and_tampering(void **state)
 {
     struct fixture *fx = *state;
@@ -454,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_error_reply),
         cmocka_unit_test(test_timeout_and_late_reply),
         cmocka_unit_test(test_cancel),
+        cmocka_unit_test(test_poll_result),
         cmocka_unit_test(test_garbage_and_tampering),
         cmocka_unit_test(test_request_all_and_unavailable),
     };
