@@ -230,6 +230,41 @@ rc=$?
 check "tcp: a tcp:// combiner without an allow file refuses to start (exit $rc)" \
     bash -c "[ $rc -eq 1 ] && grep -q 'needs an .allow. file' tcp-open.log"
 
+# ---- its starter dies: it leaves by itself ----------------------------------------------
+# A combiner started by anything but the edge has no PR_SET_PDEATHSIG (SIGTERM)
+# to wake it: it must see on its own that its parent is gone, and leave
+# within about a second (its idle loop wakes every second).
+comb_conf orphan "unix://$T/orphan.sock" "client edge uid $ME tls"
+bash -c '"$0" run --config orphan.conf 2>orphan.log & echo $! >orphan.pid; wait' "$COMBINER" &
+STARTER=$!
+PIDS+=($STARTER)
+for _ in $(seq 1 100); do
+    grep -q "combiner: serving" orphan.log 2>/dev/null && break
+    sleep 0.1
+done
+ORPHAN=$(cat orphan.pid 2>/dev/null)
+PIDS+=($ORPHAN)
+check "a combiner started by a shell serves" grep -q "combiner: serving" orphan.log
+ORPHAN_MS=1500
+if lib_edge_sanitized; then
+    ORPHAN_MS=3000 # a sanitizer build's exit (leak check) is slower
+fi
+orphan_gone() {
+    local st
+    st=$(awk '{ print $3 }' "/proc/$ORPHAN/stat" 2>/dev/null)
+    [ -z "$st" ] || [ "$st" = Z ]
+}
+if [ -n "$ORPHAN" ]; then
+    kill -9 "$STARTER"
+    wait "$STARTER" 2>/dev/null
+    for _ in $(seq 1 $((ORPHAN_MS / 50))); do
+        orphan_gone && break
+        sleep 0.05
+    done
+    check "its starter killed (SIGKILL): the combiner leaves within $ORPHAN_MS ms" orphan_gone
+    check "... and says so" grep -q "combiner: stopping" orphan.log
+fi
+
 # ---- an edge that reaches it over tcp:// with CURVE; kill -9 under load ---------------
 lib_edge_origin
 {
