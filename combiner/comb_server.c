@@ -48,6 +48,9 @@
 #include "split/split.h"
 
 #define SERVER_POLL_MAX 300
+/* How stale the answer to "is the edge that started me still there" may get
+ * under load (idle, the loop wakes at least every second anyway). */
+#define SERVER_PARENT_CHECK_MS 100
 #define SERVER_ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define SERVER_ZAP_DOMAIN "splitkey-combiner"
 /* With no client line, an ipc:// combiner serves its own uid the TLS set:
@@ -1127,6 +1130,7 @@ int comb_server_run(const struct comb_server_opts *o)
     /* Started by the edge: stop when it is gone. Started alone (under an init
      * system, parent pid 1): the parent never changes. */
     pid_t parent = getppid();
+    uint64_t parent_checked_ms = spk_now_ms();
     int status = 1;
 
     if (s == NULL) {
@@ -1151,6 +1155,8 @@ int comb_server_run(const struct comb_server_opts *o)
         struct comb_gen *gens[3] = {s->cur, s->next, s->old};
         long wait = -1;
         struct signalfd_siginfo si;
+        bool signalled = false;
+        uint64_t now;
 
         /* items[0 .. num_unix) are the unix:// door's, when it is one. */
         num_unix = server_unix_poll_items(s, items, item_conn, drain_deadline != 0);
@@ -1196,6 +1202,7 @@ int comb_server_run(const struct comb_server_opts *o)
         }
         while (server_readable(items, at_sig) &&
                read(s->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+            signalled = true;
             if (si.ssi_signo == SIGHUP) {
                 server_reload(s, o->config_path, o->listen != NULL);
             } else if (drain_deadline == 0) {
@@ -1204,8 +1211,22 @@ int comb_server_run(const struct comb_server_opts *o)
                 spk_log("combiner", "draining %zu operation(s)", comb_pending(s->cur->comb));
             }
         }
-        if (getppid() != parent) {
-            break; /* the edge that started it is gone */
+        /*
+         * The edge that started it is gone: leave at once, without the drain
+         * a SIGTERM asks for. getppid() is a system call, so it is asked on
+         * every signal and otherwise at most every SERVER_PARENT_CHECK_MS.
+         * The edge sets PR_SET_PDEATHSIG (SIGTERM) on its combiner, so its
+         * death wakes this loop through the signalfd and is seen in that
+         * same turn, as before. PR_SET_PDEATHSIG alone would not do: its
+         * SIGTERM means "drain" here, it follows the thread that forked
+         * rather than the process, and a combiner started otherwise lacks it.
+         */
+        now = spk_now_ms();
+        if (signalled || now - parent_checked_ms >= SERVER_PARENT_CHECK_MS) {
+            parent_checked_ms = now;
+            if (getppid() != parent) {
+                break;
+            }
         }
         if (server_readable(items, at_zap)) {
             server_zap_drain(s);
