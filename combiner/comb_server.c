@@ -1150,7 +1150,7 @@ int comb_server_run(const struct comb_server_opts *o)
         size_t n = 0;
         size_t num_unix;
         size_t item_conn[COMB_SERVER_CONN_MAX];
-        size_t at_router = SIZE_MAX, at_sig, at_zap, at_metrics = SIZE_MAX;
+        size_t at_router = SIZE_MAX, at_sig, at_zap = SIZE_MAX, at_metrics = SIZE_MAX;
         size_t at_gen[3], num_gen[3];
         struct comb_gen *gens[3] = {s->cur, s->next, s->old};
         long wait = -1;
@@ -1164,11 +1164,15 @@ int comb_server_run(const struct comb_server_opts *o)
         if (s->router != NULL) {
             at_router = n;
             items[n++] = (zmq_pollitem_t){s->router, 0, drain_deadline == 0 ? ZMQ_POLLIN : 0, 0};
+            /* Only the ROUTER asks the ZAP handler (the holder sockets are
+             * CURVE clients, the metrics socket is a raw ZMQ_STREAM): behind
+             * a unix:// door it is not polled, which saves zmq_poll a
+             * ZMQ_EVENTS check (getpid + poll) before and after it sleeps. */
+            at_zap = n;
+            items[n++] = (zmq_pollitem_t){s->zap, 0, ZMQ_POLLIN, 0};
         }
         at_sig = n;
         items[n++] = (zmq_pollitem_t){NULL, s->sigfd, ZMQ_POLLIN, 0};
-        at_zap = n;
-        items[n++] = (zmq_pollitem_t){s->zap, 0, ZMQ_POLLIN, 0};
         if (s->metrics.stream != NULL) {
             at_metrics = n;
             items[n++] = (zmq_pollitem_t){s->metrics.stream, 0, ZMQ_POLLIN, 0};
