@@ -928,6 +928,85 @@ static void test_free_in_flight(void **state)
     set_free(&s);
 }
 
+/* A source that waits on |num| fds from |first_fd| on and keeps the slice of
+ * items comb_poll_result hands it. */
+struct poll_src {
+    size_t num;
+    int first_fd;
+    const zmq_pollitem_t *got;
+    size_t num_got;
+    unsigned calls;
+};
+
+static int poll_src_start(void *ctx, struct comb_fetch *fetch)
+{
+    (void)ctx;
+    (void)fetch;
+    return SPK_ERR_UNAVAILABLE;
+}
+
+static size_t poll_src_items(void *ctx, zmq_pollitem_t *items, size_t cap)
+{
+    const struct poll_src *p = ctx;
+    size_t n = p->num < cap ? p->num : cap;
+
+    for (size_t i = 0; i < n; i++) {
+        items[i] = (zmq_pollitem_t){NULL, p->first_fd + (int)i, ZMQ_POLLIN, 0};
+    }
+    return n;
+}
+
+static void poll_src_result(void *ctx, const zmq_pollitem_t *items, size_t num)
+{
+    struct poll_src *p = ctx;
+
+    p->calls++;
+    p->got = items;
+    p->num_got = num;
+}
+
+static const struct comb_source_ops poll_src_ops = {
+    .start = poll_src_start,
+    .poll_items = poll_src_items,
+    .poll_result = poll_src_result,
+};
+
+/* comb_poll_result gives each source the items it filled, and none to one
+ * whose items did not fit (it then reads everything, as without a poll). */
+static void test_poll_result(void **state)
+{
+    struct poll_src a = {2, 100, NULL, 0, 0};
+    struct poll_src none = {0, 0, NULL, 0, 0};
+    struct poll_src b = {3, 200, NULL, 0, 0};
+    zmq_pollitem_t items[4];
+    struct comb_ctx *c = comb_new(NULL);
+
+    (void)state;
+    assert_non_null(c);
+    assert_int_equal(comb_add_source(c, NULL, "a", &poll_src_ops, &a), 0);
+    assert_int_equal(comb_add_source(c, NULL, "none", &poll_src_ops, &none), 0);
+    assert_int_equal(comb_add_source(c, NULL, "b", &poll_src_ops, &b), 0);
+
+    assert_int_equal(comb_poll_items(c, items, 4), 4); /* b's third does not fit */
+    comb_poll_result(c, items, 4);
+    assert_int_equal(a.calls, 1);
+    assert_ptr_equal(a.got, &items[0]);
+    assert_int_equal(a.num_got, 2);
+    assert_int_equal(none.calls, 0);
+    assert_int_equal(b.calls, 1);
+    assert_ptr_equal(b.got, &items[2]);
+    assert_int_equal(b.num_got, 2);
+    assert_int_equal(b.got[0].fd, 200);
+
+    a.calls = b.calls = 0;
+    assert_int_equal(comb_poll_items(c, items, 2), 2);
+    comb_poll_result(c, items, 2);
+    assert_int_equal(a.calls, 1);
+    assert_int_equal(a.num_got, 2);
+    assert_int_equal(b.calls, 0);
+    comb_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -943,6 +1022,7 @@ int main(void)
         cmocka_unit_test(test_chained),
         cmocka_unit_test(test_slots_exhausted),
         cmocka_unit_test(test_free_in_flight),
+        cmocka_unit_test(test_poll_result),
     };
 
     if (spk_mem_init() != 0) {
