@@ -249,19 +249,11 @@ ORPHAN_MS=1500
 if lib_edge_sanitized; then
     ORPHAN_MS=3000 # a sanitizer build's exit (leak check) is slower
 fi
-orphan_gone() {
-    local st
-    st=$(awk '{ print $3 }' "/proc/$ORPHAN/stat" 2>/dev/null)
-    [ -z "$st" ] || [ "$st" = Z ]
-}
 if [ -n "$ORPHAN" ]; then
     kill -9 "$STARTER"
     wait "$STARTER" 2>/dev/null
-    for _ in $(seq 1 $((ORPHAN_MS / 50))); do
-        orphan_gone && break
-        sleep 0.05
-    done
-    check "its starter killed (SIGKILL): the combiner leaves within $ORPHAN_MS ms" orphan_gone
+    check "its starter killed (SIGKILL): the combiner leaves within $ORPHAN_MS ms" \
+        lib_edge_exits_within "$ORPHAN" $ORPHAN_MS
     check "... and says so" grep -q "combiner: stopping" orphan.log
 fi
 

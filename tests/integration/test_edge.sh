@@ -182,12 +182,6 @@ wait $EDGE_PID 2>/dev/null
 check "edge stops on SIGTERM and reports" grep -q "edge: stopping" edge.log
 
 # ---- the edge dies (SIGKILL): its combiner leaves at once ---------------------------------
-# gone PID: the process has exited (a zombie left to its new parent counts).
-gone() {
-    local st
-    st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
-    [ -z "$st" ] || [ "$st" = Z ]
-}
 LEAVE_MS=1000
 if lib_edge_sanitized; then
     LEAVE_MS=2000 # a sanitizer build's exit (leak check) is slower; the bound is not the point
@@ -198,11 +192,8 @@ check "edge started again, with its combiner" [ -n "$comb_pid" ]
 if [ -n "$comb_pid" ]; then
     kill -9 $EDGE_PID
     wait $EDGE_PID 2>/dev/null
-    for _ in $(seq 1 $((LEAVE_MS / 50))); do
-        gone "$comb_pid" && break
-        sleep 0.05
-    done
-    check "edge killed (SIGKILL): its combiner leaves within $LEAVE_MS ms" gone "$comb_pid"
+    check "edge killed (SIGKILL): its combiner leaves within $LEAVE_MS ms" \
+        lib_edge_exits_within "$comb_pid" $LEAVE_MS
 fi
 
 if [ $failed -ne 0 ]; then
