@@ -6,6 +6,7 @@
  * with a shift whose passes depend only on the public modulus length.
  */
 
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -95,28 +96,56 @@ size_t comb_hash_len(enum comb_hash h)
     }
 }
 
-static const EVP_MD *hash_md(enum comb_hash h)
+static const char *hash_name(enum comb_hash h)
 {
     switch (h) {
     case COMB_HASH_SHA1:
-        return EVP_sha1();
+        return "SHA1";
     case COMB_HASH_SHA224:
-        return EVP_sha224();
+        return "SHA224";
     case COMB_HASH_SHA256:
-        return EVP_sha256();
+        return "SHA256";
     case COMB_HASH_SHA384:
-        return EVP_sha384();
+        return "SHA384";
     case COMB_HASH_SHA512:
-        return EVP_sha512();
+        return "SHA512";
     case COMB_HASH_SHA512_224:
-        return EVP_sha512_224();
+        return "SHA512-224";
     case COMB_HASH_SHA512_256:
-        return EVP_sha512_256();
+        return "SHA512-256";
     case COMB_HASH_MD5_SHA1:
     case COMB_HASH_NONE:
     default:
         return NULL;
     }
+}
+
+/*
+ * The digests, fetched once for the process: EVP_DigestInit_ex with
+ * OpenSSL 3's EVP_sha256() and the like fetches the implementation again on
+ * every call, which a PSS signature makes eight times (its hash, then MGF1
+ * block by block). Held until exit.
+ */
+#define COMB_HASH_SLOTS (COMB_HASH_SHA512_256 + 1)
+static EVP_MD *hash_mds[COMB_HASH_SLOTS];
+static pthread_once_t hash_mds_once = PTHREAD_ONCE_INIT;
+
+static void hash_mds_fetch(void)
+{
+    for (int h = 0; h < COMB_HASH_SLOTS; h++) {
+        const char *name = hash_name((enum comb_hash)h);
+
+        hash_mds[h] = name != NULL ? EVP_MD_fetch(NULL, name, NULL) : NULL;
+    }
+}
+
+static const EVP_MD *hash_md(enum comb_hash h)
+{
+    if ((int)h < 0 || (int)h >= COMB_HASH_SLOTS ||
+        pthread_once(&hash_mds_once, hash_mds_fetch) != 0) {
+        return NULL;
+    }
+    return hash_mds[h];
 }
 
 /* ---- signatures ---------------------------------------------------------- */
