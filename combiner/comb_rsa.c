@@ -200,6 +200,10 @@ struct comb_rsa_key {
     BIGNUM *qinv_mont; /* qinv in p's Montgomery domain: one product gives t * qinv mod p */
     BN_MONT_CTX *mont_p;
     BN_MONT_CTX *mont_q;
+    /* The temporaries of every operation on this key: one pool for the
+     * batch, not secure-heap allocations per operation, clear-freed with
+     * the key. */
+    BN_CTX *ctx;
 };
 
 void comb_rsa_key_free(struct comb_rsa_key *key)
@@ -212,9 +216,11 @@ void comb_rsa_key_free(struct comb_rsa_key *key)
     BN_clear_free(key->dp);
     BN_clear_free(key->dq);
     BN_clear_free(key->qinv_mont);
-    /* BN_MONT_CTX_free clear-frees its copy of the prime and R^2. */
+    /* BN_MONT_CTX_free clear-frees its copy of the prime and R^2, and
+     * BN_CTX_free every temporary the operations left in the pool. */
     BN_MONT_CTX_free(key->mont_p);
     BN_MONT_CTX_free(key->mont_q);
+    BN_CTX_free(key->ctx);
     OPENSSL_clear_free(key, sizeof(*key));
 }
 
@@ -228,6 +234,7 @@ int comb_rsa_key_new(struct comb_rsa_key **out, struct comb_rsa_pub *pub,
 
     *out = NULL;
     if ((key = OPENSSL_zalloc(sizeof(*key))) == NULL || (ctx = BN_CTX_secure_new()) == NULL ||
+        (key->ctx = BN_CTX_secure_new()) == NULL ||
         (key->p = BN_secure_new()) == NULL || (key->q = BN_secure_new()) == NULL ||
         (key->dp = BN_secure_new()) == NULL || (key->dq = BN_secure_new()) == NULL ||
         (key->qinv_mont = BN_secure_new()) == NULL || (qinv = BN_secure_new()) == NULL ||
@@ -269,20 +276,17 @@ struct comb_rsa_pub *comb_rsa_key_pub(const struct comb_rsa_key *key)
 int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
 {
     struct comb_rsa_pub *pub = key->pub;
-    BN_CTX *ctx = NULL;
+    /*
+     * Every temporary is one of the key's pool's BIGNUMs (secure heap), which
+     * comb_rsa_key_free clear-frees: nothing of the operation outlives the
+     * key it was made with.
+     */
+    BN_CTX *ctx = key->ctx;
     BIGNUM *c, *unblind, *m1, *m2, *t, *res, *check;
     size_t n_len = pub->n_len;
     int locked = 0;
     int r = SPK_ERR_NOMEM;
 
-    /*
-     * A fresh BN_CTX per operation: every temporary is one of its BIGNUMs,
-     * and BN_CTX_free clear-frees them all, so nothing of the operation
-     * lingers in a pool that outlives the call.
-     */
-    if ((ctx = BN_CTX_secure_new()) == NULL) {
-        goto out;
-    }
     BN_CTX_start(ctx);
     c = BN_CTX_get(ctx);
     unblind = BN_CTX_get(ctx);
@@ -382,9 +386,6 @@ out:
     if (r != 0) {
         sodium_memzero(out, n_len);
     }
-    if (ctx != NULL) {
-        BN_CTX_end(ctx);
-    }
-    BN_CTX_free(ctx);
+    BN_CTX_end(ctx);
     return r;
 }
