@@ -234,11 +234,11 @@ int comb_rsa_key_new(struct comb_rsa_key **out, struct comb_rsa_pub *pub,
 
     *out = NULL;
     if ((key = OPENSSL_zalloc(sizeof(*key))) == NULL || (ctx = BN_CTX_secure_new()) == NULL ||
-        (key->ctx = BN_CTX_secure_new()) == NULL ||
-        (key->p = BN_secure_new()) == NULL || (key->q = BN_secure_new()) == NULL ||
-        (key->dp = BN_secure_new()) == NULL || (key->dq = BN_secure_new()) == NULL ||
-        (key->qinv_mont = BN_secure_new()) == NULL || (qinv = BN_secure_new()) == NULL ||
-        (key->mont_p = BN_MONT_CTX_new()) == NULL || (key->mont_q = BN_MONT_CTX_new()) == NULL) {
+        (key->ctx = BN_CTX_secure_new()) == NULL || (key->p = BN_secure_new()) == NULL ||
+        (key->q = BN_secure_new()) == NULL || (key->dp = BN_secure_new()) == NULL ||
+        (key->dq = BN_secure_new()) == NULL || (key->qinv_mont = BN_secure_new()) == NULL ||
+        (qinv = BN_secure_new()) == NULL || (key->mont_p = BN_MONT_CTX_new()) == NULL ||
+        (key->mont_q = BN_MONT_CTX_new()) == NULL) {
         goto out;
     }
     key->pub = pub;
