@@ -238,7 +238,7 @@ static int edge_alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned cha
 static int edge_check_record(uint8_t *mode, const char *path,
                              const uint8_t key_id[PROTO_KEY_ID_LEN], char *why, size_t why_len)
 {
-    struct proto_record *rec = calloc(1, sizeof(*rec)); /* ~27 KB: too big for a stack */
+    struct proto_record *rec = calloc(1, sizeof(*rec)); /* ~60 KB: too big for a stack */
     int r;
 
     if (rec == NULL) {
