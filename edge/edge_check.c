@@ -58,7 +58,8 @@ struct edge_chk {
     uint8_t sig[PROTO_BN_MAX]; /* a test signature (public) */
 };
 
-/* edge_chk_new: a zeroed check of |cfg| on the heap (it holds a struct proto_record, about 60 KB), or NULL. */
+/* edge_chk_new: a zeroed check of |cfg| on the heap (it holds a struct
+ * proto_record, about 60 KB), or NULL. */
 static struct edge_chk *edge_chk_new(const struct edge_config *cfg)
 {
     struct edge_chk *k = calloc(1, sizeof(*k));
