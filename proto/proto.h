@@ -610,7 +610,7 @@ void proto_ops_digest_final(struct proto_ops_digest *d, uint8_t out[PROTO_SHA256
 /*
  * Wire error codes are the positive values of these SPK_ERR_*: UNKNOWN_KEY,
  * NOT_ALLOWED, RATE_LIMITED, MALFORMED, VERSION, INTERNAL, UNAVAILABLE,
- * TIMEOUT, FAULT, DECRYPT, UNSUPPORTED. proto_err_to_wire maps any other
+ * TIMEOUT, FAULT, DECRYPT, UNSUPPORTED, THRESHOLD. proto_err_to_wire maps any other
  * SPK_ERR_* to INTERNAL's code. proto_err_from_wire returns the SPK_ERR_* of
  * a wire code, or 0 when |code| is not one (the decoder refuses those).
  */

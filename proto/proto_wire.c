@@ -75,7 +75,7 @@ void proto_ops_digest_final(struct proto_ops_digest *d, uint8_t out[PROTO_SHA256
 static const int wire_errors[] = {
     SPK_ERR_UNKNOWN_KEY, SPK_ERR_NOT_ALLOWED, SPK_ERR_RATE_LIMITED, SPK_ERR_MALFORMED,
     SPK_ERR_VERSION,     SPK_ERR_INTERNAL,    SPK_ERR_UNAVAILABLE,  SPK_ERR_TIMEOUT,
-    SPK_ERR_FAULT,       SPK_ERR_DECRYPT,     SPK_ERR_UNSUPPORTED,
+    SPK_ERR_FAULT,       SPK_ERR_DECRYPT,     SPK_ERR_UNSUPPORTED,  SPK_ERR_THRESHOLD,
 };
 
 int proto_err_from_wire(uint16_t code)

@@ -320,6 +320,9 @@ static void test_items(void **state)
     static const uint8_t foreign_tag[] = {0x01, 0, 0, 0x0e, 0, 2, 0, 19};
     static const uint8_t missing[] = {0x0f, 0, 2, 'h', 'i'};
     static const uint8_t bad_code[] = {0x0e, 0, 2, 0, 26};
+    /* SPK_ERR_MIXED_SPLIT, next to too-few-shares, never crosses the wire */
+    static const uint8_t next_code[] = {0x0e, 0, 2, 0, 11};
+    static const uint8_t too_few[] = {0x0e, 0, 2, 0, 10};
     static const uint8_t code_len[] = {0x0e, 0, 3, 0, 0, 19};
     static const uint8_t empty_text[] = {0x0e, 0, 2, 0, 19, 0x0f, 0, 0};
     static const uint8_t nul_text[] = {0x0e, 0, 2, 0, 19, 0x0f, 0, 2, 'h', 0};
@@ -334,6 +337,9 @@ static void test_items(void **state)
     len = frame(buf, PROTO_MSG_ERROR, ok_text, sizeof(ok_text));
     assert_int_equal(proto_msg_decode(&d, buf, len), 0);
     assert_string_equal(d.u.error.text, "hi");
+    len = frame(buf, PROTO_MSG_ERROR, too_few, sizeof(too_few));
+    assert_int_equal(proto_msg_decode(&d, buf, len), 0);
+    assert_int_equal(proto_err_from_wire(d.u.error.code), SPK_ERR_THRESHOLD);
 
 #define REFUSED(items)                                                                             \
     do {                                                                                           \
@@ -348,6 +354,7 @@ static void test_items(void **state)
     REFUSED(foreign_tag);
     REFUSED(missing);
     REFUSED(bad_code);
+    REFUSED(next_code);
     REFUSED(code_len);
     REFUSED(empty_text);
     REFUSED(nul_text);
@@ -453,16 +460,20 @@ static void test_errors_and_ops(void **state)
     static const int wire[] = {SPK_ERR_UNKNOWN_KEY, SPK_ERR_NOT_ALLOWED, SPK_ERR_RATE_LIMITED,
                                SPK_ERR_MALFORMED,   SPK_ERR_VERSION,     SPK_ERR_INTERNAL,
                                SPK_ERR_UNAVAILABLE, SPK_ERR_TIMEOUT,     SPK_ERR_FAULT,
-                               SPK_ERR_DECRYPT,     SPK_ERR_UNSUPPORTED};
+                               SPK_ERR_DECRYPT,     SPK_ERR_UNSUPPORTED, SPK_ERR_THRESHOLD};
 
     (void)state;
     for (size_t i = 0; i < sizeof(wire) / sizeof(wire[0]); i++) {
         assert_int_equal(proto_err_to_wire(wire[i]), -wire[i]);
         assert_int_equal(proto_err_from_wire(proto_err_to_wire(wire[i])), wire[i]);
     }
+    /* PROTOCOL.md's table: too-few-shares is 10 */
+    assert_int_equal(proto_err_to_wire(SPK_ERR_THRESHOLD), 10);
     assert_int_equal(proto_err_to_wire(SPK_ERR_UNSEAL), -SPK_ERR_INTERNAL);
+    assert_int_equal(proto_err_to_wire(SPK_ERR_MIXED_SPLIT), -SPK_ERR_INTERNAL);
     assert_int_equal(proto_err_from_wire(0), 0);
     assert_int_equal(proto_err_from_wire((uint16_t)-SPK_ERR_UNSEAL), 0);
+    assert_int_equal(proto_err_from_wire((uint16_t)-SPK_ERR_MIXED_SPLIT), 0);
     assert_int_equal(proto_err_from_wire(0xffff), 0);
 
     assert_string_equal(proto_op_name(PROTO_OP_SIGN_PSS_SHA384), "sign-pss-sha384");
@@ -668,6 +679,8 @@ static void test_op_answer(void **state)
     m.type = PROTO_MSG_ERROR;
     m.u.error.code = proto_err_to_wire(SPK_ERR_NOT_ALLOWED);
     assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), SPK_ERR_NOT_ALLOWED);
+    m.u.error.code = proto_err_to_wire(SPK_ERR_THRESHOLD);
+    assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), SPK_ERR_THRESHOLD);
     m.u.error.code = 0xffff;
     assert_int_equal(proto_op_answer(&m, out, sizeof(out), &n), SPK_ERR_INTERNAL);
     m.type = PROTO_MSG_PONG;
