@@ -692,15 +692,7 @@ static void comb_batch_take(struct comb_ctx *c, struct comb_batch *b, struct com
         const char *why = "";
 
         if ((r = comb_tss_accept(c, b, ent, &why)) != 0) {
-            src->st.bad++;
-            src->st.bad_sigshares++;
-            comb_src_note_bad(c, ent->src);
-            src->st.last_error = r;
-            c->counters.shares_bad++;
-            comb_batch_note(b, src->name, "signature share %u dropped: %s",
-                            (unsigned)ent->info.index, why);
-            spk_log("combiner", "key %s: %s sent a bad signature share (index %u): %s",
-                    key->short_id, src->name, (unsigned)ent->info.index, why);
+            comb_tss_refuse(c, b, ent, r, why);
             goto drop;
         }
         goto accept;

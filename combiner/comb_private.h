@@ -89,6 +89,7 @@ struct comb_fetch_ent {
     struct comb_share_info info;
     char detail[COMB_FETCH_DETAIL_MAX];
     bool accepted; /* counted among the batch's good shares */
+    bool proven;   /* a signature share whose proof was checked and holds */
     bool hedge;    /* asked by the hedge, after the first ones */
     bool probe;    /* a passed-over holder asked on top of the needed ones */
     bool judged;   /* on time or late already counted for its source */
@@ -148,8 +149,9 @@ struct comb_batch {
     size_t num_examined;
     size_t good[PROTO_SHARES_MAX]; /* indexes into fetches, arrival order */
     size_t num_good;
-    /* Good answers the batch waits for: k, or more for a threshold key whose
-     * first k signature shares did not combine (comb_tss_run). */
+    /* Good answers the batch waits for: k, or more for a threshold key
+     * without verification keys whose first k signature shares did not
+     * combine (comb_tss_run). */
     size_t need_good;
     uint64_t check_ns;
     int fail_status;
@@ -271,17 +273,28 @@ SPK_WUR int comb_tss_key_init(struct comb_ctx *c, struct comb_key *key,
 /*
  * comb_tss_accept is the one place a received signature share is taken or
  * refused before any combining: of this key, an index the record gives to
- * the source that sent it, below N, not a second one of the same index.
+ * the source that sent it, below N, with a proof when the record has
+ * verification keys (the proof itself is checked only if the combination
+ * fails: comb_tss_run), not a second one of the same index.
  * 0, or SPK_ERR_* with a short public reason in *why.
  */
 SPK_WUR int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b,
                             const struct comb_fetch_ent *ent, const char **why);
 /*
+ * comb_tss_refuse counts and logs the signature share |ent| of |b| as bad
+ * (SPK_ERR_* |status|, |why| public) against its source; the caller drops it.
+ */
+void comb_tss_refuse(struct comb_ctx *c, struct comb_batch *b, const struct comb_fetch_ent *ent,
+                     int status, const char *why);
+/*
  * comb_tss_run combines the good signature shares of the READY batch |b|
- * (one signature) and delivers it, counting and logging each holder whose
- * share was shown wrong; when they do not combine and another source may
- * still answer, |b| goes back to gathering one more share (its hedge is
- * asked at once), else it fails with SPK_ERR_FAULT.
+ * (one signature) and delivers it once it passes the check with e. When they
+ * do not combine: for a record with verification keys the proofs not checked
+ * yet are checked now and each share whose proof fails is refused and
+ * dropped (comb_tss_refuse), |b| going back to gathering k good ones; without
+ * verification keys each holder whose share the subsets show wrong is counted
+ * and logged and |b| gathers one more share. Either way its hedge is asked at
+ * once, and when no other source may answer it fails.
  */
 void comb_tss_run(struct comb_ctx *c, struct comb_batch *b);
 /*

@@ -3,10 +3,13 @@
  * No process holds such a key: every source answers one signature with its
  * signature share, comb_tss_accept takes or refuses each share as it
  * arrives (for a record with verification keys, only with Shoup's proof of
- * its correctness, so a wrong share is named alone), and comb_tss_run
- * multiplies k of them into the signature, which split_tss_combine checks
- * with e before it leaves. A batch of a threshold
- * key carries exactly one operation (a SIGSHARE_REQUEST names one digest).
+ * its correctness), and comb_tss_run multiplies k of them into the
+ * signature, which split_tss_combine checks with e before it leaves. The
+ * proofs are checked only when that check fails: a signature that passes it
+ * is right whatever the shares were, and checking a proof costs more CPU
+ * than making a signature share. Then the proofs name the wrong shares,
+ * with no subsets tried. A batch of a threshold key carries exactly one
+ * operation (a SIGSHARE_REQUEST names one digest).
  * The combiner's own key share, if it holds one, signs in process as a
  * holder would, after the holders' requests are out.
  */
@@ -113,27 +116,6 @@ static bool comb_tss_below_n(const struct proto_record *rec, const uint8_t *x)
     return false;
 }
 
-/* comb_tss_proof_check: |ent|'s proof against the record, over the message of
- * |b|'s one operation, encoded here as the holder encoded it. */
-static int comb_tss_proof_check(const struct comb_batch *b, const struct comb_fetch_ent *ent)
-{
-    const struct comb_key *key = b->key;
-    const struct comb_op *op = b->ops_head;
-    uint8_t em[PROTO_BN_MAX];
-    int r;
-
-    if (op == NULL) {
-        return SPK_ERR_INTERNAL;
-    }
-    r = split_pad_encode(em, key->rec.modulus_len, key->mod_bits, (uint8_t)op->alg, op->in,
-                         op->in_len, op->salt, op->salt_len);
-    if (r == 0) {
-        r = split_tss_share_verify(&key->rec, em, ent->info.index, ent->f.out_y, ent->info.proof_c,
-                                   ent->info.proof_z);
-    }
-    return r;
-}
-
 int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b,
                     const struct comb_fetch_ent *ent, const char **why)
 {
@@ -155,21 +137,12 @@ int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b,
         *why = "a signature share not below the modulus";
         return SPK_ERR_MALFORMED;
     }
-    /* Verification keys: a received share counts only with a proof that holds,
-     * so a wrong one is named here, alone, with no subsets tried. The local
-     * share was checked against v_i when it was opened. */
-    if (key->rec.has_vkeys && !local) {
-        int r;
-
-        if (!ent->info.has_proof) {
-            *why = "a signature share without its proof (the record has verification keys)";
-            return SPK_ERR_FAULT;
-        }
-        if ((r = comb_tss_proof_check(b, ent)) != 0) {
-            *why = r == SPK_ERR_FAULT ? "a signature share whose proof of correctness fails"
-                                      : "a signature share whose proof cannot be checked";
-            return r;
-        }
+    /* Verification keys: a received share counts only with its proof, which
+     * comb_tss_run checks should the combination fail. The local share was
+     * checked against v_i when it was opened. */
+    if (key->rec.has_vkeys && !local && !ent->info.has_proof) {
+        *why = "a signature share without its proof (the record has verification keys)";
+        return SPK_ERR_FAULT;
     }
     for (size_t i = 0; i < b->num_good; i++) {
         if (b->fetches[b->good[i]].info.index == ent->info.index) {
@@ -179,6 +152,58 @@ int comb_tss_accept(const struct comb_ctx *c, const struct comb_batch *b,
     }
     *why = "";
     return 0;
+}
+
+void comb_tss_refuse(struct comb_ctx *c, struct comb_batch *b, const struct comb_fetch_ent *ent,
+                     int status, const char *why)
+{
+    struct comb_src *src = &c->srcs[ent->src];
+
+    src->st.bad++;
+    src->st.bad_sigshares++;
+    comb_src_note_bad(c, ent->src);
+    src->st.last_error = status;
+    c->counters.shares_bad++;
+    comb_batch_note(b, src->name, "signature share %u dropped: %s", (unsigned)ent->info.index, why);
+    spk_log("combiner", "key %s: %s sent a bad signature share (index %u): %s", b->key->short_id,
+            src->name, (unsigned)ent->info.index, why);
+}
+
+/*
+ * comb_tss_drop_disproven: the good shares of |b| did not combine over the
+ * encoded message |em|. Each proof not checked yet is checked now, and each
+ * share whose proof fails is refused and dropped from b->good (the others
+ * keep their arrival order). Returns how many were dropped.
+ */
+static size_t comb_tss_drop_disproven(struct comb_ctx *c, struct comb_batch *b, const uint8_t *em)
+{
+    size_t kept = 0, dropped = 0;
+
+    for (size_t i = 0; i < b->num_good; i++) {
+        struct comb_fetch_ent *ent = &b->fetches[b->good[i]];
+        bool local = c->have_local_src && ent->src == c->local_src;
+        int r;
+
+        if (!local && !ent->proven) {
+            r = split_tss_share_verify(&b->key->rec, em, ent->info.index, ent->f.out_y,
+                                       ent->info.proof_c, ent->info.proof_z);
+            if (r != 0) {
+                comb_tss_refuse(c, b, ent, r,
+                                r == SPK_ERR_FAULT
+                                    ? "a signature share whose proof of correctness fails"
+                                    : "a signature share whose proof cannot be checked");
+                ent->accepted = false;
+                comb_slot_put(c, ent->f.out_y, ent->f.out_len);
+                ent->f.out_y = NULL;
+                dropped++;
+                continue;
+            }
+            ent->proven = true;
+        }
+        b->good[kept++] = b->good[i];
+    }
+    b->num_good = kept;
+    return dropped;
 }
 
 /* comb_tss_can_wait: another source may still answer |b|: one is running or not asked yet. */
@@ -197,6 +222,22 @@ static bool comb_tss_can_wait(const struct comb_ctx *c, const struct comb_batch 
         }
     }
     return asked > b->num_fetches;
+}
+
+/*
+ * comb_tss_regather sends |b| back to gathering until it holds |need| good
+ * shares, asking at once every source not asked yet. False when no source
+ * may still answer (|b| is to fail).
+ */
+static bool comb_tss_regather(struct comb_ctx *c, struct comb_batch *b, size_t need)
+{
+    if (!comb_tss_can_wait(c, b)) {
+        return false;
+    }
+    b->need_good = need;
+    b->state = COMB_BATCH_GATHERING;
+    comb_batch_hedge(c, b, spk_now_ns());
+    return b->num_running > 0 || b->num_examined < b->num_done;
 }
 
 /* comb_tss_blame counts and logs each source whose signature share |bad| marks. */
@@ -270,28 +311,40 @@ void comb_tss_run(struct comb_ctx *c, struct comb_batch *b)
         parts[i].xi = ent->f.out_y;
     }
     op->out = c->results;
-    r = split_pad_encode(em, rec->modulus_len, key->mod_bits, (uint8_t)op->alg, op->in, op->in_len,
-                         op->salt, op->salt_len);
-    if (r == 0) {
-        r = split_tss_combine(op->out, bad, rec->modulus, rec->modulus_len, rec->exponent,
-                              rec->exponent_len, rec->num_shares, rec->threshold, em, parts,
-                              b->num_good);
+    if ((r = split_pad_encode(em, rec->modulus_len, key->mod_bits, (uint8_t)op->alg, op->in,
+                              op->in_len, op->salt, op->salt_len)) != 0) {
+        op->out = NULL;
+        comb_tss_fail(c, b, r, NULL);
+        return;
     }
+    /* With verification keys the proofs, not the subsets, tell a wrong share. */
+    r = split_tss_combine(op->out, rec->has_vkeys ? NULL : bad, rec->modulus, rec->modulus_len,
+                          rec->exponent, rec->exponent_len, rec->num_shares, rec->threshold, em,
+                          parts, b->num_good);
     comb_series_add(&c->s_op, spk_now_ns() - t0);
-    comb_tss_blame(c, b, bad);
-    if (r == SPK_ERR_FAULT && comb_tss_can_wait(c, b)) {
-        /* One of the shares is wrong and no k of them tell which: wait for
-         * one more, asking every source not asked yet. */
-        b->need_good = b->num_good + 1;
-        b->state = COMB_BATCH_GATHERING;
-        comb_batch_hedge(c, b, spk_now_ns());
-        if (b->num_running > 0 || b->num_examined < b->num_done) {
+    if (r != 0 && rec->has_vkeys) {
+        /* Only now are the proofs worth their cost: the shares whose proofs
+         * fail are dropped and k good ones gathered again. With every proof
+         * holding, the wrong share is one no proof covers (the local one):
+         * no other answer would help. */
+        if (comb_tss_drop_disproven(c, b, em) > 0) {
+            if (comb_tss_regather(c, b, rec->threshold)) {
+                return;
+            }
+            op->out = NULL;
+            comb_batch_fail_threshold(c, b, NULL);
+            return;
+        }
+    } else {
+        comb_tss_blame(c, b, bad);
+        /* One of the shares is wrong and no k of them tell which: wait for one more. */
+        if (r == SPK_ERR_FAULT && comb_tss_regather(c, b, b->num_good + 1)) {
             return;
         }
     }
     if (r != 0) {
         op->out = NULL;
-        comb_tss_fail(c, b, r, NULL);
+        comb_tss_fail(c, b, r, rec->has_vkeys ? "every proof received holds" : NULL);
         return;
     }
     op->status = 0;

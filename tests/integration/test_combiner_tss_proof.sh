@@ -5,11 +5,12 @@
 # on 127.0.0.1 with CURVE; the combiner daemon and `combiner sign`. Every
 # signature verifies with openssl. h2 then serves the key share of another
 # split of the same key (its own record, so it loads and proves it): its
-# shares' proofs fail against the combiner's record, so h2 is named at once
-# when its share arrives (the log line of the proof check, never the subset
-# search's), counted in the daemon's metrics, and every operation succeeds
-# from h1 and h3. A holder whose record has no verification keys sends no
-# proof: its shares are refused for this key and it is counted too. A holder
+# shares do not combine, and their proofs, checked once the combination has
+# failed its check with e, fail against the combiner's record, so h2 is named
+# (the log line of the proof check, never the subset search's), counted in
+# the daemon's metrics, and every operation succeeds from h1 and h3. A holder
+# whose record has no verification keys sends no proof: its shares are
+# refused on arrival for this key and it is counted too. A holder
 # whose record's v_i is not v^s_i refuses its share at load.
 # Usage: test_combiner_tss_proof.sh BUILD_DIR
 set -u

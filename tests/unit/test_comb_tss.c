@@ -2,10 +2,12 @@
  * The combiner with threshold-mode keys (combiner/comb_tss.c): a test key
  * split 2-of-3 and 3-of-4 with split_key_split_threshold, the combiner's own
  * key share and in-test sources that sign as a holder would (split_pad_encode
- * then split_tss_sign_share), or answer wrongly on purpose: a share of
- * another split of the same key, a value not below N, an index the record
- * gives another holder. Every signature is checked by OpenSSL with the whole
- * key; decryptions are refused before any source is asked.
+ * then split_tss_sign_share, and split_tss_prove for a key of safe primes,
+ * whose record has verification keys), or answer wrongly on purpose: a share
+ * of another split of the same key, a value not below N, an index the record
+ * gives another holder, no proof, a broken proof. Every signature is checked
+ * by OpenSSL with the whole key; decryptions are refused before any source is
+ * asked.
  */
 
 #include <setjmp.h>
@@ -35,9 +37,32 @@ struct tss_set {
     struct proto_holder_secret *hks[SET_MAX];
     struct split_tss_signer *signers[SET_MAX];
     unsigned k, n;
+    const char *pem; /* under tests/data */
 };
 
-static void set_make(struct tss_set *s, unsigned k, unsigned n)
+/* set_signers_open opens the key shares of |s| into its signers, which prove
+ * their signature shares when the record has verification keys. */
+static void set_signers_open(struct tss_set *s, struct proto_holder_secret *const *hks)
+{
+    for (unsigned i = 0; i < s->n; i++) {
+        uint8_t *sh = spk_secret_new(s->rec->modulus_len);
+
+        assert_non_null(sh);
+        assert_int_equal(split_share_open(sh, s->rec->modulus_len, &s->shares[i], hks[i]), 0);
+        assert_int_equal(split_tss_signer_new(&s->signers[i], s->rec->modulus, s->rec->modulus_len,
+                                              s->n, sh, s->rec->modulus_len),
+                         0);
+        spk_secret_free(sh);
+        if (s->rec->has_vkeys) {
+            assert_int_equal(split_tss_signer_set_vkeys(s->signers[i], s->rec->vkey_base,
+                                                        proto_record_vkey(s->rec, i + 1)),
+                             0);
+        }
+    }
+}
+
+/* set_make_of: a k-of-n threshold split of tests/data/|pem|. */
+static void set_make_of(struct tss_set *s, const char *pem, unsigned k, unsigned n)
 {
     struct proto_holder_pub pubs[SET_MAX];
     char why[SPLIT_WHY_MAX] = "";
@@ -46,8 +71,9 @@ static void set_make(struct tss_set *s, unsigned k, unsigned n)
     memset(s, 0, sizeof(*s));
     s->k = k;
     s->n = n;
-    assert_int_equal(
-        split_rsa_key_load(&s->key, testutil_data_path("rsa2048.pem"), NULL, why, sizeof(why)), 0);
+    s->pem = pem;
+    assert_int_equal(split_rsa_key_load(&s->key, testutil_data_path(pem), NULL, why, sizeof(why)),
+                     0);
     for (unsigned i = 0; i < n; i++) {
         s->hks[i] = spk_secret_new(sizeof(*s->hks[i]));
         assert_non_null(s->hks[i]);
@@ -61,16 +87,12 @@ static void set_make(struct tss_set *s, unsigned k, unsigned n)
     assert_non_null(s->shares);
     assert_int_equal(
         split_key_split_threshold(s->rec, s->shares, &s->key, k, pubs, n, why, sizeof(why)), 0);
-    for (unsigned i = 0; i < n; i++) {
-        uint8_t *sh = spk_secret_new(s->rec->modulus_len);
+    set_signers_open(s, s->hks);
+}
 
-        assert_non_null(sh);
-        assert_int_equal(split_share_open(sh, s->rec->modulus_len, &s->shares[i], s->hks[i]), 0);
-        assert_int_equal(split_tss_signer_new(&s->signers[i], s->rec->modulus, s->rec->modulus_len,
-                                              n, sh, s->rec->modulus_len),
-                         0);
-        spk_secret_free(sh);
-    }
+static void set_make(struct tss_set *s, unsigned k, unsigned n)
+{
+    set_make_of(s, "rsa2048.pem", k, n);
 }
 
 /* set_resplit: another threshold split of the same key, with the same holders. */
@@ -82,9 +104,9 @@ static void set_resplit(struct tss_set *other, const struct tss_set *s)
     memset(other, 0, sizeof(*other));
     other->k = s->k;
     other->n = s->n;
+    other->pem = s->pem;
     assert_int_equal(
-        split_rsa_key_load(&other->key, testutil_data_path("rsa2048.pem"), NULL, why, sizeof(why)),
-        0);
+        split_rsa_key_load(&other->key, testutil_data_path(s->pem), NULL, why, sizeof(why)), 0);
     for (unsigned i = 0; i < s->n; i++) {
         pubs[i] = s->hks[i]->pub;
     }
@@ -95,18 +117,7 @@ static void set_resplit(struct tss_set *other, const struct tss_set *s)
     assert_int_equal(split_key_split_threshold(other->rec, other->shares, &other->key, s->k, pubs,
                                                s->n, why, sizeof(why)),
                      0);
-    for (unsigned i = 0; i < s->n; i++) {
-        uint8_t *sh = spk_secret_new(other->rec->modulus_len);
-
-        assert_non_null(sh);
-        assert_int_equal(
-            split_share_open(sh, other->rec->modulus_len, &other->shares[i], s->hks[i]), 0);
-        assert_int_equal(split_tss_signer_new(&other->signers[i], other->rec->modulus,
-                                              other->rec->modulus_len, s->n, sh,
-                                              other->rec->modulus_len),
-                         0);
-        spk_secret_free(sh);
-    }
+    set_signers_open(other, s->hks);
 }
 
 static void set_free(struct tss_set *s)
@@ -124,10 +135,13 @@ static void set_free(struct tss_set *s)
 
 enum tsrc_fault {
     TSRC_OK = 0,
-    TSRC_DOWN,        /* answers SPK_ERR_UNAVAILABLE */
-    TSRC_OTHER_SPLIT, /* signs with its key share of another split */
-    TSRC_ABOVE_N,     /* a value not below N */
-    TSRC_WRONG_INDEX, /* claims the next index */
+    TSRC_DOWN,                  /* answers SPK_ERR_UNAVAILABLE */
+    TSRC_OTHER_SPLIT,           /* signs with its key share of another split */
+    TSRC_ABOVE_N,               /* a value not below N */
+    TSRC_WRONG_INDEX,           /* claims the next index */
+    TSRC_NO_PROOF,              /* with verification keys: a share without its proof */
+    TSRC_BAD_PROOF,             /* with verification keys: the right share, its proof's z altered */
+    TSRC_OTHER_SPLIT_BAD_PROOF, /* TSRC_OTHER_SPLIT and TSRC_BAD_PROOF */
 };
 
 struct tsrc {
@@ -161,6 +175,14 @@ static int tsrc_start(void *ctx, struct comb_fetch *fetch)
         memset(fetch->out_y, 0xff, fetch->out_len);
     }
     memset(&info, 0, sizeof(info));
+    if (split_tss_signer_has_vkeys(t->signer) && t->fault != TSRC_NO_PROOF) {
+        assert_int_equal(split_tss_prove(t->signer, info.proof_c, info.proof_z, em, fetch->out_y),
+                         0);
+        info.has_proof = true;
+        if (t->fault == TSRC_BAD_PROOF || t->fault == TSRC_OTHER_SPLIT_BAD_PROOF) {
+            info.proof_z[t->rec->modulus_len / 2] ^= 0x01;
+        }
+    }
     memcpy(info.key_id, t->rec->key_id, PROTO_KEY_ID_LEN);
     info.index =
         (uint8_t)(t->fault == TSRC_WRONG_INDEX ? t->index % t->rec->num_shares + 1 : t->index);
@@ -204,7 +226,10 @@ static struct comb_ctx *comb_for(const struct tss_set *s, const struct tss_set *
         srcs[i].rec = s->rec;
         srcs[i].index = (uint8_t)(i + 1);
         srcs[i].fault = faults != NULL ? faults[i] : TSRC_OK;
-        srcs[i].signer = srcs[i].fault == TSRC_OTHER_SPLIT ? other->signers[i] : s->signers[i];
+        srcs[i].signer =
+            srcs[i].fault == TSRC_OTHER_SPLIT || srcs[i].fault == TSRC_OTHER_SPLIT_BAD_PROOF
+                ? other->signers[i]
+                : s->signers[i];
         assert_int_equal(comb_add_source(c, NULL, s->hks[i]->pub.name, &tsrc_ops, &srcs[i]), 0);
     }
     return c;
@@ -439,6 +464,85 @@ static void test_too_few_good(void **state)
     set_free(&s4);
 }
 
+/*
+ * A key of safe primes, whose record has verification keys: the combiner
+ * combines first and checks proofs only when the combination fails its check
+ * with e. h2 answers before h3 in each case.
+ */
+static void test_proofs(void **state)
+{
+    const enum tsrc_fault bad_proof[3] = {TSRC_OK, TSRC_BAD_PROOF, TSRC_OK};
+    const enum tsrc_fault other_split[3] = {TSRC_OK, TSRC_OTHER_SPLIT, TSRC_OK};
+    const enum tsrc_fault both[3] = {TSRC_OK, TSRC_OTHER_SPLIT_BAD_PROOF, TSRC_OK};
+    const enum tsrc_fault no_proof[3] = {TSRC_OK, TSRC_NO_PROOF, TSRC_OK};
+    const enum tsrc_fault alone[3] = {TSRC_OK, TSRC_OTHER_SPLIT, TSRC_DOWN};
+    struct tss_set s, other;
+    struct tsrc srcs[SET_MAX];
+    struct comb_ctx *c;
+
+    (void)state;
+    set_make_of(&s, "rsa2048-safe.pem", 2, 3);
+    assert_true(s.rec->has_vkeys);
+    set_resplit(&other, &s);
+    assert_true(other.rec->has_vkeys);
+    for (int local = 0; local >= -1; local--) {
+        /* A right share with a broken proof: the signature passes its check
+         * with e, so the proof is never looked at and h2 is not blamed (a
+         * check of it would fail: see both[] below). */
+        memset(srcs, 0, sizeof(srcs));
+        c = comb_for(&s, NULL, local, bad_proof, srcs);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(sign_ok(c, &s, i == 1 ? COMB_ALG_PSS_SHA256 : COMB_ALG_PKCS1_SHA256),
+                             0);
+        }
+        assert_int_equal(source_stats(c, "h2").bad_sigshares, 0);
+        assert_int_equal(source_stats(c, "h2").good, 3);
+        comb_free(c);
+
+        /* A wrong share whose proof holds for another record, and one whose
+         * proof is broken too: the combination fails, the proofs name h2 alone. */
+        for (int f = 0; f < 2; f++) {
+            memset(srcs, 0, sizeof(srcs));
+            c = comb_for(&s, &other, local, f == 0 ? other_split : both, srcs);
+            for (int i = 0; i < 3; i++) {
+                assert_int_equal(
+                    sign_ok(c, &s, i == 1 ? COMB_ALG_PSS_SHA384 : COMB_ALG_PKCS1_SHA256), 0);
+            }
+            assert_int_equal(source_stats(c, "h2").bad_sigshares, 3);
+            assert_int_equal(source_stats(c, "h2").last_error, SPK_ERR_FAULT);
+            assert_int_equal(source_stats(c, "h3").bad_sigshares, 0);
+            if (local < 0) {
+                assert_int_equal(source_stats(c, "h1").bad_sigshares, 0);
+            }
+            comb_free(c);
+        }
+    }
+
+    /* No proof: refused on arrival, never counted good. */
+    memset(srcs, 0, sizeof(srcs));
+    c = comb_for(&s, NULL, -1, no_proof, srcs);
+    assert_int_equal(sign_ok(c, &s, COMB_ALG_PKCS1_SHA256), 0);
+    assert_int_equal(source_stats(c, "h2").bad_sigshares, 1);
+    assert_int_equal(source_stats(c, "h2").good, 0);
+    assert_int_equal(source_stats(c, "h1").bad_sigshares + source_stats(c, "h3").bad_sigshares, 0);
+    comb_free(c);
+
+    /* h2 wrong and h3 down: the proof drops h2's share, one good share is
+     * left, and the failure says which proof failed. */
+    memset(srcs, 0, sizeof(srcs));
+    c = comb_for(&s, &other, -1, alone, srcs);
+    assert_int_equal(sign_ok(c, &s, COMB_ALG_PKCS1_SHA256), SPK_ERR_THRESHOLD);
+    assert_non_null(strstr(comb_last_error(c), "1 good share of 2 needed"));
+    assert_non_null(strstr(comb_last_error(c), "h2: signature share 2 dropped: a signature share "
+                                               "whose proof of correctness fails"));
+    assert_non_null(strstr(comb_last_error(c), "h3"));
+    assert_int_equal(source_stats(c, "h2").bad_sigshares, 1);
+    assert_int_equal(source_stats(c, "h1").bad_sigshares, 0);
+    comb_free(c);
+    set_free(&other);
+    set_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -448,6 +552,7 @@ int main(void)
         cmocka_unit_test(test_other_split),
         cmocka_unit_test(test_refused_on_arrival),
         cmocka_unit_test(test_too_few_good),
+        cmocka_unit_test(test_proofs),
     };
 
     if (spk_mem_init() != 0) {
