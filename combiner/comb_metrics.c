@@ -189,8 +189,9 @@ void comb_metrics_render(void *arg, struct spk_text *t)
                            "Errors and timeouts from a source instead of a share.",
                            offsetof(struct comb_source_stats, errors));
     spk_text_printf(t, "# HELP spk_combiner_bad_signature_shares_total Signature shares of "
-                       "threshold-mode keys from a holder that were wrong (refused on arrival, or "
-                       "left out of every k of them that combine into a valid signature).\n"
+                       "threshold-mode keys from a holder that were wrong (refused on arrival, "
+                       "their proof failing after a failed combination, or left out of every k "
+                       "of them that combine into a valid signature).\n"
                        "# TYPE spk_combiner_bad_signature_shares_total counter\n");
     for (i = 0; i < n; i++) {
         struct comb_source_stats ss;
