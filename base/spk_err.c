@@ -24,7 +24,7 @@ const char *spk_strerror(int err)
     case SPK_ERR_COMMITMENT:
         return "share does not match its commitment";
     case SPK_ERR_THRESHOLD:
-        return "not enough good shares";
+        return "too few good shares";
     case SPK_ERR_MIXED_SPLIT:
         return "shares belong to different splits";
     case SPK_ERR_DUP_INDEX:

@@ -41,6 +41,10 @@ static const char *prov_keyop_why(int r)
         return "combiner says not-allowed";
     case SPK_ERR_UNKNOWN_KEY:
         return "combiner does not know this key (unknown-key)";
+    case SPK_ERR_THRESHOLD:
+        /* Not the combiner's fault: its log names the holders that failed. */
+        return "combiner says too-few-shares (it could not gather the threshold of good shares "
+               "in time: holders down, refusing or sending bad shares; retry)";
     case SPK_ERR_HANDSHAKE:
         return "combiner broke off the CURVE handshake (is the key reference's combiner key "
                "the combiner's?)";
