@@ -638,7 +638,9 @@ int edge_client_keyop(void *arg, const uint8_t key_id[PROTO_KEY_ID_LEN], uint8_t
     } else if (p.status == SPK_ERR_UNAVAILABLE) {
         c->stats.ops[kind][EDGE_OPRES_UNAVAILABLE]++;
     } else {
-        c->stats.ops[kind][p.status == 0 ? EDGE_OPRES_OK : EDGE_OPRES_ERROR]++;
+        c->stats.ops[kind][p.status == 0                   ? EDGE_OPRES_OK
+                           : p.status == SPK_ERR_THRESHOLD ? EDGE_OPRES_TOO_FEW_SHARES
+                                                           : EDGE_OPRES_ERROR]++;
         spk_hist_observe(&c->stats.latency[kind], (double)(spk_now_us() - started) / 1e6);
     }
     if (p.status != 0) {

@@ -19,7 +19,8 @@
 static void edge_metrics_render(struct edge_loop *L, struct spk_text *t)
 {
     static const char *const kinds[2] = {"sign", "decrypt"};
-    static const char *const results[EDGE_OPRES_NUM] = {"ok", "error", "timeout", "unavailable"};
+    static const char *const results[EDGE_OPRES_NUM] = {"ok", "error", "timeout", "unavailable",
+                                                        "too_few_shares"};
     struct edge_keyop_stats ks;
     uint64_t issued, accepted, unknown;
     int f, v, res, k;

@@ -234,6 +234,7 @@ enum edge_op_result {
     EDGE_OPRES_ERROR,
     EDGE_OPRES_TIMEOUT,
     EDGE_OPRES_UNAVAILABLE,
+    EDGE_OPRES_TOO_FEW_SHARES, /* the combiner's too-few-shares: the holders' state */
     EDGE_OPRES_NUM,
 };
 

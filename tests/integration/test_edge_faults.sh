@@ -12,8 +12,10 @@
 #   1. normal load: no failed handshake (p99 taken as "normal")
 #   2. h1 killed (SIGKILL) under load: no failed handshake
 #   3. h1 and h2 killed: every handshake fails with an alert, within the
-#      configured op-timeout-ms (+ slack); the edge stays up; h1 back: the
-#      first good handshake within a second of h1 listening again
+#      configured op-timeout-ms (+ slack), and the edge learns why: the
+#      combiner's too-few-shares (its metrics and its log say so, no failure
+#      counted as a plain error); the edge stays up; h1 back: the first good
+#      handshake within a second of h1 listening again
 #   4. h2 slow (200 ms): p99 within 2x of normal load (taking turns with
 #      it), no failure
 #   5. the combiner process SIGKILLed under load: the edge restarts it and
@@ -132,6 +134,9 @@ sleep 1
 kill -9 "$H2_PID"
 kill -9 "$H1_PID"
 sleep 0.2
+sign_result() { metric "spk_edge_key_operations_total{kind=\"sign\",result=\"$1\"}"; }
+FEW_BEFORE=$(sign_result too_few_shares)
+ERR_BEFORE=$(sign_result error)
 load 4 ev3a >/dev/null &
 LPID=$!
 sleep 3
@@ -142,6 +147,8 @@ T_UP=$(now_ms)
 start_holder h1 $P_H1 || die "h1 restart"
 T_BACK=$(now_ms)
 wait $LPID
+FEW_AFTER=$(sign_result too_few_shares)
+ERR_AFTER=$(sign_result error)
 out=$(load 2 ev3b)
 echo "  both down 3 s, h1 back: $out"
 awk -v t="$T_UP" '$1 < t' ev3a >ev3-down
@@ -157,6 +164,13 @@ check "both holders down: every failure is an alert from the edge" [ "$nalert" =
 check "both holders down: failures within op-timeout-ms (+500 ms)" \
     [ "$slow_fail" -le $((OP_TIMEOUT_MS + 500)) ]
 check "both holders down: the edge stays up" edge_alive
+echo "  edge sign results while down: too_few_shares $FEW_BEFORE -> $FEW_AFTER," \
+    "error $ERR_BEFORE -> $ERR_AFTER"
+check "both holders down: the edge's metrics count too_few_shares" \
+    [ "$FEW_AFTER" -gt "$FEW_BEFORE" ]
+check "both holders down: no failure counted as a plain error" [ "$ERR_AFTER" = "$ERR_BEFORE" ]
+check "both holders down: the edge logs the combiner's too-few-shares" \
+    grep -q "handshake failed: client .*: splitkey: combiner says too-few-shares" edge.log
 first_ok=$(cat ev3a ev3b | awk -v t="$T_BACK" '$2 == 1 && $1 >= t {print $1 - t}' | sort -n | head -1)
 echo "  first good handshake ${first_ok:-never} ms after h1 served again"
 last_fail=$(cat ev3a ev3b | awk -v t="$T_BACK" '$2 == 0 && $1 >= t {print $1 - t}' | sort -n | tail -1)
