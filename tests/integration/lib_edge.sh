@@ -247,15 +247,21 @@ lib_edge_conf() { # NAME... (each split with lib_edge_split)
     echo "op-timeout-ms 4000"
 }
 
+# lib_edge_wait_log FILE TEXT [TRIES]: true once FILE holds TEXT, looked for
+# every 0.1 s, TRIES times at most (100).
+lib_edge_wait_log() {
+    for _ in $(seq 1 "${3:-100}"); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 lib_edge_start() { # CONF
     "$EDGE" run "$1" 2>edge.log &
     EDGE_PID=$!
     PIDS+=($EDGE_PID)
-    for _ in $(seq 1 100); do
-        grep -q "edge: serving" edge.log 2>/dev/null && break
-        sleep 0.1
-    done
-    grep -q "edge: serving" edge.log || {
+    lib_edge_wait_log edge.log "edge: serving" || {
         cat edge.log
         die "the edge did not start"
     }

@@ -238,10 +238,7 @@ comb_conf orphan "unix://$T/orphan.sock" "client edge uid $ME tls"
 bash -c '"$0" run --config orphan.conf 2>orphan.log & echo $! >orphan.pid; wait' "$COMBINER" &
 STARTER=$!
 PIDS+=($STARTER)
-for _ in $(seq 1 100); do
-    grep -q "combiner: serving" orphan.log 2>/dev/null && break
-    sleep 0.1
-done
+lib_edge_wait_log orphan.log "combiner: serving"
 ORPHAN=$(cat orphan.pid 2>/dev/null)
 PIDS+=($ORPHAN)
 check "a combiner started by a shell serves" grep -q "combiner: serving" orphan.log

@@ -301,10 +301,7 @@ if [ -x "$COMBINER" ]; then
     "$COMBINER" run --config ext-comb.conf 2>ext-comb.log &
     EXT_COMB=$!
     PIDS+=($EXT_COMB)
-    for _ in $(seq 1 100); do
-        grep -q "combiner: serving" ext-comb.log 2>/dev/null && break
-        sleep 0.1
-    done
+    lib_edge_wait_log ext-comb.log "combiner: serving"
     mv edge.log edge-1.log
     lib_edge_start ext.conf
     check "an edge with combiner-external starts no combiner" [ -z "$(pgrep -P $EDGE_PID)" ]

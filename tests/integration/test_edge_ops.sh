@@ -111,10 +111,7 @@ base_conf | sed -e "s#^listen .*#listen 127.0.0.1:$P_EDGE2#" -e "s#^metrics .*#m
 "$EDGE" run edge2.conf 2>edge2.log &
 EDGE2_PID=$!
 PIDS+=($EDGE2_PID)
-for _ in $(seq 1 150); do
-    grep -q "edge: serving" edge2.log 2>/dev/null && break
-    sleep 0.1
-done
+lib_edge_wait_log edge2.log "edge: serving" 150
 keyops2() {
     curl -s --max-time 5 http://127.0.0.1:$P_MET2/metrics |
         awk '/^spk_edge_key_operations_total\{/ { s += $2 } END { print s + 0 }'
