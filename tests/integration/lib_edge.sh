@@ -155,6 +155,25 @@ lib_edge_split() { # NAME [MODE]: prints the key id
     echo "$id"
 }
 
+# lib_edge_sites NAME...: the PKI, a 2048-bit certificate for each NAME, each
+# key split 2-of-3 and then deleted (the edge must never see it), and the
+# holders started.
+lib_edge_sites() {
+    local n
+    lib_edge_pki
+    for n in "$@"; do
+        lib_edge_mkcert "$n" 2048 || die "$n certificate"
+    done
+    lib_edge_holder_keys
+    for n in "$@"; do
+        lib_edge_split "$n" >/dev/null || die "split $n"
+    done
+    for n in "$@"; do
+        rm -f "$n.key"
+    done
+    lib_edge_holders
+}
+
 lib_edge_holders() {
     local h
     echo "client comb $(pubkey keys/comb.pub) *" >allow.txt

@@ -12,12 +12,7 @@ set -uo pipefail
 lib_edge_init test-edge-ticket-rotate "${1:-}"
 P_MET=$P_FREE
 
-lib_edge_pki
-lib_edge_mkcert a.test 2048 || die "a.test certificate"
-lib_edge_holder_keys
-lib_edge_split a.test >/dev/null || die "split a.test"
-rm -f a.test.key
-lib_edge_holders
+lib_edge_sites a.test
 lib_edge_origin
 
 {

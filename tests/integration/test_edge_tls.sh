@@ -14,14 +14,7 @@ lib_edge_init test-edge-tls "${1:-}"
 command -v nghttp >/dev/null || die "nghttp (nghttp2-client) is needed"
 command -v haproxy >/dev/null || die "haproxy is needed for the h2c origin"
 
-lib_edge_pki
-lib_edge_mkcert a.test 2048 || die "a.test certificate"
-lib_edge_mkcert h2.test 2048 || die "h2.test certificate"
-lib_edge_holder_keys
-lib_edge_split a.test >/dev/null || die "split a.test"
-lib_edge_split h2.test >/dev/null || die "split h2.test"
-rm -f a.test.key h2.test.key
-lib_edge_holders
+lib_edge_sites a.test h2.test
 lib_edge_origin
 # The OCSP response is matched against the issuer: a.test's chain has it.
 cat a.test.pem ca.pem >a.chain.pem

@@ -13,12 +13,7 @@ set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib_edge.sh"
 lib_edge_init test-edge-upstream "${1:-}"
 
-lib_edge_pki
-lib_edge_mkcert a.test 2048 || die "a.test certificate"
-lib_edge_holder_keys
-lib_edge_split a.test >/dev/null || die "split a.test"
-rm -f a.test.key
-lib_edge_holders
+lib_edge_sites a.test
 P_METRICS=$P_FREE
 # No origin yet: nothing listens on P_ORIGIN.
 write_conf() { # EXTRA-LINES...
