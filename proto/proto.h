@@ -316,8 +316,8 @@ struct proto_keyref {
 SPK_WUR int proto_keyref_decode(struct proto_keyref *out, const uint8_t *in, size_t in_len);
 SPK_WUR int proto_keyref_encode(uint8_t *out, size_t cap, size_t *out_len,
                                 const struct proto_keyref *ref);
-/* proto_endpoint_valid: "ipc://" or "tcp://" and 1.. printable non-space
- * characters, PROTO_ENDPOINT_MAX in all. */
+/* proto_endpoint_valid: "unix://", "ipc://" or "tcp://" and 1.. printable
+ * non-space characters, PROTO_ENDPOINT_MAX in all. */
 bool proto_endpoint_valid(const char *s);
 
 /*

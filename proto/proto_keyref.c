@@ -9,7 +9,7 @@
  *   splitkey-key-reference 1
  *   key-id HEX                   SHA-256 of the DER SubjectPublicKeyInfo
  *   public-key BASE64            that SubjectPublicKeyInfo
- *   combiner ENDPOINT            ipc://PATH or tcp://HOST:PORT
+ *   combiner ENDPOINT            unix://PATH, ipc://PATH or tcp://HOST:PORT
  *   combiner-public Z85          tcp:// only: the combiner's CURVE key
  *   client-key PATH              tcp:// only: our CURVE key file
  *                                (a splitkey-holder-key file)
@@ -21,13 +21,20 @@
 bool proto_endpoint_valid(const char *s)
 {
     size_t len = strnlen(s, PROTO_ENDPOINT_MAX + 1);
+    size_t scheme_len;
     size_t i;
 
-    if (len > PROTO_ENDPOINT_MAX || len <= 6 ||
-        (strncmp(s, "ipc://", 6) != 0 && strncmp(s, "tcp://", 6) != 0)) {
+    if (strncmp(s, "ipc://", 6) == 0 || strncmp(s, "tcp://", 6) == 0) {
+        scheme_len = 6;
+    } else if (strncmp(s, "unix://", 7) == 0) {
+        scheme_len = 7;
+    } else {
         return false;
     }
-    for (i = 6; i < len; i++) {
+    if (len > PROTO_ENDPOINT_MAX || len <= scheme_len) {
+        return false;
+    }
+    for (i = scheme_len; i < len; i++) {
         if (s[i] <= ' ' || s[i] > '~') {
             return false;
         }
@@ -82,8 +89,8 @@ int proto_keyref_decode(struct proto_keyref *out, const uint8_t *in, size_t in_l
         !proto_endpoint_valid(out->endpoint)) {
         goto out;
     }
-    /* tcp:// needs CURVE (the combiner's door refuses anything else); ipc://
-     * is checked by the peer's uid and takes none. */
+    /* tcp:// needs CURVE (the combiner's door refuses anything else); unix://
+     * and ipc:// are checked by the peer's uid and take none. */
     if (strncmp(out->endpoint, "tcp://", 6) == 0) {
         if (!proto_text_field(&rd, "combiner-public", &v) ||
             !proto_z85_decode_key(&v, out->combiner_pk) ||

@@ -31,7 +31,8 @@ static void pem_usage(FILE *to)
                 "where they read a private key file. F holds no secret.\n"
                 "\n"
                 "  --record R          the key's record (its signature is checked)\n"
-                "  --combiner ENDPOINT ipc://PATH or tcp://HOST:PORT\n"
+                "  --combiner ENDPOINT unix://PATH (the cheapest, on the same machine),\n"
+                "                      ipc://PATH or tcp://HOST:PORT\n"
                 "  --combiner-pub FILE for tcp://: the combiner's .pub file (its CURVE key)\n"
                 "  --client-key FILE   for tcp://: the client's own key file (keysplit keygen),\n"
                 "                      as the program using F will open it (an absolute path;\n"
@@ -144,11 +145,12 @@ int split_cmd_pem(int argc, char *argv[])
         return split_cli_usage(cmd, "--share and --holder-key are not for pem");
     }
     if (!proto_endpoint_valid(combiner)) {
-        return split_cli_usage(cmd, "--combiner must be ipc://PATH or tcp://HOST:PORT");
+        return split_cli_usage(cmd,
+                               "--combiner must be unix://PATH, ipc://PATH or tcp://HOST:PORT");
     }
     if ((combiner_pub != NULL && client_key != NULL) != (strncmp(combiner, "tcp://", 6) == 0)) {
         return split_cli_usage(cmd, "--combiner-pub and --client-key are for tcp:// (and needed "
-                                    "there), not for ipc://");
+                                    "there), not for unix:// or ipc://");
     }
     if (client_key != NULL && strnlen(client_key, PROTO_PATH_MAX + 1) > PROTO_PATH_MAX) {
         return split_cli_usage(cmd, "--client-key: path too long");

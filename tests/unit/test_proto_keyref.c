@@ -50,6 +50,8 @@ static int roundtrip(const uint8_t *in, size_t len)
 static void test_known(void **state)
 {
     struct proto_keyref ref;
+    uint8_t buf[PROTO_KEYREF_MAX];
+    size_t n;
 
     (void)state;
     assert_int_equal(proto_keyref_decode(&ref, (const uint8_t *)ipc_text, strlen(ipc_text)), 0);
@@ -58,6 +60,17 @@ static void test_known(void **state)
     assert_int_equal(ref.spki_len, 48);
     assert_int_equal(ref.key_id[0], 0x91);
     assert_int_equal(roundtrip((const uint8_t *)ipc_text, strlen(ipc_text)), 0);
+
+    /* unix:// is checked by the peer's uid, as ipc:// is: no CURVE lines. */
+    n = testutil_with_line(buf, sizeof(buf), (const uint8_t *)ipc_text, strlen(ipc_text), 3,
+                           "combiner unix:///run/splitkey/combiner.sock");
+    assert_int_equal(proto_keyref_decode(&ref, buf, n), 0);
+    assert_string_equal(ref.endpoint, "unix:///run/splitkey/combiner.sock");
+    assert_false(ref.has_curve);
+    assert_int_equal(roundtrip(buf, n), 0);
+    n = testutil_with_line(buf, sizeof(buf), (const uint8_t *)ipc_text, strlen(ipc_text), 3,
+                           "combiner unix://@splitkey-combiner");
+    assert_int_equal(roundtrip(buf, n), 0);
 
     assert_int_equal(proto_keyref_decode(&ref, (const uint8_t *)tcp_text, strlen(tcp_text)), 0);
     assert_true(ref.has_curve);
@@ -76,7 +89,8 @@ static void test_bad_values(void **state)
 {
     static const char *const endpoints[] = {
         "combiner http://x",   "combiner ipc://",  "combiner tcp://a b",
-        "combiner ipc://\x01", "combiner IPC://x",
+        "combiner ipc://\x01", "combiner IPC://x", "combiner unix://",
+        "combiner UNIX://x",   "combiner unix:/x", "combiner unix://a b",
     };
     uint8_t buf[PROTO_KEYREF_MAX];
     size_t i, n;
