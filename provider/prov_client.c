@@ -1,8 +1,11 @@
 /*
  * prov_client.c: the module's way to the combiner. One I/O thread per process
- * owns the ZeroMQ context and one DEALER per combiner endpoint; callers hand
- * it an OP_REQUEST and wait for the answer, so any number of application
- * threads (HAProxy) may sign at once through sockets only one thread touches.
+ * owns the connections, one per combiner endpoint: a SOCK_SEQPACKET Unix
+ * socket for unix:// (one datagram per message, no thread of ZeroMQ's
+ * between the caller and the combiner), a ZeroMQ DEALER for ipc:// and
+ * tcp://. Callers hand it an OP_REQUEST and wait for the answer, so any
+ * number of application threads (HAProxy) may sign at once through sockets
+ * only one thread touches.
  *
  * fork: nginx and Apache read keys in the master and sign in forked
  * workers, and a ZeroMQ context does not survive a fork. So the per-process
@@ -20,7 +23,10 @@
  * CURVE key not in the allow file, or its uid not let in) answers
  * "not-allowed" and a CURVE handshake broken off (the reference names
  * another combiner key) answers SPK_ERR_HANDSHAKE, at once, not after the
- * wait.
+ * wait. A unix:// combiner refuses by closing the connection unanswered;
+ * the operations on it are sent again on a new one (signing and decrypting
+ * are idempotent: a combiner that restarted answers them), and after
+ * PROV_UNIX_REFUSALS such closes in a row they end "not-allowed".
  *
  * ASYNC: inside an OpenSSL ASYNC job the caller pauses the job instead of
  * blocking; the I/O thread makes the job's wait fd (an eventfd in the job's
@@ -35,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,12 +55,17 @@
 
 /* One OP_REQUEST is a header plus four small items and the input. */
 #define PROV_REQ_BUF_MAX (PROTO_WIRE_HDR_LEN + 64 + PROTO_BN_MAX)
+_Static_assert(PROV_REQ_BUF_MAX <= SPK_UNIX_MSG_MAX, "an OP_REQUEST fits a unix:// datagram");
 /* How long an operation waits for a connected combiner before "unreachable"
  * is the answer (ZMQ_IMMEDIATE refuses to queue for a peer that is not
  * there): four of the DEALER's reconnect attempts (ZMQ_RECONNECT_IVL_MAX). */
 #define PROV_PEER_WAIT_MS 1000
 /* A blocked caller's own deadline past the I/O thread's, in case it died. */
 #define PROV_BACKSTOP_MS 2000
+/* unix://: connections closed before any answer, in a row, that make the
+ * operations on the last one end "not-allowed" (one such close is what a
+ * combiner killed mid-operation looks like too). */
+#define PROV_UNIX_REFUSALS 2
 
 struct prov_route {
     struct prov_route *next; /* immutable once published */
@@ -68,10 +80,13 @@ struct prov_waker {
     int fd;
 };
 
+struct prov_conn;
+
 struct prov_op {
     struct prov_op *prev, *next;
     int refs; /* caller + I/O thread, under io->lock */
     const struct proto_keyref *ref;
+    struct prov_conn *conn; /* the I/O thread's: where it was sent */
     uint64_t req_id;
     uint64_t deadline_ms;
     uint64_t peer_wait_until_ms; /* 0 until the first send found no peer */
@@ -88,10 +103,15 @@ struct prov_conn {
     struct prov_conn *next;
     const struct proto_keyref *ref; /* endpoint and CURVE settings */
     const char *endpoint;
-    void *sock;
+    void *sock;       /* ipc://, tcp://: the DEALER; NULL for unix:// */
     void *monitor;    /* PAIR: the connection and handshake events of sock */
     bool handshaking; /* connected, the ZeroMQ (CURVE) handshake not over */
     int refused;      /* 0, or how the last handshake ended (SPK_ERR_*) */
+    bool is_unix;
+    int fd;                     /* unix://: the connection, -1 while there is none */
+    bool answered;              /* unix://: an answer came on this connection */
+    unsigned unanswered_closes; /* unix://: connections closed unanswered in a row */
+    int item;                   /* unix://: its index in the poll items, or -1 */
 };
 
 struct prov_io {
@@ -304,6 +324,16 @@ static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, str
     }
     k->ref = ref;
     k->endpoint = endpoint;
+    k->fd = -1;
+    k->item = -1;
+    if (spk_endpoint_is_unix(endpoint)) {
+        /* Connected by the first send (prov_unix_send). */
+        k->is_unix = true;
+        k->next = io->conns;
+        io->conns = k;
+        *out = k;
+        return 0;
+    }
     k->sock = zmq_socket(io->zctx, ZMQ_DEALER);
     r = SPK_ERR_INTERNAL;
     if (k->sock == NULL || zmq_setsockopt(k->sock, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
@@ -398,39 +428,6 @@ static void prov_conn_events(struct prov_conn *k)
     }
 }
 
-/* prov_io_send tries to send |op|; ends it on a hard failure or a refusal,
- * keeps it for a retry while it may still wait for a connection. */
-static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op **retry)
-{
-    struct prov_conn *k = NULL;
-    uint64_t now;
-    int r;
-
-    if ((r = prov_conn_get(io, op->ref, &k)) == 0) {
-        if (zmq_send(k->sock, op->frame, op->frame_len, ZMQ_DONTWAIT) == (int)op->frame_len) {
-            pthread_mutex_lock(&io->lock);
-            prov_list_push(&io->inflight, op);
-            pthread_mutex_unlock(&io->lock);
-            return;
-        }
-        now = spk_now_ms();
-        if (op->peer_wait_until_ms == 0) {
-            op->peer_wait_until_ms = now + PROV_PEER_WAIT_MS;
-        }
-        r = k->refused != 0 ? k->refused : SPK_ERR_UNAVAILABLE;
-        /* A handshake under way (a CURVE one on a slow host) is waited for
-         * to the deadline; nothing listening, for PROV_PEER_WAIT_MS. */
-        if (k->refused == 0 && now < op->deadline_ms &&
-            (now < op->peer_wait_until_ms || k->handshaking)) {
-            prov_list_push(retry, op);
-            return;
-        }
-    }
-    pthread_mutex_lock(&io->lock);
-    prov_op_finish_locked(io, op, r);
-    pthread_mutex_unlock(&io->lock);
-}
-
 static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
 {
     struct proto_msg *m = &io->rmsg;
@@ -453,6 +450,130 @@ static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
     }
     pthread_mutex_unlock(&io->lock);
     OPENSSL_cleanse(m, sizeof(*m));
+}
+
+/*
+ * prov_unix_close ends |k|'s unix:// connection. Its operations in flight
+ * go to |retry|, to be sent again on a new connection; if the combiner
+ * closed PROV_UNIX_REFUSALS connections in a row before answering anything
+ * on them, it refuses this client (its uid), and they end "not-allowed".
+ */
+static void prov_unix_close(struct prov_io *io, struct prov_conn *k, struct prov_op **retry)
+{
+    struct prov_op *op;
+    struct prov_op *next;
+    bool refused;
+
+    close(k->fd);
+    k->fd = -1;
+    k->unanswered_closes = k->answered ? 0 : k->unanswered_closes + 1;
+    refused = k->unanswered_closes >= PROV_UNIX_REFUSALS;
+    pthread_mutex_lock(&io->lock);
+    for (op = io->inflight; op != NULL; op = next) {
+        next = op->next;
+        if (op->conn != k) {
+            continue;
+        }
+        prov_list_remove(&io->inflight, op);
+        op->conn = NULL;
+        if (refused) {
+            prov_op_finish_locked(io, op, SPK_ERR_NOT_ALLOWED);
+        } else {
+            op->peer_wait_until_ms = 0; /* a combiner restarting gets the full wait */
+            prov_list_push(retry, op);
+        }
+    }
+    pthread_mutex_unlock(&io->lock);
+}
+
+/* prov_unix_send sends |op| on |k|'s unix:// connection, connecting first if
+ * there is none. On failure *err is SPK_ERR_UNAVAILABLE for what a retry may
+ * mend (nothing listening, the socket full, the connection lost), another
+ * SPK_ERR_* for what it may not. */
+static bool prov_unix_send(struct prov_io *io, struct prov_conn *k, struct prov_op *op,
+                           struct prov_op **retry, int *err)
+{
+    if (k->fd < 0) {
+        if ((*err = spk_unix_connect(&k->fd, k->endpoint)) != 0) {
+            return false;
+        }
+        k->answered = false;
+    }
+    if (send(k->fd, op->frame, op->frame_len, MSG_DONTWAIT | MSG_NOSIGNAL) ==
+        (ssize_t)op->frame_len) {
+        return true;
+    }
+    *err = SPK_ERR_UNAVAILABLE;
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+        prov_unix_close(io, k, retry);
+        if (k->unanswered_closes >= PROV_UNIX_REFUSALS) {
+            *err = SPK_ERR_NOT_ALLOWED;
+        }
+    }
+    return false;
+}
+
+/* prov_unix_read takes every answer waiting on |k|'s unix:// connection;
+ * the end of the connection or an error closes it (prov_unix_close). */
+static void prov_unix_read(struct prov_io *io, struct prov_conn *k)
+{
+    for (;;) {
+        ssize_t got = recv(k->fd, io->rbuf, sizeof(io->rbuf), MSG_DONTWAIT);
+
+        if (got > 0) {
+            k->answered = true;
+            k->unanswered_closes = 0;
+            prov_io_answer(io, io->rbuf, (size_t)got);
+            OPENSSL_cleanse(io->rbuf, (size_t)got);
+            continue;
+        }
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        prov_unix_close(io, k, &io->retry);
+        return;
+    }
+}
+
+/* prov_io_send tries to send |op|; ends it on a hard failure or a refusal,
+ * keeps it for a retry while it may still wait for a connection. */
+static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op **retry)
+{
+    struct prov_conn *k = NULL;
+    uint64_t now;
+    int r;
+
+    if ((r = prov_conn_get(io, op->ref, &k)) == 0) {
+        if (k->is_unix
+                ? prov_unix_send(io, k, op, retry, &r)
+                : zmq_send(k->sock, op->frame, op->frame_len, ZMQ_DONTWAIT) == (int)op->frame_len) {
+            op->conn = k;
+            pthread_mutex_lock(&io->lock);
+            prov_list_push(&io->inflight, op);
+            pthread_mutex_unlock(&io->lock);
+            return;
+        }
+        now = spk_now_ms();
+        if (op->peer_wait_until_ms == 0) {
+            op->peer_wait_until_ms = now + PROV_PEER_WAIT_MS;
+        }
+        if (!k->is_unix) {
+            r = k->refused != 0 ? k->refused : SPK_ERR_UNAVAILABLE;
+        }
+        /* A handshake under way (a CURVE one on a slow host) is waited for
+         * to the deadline; nothing listening, for PROV_PEER_WAIT_MS. */
+        if (r == SPK_ERR_UNAVAILABLE && now < op->deadline_ms &&
+            (now < op->peer_wait_until_ms || k->handshaking)) {
+            prov_list_push(retry, op);
+            return;
+        }
+    }
+    pthread_mutex_lock(&io->lock);
+    prov_op_finish_locked(io, op, r);
+    pthread_mutex_unlock(&io->lock);
 }
 
 /* prov_io_expire ends what is past its deadline; returns ms to the next one
@@ -489,7 +610,6 @@ static void *prov_io_main(void *arg)
         struct prov_conn *k;
         size_t n = 0;
         long wait;
-        size_t i;
 
         pthread_mutex_lock(&io->lock);
         if (io->stop) {
@@ -513,9 +633,18 @@ static void *prov_io_main(void *arg)
         io->retry = retry;
 
         items[n++] = (zmq_pollitem_t){NULL, io->kick_fd, ZMQ_POLLIN, 0};
-        for (k = io->conns; k != NULL && n + 2 <= sizeof(items) / sizeof(items[0]); k = k->next) {
-            items[n++] = (zmq_pollitem_t){k->sock, 0, ZMQ_POLLIN, 0};
-            items[n++] = (zmq_pollitem_t){k->monitor, 0, ZMQ_POLLIN, 0};
+        for (k = io->conns; k != NULL; k = k->next) {
+            k->item = -1;
+            if (n + 2 > sizeof(items) / sizeof(items[0])) {
+                continue;
+            }
+            if (!k->is_unix) {
+                items[n++] = (zmq_pollitem_t){k->sock, 0, ZMQ_POLLIN, 0};
+                items[n++] = (zmq_pollitem_t){k->monitor, 0, ZMQ_POLLIN, 0};
+            } else if (k->fd >= 0) {
+                k->item = (int)n;
+                items[n++] = (zmq_pollitem_t){NULL, k->fd, ZMQ_POLLIN, 0};
+            }
         }
         wait = prov_io_expire(io, io->retry != NULL ? 10 : 1000);
         if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR && errno != EAGAIN) {
@@ -523,11 +652,15 @@ static void *prov_io_main(void *arg)
         }
         prov_fd_drain(io->kick_fd);
         for (k = io->conns; k != NULL; k = k->next) {
+            if (k->is_unix) {
+                if (k->fd >= 0 && k->item >= 0 && items[k->item].revents != 0) {
+                    prov_unix_read(io, k);
+                }
+                continue;
+            }
             prov_conn_events(k);
-        }
-        for (i = 1; i < n; i += 2) {
             for (;;) {
-                int got = zmq_recv(items[i].socket, io->rbuf, sizeof(io->rbuf), ZMQ_DONTWAIT);
+                int got = zmq_recv(k->sock, io->rbuf, sizeof(io->rbuf), ZMQ_DONTWAIT);
                 if (got < 0) {
                     break;
                 }
@@ -577,9 +710,15 @@ static void prov_io_free(struct prov_io *io)
     pthread_join(io->thread, NULL);
     while ((k = io->conns) != NULL) {
         io->conns = k->next;
-        (void)zmq_socket_monitor(k->sock, NULL, 0);
-        zmq_close(k->monitor);
-        zmq_close(k->sock);
+        if (k->is_unix) {
+            if (k->fd >= 0) {
+                close(k->fd);
+            }
+        } else {
+            (void)zmq_socket_monitor(k->sock, NULL, 0);
+            zmq_close(k->monitor);
+            zmq_close(k->sock);
+        }
         free(k);
     }
     zmq_ctx_term(io->zctx);

@@ -2,7 +2,7 @@
  * prov_module.c: splitkey.so, the provider any OpenSSL 3 program loads from
  * openssl.cnf. Its parameters (the provider section of openssl.cnf):
  *
- *   combiner-endpoint  ipc://PATH or tcp://HOST:PORT: overrides the endpoint
+ *   combiner-endpoint  unix://PATH, ipc://PATH or tcp://HOST:PORT: overrides the endpoint
  *                      of every key reference (default: each reference's own)
  *   timeout-ms         how long one private-key operation may take
  *                      (default 5000, 1..600000)
@@ -83,8 +83,9 @@ __attribute__((visibility("default"))) int OSSL_provider_init(const OSSL_CORE_HA
         return 0;
     }
     if (endpoint != NULL && *endpoint != '\0' && !proto_endpoint_valid(endpoint)) {
-        ERR_raise_data(ERR_LIB_PROV, ERR_R_PASSED_INVALID_ARGUMENT,
-                       "splitkey: combiner-endpoint must be ipc://PATH or tcp://HOST:PORT");
+        ERR_raise_data(
+            ERR_LIB_PROV, ERR_R_PASSED_INVALID_ARGUMENT,
+            "splitkey: combiner-endpoint must be unix://PATH, ipc://PATH or tcp://HOST:PORT");
         return 0;
     }
     /* The client's key file is read into sodium_malloc memory, which needs

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# splitkey.so over unix:// (a SOCK_SEQPACKET socket, the edge's channel)
+# instead of ZeroMQ ipc://: key references written with
+# `keysplit pem --combiner unix://...`, a real combiner listening there, two
+# real holders, Debian's openssl and nginx (2 workers).
+#   - pkeyutl -sign through the reference equals the whole key's signature
+#   - nginx serves TLS 1.3, TLS 1.2 ECDHE and RSA key exchange, from both
+#     workers, each with its own connection
+#   - killing the combiner fails handshakes fast; they are served again
+#     from the moment it is back (operations are sent again on the new
+#     connection)
+#   - a combiner whose client lines leave this uid out: the operation ends
+#     "not-allowed" within the timeout, the combiner logs the refusal, and
+#     nothing is served
+# Usage: test_provider_unix.sh BUILD_DIR
+set -u
+# shellcheck source=tests/integration/lib_provider.sh
+source "$(dirname "$0")/lib_provider.sh"
+
+PROV_TIMEOUT_MS=2000
+lib_provider_init provider-unix "${1:-}"
+COMB_EP=unix://$T/combiner.sock
+lib_provider_key www
+lib_provider_start
+P_NGX=$P_FREE
+
+check "the reference names the unix:// endpoint" \
+    bash -c "sed '1d;\$d' www.ref.pem | base64 -d | grep -qx 'combiner unix://$T/combiner.sock'"
+
+printf 'to be signed over unix://\n' >msg.txt
+openssl dgst -sha256 -binary -out msg.sha256 msg.txt
+openssl pkeyutl -sign -inkey www.ref.pem -pkeyopt digest:sha256 -in msg.sha256 \
+    -out sig.ref 2>err.txt
+openssl pkeyutl -sign -inkey www.key -pkeyopt digest:sha256 -in msg.sha256 -out sig.key
+check "pkeyutl -sign over unix:// equals the whole key's signature" cmp -s sig.ref sig.key
+
+lib_provider_nginx_start 2 "$T/www.ref.pem" "
+        ssl_ciphers ECDHE-RSA-AES128-GCM-SHA256:AES128-GCM-SHA256;
+        ssl_session_cache off;
+        ssl_session_tickets off;
+        location / { return 200 \"hello from nginx pid \$pid\n\"; }"
+
+# get ARGS...: one request; prints the body.
+get() {
+    env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
+        --resolve www:$P_NGX:127.0.0.1 "$@" \
+        "https://www:$P_NGX/"
+}
+lib_provider_tls_checks "hello from nginx" "unix://"
+
+: >pids.txt
+for _ in $(seq 1 24); do
+    get --tlsv1.3 >>pids.txt
+done
+n_ok=$(grep -c 'hello from nginx' pids.txt)
+n_workers=$(sort -u pids.txt | grep -c 'hello')
+check "unix://: 24 of 24 handshakes ($n_ok)" test "$n_ok" -eq 24
+check "unix://: served by both workers ($n_workers)" test "$n_workers" -eq 2
+# No ZeroMQ between a worker and the combiner: a worker that signed runs its
+# own thread and the module's I/O thread, not ZeroMQ's I/O and reaper threads
+# (over ipc:// it runs four).
+threads=$(for w in $(pgrep -P "$NGX_PID"); do ls "/proc/$w/task" | wc -l; done | sort -u | xargs)
+check "unix://: each worker runs 2 threads, none of ZeroMQ's ($threads)" test "$threads" = 2
+
+lib_provider_combiner_outage "$NGX_PID" "hello from nginx" "unix://"
+
+# A combiner that does not let this uid in closes each connection unanswered.
+lib_provider_combiner_stop
+PROV_COMB_CLIENTS="client someone-else uid 65534 sign,tls" lib_provider_combiner_start
+start=$(date +%s%N)
+openssl pkeyutl -sign -inkey www.ref.pem -pkeyopt digest:sha256 -in msg.sha256 \
+    -out sig.refused 2>refused.txt
+rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check "uid not let in: pkeyutl fails (exit $rc)" test "$rc" -ne 0
+check "uid not let in: it says not-allowed" grep -q "combiner says not-allowed" refused.txt
+check "uid not let in: it failed in ${ms} ms (timeout-ms 2000)" test "$ms" -lt 3000
+check "uid not let in: the combiner logs the refusal" \
+    grep -q "refused a connection from uid $(id -u)" combiner.log
+check "uid not let in: no signature written" test ! -s sig.refused
+out=$(get --tlsv1.3)
+check "uid not let in: nginx serves nothing" test -z "$out"
+check "uid not let in: nginx names the reason" grep -q "not-allowed" ngx/logs/error.log
+
+check "no worker crashed" bash -c "! grep -q 'exited on signal' ngx/logs/error.log"
+check "no sanitizer report from a program with the module" lib_provider_no_sanitizer_reports
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
