@@ -202,8 +202,9 @@ SPK_WUR int spk_unix_addr(struct sockaddr_un *out, socklen_t *out_len, const cha
 /*
  * spk_unix_connect connects a non-blocking, close-on-exec SOCK_SEQPACKET
  * socket to |endpoint| and returns it in |out_fd|. SPK_ERR_UNAVAILABLE when
- * nothing listens there (yet), SPK_ERR_INVALID_ARG for a bad endpoint,
- * SPK_ERR_IO otherwise.
+ * nothing listens there (yet), SPK_ERR_NOT_ALLOWED when this uid may not
+ * open it (EACCES), SPK_ERR_INVALID_ARG for a bad endpoint, SPK_ERR_IO
+ * otherwise.
  */
 SPK_WUR int spk_unix_connect(int *out_fd, const char *endpoint);
 

@@ -54,11 +54,16 @@ int spk_unix_connect(int *out_fd, const char *endpoint)
     if (fd < 0) {
         return SPK_ERR_IO;
     }
-    /* A Unix connect completes or fails at once; EAGAIN is a full backlog. */
+    /* A Unix connect completes or fails at once; EAGAIN is a full backlog.
+     * EACCES: the socket (0600/0660) or its directory is closed to this uid,
+     * the door refusing it as surely as a missing client line does. */
     if (connect(fd, (struct sockaddr *)&sa, sa_len) != 0) {
         int e = errno;
 
         close(fd);
+        if (e == EACCES || e == EPERM) {
+            return SPK_ERR_NOT_ALLOWED;
+        }
         return e == ENOENT || e == ECONNREFUSED || e == EAGAIN ? SPK_ERR_UNAVAILABLE : SPK_ERR_IO;
     }
     *out_fd = fd;

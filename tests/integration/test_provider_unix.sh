@@ -9,6 +9,8 @@
 #   - killing the combiner fails handshakes fast; they are served again
 #     from the moment it is back (operations are sent again on the new
 #     connection)
+#   - another uid (nobody) at the socket it may not open: "not-allowed" at
+#     once, not an I/O error
 #   - a combiner whose client lines leave this uid out: the operation ends
 #     "not-allowed" within the timeout, the combiner logs the refusal, and
 #     nothing is served
@@ -63,6 +65,35 @@ threads=$(for w in $(pgrep -P "$NGX_PID"); do ls "/proc/$w/task" | wc -l; done |
 check "unix://: each worker runs 2 threads, none of ZeroMQ's ($threads)" test "$threads" = 2
 
 lib_provider_combiner_outage "$NGX_PID" "hello from nginx" "unix://"
+
+# Another uid at the socket (0600, in this test's 0700 directory): the
+# connect is refused with EACCES, which the module reports as the door's
+# refusal. Only the public files are copied where nobody may read them.
+NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+if "${NOBODY[@]}" true 2>/dev/null; then
+    pub=$(mktemp -d /tmp/spk-provider-nobody.XXXXXX)
+    chmod 755 "$pub"
+    cp www.ref.pem msg.sha256 openssl.cnf "$pub/"
+    chmod 644 "$pub"/*
+    start=$(date +%s%N)
+    out=$(cd "$pub" && "${NOBODY[@]}" env OPENSSL_CONF="$pub/openssl.cnf" \
+        ${LIB_PROVIDER_PRELOAD:+LD_PRELOAD=$LIB_PROVIDER_PRELOAD} \
+        ASAN_OPTIONS=detect_leaks=0:log_path="$pub/asan-report" \
+        UBSAN_OPTIONS=print_stacktrace=1:log_path="$pub/asan-report" \
+        openssl pkeyutl -sign -inkey www.ref.pem -pkeyopt digest:sha256 -in msg.sha256 \
+        -out /dev/null 2>&1)
+    rc=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+    check "another uid at the socket: refused (exit $rc)" test "$rc" -ne 0
+    check "another uid at the socket: not-allowed, not an I/O error" \
+        grep -q "combiner says not-allowed" <<<"$out"
+    check "another uid at the socket: at once (${ms} ms, no wait for a combiner)" test "$ms" -lt 900
+    check "another uid at the socket: no sanitizer report" \
+        bash -c "! grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:' $pub/asan-report.* 2>/dev/null"
+    rm -rf "$pub"
+else
+    fail "setpriv --reuid=nobody does not work here (the second-uid check needs root)"
+fi
 
 # A combiner that does not let this uid in closes each connection unanswered.
 lib_provider_combiner_stop
