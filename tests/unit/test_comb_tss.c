@@ -510,6 +510,15 @@ static void test_proofs(void **state)
             }
             assert_int_equal(source_stats(c, "h2").bad_sigshares, 3);
             assert_int_equal(source_stats(c, "h2").last_error, SPK_ERR_FAULT);
+            /* Accepted on arrival, then disproven: counted both ways, as
+             * the shares metric's help says (a counter does not go down). */
+            assert_int_equal(source_stats(c, "h2").good, 3);
+            {
+                struct comb_stats st;
+
+                comb_stats_get(c, &st);
+                assert_int_equal(st.shares_bad, 3);
+            }
             assert_int_equal(source_stats(c, "h3").bad_sigshares, 0);
             if (local < 0) {
                 assert_int_equal(source_stats(c, "h1").bad_sigshares, 0);
