@@ -179,10 +179,17 @@ struct sh_audit_sum {
     uint64_t counts[SH_AUDIT_NUM_KINDS];
 };
 
+/* Lines waiting for the next write(): a round's releases (at most
+ * SH_BATCH_MAX, a few hundred bytes each) fit in one. */
+#define SH_AUDIT_PENDING_MAX (64 * 1024)
+
 struct sh_audit {
     int fd; /* -1 until opened */
     bool is_file;
-    bool unsynced; /* written since the last sh_audit_sync */
+    bool unsynced;   /* written since the last sh_audit_sync */
+    bool write_lost; /* a write failed since the last sh_audit_sync */
+    size_t pending_len;
+    char pending[SH_AUDIT_PENDING_MAX];
     uint64_t interval_ms;
     time_t sec;
     char base[32];
@@ -202,12 +209,19 @@ struct sh_audit {
 SPK_WUR int sh_audit_open(struct sh_audit *a, const char *path, unsigned interval_s, char *why,
                           size_t why_len);
 void sh_audit_close(struct sh_audit *a);
-/* sh_audit_line writes "TIME " and the formatted line with one write().
- * 0 or SPK_ERR_IO. */
+/* sh_audit_line adds "TIME " and the formatted line to the lines pending,
+ * which go to the file, whole and in order, with one write() at the next
+ * sh_audit_sync or sh_audit_write (or earlier, when they would not fit).
+ * 0 or SPK_ERR_INTERNAL (the line is too long). */
 SPK_WUR int sh_audit_line(struct sh_audit *a, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* sh_audit_sync: fdatasync when lines were written since the last call (a
- * file only). 0 or SPK_ERR_IO: then nothing written since may be relied on. */
+/* sh_audit_write writes the pending lines with one write(), no sync. 0 or
+ * SPK_ERR_IO (they are dropped, and the next sh_audit_sync fails). */
+int sh_audit_write(struct sh_audit *a);
+/* sh_audit_sync writes the pending lines and makes them durable with
+ * fdatasync (a file only). 0 or SPK_ERR_IO: then no line added since the
+ * last sh_audit_sync may be relied on, and those still pending are dropped
+ * unwritten. */
 SPK_WUR int sh_audit_sync(struct sh_audit *a);
 /* sh_audit_count counts one |kind| for |who| from |addr|; true when it opened
  * a new summary for |who| (the first in this interval: worth one log line). */
@@ -277,8 +291,8 @@ struct sh_server {
 /* sh_router_read (sh_request.c): one message from the ROUTER. False when
  * there is none. */
 bool sh_router_read(struct sh_server *s);
-/* sh_queue_flush (sh_request.c): the queued shares' audit lines are synced,
- * then the shares are sent (or ERROR internal if the sync fails). */
+/* sh_queue_flush (sh_request.c): the queued shares' audit lines are written
+ * and synced, then the shares are sent (or ERROR internal if either fails). */
 void sh_queue_flush(struct sh_server *s);
 
 #endif

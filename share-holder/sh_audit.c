@@ -12,9 +12,10 @@
 
 /*
  * The holder's audit log (PROTOCOL.md 7.5). A release is one line, written
- * before the share leaves and made durable with one fdatasync per batch of
- * answers. Everything refused is only counted, per client, and written as
- * one summary line per client per interval: a flood of refused or
+ * before the share leaves: the lines of a batch of answers go out with one
+ * write() and are made durable with one fdatasync. Everything refused is
+ * only counted, per client, and written as one summary line per client per
+ * interval: a flood of refused or
  * rate-limited requests costs a few lines, not one each, so it can neither
  * fill the disk nor, with the disk full, stop the releases of everyone else.
  */
@@ -46,6 +47,9 @@ int sh_audit_open(struct sh_audit *a, const char *path, unsigned interval_s, cha
         }
     }
     if (a->fd > STDERR_FILENO) {
+        /* what is pending belongs to the old file (reload writes its
+         * summaries first; releases never wait across a reload) */
+        (void)sh_audit_write(a);
         close(a->fd);
     }
     a->fd = fd;
@@ -61,6 +65,7 @@ void sh_audit_close(struct sh_audit *a)
         close(a->fd);
     }
     a->fd = -1;
+    a->pending_len = 0;
 }
 
 /* iso_time: the UTC time to the millisecond; the calendar part is only
@@ -97,9 +102,27 @@ int sh_audit_line(struct sh_audit *a, const char *fmt, ...)
     }
     n += m;
     line[n++] = '\n';
-    /* one write() on an O_APPEND file: the line is whole and in order */
-    if (a->fd < 0 || write(a->fd, line, (size_t)n) != n) {
-        spk_log("share-holder", "cannot write the audit log: %s", strerror(errno));
+    if (sizeof(a->pending) - a->pending_len < (size_t)n) {
+        (void)sh_audit_write(a); /* empties it; a failure fails the next sync */
+    }
+    memcpy(a->pending + a->pending_len, line, (size_t)n);
+    a->pending_len += (size_t)n;
+    return 0;
+}
+
+int sh_audit_write(struct sh_audit *a)
+{
+    size_t len = a->pending_len;
+
+    if (len == 0) {
+        return 0;
+    }
+    a->pending_len = 0;
+    /* one write() on an O_APPEND file: the lines are whole and in order */
+    if (a->fd < 0 || write(a->fd, a->pending, len) != (ssize_t)len) {
+        spk_log("share-holder", "cannot write the audit log: %s",
+                a->fd < 0 ? "not open" : strerror(errno));
+        a->write_lost = true;
         return SPK_ERR_IO;
     }
     a->unsynced = true;
@@ -108,6 +131,16 @@ int sh_audit_line(struct sh_audit *a, const char *fmt, ...)
 
 int sh_audit_sync(struct sh_audit *a)
 {
+    if (a->write_lost) {
+        /* lines of this batch are not in the file: none of it may count */
+        a->pending_len = 0;
+        a->write_lost = false;
+        return SPK_ERR_IO;
+    }
+    if (sh_audit_write(a) != 0) {
+        a->write_lost = false;
+        return SPK_ERR_IO;
+    }
     if (!a->unsynced) {
         return 0;
     }
@@ -167,6 +200,11 @@ long sh_audit_due_in_ms(const struct sh_audit *a, uint64_t now_ms)
 void sh_audit_summaries_write(struct sh_audit *a, uint64_t now_ms, bool all)
 {
     size_t i = 0;
+    size_t num_written = 0;
+    /* Called between batches, when no release line is pending: a summary
+     * that cannot be written is counted lost and must not fail the next
+     * batch's sync. */
+    bool write_lost = a->write_lost;
 
     while (i < a->num_sums) {
         struct sh_audit_sum *e = &a->sums[i];
@@ -187,9 +225,16 @@ void sh_audit_summaries_write(struct sh_audit *a, uint64_t now_ms, bool all)
         }
         if (sh_audit_line(a, "summary client=%s addr=%s seconds=%llu%s", e->who, e->addr,
                           (unsigned long long)((now_ms - e->first_ms + 999) / 1000), counts) != 0) {
-            a->num_lost++; /* reported by sh_audit_line; the counts are not kept */
+            a->num_lost++; /* the counts are not kept */
+        } else {
+            num_written++;
         }
         /* the last entry takes this one's place */
         a->sums[i] = a->sums[--a->num_sums];
     }
+    /* summaries are not synced: they go out now, not with the next release */
+    if (sh_audit_write(a) != 0) {
+        a->num_lost += num_written;
+    }
+    a->write_lost = write_lost;
 }

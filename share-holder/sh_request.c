@@ -118,9 +118,9 @@ static void refuse(struct sh_server *s, zmq_msg_t *id, const struct sh_allow_cli
 }
 
 /*
- * sh_queue_flush makes the audit lines of the queued releases durable with one
- * fdatasync, then sends the shares; if the sync fails, none of them leaves
- * and each client gets ERROR internal instead.
+ * sh_queue_flush writes the audit lines of the queued releases with one
+ * write() and makes them durable with one fdatasync, then sends the shares;
+ * if either fails, none of them leaves and each client gets ERROR internal.
  */
 void sh_queue_flush(struct sh_server *s)
 {
@@ -175,7 +175,7 @@ static void share_request(struct sh_server *s, zmq_msg_t *id, const struct sh_al
     }
     if (err == 0) {
         /* the audit line is written before the share leaves, or it does not
-         * leave; sh_queue_flush syncs it to the disk first */
+         * leave; sh_queue_flush writes and syncs it to the disk first */
         sodium_bin2hex(key_hex, sizeof(key_hex), req->key_id, sizeof(req->key_id));
         sodium_bin2hex(digest_hex, sizeof(digest_hex), req->input_digest,
                        sizeof(req->input_digest));
