@@ -14,15 +14,18 @@
  *       --timeline prints one line per operation (wall-clock ms, status,
  *       elapsed ms, detail). Prints a summary and the per-source counters.
  *       Exits 0 when no operation failed.
- *   bench_holder bench --config F --pem KEY.pem
+ *   bench_holder bench --config F --pem KEY.pem [--quick] [--holder-pid PID]
  *       share-fetch round trips to the first holder of F next to a bare
  *       ZeroMQ CURVE DEALER/ROUTER of the same sizes (a forked server), what
  *       of the difference the holder's audit log costs (an audit-sized line
  *       appended and fdatasync'd beside the holders' logs, as a holder does
  *       before a share leaves), and signatures through the combiner next to
- *       OpenSSL with |KEY.pem|.
+ *       OpenSSL with |KEY.pem|. With the first holder's PID, also the CPU
+ *       time and context switches per round trip at 1 in flight over every
+ *       thread of the holder and of the bare server.
  *       Last line: ratio=<bare p50 / share-fetch p50>.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -487,6 +490,56 @@ static int bh_run(int argc, char *argv[])
 
 /* ---- the benchmark ---------------------------------------------------------------------- */
 
+/* What a server process has used so far, summed over its threads. */
+struct bh_usage {
+    double cpu_us; /* on a CPU (schedstat) */
+    double ctxsw;  /* voluntary and involuntary context switches */
+};
+
+/* bh_usage_get: |pid|'s usage from /proc/PID/task/<tid>/{schedstat,status};
+ * -1 if it cannot be read. */
+static int bh_usage_get(pid_t pid, struct bh_usage *out)
+{
+    char path[64];
+    DIR *d;
+    struct dirent *de;
+
+    memset(out, 0, sizeof(*out));
+    (void)snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    if ((d = opendir(path)) == NULL) {
+        return -1;
+    }
+    while ((de = readdir(d)) != NULL) {
+        char line[256];
+        unsigned long long ns = 0;
+        unsigned long n = 0;
+        FILE *fp;
+
+        if (de->d_name[0] == '.') {
+            continue;
+        }
+        (void)snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", (int)pid, de->d_name);
+        if ((fp = fopen(path, "r")) != NULL) {
+            if (fscanf(fp, "%llu", &ns) == 1) {
+                out->cpu_us += (double)ns / 1e3;
+            }
+            fclose(fp);
+        }
+        (void)snprintf(path, sizeof(path), "/proc/%d/task/%.16s/status", (int)pid, de->d_name);
+        if ((fp = fopen(path, "r")) != NULL) {
+            while (fgets(line, sizeof(line), fp) != NULL) {
+                if (sscanf(line, "voluntary_ctxt_switches: %lu", &n) == 1 ||
+                    sscanf(line, "nonvoluntary_ctxt_switches: %lu", &n) == 1) {
+                    out->ctxsw += (double)n;
+                }
+            }
+            fclose(fp);
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
 struct bh_fetch {
     struct sh_client *cl;
     uint8_t key_id[PROTO_KEY_ID_LEN];
@@ -737,10 +790,14 @@ static int bh_bench(int argc, char *argv[])
         {"config", required_argument, NULL, 'c'},
         {"pem", required_argument, NULL, 'p'},
         {"quick", no_argument, NULL, 'q'},
+        {"holder-pid", required_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config = NULL, *pem = NULL;
     bool quick = false;
+    pid_t holder_pid = 0;
+    struct bh_usage bare0, bare1, holder0, holder1;
+    bool usage_ok = false;
     char server_pk[41], server_sk[41];
     char ep[256];
     int pipefd[2];
@@ -773,12 +830,16 @@ static int bh_bench(int argc, char *argv[])
         case 'q':
             quick = true;
             break;
+        case 'h':
+            holder_pid = (pid_t)atoi(optarg);
+            break;
         default:
             return 2;
         }
     }
     if (config == NULL || pem == NULL) {
-        fprintf(stderr, "bench_holder bench --config F --pem KEY.pem\n");
+        fprintf(stderr,
+                "bench_holder bench --config F --pem KEY.pem [--quick] [--holder-pid PID]\n");
         return 2;
     }
     if (quick) {
@@ -898,12 +959,19 @@ static int bh_bench(int argc, char *argv[])
         size_t total = inflights[k] == 1 ? n1 : n64;
 
         /* alternate the two so that drift hits both alike */
+        usage_ok = k == 0 && holder_pid > 0 && bh_usage_get(child, &bare0) == 0;
         if (bh_bare_run(dealer, req_len, inflights[k], total, f.lat_us, &bp50[k], &bp99[k],
-                        &brate[k]) != 0 ||
-            bh_fetch_run(&f, inflights[k], total, &fp50[k], &fp99[k], &frate[k]) != 0) {
+                        &brate[k]) != 0) {
             fprintf(stderr, "bench_holder: round trips failed\n");
             goto out;
         }
+        usage_ok =
+            usage_ok && bh_usage_get(child, &bare1) == 0 && bh_usage_get(holder_pid, &holder0) == 0;
+        if (bh_fetch_run(&f, inflights[k], total, &fp50[k], &fp99[k], &frate[k]) != 0) {
+            fprintf(stderr, "bench_holder: round trips failed\n");
+            goto out;
+        }
+        usage_ok = usage_ok && bh_usage_get(holder_pid, &holder1) == 0;
         printf("share-fetch  inflight=%-3zu p50=%7.1f us  p99=%7.1f us  rate=%8.0f/s\n",
                inflights[k], fp50[k], fp99[k], frate[k]);
         printf("bare-curve   inflight=%-3zu p50=%7.1f us  p99=%7.1f us  rate=%8.0f/s\n",
@@ -914,6 +982,14 @@ static int bh_bench(int argc, char *argv[])
                    "leaves: p50 %.1f us here;\n  share-fetch p50 less that: %.1f us, %.2fx "
                    "bare\n",
                    sync_p50, fp50[k] - sync_p50, (fp50[k] - sync_p50) / bp50[k]);
+        }
+        if (usage_ok) {
+            printf("  server CPU per round trip, every thread: share-holder %.1f us and %.2f "
+                   "context switches, bare server %.1f us and %.2f\n",
+                   (holder1.cpu_us - holder0.cpu_us) / (double)total,
+                   (holder1.ctxsw - holder0.ctxsw) / (double)total,
+                   (bare1.cpu_us - bare0.cpu_us) / (double)total,
+                   (bare1.ctxsw - bare0.ctxsw) / (double)total);
         }
     }
     /* ---- full signatures ---- */
