@@ -497,12 +497,13 @@ struct bh_usage {
 };
 
 /* bh_usage_get: |pid|'s usage from /proc/PID/task/<tid>/{schedstat,status};
- * -1 if it cannot be read. */
+ * -1 if it cannot be read (a kernel without schedstat gives no CPU time). */
 static int bh_usage_get(pid_t pid, struct bh_usage *out)
 {
     char path[64];
     DIR *d;
     struct dirent *de;
+    bool have_cpu = false;
 
     memset(out, 0, sizeof(*out));
     (void)snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -522,6 +523,7 @@ static int bh_usage_get(pid_t pid, struct bh_usage *out)
         if ((fp = fopen(path, "r")) != NULL) {
             if (fscanf(fp, "%llu", &ns) == 1) {
                 out->cpu_us += (double)ns / 1e3;
+                have_cpu = true;
             }
             fclose(fp);
         }
@@ -537,7 +539,7 @@ static int bh_usage_get(pid_t pid, struct bh_usage *out)
         }
     }
     closedir(d);
-    return 0;
+    return have_cpu ? 0 : -1;
 }
 
 struct bh_fetch {
