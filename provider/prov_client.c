@@ -457,8 +457,9 @@ static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
  * go to |retry|, to be sent again on a new connection; if the combiner
  * closed PROV_UNIX_REFUSALS connections in a row before answering anything
  * on them, it refuses this client (its uid), and they end "not-allowed".
+ * Returns whether it refuses.
  */
-static void prov_unix_close(struct prov_io *io, struct prov_conn *k, struct prov_op **retry)
+static bool prov_unix_close(struct prov_io *io, struct prov_conn *k, struct prov_op **retry)
 {
     struct prov_op *op;
     struct prov_op *next;
@@ -484,6 +485,7 @@ static void prov_unix_close(struct prov_io *io, struct prov_conn *k, struct prov
         }
     }
     pthread_mutex_unlock(&io->lock);
+    return refused;
 }
 
 /* prov_unix_send sends |op| on |k|'s unix:// connection, connecting first if
@@ -504,11 +506,9 @@ static bool prov_unix_send(struct prov_io *io, struct prov_conn *k, struct prov_
         return true;
     }
     *err = SPK_ERR_UNAVAILABLE;
-    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
-        prov_unix_close(io, k, retry);
-        if (k->unanswered_closes >= PROV_UNIX_REFUSALS) {
-            *err = SPK_ERR_NOT_ALLOWED;
-        }
+    if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+        prov_unix_close(io, k, retry)) {
+        *err = SPK_ERR_NOT_ALLOWED;
     }
     return false;
 }
@@ -533,7 +533,7 @@ static void prov_unix_read(struct prov_io *io, struct prov_conn *k)
         if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             return;
         }
-        prov_unix_close(io, k, &io->retry);
+        (void)prov_unix_close(io, k, &io->retry);
         return;
     }
 }
@@ -653,7 +653,7 @@ static void *prov_io_main(void *arg)
         prov_fd_drain(io->kick_fd);
         for (k = io->conns; k != NULL; k = k->next) {
             if (k->is_unix) {
-                if (k->fd >= 0 && k->item >= 0 && items[k->item].revents != 0) {
+                if (k->item >= 0 && items[k->item].revents != 0) {
                     prov_unix_read(io, k);
                 }
                 continue;
