@@ -29,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -944,18 +945,10 @@ static int bh_bench(int argc, char *argv[])
     {
         /* The holders' audit logs are beside the combiner's file. */
         char dir[4096];
-        const char *slash = strrchr(config, '/');
-        size_t len = slash == NULL ? 1 : (size_t)(slash - config);
 
-        if (slash == NULL) {
-            memcpy(dir, ".", 2);
-        } else if (len < sizeof(dir)) {
-            memcpy(dir, config, len);
-            dir[len] = '\0';
-        } else {
-            dir[0] = '\0';
+        if (snprintf(dir, sizeof(dir), "%s", config) < (int)sizeof(dir)) {
+            sync_p50 = bh_audit_sync_p50(dirname(dir), quick ? 200 : 1000, f.lat_us);
         }
-        sync_p50 = dir[0] != '\0' ? bh_audit_sync_p50(dir, quick ? 200 : 1000, f.lat_us) : -1;
     }
     for (size_t k = 0; k < 2; k++) {
         size_t total = inflights[k] == 1 ? n1 : n64;
