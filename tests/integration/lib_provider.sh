@@ -16,6 +16,10 @@
 #                                      client lines of $PROV_COMB_CLIENTS
 #   lib_provider_nginx_start WORKERS KEY LINES [plain]
 #                                      Debian's nginx on $P_NGX (NGX_PID)
+#   lib_provider_nginx_get ARGS...     one request with curl to that nginx;
+#                                      prints the page (the nginx tests' get)
+#   lib_provider_nginx_workers N TEXT  "OK WORKERS": of N TLS 1.3 requests,
+#                                      how many got TEXT, from how many workers
 #   lib_provider_tls_checks TEXT [LABEL]
 #                                      a page with TEXT over TLS 1.3, TLS 1.2
 #                                      ECDHE and TLS 1.2 RSA key exchange
@@ -166,8 +170,28 @@ lib_provider_combiner_outage() {
     check "${label}combiner back: 5 of 5 served ($n_ok)" test "$n_ok" -eq 5
 }
 
+# lib_provider_nginx_get ARGS...: one request with curl (without the module)
+# to the nginx of lib_provider_nginx_start; prints the page. The nginx tests'
+# `get`.
+lib_provider_nginx_get() {
+    env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
+        --resolve www:$P_NGX:127.0.0.1 "$@" "https://www:$P_NGX/"
+}
+
 # The server tests' own `get ARGS...` makes one request with curl and prints
-# the page; these two drive it.
+# the page; these drive it.
+
+# lib_provider_nginx_workers N TEXT: N TLS 1.3 requests; prints how many got
+# a page with TEXT and from how many workers (the pages name their worker's
+# pid: nginx's $pid after TEXT).
+lib_provider_nginx_workers() {
+    local i
+    : >pids.txt
+    for ((i = 0; i < $1; i++)); do
+        get --tlsv1.3 >>pids.txt
+    done
+    echo "$(grep -c "$2" pids.txt) $(sort -u pids.txt | grep -c "$2")"
+}
 
 # lib_provider_tls_checks TEXT [LABEL]: a page with TEXT over TLS 1.3
 # (RSA-PSS), TLS 1.2 ECDHE-RSA and TLS 1.2 with RSA key exchange.

@@ -77,10 +77,7 @@ lib_provider_nginx_start 2 "$T/www.ref.pem" "
         ssl_session_cache off;
         ssl_session_tickets off;
         location / { return 200 \"hello from nginx over curve\n\"; }"
-get() {
-    env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
-        --resolve www:$P_NGX:127.0.0.1 "$@" "https://www:$P_NGX/"
-}
+get() { lib_provider_nginx_get "$@"; }
 lib_provider_tls_checks "hello from nginx over curve" "nginx over tcp+CURVE"
 n_ok=$(lib_provider_served 8 "hello from nginx over curve")
 check "nginx over tcp+CURVE: 8 of 8 more ($n_ok)" test "$n_ok" -eq 8

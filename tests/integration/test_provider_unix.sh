@@ -42,20 +42,10 @@ lib_provider_nginx_start 2 "$T/www.ref.pem" "
         ssl_session_tickets off;
         location / { return 200 \"hello from nginx pid \$pid\n\"; }"
 
-# get ARGS...: one request; prints the body.
-get() {
-    env -u LD_PRELOAD -u OPENSSL_CONF curl -s --max-time 10 --cacert ca.pem \
-        --resolve www:$P_NGX:127.0.0.1 "$@" \
-        "https://www:$P_NGX/"
-}
+get() { lib_provider_nginx_get "$@"; }
 lib_provider_tls_checks "hello from nginx" "unix://"
 
-: >pids.txt
-for _ in $(seq 1 24); do
-    get --tlsv1.3 >>pids.txt
-done
-n_ok=$(grep -c 'hello from nginx' pids.txt)
-n_workers=$(sort -u pids.txt | grep -c 'hello')
+read -r n_ok n_workers < <(lib_provider_nginx_workers 24 "hello from nginx")
 check "unix://: 24 of 24 handshakes ($n_ok)" test "$n_ok" -eq 24
 check "unix://: served by both workers ($n_workers)" test "$n_workers" -eq 2
 # No ZeroMQ between a worker and the combiner: a worker that signed runs its
