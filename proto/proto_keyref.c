@@ -1,5 +1,6 @@
 #include <string.h>
 
+#include "base/base.h"
 #include "proto/proto.h"
 
 /*
@@ -26,8 +27,8 @@ bool proto_endpoint_valid(const char *s)
 
     if (strncmp(s, "ipc://", 6) == 0 || strncmp(s, "tcp://", 6) == 0) {
         scheme_len = 6;
-    } else if (strncmp(s, "unix://", 7) == 0) {
-        scheme_len = 7;
+    } else if (spk_endpoint_is_unix(s)) {
+        scheme_len = SPK_UNIX_SCHEME_LEN;
     } else {
         return false;
     }
