@@ -4,7 +4,8 @@
  * async callback says the operation ended), the upstream connection with its
  * PROXY header, and the relay with one buffer per direction: a side is read
  * only when the buffer towards the other side is empty (backpressure), and
- * an EOF on one side becomes a half-close on the other.
+ * an EOF on one side becomes a half-close on the other. What the SSL writes
+ * to the client is sent once per run of the connection (edge_out_write).
  */
 
 /* accept4 */
@@ -30,6 +31,7 @@
 #include "edge/internal.h"
 
 static void edge_conn_free(struct edge_conn *c);
+static void edge_conn_note_used(size_t *used, size_t len);
 
 static int edge_ver_index(const SSL *ssl)
 {
@@ -226,6 +228,119 @@ void edge_buf_pool_free(struct edge_loop *L)
     }
 }
 
+/*
+ * The client's write side. OpenSSL flushes after each flight of the
+ * handshake and after each TLS 1.3 ticket, and writes a response and the
+ * close_notify after it as two records: each was a write() and a TCP segment
+ * of its own. What the SSL writes during one run of the connection is kept
+ * here and leaves in one write() when the run ends (edge_out_flush, from
+ * edge_conn_run): the two tickets go out together, and so do a response and
+ * its close_notify when the origin closed at once. Only ciphertext passes.
+ */
+
+/* A write of at least this much (a full TLS record's payload) skips the buffer. */
+#define EDGE_OUT_DIRECT (16 * 1024)
+
+/* edge_out_flush sends what |c| holds: 1 when all is sent (the buffer goes
+ * back to the pool), 0 when the socket is full, -1 on an error. */
+static int edge_out_flush(struct edge_conn *c)
+{
+    while (c->out_off < c->out_len) {
+        ssize_t n = write(c->cev.fd, c->out + c->out_off, c->out_len - c->out_off);
+
+        if (n > 0) {
+            c->out_off += (size_t)n;
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -1;
+        }
+    }
+    c->out_len = c->out_off = 0;
+    edge_buf_put(c->loop, c->out, c->out_used);
+    c->out = NULL;
+    c->out_used = 0;
+    return 1;
+}
+
+static int edge_out_write(BIO *b, const char *data, int len)
+{
+    struct edge_conn *c = BIO_get_data(b);
+    size_t n;
+
+    BIO_clear_retry_flags(b);
+    if (c == NULL || len <= 0) {
+        return c == NULL ? -1 : 0;
+    }
+    n = (size_t)len;
+    if (c->out_len == 0 && n >= EDGE_OUT_DIRECT) {
+        /* A full record with nothing held before it: a copy would gain no
+         * write, so it goes straight out (a bulk transfer's records). */
+        ssize_t sent = write(c->cev.fd, data, n);
+
+        if (sent > 0) {
+            return (int)sent;
+        }
+        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            BIO_set_retry_write(b);
+        }
+        return -1;
+    }
+    if (c->out_len + n > EDGE_BUF_LEN) {
+        /* No room: what is held goes first, as a socket BIO would have sent it. */
+        int r = edge_out_flush(c);
+
+        if (r <= 0) {
+            if (r == 0) {
+                BIO_set_retry_write(b);
+            }
+            return -1;
+        }
+    }
+    if (c->out == NULL && (c->out = edge_buf_get(c->loop)) == NULL) {
+        return -1;
+    }
+    if (n > EDGE_BUF_LEN - c->out_len) {
+        n = EDGE_BUF_LEN - c->out_len; /* OpenSSL passes the rest of its record again */
+    }
+    memcpy(c->out + c->out_len, data, n);
+    c->out_len += n;
+    edge_conn_note_used(&c->out_used, c->out_len);
+    return (int)n;
+}
+
+static long edge_out_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    const struct edge_conn *c = BIO_get_data(b);
+
+    (void)num;
+    (void)ptr;
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* sent when the run ends */
+    case BIO_CTRL_WPENDING:
+        return c != NULL ? (long)(c->out_len - c->out_off) : 0;
+    default:
+        return 0;
+    }
+}
+
+BIO_METHOD *edge_out_method_new(void)
+{
+    int type = BIO_get_new_index();
+    BIO_METHOD *m;
+
+    if (type == -1 ||
+        (m = BIO_meth_new(type | BIO_TYPE_SOURCE_SINK, "splitkey edge client")) == NULL) {
+        return NULL;
+    }
+    if (BIO_meth_set_write(m, edge_out_write) != 1 || BIO_meth_set_ctrl(m, edge_out_ctrl) != 1) {
+        BIO_meth_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 static void edge_conn_free(struct edge_conn *c)
 {
     struct edge_loop *L = c->loop;
@@ -235,6 +350,13 @@ static void edge_conn_free(struct edge_conn *c)
     edge_ev_set(L, &c->cev, 0);
     edge_ev_set(L, &c->uev, 0);
     SSL_free(c->ssl);
+    /* An alert written on the way out leaves if the socket takes it at once,
+     * as it did when the SSL wrote to the socket itself. */
+    if (c->out != NULL && c->cev.fd >= 0) {
+        (void)edge_out_flush(c);
+    }
+    edge_buf_put(L, c->out, c->out_used);
+    c->out = NULL;
     edge_sites_unref(c->sites);
     c->sites = NULL;
     if (c->cev.fd >= 0) {
@@ -588,16 +710,28 @@ static bool edge_conn_relay(struct edge_conn *c)
             }
         }
         if (c->upstream_eof && c->u2c_len == 0 && !c->tls_shut) {
-            (void)SSL_shutdown(c->ssl); /* close_notify: the origin is done */
-            ERR_clear_error();
-            c->tls_shut = true;
-            progress = true;
+            /* close_notify: the origin is done. Like any record, it waits
+             * for room rather than being dropped. */
+            int rc = SSL_shutdown(c->ssl);
+
+            if (rc < 0 && SSL_get_error(c->ssl, rc) == SSL_ERROR_WANT_WRITE) {
+                c->want_c_out = true;
+            } else {
+                ERR_clear_error();
+                c->tls_shut = true;
+                progress = true;
+            }
         }
         if (progress && c->state == EDGE_CONN_RELAY) {
             c->deadline_ms = now + c->loop->cfg->idle_timeout_ms;
         }
     }
-    if (c->client_eof && c->upstream_eof && c->c2u_len == 0 && c->u2c_len == 0) {
+    if (c->client_eof && c->upstream_eof && c->c2u_len == 0 && c->u2c_len == 0 && c->tls_shut) {
+        /* Done once the client has all of it (edge_conn_run sends it). */
+        if (c->out_len > 0 && edge_out_flush(c) == 0) {
+            c->want_c_out = true;
+            return true;
+        }
         return false;
     }
     return true;
@@ -633,6 +767,15 @@ void edge_conn_run(struct edge_conn *c)
         }
     }
     edge_client_set_owner(L->client, NULL);
+    if (alive && c->out_len > 0) {
+        int sent = edge_out_flush(c);
+
+        if (sent < 0) {
+            alive = false;
+        } else if (sent == 0) {
+            c->want_c_out = true;
+        }
+    }
     if (!alive) {
         edge_conn_close(c);
         return;
@@ -641,6 +784,24 @@ void edge_conn_run(struct edge_conn *c)
         edge_ev_set(L, &c->cev, (c->want_c_in ? EPOLLIN : 0) | (c->want_c_out ? EPOLLOUT : 0));
     }
     edge_ev_set(L, &c->uev, (c->want_u_in ? EPOLLIN : 0) | (c->want_u_out ? EPOLLOUT : 0));
+}
+
+/* edge_conn_set_bios: the SSL reads the socket itself and writes through
+ * |c| (edge_out_write). */
+static bool edge_conn_set_bios(struct edge_conn *c, int fd)
+{
+    BIO *rbio = BIO_new_socket(fd, BIO_NOCLOSE);
+    BIO *wbio = c->loop->out_method != NULL ? BIO_new(c->loop->out_method) : NULL;
+
+    if (rbio == NULL || wbio == NULL) {
+        BIO_free(rbio);
+        BIO_free(wbio);
+        return false;
+    }
+    BIO_set_data(wbio, c);
+    BIO_set_init(wbio, 1);
+    SSL_set_bio(c->ssl, rbio, wbio);
+    return true;
 }
 
 /* At most this many accepts per readiness event: clients that fail fast and
@@ -679,7 +840,7 @@ void edge_accept(struct edge_loop *L, struct edge_ev *lev)
         c->sites->refs++;
         c->site = &c->sites->v[0];
         c->ssl = SSL_new(c->site->ctx);
-        if (c->ssl == NULL || SSL_set_fd(c->ssl, fd) != 1) {
+        if (c->ssl == NULL || !edge_conn_set_bios(c, fd)) {
             edge_sites_unref(c->sites);
             SSL_free(c->ssl);
             close(fd);

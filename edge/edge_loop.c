@@ -298,6 +298,8 @@ static void edge_loop_cleanup(struct edge_loop *L)
     }
     edge_buf_pool_free(L);
     edge_reap_dead(L);
+    BIO_meth_free(L->out_method);
+    L->out_method = NULL;
     if (L->comb_pid > 0) {
         int status;
         kill(L->comb_pid, SIGTERM);
@@ -354,6 +356,10 @@ int edge_run(const struct edge_config *cfg, const char *config_path, const char 
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    if ((L->out_method = edge_out_method_new()) == NULL) {
+        spk_log("edge", "no memory");
+        goto out;
+    }
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);

@@ -356,6 +356,11 @@ struct edge_conn {
     bool up_failed; /* no origin: what the client sends is dropped */
     int up_errno;   /* the upstream connection failed while CONNECTING */
     bool want_c_in, want_c_out, want_u_in, want_u_out;
+    /* What the SSL wrote to the client in this run (edge_out_write), sent
+     * when the run ends (edge_out_flush); a pool buffer while it holds any. */
+    uint8_t *out;
+    size_t out_len, out_off;
+    size_t out_used;
     bool dead; /* closed; freed after the current batch of events */
 };
 
@@ -383,6 +388,7 @@ struct edge_loop {
     uint8_t *buf_pool[EDGE_BUF_POOL];
     size_t buf_pool_len;
     struct edge_conn *ready; /* paused jobs that can go on (edge_conn_run_ready) */
+    BIO_METHOD *out_method;  /* the client connections' write side (edge_out_method_new) */
     bool stop;
     uint64_t drain_deadline; /* != 0: SIGTERM came, finishing open connections */
     uint64_t reloads_ok, reloads_failed;
@@ -425,6 +431,10 @@ void edge_handshake_failed(struct edge_conn *c, int ssl_err, const char *reason)
 void edge_conn_event(struct edge_conn *c, struct edge_ev *ev);
 /* edge_buf_pool_free frees the relay buffers kept for reuse. */
 void edge_buf_pool_free(struct edge_loop *L);
+
+/* edge_out_method_new makes the BIO method of the client connections' write
+ * side (L->out_method, freed with BIO_meth_free). */
+BIO_METHOD *edge_out_method_new(void);
 /* edge_conn_run_ready resumes every connection whose paused job's operation
  * ended; the loop does not wait in epoll while L->ready is not empty. */
 void edge_conn_run_ready(struct edge_loop *L);
