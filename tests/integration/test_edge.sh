@@ -3,8 +3,11 @@
 # certificates (a.test: RSA-2048, b.test: RSA-4096) whose keys are split
 # 2-of-3 between the edge's combiner and two share-holders, the edge, and a
 # small origin. curl and openssl s_client fetch through the edge for every
-# key exchange and version, large transfers are checksummed, 32 handshakes
-# run at once, and bad clients must not stop the edge.
+# key exchange and version, large transfers are checksummed (also to a client
+# that half-closes at once and reads slowly), 32 handshakes run at once, bad
+# clients must not stop the edge, and all of it holds again when a third of
+# the edge's TCP writes fail with EAGAIN and a third go through in part
+# (libspk_shortwrite.so).
 # Usage: test_edge.sh BUILD_DIR
 set -uo pipefail
 
@@ -82,24 +85,37 @@ got=$("${CURL[@]}" --max-time 120 --data-binary @www/big.bin -H 'Content-Type: a
     https://b.test:$P_EDGE/upload)
 check "64 MiB upload intact" [ "$got" = "$want" ]
 
+# A client that sends close_notify right after its request and reads slowly
+# through a small window: the edge holds what the socket does not take yet,
+# and must still send all of it, then its own close_notify, before closing.
+halfclose=$(timeout 120 python3 "$SRC/tests/integration/tls_halfclose.py" 127.0.0.1 $P_EDGE a.test ca.pem \
+    /big.bin 2>halfclose.err)
+check "64 MiB to a client that half-closed at once and reads slowly, then close_notify" \
+    [ "$halfclose" = "$(printf '%s\nclose_notify' "$want")" ]
+
 # ---- 32 handshakes at once -------------------------------------------------------------
-for i in $(seq 1 32); do
-    name=a.test
-    [ $((i % 2)) -eq 0 ] && name=b.test
-    ("${CURL[@]}" https://$name:$P_EDGE/index.html >par.$i.out 2>par.$i.err) &
-done
 wait_children() {
     local j
     for j in $(jobs -p); do
         case " ${PIDS[*]} " in *" $j "*) ;; *) wait "$j" 2>/dev/null ;; esac
     done
 }
-wait_children
-ok=0
-for i in $(seq 1 32); do
-    [ "$(cat par.$i.out 2>/dev/null)" = "$HELLO" ] && ok=$((ok + 1))
-done
-check "32 concurrent handshakes all succeed ($ok/32)" [ $ok -eq 32 ]
+concurrent_ok() { # N TAG NAME...: N curls at once, the names in turn; prints how many got the page
+    local n=$1 tag=$2 i ok=0
+    shift 2
+    local names=("$@")
+    for i in $(seq 1 "$n"); do
+        ("${CURL[@]}" "https://${names[$((i % ${#names[@]}))]}:$P_EDGE/index.html" \
+            >"$tag.$i.out" 2>"$tag.$i.err") &
+    done
+    wait_children
+    for i in $(seq 1 "$n"); do
+        [ "$(cat "$tag.$i.out" 2>/dev/null)" = "$HELLO" ] && ok=$((ok + 1))
+    done
+    echo "$ok"
+}
+ok=$(concurrent_ok 32 par b.test a.test)
+check "32 concurrent handshakes all succeed ($ok/32)" [ "$ok" -eq 32 ]
 
 # ---- bad clients -------------------------------------------------------------------------
 cat >bad.py <<'EOF'
@@ -195,6 +211,44 @@ if [ -n "$comb_pid" ]; then
     check "edge killed (SIGKILL): its combiner leaves within $LEAVE_MS ms" \
         lib_edge_exits_within "$comb_pid" $LEAVE_MS
 fi
+
+# ---- a slow network: TCP writes that fail with EAGAIN or go through in part ----------------
+# libspk_shortwrite.so makes a third of the edge's TCP writes fail with EAGAIN
+# and a third send 1 to 512 bytes: what the SSL wrote and the socket did not
+# take waits in the connection's output buffer, and must all arrive, in order.
+SHORTWRITE=$BUILD/tests/libspk_shortwrite.so
+LD_PRELOAD=$SHORTWRITE lib_edge_start edge.conf
+check "the edge runs with short writes (libspk_shortwrite.so loaded)" \
+    grep -q libspk_shortwrite "/proc/$EDGE_PID/maps"
+check "short writes: curl TLS 1.3, a.test" fetch_is "$HELLO" --tlsv1.3 https://a.test:$P_EDGE/index.html
+check "short writes: curl TLS 1.2 ECDHE-RSA, b.test" fetch_is "$HELLO" --tlsv1.2 --tls-max 1.2 \
+    --ciphers ECDHE-RSA-AES128-GCM-SHA256 https://b.test:$P_EDGE/index.html
+check "short writes: s_client TLS 1.3" s_ok a.test -tls1_3
+got=$("${CURL[@]}" --max-time 120 https://a.test:$P_EDGE/big.bin | sha256sum | cut -d' ' -f1)
+check "short writes: 64 MiB download intact" [ "$got" = "$want" ]
+got=$("${CURL[@]}" --max-time 120 --data-binary @www/big.bin \
+    -H 'Content-Type: application/octet-stream' https://b.test:$P_EDGE/upload)
+check "short writes: 64 MiB upload intact" [ "$got" = "$want" ]
+halfclose=$(timeout 120 python3 "$SRC/tests/integration/tls_halfclose.py" 127.0.0.1 $P_EDGE a.test \
+    ca.pem /big.bin 2>halfclose.err)
+check "short writes: 64 MiB to a client that half-closed at once, then close_notify" \
+    [ "$halfclose" = "$(printf '%s\nclose_notify' "$want")" ]
+# The origin's end often comes while the last bytes wait for the socket: the
+# connection must stay until they are sent. Ten short answers make that
+# happen here (about one in two does).
+head -c $((256 * 1024)) /dev/urandom >www/quarter.bin
+want_quarter=$(sha256sum www/quarter.bin | cut -d' ' -f1)
+ok=0
+for i in $(seq 1 10); do
+    halfclose=$(timeout 30 python3 "$SRC/tests/integration/tls_halfclose.py" 127.0.0.1 $P_EDGE \
+        a.test ca.pem /quarter.bin 0 2>>halfclose.err)
+    [ "$halfclose" = "$(printf '%s\nclose_notify' "$want_quarter")" ] && ok=$((ok + 1))
+done
+check "short writes: 10 half-closing clients get all 256 KiB and close_notify ($ok/10)" [ $ok -eq 10 ]
+ok=$(concurrent_ok 16 sw b.test a.test)
+check "short writes: 16 concurrent handshakes all succeed ($ok/16)" [ "$ok" -eq 16 ]
+kill $EDGE_PID 2>/dev/null
+wait $EDGE_PID 2>/dev/null
 
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"
