@@ -603,13 +603,19 @@ static bool edge_conn_handshake(struct edge_conn *c)
 static bool edge_conn_relay(struct edge_conn *c)
 {
     bool progress = true;
+    /* A side that had nothing to read is not read again in this run: only
+     * its next readiness event can bring more, and each pass of the loop
+     * read it again for an EAGAIN (about 4 system calls a handshake). */
+    bool client_dry = false, upstream_dry = false;
     uint64_t now = spk_now_ms();
 
     while (progress) {
         progress = false;
         c->want_c_in = c->want_c_out = c->want_u_in = c->want_u_out = false;
         /* client -> upstream */
-        if (!c->client_eof && c->c2u_len == 0) {
+        if (!c->client_eof && c->c2u_len == 0 && client_dry) {
+            c->want_c_in = true;
+        } else if (!c->client_eof && c->c2u_len == 0) {
             int n = SSL_read(c->ssl, c->c2u, EDGE_BUF_LEN);
             if (n > 0) {
                 c->c2u_len = (size_t)n;
@@ -620,6 +626,7 @@ static bool edge_conn_relay(struct edge_conn *c)
                 int e = SSL_get_error(c->ssl, n);
                 if (e == SSL_ERROR_WANT_READ) {
                     c->want_c_in = true;
+                    client_dry = true;
                 } else if (e == SSL_ERROR_WANT_WRITE) {
                     c->want_c_out = true;
                 } else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
@@ -663,7 +670,9 @@ static bool edge_conn_relay(struct edge_conn *c)
             c->up_shut = true;
         }
         /* upstream -> client */
-        if (!c->upstream_eof && c->u2c_len == 0) {
+        if (!c->upstream_eof && c->u2c_len == 0 && upstream_dry) {
+            c->want_u_in = true;
+        } else if (!c->upstream_eof && c->u2c_len == 0) {
             ssize_t n = read(c->uev.fd, c->u2c, EDGE_BUF_LEN);
             if (n > 0) {
                 edge_conn_connected(c);
@@ -677,6 +686,7 @@ static bool edge_conn_relay(struct edge_conn *c)
                 progress = true;
             } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 c->want_u_in = true;
+                upstream_dry = true;
             } else if (c->state == EDGE_CONN_CONNECTING) {
                 c->up_errno = errno;
                 return true;
