@@ -603,19 +603,18 @@ static bool edge_conn_handshake(struct edge_conn *c)
 static bool edge_conn_relay(struct edge_conn *c)
 {
     bool progress = true;
-    /* A side that had nothing to read is not read again in this run: only
-     * its next readiness event can bring more, and each pass of the loop
-     * read it again for an EAGAIN (about 4 system calls a handshake). */
-    bool client_dry = false, upstream_dry = false;
     uint64_t now = spk_now_ms();
 
+    /* A side that had nothing to read (want_*_in) is not read again in this
+     * call: only its next readiness event can bring more, and each pass of
+     * the loop read it again for an EAGAIN (about 4 system calls a
+     * handshake). The write sides are asked afresh on every pass. */
+    c->want_c_in = c->want_u_in = false;
     while (progress) {
         progress = false;
-        c->want_c_in = c->want_c_out = c->want_u_in = c->want_u_out = false;
+        c->want_c_out = c->want_u_out = false;
         /* client -> upstream */
-        if (!c->client_eof && c->c2u_len == 0 && client_dry) {
-            c->want_c_in = true;
-        } else if (!c->client_eof && c->c2u_len == 0) {
+        if (!c->client_eof && c->c2u_len == 0 && !c->want_c_in) {
             int n = SSL_read(c->ssl, c->c2u, EDGE_BUF_LEN);
             if (n > 0) {
                 c->c2u_len = (size_t)n;
@@ -626,7 +625,6 @@ static bool edge_conn_relay(struct edge_conn *c)
                 int e = SSL_get_error(c->ssl, n);
                 if (e == SSL_ERROR_WANT_READ) {
                     c->want_c_in = true;
-                    client_dry = true;
                 } else if (e == SSL_ERROR_WANT_WRITE) {
                     c->want_c_out = true;
                 } else if (e == SSL_ERROR_ZERO_RETURN || e == SSL_ERROR_SYSCALL) {
@@ -670,9 +668,7 @@ static bool edge_conn_relay(struct edge_conn *c)
             c->up_shut = true;
         }
         /* upstream -> client */
-        if (!c->upstream_eof && c->u2c_len == 0 && upstream_dry) {
-            c->want_u_in = true;
-        } else if (!c->upstream_eof && c->u2c_len == 0) {
+        if (!c->upstream_eof && c->u2c_len == 0 && !c->want_u_in) {
             ssize_t n = read(c->uev.fd, c->u2c, EDGE_BUF_LEN);
             if (n > 0) {
                 edge_conn_connected(c);
@@ -686,7 +682,6 @@ static bool edge_conn_relay(struct edge_conn *c)
                 progress = true;
             } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 c->want_u_in = true;
-                upstream_dry = true;
             } else if (c->state == EDGE_CONN_CONNECTING) {
                 c->up_errno = errno;
                 return true;
