@@ -772,7 +772,10 @@ void edge_conn_run(struct edge_conn *c)
         }
     }
     edge_client_set_owner(L->client, NULL);
-    if (alive && c->out_len > 0) {
+    /* want_c_out already says the socket was full in this run (only
+     * edge_out_write and edge_out_flush make the SSL or the relay wait to
+     * write): another write() would only fail again. */
+    if (alive && c->out_len > 0 && !c->want_c_out) {
         int sent = edge_out_flush(c);
 
         if (sent < 0) {
