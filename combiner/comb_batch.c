@@ -548,6 +548,32 @@ size_t comb_batch_needed_running(const struct comb_batch *b)
 }
 
 /*
+ * comb_batch_gate_ns: while another batch of |b|'s key is waiting for its
+ * shares, |b| waits too, taking the operations that come meanwhile, until
+ * that batch has its shares or is late (its hedge delay), or |b| is full:
+ * under load one reconstruction and one share per holder then serve what
+ * came during a whole round trip, instead of a batch each for what one
+ * read of the caller's socket brought. Unloaded no other batch is out and
+ * nothing waits. Returns when the wait ends, or 0 when |b| need not wait.
+ */
+uint64_t comb_batch_gate_ns(const struct comb_ctx *c, const struct comb_batch *b)
+{
+    uint64_t until = 0;
+
+    if (b->key->open_batch != b || b->num_ops >= c->cfg.max_batch) {
+        return 0;
+    }
+    for (const struct comb_batch *o = c->batches_head; o != NULL; o = o->next) {
+        if (o != b && o->key == b->key && o->state == COMB_BATCH_GATHERING) {
+            uint64_t end = o->t_start_ns + comb_hedge_delay_ns(c, o);
+
+            until = end > until ? end : until;
+        }
+    }
+    return until;
+}
+
+/*
  * comb_batch_start asks the sources that may have the key, each into its
  * own slot (slots are reserved for all of them: a hedge may ask the rest).
  * With holder-fanout needed the local share and only as many holders as the
@@ -568,7 +594,7 @@ int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
         need += comb_src_asked(&c->srcs[i], key) ? 1 : 0;
     }
     b->slots_needed = need;
-    if (need > comb_slots_available(c)) {
+    if (need > comb_slots_available(c) || spk_now_ns() < comb_batch_gate_ns(c, b)) {
         return 0;
     }
     /* From here the batch takes no more operations, so the share requests

@@ -342,11 +342,19 @@ long comb_timeout_ms(const struct comb_ctx *c)
         return -1;
     }
     for (b = c->batches_head; b != NULL; b = b->next) {
+        uint64_t gate = 0;
+
+        if (b->state == COMB_BATCH_WAITING && comb_slots_available(c) >= b->slots_needed) {
+            gate = comb_batch_gate_ns(c, b);
+            if (gate <= now) {
+                return 0;
+            }
+            t = comb_min_timeout(t, (long)((gate - now + 999999) / 1000000));
+        }
         if (b->num_done > b->num_examined || b->state == COMB_BATCH_READY ||
             b->state == COMB_BATCH_FAILED ||
             ((b->state == COMB_BATCH_GATHERING || b->state == COMB_BATCH_PROBING) &&
              b->num_running == 0) ||
-            (b->state == COMB_BATCH_WAITING && comb_slots_available(c) >= b->slots_needed) ||
             now >= b->deadline_ns || (b->hedge_at_ns != 0 && now >= b->hedge_at_ns)) {
             return 0;
         }
@@ -410,6 +418,11 @@ int comb_process(struct comb_ctx *c)
             comb_batch_hedge(c, b, now);
         }
         if (b->state == COMB_BATCH_READY) {
+            /* The key's next batch, gated on this one, asks for its shares
+             * before this one's operations run, not after. */
+            if (b->key->open_batch != NULL && b->key->open_batch->state == COMB_BATCH_WAITING) {
+                (void)comb_batch_start(c, b->key->open_batch);
+            }
             comb_batch_run(c, b);
         } else if (b->num_running == 0) {
             comb_batch_fail_threshold(c, b, NULL);

@@ -118,7 +118,7 @@ struct comb_op {
 };
 
 enum comb_batch_state {
-    COMB_BATCH_WAITING = 0, /* no share slots yet */
+    COMB_BATCH_WAITING = 0, /* no share slots yet, or gated (comb_batch_gate_ns) */
     COMB_BATCH_GATHERING,
     COMB_BATCH_READY,
     COMB_BATCH_FAILED,
@@ -240,6 +240,7 @@ void comb_batch_unlink(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_free(struct comb_ctx *c, struct comb_batch *b);
 __attribute__((format(printf, 3, 4))) void comb_batch_note(struct comb_batch *b, const char *name,
                                                            const char *fmt, ...);
+uint64_t comb_batch_gate_ns(const struct comb_ctx *c, const struct comb_batch *b);
 int comb_batch_start(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_hedge(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
 size_t comb_batch_needed_running(const struct comb_batch *b);

@@ -786,6 +786,80 @@ static void test_async(void **state)
     set_free(&s);
 }
 
+/* submit_sign: |op| (one PKCS#1 SHA-256 signature of a random digest) submitted to |c|. */
+static void submit_sign(struct comb_ctx *c, const struct split_set *s, struct async_op *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->s = s;
+    op->alg = COMB_ALG_PKCS1_SHA256;
+    op->dlen = 32;
+    assert_int_equal(RAND_bytes(op->digest, (int)op->dlen), 1);
+    assert_int_equal(
+        comb_sign(c, &op->id, s->rec->key_id, op->alg, op->digest, op->dlen, async_done, op), 0);
+}
+
+/*
+ * A key's next batch waits while one of its batches waits for shares, and
+ * takes the operations that come meanwhile: two operations submitted one
+ * comb_process apart, while the first batch's holder takes 200 ms, share
+ * one reconstruction and one share per holder. Nothing is asked for them
+ * until the first batch has its shares. Unloaded (no batch out) an
+ * operation's shares are asked for at once.
+ */
+static void test_batch_gate(void **state)
+{
+    static const unsigned files[] = {1, 2};
+    struct comb_file_source *fs[2];
+    struct async_op ops[4];
+    struct comb_config cfg;
+    struct comb_stats st;
+    struct split_set s;
+    struct comb_ctx *c;
+
+    (void)state;
+    set_make(&s, "rsa2048.pem", 2, 3, "h");
+    comb_config_init(&cfg);
+    c = comb_with(&s, &cfg, 0, files, 2, fs);
+    comb_file_source_set_delay_ms(fs[0], 200);
+    comb_file_source_set_delay_ms(fs[1], 200);
+    /* Two operations one after the other: the holders' latencies are now
+     * known (the gate lasts at most the hedge delay, about their p95). */
+    for (int i = 0; i < 2; i++) {
+        submit_sign(c, &s, &ops[0]);
+        assert_int_equal(comb_wait(c, 20000), 0);
+        assert_int_equal(ops[0].status, 0);
+    }
+    comb_stats_reset(c);
+
+    submit_sign(c, &s, &ops[0]);
+    assert_int_equal(comb_process(c), 0);
+    assert_int_equal(source_stats(c, 0).requests, 1); /* out at once */
+    submit_sign(c, &s, &ops[1]);
+    assert_int_equal(comb_process(c), 0);
+    submit_sign(c, &s, &ops[2]);
+    assert_int_equal(comb_process(c), 0);
+    assert_int_equal(source_stats(c, 0).requests, 1); /* the second batch waits */
+    assert_int_equal(comb_wait(c, 20000), 0);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(ops[i].calls, 1);
+        assert_int_equal(ops[i].status, 0);
+        assert_true(ops[i].verified);
+    }
+    comb_stats_get(c, &st);
+    assert_int_equal(st.batches, 2);
+    assert_int_equal(st.batched_ops, 1);
+    assert_int_equal(source_stats(c, 0).requests, 2);
+
+    /* Unloaded again: asked at once. */
+    submit_sign(c, &s, &ops[3]);
+    assert_int_equal(comb_process(c), 0);
+    assert_int_equal(source_stats(c, 0).requests, 3);
+    assert_int_equal(comb_wait(c, 20000), 0);
+    assert_true(ops[3].verified);
+    comb_free(c);
+    set_free(&s);
+}
+
 /* A callback that starts the next operation: chains run from comb_process. */
 struct chain {
     struct comb_ctx *c;
@@ -1019,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_mixed_splits),
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_async),
+        cmocka_unit_test(test_batch_gate),
         cmocka_unit_test(test_chained),
         cmocka_unit_test(test_slots_exhausted),
         cmocka_unit_test(test_free_in_flight),
