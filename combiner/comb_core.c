@@ -342,10 +342,9 @@ long comb_timeout_ms(const struct comb_ctx *c)
         return -1;
     }
     for (b = c->batches_head; b != NULL; b = b->next) {
-        uint64_t gate = 0;
-
         if (b->state == COMB_BATCH_WAITING && comb_slots_available(c) >= b->slots_needed) {
-            gate = comb_batch_gate_ns(c, b);
+            uint64_t gate = comb_batch_gate_ns(c, b);
+
             if (gate <= now) {
                 return 0;
             }
@@ -419,7 +418,8 @@ int comb_process(struct comb_ctx *c)
         }
         if (b->state == COMB_BATCH_READY) {
             /* The key's next batch, gated on this one, asks for its shares
-             * before this one's operations run, not after. */
+             * before this one's operations run, not after. (Should it fail,
+             * it is still WAITING: the loop comes to it below and fails it.) */
             if (b->key->open_batch != NULL && b->key->open_batch->state == COMB_BATCH_WAITING) {
                 (void)comb_batch_start(c, b->key->open_batch);
             }
