@@ -723,6 +723,19 @@ static void async_done(void *arg, const struct comb_result *res)
     }
 }
 
+/* submit_sign: |op|, a signature with |alg| of a random digest, submitted to |c|. */
+static void submit_sign(struct comb_ctx *c, const struct split_set *s, enum comb_alg alg,
+                        struct async_op *op)
+{
+    memset(op, 0, sizeof(*op));
+    op->s = s;
+    op->alg = alg;
+    op->dlen = comb_alg_digest_len(alg);
+    assert_int_equal(RAND_bytes(op->digest, (int)op->dlen), 1);
+    assert_int_equal(
+        comb_sign(c, &op->id, s->rec->key_id, op->alg, op->digest, op->dlen, async_done, op), 0);
+}
+
 static void run_async(const struct split_set *s, unsigned max_batch, unsigned delay_ms)
 {
     static const unsigned files[] = {1, 2};
@@ -737,16 +750,9 @@ static void run_async(const struct split_set *s, unsigned max_batch, unsigned de
     c = comb_with(s, &cfg, 0, files, 2, fs);
     comb_file_source_set_delay_ms(fs[0], delay_ms);
     comb_file_source_set_delay_ms(fs[1], delay_ms);
-    memset(ops, 0, sizeof(ops));
     for (size_t i = 0; i < NUM_ASYNC; i++) {
-        ops[i].s = s;
         /* Runs of four of one kind: only operations of one kind share a batch. */
-        ops[i].alg = sign_algs[(i / 4) % NUM_SIGN_ALGS];
-        ops[i].dlen = comb_alg_digest_len(ops[i].alg);
-        assert_int_equal(RAND_bytes(ops[i].digest, (int)ops[i].dlen), 1);
-        assert_int_equal(comb_sign(c, &ops[i].id, s->rec->key_id, ops[i].alg, ops[i].digest,
-                                   ops[i].dlen, async_done, &ops[i]),
-                         0);
+        submit_sign(c, s, sign_algs[(i / 4) % NUM_SIGN_ALGS], &ops[i]);
         /* Never called back from inside comb_sign. */
         assert_int_equal(ops[i].calls, 0);
     }
@@ -786,18 +792,6 @@ static void test_async(void **state)
     set_free(&s);
 }
 
-/* submit_sign: |op| (one PKCS#1 SHA-256 signature of a random digest) submitted to |c|. */
-static void submit_sign(struct comb_ctx *c, const struct split_set *s, struct async_op *op)
-{
-    memset(op, 0, sizeof(*op));
-    op->s = s;
-    op->alg = COMB_ALG_PKCS1_SHA256;
-    op->dlen = 32;
-    assert_int_equal(RAND_bytes(op->digest, (int)op->dlen), 1);
-    assert_int_equal(
-        comb_sign(c, &op->id, s->rec->key_id, op->alg, op->digest, op->dlen, async_done, op), 0);
-}
-
 /*
  * A key's next batch waits while one of its batches waits for shares, and
  * takes the operations that come meanwhile: two operations submitted one
@@ -825,18 +819,18 @@ static void test_batch_gate(void **state)
     /* Two operations one after the other: the holders' latencies are now
      * known (the gate lasts at most the hedge delay, about their p95). */
     for (int i = 0; i < 2; i++) {
-        submit_sign(c, &s, &ops[0]);
+        submit_sign(c, &s, COMB_ALG_PKCS1_SHA256, &ops[0]);
         assert_int_equal(comb_wait(c, 20000), 0);
         assert_int_equal(ops[0].status, 0);
     }
     comb_stats_reset(c);
 
-    submit_sign(c, &s, &ops[0]);
+    submit_sign(c, &s, COMB_ALG_PKCS1_SHA256, &ops[0]);
     assert_int_equal(comb_process(c), 0);
     assert_int_equal(source_stats(c, 0).requests, 1); /* out at once */
-    submit_sign(c, &s, &ops[1]);
+    submit_sign(c, &s, COMB_ALG_PKCS1_SHA256, &ops[1]);
     assert_int_equal(comb_process(c), 0);
-    submit_sign(c, &s, &ops[2]);
+    submit_sign(c, &s, COMB_ALG_PKCS1_SHA256, &ops[2]);
     assert_int_equal(comb_process(c), 0);
     assert_int_equal(source_stats(c, 0).requests, 1); /* the second batch waits */
     assert_int_equal(comb_wait(c, 20000), 0);
@@ -851,7 +845,7 @@ static void test_batch_gate(void **state)
     assert_int_equal(source_stats(c, 0).requests, 2);
 
     /* Unloaded again: asked at once. */
-    submit_sign(c, &s, &ops[3]);
+    submit_sign(c, &s, COMB_ALG_PKCS1_SHA256, &ops[3]);
     assert_int_equal(comb_process(c), 0);
     assert_int_equal(source_stats(c, 0).requests, 3);
     assert_int_equal(comb_wait(c, 20000), 0);
