@@ -6,8 +6,8 @@
 # key exchange and version, large transfers are checksummed (also to a client
 # that half-closes at once and reads slowly), 32 handshakes run at once, bad
 # clients must not stop the edge, and all of it holds again when a third of
-# the edge's TCP writes fail with EAGAIN and a third go through in part
-# (libspk_shortwrite.so).
+# the edge's TCP writes fail with EAGAIN and a third go through in part, and
+# again when its reads do the same (libspk_shortio.so).
 # Usage: test_edge.sh BUILD_DIR
 set -uo pipefail
 
@@ -216,39 +216,49 @@ if [ -n "$comb_pid" ]; then
         lib_edge_exits_within "$comb_pid" $LEAVE_MS
 fi
 
-# ---- a slow network: TCP writes that fail with EAGAIN or go through in part ----------------
-# libspk_shortwrite.so makes a third of the edge's TCP writes fail with EAGAIN
+# ---- a slow network: TCP writes, then reads, that fail with EAGAIN or move a part ----------
+# libspk_shortio.so makes a third of the edge's TCP writes fail with EAGAIN
 # and a third send 1 to 512 bytes: what the SSL wrote and the socket did not
 # take waits in the connection's output buffer, and must all arrive, in order.
-SHORTWRITE=$BUILD/tests/libspk_shortwrite.so
-LD_PRELOAD=$SHORTWRITE lib_edge_start edge.conf
-check "the edge runs with short writes (libspk_shortwrite.so loaded)" \
-    grep -q libspk_shortwrite "/proc/$EDGE_PID/maps"
-check "short writes: curl TLS 1.3, a.test" fetch_is "$HELLO" --tlsv1.3 https://a.test:$P_EDGE/index.html
-check "short writes: curl TLS 1.2 ECDHE-RSA, b.test" fetch_is "$HELLO" --tlsv1.2 --tls-max 1.2 \
-    --ciphers ECDHE-RSA-AES128-GCM-SHA256 https://b.test:$P_EDGE/index.html
-check "short writes: s_client TLS 1.3" s_ok a.test -tls1_3
-got=$("${CURL[@]}" --max-time 120 https://a.test:$P_EDGE/big.bin | sha256sum | cut -d' ' -f1)
-check "short writes: 64 MiB download intact" [ "$got" = "$want" ]
-got=$("${CURL[@]}" --max-time 120 --data-binary @www/big.bin \
-    -H 'Content-Type: application/octet-stream' https://b.test:$P_EDGE/upload)
-check "short writes: 64 MiB upload intact" [ "$got" = "$want" ]
-check "short writes: 64 MiB to a client that half-closed at once, then close_notify" \
-    halfclose_ok 120 /big.bin "$want"
-# The origin's end often comes while the last bytes wait for the socket: the
-# connection must stay until they are sent. Ten short answers make that
-# happen here (most of them do).
+# With SPK_SHORTIO_READS=1 its reads do the same: a third find nothing
+# although bytes wait (a spurious readiness), a third take 1 to 512 of them,
+# so records, the ClientHello and relayed bytes arrive in pieces.
+SHORTIO=$BUILD/tests/libspk_shortio.so
+# slow_network LABEL READS: the checks, with the edge's reads cut too when
+# READS is 1.
+slow_network() {
+    local how=$1 ok i got
+    SPK_SHORTIO_READS=$2 LD_PRELOAD=$SHORTIO lib_edge_start edge.conf
+    check "the edge runs with $how (libspk_shortio.so loaded)" \
+        grep -q libspk_shortio "/proc/$EDGE_PID/maps"
+    check "$how: curl TLS 1.3, a.test" fetch_is "$HELLO" --tlsv1.3 https://a.test:$P_EDGE/index.html
+    check "$how: curl TLS 1.2 ECDHE-RSA, b.test" fetch_is "$HELLO" --tlsv1.2 --tls-max 1.2 \
+        --ciphers ECDHE-RSA-AES128-GCM-SHA256 https://b.test:$P_EDGE/index.html
+    check "$how: s_client TLS 1.3" s_ok a.test -tls1_3
+    got=$("${CURL[@]}" --max-time 120 https://a.test:$P_EDGE/big.bin | sha256sum | cut -d' ' -f1)
+    check "$how: 64 MiB download intact" [ "$got" = "$want" ]
+    got=$("${CURL[@]}" --max-time 120 --data-binary @www/big.bin \
+        -H 'Content-Type: application/octet-stream' https://b.test:$P_EDGE/upload)
+    check "$how: 64 MiB upload intact" [ "$got" = "$want" ]
+    check "$how: 64 MiB to a client that half-closed at once, then close_notify" \
+        halfclose_ok 120 /big.bin "$want"
+    # The origin's end often comes while the last bytes wait for the socket:
+    # the connection must stay until they are sent. Ten short answers make
+    # that happen here (most of them do).
+    ok=0
+    for i in $(seq 1 10); do
+        halfclose_ok 30 /quarter.bin "$want_quarter" 0 && ok=$((ok + 1))
+    done
+    check "$how: 10 half-closing clients get all 256 KiB and close_notify ($ok/10)" [ $ok -eq 10 ]
+    ok=$(concurrent_ok 16 "sw$2" b.test a.test)
+    check "$how: 16 concurrent handshakes all succeed ($ok/16)" [ "$ok" -eq 16 ]
+    kill $EDGE_PID 2>/dev/null
+    wait $EDGE_PID 2>/dev/null
+}
 head -c $((256 * 1024)) /dev/urandom >www/quarter.bin
 want_quarter=$(sha256sum www/quarter.bin | cut -d' ' -f1)
-ok=0
-for i in $(seq 1 10); do
-    halfclose_ok 30 /quarter.bin "$want_quarter" 0 && ok=$((ok + 1))
-done
-check "short writes: 10 half-closing clients get all 256 KiB and close_notify ($ok/10)" [ $ok -eq 10 ]
-ok=$(concurrent_ok 16 sw b.test a.test)
-check "short writes: 16 concurrent handshakes all succeed ($ok/16)" [ "$ok" -eq 16 ]
-kill $EDGE_PID 2>/dev/null
-wait $EDGE_PID 2>/dev/null
+slow_network "short writes" 0
+slow_network "short reads and writes" 1
 
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"

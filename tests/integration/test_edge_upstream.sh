@@ -8,8 +8,8 @@
 # An origin that waits to be spoken to, with a client that waits longer than
 # handshake-timeout-ms, and one that speaks first, are relayed, not failed.
 # The PROXY header, a 502 answer and the metrics page arrive whole again while
-# a third of the edge's TCP writes fail with EAGAIN and a third go through in
-# part (libspk_shortwrite.so).
+# a third of the edge's TCP writes and reads fail with EAGAIN and a third go
+# through in part (libspk_shortio.so).
 # Usage: test_edge_upstream.sh BUILD_DIR
 set -uo pipefail
 
@@ -150,10 +150,11 @@ check "an origin that speaks first reaches a client that sends nothing ($got)" [
 f4=$(failures)
 check "no upstream failure counted for either ($f3 -> $f4)" [ "$f4" = "$f3" ]
 
-# ---- short writes: the same answers when the edge's TCP writes stall ------------------
-# libspk_shortwrite.so makes a third of the edge's TCP writes fail with EAGAIN
-# and a third send 1 to 512 bytes: the PROXY header (written to the origin
-# ahead of the request), a 502 answer and the metrics page must arrive whole.
+# ---- short writes: the same answers when the edge's TCP writes and reads stall -------
+# libspk_shortio.so makes a third of the edge's TCP writes fail with EAGAIN
+# and a third send 1 to 512 bytes, and (SPK_SHORTIO_READS=1) its reads too:
+# the PROXY header (written to the origin ahead of the request), a 502 answer
+# and the metrics page (its request read in pieces) must arrive whole.
 kill $EDGE_PID 2>/dev/null
 wait $EDGE_PID 2>/dev/null
 python3 pp_origin.py $P_PP pp-short.hex 2>>pp.err &
@@ -161,9 +162,9 @@ PIDS+=($!)
 sleep 0.3
 write_conf "proxy-protocol yes" "upstream-failure http502" |
     sed "s|^upstream .*|upstream 127.0.0.1:$P_PP|" >edge.conf
-LD_PRELOAD=$BUILD/tests/libspk_shortwrite.so lib_edge_start edge.conf
-check "short writes: the edge runs with libspk_shortwrite.so" \
-    grep -q libspk_shortwrite "/proc/$EDGE_PID/maps"
+SPK_SHORTIO_READS=1 LD_PRELOAD=$BUILD/tests/libspk_shortio.so lib_edge_start edge.conf
+check "short writes: the edge runs with libspk_shortio.so" \
+    grep -q libspk_shortio "/proc/$EDGE_PID/maps"
 got=$("${CURL[@]}" https://a.test:$P_EDGE/index.html 2>>curl.err)
 check "short writes, proxy-protocol: served ($got)" [ "$got" = proxy ]
 hdr=$(cat pp-short.hex 2>/dev/null)

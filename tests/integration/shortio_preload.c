@@ -1,0 +1,122 @@
+/*
+ * shortio_preload.c: libspk_shortio.so, an LD_PRELOAD shim for the
+ * integration tests that makes every TCP peer of a server look slow. Of the
+ * write() calls on TCP sockets, about one in three fails with EAGAIN and
+ * one in three writes only its first 1 to 512 bytes, as a socket whose
+ * buffer is nearly full would; the rest go through whole. With
+ * SPK_SHORTIO_READS=1 in the environment, read() on TCP sockets does the
+ * same: one in three fails with EAGAIN although bytes are waiting (a
+ * readiness that turned out spurious), one in three returns only the first
+ * 1 to 512 of them, as when a peer's segments arrive one by one.
+ * test_edge.sh and test_edge_upstream.sh preload it into the edge, whose
+ * sockets are all non-blocking, so that every path of its relay, of its
+ * client output buffer (the bytes an SSL wrote that the socket did not take
+ * yet) and of its reads runs, on every connection.
+ *
+ * Nothing but write() and read() on non-blocking AF_INET/AF_INET6 stream
+ * sockets changes: a log line on stderr, a Unix socket or a ZeroMQ send() is
+ * left alone.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+static ssize_t (*shortio_write_next)(int fd, const void *buf, size_t len);
+static ssize_t (*shortio_read_next)(int fd, void *buf, size_t len);
+
+static int shortio_is_tcp(int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t sa_len = sizeof(sa);
+    int type = 0;
+    socklen_t type_len = sizeof(type);
+    int flags = fcntl(fd, F_GETFL);
+
+    if (flags < 0 || !(flags & O_NONBLOCK) ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &type_len) != 0 || type != SOCK_STREAM ||
+        getsockname(fd, (struct sockaddr *)&sa, &sa_len) != 0) {
+        return 0;
+    }
+    return sa.ss_family == AF_INET || sa.ss_family == AF_INET6;
+}
+
+/* A fixed sequence, so that a failure is the same on the next run. */
+static uint32_t shortio_next_random(void)
+{
+    static uint32_t state = 0x9e3779b9u;
+
+    state ^= state << 13;
+    state ^= state >> 17;
+    state ^= state << 5;
+    return state;
+}
+
+/* shortio_cut: -1 when this call is to fail with EAGAIN, else how many of
+ * |len| bytes it may move. */
+static ssize_t shortio_cut(size_t len)
+{
+    uint32_t r = shortio_next_random();
+
+    switch (r % 3) {
+    case 0:
+        return -1;
+    case 1: {
+        size_t cap = len - 1 < 512 ? len - 1 : 512;
+        return (ssize_t)(1 + (r >> 8) % cap);
+    }
+    default:
+        return (ssize_t)len;
+    }
+}
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+    if (shortio_write_next == NULL) {
+        shortio_write_next = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
+        if (shortio_write_next == NULL) {
+            errno = ENOSYS;
+            return -1;
+        }
+    }
+    if (len > 1 && shortio_is_tcp(fd)) {
+        ssize_t n = shortio_cut(len);
+
+        if (n < 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        len = (size_t)n;
+    }
+    return shortio_write_next(fd, buf, len);
+}
+
+ssize_t read(int fd, void *buf, size_t len)
+{
+    const char *reads;
+
+    if (shortio_read_next == NULL) {
+        shortio_read_next = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
+        if (shortio_read_next == NULL) {
+            errno = ENOSYS;
+            return -1;
+        }
+    }
+    reads = getenv("SPK_SHORTIO_READS");
+    if (reads != NULL && strcmp(reads, "1") == 0 && len > 1 && shortio_is_tcp(fd)) {
+        ssize_t n = shortio_cut(len);
+
+        if (n < 0) {
+            errno = EAGAIN;
+            return -1;
+        }
+        len = (size_t)n;
+    }
+    return shortio_read_next(fd, buf, len);
+}
