@@ -21,6 +21,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,21 +59,27 @@ static uint32_t shortio_next_random(void)
     return state;
 }
 
-/* shortio_cut: -1 when this call is to fail with EAGAIN, else how many of
- * |len| bytes it may move. */
-static ssize_t shortio_cut(size_t len)
+/* shortio_limit: whether this call on |fd| goes on, and with how many of
+ * its |*len| bytes; false (errno EAGAIN) when it is to fail instead. */
+static bool shortio_limit(int fd, size_t *len)
 {
-    uint32_t r = shortio_next_random();
+    uint32_t r;
 
+    if (*len <= 1 || !shortio_is_tcp(fd)) {
+        return true;
+    }
+    r = shortio_next_random();
     switch (r % 3) {
     case 0:
-        return -1;
+        errno = EAGAIN;
+        return false;
     case 1: {
-        size_t cap = len - 1 < 512 ? len - 1 : 512;
-        return (ssize_t)(1 + (r >> 8) % cap);
+        size_t cap = *len - 1 < 512 ? *len - 1 : 512;
+        *len = 1 + (r >> 8) % cap;
+        return true;
     }
     default:
-        return (ssize_t)len;
+        return true;
     }
 }
 
@@ -85,21 +92,15 @@ ssize_t write(int fd, const void *buf, size_t len)
             return -1;
         }
     }
-    if (len > 1 && shortio_is_tcp(fd)) {
-        ssize_t n = shortio_cut(len);
-
-        if (n < 0) {
-            errno = EAGAIN;
-            return -1;
-        }
-        len = (size_t)n;
+    if (!shortio_limit(fd, &len)) {
+        return -1;
     }
     return shortio_write_next(fd, buf, len);
 }
 
 ssize_t read(int fd, void *buf, size_t len)
 {
-    const char *reads;
+    const char *reads = getenv("SPK_SHORTIO_READS");
 
     if (shortio_read_next == NULL) {
         shortio_read_next = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
@@ -108,15 +109,8 @@ ssize_t read(int fd, void *buf, size_t len)
             return -1;
         }
     }
-    reads = getenv("SPK_SHORTIO_READS");
-    if (reads != NULL && strcmp(reads, "1") == 0 && len > 1 && shortio_is_tcp(fd)) {
-        ssize_t n = shortio_cut(len);
-
-        if (n < 0) {
-            errno = EAGAIN;
-            return -1;
-        }
-        len = (size_t)n;
+    if (reads != NULL && strcmp(reads, "1") == 0 && !shortio_limit(fd, &len)) {
+        return -1;
     }
     return shortio_read_next(fd, buf, len);
 }
