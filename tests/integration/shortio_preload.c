@@ -31,6 +31,7 @@
 
 static ssize_t (*shortio_write_next)(int fd, const void *buf, size_t len);
 static ssize_t (*shortio_read_next)(int fd, void *buf, size_t len);
+static bool shortio_reads; /* SPK_SHORTIO_READS=1, looked up with read()'s next */
 
 static int shortio_is_tcp(int fd)
 {
@@ -100,16 +101,17 @@ ssize_t write(int fd, const void *buf, size_t len)
 
 ssize_t read(int fd, void *buf, size_t len)
 {
-    const char *reads = getenv("SPK_SHORTIO_READS");
-
     if (shortio_read_next == NULL) {
+        const char *reads = getenv("SPK_SHORTIO_READS");
+
+        shortio_reads = reads != NULL && strcmp(reads, "1") == 0;
         shortio_read_next = (ssize_t(*)(int, void *, size_t))dlsym(RTLD_NEXT, "read");
         if (shortio_read_next == NULL) {
             errno = ENOSYS;
             return -1;
         }
     }
-    if (reads != NULL && strcmp(reads, "1") == 0 && !shortio_limit(fd, &len)) {
+    if (shortio_reads && !shortio_limit(fd, &len)) {
         return -1;
     }
     return shortio_read_next(fd, buf, len);
