@@ -142,8 +142,16 @@ check "h2 slow: passed over, not waited for ($waited of 2,000 operations took 20
     test "$waited" -lt 20
 check "h2 slow: passed over, probed (h1 released $s1 shares, h2 $s2 while it was slow)" \
     test "$s1" -ge 50 -a $((s2 * 5)) -le "$s1"
-check "h2 sound again: taken back (passed_over=$(field h2 passed_over), mean $(field h2 mean_ms) ms)" \
-    test "$(field h2 passed_over)" = 0
+# Taken back: from 200 ms after it is sound again to the run's end h2 takes
+# turns with h1 again. Left passed over, it would release only the shares
+# of probes, at most one per 160 ms (about 12 in two seconds). Its state at
+# the run's very end is not the test: on a loaded machine the holder behind
+# the proxy (one hop more) may be passed over for a moment again.
+t_end=$(date +%s%3N)
+b1=$(released_between h1 "$(utc_ms $((t_sound + 200)))" "$(utc_ms "$t_end")")
+b2=$(released_between h2 "$(utc_ms $((t_sound + 200)))" "$(utc_ms "$t_end")")
+check "h2 sound again: taken back (h2 released $b2 shares, h1 $b1 after it recovered; at the end passed_over=$(field h2 passed_over))" \
+    test "$b2" -ge 50
 
 # ---- needed, and a holder killed mid-run ------------------------------------------
 "$BH" run --config "$T/needed.conf" --count 2000 --inflight 4 --kill "$h2_pid@500" >"$T/out" 2>&1
