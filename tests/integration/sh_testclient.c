@@ -306,6 +306,9 @@ static void hdr(uint8_t *b, uint8_t version, uint8_t type, uint8_t flags, uint32
     b[16] = (uint8_t)body_len;
 }
 
+/* The raw DEALERs below send with a deadline (ZMQ_SNDTIMEO): a connection
+ * that fails its handshake leaves a DEALER no peer, and a send without one
+ * would wait for good. */
 static int cmd_garbage(void *ctx, struct tc *tc, const struct proto_holder_secret *me)
 {
     void *s = zmq_socket(ctx, ZMQ_DEALER);
@@ -321,6 +324,7 @@ static int cmd_garbage(void *ctx, struct tc *tc, const struct proto_holder_secre
         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, me->pub.curve_pk, 32) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, me->curve_sk, 32) != 0 ||
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_setsockopt(s, ZMQ_SNDTIMEO, &tc->timeout_ms, sizeof(tc->timeout_ms)) != 0 ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
         zmq_connect(s, tc->endpoints[0]) != 0) {
         fprintf(stderr, "sh-testclient: cannot connect\n");
@@ -444,6 +448,7 @@ static int cmd_big(void *ctx, struct tc *tc, const struct proto_holder_secret *m
         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, me->pub.curve_pk, 32) != 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, me->curve_sk, 32) != 0 ||
         zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        zmq_setsockopt(s, ZMQ_SNDTIMEO, &tc->timeout_ms, sizeof(tc->timeout_ms)) != 0 ||
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) != 0 ||
         zmq_connect(s, tc->endpoints[0]) != 0) {
         fprintf(stderr, "sh-testclient: cannot connect\n");
