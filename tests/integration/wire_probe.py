@@ -22,13 +22,18 @@ class Seqpacket:
     def __init__(self):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.rcvtimeo = -1
+        self.sndtimeo = -1
 
     def connect(self, endpoint):
         path = endpoint[len("unix://"):]
         self.sock.connect("\0" + path[1:] if path.startswith("@") else path)
 
     def send(self, frame):
-        self.sock.send(frame)
+        self.sock.settimeout(None if self.sndtimeo < 0 else self.sndtimeo / 1000)
+        try:
+            self.sock.send(frame)
+        except socket.timeout:
+            raise zmq.Again()
 
     def recv(self):
         self.sock.settimeout(None if self.rcvtimeo < 0 else self.rcvtimeo / 1000)
@@ -77,10 +82,17 @@ endpoint, frames = args[0], args[1:]
 if source is not None:
     endpoint = endpoint.replace("tcp://", "tcp://%s:0;" % source)
 s.connect(endpoint)
+# A DEALER whose connection failed its handshake has no peer left and would
+# wait in send() for good: sending ends at the first wait too, and what was
+# not sent gets no answer.
+s.sndtimeo = first_wait
 for f in frames:
     parts = f.split(":")
     body = bytes.fromhex(parts[2]) if len(parts) > 2 else b""
-    s.send(b"SK" + bytes([1, int(parts[0]), 0]) + struct.pack(">QI", int(parts[1]), len(body)) + body)
+    try:
+        s.send(b"SK" + bytes([1, int(parts[0]), 0]) + struct.pack(">QI", int(parts[1]), len(body)) + body)
+    except zmq.Again:
+        break
 out = []
 s.rcvtimeo = first_wait
 while True:
