@@ -58,6 +58,14 @@ struct edge_pending {
  * the monitor is read while operations are in flight. */
 #define EDGE_CLIENT_RETRY_MS 5
 #define EDGE_CLIENT_WATCH_MS 20
+/* ZeroMQ does not connect again after a handshake the combiner refused (a
+ * key or uid not admitted, a mechanism mismatch): the edge does, after
+ * 250 ms, doubling to 5 s while the refusals go on, so that an allow file
+ * fixed on the combiner's side lets the edge in without a restart. */
+#define EDGE_CLIENT_RENEW_MIN_MS 250
+#define EDGE_CLIENT_RENEW_MAX_MS 5000
+#define EDGE_CLIENT_REFUSED_EVENTS                                                                 \
+    (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
 struct edge_client {
     void *sock; /* ipc://, tcp://: the DEALER; NULL for unix:// */
@@ -65,7 +73,10 @@ struct edge_client {
     int fd;     /* what the loop waits on: ZMQ_FD, or the unix:// socket (-1: not connected) */
     bool is_unix;
     uint64_t conn_gen;                     /* counts unix:// connections */
-    char endpoint[PROTO_ENDPOINT_MAX + 1]; /* unix://: where to connect again */
+    char endpoint[PROTO_ENDPOINT_MAX + 1]; /* where to connect again */
+    uint64_t renew_at_ms;                  /* ipc://, tcp://: 0, or when to connect anew */
+    uint64_t renew_gap_ms;                 /* the next wait after a refusal */
+    bool refused;                          /* the last handshake was refused */
     int timeout_ms;
     uint64_t next_id;
     const void *owner; /* who runs the SSL call now (edge_client_set_owner) */
@@ -146,10 +157,11 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
     c->timeout_ms = timeout_ms;
     c->next_id = 1;
     c->fd = -1;
+    c->renew_gap_ms = EDGE_CLIENT_RENEW_MIN_MS;
+    snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
     if (spk_endpoint_is_unix(endpoint)) {
         /* Connected now if the combiner listens already, else on first use. */
         c->is_unix = true;
-        snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
         (void)edge_unix_connect(c);
         return c;
     }
@@ -170,13 +182,16 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
     {
         /* A combiner that goes away (killed, restarted, an external one on
          * another host) takes the requests it had: the monitor says so, and
-         * they are sent again to whichever combiner answers next. */
+         * they are sent again to whichever combiner answers next. It also
+         * says when a handshake was refused (EDGE_CLIENT_RENEW_MIN_MS). */
         char mon_ep[64];
 
         snprintf(mon_ep, sizeof(mon_ep), "inproc://spk-edge-client-%p", (void *)c);
         c->mon = zmq_socket(zmq_ctx, ZMQ_PAIR);
-        if (zmq_socket_monitor(c->sock, mon_ep, ZMQ_EVENT_DISCONNECTED) != 0 || c->mon == NULL ||
-            zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
+        if (zmq_socket_monitor(c->sock, mon_ep,
+                               ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                                   EDGE_CLIENT_REFUSED_EVENTS) != 0 ||
+            c->mon == NULL || zmq_setsockopt(c->mon, ZMQ_LINGER, &zero, sizeof(zero)) != 0 ||
             zmq_connect(c->mon, mon_ep) != 0) {
             edge_client_free(c);
             return NULL;
@@ -421,6 +436,12 @@ long edge_client_timeout_ms(const struct edge_client *c)
             best = left;
         }
     }
+    if (c->renew_at_ms != 0) {
+        long left = c->renew_at_ms <= now ? 0 : (long)(c->renew_at_ms - now);
+        if (best < 0 || left < best) {
+            best = left;
+        }
+    }
     return best;
 }
 
@@ -494,6 +515,35 @@ static bool edge_unix_read(struct edge_client *c)
     return false;
 }
 
+/* edge_client_event takes one monitor event of the DEALER. */
+static void edge_client_event(struct edge_client *c, uint16_t event, bool *lost)
+{
+    if (event & ZMQ_EVENT_DISCONNECTED) {
+        *lost = true;
+    }
+    if (event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+        if (c->refused) {
+            spk_log("edge", "the combiner at %s admits this edge again", c->endpoint);
+        }
+        c->refused = false;
+        c->renew_gap_ms = EDGE_CLIENT_RENEW_MIN_MS;
+    }
+    if ((event & EDGE_CLIENT_REFUSED_EVENTS) && c->renew_at_ms == 0) {
+        if (!c->refused) {
+            spk_log("edge",
+                    "the combiner at %s refused this edge's connection (%s); trying "
+                    "again, from %d ms to every %d s",
+                    c->endpoint,
+                    (event & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) ? "not admitted" : "handshake failed",
+                    EDGE_CLIENT_RENEW_MIN_MS, EDGE_CLIENT_RENEW_MAX_MS / 1000);
+        }
+        c->refused = true;
+        c->renew_at_ms = spk_now_ms() + c->renew_gap_ms;
+        c->renew_gap_ms = c->renew_gap_ms * 2 < EDGE_CLIENT_RENEW_MAX_MS ? c->renew_gap_ms * 2
+                                                                         : EDGE_CLIENT_RENEW_MAX_MS;
+    }
+}
+
 static void edge_client_step(struct edge_client *c, bool read_unix)
 {
     struct edge_pending *p;
@@ -524,8 +574,8 @@ static void edge_client_step(struct edge_client *c, bool read_unix)
         if (n < 0) {
             break;
         }
-        if (n >= 2 && ((uint16_t)(ev[0] | ev[1] << 8) & ZMQ_EVENT_DISCONNECTED) != 0) {
-            lost = true;
+        if (n >= 2) {
+            edge_client_event(c, (uint16_t)(ev[0] | ev[1] << 8), &lost);
         }
         while (zmq_getsockopt(c->mon, ZMQ_RCVMORE, &more, &more_len) == 0 && more &&
                zmq_recv(c->mon, ev, sizeof(ev), ZMQ_DONTWAIT) >= 0) {
@@ -535,6 +585,15 @@ static void edge_client_step(struct edge_client *c, bool read_unix)
         edge_client_requeue_all(c);
     }
     now = spk_now_ms();
+    if (c->renew_at_ms != 0 && now >= c->renew_at_ms) {
+        /* A new session: the refused one is gone for good. */
+        c->renew_at_ms = 0;
+        (void)zmq_disconnect(c->sock, c->endpoint);
+        if (zmq_connect(c->sock, c->endpoint) != 0) {
+            spk_log("edge", "cannot connect to the combiner at %s again: %s", c->endpoint,
+                    zmq_strerror(zmq_errno()));
+        }
+    }
     for (p = c->head; p != NULL; p = next) {
         next = p->next;
         if (p->deadline_ms <= now) {

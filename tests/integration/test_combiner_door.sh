@@ -294,6 +294,34 @@ if [ -x "$LOAD" ]; then
 else
     fail "missing $LOAD"
 fi
+# Restarted with an allow file that leaves the edge out, the combiner refuses
+# its handshake, after which ZeroMQ never connects again by itself: the edge
+# must, or fixing the file would not let it back in without a restart.
+kill -9 "$PID_tcp"
+wait "$PID_tcp" 2>/dev/null
+echo "client far $(pubkey keys/stranger.pub) *" >comb-allow.txt
+start_comb tcp 022
+get_door() {
+    curl -sS --max-time 5 --cacert ca.pem --resolve door:$P_EDGE:127.0.0.1 \
+        https://door:$P_EDGE/index.html 2>&1
+}
+out=$(get_door)
+check "tcp: a combiner restarted without the edge's key refuses it ($out)" \
+    [ "$out" != "hello from the origin" ]
+check "... and the edge says so, once" \
+    [ "$(grep -c "refused this edge's connection (not admitted)" edge.log)" = 1 ]
+echo "client far $(pubkey keys/h2.pub) *" >comb-allow.txt
+kill -HUP "$PID_tcp"
+lib_edge_wait_log tcp.log "combiner: reloaded"
+back=""
+for _ in $(seq 1 40); do # the edge tries again at most every 5 s
+    out=$(get_door)
+    [ "$out" = "hello from the origin" ] && back=1 && break
+    sleep 0.25
+done
+check "tcp: the allow file fixed and reloaded, the edge gets in without a restart ($out)" \
+    [ -n "$back" ]
+check "... and says so" grep -q "the combiner at $EPT admits this edge again" edge.log
 kill "$EDGE_PID" "$PID_tcp" 2>/dev/null
 wait "$EDGE_PID" "$PID_tcp" 2>/dev/null
 
