@@ -271,8 +271,11 @@ lib_edge_origin
     echo "metrics 127.0.0.1:$((P_FREE + 2))"
 } >edge.conf
 lib_edge_start edge.conf
-out=$(curl -sS --max-time 10 --cacert ca.pem --resolve door:$P_EDGE:127.0.0.1 \
-    https://door:$P_EDGE/index.html 2>&1)
+get_door() { # MAX_SECONDS: the edge's page over TLS, or curl's error
+    curl -sS --max-time "$1" --cacert ca.pem --resolve door:$P_EDGE:127.0.0.1 \
+        https://door:$P_EDGE/index.html 2>&1
+}
+out=$(get_door 10)
 check "tcp: an edge with combiner-curve-public and combiner-client-key is served ($out)" \
     [ "$out" = "hello from the origin" ]
 LOAD=$BUILD/tests/bench_tls_client
@@ -301,11 +304,7 @@ kill -9 "$PID_tcp"
 wait "$PID_tcp" 2>/dev/null
 echo "client far $(pubkey keys/stranger.pub) *" >comb-allow.txt
 start_comb tcp 022
-get_door() {
-    curl -sS --max-time 5 --cacert ca.pem --resolve door:$P_EDGE:127.0.0.1 \
-        https://door:$P_EDGE/index.html 2>&1
-}
-out=$(get_door)
+out=$(get_door 5)
 check "tcp: a combiner restarted without the edge's key refuses it ($out)" \
     [ "$out" != "hello from the origin" ]
 check "... and the edge says so, once" \
@@ -315,7 +314,7 @@ kill -HUP "$PID_tcp"
 lib_edge_wait_log tcp.log "combiner: reloaded"
 back=""
 for _ in $(seq 1 40); do # the edge tries again at most every 5 s
-    out=$(get_door)
+    out=$(get_door 5)
     [ "$out" = "hello from the origin" ] && back=1 && break
     sleep 0.25
 done
