@@ -9,7 +9,7 @@
 #                                  work dir $T (removed at exit unless $KEEP
 #                                  is set) and the cleanup trap
 #   lib_edge_init NAME BUILD_DIR   lib_edge_scratch, the other binaries,
-#                                  ports, cd to $T
+#                                  a block of ports (lib_ports.sh), cd to $T
 #   pass/fail/check/die            count and report one result
 #   lib_edge_keygen NAME...        keys/NAME.{key,pub} for each NAME
 #   lib_edge_pki                   ca.pem, ca.key
@@ -32,6 +32,9 @@
 #   lib_edge_rss_kib PID           VmRSS of PID in KiB
 #   lib_edge_no_sanitizer_reports  true if no *.log has an ASan/UBSan/LSan report
 #   pubkey FILE                    a .pub file's curve-public key
+
+# shellcheck source=tests/integration/lib_ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib_ports.sh"
 
 lib_edge_cleanup() {
     local p
@@ -75,10 +78,9 @@ lib_edge_init() { # NAME BUILD_DIR
         [ -x "$bin" ] || die "missing $bin"
     done
     command -v python3 >/dev/null || die "python3 is needed for the origin"
-    # Below the kernel's ephemeral range (32768 and up): thousands of test
-    # connections hold ephemeral ports, so a fixed port there may be taken.
-    # Each test uses BASE .. BASE + 15 at most.
-    BASE=$((16000 + RANDOM % 16000))
+    # Each test uses BASE .. BASE + 15 at most, a block no other test holds.
+    lib_port_block || die "no free block of ports"
+    BASE=$PORT_BLOCK
     P_EDGE=$BASE
     P_ORIGIN=$((BASE + 1))
     P_H1=$((BASE + 2))

@@ -6,6 +6,9 @@
 # combiner config checked by openssl. Sourced, not run; the caller sets SH
 # (the share-holder binary) before starting holders.
 
+# shellcheck source=tests/integration/lib_ports.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib_ports.sh"
+
 # holder_test_setup PREFIX BUILD_DIR: what test_holder*.sh start with: B (the
 # build directory), KS, SH and TC (keysplit, share-holder, sh-testclient),
 # which must be built, and the scratch directory T

@@ -95,10 +95,12 @@ check "needed halves the holders' load ($((total / 10)) against $((a1 + a2)) sha
 
 # ---- needed, h2 slow for two seconds ------------------------------------------------
 # The delay proxy in front of h2 holds its answers for 200 ms while it has
-# SIGUSR1; its port is tried until one is free.
+# SIGUSR1; its port, from this test's block (lib_ports.sh), is tried until
+# one is free.
 proxy_pid=""
-for _ in 1 2 3 4 5; do
-    P_PROXY=$((16000 + RANDOM % 16000))
+lib_port_block || bad "a block of ports for this test"
+for i in 0 1 2 3 4; do
+    P_PROXY=$((PORT_BLOCK + i))
     "$CLIENT" delay-proxy $P_PROXY "${h2_ep##*:}" 200 2>>"$T/proxy.log" &
     proxy_pid=$!
     sleep 0.2

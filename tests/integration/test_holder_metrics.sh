@@ -42,12 +42,12 @@ printf 'metrics 0.0.0.0:9100\n' >"$T/bad.conf"
 check "metrics 0.0.0.0:9100 in --config: refused at start" \
     grep -qF "metrics 0.0.0.0:9100: must be a numeric loopback" "$T/bad.out"
 
-# ---- a holder with metrics on a random loopback port ------------------------------
-# below the ephemeral range (32768 and up), where test connections take ports;
-# another test may hold the port: try a few
+# ---- a holder with metrics on a loopback port of this test's block ----------------
+# (lib_ports.sh); a process outside the tests may hold one: try a few
 h1_ep=""
-for _ in 1 2 3 4 5; do
-    MPORT=$((16000 + RANDOM % 16000))
+lib_port_block || bad "a block of ports for this test"
+for i in 0 1 2 3 4; do
+    MPORT=$((PORT_BLOCK + i))
     holder_start h1 "$T/h1.d" "$T/h1.allow" '*' --rate 1 --burst 2 --metrics "127.0.0.1:$MPORT"
     [ -n "$h1_ep" ] && break
 done
