@@ -175,6 +175,37 @@ uint64_t spk_now_ms(void);
 uint64_t spk_now_us(void);
 uint64_t spk_now_ns(void);
 
+/* ---- knocking again on a peer that refused ------------------------------------ */
+
+/*
+ * ZeroMQ never connects a socket again after a handshake its peer refused (a
+ * CURVE key or uid not admitted, a mechanism mismatch): its client has to
+ * (zmq_disconnect, then zmq_connect). struct spk_knock paces those new
+ * connections: SPK_KNOCK_MIN_MS after a refusal, doubling to
+ * SPK_KNOCK_MAX_MS while the refusals go on, so that a peer whose allow file
+ * was fixed and reloaded lets the client in without a restart. Zeroed is
+ * the start: not refused, nothing due.
+ */
+#define SPK_KNOCK_MIN_MS 250
+#define SPK_KNOCK_MAX_MS 5000
+struct spk_knock {
+    uint64_t at_ms;  /* 0, or when to connect anew */
+    uint64_t gap_ms; /* the wait after the next refusal; 0 for SPK_KNOCK_MIN_MS */
+    bool refused;    /* the last handshake was refused */
+};
+/* spk_knock_refused notes a refused handshake at |now_ms| and sets when to
+ * connect anew, unless that is set already. True for the first refusal of a
+ * run: the one to log. */
+bool spk_knock_refused(struct spk_knock *k, uint64_t now_ms);
+/* spk_knock_admitted notes a handshake that let the client in. True when
+ * refusals came before it: the return to log. */
+bool spk_knock_admitted(struct spk_knock *k);
+/* spk_knock_due: true, once, when the time to connect anew has come. */
+bool spk_knock_due(struct spk_knock *k, uint64_t now_ms);
+/* spk_knock_wait_ms: ms until then (0: now), or |cap| when sooner or when
+ * nothing is due; a negative |cap| is no cap. */
+long spk_knock_wait_ms(const struct spk_knock *k, uint64_t now_ms, long cap);
+
 /* ---- the local edge-combiner channel ------------------------------------------- */
 
 /*

@@ -58,12 +58,7 @@ struct edge_pending {
  * the monitor is read while operations are in flight. */
 #define EDGE_CLIENT_RETRY_MS 5
 #define EDGE_CLIENT_WATCH_MS 20
-/* ZeroMQ does not connect again after a handshake the combiner refused (a
- * key or uid not admitted, a mechanism mismatch): the edge does, after
- * 250 ms, doubling to 5 s while the refusals go on, so that an allow file
- * fixed on the combiner's side lets the edge in without a restart. */
-#define EDGE_CLIENT_RENEW_MIN_MS 250
-#define EDGE_CLIENT_RENEW_MAX_MS 5000
+/* A refused handshake: the edge connects anew (struct spk_knock). */
 #define EDGE_CLIENT_REFUSED_EVENTS                                                                 \
     (ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
@@ -74,9 +69,7 @@ struct edge_client {
     bool is_unix;
     uint64_t conn_gen;                     /* counts unix:// connections */
     char endpoint[PROTO_ENDPOINT_MAX + 1]; /* where to connect again */
-    uint64_t renew_at_ms;                  /* ipc://, tcp://: 0, or when to connect anew */
-    uint64_t renew_gap_ms;                 /* the next wait after a refusal */
-    bool refused;                          /* the last handshake was refused */
+    struct spk_knock knock;                /* ipc://, tcp://: after a refused handshake */
     int timeout_ms;
     uint64_t next_id;
     const void *owner; /* who runs the SSL call now (edge_client_set_owner) */
@@ -157,7 +150,6 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
     c->timeout_ms = timeout_ms;
     c->next_id = 1;
     c->fd = -1;
-    c->renew_gap_ms = EDGE_CLIENT_RENEW_MIN_MS;
     snprintf(c->endpoint, sizeof(c->endpoint), "%s", endpoint);
     if (spk_endpoint_is_unix(endpoint)) {
         /* Connected now if the combiner listens already, else on first use. */
@@ -183,7 +175,7 @@ struct edge_client *edge_client_new(void *zmq_ctx, const char *endpoint, int tim
         /* A combiner that goes away (killed, restarted, an external one on
          * another host) takes the requests it had: the monitor says so, and
          * they are sent again to whichever combiner answers next. It also
-         * says when a handshake was refused (EDGE_CLIENT_RENEW_MIN_MS). */
+         * says when a handshake was refused (struct spk_knock). */
         char mon_ep[64];
 
         snprintf(mon_ep, sizeof(mon_ep), "inproc://spk-edge-client-%p", (void *)c);
@@ -436,13 +428,7 @@ long edge_client_timeout_ms(const struct edge_client *c)
             best = left;
         }
     }
-    if (c->renew_at_ms != 0) {
-        long left = c->renew_at_ms <= now ? 0 : (long)(c->renew_at_ms - now);
-        if (best < 0 || left < best) {
-            best = left;
-        }
-    }
-    return best;
+    return spk_knock_wait_ms(&c->knock, now, best);
 }
 
 static void edge_client_answer(struct edge_client *c, const uint8_t *frame, size_t len)
@@ -521,26 +507,16 @@ static void edge_client_event(struct edge_client *c, uint16_t event, bool *lost)
     if (event & ZMQ_EVENT_DISCONNECTED) {
         *lost = true;
     }
-    if (event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
-        if (c->refused) {
-            spk_log("edge", "the combiner at %s admits this edge again", c->endpoint);
-        }
-        c->refused = false;
-        c->renew_gap_ms = EDGE_CLIENT_RENEW_MIN_MS;
+    if ((event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) && spk_knock_admitted(&c->knock)) {
+        spk_log("edge", "the combiner at %s admits this edge again", c->endpoint);
     }
-    if ((event & EDGE_CLIENT_REFUSED_EVENTS) && c->renew_at_ms == 0) {
-        if (!c->refused) {
-            spk_log("edge",
-                    "the combiner at %s refused this edge's connection (%s); trying "
-                    "again, from %d ms to every %d s",
-                    c->endpoint,
-                    (event & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) ? "not admitted" : "handshake failed",
-                    EDGE_CLIENT_RENEW_MIN_MS, EDGE_CLIENT_RENEW_MAX_MS / 1000);
-        }
-        c->refused = true;
-        c->renew_at_ms = spk_now_ms() + c->renew_gap_ms;
-        c->renew_gap_ms = c->renew_gap_ms * 2 < EDGE_CLIENT_RENEW_MAX_MS ? c->renew_gap_ms * 2
-                                                                         : EDGE_CLIENT_RENEW_MAX_MS;
+    if ((event & EDGE_CLIENT_REFUSED_EVENTS) && spk_knock_refused(&c->knock, spk_now_ms())) {
+        spk_log("edge",
+                "the combiner at %s refused this edge's connection (%s); trying "
+                "again, from %d ms to every %d s",
+                c->endpoint,
+                (event & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH) ? "not admitted" : "handshake failed",
+                SPK_KNOCK_MIN_MS, SPK_KNOCK_MAX_MS / 1000);
     }
 }
 
@@ -585,9 +561,8 @@ static void edge_client_step(struct edge_client *c, bool read_unix)
         edge_client_requeue_all(c);
     }
     now = spk_now_ms();
-    if (c->renew_at_ms != 0 && now >= c->renew_at_ms) {
+    if (spk_knock_due(&c->knock, now)) {
         /* A new session: the refused one is gone for good. */
-        c->renew_at_ms = 0;
         (void)zmq_disconnect(c->sock, c->endpoint);
         if (zmq_connect(c->sock, c->endpoint) != 0) {
             spk_log("edge", "cannot connect to the combiner at %s again: %s", c->endpoint,

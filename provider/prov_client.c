@@ -103,10 +103,11 @@ struct prov_conn {
     struct prov_conn *next;
     const struct proto_keyref *ref; /* endpoint and CURVE settings */
     const char *endpoint;
-    void *sock;       /* ipc://, tcp://: the DEALER; NULL for unix:// */
-    void *monitor;    /* PAIR: the connection and handshake events of sock */
-    bool handshaking; /* connected, the ZeroMQ (CURVE) handshake not over */
-    int refused;      /* 0, or how the last handshake ended (SPK_ERR_*) */
+    void *sock;             /* ipc://, tcp://: the DEALER; NULL for unix:// */
+    void *monitor;          /* PAIR: the connection and handshake events of sock */
+    bool handshaking;       /* connected, the ZeroMQ (CURVE) handshake not over */
+    int refused;            /* 0, or how the last handshake ended (SPK_ERR_*) */
+    struct spk_knock knock; /* when to connect anew after a refusal */
     bool is_unix;
     int fd;                     /* unix://: the connection, -1 while there is none */
     bool answered;              /* unix://: an answer came on this connection */
@@ -383,6 +384,10 @@ fail:
  * CURVE key or the uid is not let in) is "not-allowed"; a handshake broken off without a word is
  * what a CURVE server does with a HELLO sealed to another key (the reference's combiner key is
  * wrong), or a combiner dying mid-handshake, which the next handshake corrects.
+ * ZeroMQ never connects again after a refusal or a CURVE handshake broken
+ * off: prov_conn_knock does, so a worker refused once is let in when the
+ * combiner's allow file is fixed and reloaded, without its process being
+ * replaced.
  */
 static void prov_conn_events(struct prov_conn *k)
 {
@@ -412,12 +417,16 @@ static void prov_conn_events(struct prov_conn *k)
         switch (event) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             k->refused = 0;
+            (void)spk_knock_admitted(&k->knock);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
             k->refused = SPK_ERR_NOT_ALLOWED;
+            (void)spk_knock_refused(&k->knock, spk_now_ms());
             break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+            (void)spk_knock_refused(&k->knock, spk_now_ms());
+            /* fall through */
+        case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
             /* Without CURVE there is no key to be wrong: a combiner gone
              * mid-handshake, which waiting for the next one covers. */
             k->refused = k->ref->has_curve ? SPK_ERR_HANDSHAKE : 0;
@@ -426,6 +435,19 @@ static void prov_conn_events(struct prov_conn *k)
             break;
         }
     }
+}
+
+/* prov_conn_knock connects |k| anew when a refusal's wait is over. Until
+ * then operations end at once with the refusal; from now they wait for the
+ * new handshake, which says again whether this client is let in. */
+static void prov_conn_knock(struct prov_conn *k, uint64_t now)
+{
+    if (!spk_knock_due(&k->knock, now)) {
+        return;
+    }
+    k->refused = 0;
+    (void)zmq_disconnect(k->sock, k->endpoint);
+    (void)zmq_connect(k->sock, k->endpoint);
 }
 
 static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
@@ -647,6 +669,9 @@ static void *prov_io_main(void *arg)
             }
         }
         wait = prov_io_expire(io, io->retry != NULL ? 10 : 1000);
+        for (k = io->conns; k != NULL; k = k->next) {
+            wait = spk_knock_wait_ms(&k->knock, spk_now_ms(), wait);
+        }
         if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR && errno != EAGAIN) {
             break;
         }
@@ -659,6 +684,7 @@ static void *prov_io_main(void *arg)
                 continue;
             }
             prov_conn_events(k);
+            prov_conn_knock(k, spk_now_ms());
             for (;;) {
                 int got = zmq_recv(k->sock, io->rbuf, sizeof(io->rbuf), ZMQ_DONTWAIT);
                 if (got < 0) {
