@@ -17,8 +17,10 @@ lib_port_block() {
     for _ in $(seq 1 64); do
         idx=$((RANDOM % 1000))
         # The descriptor stays open (and the lock held) until every process
-        # holding it is gone; one that is not ours is closed again.
-        exec {LIB_PORT_FD}>>"$lock_dir/$idx" || continue
+        # holding it is gone; one that is not ours is closed again. Opened
+        # for reading: a file another user made is locked all the same.
+        [ -e "$lock_dir/$idx" ] || : 2>/dev/null >>"$lock_dir/$idx"
+        exec {LIB_PORT_FD}<"$lock_dir/$idx" || continue
         if flock -n "$LIB_PORT_FD"; then
             PORT_BLOCK=$((16000 + idx * 16))
             return 0
