@@ -423,13 +423,14 @@ static void prov_conn_events(struct prov_conn *k)
             k->refused = SPK_ERR_NOT_ALLOWED;
             (void)spk_knock_refused(&k->knock, spk_now_ms());
             break;
-        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            (void)spk_knock_refused(&k->knock, spk_now_ms());
-            /* fall through */
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+        case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
             /* Without CURVE there is no key to be wrong: a combiner gone
              * mid-handshake, which waiting for the next one covers. */
             k->refused = k->ref->has_curve ? SPK_ERR_HANDSHAKE : 0;
+            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
+                (void)spk_knock_refused(&k->knock, spk_now_ms());
+            }
             break;
         default:
             break;
