@@ -150,7 +150,7 @@ check "an origin that speaks first reaches a client that sends nothing ($got)" [
 f4=$(failures)
 check "no upstream failure counted for either ($f3 -> $f4)" [ "$f4" = "$f3" ]
 
-# ---- short writes: the same answers when the edge's TCP writes and reads stall -------
+# ---- short I/O: the same answers when the edge's TCP writes and reads stall ----------
 # libspk_shortio.so makes a third of the edge's TCP writes fail with EAGAIN
 # and a third send 1 to 512 bytes, and (SPK_SHORTIO_READS=1) its reads too:
 # the PROXY header (written to the origin ahead of the request), a 502 answer
@@ -163,19 +163,19 @@ sleep 0.3
 write_conf "proxy-protocol yes" "upstream-failure http502" |
     sed "s|^upstream .*|upstream 127.0.0.1:$P_PP|" >edge.conf
 SPK_SHORTIO_READS=1 LD_PRELOAD=$BUILD/tests/libspk_shortio.so lib_edge_start edge.conf
-check "short writes: the edge runs with libspk_shortio.so" \
+check "short I/O: the edge runs with libspk_shortio.so" \
     grep -q libspk_shortio "/proc/$EDGE_PID/maps"
 got=$("${CURL[@]}" https://a.test:$P_EDGE/index.html 2>>curl.err)
-check "short writes, proxy-protocol: served ($got)" [ "$got" = proxy ]
+check "short I/O, proxy-protocol: served ($got)" [ "$got" = proxy ]
 hdr=$(cat pp-short.hex 2>/dev/null)
-check "short writes, proxy-protocol: the v2 header arrived whole ($hdr)" \
+check "short I/O, proxy-protocol: the v2 header arrived whole ($hdr)" \
     bash -c "[[ \$1 =~ ^0d0a0d0a000d0a515549540a2111000c7f0000017f000001[0-9a-f]{4}$want_dst\$ ]]" _ "$hdr"
 # That origin served its one connection and is gone: the next client gets the 502.
 code=$("${CURL[@]}" -o body-short.out -w '%{http_code}' https://a.test:$P_EDGE/index.html 2>>curl.err)
-check "short writes, http502: curl gets 502 ($code) and the whole body" \
+check "short I/O, http502: curl gets 502 ($code) and the whole body" \
     eval '[ "$code" = 502 ] && grep -q "the origin cannot be reached" body-short.out'
 # curl fails (exit 18) on a body shorter than its Content-Length.
-check "short writes: the metrics page arrives whole" \
+check "short I/O: the metrics page arrives whole" \
     eval 'curl -sS --max-time 5 -o metrics-short.out http://127.0.0.1:$P_METRICS/metrics 2>>curl.err &&
         grep -q "^spk_edge_upstream_failures_total 1\$" metrics-short.out'
 
