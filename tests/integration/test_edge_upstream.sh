@@ -79,7 +79,9 @@ s.bind(("127.0.0.1", int(sys.argv[1])))
 s.listen(8)
 c, _ = s.accept()
 data = b""
-while b"\r\n\r\n" not in data:
+# The 28-byte PROXY v2 header comes first; its signature itself begins with
+# CR LF CR LF, so the request's end is looked for only after it.
+while b"\r\n\r\n" not in data[28:]:
     d = c.recv(4096)
     if not d:
         break
