@@ -4,7 +4,10 @@
  * through /proc/self/mem: heap, stacks, libraries' data, anonymous maps)
  * holds none of p, q, d, dp, dq, qinv, nor any y value of the remote shares,
  * in big-endian bytes or in the little-endian limb order of GMP and OpenSSL
- * (on this little-endian machine, the byte-reversed value).
+ * (on this little-endian machine, the byte-reversed value). Pages of an
+ * anonymous mapping that were never touched (/proc/self/pagemap) hold zeros
+ * and are scanned as such without being read: a sanitizer build reserves
+ * gigabytes of them.
  *
  * The local share's y values are kept by the combiner by design (opened once
  * into locked memory, noaccess between operations): they are left out of the
@@ -85,6 +88,7 @@ struct scan_report {
     uint64_t bytes;
     uint64_t unreadable;
     uint64_t huge_skipped;
+    uint64_t untouched; /* pages never touched: they read as zeros */
     size_t mappings;
     bool saw_heap;
     bool saw_stack;
@@ -221,10 +225,31 @@ static void scan_bytes(struct scan_report *rep, const uint8_t *buf, size_t len, 
     }
 }
 
+/* chunk_untouched: /proc/self/pagemap (|pagemap_fd|) says that no page of
+ * [a, a + len) was ever touched (neither present nor swapped out), so that
+ * all of it reads as zeros. False when that cannot be told. */
+static bool chunk_untouched(int pagemap_fd, uintptr_t a, size_t len)
+{
+    uint64_t entries[SCAN_CHUNK / 4096];
+    size_t first = a / 4096, num = (a + len + 4095) / 4096 - first;
+
+    if (pagemap_fd < 0 || num > sizeof(entries) / sizeof(entries[0]) ||
+        pread(pagemap_fd, entries, num * 8, (off_t)(first * 8)) != (ssize_t)(num * 8)) {
+        return false;
+    }
+    for (size_t i = 0; i < num; i++) {
+        if ((entries[i] >> 62) != 0) { /* bit 63 present, bit 62 swapped */
+            return false;
+        }
+    }
+    return true;
+}
+
 /* scan_range reads [start, end) of our own memory through |fd| in chunks, page by page where a
- * chunk fails. */
-static void scan_range(struct scan_report *rep, int fd, uintptr_t start, uintptr_t end,
-                       enum needle_phase phase_max, const char *where)
+ * chunk fails. A chunk never touched (an anonymous mapping's, |pagemap_fd| >= 0) is not read:
+ * it is scanned as the zeros it holds. A sanitizer build reserves gigabytes that way. */
+static void scan_range(struct scan_report *rep, int fd, int pagemap_fd, uintptr_t start,
+                       uintptr_t end, enum needle_phase phase_max, const char *where)
 {
     const size_t carry_max = NEEDLE_LEN - 1;
     size_t carry = 0;
@@ -232,8 +257,19 @@ static void scan_range(struct scan_report *rep, int fd, uintptr_t start, uintptr
 
     while (a < end) {
         size_t want = end - a < SCAN_CHUNK ? end - a : SCAN_CHUNK;
-        ssize_t got = pread(fd, scanbuf + carry, want, (off_t)a);
+        ssize_t got;
 
+        if (chunk_untouched(pagemap_fd, a, want)) {
+            /* What the carry holds, then zeros: as if the zeros were read. */
+            memset(scanbuf + carry, 0, carry_max);
+            scan_bytes(rep, scanbuf, carry + carry_max, a - carry, phase_max, where);
+            memset(scanbuf, 0, carry_max);
+            carry = carry_max;
+            rep->untouched += want;
+            a += want;
+            continue;
+        }
+        got = pread(fd, scanbuf + carry, want, (off_t)a);
         if (got == (ssize_t)want) {
             scan_bytes(rep, scanbuf, carry + want, a - carry, phase_max, where);
             rep->bytes += want;
@@ -276,6 +312,7 @@ static void scan_memory(struct scan_report *rep, enum needle_phase phase_max)
     size_t num_lines = 0;
     FILE *maps = fopen("/proc/self/maps", "r");
     int fd = open("/proc/self/mem", O_RDONLY);
+    int pagemap_fd = open("/proc/self/pagemap", O_RDONLY);
 
     memset(rep, 0, sizeof(*rep));
     assert_non_null(maps);
@@ -309,8 +346,9 @@ static void scan_memory(struct scan_report *rep, enum needle_phase phase_max)
         }
         if ((uintptr_t)start <= (uintptr_t)scanbuf && (uintptr_t)scanbuf < (uintptr_t)end) {
             /* Our own buffer: it holds copies of whatever was scanned last. Scan around it. */
-            scan_range(rep, fd, (uintptr_t)start, (uintptr_t)scanbuf, phase_max, name);
-            scan_range(rep, fd, (uintptr_t)scanbuf + scanbuf_len, (uintptr_t)end, phase_max, name);
+            scan_range(rep, fd, -1, (uintptr_t)start, (uintptr_t)scanbuf, phase_max, name);
+            scan_range(rep, fd, -1, (uintptr_t)scanbuf + scanbuf_len, (uintptr_t)end, phase_max,
+                       name);
             rep->mappings++;
             continue;
         }
@@ -320,9 +358,13 @@ static void scan_memory(struct scan_report *rep, enum needle_phase phase_max)
         }
         rep->saw_heap |= strcmp(name, "[heap]") == 0;
         rep->saw_stack |= strcmp(name, "[stack]") == 0;
-        scan_range(rep, fd, (uintptr_t)start, (uintptr_t)end, phase_max,
-                   name[0] != '\0' ? name : "[anon]");
+        /* A file's page never touched here reads as the file, not as zeros. */
+        scan_range(rep, fd, name[0] == '/' ? -1 : pagemap_fd, (uintptr_t)start, (uintptr_t)end,
+                   phase_max, name[0] != '\0' ? name : "[anon]");
         rep->mappings++;
+    }
+    if (pagemap_fd >= 0) {
+        close(pagemap_fd);
     }
     close(fd);
 }
@@ -330,10 +372,10 @@ static void scan_memory(struct scan_report *rep, enum needle_phase phase_max)
 static void print_report(const char *what, const struct scan_report *rep)
 {
     printf("%s: %zu needles, %zu mappings, %.1f MiB scanned, %.1f MiB unreadable, "
-           "%.1f GiB of sanitizer reservations skipped, %zu hits\n",
+           "%.1f GiB of sanitizer reservations skipped, %.1f MiB never touched, %zu hits\n",
            what, num_needles, rep->mappings, (double)rep->bytes / (1 << 20),
            (double)rep->unreadable / (1 << 20), (double)rep->huge_skipped / (1 << 30),
-           rep->num_hits);
+           (double)rep->untouched / (1 << 20), rep->num_hits);
     for (size_t i = 0; i < rep->num_hits && i < HITS_MAX; i++) {
         printf("  FOUND %s at %#lx in %s\n", needles[rep->hits[i].needle].name,
                (unsigned long)rep->hits[i].addr, rep->hits[i].where);
