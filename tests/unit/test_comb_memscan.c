@@ -734,12 +734,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_left_behind),
     };
-    const char *vg = getenv("SPK_UNDER_VALGRIND");
 
     if (spk_mem_init() != 0) {
         fprintf(stderr, "spk_mem_init failed\n");
         return 1;
     }
-    under_valgrind = vg != NULL && strcmp(vg, "1") == 0;
+    under_valgrind = testutil_under_valgrind();
     return cmocka_run_group_tests(tests, setup, teardown);
 }

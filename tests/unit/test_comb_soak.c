@@ -238,13 +238,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_soak),
     };
-    const char *vg = getenv("SPK_UNDER_VALGRIND");
 
     if (spk_mem_init() != 0) {
         fprintf(stderr, "spk_mem_init failed\n");
         return 1;
     }
-    under_valgrind = vg != NULL && strcmp(vg, "1") == 0;
+    under_valgrind = testutil_under_valgrind();
     if (getenv("SPK_SOAK_OPS") != NULL) {
         soak_ops_override = strtoul(getenv("SPK_SOAK_OPS"), NULL, 10);
     }

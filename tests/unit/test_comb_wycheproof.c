@@ -363,8 +363,7 @@ int main(void)
         cmocka_unit_test(test_oaep_decrypt),
         cmocka_unit_test(test_pkcs1_sign),
     };
-    const char *vg = getenv("SPK_UNDER_VALGRIND");
 
-    under_valgrind = vg != NULL && strcmp(vg, "1") == 0;
+    under_valgrind = testutil_under_valgrind();
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

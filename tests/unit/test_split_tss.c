@@ -430,9 +430,7 @@ int main(void)
         cmocka_unit_test(test_deal_refusals),    cmocka_unit_test(test_pad_refusals),
     };
 
-    const char *vg = getenv("SPK_UNDER_VALGRIND");
-
-    quick = vg != NULL && strcmp(vg, "1") == 0;
+    quick = testutil_under_valgrind();
     if (spk_mem_init() != 0) {
         return 1;
     }

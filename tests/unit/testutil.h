@@ -1,12 +1,16 @@
 #ifndef SPK_TESTUTIL_H
 #define SPK_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 /* testutil_read_file: the whole file in a malloc'd buffer (NUL-terminated,
  * not counted in *out_len), or the test fails. */
 uint8_t *testutil_read_file(const char *path, size_t *out_len);
+/* testutil_under_valgrind: SPK_UNDER_VALGRIND=1, as tools/check sets it
+ * under memcheck, where a test may do less of what only repeats itself. */
+bool testutil_under_valgrind(void);
 /* testutil_data_path: SPK_TEST_DATA "/" name, in a static buffer. */
 const char *testutil_data_path(const char *name);
 
