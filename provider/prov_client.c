@@ -633,6 +633,7 @@ static void *prov_io_main(void *arg)
         struct prov_conn *k;
         size_t n = 0;
         long wait;
+        uint64_t now;
 
         pthread_mutex_lock(&io->lock);
         if (io->stop) {
@@ -670,13 +671,15 @@ static void *prov_io_main(void *arg)
             }
         }
         wait = prov_io_expire(io, io->retry != NULL ? 10 : 1000);
+        now = spk_now_ms();
         for (k = io->conns; k != NULL; k = k->next) {
-            wait = spk_knock_wait_ms(&k->knock, spk_now_ms(), wait);
+            wait = spk_knock_wait_ms(&k->knock, now, wait);
         }
         if (zmq_poll(items, (int)n, wait) < 0 && errno != EINTR && errno != EAGAIN) {
             break;
         }
         prov_fd_drain(io->kick_fd);
+        now = spk_now_ms();
         for (k = io->conns; k != NULL; k = k->next) {
             if (k->is_unix) {
                 if (k->item >= 0 && items[k->item].revents != 0) {
@@ -685,7 +688,7 @@ static void *prov_io_main(void *arg)
                 continue;
             }
             prov_conn_events(k);
-            prov_conn_knock(k, spk_now_ms());
+            prov_conn_knock(k, now);
             for (;;) {
                 int got = zmq_recv(k->sock, io->rbuf, sizeof(io->rbuf), ZMQ_DONTWAIT);
                 if (got < 0) {
