@@ -73,8 +73,14 @@ comb_conf() {
         for l in "$@"; do echo "$l"; done
     } >"$name.conf"
 }
-# start_comb NAME UMASK: combiner run with NAME.conf under UMASK; waits until serving
+# start_comb NAME UMASK: combiner run with NAME.conf under UMASK; waits until serving.
+# A restart's log does not overwrite the last one's: that goes to NAME.log.N.
 start_comb() {
+    local n=1
+    if [ -e "$1.log" ]; then
+        while [ -e "$1.log.$n" ]; do n=$((n + 1)); done
+        mv "$1.log" "$1.log.$n"
+    fi
     (umask "$2" && exec "$COMBINER" run --config "$1.conf") 2>"$1.log" &
     PIDS+=($!)
     eval "PID_$1=$!"
@@ -294,6 +300,11 @@ if [ -x "$LOAD" ]; then
         bash -c "grep -q ' failed=0 ' <<<\"\$1\" && ! grep -q ' ok=0 ' <<<\"\$1\"" _ "$out"
     check "tcp: ... and the edge's metrics count no failed handshake ($failed_hs)" \
         [ "$failed_hs" = 0 ]
+    if ! grep -q ' failed=0 ' load.out; then # what the edge and both combiners said
+        curl -s http://127.0.0.1:$((P_FREE + 2))/metrics | grep '^spk_edge_key_operations_total'
+        grep -m 10 "handshake failed" edge.log
+        cat tcp.log.* tcp.log
+    fi
 else
     fail "missing $LOAD"
 fi
