@@ -27,6 +27,7 @@ void comb_config_init(struct comb_config *cfg)
     cfg->max_pending = COMB_PENDING_DEFAULT;
     cfg->max_batch = COMB_BATCH_DEFAULT;
     cfg->stats_window = COMB_WINDOW_DEFAULT;
+    cfg->max_slots = COMB_SLOTS_MAX;
     /* The library asks every source unless told; a combiner file's
      * holder-fanout (default needed) decides for comb_conf_open. */
     cfg->fanout_all = true;
@@ -72,6 +73,14 @@ struct comb_ctx *comb_new(const struct comb_config *cfg)
     if (c->cfg.max_batch > COMB_BATCH_MAX) {
         c->cfg.max_batch = COMB_BATCH_MAX;
     }
+    if (c->cfg.max_slots == 0 || c->cfg.max_slots > COMB_SLOTS_MAX) {
+        c->cfg.max_slots = COMB_SLOTS_MAX;
+    }
+    if (c->cfg.max_slots < COMB_SLOTS_MIN) {
+        c->cfg.max_slots = COMB_SLOTS_MIN;
+    }
+    c->cfg.max_slots =
+        (c->cfg.max_slots + COMB_SLOTS_PER_CHUNK - 1) / COMB_SLOTS_PER_CHUNK * COMB_SLOTS_PER_CHUNK;
     if (c->cfg.stats_window == 0) {
         c->cfg.stats_window = COMB_WINDOW_DEFAULT;
     }

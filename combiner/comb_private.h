@@ -27,6 +27,9 @@
 #define COMB_SLOT_LEN 2688
 #define COMB_SLOTS_PER_CHUNK 32
 #define COMB_SLOTS_MAX 1024
+/* A rebuild may ask every source: at least that many slots, in chunks. */
+#define COMB_SLOTS_MIN                                                                             \
+    ((COMB_SOURCES_MAX + COMB_SLOTS_PER_CHUNK - 1) / COMB_SLOTS_PER_CHUNK * COMB_SLOTS_PER_CHUNK)
 #define COMB_BATCH_MAX 64
 #define COMB_STACK_WIPE (32 * 1024)
 #define COMB_FETCH_DETAIL_MAX 96

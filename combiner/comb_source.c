@@ -22,7 +22,7 @@ static int comb_slots_grow(struct comb_ctx *c)
     size_t total = (c->num_chunks + 1) * COMB_SLOTS_PER_CHUNK;
     size_t i;
 
-    if (total > COMB_SLOTS_MAX) {
+    if (total > c->cfg.max_slots) {
         return SPK_ERR_RATE_LIMITED;
     }
     chunks = OPENSSL_realloc(c->slot_chunks, (c->num_chunks + 1) * sizeof(chunks[0]));
@@ -65,7 +65,7 @@ void comb_slot_put(struct comb_ctx *c, uint8_t *slot, size_t len)
 
 size_t comb_slots_available(const struct comb_ctx *c)
 {
-    return c->num_free_slots + (COMB_SLOTS_MAX - c->num_chunks * COMB_SLOTS_PER_CHUNK);
+    return c->num_free_slots + (c->cfg.max_slots - c->num_chunks * COMB_SLOTS_PER_CHUNK);
 }
 
 void comb_slots_free(struct comb_ctx *c)

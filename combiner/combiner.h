@@ -213,12 +213,19 @@ struct comb_ctx;
  *                  truthfully how many operations its share serves and
  *                  carries one digest over all their inputs.
  *   stats_window   samples kept per timing for p50 / p99 (default 4096).
+ *   max_slots      share slots at most: each holds one fetched share in
+ *                  locked memory (2,688 bytes), allocated 32 at a time as
+ *                  needed, and a rebuild waits while too few are free
+ *                  (default and at most 1024; at least 256, rounded up to
+ *                  a multiple of 32: enough for a rebuild that asks every
+ *                  one of COMB_SOURCES_MAX sources).
  */
 struct comb_config {
     unsigned timeout_ms;
     unsigned max_pending;
     unsigned max_batch;
     unsigned stats_window;
+    unsigned max_slots;
     /* false (`holder-fanout needed`): a rebuild asks the local share and
      * only as many holders as the threshold still needs, the fastest by
      * recent latency (compared among holders), and the others after a

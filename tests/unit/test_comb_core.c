@@ -903,32 +903,37 @@ static void test_chained(void **state)
 }
 
 /*
- * More batches in flight than there are share slots (1024; three a batch
- * here): the rest wait for slots and still complete. A source added while a
- * batch waits is not asked by it.
+ * More batches in flight than there are share slots (max_slots at its least,
+ * 256; three a batch here): the rest wait for slots and still complete. A
+ * source added while a batch waits is not asked by it.
  */
 static void test_slots_exhausted(void **state)
 {
     static const unsigned files[] = {1, 2};
-    enum { NUM = 400 };
+    enum { NUM = 120, SLOTS = 256 };
     struct comb_file_source *fs[2];
     struct async_op *ops = calloc(NUM, sizeof(*ops));
     struct comb_config cfg;
     struct split_set s;
     struct comb_ctx *c;
     struct comb_stats st;
+    struct comb_source_stats ss;
+    uint64_t asked = 0;
 
     (void)state;
     assert_non_null(ops);
     set_make(&s, "rsa2048.pem", 2, 3, "h");
     comb_config_init(&cfg);
     cfg.max_batch = 1;
-    /* Deadlines far beyond the work: 400 signatures take over a minute under
+    cfg.max_slots = 1; /* raised to the least there may be */
+    /* Deadlines far beyond the work: 120 signatures take half a minute under
      * valgrind on a busy machine, and no deadline is what this test is about. */
     cfg.timeout_ms = 300000;
     c = comb_with(&s, &cfg, 0, files, 2, fs);
-    comb_file_source_set_delay_ms(fs[0], 5);
-    comb_file_source_set_delay_ms(fs[1], 5);
+    /* Answers late enough that none comes within the first turn, even under
+     * valgrind on a busy machine. */
+    comb_file_source_set_delay_ms(fs[0], 250);
+    comb_file_source_set_delay_ms(fs[1], 250);
     for (size_t i = 0; i < NUM; i++) {
         ops[i].s = &s;
         ops[i].alg = COMB_ALG_PKCS1_SHA256;
@@ -938,6 +943,14 @@ static void test_slots_exhausted(void **state)
                                    async_done, &ops[i]),
                          0);
     }
+    /* One turn starts the fetches (a slot stays taken until its batch is
+     * rebuilt): only as many as there are slots, the other batches wait. */
+    assert_int_equal(comb_process(c), 0);
+    for (size_t id = 0; id < comb_num_sources(c); id++) {
+        assert_int_equal(comb_source_stats(c, id, &ss), 0);
+        asked += ss.requests;
+    }
+    assert_true(asked >= SLOTS - 2 && asked <= SLOTS);
     {
         /* Added now: the waiting batches were made with three sources. */
         static const unsigned extra[] = {1};
