@@ -18,6 +18,10 @@
 #   - an edge with combiner-external over tcp:// (CURVE with its client key)
 #     serves TLS, and a kill -9 of that combiner under load, restarted at
 #     once, fails no handshake: the edge sends what was in flight again.
+#     The edge runs with libspk_zmqeof.so, which holds its ZeroMQ I/O thread
+#     for 50 ms between reporting the disconnect and detaching the dead
+#     connection: what the edge sends again at once goes into the dead one,
+#     and only what it sends once the new connection is up gets there.
 set -u
 PROBE=$(cd "$(dirname "$0")" && pwd)/wire_probe.py
 . "$(dirname "$0")/lib_edge.sh"
@@ -276,7 +280,9 @@ lib_edge_origin
     echo "op-timeout-ms 4000"
     echo "metrics 127.0.0.1:$((P_FREE + 2))"
 } >edge.conf
-lib_edge_start edge.conf
+ZMQEOF=$BUILD/tests/libspk_zmqeof.so
+[ -f "$ZMQEOF" ] || die "missing $ZMQEOF"
+LD_PRELOAD=$ZMQEOF lib_edge_start edge.conf
 get_door() { # MAX_SECONDS: the edge's page over TLS, or curl's error
     curl -sS --max-time "$1" --cacert ca.pem --resolve door:$P_EDGE:127.0.0.1 \
         https://door:$P_EDGE/index.html 2>&1
