@@ -23,10 +23,11 @@
  * CURVE key not in the allow file, or its uid not let in) answers
  * "not-allowed" and a CURVE handshake broken off (the reference names
  * another combiner key) answers SPK_ERR_HANDSHAKE, at once, not after the
- * wait. A unix:// combiner refuses by closing the connection unanswered;
- * the operations on it are sent again on a new one (signing and decrypting
- * are idempotent: a combiner that restarted answers them), and after
- * PROV_UNIX_REFUSALS such closes in a row they end "not-allowed".
+ * wait. Operations in flight on a connection that ends are sent again on
+ * a new one (signing and decrypting are idempotent: a combiner that
+ * restarted answers them). A unix:// combiner refuses by closing the
+ * connection unanswered; after PROV_UNIX_REFUSALS such closes in a row the
+ * operations on it end "not-allowed".
  *
  * ASYNC: inside an OpenSSL ASYNC job the caller pauses the job instead of
  * blocking; the I/O thread makes the job's wait fd (an eventfd in the job's
@@ -108,6 +109,7 @@ struct prov_conn {
     bool handshaking;       /* connected, the ZeroMQ (CURVE) handshake not over */
     int refused;            /* 0, or how the last handshake ended (SPK_ERR_*) */
     struct spk_knock knock; /* when to connect anew after a refusal */
+    bool disconnected;      /* a connection ended since the last handshake */
     bool is_unix;
     int fd;                     /* unix://: the connection, -1 while there is none */
     bool answered;              /* unix://: an answer came on this connection */
@@ -379,6 +381,36 @@ fail:
 }
 
 /*
+ * prov_conn_requeue takes back |k|'s operations in flight, which its
+ * combiner will not answer (the connection is gone): with |refusal| 0 to
+ * |retry|, to be sent again on a new connection (a combiner restarting gets
+ * the full wait); else they end with |refusal|.
+ */
+static void prov_conn_requeue(struct prov_io *io, struct prov_conn *k, struct prov_op **retry,
+                              int refusal)
+{
+    struct prov_op *op;
+    struct prov_op *next;
+
+    pthread_mutex_lock(&io->lock);
+    for (op = io->inflight; op != NULL; op = next) {
+        next = op->next;
+        if (op->conn != k) {
+            continue;
+        }
+        prov_list_remove(&io->inflight, op);
+        op->conn = NULL;
+        if (refusal != 0) {
+            prov_op_finish_locked(io, op, refusal);
+        } else {
+            op->peer_wait_until_ms = 0;
+            prov_list_push(retry, op);
+        }
+    }
+    pthread_mutex_unlock(&io->lock);
+}
+
+/*
  * prov_conn_events reads |k|'s connection and handshake events: whether a
  * handshake is under way, and whether the last one let this client in. A refusal (ZAP said no: the
  * CURVE key or the uid is not let in) is "not-allowed"; a handshake broken off without a word is
@@ -388,8 +420,14 @@ fail:
  * off: prov_conn_knock does, so a worker refused once is let in when the
  * combiner's allow file is fixed and reloaded, without its process being
  * replaced.
+ * A combiner gone (killed, restarted) takes the operations it had: they are
+ * sent again on a disconnect and once more when the next connection is up.
+ * ZeroMQ reports the disconnect before it detaches the dead connection from
+ * the socket, so what is sent again at once can still go into the dead one
+ * and be lost; a second copy on the new connection is harmless (signing and
+ * decrypting are idempotent, the later answer finds no operation).
  */
-static void prov_conn_events(struct prov_conn *k)
+static void prov_conn_events(struct prov_io *io, struct prov_conn *k)
 {
     uint8_t ev[6];
 
@@ -415,9 +453,17 @@ static void prov_conn_events(struct prov_conn *k)
         memcpy(&event, ev, sizeof(event));
         k->handshaking = event == ZMQ_EVENT_CONNECTED;
         switch (event) {
+        case ZMQ_EVENT_DISCONNECTED:
+            prov_conn_requeue(io, k, &io->retry, 0);
+            k->disconnected = true;
+            break;
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             k->refused = 0;
             (void)spk_knock_admitted(&k->knock);
+            if (k->disconnected) {
+                prov_conn_requeue(io, k, &io->retry, 0);
+                k->disconnected = false;
+            }
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
             k->refused = SPK_ERR_NOT_ALLOWED;
@@ -484,30 +530,13 @@ static void prov_io_answer(struct prov_io *io, const uint8_t *frame, size_t len)
  */
 static bool prov_unix_close(struct prov_io *io, struct prov_conn *k, struct prov_op **retry)
 {
-    struct prov_op *op;
-    struct prov_op *next;
     bool refused;
 
     close(k->fd);
     k->fd = -1;
     k->unanswered_closes = k->answered ? 0 : k->unanswered_closes + 1;
     refused = k->unanswered_closes >= PROV_UNIX_REFUSALS;
-    pthread_mutex_lock(&io->lock);
-    for (op = io->inflight; op != NULL; op = next) {
-        next = op->next;
-        if (op->conn != k) {
-            continue;
-        }
-        prov_list_remove(&io->inflight, op);
-        op->conn = NULL;
-        if (refused) {
-            prov_op_finish_locked(io, op, SPK_ERR_NOT_ALLOWED);
-        } else {
-            op->peer_wait_until_ms = 0; /* a combiner restarting gets the full wait */
-            prov_list_push(retry, op);
-        }
-    }
-    pthread_mutex_unlock(&io->lock);
+    prov_conn_requeue(io, k, retry, refused ? SPK_ERR_NOT_ALLOWED : 0);
     return refused;
 }
 
@@ -687,7 +716,7 @@ static void *prov_io_main(void *arg)
                 }
                 continue;
             }
-            prov_conn_events(k);
+            prov_conn_events(io, k);
             prov_conn_knock(k, now);
             for (;;) {
                 int got = zmq_recv(k->sock, io->rbuf, sizeof(io->rbuf), ZMQ_DONTWAIT);

@@ -12,6 +12,8 @@
 #     others may read is refused; each without a hang or a crash, and nginx
 #     fails those handshakes and stays up; an nginx worker refused once is
 #     let in when the allow file is fixed and reloaded, without a restart
+#   - a combiner killed (SIGKILL) with an operation in flight and restarted
+#     at once: the module sends it again and it is signed, not timed out
 #   - valgrind: clean over the CURVE path, allowed and refused
 # Usage: test_provider_tcp.sh BUILD_DIR
 set -u
@@ -166,6 +168,47 @@ kill "$NGX_PID"
 wait "$NGX_PID" 2>/dev/null
 echo "client cli $(pubkey keys/cli.pub) *" >comb-allow.txt
 check "the allow file back as it was: the combiner reloads it" comb_reload
+
+# A combiner killed with an operation in flight and restarted at once: the
+# module sends the operation again on the new connection. s_server's first
+# handshake connects the module; then the combiner is stopped (SIGSTOP), so
+# that the next handshake's signature is surely in flight on that connection
+# when the combiner is killed. libspk_zmqeof.so holds s_server's ZeroMQ I/O
+# thread between reporting the disconnect and detaching the dead
+# connection: what the module sends again at once goes into the dead one,
+# and only the copy it sends once the new connection is up gets there.
+ZMQEOF=$BUILD/tests/libspk_zmqeof.so
+[ -f "$ZMQEOF" ] || die "missing $ZMQEOF"
+LIB_PROVIDER_PRELOAD="${LIB_PROVIDER_PRELOAD:+$LIB_PROVIDER_PRELOAD }$ZMQEOF" \
+    lib_provider_exec openssl s_server -accept "127.0.0.1:$P_SSL" -cert www.pem -key www.ref.pem \
+    -www >s_server2.out 2>&1 &
+S_PID=$!
+PIDS+=("$S_PID")
+for _ in $(seq 1 50); do
+    (echo >/dev/tcp/127.0.0.1/$P_SSL) 2>/dev/null && break
+    sleep 0.1
+done
+s_client13() {
+    echo | env -u OPENSSL_CONF -u LD_PRELOAD timeout 10 openssl s_client \
+        -connect "127.0.0.1:$P_SSL" -servername www -CAfile ca.pem -verify_return_error -tls1_3 \
+        >"$1" 2>&1
+}
+s_client13 s_client_a.out
+check "s_server with the module connected to the combiner" grep -q "Verify return code: 0 (ok)" \
+    s_client_a.out
+kill -STOP "$COMB_PID"
+start=$(date +%s%N)
+s_client13 s_client_b.out &
+CLIENT=$!
+sleep 0.5
+lib_provider_combiner_stop -9
+lib_provider_combiner_start
+wait "$CLIENT"
+ms=$((($(date +%s%N) - start) / 1000000))
+check "combiner killed with a signature in flight and restarted: the handshake completes in $ms ms (timeout-ms $PROV_TIMEOUT_MS)" \
+    bash -c "grep -q 'Verify return code: 0 (ok)' s_client_b.out && [ $ms -lt $PROV_TIMEOUT_MS ]"
+kill "$S_PID" 2>/dev/null
+wait "$S_PID" 2>/dev/null
 
 # The CURVE path under memcheck: the client key file is read into and freed
 # from sodium_malloc memory, once allowed and once refused.
