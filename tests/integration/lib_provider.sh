@@ -24,6 +24,8 @@
 #                                      a page with TEXT over TLS 1.3, TLS 1.2
 #                                      ECDHE and TLS 1.2 RSA key exchange
 #   lib_provider_served N TEXT         how many of N TLS 1.3 handshakes got TEXT
+#   lib_provider_s_server PORT LOG     openssl s_server -www with www.pem and
+#                                      www.ref.pem on PORT (S_PID), listening
 #   lib_provider_combiner_outage PID TEXT [LABEL]
 #                                      kill -9 the combiner and restart it:
 #                                      the server PID fails fast, then serves
@@ -250,6 +252,20 @@ EOC
         export UBSAN_OPTIONS=print_stacktrace=1:log_path=$T/asan-report
     fi
     export LIB_PROVIDER_PRELOAD
+}
+
+# lib_provider_s_server PORT LOG: `openssl s_server -www` with the module,
+# www.pem and the key reference www.ref.pem on 127.0.0.1:PORT, its output in
+# LOG; sets S_PID and returns once it listens (or after 5 s).
+lib_provider_s_server() {
+    lib_provider_exec openssl s_server -accept "127.0.0.1:$1" -cert www.pem -key www.ref.pem \
+        -www >"$2" 2>&1 &
+    S_PID=$!
+    PIDS+=("$S_PID")
+    for _ in $(seq 1 50); do
+        (echo >/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
 }
 
 # lib_provider_run PROGRAM ARGS...: a program that loads the module.

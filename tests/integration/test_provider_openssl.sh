@@ -85,14 +85,7 @@ fi
 
 # ---- s_server / s_client -------------------------------------------------------------
 P_S=$P_FREE
-lib_provider_exec openssl s_server -accept 127.0.0.1:$P_S -cert www.pem -key www.ref.pem -www \
-    >s_server.log 2>&1 &
-S_PID=$!
-PIDS+=("$S_PID")
-for _ in $(seq 1 50); do
-    (echo >/dev/tcp/127.0.0.1/$P_S) 2>/dev/null && break
-    sleep 0.1
-done
+lib_provider_s_server "$P_S" s_server.log
 for v in "-tls1_3" "-tls1_2 -cipher AES128-GCM-SHA256" "-tls1_2 -cipher ECDHE-RSA-AES128-GCM-SHA256"; do
     # shellcheck disable=SC2086
     echo | openssl s_client -connect 127.0.0.1:$P_S -CAfile ca.pem -verify_return_error $v \

@@ -57,14 +57,7 @@ env -u OPENSSL_CONF openssl pkeyutl -sign -inkey www.key -in msg.dgst -pkeyopt d
     -out whole.sig
 check "pkeyutl -sign over tcp+CURVE equals the whole key's signature" cmp -s www.ref.pem.sig whole.sig
 
-lib_provider_exec openssl s_server -accept "127.0.0.1:$P_SSL" -cert www.pem -key www.ref.pem -www \
-    >s_server.out 2>&1 &
-S_PID=$!
-PIDS+=("$S_PID")
-for _ in $(seq 1 50); do
-    (echo >/dev/tcp/127.0.0.1/$P_SSL) 2>/dev/null && break
-    sleep 0.1
-done
+lib_provider_s_server "$P_SSL" s_server.out
 for v in "-tls1_3" "-tls1_2 -cipher AES128-GCM-SHA256"; do
     # shellcheck disable=SC2086 # v: words
     echo | env -u OPENSSL_CONF -u LD_PRELOAD openssl s_client -connect "127.0.0.1:$P_SSL" \
@@ -180,14 +173,7 @@ check "the allow file back as it was: the combiner reloads it" comb_reload
 ZMQEOF=$BUILD/tests/libspk_zmqeof.so
 [ -f "$ZMQEOF" ] || die "missing $ZMQEOF"
 LIB_PROVIDER_PRELOAD="${LIB_PROVIDER_PRELOAD:+$LIB_PROVIDER_PRELOAD }$ZMQEOF" \
-    lib_provider_exec openssl s_server -accept "127.0.0.1:$P_SSL" -cert www.pem -key www.ref.pem \
-    -www >s_server2.out 2>&1 &
-S_PID=$!
-PIDS+=("$S_PID")
-for _ in $(seq 1 50); do
-    (echo >/dev/tcp/127.0.0.1/$P_SSL) 2>/dev/null && break
-    sleep 0.1
-done
+    lib_provider_s_server "$P_SSL" s_server2.out
 s_client13() {
     echo | env -u OPENSSL_CONF -u LD_PRELOAD timeout 10 openssl s_client \
         -connect "127.0.0.1:$P_SSL" -servername www -CAfile ca.pem -verify_return_error -tls1_3 \
