@@ -206,6 +206,19 @@ bool spk_knock_due(struct spk_knock *k, uint64_t now_ms);
  * nothing is due; a negative |cap| is no cap. */
 long spk_knock_wait_ms(const struct spk_knock *k, uint64_t now_ms, long cap);
 
+/*
+ * ZeroMQ reports a disconnect (the socket monitor's DISCONNECTED) before it
+ * detaches the dead connection from its socket, so a message sent again at
+ * once can still go into the dead one and be lost (a loaded host can keep
+ * the I/O thread from the detach for milliseconds). A client therefore sends
+ * what was in flight again on a disconnect and once more when the next
+ * connection's handshake succeeds; a second copy of an idempotent request
+ * (signing, decrypting) is harmless. spk_resend_due takes one monitor event
+ * and says whether to send again now; |*after_disconnect| (false at the
+ * start, so a first connection sends nothing twice) is its state.
+ */
+bool spk_resend_due(bool *after_disconnect, bool disconnected, bool handshake_succeeded);
+
 /* ---- the local edge-combiner channel ------------------------------------------- */
 
 /*

@@ -1,4 +1,5 @@
-/* Pacing new connections to a peer that refused a handshake (base.h). */
+/* A ZeroMQ client's connections (base.h): pacing new ones to a peer that
+ * refused a handshake, and when to send again what was in flight. */
 
 #include "base/base.h"
 
@@ -45,4 +46,17 @@ long spk_knock_wait_ms(const struct spk_knock *k, uint64_t now_ms, long cap)
     }
     left = k->at_ms <= now_ms ? 0 : (long)(k->at_ms - now_ms);
     return cap >= 0 && cap < left ? cap : left;
+}
+
+bool spk_resend_due(bool *after_disconnect, bool disconnected, bool handshake_succeeded)
+{
+    if (disconnected) {
+        *after_disconnect = true;
+        return true;
+    }
+    if (handshake_succeeded && *after_disconnect) {
+        *after_disconnect = false;
+        return true;
+    }
+    return false;
 }

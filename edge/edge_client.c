@@ -70,7 +70,7 @@ struct edge_client {
     uint64_t conn_gen;                     /* counts unix:// connections */
     char endpoint[PROTO_ENDPOINT_MAX + 1]; /* where to connect again */
     struct spk_knock knock;                /* ipc://, tcp://: after a refused handshake */
-    bool disconnected;                     /* ipc://, tcp://: since the last handshake */
+    bool disconnected;                     /* ipc://, tcp://: spk_resend_due's state */
     int timeout_ms;
     uint64_t next_id;
     const void *owner; /* who runs the SSL call now (edge_client_set_owner) */
@@ -502,21 +502,13 @@ static bool edge_unix_read(struct edge_client *c)
     return false;
 }
 
-/*
- * edge_client_event takes one monitor event of the DEALER. What was in flight
- * is sent again on a disconnect and once more when the next connection is
- * up: ZeroMQ reports the disconnect before it detaches the dead connection
- * from the socket, so what is sent again at once can still go into the dead
- * one and be lost (a loaded host can keep its I/O thread from the detach for
- * milliseconds). A second copy on the new connection is harmless: signing
- * and decrypting are idempotent and the later answer is dropped.
- */
+/* edge_client_event takes one monitor event of the DEALER: *lost when what
+ * was in flight is to be sent again (spk_resend_due). */
 static void edge_client_event(struct edge_client *c, uint16_t event, bool *lost)
 {
-    if ((event & ZMQ_EVENT_DISCONNECTED) ||
-        ((event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) && c->disconnected)) {
+    if (spk_resend_due(&c->disconnected, (event & ZMQ_EVENT_DISCONNECTED) != 0,
+                       (event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) != 0)) {
         *lost = true;
-        c->disconnected = (event & ZMQ_EVENT_DISCONNECTED) != 0;
     }
     if ((event & ZMQ_EVENT_HANDSHAKE_SUCCEEDED) && spk_knock_admitted(&c->knock)) {
         spk_log("edge", "the combiner at %s admits this edge again", c->endpoint);

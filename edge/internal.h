@@ -99,8 +99,8 @@ void edge_client_fail_all(struct edge_client *c, int err);
  * external) combiner once one is connected, within its own deadline.
  * Signing and decrypting are idempotent, so a second answer is harmless
  * (it is dropped). The client does this by itself when the connection
- * drops and again when a new one is up (a socket monitor: see
- * edge_client_event); the edge calls it when its child exits.
+ * drops and again when a new one is up (a socket monitor:
+ * spk_resend_due); the edge calls it when its child exits.
  */
 void edge_client_requeue_all(struct edge_client *c);
 

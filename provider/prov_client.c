@@ -109,7 +109,7 @@ struct prov_conn {
     bool handshaking;       /* connected, the ZeroMQ (CURVE) handshake not over */
     int refused;            /* 0, or how the last handshake ended (SPK_ERR_*) */
     struct spk_knock knock; /* when to connect anew after a refusal */
-    bool disconnected;      /* a connection ended since the last handshake */
+    bool disconnected;      /* spk_resend_due's state */
     bool is_unix;
     int fd;                     /* unix://: the connection, -1 while there is none */
     bool answered;              /* unix://: an answer came on this connection */
@@ -421,11 +421,8 @@ static void prov_conn_requeue(struct prov_io *io, struct prov_conn *k, struct pr
  * combiner's allow file is fixed and reloaded, without its process being
  * replaced.
  * A combiner gone (killed, restarted) takes the operations it had: they are
- * sent again on a disconnect and once more when the next connection is up.
- * ZeroMQ reports the disconnect before it detaches the dead connection from
- * the socket, so what is sent again at once can still go into the dead one
- * and be lost; a second copy on the new connection is harmless (signing and
- * decrypting are idempotent, the later answer finds no operation).
+ * sent again on a disconnect and once more when the next connection is up
+ * (spk_resend_due).
  */
 static void prov_conn_events(struct prov_io *io, struct prov_conn *k)
 {
@@ -452,18 +449,14 @@ static void prov_conn_events(struct prov_io *io, struct prov_conn *k)
         }
         memcpy(&event, ev, sizeof(event));
         k->handshaking = event == ZMQ_EVENT_CONNECTED;
-        switch (event) {
-        case ZMQ_EVENT_DISCONNECTED:
+        if (spk_resend_due(&k->disconnected, event == ZMQ_EVENT_DISCONNECTED,
+                           event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)) {
             prov_conn_requeue(io, k, &io->retry, 0);
-            k->disconnected = true;
-            break;
+        }
+        switch (event) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             k->refused = 0;
             (void)spk_knock_admitted(&k->knock);
-            if (k->disconnected) {
-                prov_conn_requeue(io, k, &io->retry, 0);
-                k->disconnected = false;
-            }
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
             k->refused = SPK_ERR_NOT_ALLOWED;

@@ -1,4 +1,5 @@
-/* struct spk_knock: when a client refused by its peer connects anew. */
+/* struct spk_knock: when a client refused by its peer connects anew;
+ * spk_resend_due: when it sends again what was in flight. */
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -46,10 +47,28 @@ static void test_knock_backoff(void **state)
     assert_int_equal(spk_knock_wait_ms(&k, now, -1), SPK_KNOCK_MIN_MS);
 }
 
+static void test_resend_due(void **state)
+{
+    bool after_disconnect = false;
+
+    (void)state;
+    /* The first connection: nothing was lost, nothing goes twice. */
+    assert_false(spk_resend_due(&after_disconnect, false, true));
+    assert_false(spk_resend_due(&after_disconnect, false, false));
+    /* A disconnect: at once, and once more when the next handshake is done. */
+    assert_true(spk_resend_due(&after_disconnect, true, false));
+    assert_false(spk_resend_due(&after_disconnect, false, false));
+    assert_true(spk_resend_due(&after_disconnect, true, false));
+    assert_true(spk_resend_due(&after_disconnect, false, true));
+    /* ... only once. */
+    assert_false(spk_resend_due(&after_disconnect, false, true));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_knock_backoff),
+        cmocka_unit_test(test_resend_due),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
