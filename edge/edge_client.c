@@ -251,11 +251,17 @@ void edge_client_free(struct edge_client *c)
         return;
     }
     edge_client_fail_all(c, SPK_ERR_UNAVAILABLE);
+    /* The monitor is stopped before its reader goes: an event for a reader
+     * that is gone (the combiner's connection ending now) blocks ZeroMQ's
+     * I/O thread for good, holding the lock the stop needs, and the edge
+     * would never exit. */
+    if (c->sock != NULL) {
+        (void)zmq_socket_monitor(c->sock, NULL, 0);
+    }
     if (c->mon != NULL) {
         zmq_close(c->mon);
     }
     if (c->sock != NULL) {
-        (void)zmq_socket_monitor(c->sock, NULL, 0);
         zmq_close(c->sock);
     }
     if (c->is_unix && c->fd >= 0) {

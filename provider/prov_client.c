@@ -370,6 +370,9 @@ static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, str
     *out = k;
     return 0;
 fail:
+    if (k->sock != NULL) { /* the monitor stops before its reader goes, as below */
+        (void)zmq_socket_monitor(k->sock, NULL, 0);
+    }
     if (k->monitor != NULL) {
         zmq_close(k->monitor);
     }
@@ -767,6 +770,8 @@ static void prov_io_free(struct prov_io *io)
                 close(k->fd);
             }
         } else {
+            /* The monitor stops before its reader goes: an event sent to a
+             * reader that is gone blocks ZeroMQ's I/O thread for good. */
             (void)zmq_socket_monitor(k->sock, NULL, 0);
             zmq_close(k->monitor);
             zmq_close(k->sock);

@@ -22,6 +22,9 @@
 #     for 50 ms between reporting the disconnect and detaching the dead
 #     connection: what the edge sends again at once goes into the dead one,
 #     and only what it sends once the new connection is up gets there.
+#   - told to stop together, the edge and the combiner both exit: the shim
+#     also holds the edge 300 ms after it closes its monitor's reader, so the
+#     combiner's connection ends while the edge closes its sockets.
 set -u
 PROBE=$(cd "$(dirname "$0")" && pwd)/wire_probe.py
 . "$(dirname "$0")/lib_edge.sh"
@@ -282,7 +285,7 @@ lib_edge_origin
 } >edge.conf
 ZMQEOF=$BUILD/tests/libspk_zmqeof.so
 [ -f "$ZMQEOF" ] || die "missing $ZMQEOF"
-LD_PRELOAD=$ZMQEOF lib_edge_start edge.conf
+SPK_ZMQEOF_PAIR_CLOSE_MS=300 LD_PRELOAD=$ZMQEOF lib_edge_start edge.conf
 get_door() { # MAX_SECONDS: the edge's page over TLS, or curl's error
     curl -sS --max-time "$1" --cacert ca.pem --resolve door:$P_EDGE:127.0.0.1 \
         https://door:$P_EDGE/index.html 2>&1
@@ -338,7 +341,14 @@ done
 check "tcp: the allow file fixed and reloaded, the edge gets in without a restart ($out)" \
     [ -n "$back" ]
 check "... and says so" grep -q "the combiner at $EPT admits this edge again" edge.log
+# Both told to stop at once: the edge's connection ends while it closes its
+# ZeroMQ sockets (the shim holds it 300 ms after closing the monitor's
+# reader), and it must still exit, as must the combiner.
 kill "$EDGE_PID" "$PID_tcp" 2>/dev/null
+check "the edge stops within 10 s of SIGTERM while its combiner stops too" \
+    lib_edge_exits_within "$EDGE_PID" 10000
+check "... and so does the combiner" lib_edge_exits_within "$PID_tcp" 10000
+kill -9 "$EDGE_PID" "$PID_tcp" 2>/dev/null
 wait "$EDGE_PID" "$PID_tcp" 2>/dev/null
 
 check "no sanitizer report in any log" lib_edge_no_sanitizer_reports

@@ -10,6 +10,13 @@
  * the pause makes that window wide enough for a test to land in it every
  * time.
  *
+ * With SPK_ZMQEOF_PAIR_CLOSE_MS=N set, it also pauses N ms after each
+ * zmq_close() of a PAIR socket: the reading end of a socket monitor. A
+ * monitored socket whose connection ends in that pause must not have its
+ * monitor still on (ZeroMQ's I/O thread would block for good sending the
+ * DISCONNECTED event to a reader that is gone, and so would zmq_ctx_term):
+ * a process stopping while its peer stops too lands in that pause.
+ *
  * Nothing else changes: other threads, and an I/O thread that did not just
  * see a connection end, run as they would.
  */
@@ -19,11 +26,13 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 static __thread bool zmqeof_pending;
 
@@ -64,6 +73,33 @@ ssize_t write(int fd, const void *buf, size_t len)
         struct timespec pause = {0, 50 * 1000 * 1000};
 
         zmqeof_pending = false;
+        nanosleep(&pause, NULL);
+    }
+    return r;
+}
+
+int zmq_close(void *sock)
+{
+    static int (*next)(void *);
+    static int (*getsockopt_next)(void *, int, void *, size_t *);
+    const char *pause_ms = getenv("SPK_ZMQEOF_PAIR_CLOSE_MS");
+    int type = 0;
+    size_t type_len = sizeof(type);
+    bool pair;
+    int r;
+
+    if (next == NULL) {
+        next = (int (*)(void *))dlsym(RTLD_NEXT, "zmq_close");
+        getsockopt_next =
+            (int (*)(void *, int, void *, size_t *))dlsym(RTLD_NEXT, "zmq_getsockopt");
+    }
+    pair = pause_ms != NULL && getsockopt_next(sock, ZMQ_TYPE, &type, &type_len) == 0 &&
+           type == ZMQ_PAIR;
+    r = next(sock);
+    if (pair) {
+        long ms = strtol(pause_ms, NULL, 10);
+        struct timespec pause = {ms / 1000, (ms % 1000) * 1000 * 1000};
+
         nanosleep(&pause, NULL);
     }
     return r;
