@@ -35,17 +35,18 @@
 
 # shellcheck source=tests/integration/lib_ports.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib_ports.sh"
+# shellcheck source=tests/integration/lib_procs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib_procs.sh"
 
+# lib_edge_cleanup: the EXIT trap; returns 1 if a process did not stop.
 lib_edge_cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    wait 2>/dev/null || true
+    local rc=0
+    lib_procs_stop "${PIDS[@]}" || rc=1
     [ -n "${KEEP:-}" ] || rm -rf "$T"
     if [ -z "${KEEP:-}" ] && [ -n "${AUDIT:-}" ] && [ "$AUDIT" != "$T" ]; then
         rm -rf "$AUDIT"
     fi
+    return $rc
 }
 
 # lib_edge_sanitized: true when BUILD is a sanitizer build (clang links ASan
@@ -66,7 +67,7 @@ lib_edge_scratch() { # NAME BUILD_DIR
     PIDS=()
     passed=0
     failed=0
-    trap lib_edge_cleanup EXIT
+    trap 'lib_edge_cleanup || exit 1' EXIT
 }
 
 lib_edge_init() { # NAME BUILD_DIR

@@ -8,6 +8,8 @@
 
 # shellcheck source=tests/integration/lib_ports.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib_ports.sh"
+# shellcheck source=tests/integration/lib_procs.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib_procs.sh"
 
 # holder_test_setup PREFIX BUILD_DIR: what test_holder*.sh start with: B (the
 # build directory), KS, SH and TC (keysplit, share-holder, sh-testclient),
@@ -38,17 +40,16 @@ holder_need_bins() {
 holder_scratch() {
     T=$(mktemp -d "/tmp/$1.XXXXXX")
     PIDS=()
-    trap holder_cleanup EXIT
+    trap 'holder_cleanup || exit 1' EXIT
 }
-holder_cleanup() {
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null
-    done
-    wait 2>/dev/null
+holder_cleanup() { # returns 1 if a process did not stop
+    local rc=0
+    lib_procs_stop "${PIDS[@]}" || rc=1
     rm -rf "$T"
     if [ -n "${HOLDER_AUDIT_DIR:-}" ] && [ "$HOLDER_AUDIT_DIR" != "$T" ]; then
         rm -rf "$HOLDER_AUDIT_DIR"
     fi
+    return $rc
 }
 
 pass=0

@@ -29,7 +29,7 @@ remove_package() {
 }
 # A run that was killed midway may have left its package: take it away first.
 installed && { remove_package || die "cannot remove a splitkey package left installed"; }
-trap 'remove_package; lib_edge_cleanup' EXIT
+trap 'remove_package; lib_edge_cleanup || exit 1' EXIT
 
 # ---- build the package -------------------------------------------------------------------
 cpack -G DEB --config "$BUILD/CPackConfig.cmake" -B "$T/pkg" >cpack.log 2>&1

@@ -1,0 +1,50 @@
+# shellcheck shell=bash
+# lib_procs.sh: how a test stops what it started, sourced by lib_edge.sh and
+# lib_holder.sh. A daemon that does not exit on SIGTERM is a bug (systemd
+# would have to SIGKILL it, and it would not have drained). Left to ctest it
+# shows only as the whole test timing out after 900 s, with no word of which
+# process or why; here it fails the test at once, named, with its threads'
+# stacks, and is killed.
+
+# Longer than any drain a test leaves running: the edge's default
+# drain-timeout-ms is 30 s.
+LIB_PROCS_STOP_MS=${LIB_PROCS_STOP_MS:-40000}
+
+# lib_procs_stop PID...: SIGTERM to each PID and to every job of this shell
+# still running (SIGCONT too, for one a test left stopped), then up to
+# LIB_PROCS_STOP_MS in all for this shell's children among them to exit.
+# Returns 1 if one did not.
+lib_procs_stop() {
+    local p st hung=0 deadline running
+    local -a all
+    running=$(jobs -p)
+    # shellcheck disable=SC2086 # one PID per word
+    mapfile -t all < <(printf '%s\n' "$@" $running | sort -un)
+    for p in "${all[@]}"; do
+        kill -TERM "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null
+    done
+    deadline=$(($(date +%s%3N) + LIB_PROCS_STOP_MS))
+    for p in "${all[@]}"; do
+        # Only a child of this shell: a PID the test recorded may have
+        # ended long ago and been given to someone else's process.
+        [ "$(awk '{ print $4 }' "/proc/$p/stat" 2>/dev/null)" = "$$" ] || continue
+        while :; do
+            st=$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)
+            { [ -z "$st" ] || [ "$st" = Z ]; } && break
+            if [ "$(date +%s%3N)" -ge "$deadline" ]; then
+                echo "FAIL: still running ${LIB_PROCS_STOP_MS} ms after SIGTERM:" \
+                    "$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+                if command -v gdb >/dev/null; then
+                    gdb -p "$p" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(#|Thread)' |
+                        head -n 80
+                fi
+                kill -KILL "$p" 2>/dev/null
+                hung=1
+                break
+            fi
+            sleep 0.05
+        done
+    done
+    wait 2>/dev/null
+    return $hung
+}
