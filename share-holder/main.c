@@ -155,7 +155,7 @@ static int holder_main(struct sh_options *opt, int argc, char **argv)
         return 2;
     }
     if (config != NULL) {
-        char why[256] = "";
+        char why[PROTO_PATH_WHY_MAX] = "";
 
         if (sh_config_load(opt, config, why, sizeof(why)) != 0) {
             fprintf(stderr, "share-holder: config %s\n", why);

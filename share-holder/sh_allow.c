@@ -395,7 +395,7 @@ bool sh_allow_address(const struct sh_allow_client *client, const char *address)
 int sh_allow_check(const char *path)
 {
     struct sh_allow allow;
-    char why[256] = "";
+    char why[PROTO_PATH_WHY_MAX] = "";
     int r;
 
     memset(&allow, 0, sizeof(allow));

@@ -97,7 +97,7 @@ static void reload(struct sh_server *s)
 {
     struct sh_allow allow;
     struct sh_store store;
-    char why[256] = "";
+    char why[PROTO_PATH_WHY_MAX] = "";
     int r;
 
     /* what was counted so far goes out under the old file, before logrotate's

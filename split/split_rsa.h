@@ -10,8 +10,10 @@
 
 #define SPLIT_RSA_BITS_MIN 2048
 #define SPLIT_RSA_BITS_MAX 8192
-/* A comfortable size for the |why| buffers below. */
-#define SPLIT_WHY_MAX 192
+/* Room for the |why| buffers below: their messages name files, whose paths
+ * may be long (192 bytes cut "cannot read passphrase file P: permissions too
+ * open ... (chmod 600)" short of its fix for a P of 50 characters). */
+#define SPLIT_WHY_MAX PROTO_PATH_WHY_MAX
 /* RSA-PSS over a record body: SHA-256, MGF1 with SHA-256, 32-byte salt. */
 #define SPLIT_RECORD_SALT_LEN 32
 

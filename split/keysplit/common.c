@@ -19,7 +19,7 @@ bool split_cli_verbose;
 __attribute__((format(printf, 2, 0))) static void split_cli_vprint(const char *cmd, const char *fmt,
                                                                    va_list ap)
 {
-    char msg[1024];
+    char msg[PROTO_PATH_WHY_MAX + 256]; /* a why that names a file, and what it was for */
 
     vsnprintf(msg, sizeof(msg), fmt, ap);
     /* One line, always: a message that carries a newline is cut there. */

@@ -183,6 +183,16 @@ refused "a passphrase file group or others may read" "$T/enc" "$KS" split \
     --key "$DATA/rsa2048-encrypted.pem" --passphrase-file "$DATA/passphrase.txt" --threshold 3 \
     "${H[@]}" --out "$T/enc"
 check "... with a message that says how to fix it" grep -q 'permissions too open.*chmod 600' "$T/stderr"
+# The same from a path of 400 characters: the message is not cut short.
+LONG=$T/long/$(printf 'a-directory-of-a-long-path/%.0s' $(seq 1 15))
+mkdir -p "$LONG"
+cp "$DATA/passphrase.txt" "$LONG/"
+chmod 0644 "$LONG/passphrase.txt"
+refused "a passphrase file others may read, in a long path" "$T/enc" "$KS" split \
+    --key "$DATA/rsa2048-encrypted.pem" --passphrase-file "$LONG/passphrase.txt" --threshold 3 \
+    "${H[@]}" --out "$T/enc"
+check "... with the whole message, to its fix" grep -q "$LONG/passphrase.txt: permissions too open.*(chmod 600)\$" "$T/stderr"
+rm -rf "$T/long"
 chmod 600 "$T/passphrase.txt" "$T/wrong-passphrase.txt"
 run "split the encrypted key with its passphrase" "$KS" split --key "$DATA/rsa2048-encrypted.pem" \
     --passphrase-file "$T/passphrase.txt" --threshold 3 "${H[@]}" --out "$T/enc"
