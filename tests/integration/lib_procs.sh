@@ -3,25 +3,30 @@
 # lib_holder.sh. A daemon that does not exit on SIGTERM is a bug (systemd
 # would have to SIGKILL it, and it would not have drained). Left to ctest it
 # shows only as the whole test timing out after 900 s, with no word of which
-# process or why; here it fails the test at once, named, with its threads'
-# stacks, and is killed.
+# process or why; here it fails the test at once, named, with the end of its
+# stderr, its children and its threads' states, and is killed. (Not stacks:
+# the daemons make themselves non-dumpable, so no debugger may attach.)
 
 # Longer than any drain a test leaves running: the edge's default
 # drain-timeout-ms is 30 s.
 LIB_PROCS_STOP_MS=${LIB_PROCS_STOP_MS:-40000}
 
 # lib_procs_stop PID...: SIGTERM to each PID and to every job of this shell
-# still running (SIGCONT too, for one a test left stopped), then up to
+# still running (SIGCONT first to one a test left stopped), then up to
 # LIB_PROCS_STOP_MS in all for this shell's children among them to exit.
 # Returns 1 if one did not.
 lib_procs_stop() {
-    local p st hung=0 deadline running
+    local p t st hung=0 deadline running
     local -a all
     running=$(jobs -p)
     # shellcheck disable=SC2086 # one PID per word
     mapfile -t all < <(printf '%s\n' "$@" $running | sort -un)
     for p in "${all[@]}"; do
-        kill -TERM "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null
+        # A stopped one is let go on first, and only it: a SIGCONT that
+        # lands while a sanitizer's leak check at exit stops the process
+        # (ptrace) cancels that stop, and the check then waits forever.
+        [ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = T ] && kill -CONT "$p" 2>/dev/null
+        kill -TERM "$p" 2>/dev/null
     done
     deadline=$(($(date +%s%3N) + LIB_PROCS_STOP_MS))
     for p in "${all[@]}"; do
@@ -34,10 +39,13 @@ lib_procs_stop() {
             if [ "$(date +%s%3N)" -ge "$deadline" ]; then
                 echo "FAIL: still running ${LIB_PROCS_STOP_MS} ms after SIGTERM:" \
                     "$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
-                if command -v gdb >/dev/null; then
-                    gdb -p "$p" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(#|Thread)' |
-                        head -n 80
-                fi
+                echo "  its children: $(pgrep -P "$p" | tr '\n' ' ')"
+                echo "  the end of its stderr ($(readlink "/proc/$p/fd/2")):"
+                tail -n 5 "/proc/$p/fd/2" 2>/dev/null | sed 's/^/    /'
+                for t in /proc/"$p"/task/*; do
+                    echo "  thread ${t##*/}: $(awk '{ print $2, $3 }' "$t/stat" 2>/dev/null)" \
+                        "in $(cat "$t/wchan" 2>/dev/null)"
+                done
                 kill -KILL "$p" 2>/dev/null
                 hung=1
                 break
