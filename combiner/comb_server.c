@@ -1032,17 +1032,23 @@ static int server_start(struct comb_server *s, const struct comb_server_opts *o)
         spk_log("combiner", "cannot start the ZAP handler: %s", zmq_strerror(zmq_errno()));
         return SPK_ERR_IO;
     }
-    /* The holders are warmed up (up to 1.5 s) before the socket is bound, so
-     * that the first operations do not find their CURVE sessions still being
-     * set up. Holders that stay silent are reported, not fatal. */
-    if ((r = server_gen_build(s, g, 1500, why, sizeof(why))) != 0) {
+    if ((r = server_gen_build(s, g, 0, why, sizeof(why))) != 0) {
         spk_log("combiner", "%s", why);
         return r;
     }
-    (void)comb_remote_each(g->comb, server_report_silent, NULL);
     if ((r = server_bind(s, g)) != 0) {
         return r;
     }
+    /* The holders are warmed up (up to 1.5 s, all of it when one is down)
+     * so that the first operations do not find their CURVE sessions still
+     * being set up; holders that stay silent are reported, not fatal. The
+     * socket is bound first: a client that comes meanwhile (to a combiner
+     * restarted after a crash, say) finds a listener and waits, in its
+     * ZeroMQ handshake (whose ZAP check the loop answers) or in the
+     * unix:// listen queue, instead of finding nothing there and giving up
+     * (splitkey.so waits a second for a listener). */
+    (void)comb_remote_wait_connected(g->comb, 1500);
+    (void)comb_remote_each(g->comb, server_report_silent, NULL);
     if (!o->no_metrics && g->conf.metrics[0] != '\0' &&
         (r = spk_mserver_open(&s->metrics, s->zctx, g->conf.metrics, "combiner",
                               comb_metrics_render, s)) != 0) {

@@ -13,14 +13,16 @@
 #     fails those handshakes and stays up; an nginx worker refused once is
 #     let in when the allow file is fixed and reloaded, without a restart
 #   - a combiner killed (SIGKILL) with an operation in flight and restarted
-#     at once: the module sends it again and it is signed, not timed out
+#     at once: the module sends it again and it is signed, not timed out;
+#     one asked for while a combiner restarts with a holder down (1.5 s
+#     before it serves) waits for it and is signed
 #   - valgrind: clean over the CURVE path, allowed and refused
 # Usage: test_provider_tcp.sh BUILD_DIR
 set -u
 # shellcheck source=tests/integration/lib_provider.sh
 source "$(dirname "$0")/lib_provider.sh"
 
-PROV_TIMEOUT_MS=3000
+PROV_TIMEOUT_MS=4000
 lib_provider_init provider-tcp "${1:-}"
 P_COMB=$P_FREE
 P_NGX=$((P_FREE + 1))
@@ -193,6 +195,25 @@ wait "$CLIENT"
 ms=$((($(date +%s%N) - start) / 1000000))
 check "combiner killed with a signature in flight and restarted: the handshake completes in $ms ms (timeout-ms $PROV_TIMEOUT_MS)" \
     bash -c "grep -q 'Verify return code: 0 (ok)' s_client_b.out && [ $ms -lt $PROV_TIMEOUT_MS ]"
+# A signature asked for while the combiner is down, by a process that never
+# reached it before (a new nginx worker, the openssl CLI), and the combiner
+# started again at once (as systemd's Restart= would) with holder h2 down
+# (2-of-3: its own share and h1's suffice). It then waits all of its 1.5 s
+# for h2 before it serves, longer than the module waits for a combiner to
+# connect to (1 s); it listens from its start, so the module's connection
+# waits in its handshake instead, up to the operation's deadline.
+kill "$H2_PID"
+wait "$H2_PID" 2>/dev/null
+lib_provider_combiner_stop -9
+rm -f www.ref.pem.sig
+sign_ms www.ref.pem >restart.ms &
+SIGNER=$!
+sleep 0.2
+lib_provider_combiner_start
+wait "$SIGNER"
+err=$(grep -m 1 splitkey www.ref.pem.err)
+check "a signature asked for as the combiner restarts, waiting 1.5 s for a holder that is down: made in $(cat restart.ms) ms${err:+ ($err)}" \
+    bash -c "cmp -s www.ref.pem.sig whole.sig && [ $(cat restart.ms) -lt $PROV_TIMEOUT_MS ]"
 kill "$S_PID" 2>/dev/null
 wait "$S_PID" 2>/dev/null
 
