@@ -21,13 +21,13 @@
  * another worker already served). A socket monitor tells the I/O thread how
  * each ZeroMQ handshake ends, so a combiner that refuses this client (its
  * CURVE key not in the allow file, or its uid not let in) answers
- * "not-allowed" and a CURVE handshake broken off (the reference names
- * another combiner key) answers SPK_ERR_HANDSHAKE, at once, not after the
- * wait. Operations in flight on a connection that ends are sent again on
- * a new one (signing and decrypting are idempotent: a combiner that
- * restarted answers them). A unix:// combiner refuses by closing the
- * connection unanswered; after PROV_UNIX_REFUSALS such closes in a row the
- * operations on it end "not-allowed".
+ * "not-allowed", at once, not after the wait. A CURVE handshake broken off
+ * PROV_HANDSHAKE_BREAKS times in a row (the reference names another
+ * combiner key) answers SPK_ERR_HANDSHAKE; once is what a combiner killed
+ * mid-handshake looks like too, and is waited past. Operations in flight on a connection that ends
+ * are sent again on a new one (signing and decrypting are idempotent: a combiner that restarted
+ * answers them). A unix:// combiner refuses by closing the connection unanswered; after
+ * PROV_UNIX_REFUSALS such closes in a row the operations on it end "not-allowed".
  *
  * ASYNC: inside an OpenSSL ASYNC job the caller pauses the job instead of
  * blocking; the I/O thread makes the job's wait fd (an eventfd in the job's
@@ -63,6 +63,10 @@ _Static_assert(PROV_REQ_BUF_MAX <= SPK_UNIX_MSG_MAX, "an OP_REQUEST fits a unix:
 #define PROV_PEER_WAIT_MS 1000
 /* A blocked caller's own deadline past the I/O thread's, in case it died. */
 #define PROV_BACKSTOP_MS 2000
+/* CURVE handshakes broken off in a row that make the operations end
+ * SPK_ERR_HANDSHAKE: the second comes one reconnect (ZMQ_RECONNECT_IVL)
+ * after the first when the key is wrong. */
+#define PROV_HANDSHAKE_BREAKS 2
 /* unix://: connections closed before any answer, in a row, that make the
  * operations on the last one end "not-allowed" (one such close is what a
  * combiner killed mid-operation looks like too). */
@@ -108,6 +112,7 @@ struct prov_conn {
     void *monitor;          /* PAIR: the connection and handshake events of sock */
     bool handshaking;       /* connected, the ZeroMQ (CURVE) handshake not over */
     int refused;            /* 0, or how the last handshake ended (SPK_ERR_*) */
+    unsigned breaks;        /* CURVE handshakes broken off since the last one that succeeded */
     struct spk_knock knock; /* when to connect anew after a refusal */
     bool disconnected;      /* spk_resend_due's state */
     bool is_unix;
@@ -459,6 +464,7 @@ static void prov_conn_events(struct prov_io *io, struct prov_conn *k)
         switch (event) {
         case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
             k->refused = 0;
+            k->breaks = 0;
             (void)spk_knock_admitted(&k->knock);
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
@@ -466,13 +472,18 @@ static void prov_conn_events(struct prov_io *io, struct prov_conn *k)
             (void)spk_knock_refused(&k->knock, spk_now_ms());
             break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+            /* The connection ended mid-handshake: a combiner that cannot
+             * open our HELLO (another key) drops it, but so does one killed
+             * or stopping then, and ZeroMQ connects again either way. Only
+             * a second break in a row says the key is wrong. Without CURVE
+             * there is no key to be wrong. */
+            k->breaks++;
+            k->refused =
+                k->ref->has_curve && k->breaks >= PROV_HANDSHAKE_BREAKS ? SPK_ERR_HANDSHAKE : 0;
+            break;
         case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
-            /* Without CURVE there is no key to be wrong: a combiner gone
-             * mid-handshake, which waiting for the next one covers. */
             k->refused = k->ref->has_curve ? SPK_ERR_HANDSHAKE : 0;
-            if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) {
-                (void)spk_knock_refused(&k->knock, spk_now_ms());
-            }
+            (void)spk_knock_refused(&k->knock, spk_now_ms());
             break;
         default:
             break;

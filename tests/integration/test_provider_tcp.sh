@@ -15,7 +15,8 @@
 #   - a combiner killed (SIGKILL) with an operation in flight and restarted
 #     at once: the module sends it again and it is signed, not timed out;
 #     one asked for while a combiner restarts with a holder down (1.5 s
-#     before it serves) waits for it and is signed
+#     before it serves) waits for it and is signed, also when that combiner
+#     is killed once more while the module is in its CURVE handshake
 #   - valgrind: clean over the CURVE path, allowed and refused
 # Usage: test_provider_tcp.sh BUILD_DIR
 set -u
@@ -212,8 +213,30 @@ sleep 0.2
 lib_provider_combiner_start
 wait "$SIGNER"
 err=$(grep -m 1 splitkey www.ref.pem.err)
-check "a signature asked for as the combiner restarts, waiting 1.5 s for a holder that is down: made in $(cat restart.ms) ms${err:+ ($err)}" \
+check "a signature asked for as the combiner restarts, waiting 1.5 s for a holder that is down: made (in $(cat restart.ms) ms)${err:+ ($err)}" \
     bash -c "cmp -s www.ref.pem.sig whole.sig && [ $(cat restart.ms) -lt $PROV_TIMEOUT_MS ]"
+# A combiner killed while a new process waits in its CURVE handshake (the
+# combiner still warming up, h2 still down): the connection breaks off
+# mid-handshake, as it does for a wrong combiner key, but once is no wrong
+# key. The module waits for the combiner started again, which signs.
+lib_provider_combiner_stop -9
+"$COMBINER" run --config combiner.conf --no-metrics 2>>combiner.log &
+COMB_PID=$!
+PIDS+=("$COMB_PID")
+for _ in $(seq 1 200); do # until it listens (it serves 1.5 s later)
+    (exec 3<>/dev/tcp/127.0.0.1/$P_COMB) 2>/dev/null && break
+    sleep 0.01
+done
+rm -f www.ref.pem.sig
+sign_ms www.ref.pem >midhs.ms &
+SIGNER=$!
+sleep 0.5
+lib_provider_combiner_stop -9
+lib_provider_combiner_start
+wait "$SIGNER"
+err=$(grep -m 1 splitkey www.ref.pem.err)
+check "a combiner killed while a new process is in its CURVE handshake, then restarted: signed (in $(cat midhs.ms) ms)${err:+ ($err)}" \
+    bash -c "cmp -s www.ref.pem.sig whole.sig && [ $(cat midhs.ms) -lt $PROV_TIMEOUT_MS ]"
 kill "$S_PID" 2>/dev/null
 wait "$S_PID" 2>/dev/null
 
