@@ -60,11 +60,19 @@ env -u OPENSSL_CONF openssl pkeyutl -sign -inkey www.key -in msg.dgst -pkeyopt d
     -out whole.sig
 check "pkeyutl -sign over tcp+CURVE equals the whole key's signature" cmp -s www.ref.pem.sig whole.sig
 
+# s_client_to OUT VERSION_FLAGS...: a handshake (the client without the
+# module) with the s_server on P_SSL; its output in OUT.
+s_client_to() {
+    local out=$1
+    shift
+    echo | env -u OPENSSL_CONF -u LD_PRELOAD timeout 10 openssl s_client \
+        -connect "127.0.0.1:$P_SSL" -servername www -CAfile ca.pem -verify_return_error "$@" \
+        >"$out" 2>&1
+}
 lib_provider_s_server "$P_SSL" s_server.out
 for v in "-tls1_3" "-tls1_2 -cipher AES128-GCM-SHA256"; do
     # shellcheck disable=SC2086 # v: words
-    echo | env -u OPENSSL_CONF -u LD_PRELOAD openssl s_client -connect "127.0.0.1:$P_SSL" \
-        -servername www -CAfile ca.pem -verify_return_error $v >s_client.out 2>&1
+    s_client_to s_client.out $v
     check "s_server -key REF (tcp+CURVE) serves s_client ($v)" \
         grep -q "Verify return code: 0 (ok)" s_client.out
 done
@@ -177,17 +185,12 @@ ZMQEOF=$BUILD/tests/libspk_zmqeof.so
 [ -f "$ZMQEOF" ] || die "missing $ZMQEOF"
 LIB_PROVIDER_PRELOAD="${LIB_PROVIDER_PRELOAD:+$LIB_PROVIDER_PRELOAD }$ZMQEOF" \
     lib_provider_s_server "$P_SSL" s_server2.out
-s_client13() {
-    echo | env -u OPENSSL_CONF -u LD_PRELOAD timeout 10 openssl s_client \
-        -connect "127.0.0.1:$P_SSL" -servername www -CAfile ca.pem -verify_return_error -tls1_3 \
-        >"$1" 2>&1
-}
-s_client13 s_client_a.out
+s_client_to s_client_a.out -tls1_3
 check "s_server with the module connected to the combiner" grep -q "Verify return code: 0 (ok)" \
     s_client_a.out
 kill -STOP "$COMB_PID"
 start=$(date +%s%N)
-s_client13 s_client_b.out &
+s_client_to s_client_b.out -tls1_3 &
 CLIENT=$!
 sleep 0.5
 lib_provider_combiner_stop -9
