@@ -24,10 +24,12 @@
  * "not-allowed", at once, not after the wait. A CURVE handshake broken off
  * PROV_HANDSHAKE_BREAKS times in a row (the reference names another
  * combiner key) answers SPK_ERR_HANDSHAKE; once is what a combiner killed
- * mid-handshake looks like too, and is waited past. Operations in flight on a connection that ends
- * are sent again on a new one (signing and decrypting are idempotent: a combiner that restarted
- * answers them). A unix:// combiner refuses by closing the connection unanswered; after
- * PROV_UNIX_REFUSALS such closes in a row the operations on it end "not-allowed".
+ * mid-handshake looks like too, and is waited past. Operations in flight
+ * on a connection that ends are sent again on a new one (signing and
+ * decrypting are idempotent: a combiner that restarted answers them). A
+ * unix:// combiner refuses by closing the connection unanswered; after
+ * PROV_UNIX_REFUSALS such closes in a row the operations on it end
+ * "not-allowed".
  *
  * ASYNC: inside an OpenSSL ASYNC job the caller pauses the job instead of
  * blocking; the I/O thread makes the job's wait fd (an eventfd in the job's
@@ -375,7 +377,7 @@ static int prov_conn_get(struct prov_io *io, const struct proto_keyref *ref, str
     *out = k;
     return 0;
 fail:
-    if (k->sock != NULL) { /* the monitor stops before its reader goes, as below */
+    if (k->sock != NULL) { /* the monitor stops before its reader goes (prov_io_free) */
         (void)zmq_socket_monitor(k->sock, NULL, 0);
     }
     if (k->monitor != NULL) {
