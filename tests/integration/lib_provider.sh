@@ -14,6 +14,7 @@
 #   lib_provider_start                 holders, combiner, openssl.cnf ($OPENSSL_CONF)
 #   lib_provider_combiner_start/stop   the combiner alone (COMB_PID), with the
 #                                      client lines of $PROV_COMB_CLIENTS
+#                                      (start listening: before it serves)
 #   lib_provider_nginx_start WORKERS KEY LINES [plain]
 #                                      Debian's nginx on $P_NGX (NGX_PID)
 #   lib_provider_nginx_get ARGS...     one request with curl to that nginx;
@@ -73,8 +74,10 @@ lib_provider_bad_refs() {
 # "client ..." line each; default: this uid, every signature, the TLS set
 # and the PKCS#1 and OAEP decryptions the openssl CLI asks for). Returns when
 # the combiner says it is serving (its socket is bound and open to its
-# clients then, which its mere existence does not say).
-lib_provider_combiner_start() {
+# clients then, which its mere existence does not say). With "listening"
+# ($COMB_EP tcp:// only): once its port takes connections, before it serves
+# (while it warms up its holders).
+lib_provider_combiner_start() { # [listening]
     local n0
     n0=$(grep -c '^combiner: serving' combiner.log 2>/dev/null || true)
     {
@@ -86,7 +89,11 @@ lib_provider_combiner_start() {
     COMB_PID=$!
     PIDS+=("$COMB_PID")
     for _ in $(seq 1 200); do
-        [ "$(grep -c '^combiner: serving' combiner.log)" -gt "${n0:-0}" ] && return 0
+        if [ "${1:-}" = listening ]; then
+            (exec 3<>"/dev/tcp/127.0.0.1/${COMB_EP##*:}") 2>/dev/null && return 0
+        elif [ "$(grep -c '^combiner: serving' combiner.log)" -gt "${n0:-0}" ]; then
+            return 0
+        fi
         kill -0 "$COMB_PID" 2>/dev/null || break
         sleep 0.05
     done
