@@ -290,13 +290,11 @@ lib_edge_start() { # CONF
     sleep 0.3
 }
 
-# lib_edge_exits_within PID MS: the process exits within MS milliseconds (a
-# zombie that its new parent has not reaped yet counts as exited).
+# lib_edge_exits_within PID MS: the process exits within MS milliseconds
+# (lib_procs_gone).
 lib_edge_exits_within() {
-    local st
     for _ in $(seq 0 $(($2 / 50))); do
-        st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
-        [ -z "$st" ] || [ "$st" = Z ] && return 0
+        lib_procs_gone "$1" && return 0
         sleep 0.05
     done
     return 1

@@ -11,12 +11,24 @@
 # drain-timeout-ms is 30 s.
 LIB_PROCS_STOP_MS=${LIB_PROCS_STOP_MS:-40000}
 
+# lib_procs_state PID: the process's state letter (R, S, T, Z...), empty
+# when there is no such process.
+lib_procs_state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
+
+# lib_procs_gone PID: true when PID has exited (a zombie its parent has not
+# reaped yet counts as exited).
+lib_procs_gone() {
+    local st
+    st=$(lib_procs_state "$1")
+    [ -z "$st" ] || [ "$st" = Z ]
+}
+
 # lib_procs_stop PID...: SIGTERM to each PID and to every job of this shell
 # still running (SIGCONT first to one a test left stopped), then up to
 # LIB_PROCS_STOP_MS in all for this shell's children among them to exit.
 # Returns 1 if one did not.
 lib_procs_stop() {
-    local p t st hung=0 deadline running
+    local p t hung=0 deadline running
     local -a all
     running=$(jobs -p)
     # shellcheck disable=SC2086 # one PID per word
@@ -25,7 +37,7 @@ lib_procs_stop() {
         # A stopped one is let go on first, and only it: a SIGCONT that
         # lands while a sanitizer's leak check at exit stops the process
         # (ptrace) cancels that stop, and the check then waits forever.
-        [ "$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)" = T ] && kill -CONT "$p" 2>/dev/null
+        [ "$(lib_procs_state "$p")" = T ] && kill -CONT "$p" 2>/dev/null
         kill -TERM "$p" 2>/dev/null
     done
     deadline=$(($(date +%s%3N) + LIB_PROCS_STOP_MS))
@@ -33,9 +45,7 @@ lib_procs_stop() {
         # Only a child of this shell: a PID the test recorded may have
         # ended long ago and been given to someone else's process.
         [ "$(awk '{ print $4 }' "/proc/$p/stat" 2>/dev/null)" = "$$" ] || continue
-        while :; do
-            st=$(awk '{ print $3 }' "/proc/$p/stat" 2>/dev/null)
-            { [ -z "$st" ] || [ "$st" = Z ]; } && break
+        while ! lib_procs_gone "$p"; do
             if [ "$(date +%s%3N)" -ge "$deadline" ]; then
                 echo "FAIL: still running ${LIB_PROCS_STOP_MS} ms after SIGTERM:" \
                     "$p $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
