@@ -13,6 +13,14 @@
  * client output buffer (the bytes an SSL wrote that the socket did not take
  * yet) and of its reads runs, on every connection.
  *
+ * With SPK_SHORTIO_HOLD=PATH in the environment it does none of that and
+ * holds back TLS application data instead: while the file PATH exists, every
+ * write() on a TCP socket of bytes that begin a TLS 1.2/1.3 application-data
+ * record (17 03 03) fails with EAGAIN, as towards a client that stopped
+ * reading, and everything else goes through. test_edge.sh fills the edge's
+ * client output buffer that way to the last byte, so that the close_notify
+ * that follows finds no room and has to wait for it.
+ *
  * Nothing but write() and read() on non-blocking AF_INET/AF_INET6 stream
  * sockets changes: a log line on stderr, a Unix socket or a ZeroMQ send() is
  * left alone.
@@ -31,7 +39,8 @@
 
 static ssize_t (*shortio_write_next)(int fd, const void *buf, size_t len);
 static ssize_t (*shortio_read_next)(int fd, void *buf, size_t len);
-static bool shortio_reads; /* SPK_SHORTIO_READS=1, looked up with read()'s next */
+static bool shortio_reads;       /* SPK_SHORTIO_READS=1, looked up with read()'s next */
+static const char *shortio_hold; /* SPK_SHORTIO_HOLD, looked up with write()'s next */
 
 static int shortio_is_tcp(int fd)
 {
@@ -84,16 +93,33 @@ static bool shortio_limit(int fd, size_t *len)
     }
 }
 
+/* shortio_held: SPK_SHORTIO_HOLD's check, true when this write is held back. */
+static bool shortio_held(int fd, const void *buf, size_t len)
+{
+    const uint8_t *b = buf;
+
+    return len >= 3 && b[0] == 0x17 && b[1] == 0x03 && b[2] == 0x03 && shortio_is_tcp(fd) &&
+           access(shortio_hold, F_OK) == 0;
+}
+
 ssize_t write(int fd, const void *buf, size_t len)
 {
     if (shortio_write_next == NULL) {
+        const char *hold = getenv("SPK_SHORTIO_HOLD");
+
+        shortio_hold = hold != NULL && hold[0] != '\0' ? hold : NULL;
         shortio_write_next = (ssize_t(*)(int, const void *, size_t))dlsym(RTLD_NEXT, "write");
         if (shortio_write_next == NULL) {
             errno = ENOSYS;
             return -1;
         }
     }
-    if (!shortio_limit(fd, &len)) {
+    if (shortio_hold != NULL) {
+        if (shortio_held(fd, buf, len)) {
+            errno = EAGAIN;
+            return -1;
+        }
+    } else if (!shortio_limit(fd, &len)) {
         return -1;
     }
     return shortio_write_next(fd, buf, len);

@@ -7,7 +7,9 @@
 # that half-closes at once and reads slowly), 32 handshakes run at once, bad
 # clients must not stop the edge, and all of it holds again when a third of
 # the edge's TCP writes fail with EAGAIN and a third go through in part, and
-# again when its reads do the same (libspk_shortio.so).
+# again when its reads do the same (libspk_shortio.so); and a close_notify
+# that finds the client's output buffer full to the last byte still comes,
+# after all of it.
 # Usage: test_edge.sh BUILD_DIR
 set -uo pipefail
 
@@ -259,6 +261,49 @@ head -c $((256 * 1024)) /dev/urandom >www/quarter.bin
 want_quarter=$(sha256sum www/quarter.bin | cut -d' ' -f1)
 slow_network "short writes" 0
 slow_network "short reads and writes" 1
+
+# ---- close_notify waits for room in the output buffer ------------------------------------
+# The origin answers in 16 pieces of 4074 bytes, 40 ms apart, then closes:
+# 16 TLS 1.3 records of exactly 4096 bytes (4074 + content type + tag +
+# header), which fill the connection's 64 KiB client output buffer to the
+# last byte while libspk_shortio.so holds back the edge's writes of
+# application data (SPK_SHORTIO_HOLD, the client not reading). The origin's
+# close then finds no room for the close_notify: SSL_shutdown wants to write,
+# and the connection must wait, then send all 16 records and the close_notify.
+# (The socket itself stays writable, so the edge retries at once until the
+# hold ends: a busy second, which a really full socket would not cause.)
+cat >paced.py <<'EOF'
+import hashlib, socket, sys, time
+port, pieces, size = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+data = bytes((i * 7 + 3) % 251 for i in range(pieces * size))
+srv = socket.create_server(("127.0.0.1", port))
+with open(sys.argv[4], "w") as f:
+    f.write("%d %s\n" % (len(data), hashlib.sha256(data).hexdigest()))
+while True:
+    c, _ = srv.accept()
+    c.recv(64)
+    for i in range(pieces):
+        c.sendall(data[i * size:(i + 1) * size])
+        time.sleep(0.04)
+    c.close()
+EOF
+P_PACED=$P_FREE
+python3 paced.py $P_PACED 16 4074 paced.want 2>paced.log &
+PIDS+=($!)
+lib_edge_wait_log paced.want " " || die "the paced origin did not start: $(cat paced.log)"
+sed "s/^upstream .*/upstream 127.0.0.1:$P_PACED/" edge.conf >edge-held.conf
+SPK_SHORTIO_HOLD=$T/hold LD_PRELOAD=$SHORTIO lib_edge_start edge-held.conf
+held_ok() {
+    local got
+    got=$(timeout 30 python3 "$SRC/tests/integration/tls_heldclose.py" 127.0.0.1 $P_EDGE a.test \
+        ca.pem "$T/hold" 1.5 2>>heldclose.err)
+    [ "$got" = "$(printf '%s\nclose_notify' "$(cat paced.want)")" ]
+}
+check "an answer that fills the output buffer to its last byte, then the origin's close: all of it, then close_notify" \
+    held_ok
+check "the edge serves on after it" kill -0 $EDGE_PID
+kill $EDGE_PID 2>/dev/null
+wait $EDGE_PID 2>/dev/null
 
 if [ $failed -ne 0 ]; then
     echo "--- edge.log"
