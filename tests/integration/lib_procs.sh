@@ -4,8 +4,9 @@
 # would have to SIGKILL it, and it would not have drained). Left to ctest it
 # shows only as the whole test timing out after 900 s, with no word of which
 # process or why; here it fails the test at once, named, with the end of its
-# stderr, its children and its threads' states, and is killed. (Not stacks:
-# the daemons make themselves non-dumpable, so no debugger may attach.)
+# stderr, its children, its threads' states and, when gdb is installed,
+# their stacks, and is killed. (The daemons make themselves non-dumpable,
+# which keeps other users' debuggers out, not root's: the tests run as root.)
 
 # Longer than any drain a test leaves running: the edge's default
 # drain-timeout-ms is 30 s.
@@ -21,6 +22,22 @@ lib_procs_gone() {
     local st
     st=$(lib_procs_state "$1")
     [ -z "$st" ] || [ "$st" = Z ]
+}
+
+# lib_procs_stacks PID: its threads' stacks, from gdb when there is one. A
+# process another tracer holds (a sanitizer's leak check at exit stops it
+# with ptrace) cannot be attached: that tracer is named instead.
+lib_procs_stacks() {
+    local tracer
+    command -v gdb >/dev/null || return 0
+    tracer=$(awk '$1 == "TracerPid:" { print $2 }' "/proc/$1/status" 2>/dev/null)
+    if [ -n "$tracer" ] && [ "$tracer" != 0 ]; then
+        echo "  traced by $tracer: $(tr '\0' ' ' <"/proc/$tracer/cmdline" 2>/dev/null)"
+        return 0
+    fi
+    echo "  its threads' stacks (gdb):"
+    timeout 60 gdb -batch -nx -p "$1" -ex "thread apply all bt 16" </dev/null 2>&1 |
+        grep -E '^(Thread |#)' | sed 's/^/    /'
 }
 
 # lib_procs_stop PID...: SIGTERM to each PID and to every job of this shell
@@ -56,6 +73,7 @@ lib_procs_stop() {
                     echo "  thread ${t##*/}: $(awk '{ print $2, $3 }' "$t/stat" 2>/dev/null)" \
                         "in $(cat "$t/wchan" 2>/dev/null)"
                 done
+                lib_procs_stacks "$p"
                 kill -KILL "$p" 2>/dev/null
                 hung=1
                 break
