@@ -22,9 +22,10 @@
  * each ZeroMQ handshake ends, so a combiner that refuses this client (its
  * CURVE key not in the allow file, or its uid not let in) answers
  * "not-allowed", at once, not after the wait. A CURVE handshake broken off
- * PROV_HANDSHAKE_BREAKS times in a row (the reference names another
- * combiner key) answers SPK_ERR_HANDSHAKE; once is what a combiner killed
- * mid-handshake looks like too, and is waited past. Operations in flight
+ * PROV_HANDSHAKE_BREAKS times in a row, each within PROV_QUICK_BREAK_MS of
+ * its connection (the reference names another combiner key), answers
+ * SPK_ERR_HANDSHAKE; once, or later in the handshake, is what a combiner
+ * killed mid-handshake looks like too, and is waited past. Operations in flight
  * on a connection that ends are sent again on a new one (signing and
  * decrypting are idempotent: a combiner that restarted answers them). A
  * unix:// combiner refuses by closing the connection unanswered; after
@@ -69,6 +70,12 @@ _Static_assert(PROV_REQ_BUF_MAX <= SPK_UNIX_MSG_MAX, "an OP_REQUEST fits a unix:
  * SPK_ERR_HANDSHAKE: the second comes one reconnect (ZMQ_RECONNECT_IVL)
  * after the first when the key is wrong. */
 #define PROV_HANDSHAKE_BREAKS 2
+/* A combiner that cannot open our HELLO (another key) drops the connection
+ * as soon as the HELLO arrives, within milliseconds of the connection; one
+ * killed while it held our handshake (its ZAP check waits for the end of its
+ * warm-up, up to 1.5 s) drops it whenever that happens. Only a break this
+ * soon after the connection counts towards PROV_HANDSHAKE_BREAKS. */
+#define PROV_QUICK_BREAK_MS 200
 /* unix://: connections closed before any answer, in a row, that make the
  * operations on the last one end "not-allowed" (one such close is what a
  * combiner killed mid-operation looks like too). */
@@ -113,8 +120,10 @@ struct prov_conn {
     void *sock;             /* ipc://, tcp://: the DEALER; NULL for unix:// */
     void *monitor;          /* PAIR: the connection and handshake events of sock */
     bool handshaking;       /* connected, the ZeroMQ (CURVE) handshake not over */
+    uint64_t connected_ms;  /* when the last connection was made (spk_now_ms) */
+    uint64_t lost_ms;       /* when the last connection ended, 0 before */
     int refused;            /* 0, or how the last handshake ended (SPK_ERR_*) */
-    unsigned breaks;        /* CURVE handshakes broken off since the last one that succeeded */
+    unsigned breaks;        /* quick CURVE handshake breaks in a row (PROV_QUICK_BREAK_MS) */
     struct spk_knock knock; /* when to connect anew after a refusal */
     bool disconnected;      /* spk_resend_due's state */
     bool is_unix;
@@ -459,6 +468,12 @@ static void prov_conn_events(struct prov_io *io, struct prov_conn *k)
         }
         memcpy(&event, ev, sizeof(event));
         k->handshaking = event == ZMQ_EVENT_CONNECTED;
+        if (event == ZMQ_EVENT_CONNECTED) {
+            k->connected_ms = spk_now_ms();
+        } else if (event == ZMQ_EVENT_DISCONNECTED ||
+                   event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) {
+            k->lost_ms = spk_now_ms();
+        }
         if (spk_resend_due(&k->disconnected, event == ZMQ_EVENT_DISCONNECTED,
                            event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)) {
             prov_conn_requeue(io, k, &io->retry, 0);
@@ -477,9 +492,15 @@ static void prov_conn_events(struct prov_io *io, struct prov_conn *k)
             /* The connection ended mid-handshake: a combiner that cannot
              * open our HELLO (another key) drops it, but so does one killed
              * or stopping then, and ZeroMQ connects again either way. Only
-             * a second break in a row says the key is wrong. Without CURVE
-             * there is no key to be wrong. */
-            k->breaks++;
+             * a second quick break in a row says the key is wrong; a slow
+             * one says the combiner had taken our HELLO (its key is ours)
+             * and starts the count again. Without CURVE there is no key to
+             * be wrong. */
+            if (spk_now_ms() - k->connected_ms < PROV_QUICK_BREAK_MS) {
+                k->breaks++;
+            } else {
+                k->breaks = 0;
+            }
             k->refused =
                 k->ref->has_curve && k->breaks >= PROV_HANDSHAKE_BREAKS ? SPK_ERR_HANDSHAKE : 0;
             break;
@@ -625,9 +646,13 @@ static void prov_io_send(struct prov_io *io, struct prov_op *op, struct prov_op 
             r = k->refused != 0 ? k->refused : SPK_ERR_UNAVAILABLE;
         }
         /* A handshake under way (a CURVE one on a slow host) is waited for
-         * to the deadline; nothing listening, for PROV_PEER_WAIT_MS. */
+         * to the deadline; nothing listening, for PROV_PEER_WAIT_MS from
+         * the first try or from the end of the last connection, whichever
+         * is later (a combiner killed again while it held our handshake is
+         * given the same time to come back as the first time). */
         if (r == SPK_ERR_UNAVAILABLE && now < op->deadline_ms &&
-            (now < op->peer_wait_until_ms || k->handshaking)) {
+            (now < op->peer_wait_until_ms || now < k->lost_ms + PROV_PEER_WAIT_MS ||
+             k->handshaking)) {
             prov_list_push(retry, op);
             return;
         }
