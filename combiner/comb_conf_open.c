@@ -208,6 +208,7 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
         cc.max_batch = conf->max_batch;
     }
     cc.fanout_all = conf->fanout_all;
+    cc.crt_helper = conf->crt_threads == 2;
     if ((r = split_holder_secret_load(&hk, conf->key_path)) != 0) {
         comb_conf_why(why, why_len, "cannot load the combiner's key '%s': %s", conf->key_path,
                       spk_strerror(r));

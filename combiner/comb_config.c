@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <sodium.h>
@@ -82,6 +83,7 @@ struct conf_parser {
     unsigned line_no;
     bool seen_magic, seen_key, seen_timeout, seen_pending, seen_batch, seen_share_timeout;
     bool seen_listen, seen_metrics, seen_unlocked, seen_allow, seen_group, seen_fanout;
+    bool seen_crt_threads;
 };
 
 /* conf_word_str copies |word| into |out| (|cap| bytes with the NUL). */
@@ -498,6 +500,10 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
         }
         return r;
     }
+    if (proto_rd_equals(&option, "crt-threads")) {
+        return conf_number(p, words, num_words, "crt-threads", &p->seen_crt_threads, 1, 2,
+                           &out->crt_threads);
+    }
     if (proto_rd_equals(&option, "share-timeout-ms")) {
         return conf_number(p, words, num_words, "share-timeout-ms", &p->seen_share_timeout, 1,
                            COMB_CONF_TIMEOUT_MAX, &out->share_timeout_ms);
@@ -586,6 +592,8 @@ int comb_conf_parse(struct comb_conf *out, const uint8_t *in, size_t in_len, con
     comb_conf_why(why, why_len, "%s", "");
     out->timeout_ms = COMB_CONF_TIMEOUT_DEFAULT;
     out->fanout_all = false; /* holder-fanout needed unless the file says all */
+    /* A second thread pays only where a second CPU is there to run it. */
+    out->crt_threads = sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1;
     if (in_len > PROTO_FILE_MAX) {
         comb_conf_why(why, why_len, "larger than %d bytes", PROTO_FILE_MAX);
         goto out;

@@ -104,6 +104,7 @@ struct comb_conf {
     unsigned max_batch;        /* 0: the combiner's default */
     unsigned share_timeout_ms; /* per share request; 0: timeout_ms */
     bool fanout_all;           /* holder-fanout all, or needed (the default) */
+    unsigned crt_threads;      /* crt-threads 1 or 2; default 2 with more than one CPU */
     /* The daemon's (`combiner run`): */
     char listen[COMB_CONF_ENDPOINT_MAX];  /* "" = none given */
     char metrics[COMB_CONF_ENDPOINT_MAX]; /* HOST:PORT, "" = none */

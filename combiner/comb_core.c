@@ -85,6 +85,9 @@ struct comb_ctx *comb_new(const struct comb_config *cfg)
         c->cfg.stats_window = COMB_WINDOW_DEFAULT;
     }
     c->next_op_id = 1;
+    if (c->cfg.crt_helper && comb_rsa_helper_new(&c->rsa_helper) != 0) {
+        goto fail;
+    }
     c->tuple = spk_secret_new(COMB_SLOT_LEN);
     c->results = spk_secret_new((size_t)c->cfg.max_batch * PROTO_BN_MAX);
     if (c->tuple == NULL || c->results == NULL) {
@@ -132,6 +135,7 @@ void comb_free(struct comb_ctx *c)
         OPENSSL_clear_free(key, sizeof(*key));
     }
     OPENSSL_free(c->keys);
+    comb_rsa_helper_free(c->rsa_helper);
     spk_secret_free(c->tuple);
     spk_secret_free(c->results);
     spk_arena_free(c->arena);
@@ -288,6 +292,53 @@ int comb_decrypt(struct comb_ctx *c, uint64_t *out_op_id, const uint8_t key_id[P
         return SPK_ERR_UNSUPPORTED;
     }
     return comb_submit(c, out_op_id, key_id, alg, in, in_len, params, cb, arg);
+}
+
+void comb_crt_report(const struct comb_ctx *c, char *out, size_t cap)
+{
+    unsigned seen[2][16];
+    size_t num[2] = {0, 0};
+    size_t len;
+
+    if (c->rsa_helper == NULL) {
+        snprintf(out, cap, "on one thread (crt-threads 1)");
+        return;
+    }
+    for (size_t i = 0; i < c->num_keys; i++) {
+        struct comb_rsa_pub *pub = c->keys[i]->pub;
+        unsigned bits;
+        size_t apart, j;
+
+        if (pub == NULL || c->keys[i]->rec.mode == PROTO_MODE_THRESHOLD) {
+            continue;
+        }
+        bits = comb_rsa_pub_bits(pub);
+        apart = comb_rsa_pub_calibrate(pub, c->rsa_helper) ? 1 : 0;
+        for (j = 0; j < num[apart] && seen[apart][j] != bits; j++) {
+        }
+        if (j == num[apart] && num[apart] < 16) {
+            seen[apart][num[apart]++] = bits;
+        }
+    }
+    out[0] = '\0';
+    len = 0;
+    for (size_t a = 2; a-- > 0;) {
+        if (num[a] == 0 || len >= cap) {
+            continue;
+        }
+        len += (size_t)snprintf(out + len, cap - len, "%s%s", len > 0 ? "; " : "",
+                                a == 1 ? "on two threads when idle for" : "on one thread for");
+        for (size_t j = 0; j < num[a] && len < cap; j++) {
+            len +=
+                (size_t)snprintf(out + len, cap - len, "%s RSA-%u", j > 0 ? "," : "", seen[a][j]);
+        }
+        if (a == 0 && len < cap) {
+            len += (size_t)snprintf(out + len, cap - len, " (two threads are not faster here)");
+        }
+    }
+    if (num[0] == 0 && num[1] == 0) {
+        snprintf(out, cap, "no RSA key (crt-threads 2)");
+    }
 }
 
 size_t comb_pending(const struct comb_ctx *c)

@@ -157,6 +157,10 @@ int comb_add_key(struct comb_ctx *c, const struct proto_record *rec,
         comb_set_error(c, "key %s: cannot set up the public key: %s", short_id, spk_strerror(r));
         goto out;
     }
+    if (c->rsa_helper != NULL) {
+        /* Measured now, not at the key's first operation. */
+        (void)comb_rsa_pub_calibrate(key->pub, c->rsa_helper);
+    }
     need = split_interpolate_scratch_len(&key->f, rec->threshold);
     if (need > c->arena_cap) {
         /* Only comb_batch_run uses the arena, and never across calls: safe to replace. */

@@ -170,6 +170,12 @@ void comb_metrics_render(void *arg, struct spk_text *t)
                     (unsigned long long)st.shares_good, (unsigned long long)st.shares_bad,
                     (unsigned long long)st.shares_error, (unsigned long long)s->reloads_ok,
                     (unsigned long long)s->reloads_failed);
+    spk_text_printf(t,
+                    "# HELP spk_combiner_crt_two_threads_total Operations whose two CRT halves "
+                    "ran on two threads (crt-threads 2, the combiner otherwise idle).\n"
+                    "# TYPE spk_combiner_crt_two_threads_total counter\n"
+                    "spk_combiner_crt_two_threads_total %llu\n",
+                    (unsigned long long)st.halves_apart);
     metrics_lifetime(t, &st);
     metrics_summary(t, "spk_combiner_key_lifetime_window_seconds",
                     "How long a whole key existed in memory per reconstruction "

@@ -197,7 +197,8 @@ struct comb_ctx {
     uint8_t **free_slots; /* stack */
     size_t num_free_slots;
     /* Statistics. */
-    struct comb_stats counters; /* the counters; timings come from the series */
+    struct comb_stats counters;         /* the counters; timings come from the series */
+    struct comb_rsa_helper *rsa_helper; /* cfg.crt_helper's thread, or NULL */
     struct comb_series s_gather, s_check, s_interp, s_op, s_wipe, s_life, s_total;
     char last_error[COMB_DETAIL_MAX];
 };

@@ -1,9 +1,13 @@
 /*
  * The RSA private-key primitive of the combiner: per-key public state with a
  * long-lived blinding pair, and one constant-time CRT exponentiation per
- * operation on a tuple that exists only for that operation.
+ * operation on a tuple that exists only for that operation, its two halves
+ * on one thread or, with a helper, on two.
  */
 
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,7 +15,8 @@
 #include <openssl/crypto.h>
 #include <sodium.h>
 
-#include "combiner/internal.h"
+#include "base/base.h"
+#include "combiner/comb_private.h"
 
 struct comb_rsa_pub {
     BIGNUM *n;
@@ -22,6 +27,9 @@ struct comb_rsa_pub {
      * many times it was made again (comb_rsa_pub_maintain). */
     uint64_t blinding_uses;
     uint64_t blinding_renewals;
+    /* comb_rsa_pub_calibrate's finding: two threads make an operation on a
+     * key of this size faster than one (-1: not measured). */
+    int halves_apart;
     size_t n_len;
     uint8_t n_bin[PROTO_BN_MAX]; /* n, big-endian, n_len bytes */
 };
@@ -81,6 +89,7 @@ int comb_rsa_pub_new(struct comb_rsa_pub **out, const uint8_t *n, size_t n_len, 
         (pub->mont_n = BN_MONT_CTX_new()) == NULL) {
         goto out;
     }
+    pub->halves_apart = -1;
     r = SPK_ERR_CRYPTO;
     if ((pub->n = BN_bin2bn(n, (int)n_len, NULL)) == NULL ||
         (pub->e = BN_bin2bn(e, (int)e_len, NULL)) == NULL) {
@@ -204,6 +213,10 @@ struct comb_rsa_key {
      * batch, not secure-heap allocations per operation, clear-freed with
      * the key. */
     BN_CTX *ctx;
+    /* comb_rsa_key_set_helper's: the thread for the q half, and its own
+     * pool of temporaries (secure heap, clear-freed with the key). */
+    struct comb_rsa_helper *helper;
+    BN_CTX *helper_ctx;
 };
 
 void comb_rsa_key_free(struct comb_rsa_key *key)
@@ -221,7 +234,253 @@ void comb_rsa_key_free(struct comb_rsa_key *key)
     BN_MONT_CTX_free(key->mont_p);
     BN_MONT_CTX_free(key->mont_q);
     BN_CTX_free(key->ctx);
+    BN_CTX_free(key->helper_ctx);
     OPENSSL_clear_free(key, sizeof(*key));
+}
+
+/* ---- the helper thread -------------------------------------------------------------- */
+
+/*
+ * A CRT operation is two independent exponentiations, mod p and mod q, of
+ * half the modulus' size each. On one thread OpenSSL's x2 call runs both
+ * (with AVX-512 IFMA, for 1024-bit halves, in one pass that costs about one
+ * of them). Where it runs them one after the other, a second thread that
+ * takes the q half while the caller does the p half nearly halves the
+ * operation's time, as long as a CPU is free for it: comb_batch_run asks
+ * for it only when the combiner has nothing else to do.
+ *
+ * What the helper sees is what the caller's thread sees of the same half:
+ * the process' locked memory, BIGNUMs from the secure heap (its own BN_CTX,
+ * clear-freed with the key), OpenSSL's constant-time exponentiation; it
+ * wipes the stack below it after each half, as comb_batch_run does after a
+ * batch. Which thread runs which half is fixed, whatever the values.
+ */
+#define COMB_RSA_SIZES_MAX 8
+
+struct comb_rsa_helper {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t posted; /* a job or stop, for the helper */
+    pthread_cond_t done;   /* the job's result, for the caller */
+    bool stop;
+    bool has_job;
+    bool has_result;
+    int ok;
+    /* The job: r = r^e mod m, in place. */
+    BIGNUM *r;
+    const BIGNUM *e;
+    const BIGNUM *m;
+    BN_MONT_CTX *mont;
+    BN_CTX *ctx; /* comb_rsa_pub_calibrate's findings by prime size, kept for the keys
+                  * that follow (they come in few sizes). Its owner's thread only. */
+    struct {
+        unsigned bits;
+        bool apart;
+    } sizes[COMB_RSA_SIZES_MAX];
+    size_t num_sizes;
+};
+
+static void *comb_rsa_helper_main(void *arg)
+{
+    struct comb_rsa_helper *h = arg;
+
+    pthread_mutex_lock(&h->lock);
+    for (;;) {
+        int ok;
+
+        while (!h->has_job && !h->stop) {
+            pthread_cond_wait(&h->posted, &h->lock);
+        }
+        if (h->stop) {
+            break;
+        }
+        h->has_job = false;
+        pthread_mutex_unlock(&h->lock);
+        ok = BN_mod_exp_mont_consttime(h->r, h->r, h->e, h->m, h->ctx, h->mont);
+        spk_stack_wipe(COMB_STACK_WIPE);
+        pthread_mutex_lock(&h->lock);
+        h->ok = ok;
+        h->has_result = true;
+        pthread_cond_signal(&h->done);
+    }
+    pthread_mutex_unlock(&h->lock);
+    /* OpenSSL's per-thread state (its error queue) goes with the thread. */
+    OPENSSL_thread_stop();
+    return NULL;
+}
+
+int comb_rsa_helper_new(struct comb_rsa_helper **out)
+{
+    struct comb_rsa_helper *h = OPENSSL_zalloc(sizeof(*h));
+    sigset_t all, old;
+    int r;
+
+    *out = NULL;
+    if (h == NULL) {
+        return SPK_ERR_NOMEM;
+    }
+    if (pthread_mutex_init(&h->lock, NULL) != 0) {
+        OPENSSL_free(h);
+        return SPK_ERR_INTERNAL;
+    }
+    if (pthread_cond_init(&h->posted, NULL) != 0) {
+        pthread_mutex_destroy(&h->lock);
+        OPENSSL_free(h);
+        return SPK_ERR_INTERNAL;
+    }
+    if (pthread_cond_init(&h->done, NULL) != 0) {
+        pthread_cond_destroy(&h->posted);
+        pthread_mutex_destroy(&h->lock);
+        OPENSSL_free(h);
+        return SPK_ERR_INTERNAL;
+    }
+    /* Signals are the main thread's (its signalfd): the helper blocks them all. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r = pthread_create(&h->thread, NULL, comb_rsa_helper_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (r != 0) {
+        pthread_cond_destroy(&h->done);
+        pthread_cond_destroy(&h->posted);
+        pthread_mutex_destroy(&h->lock);
+        OPENSSL_free(h);
+        return SPK_ERR_INTERNAL;
+    }
+    *out = h;
+    return 0;
+}
+
+void comb_rsa_helper_free(struct comb_rsa_helper *h)
+{
+    if (h == NULL) {
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    h->stop = true;
+    pthread_cond_signal(&h->posted);
+    pthread_mutex_unlock(&h->lock);
+    pthread_join(h->thread, NULL);
+    pthread_cond_destroy(&h->done);
+    pthread_cond_destroy(&h->posted);
+    pthread_mutex_destroy(&h->lock);
+    OPENSSL_clear_free(h, sizeof(*h));
+}
+
+/* comb_rsa_halves_apart: m1 = m1^dp mod p on this thread while |key|'s
+ * helper computes m2 = m2^dq mod q; 1 when both succeeded. */
+static int comb_rsa_halves_apart(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m2, BN_CTX *ctx)
+{
+    struct comb_rsa_helper *h = key->helper;
+    int ok;
+
+    pthread_mutex_lock(&h->lock);
+    h->r = m2;
+    h->e = key->dq;
+    h->m = key->q;
+    h->mont = key->mont_q;
+    h->ctx = key->helper_ctx;
+    h->has_result = false;
+    h->has_job = true;
+    pthread_cond_signal(&h->posted);
+    pthread_mutex_unlock(&h->lock);
+
+    ok = BN_mod_exp_mont_consttime(m1, m1, key->dp, key->p, ctx, key->mont_p);
+
+    pthread_mutex_lock(&h->lock);
+    while (!h->has_result) {
+        pthread_cond_wait(&h->done, &h->lock);
+    }
+    ok = ok && h->ok;
+    h->r = NULL;
+    h->e = NULL;
+    h->m = NULL;
+    h->mont = NULL;
+    h->ctx = NULL;
+    pthread_mutex_unlock(&h->lock);
+    return ok;
+}
+
+/* comb_rsa_time_ns: the fastest of a few runs of one or both halves on
+ * |bits|-bit random moduli (public values: only the time is wanted). */
+static uint64_t comb_rsa_time_ns(unsigned bits, bool both)
+{
+    BN_CTX *ctx = BN_CTX_new();
+    BN_MONT_CTX *mont = BN_MONT_CTX_new();
+    BIGNUM *m = BN_new(), *e = BN_new(), *a = BN_new(), *b = BN_new();
+    uint64_t best = UINT64_MAX;
+
+    if (ctx == NULL || mont == NULL || m == NULL || e == NULL || a == NULL || b == NULL ||
+        !BN_rand(m, (int)bits, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ODD) ||
+        !BN_rand(e, (int)bits - 1, BN_RAND_TOP_ONE, BN_RAND_BOTTOM_ANY) ||
+        !BN_MONT_CTX_set(mont, m, ctx)) {
+        goto out;
+    }
+    BN_set_flags(e, BN_FLG_CONSTTIME);
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0;
+        int ok;
+
+        if (!BN_rand_range(a, m) || !BN_rand_range(b, m)) {
+            best = UINT64_MAX;
+            goto out;
+        }
+        t0 = spk_now_ns();
+        ok = both ? BN_mod_exp_mont_consttime_x2(a, a, e, m, mont, b, b, e, m, mont, ctx)
+                  : BN_mod_exp_mont_consttime(a, a, e, m, ctx, mont);
+        t0 = spk_now_ns() - t0;
+        if (!ok) {
+            best = UINT64_MAX;
+            goto out;
+        }
+        best = t0 < best ? t0 : best;
+    }
+out:
+    BN_free(m);
+    BN_free(e);
+    BN_free(a);
+    BN_free(b);
+    BN_MONT_CTX_free(mont);
+    BN_CTX_free(ctx);
+    return best;
+}
+
+bool comb_rsa_pub_calibrate(struct comb_rsa_pub *pub, struct comb_rsa_helper *h)
+{
+    unsigned bits = (comb_rsa_pub_bits(pub) + 1) / 2;
+    uint64_t one, both;
+
+    if (h == NULL) {
+        return false;
+    }
+    if (pub->halves_apart >= 0) {
+        return pub->halves_apart == 1;
+    }
+    for (size_t i = 0; i < h->num_sizes; i++) {
+        if (h->sizes[i].bits == bits) {
+            pub->halves_apart = h->sizes[i].apart ? 1 : 0;
+            return h->sizes[i].apart;
+        }
+    }
+    one = comb_rsa_time_ns(bits, false);
+    both = comb_rsa_time_ns(bits, true);
+    /* Apart pays when one half (plus the hand-over, a few microseconds)
+     * takes clearly less than both on one thread. */
+    pub->halves_apart = one != UINT64_MAX && both != UINT64_MAX && one + one / 4 < both;
+    if (h->num_sizes < COMB_RSA_SIZES_MAX) {
+        h->sizes[h->num_sizes].bits = bits;
+        h->sizes[h->num_sizes].apart = pub->halves_apart == 1;
+        h->num_sizes++;
+    }
+    return pub->halves_apart == 1;
+}
+
+bool comb_rsa_key_set_helper(struct comb_rsa_key *key, struct comb_rsa_helper *h)
+{
+    if (h != NULL && key->helper_ctx == NULL) {
+        key->helper_ctx = BN_CTX_secure_new();
+    }
+    key->helper = key->helper_ctx != NULL ? h : NULL;
+    return key->helper != NULL;
 }
 
 int comb_rsa_key_new(struct comb_rsa_key **out, struct comb_rsa_pub *pub,
@@ -334,8 +593,10 @@ int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
     }
     BN_set_flags(m1, BN_FLG_CONSTTIME);
     BN_set_flags(m2, BN_FLG_CONSTTIME);
-    if (!BN_mod_exp_mont_consttime_x2(m1, m1, key->dp, key->p, key->mont_p, m2, m2, key->dq, key->q,
-                                      key->mont_q, ctx)) {
+    if (key->helper != NULL
+            ? !comb_rsa_halves_apart(key, m1, m2, ctx)
+            : !BN_mod_exp_mont_consttime_x2(m1, m1, key->dp, key->p, key->mont_p, m2, m2, key->dq,
+                                            key->q, key->mont_q, ctx)) {
         goto out;
     }
 

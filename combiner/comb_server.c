@@ -976,6 +976,7 @@ static int server_bind(struct comb_server *s, const struct comb_gen *g)
 static int server_start(struct comb_server *s, const struct comb_server_opts *o)
 {
     char why[COMB_CONF_WHY_MAX * 4] = "";
+    char crt[256];
     struct comb_gen *g;
     sigset_t set;
     int r;
@@ -1054,6 +1055,8 @@ static int server_start(struct comb_server *s, const struct comb_server_opts *o)
                               comb_metrics_render, s)) != 0) {
         return r;
     }
+    comb_crt_report(g->comb, crt, sizeof(crt));
+    spk_log("combiner", "RSA private-key operations: CRT halves %s", crt);
     spk_log("combiner", "serving %s (%zu key(s), %zu holder(s), %zu client(s), memory %s)",
             s->listen, g->conf.num_keys, g->conf.num_holders, g->conf.num_clients,
             spk_memory_locked() ? "locked" : "NOT locked");

@@ -232,6 +232,11 @@ struct comb_config {
      * hedge delay or at once on an error; true (the library's default,
      * `all`): every source. */
     bool fanout_all;
+    /* true (`crt-threads 2`): an RSA operation that finds the combiner
+     * otherwise idle runs its CRT halves on two threads (this one and a
+     * helper), where comb_rsa_pub_calibrate finds that faster; false (the
+     * library's default, `crt-threads 1`): both on this thread. */
+    bool crt_helper;
 };
 
 void comb_config_init(struct comb_config *cfg);
@@ -356,6 +361,14 @@ SPK_WUR int comb_decrypt(struct comb_ctx *c, uint64_t *out_op_id,
 size_t comb_pending(const struct comb_ctx *c);
 
 /*
+ * comb_crt_report writes for the log how operations run their CRT halves:
+ * "on one thread (crt-threads 1)", or with crt-threads 2 the key sizes for
+ * which two threads were found faster and those for which not, e.g. "on two
+ * threads when idle: RSA-2048, RSA-4096". Truncated to |cap| bytes.
+ */
+void comb_crt_report(const struct comb_ctx *c, char *out, size_t cap);
+
+/*
  * comb_poll_items fills up to |cap| zmq_pollitem_t (ZMQ_POLLIN) with what the
  * sources wait on, and returns how many.
  */
@@ -458,6 +471,7 @@ struct comb_stats {
     uint64_t shares_good;  /* accepted */
     uint64_t shares_bad;   /* failed the record checks (commitment, split, index, ...) */
     uint64_t shares_error; /* a source reported an error or timed out */
+    uint64_t halves_apart; /* operations whose CRT halves ran on two threads */
     struct comb_timing gather;
     struct comb_timing check;
     struct comb_timing interpolate;

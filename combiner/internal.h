@@ -16,6 +16,7 @@
  * stack below the engine is wiped on return.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -193,6 +194,29 @@ SPK_WUR int comb_rsa_key_new(struct comb_rsa_key **out, struct comb_rsa_pub *pub
 void comb_rsa_key_free(struct comb_rsa_key *key);
 /* comb_rsa_key_pub: the public half |key| was made with. */
 struct comb_rsa_pub *comb_rsa_key_pub(const struct comb_rsa_key *key);
+/*
+ * struct comb_rsa_helper: a thread that computes the q half of an operation's
+ * CRT exponentiation while the caller's thread computes the p half, for a
+ * key given it with comb_rsa_key_set_helper. One operation at a time: its
+ * owner's thread is its only caller. comb_rsa_helper_new starts it (all
+ * signals blocked in it); comb_rsa_helper_free stops and joins it.
+ */
+struct comb_rsa_helper;
+SPK_WUR int comb_rsa_helper_new(struct comb_rsa_helper **out);
+void comb_rsa_helper_free(struct comb_rsa_helper *h);
+/*
+ * comb_rsa_pub_calibrate: whether an operation on |pub| is faster with its
+ * two CRT halves on two threads (|h| and the caller's) than with both on one
+ * (OpenSSL's x2 call), as measured on random moduli of its primes' size the
+ * first time |h| sees that size (a few milliseconds for RSA-2048, some tens
+ * for RSA-4096), then remembered by |pub| and |h|. False when |h| is NULL.
+ */
+bool comb_rsa_pub_calibrate(struct comb_rsa_pub *pub, struct comb_rsa_helper *h);
+/* comb_rsa_key_set_helper: |key|'s operations run their halves on this
+ * thread and |h| (NULL: both here); without memory for the helper's
+ * temporaries, both stay here. True when they will run on two threads. */
+bool comb_rsa_key_set_helper(struct comb_rsa_key *key, struct comb_rsa_helper *h);
+
 /* comb_rsa_key_op: comb_rsa_op with a key made once for many operations. */
 SPK_WUR int comb_rsa_key_op(struct comb_rsa_key *key, const struct comb_rsa_req *req, uint8_t *out,
                             size_t out_cap, size_t *out_len);

@@ -157,6 +157,19 @@ check "combiner metrics: key lifetime histogram's +Inf bucket equals its count" 
         "$(cmetric spk_combiner_key_lifetime_seconds_count)" ]
 check "combiner metrics: key lifetime window summary has samples" \
     [ "$(cmetric spk_combiner_key_lifetime_window_seconds_count)" -gt 0 ]
+# With crt-threads 2 (the default with more than one CPU) an operation that
+# finds the combiner idle, as these one-at-a-time ones do, runs its two CRT
+# halves on two threads, where the combiner measured that to be faster for
+# the key's size (not on a CPU whose x2 call does both halves in one pass).
+check "the combiner says how it runs the CRT halves" \
+    grep -q "^combiner: RSA private-key operations: CRT halves on" edge.log
+if [ "$(nproc)" -gt 1 ] && grep -q "CRT halves on two threads when idle for RSA-2048" edge.log; then
+    check "combiner metrics: idle operations ran their CRT halves on two threads ($(cmetric spk_combiner_crt_two_threads_total))" \
+        [ "$(cmetric spk_combiner_crt_two_threads_total)" -gt 0 ]
+else
+    check "combiner metrics: no CRT halves on two threads where that is not faster" \
+        [ "$(cmetric spk_combiner_crt_two_threads_total)" = 0 ]
+fi
 check "combiner metrics: per-holder latency histogram for h1 and h2" \
     bash -c "curl -s http://127.0.0.1:$P_CMET/metrics | grep -c '^spk_combiner_holder_share_seconds_count{holder=\"h[12]\"}' | grep -qx 2"
 check "combiner metrics: shares rejected by the commitment check, per source" \

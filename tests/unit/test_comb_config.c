@@ -38,7 +38,8 @@ static const char good_conf[] = "# a comment first\n"
                                 "holder h-2 ipc:///run/h2.sock pubs/h2.pub\n"
                                 "timeout-ms 750\n"
                                 "max-pending 99\n"
-                                "max-batch 1"; /* no final newline */
+                                "max-batch 1\n"
+                                "crt-threads 1"; /* no final newline */
 
 static int parse(struct comb_conf *conf, const char *text, char *why, size_t why_len)
 {
@@ -77,6 +78,7 @@ static void test_parse_good(void **state)
     assert_int_equal(conf.max_pending, 99);
     assert_int_equal(conf.max_batch, 1);
     assert_false(conf.fanout_all); /* holder-fanout needed unless the file says all */
+    assert_int_equal(conf.crt_threads, 1);
     comb_conf_cleanup(&conf);
     comb_conf_cleanup(&conf); /* twice is fine */
 
@@ -89,6 +91,8 @@ static void test_parse_good(void **state)
     assert_int_equal(conf.max_pending, 0);
     assert_int_equal(conf.num_holders, 0);
     assert_string_equal(conf.key_path, "k");
+    /* two threads for the CRT halves where there is a second CPU */
+    assert_int_equal(conf.crt_threads, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1);
     comb_conf_cleanup(&conf);
 }
 
@@ -127,6 +131,10 @@ static const struct bad_case bad_cases[] = {
     {HDR MIN "timeout-ms 5\ntimeout-ms 6\n", SPK_ERR_MALFORMED, "line 5: 'timeout-ms' given twice"},
     {HDR MIN "max-batch 65\n", SPK_ERR_MALFORMED, "line 4"},
     {HDR MIN "max-pending 0\n", SPK_ERR_MALFORMED, "line 4"},
+    {HDR MIN "crt-threads 0\n", SPK_ERR_MALFORMED, "from 1 to 2"},
+    {HDR MIN "crt-threads 3\n", SPK_ERR_MALFORMED, "line 4"},
+    {HDR MIN "crt-threads two\n", SPK_ERR_MALFORMED, "line 4"},
+    {HDR MIN "crt-threads 2\ncrt-threads 2\n", SPK_ERR_MALFORMED, "'crt-threads' given twice"},
     {HDR MIN "record\n", SPK_ERR_MALFORMED, "line 4"},
     {HDR MIN "record a b\n", SPK_ERR_MALFORMED, "line 4"},
     {HDR MIN "key\n", SPK_ERR_MALFORMED, "line 4"},

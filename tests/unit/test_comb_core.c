@@ -780,6 +780,63 @@ static void run_async(const struct split_set *s, unsigned max_batch, unsigned de
     comb_free(c);
 }
 
+/*
+ * crt_helper: operations that come one at a time find the combiner idle and
+ * run their CRT halves on two threads wherever the combiner measured that
+ * faster for the key's size (comb_crt_report says which), every result
+ * still right; a burst shares batches, which keep both halves on one thread.
+ */
+static void test_crt_helper(void **state)
+{
+    static const unsigned files[] = {1, 2};
+    struct split_set s;
+    struct comb_config cfg;
+    struct comb_ctx *c;
+    struct comb_stats st, st2;
+    struct async_op ops[8];
+    char report[256];
+    bool apart;
+
+    (void)state;
+    set_make(&s, "rsa2048.pem", 2, 3, "h");
+    comb_config_init(&cfg);
+    cfg.crt_helper = true;
+    c = comb_with(&s, &cfg, 0, files, 2, NULL);
+    comb_crt_report(c, report, sizeof(report));
+    apart = strcmp(report, "on two threads when idle for RSA-2048") == 0;
+    assert_true(apart || strcmp(report, "on one thread for RSA-2048 (two threads are not faster "
+                                        "here)") == 0);
+    for (size_t i = 0; i < NUM_SIGN_ALGS; i++) {
+        sign_check(c, &s, sign_algs[i]);
+    }
+    decrypt_checks(c, &s);
+    comb_stats_get(c, &st);
+    assert_int_equal(st.ops_ok, NUM_SIGN_ALGS + 6);
+    assert_int_equal(st.batches, st.ops_ok + st.ops_failed);
+    assert_int_equal(st.halves_apart, apart ? st.batches : 0);
+
+    for (size_t i = 0; i < 8; i++) {
+        submit_sign(c, &s, COMB_ALG_PKCS1_SHA256, &ops[i]);
+    }
+    assert_int_equal(comb_wait(c, 20000), 0);
+    for (size_t i = 0; i < 8; i++) {
+        assert_int_equal(ops[i].status, 0);
+        assert_true(ops[i].verified);
+    }
+    comb_stats_get(c, &st2);
+    assert_true(st2.batches - st.batches < 8);
+    assert_true(st2.halves_apart - st.halves_apart <= st2.batches - st.batches);
+    assert_true(st2.halves_apart - st.halves_apart < 8);
+    comb_free(c);
+
+    comb_config_init(&cfg);
+    c = comb_with(&s, &cfg, 0, files, 2, NULL);
+    comb_crt_report(c, report, sizeof(report));
+    assert_string_equal(report, "on one thread (crt-threads 1)");
+    comb_free(c);
+    set_free(&s);
+}
+
 static void test_async(void **state)
 {
     struct split_set s;
@@ -1094,6 +1151,7 @@ int main(void)
         cmocka_unit_test(test_alg_names),
         cmocka_unit_test(test_k2_rsa2048),
         cmocka_unit_test(test_k3),
+        cmocka_unit_test(test_crt_helper),
         cmocka_unit_test(test_bad_shares),
         cmocka_unit_test(test_fanout_needed),
         cmocka_unit_test(test_duplicates),
