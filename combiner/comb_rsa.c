@@ -256,6 +256,7 @@ void comb_rsa_key_free(struct comb_rsa_key *key)
  * batch. Which thread runs which half is fixed, whatever the values.
  */
 #define COMB_RSA_SIZES_MAX 8
+#define COMB_RSA_HELPER_STACK (256 * 1024)
 
 struct comb_rsa_helper {
     pthread_t thread;
@@ -312,6 +313,7 @@ static void *comb_rsa_helper_main(void *arg)
 int comb_rsa_helper_new(struct comb_rsa_helper **out)
 {
     struct comb_rsa_helper *h = OPENSSL_zalloc(sizeof(*h));
+    pthread_attr_t attr;
     sigset_t all, old;
     int r;
 
@@ -334,11 +336,19 @@ int comb_rsa_helper_new(struct comb_rsa_helper **out)
         OPENSSL_free(h);
         return SPK_ERR_INTERNAL;
     }
-    /* Signals are the main thread's (its signalfd): the helper blocks them all. */
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    r = pthread_create(&h->thread, NULL, comb_rsa_helper_main, h);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* A small stack (locked with the rest of the process' memory): a half
+     * needs a few KiB of it, and the wipe after it COMB_STACK_WIPE. */
+    if (pthread_attr_init(&attr) != 0) {
+        r = -1;
+    } else {
+        (void)pthread_attr_setstacksize(&attr, COMB_RSA_HELPER_STACK);
+        /* Signals are the main thread's (its signalfd): the helper blocks them all. */
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        r = pthread_create(&h->thread, &attr, comb_rsa_helper_main, h);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        pthread_attr_destroy(&attr);
+    }
     if (r != 0) {
         pthread_cond_destroy(&h->done);
         pthread_cond_destroy(&h->posted);
