@@ -95,7 +95,8 @@ cat tkey.needles tshare.comb.needles tshare.h1.needles >th2-other.needles
 
 lib_edge_holders
 lib_edge_origin
-lib_edge_conf m.test t.test >edge.conf
+P_CMET=$P_FREE
+LIB_EDGE_COMB_EXTRA="metrics 127.0.0.1:$P_CMET" lib_edge_conf m.test t.test >edge.conf
 # TLS 1.2 RSA key exchange is off by default (no forward secrecy); the checks
 # below use it, so this configuration turns it on (after the ECDHE suites).
 echo "tls12-rsa-key-exchange yes" >>edge.conf
@@ -134,6 +135,16 @@ check "1000 handshakes through the edge ($ok ok in ${secs}s)" [ "${ok:-0}" -eq 1
 # ---- 1,000 threshold operations: 500 TLS 1.3, 500 TLS 1.2 ECDHE, 4 at a time ----
 read -r ok secs < <(load1000 t.test 1.3 1.2-ecdhe)
 check "1000 threshold-mode handshakes through the edge ($ok ok in ${secs}s)" [ "${ok:-0}" -eq 1000 ]
+
+# One at a time: each operation finds the combiner idle and, with crt-threads 2
+# (the default with a second CPU) where that is faster, runs its CRT halves on
+# two threads; the scans below then cover what the helper thread leaves too.
+load 50 1.3 >/dev/null
+two=$(curl -s http://127.0.0.1:$P_CMET/metrics | awk '$1 == "spk_combiner_crt_two_threads_total" { print $2 }')
+if grep -q "CRT halves on two threads when idle for RSA-2048" edge.log; then
+    check "operations one at a time ran their CRT halves on two threads (${two:-none})" \
+        [ "${two:-0}" -gt 0 ]
+fi
 
 scan_clean() { # PID NEEDLES LOG
     "$SCAN" scan "$1" "$2" >"$3" 2>&1
