@@ -85,8 +85,10 @@ struct comb_ctx *comb_new(const struct comb_config *cfg)
         c->cfg.stats_window = COMB_WINDOW_DEFAULT;
     }
     c->next_op_id = 1;
+    /* Without a helper thread (a thread limit, say) both halves run here;
+     * comb_crt_report says so. */
     if (c->cfg.crt_helper && comb_rsa_helper_new(&c->rsa_helper) != 0) {
-        goto fail;
+        c->rsa_helper = NULL;
     }
     c->tuple = spk_secret_new(COMB_SLOT_LEN);
     c->results = spk_secret_new((size_t)c->cfg.max_batch * PROTO_BN_MAX);
@@ -301,7 +303,9 @@ void comb_crt_report(const struct comb_ctx *c, char *out, size_t cap)
     size_t len;
 
     if (c->rsa_helper == NULL) {
-        snprintf(out, cap, "on one thread (crt-threads 1)");
+        snprintf(out, cap, "on one thread (%s)",
+                 c->cfg.crt_helper ? "crt-threads 2, but no thread could be started"
+                                   : "crt-threads 1");
         return;
     }
     for (size_t i = 0; i < c->num_keys; i++) {

@@ -272,8 +272,9 @@ struct comb_rsa_helper {
     const BIGNUM *e;
     const BIGNUM *m;
     BN_MONT_CTX *mont;
-    BN_CTX *ctx; /* comb_rsa_pub_calibrate's findings by prime size, kept for the keys
-                  * that follow (they come in few sizes). Its owner's thread only. */
+    BN_CTX *ctx;
+    /* comb_rsa_pub_calibrate's findings by prime size, kept for the keys
+     * that follow (they come in few sizes). Its owner's thread only. */
     struct {
         unsigned bits;
         bool apart;

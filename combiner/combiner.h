@@ -362,9 +362,10 @@ size_t comb_pending(const struct comb_ctx *c);
 
 /*
  * comb_crt_report writes for the log how operations run their CRT halves:
- * "on one thread (crt-threads 1)", or with crt-threads 2 the key sizes for
- * which two threads were found faster and those for which not, e.g. "on two
- * threads when idle: RSA-2048, RSA-4096". Truncated to |cap| bytes.
+ * "on one thread (crt-threads 1)" (or why not two), or with crt-threads 2
+ * the key sizes for which two threads were found faster and those for which
+ * not, e.g. "on two threads when idle for RSA-2048, RSA-4096". Truncated to
+ * |cap| bytes.
  */
 void comb_crt_report(const struct comb_ctx *c, char *out, size_t cap);
 
