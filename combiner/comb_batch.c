@@ -499,15 +499,24 @@ static uint64_t comb_hedge_delay_ns(const struct comb_ctx *c, const struct comb_
     return d < cap ? d : cap;
 }
 
+/* comb_batch_may_ask_local: |b| may have the combiner's own share. */
+static bool comb_batch_may_ask_local(const struct comb_ctx *c, const struct comb_batch *b)
+{
+    return c->have_local_src && c->local_src < comb_batch_sources(c, b) &&
+           comb_batch_may_ask(c, b, c->local_src);
+}
+
 /* comb_batch_ask_rest asks every source of |b| not asked yet (as a hedge:
- * counted as such). */
+ * counted as such), the holders before the local share: it answers at once,
+ * so it is opened (two mprotect calls) while their requests travel. */
 static void comb_batch_ask_rest(struct comb_ctx *c, struct comb_batch *b, uint64_t now,
                                 bool count_as_hedge)
 {
+    bool ask_local = comb_batch_may_ask_local(c, b);
     size_t i;
 
     for (i = 0; i < comb_batch_sources(c, b); i++) {
-        if (!comb_batch_may_ask(c, b, i)) {
+        if (!comb_batch_may_ask(c, b, i) || (ask_local && i == c->local_src)) {
             continue;
         }
         if (count_as_hedge) {
@@ -515,6 +524,32 @@ static void comb_batch_ask_rest(struct comb_ctx *c, struct comb_batch *b, uint64
             b->fetches[b->num_fetches].hedge = true;
         }
         (void)comb_batch_ask_one(c, b, i, now);
+    }
+    if (ask_local) {
+        (void)comb_batch_ask_one(c, b, c->local_src, now);
+    }
+}
+
+/* comb_batch_ask_needed asks holders picked by comb_batch_pick until |*got|
+ * of |b|'s threshold are asked. A probe is asked on top of the holders
+ * needed, so an operation never waits on a probe's answer. */
+static void comb_batch_ask_needed(struct comb_ctx *c, struct comb_batch *b, uint64_t now,
+                                  size_t *got)
+{
+    bool probe = false;
+    size_t i;
+
+    while (*got < b->need_good && (i = comb_batch_pick(c, b, now, &probe)) != SIZE_MAX) {
+        struct comb_fetch_ent *ent = &b->fetches[b->num_fetches];
+        bool asked;
+
+        ent->probe = probe;
+        c->srcs[i].st.probes += probe ? 1 : 0;
+        asked = comb_batch_ask_one(c, b, i, now);
+        if (probe && ent->state != COMB_FETCH_CLOSED) {
+            c->srcs[i].probes_open++;
+        }
+        *got += asked && !probe ? 1 : 0;
     }
 }
 
@@ -585,8 +620,8 @@ uint64_t comb_batch_gate_ns(const struct comb_ctx *c, const struct comb_batch *b
 int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
 {
     struct comb_key *key = b->key;
-    size_t need = 0, got = 0, i;
-    bool probe = false;
+    size_t need = 0, got, i;
+    bool ask_local;
     uint64_t now;
     int r;
 
@@ -615,24 +650,15 @@ int comb_batch_start(struct comb_ctx *c, struct comb_batch *b)
         comb_batch_ask_rest(c, b, now, false);
         return 0;
     }
-    /* The local share first: it answers at once and exposes nothing. */
-    if (c->have_local_src && c->local_src < comb_batch_sources(c, b) &&
-        comb_batch_may_ask(c, b, c->local_src)) {
-        got += comb_batch_ask_one(c, b, c->local_src, now) ? 1 : 0;
-    }
-    /* A probe is asked on top of the holders needed, so an operation never
-     * waits on a probe's answer. */
-    while (got < b->need_good && (i = comb_batch_pick(c, b, now, &probe)) != SIZE_MAX) {
-        struct comb_fetch_ent *ent = &b->fetches[b->num_fetches];
-        bool asked;
-
-        ent->probe = probe;
-        c->srcs[i].st.probes += probe ? 1 : 0;
-        asked = comb_batch_ask_one(c, b, i, now);
-        if (probe && ent->state != COMB_FETCH_CLOSED) {
-            c->srcs[i].probes_open++;
-        }
-        got += asked && !probe ? 1 : 0;
+    /* The local share counts first (it answers at once and exposes
+     * nothing) but is asked last, opened while the holders' requests
+     * travel; should it fail, a holder is asked in its place. */
+    ask_local = comb_batch_may_ask_local(c, b);
+    got = ask_local ? 1 : 0;
+    comb_batch_ask_needed(c, b, now, &got);
+    if (ask_local && !comb_batch_ask_one(c, b, c->local_src, now)) {
+        got--;
+        comb_batch_ask_needed(c, b, now, &got);
     }
     if (b->num_fetches < need) {
         b->hedge_at_ns = now + comb_hedge_delay_ns(c, b);
