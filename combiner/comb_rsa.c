@@ -203,12 +203,26 @@ static int bn_load_secret(BIGNUM *bn, const uint8_t *buf, size_t len)
     return 1;
 }
 
+/*
+ * One CRT half: a prime, its exponent and its Montgomery context. The
+ * context is built by the first operation that needs it, on the thread that
+ * runs that half: with a helper, the q half's is built there while this
+ * thread builds p's, not both first on this one.
+ */
+struct comb_rsa_half {
+    BIGNUM *prime;
+    BIGNUM *d;
+    BN_MONT_CTX *mont;
+    bool mont_set;
+};
+
 struct comb_rsa_key {
     struct comb_rsa_pub *pub;
-    BIGNUM *p, *q, *dp, *dq;
-    BIGNUM *qinv_mont; /* qinv in p's Montgomery domain: one product gives t * qinv mod p */
-    BN_MONT_CTX *mont_p;
-    BN_MONT_CTX *mont_q;
+    struct comb_rsa_half p, q;
+    /* qinv, taken into p's Montgomery domain with p's context: one product
+     * then gives t * qinv mod p. */
+    BIGNUM *qinv;
+    bool qinv_mont;
     /* The temporaries of every operation on this key: one pool for the
      * batch, not secure-heap allocations per operation, clear-freed with
      * the key. */
@@ -219,23 +233,46 @@ struct comb_rsa_key {
     BN_CTX *helper_ctx;
 };
 
+static void comb_rsa_half_clear(struct comb_rsa_half *half)
+{
+    BN_clear_free(half->prime);
+    BN_clear_free(half->d);
+    /* BN_MONT_CTX_free clear-frees its copy of the prime and R^2. */
+    BN_MONT_CTX_free(half->mont);
+}
+
 void comb_rsa_key_free(struct comb_rsa_key *key)
 {
     if (key == NULL) {
         return;
     }
-    BN_clear_free(key->p);
-    BN_clear_free(key->q);
-    BN_clear_free(key->dp);
-    BN_clear_free(key->dq);
-    BN_clear_free(key->qinv_mont);
-    /* BN_MONT_CTX_free clear-frees its copy of the prime and R^2, and
-     * BN_CTX_free every temporary the operations left in the pool. */
-    BN_MONT_CTX_free(key->mont_p);
-    BN_MONT_CTX_free(key->mont_q);
+    comb_rsa_half_clear(&key->p);
+    comb_rsa_half_clear(&key->q);
+    BN_clear_free(key->qinv);
+    /* BN_CTX_free clear-frees every temporary the operations left in the pool. */
     BN_CTX_free(key->ctx);
     BN_CTX_free(key->helper_ctx);
     OPENSSL_clear_free(key, sizeof(*key));
+}
+
+/*
+ * comb_rsa_half_exp: out = (c mod prime)^d mod prime, c constant time and
+ * below n. BN_mod with a BN_FLG_CONSTTIME operand divides in constant time
+ * (bn_div_fixed_top).
+ */
+static int comb_rsa_half_exp(struct comb_rsa_half *half, BIGNUM *out, const BIGNUM *c, BN_CTX *ctx)
+{
+    if (!half->mont_set) {
+        if (!BN_MONT_CTX_set(half->mont, half->prime, ctx)) {
+            return 0;
+        }
+        half->mont_set = true;
+    }
+    if (!BN_mod(out, c, half->prime, ctx)) {
+        return 0;
+    }
+    BN_set_flags(out, BN_FLG_CONSTTIME);
+    return BN_mod_exp_mont_consttime(out, out, half->d, half->prime, ctx, half->mont);
 }
 
 /* ---- the helper thread -------------------------------------------------------------- */
@@ -267,11 +304,11 @@ struct comb_rsa_helper {
     bool has_job;
     bool has_result;
     int ok;
-    /* The job: r = r^e mod m, in place. */
+    /* The job: r = (c mod half's prime)^d, half's context built first
+     * if it is not yet (comb_rsa_half_exp). */
     BIGNUM *r;
-    const BIGNUM *e;
-    const BIGNUM *m;
-    BN_MONT_CTX *mont;
+    const BIGNUM *c;
+    struct comb_rsa_half *half;
     BN_CTX *ctx;
     /* comb_rsa_pub_calibrate's findings by prime size, kept for the keys
      * that follow (they come in few sizes). Its owner's thread only. */
@@ -298,7 +335,7 @@ static void *comb_rsa_helper_main(void *arg)
         }
         h->has_job = false;
         pthread_mutex_unlock(&h->lock);
-        ok = BN_mod_exp_mont_consttime(h->r, h->r, h->e, h->m, h->ctx, h->mont);
+        ok = comb_rsa_half_exp(h->half, h->r, h->c, h->ctx);
         spk_stack_wipe(COMB_STACK_WIPE);
         pthread_mutex_lock(&h->lock);
         h->ok = ok;
@@ -377,25 +414,28 @@ void comb_rsa_helper_free(struct comb_rsa_helper *h)
     OPENSSL_clear_free(h, sizeof(*h));
 }
 
-/* comb_rsa_halves_apart: m1 = m1^dp mod p on this thread while |key|'s
- * helper computes m2 = m2^dq mod q; 1 when both succeeded. */
-static int comb_rsa_halves_apart(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m2, BN_CTX *ctx)
+/* comb_rsa_halves_apart: m1 = (c mod p)^dp mod p on this thread while
+ * |key|'s helper computes m2 = (c mod q)^dq mod q, each building its half's
+ * Montgomery context first if it is the key's first operation; 1 when both
+ * succeeded. The job is posted first: the helper's wake-up runs while this
+ * thread works. */
+static int comb_rsa_halves_apart(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m2, const BIGNUM *c,
+                                 BN_CTX *ctx)
 {
     struct comb_rsa_helper *h = key->helper;
     int ok;
 
     pthread_mutex_lock(&h->lock);
     h->r = m2;
-    h->e = key->dq;
-    h->m = key->q;
-    h->mont = key->mont_q;
+    h->c = c;
+    h->half = &key->q;
     h->ctx = key->helper_ctx;
     h->has_result = false;
     h->has_job = true;
     pthread_cond_signal(&h->posted);
     pthread_mutex_unlock(&h->lock);
 
-    ok = BN_mod_exp_mont_consttime(m1, m1, key->dp, key->p, ctx, key->mont_p);
+    ok = comb_rsa_half_exp(&key->p, m1, c, ctx);
 
     pthread_mutex_lock(&h->lock);
     while (!h->has_result) {
@@ -403,12 +443,33 @@ static int comb_rsa_halves_apart(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m
     }
     ok = ok && h->ok;
     h->r = NULL;
-    h->e = NULL;
-    h->m = NULL;
-    h->mont = NULL;
+    h->c = NULL;
+    h->half = NULL;
     h->ctx = NULL;
     pthread_mutex_unlock(&h->lock);
     return ok;
+}
+
+/* comb_rsa_halves_here: both halves on this thread, OpenSSL's x2 call (one
+ * pass for both with AVX-512 IFMA). */
+static int comb_rsa_halves_here(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m2, const BIGNUM *c,
+                                BN_CTX *ctx)
+{
+    struct comb_rsa_half *p = &key->p, *q = &key->q;
+
+    if ((!p->mont_set && !BN_MONT_CTX_set(p->mont, p->prime, ctx)) ||
+        (!q->mont_set && !BN_MONT_CTX_set(q->mont, q->prime, ctx))) {
+        return 0;
+    }
+    p->mont_set = true;
+    q->mont_set = true;
+    if (!BN_mod(m1, c, p->prime, ctx) || !BN_mod(m2, c, q->prime, ctx)) {
+        return 0;
+    }
+    BN_set_flags(m1, BN_FLG_CONSTTIME);
+    BN_set_flags(m2, BN_FLG_CONSTTIME);
+    return BN_mod_exp_mont_consttime_x2(m1, m1, p->d, p->prime, p->mont, m2, m2, q->d, q->prime,
+                                        q->mont, ctx);
 }
 
 /* comb_rsa_time_ns: the fastest of a few runs of one or both halves on
@@ -498,42 +559,32 @@ int comb_rsa_key_new(struct comb_rsa_key **out, struct comb_rsa_pub *pub,
                      const struct comb_rsa_crt *crt)
 {
     struct comb_rsa_key *key = NULL;
-    BN_CTX *ctx = NULL;
-    BIGNUM *qinv = NULL;
     int r = SPK_ERR_NOMEM;
 
     *out = NULL;
-    if ((key = OPENSSL_zalloc(sizeof(*key))) == NULL || (ctx = BN_CTX_secure_new()) == NULL ||
-        (key->ctx = BN_CTX_secure_new()) == NULL || (key->p = BN_secure_new()) == NULL ||
-        (key->q = BN_secure_new()) == NULL || (key->dp = BN_secure_new()) == NULL ||
-        (key->dq = BN_secure_new()) == NULL || (key->qinv_mont = BN_secure_new()) == NULL ||
-        (qinv = BN_secure_new()) == NULL || (key->mont_p = BN_MONT_CTX_new()) == NULL ||
-        (key->mont_q = BN_MONT_CTX_new()) == NULL) {
+    /* The Montgomery contexts are set by the first operation
+     * (comb_rsa_half_exp): with a helper thread, q's on that thread. */
+    if ((key = OPENSSL_zalloc(sizeof(*key))) == NULL || (key->ctx = BN_CTX_secure_new()) == NULL ||
+        (key->p.prime = BN_secure_new()) == NULL || (key->q.prime = BN_secure_new()) == NULL ||
+        (key->p.d = BN_secure_new()) == NULL || (key->q.d = BN_secure_new()) == NULL ||
+        (key->qinv = BN_secure_new()) == NULL || (key->p.mont = BN_MONT_CTX_new()) == NULL ||
+        (key->q.mont = BN_MONT_CTX_new()) == NULL) {
         goto out;
     }
     key->pub = pub;
     r = SPK_ERR_KEY_MISMATCH;
-    if (!bn_load_secret(key->p, crt->p, crt->p_len) ||
-        !bn_load_secret(key->q, crt->q, crt->q_len) ||
-        !bn_load_secret(key->dp, crt->dp, crt->dp_len) ||
-        !bn_load_secret(key->dq, crt->dq, crt->dq_len) ||
-        !bn_load_secret(qinv, crt->qinv, crt->qinv_len) || !BN_is_odd(key->p) ||
-        !BN_is_odd(key->q)) {
+    if (!bn_load_secret(key->p.prime, crt->p, crt->p_len) ||
+        !bn_load_secret(key->q.prime, crt->q, crt->q_len) ||
+        !bn_load_secret(key->p.d, crt->dp, crt->dp_len) ||
+        !bn_load_secret(key->q.d, crt->dq, crt->dq_len) ||
+        !bn_load_secret(key->qinv, crt->qinv, crt->qinv_len) || !BN_is_odd(key->p.prime) ||
+        !BN_is_odd(key->q.prime)) {
         goto out;
     }
-    /* Montgomery contexts for the secret primes, once per rebuilt key (one batch). */
-    r = SPK_ERR_CRYPTO;
-    if (!BN_MONT_CTX_set(key->mont_p, key->p, ctx) || !BN_MONT_CTX_set(key->mont_q, key->q, ctx) ||
-        !BN_to_montgomery(key->qinv_mont, qinv, key->mont_p, ctx)) {
-        goto out;
-    }
-    BN_set_flags(key->qinv_mont, BN_FLG_CONSTTIME);
     *out = key;
     key = NULL;
     r = 0;
 out:
-    BN_clear_free(qinv);
-    BN_CTX_free(ctx);
     comb_rsa_key_free(key);
     return r;
 }
@@ -595,36 +646,33 @@ int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
     locked = 0;
     BN_set_flags(c, BN_FLG_CONSTTIME);
 
-    /*
-     * CRT: m1 = (c mod p)^dp mod p, m2 = (c mod q)^dq mod q. BN_mod with a
-     * BN_FLG_CONSTTIME operand divides in constant time (bn_div_fixed_top).
-     */
-    if (!BN_mod(m1, c, key->p, ctx) || !BN_mod(m2, c, key->q, ctx)) {
+    /* CRT: m1 = (c mod p)^dp mod p, m2 = (c mod q)^dq mod q. */
+    if (!(key->helper != NULL ? comb_rsa_halves_apart(key, m1, m2, c, ctx)
+                              : comb_rsa_halves_here(key, m1, m2, c, ctx))) {
         goto out;
     }
-    BN_set_flags(m1, BN_FLG_CONSTTIME);
-    BN_set_flags(m2, BN_FLG_CONSTTIME);
-    if (key->helper != NULL
-            ? !comb_rsa_halves_apart(key, m1, m2, ctx)
-            : !BN_mod_exp_mont_consttime_x2(m1, m1, key->dp, key->p, key->mont_p, m2, m2, key->dq,
-                                            key->q, key->mont_q, ctx)) {
-        goto out;
+    if (!key->qinv_mont) {
+        if (!BN_to_montgomery(key->qinv, key->qinv, key->p.mont, ctx)) {
+            goto out;
+        }
+        BN_set_flags(key->qinv, BN_FLG_CONSTTIME);
+        key->qinv_mont = true;
     }
 
     /*
      * Garner: h = (m1 - m2) * qinv mod p, result = m2 + h * q.
      * m1 + n - m2 is positive whatever the order of p and q (m2 < q < n), so
      * the subtraction never takes BN_sub's sign branch; BN_mod then reduces
-     * it in constant time. qinv is in the Montgomery domain (comb_rsa_key_new),
-     * so one Montgomery product gives (t * qinv) mod p.
+     * it in constant time. qinv is in p's Montgomery domain (above), so one
+     * Montgomery product gives (t * qinv) mod p.
      */
     if (!BN_add(t, m1, pub->n) || !BN_usub(t, t, m2)) {
         goto out;
     }
     BN_set_flags(t, BN_FLG_CONSTTIME);
-    if (!BN_mod(t, t, key->p, ctx) ||
-        !BN_mod_mul_montgomery(t, t, key->qinv_mont, key->mont_p, ctx) ||
-        !BN_mul(res, t, key->q, ctx) || !BN_add(res, res, m2)) {
+    if (!BN_mod(t, t, key->p.prime, ctx) ||
+        !BN_mod_mul_montgomery(t, t, key->qinv, key->p.mont, ctx) ||
+        !BN_mul(res, t, key->q.prime, ctx) || !BN_add(res, res, m2)) {
         goto out;
     }
 

@@ -178,8 +178,9 @@ SPK_WUR int comb_rsa_op(struct comb_rsa_pub *pub, const struct comb_rsa_crt *crt
 /*
  * struct comb_rsa_key: one rebuilt private key, for one batch: the CRT values
  * as constant-time BIGNUMs (secure heap, clear-freed) and the Montgomery
- * contexts mod p and q, built once by comb_rsa_key_new rather than once per
- * operation. It borrows |pub|. comb_rsa_key_free wipes and frees it.
+ * contexts mod p and q, built once per key by its first operation (each on
+ * the thread that runs its half) rather than once per operation. It borrows
+ * |pub|. comb_rsa_key_free wipes and frees it.
  */
 struct comb_rsa_key;
 
