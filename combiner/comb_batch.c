@@ -37,6 +37,7 @@ void comb_op_free(struct comb_op *op)
     if (op == NULL) {
         return;
     }
+    comb_rsa_prep_clear(&op->prep);
     OPENSSL_clear_free(op->label, op->label_len);
     OPENSSL_clear_free(op, sizeof(*op));
 }
@@ -920,6 +921,49 @@ void comb_batch_fail_threshold(struct comb_ctx *c, struct comb_batch *b, const c
     comb_batch_fail(c, b, SPK_ERR_THRESHOLD, detail);
 }
 
+/* comb_op_req: the engine's request for |op|; 0, or why there is none. */
+static int comb_op_req(const struct comb_op *op, struct comb_rsa_req *req)
+{
+    int r;
+
+    memset(req, 0, sizeof(*req));
+    if ((r = comb_alg_engine_req(req, op->alg)) != 0) {
+        return r;
+    }
+    req->in = op->in;
+    req->in_len = op->in_len;
+    req->label = op->label;
+    req->label_len = op->label_len;
+    req->tls_version = op->tls_version;
+    req->tls_alt_version = op->tls_alt_version;
+    return 0;
+}
+
+void comb_batch_prepare(struct comb_batch *b)
+{
+    struct comb_rsa_req req;
+    bool any = false;
+
+    if (b->key->rec.mode == PROTO_MODE_THRESHOLD) {
+        return;
+    }
+    for (struct comb_op *op = b->ops_head; op != NULL; op = op->next) {
+        if (op->prepared) {
+            continue;
+        }
+        op->prep_status = comb_op_req(op, &req);
+        if (op->prep_status == 0) {
+            op->prep_status = comb_rsa_prepare(b->key->pub, &req, PROTO_BN_MAX, &op->prep);
+        }
+        op->prepared = true;
+        any = true;
+    }
+    if (any) {
+        /* The blinding's temporaries were below this frame. */
+        spk_stack_wipe(COMB_STACK_WIPE);
+    }
+}
+
 /*
  * comb_batch_run: the only place a whole key exists. Rebuild, run every
  * operation of the batch into locked result buffers, wipe, and only then
@@ -985,18 +1029,18 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
         }
         for (op = b->ops_head, i = 0; op != NULL; op = op->next, i++) {
             t1 = spk_now_ns();
-            memset(&req, 0, sizeof(req));
             op->out = c->results + i * PROTO_BN_MAX;
-            op->status = r != 0 ? r : comb_alg_engine_req(&req, op->alg);
-            if (op->status == 0) {
-                req.in = op->in;
-                req.in_len = op->in_len;
-                req.label = op->label;
-                req.label_len = op->label_len;
-                req.tls_version = op->tls_version;
-                req.tls_alt_version = op->tls_alt_version;
+            op->status = r != 0 ? r : comb_op_req(op, &req);
+            if (op->status == 0 && op->prepared) {
+                op->status = op->prep_status != 0
+                                 ? op->prep_status
+                                 : comb_rsa_key_op_prepared(rsa_key, &req, &op->prep, op->out,
+                                                            PROTO_BN_MAX, &op->out_len);
+            } else if (op->status == 0) {
                 op->status = comb_rsa_key_op(rsa_key, &req, op->out, PROTO_BN_MAX, &op->out_len);
             }
+            /* A blinded input serves one operation. */
+            comb_rsa_prep_clear(&op->prep);
             comb_series_add(&c->s_op, spk_now_ns() - t1);
             if (op->status != 0) {
                 op->out_len = 0;

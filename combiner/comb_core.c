@@ -502,6 +502,13 @@ int comb_process(struct comb_ctx *c)
             comb_batch_fail_threshold(c, b, "deadline passed");
         }
     }
+    /* With every request out and every ready batch run: what the gathering
+     * batches can do before their shares come. */
+    for (b = c->batches_head; b != NULL; b = b->next) {
+        if (b->state == COMB_BATCH_GATHERING) {
+            comb_batch_prepare(b);
+        }
+    }
     c->in_process = false;
     return r;
 }

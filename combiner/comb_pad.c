@@ -345,19 +345,15 @@ static int decode_oaep(uint8_t *out, size_t out_cap, size_t *out_len, uint8_t *e
 
 /* ---- dispatch -------------------------------------------------------------- */
 
-static int comb_rsa_op_inner(struct comb_rsa_key *key, const struct comb_rsa_req *req, uint8_t *out,
-                             size_t out_cap, size_t *out_len, uint8_t *em, uint8_t *block)
+/* comb_rsa_req_check: |req|'s lengths, hashes and |out_cap| against a
+ * modulus of |k| bytes (all public). */
+static int comb_rsa_req_check(size_t k, const struct comb_rsa_req *req, size_t out_cap)
 {
-    struct comb_rsa_pub *pub = comb_rsa_key_pub(key);
-    size_t k = comb_rsa_pub_size(pub);
-    int r;
-
     switch (req->op) {
     case COMB_RSA_RAW:
     case COMB_RSA_DECRYPT_TLS:
     case COMB_RSA_DECRYPT_PKCS1:
     case COMB_RSA_DECRYPT_OAEP:
-        /* Lengths and ciphertext range are public: checked up front. */
         if (req->in == NULL || req->in_len != k) {
             return SPK_ERR_DECRYPT;
         }
@@ -382,71 +378,123 @@ static int comb_rsa_op_inner(struct comb_rsa_key *key, const struct comb_rsa_req
                 return SPK_ERR_INVALID_ARG;
             }
         }
-        if ((r = comb_rsa_private(key, block, req->in)) != 0) {
-            return r;
-        }
-        switch (req->op) {
-        case COMB_RSA_RAW:
-            memcpy(out, block, k);
-            *out_len = k;
-            return 0;
-        case COMB_RSA_DECRYPT_TLS:
-            *out_len = COMB_TLS_PREMASTER_LEN;
-            return decode_tls(out, block, k, req->tls_version, req->tls_alt_version);
-        case COMB_RSA_DECRYPT_PKCS1:
-            return decode_pkcs1_type2(out, out_cap, out_len, block, k);
-        case COMB_RSA_DECRYPT_OAEP:
-            return decode_oaep(out, out_cap, out_len, block, k, req->hash, req->mgf1_hash,
-                               req->label, req->label_len);
-        case COMB_RSA_SIGN_PKCS1:
-        case COMB_RSA_SIGN_PSS:
-        default:
-            return SPK_ERR_INTERNAL;
-        }
+        return 0;
     case COMB_RSA_SIGN_PKCS1:
     case COMB_RSA_SIGN_PSS:
-        if (out_cap < k || req->in == NULL) {
-            return SPK_ERR_INVALID_ARG;
-        }
-        if (req->op == COMB_RSA_SIGN_PKCS1) {
-            r = encode_pkcs1_sig(em, k, req->hash, req->in, req->in_len);
-        } else {
-            r = encode_pss(em, k, comb_rsa_pub_bits(pub), req->hash, req->mgf1_hash, req->in,
-                           req->in_len);
-        }
-        if (r != 0) {
-            return r;
-        }
-        if ((r = comb_rsa_private(key, out, em)) != 0) {
-            return r;
-        }
-        *out_len = k;
-        return 0;
+        return out_cap < k || req->in == NULL ? SPK_ERR_INVALID_ARG : 0;
     default:
         return SPK_ERR_UNSUPPORTED;
     }
 }
 
+int comb_rsa_prepare(struct comb_rsa_pub *pub, const struct comb_rsa_req *req, size_t out_cap,
+                     struct comb_rsa_prep *prep)
+{
+    size_t k = comb_rsa_pub_size(pub);
+    uint8_t em[PROTO_BN_MAX];
+    int r;
+
+    comb_rsa_prep_clear(prep);
+    if ((r = comb_rsa_req_check(k, req, out_cap)) != 0) {
+        return r;
+    }
+    if (req->op == COMB_RSA_SIGN_PKCS1) {
+        r = encode_pkcs1_sig(em, k, req->hash, req->in, req->in_len);
+    } else if (req->op == COMB_RSA_SIGN_PSS) {
+        r = encode_pss(em, k, comb_rsa_pub_bits(pub), req->hash, req->mgf1_hash, req->in,
+                       req->in_len);
+    } else {
+        /* A ciphertext, blinded as it is. */
+        memcpy(em, req->in, k);
+    }
+    if (r == 0) {
+        r = comb_rsa_blind(pub, prep, em);
+    }
+    sodium_memzero(em, sizeof(em));
+    return r;
+}
+
+static int comb_rsa_op_inner(struct comb_rsa_key *key, const struct comb_rsa_req *req,
+                             const struct comb_rsa_prep *prep, uint8_t *out, size_t out_cap,
+                             size_t *out_len, uint8_t *block)
+{
+    size_t k = comb_rsa_pub_size(comb_rsa_key_pub(key));
+    int r;
+
+    if ((r = comb_rsa_req_check(k, req, out_cap)) != 0) {
+        return r;
+    }
+    switch (req->op) {
+    case COMB_RSA_SIGN_PKCS1:
+    case COMB_RSA_SIGN_PSS:
+    case COMB_RSA_RAW:
+        if ((r = comb_rsa_private(key, out, prep)) != 0) {
+            return r;
+        }
+        *out_len = k;
+        return 0;
+    case COMB_RSA_DECRYPT_TLS:
+        if ((r = comb_rsa_private(key, block, prep)) != 0) {
+            return r;
+        }
+        *out_len = COMB_TLS_PREMASTER_LEN;
+        return decode_tls(out, block, k, req->tls_version, req->tls_alt_version);
+    case COMB_RSA_DECRYPT_PKCS1:
+        if ((r = comb_rsa_private(key, block, prep)) != 0) {
+            return r;
+        }
+        return decode_pkcs1_type2(out, out_cap, out_len, block, k);
+    case COMB_RSA_DECRYPT_OAEP:
+        if ((r = comb_rsa_private(key, block, prep)) != 0) {
+            return r;
+        }
+        return decode_oaep(out, out_cap, out_len, block, k, req->hash, req->mgf1_hash, req->label,
+                           req->label_len);
+    default:
+        return SPK_ERR_UNSUPPORTED;
+    }
+}
+
+int comb_rsa_key_op_prepared(struct comb_rsa_key *key, const struct comb_rsa_req *req,
+                             const struct comb_rsa_prep *prep, uint8_t *out, size_t out_cap,
+                             size_t *out_len)
+{
+    uint8_t block[PROTO_BN_MAX];
+    int r;
+
+    *out_len = 0;
+    if (key == NULL || req == NULL || prep == NULL || out == NULL) {
+        return SPK_ERR_INVALID_ARG;
+    }
+    r = comb_rsa_op_inner(key, req, prep, out, out_cap, out_len, block);
+    if (r != 0) {
+        sodium_memzero(out, out_cap);
+        *out_len = 0;
+    }
+    sodium_memzero(block, sizeof(block));
+    /* BN and digest temporaries (and the powers table when it fits on the
+     * stack) were below this frame. */
+    sodium_stackzero(COMB_STACK_WIPE);
+    return r;
+}
+
 int comb_rsa_key_op(struct comb_rsa_key *key, const struct comb_rsa_req *req, uint8_t *out,
                     size_t out_cap, size_t *out_len)
 {
-    uint8_t em[PROTO_BN_MAX];
-    uint8_t block[PROTO_BN_MAX];
+    struct comb_rsa_prep prep = {NULL, NULL};
     int r;
 
     *out_len = 0;
     if (key == NULL || req == NULL || out == NULL) {
         return SPK_ERR_INVALID_ARG;
     }
-    r = comb_rsa_op_inner(key, req, out, out_cap, out_len, em, block);
+    r = comb_rsa_prepare(comb_rsa_key_pub(key), req, out_cap, &prep);
+    r = r != 0 ? r : comb_rsa_key_op_prepared(key, req, &prep, out, out_cap, out_len);
     if (r != 0) {
         sodium_memzero(out, out_cap);
         *out_len = 0;
     }
-    sodium_memzero(em, sizeof(em));
-    sodium_memzero(block, sizeof(block));
-    /* BN and digest temporaries (and the powers table when it fits on the
-     * stack) were below this frame. */
+    comb_rsa_prep_clear(&prep);
     sodium_stackzero(COMB_STACK_WIPE);
     return r;
 }

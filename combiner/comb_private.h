@@ -118,6 +118,11 @@ struct comb_op {
     int status;
     uint8_t *out; /* into comb_ctx.results while the batch delivers */
     size_t out_len;
+    /* comb_batch_prepare's, while the batch's shares travel: the input
+     * encoded and blinded (prep), or why it could not be (prep_status). */
+    bool prepared;
+    int prep_status;
+    struct comb_rsa_prep prep;
 };
 
 enum comb_batch_state {
@@ -257,6 +262,11 @@ bool comb_src_passed_over(const struct comb_ctx *c, const struct comb_key *key,
                           const struct comb_src *src);
 void comb_batch_examine(struct comb_ctx *c, struct comb_batch *b);
 void comb_batch_run(struct comb_ctx *c, struct comb_batch *b);
+/* comb_batch_prepare encodes and blinds the operations of |b| not yet
+ * prepared (comb_rsa_prepare), for comb_batch_run: called once its share
+ * requests are out, it takes that work off the path from the last share to
+ * the answers. A threshold key's batch has nothing to prepare. */
+void comb_batch_prepare(struct comb_batch *b);
 void comb_batch_linger(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
 void comb_batch_fail(struct comb_ctx *c, struct comb_batch *b, int status, const char *detail);
 /* comb_batch_deliver calls back every operation of an unlinked batch and frees it

@@ -594,7 +594,62 @@ struct comb_rsa_pub *comb_rsa_key_pub(const struct comb_rsa_key *key)
     return key->pub;
 }
 
-int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
+void comb_rsa_prep_clear(struct comb_rsa_prep *prep)
+{
+    /* The unblinding factor is secret; both are from the secure heap. */
+    BN_clear_free(prep->c);
+    BN_clear_free(prep->unblind);
+    prep->c = NULL;
+    prep->unblind = NULL;
+}
+
+int comb_rsa_blind(struct comb_rsa_pub *pub, struct comb_rsa_prep *prep, const uint8_t *in)
+{
+    BN_CTX *ctx = NULL;
+    int locked = 0;
+    int r = SPK_ERR_NOMEM;
+
+    comb_rsa_prep_clear(prep);
+    if ((prep->c = BN_secure_new()) == NULL || (prep->unblind = BN_secure_new()) == NULL ||
+        (ctx = BN_CTX_secure_new()) == NULL) {
+        goto out;
+    }
+    /* The input is public (a ciphertext, or a padded digest). */
+    r = SPK_ERR_CRYPTO;
+    if (BN_bin2bn(in, (int)pub->n_len, prep->c) == NULL) {
+        goto out;
+    }
+    if (BN_ucmp(prep->c, pub->n) >= 0) {
+        r = SPK_ERR_DECRYPT;
+        goto out;
+    }
+    /*
+     * Blind: c = c * r^e mod n, and take the matching unblinding factor. The
+     * pair is advanced under its lock; unblinding needs only our copy (and
+     * the pair's Montgomery context of n, which comb_rsa_pub_maintain keeps).
+     */
+    if (!BN_BLINDING_lock(pub->blinding)) {
+        goto out;
+    }
+    locked = 1;
+    if (!BN_BLINDING_convert_ex(prep->c, prep->unblind, pub->blinding, ctx)) {
+        goto out;
+    }
+    pub->blinding_uses++;
+    BN_set_flags(prep->c, BN_FLG_CONSTTIME);
+    r = 0;
+out:
+    if (locked) {
+        BN_BLINDING_unlock(pub->blinding);
+    }
+    BN_CTX_free(ctx);
+    if (r != 0) {
+        comb_rsa_prep_clear(prep);
+    }
+    return r;
+}
+
+int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const struct comb_rsa_prep *prep)
 {
     struct comb_rsa_pub *pub = key->pub;
     /*
@@ -603,14 +658,16 @@ int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
      * key it was made with.
      */
     BN_CTX *ctx = key->ctx;
-    BIGNUM *c, *unblind, *m1, *m2, *t, *res, *check;
+    const BIGNUM *c = prep->c;
+    BIGNUM *m1, *m2, *t, *res, *check;
     size_t n_len = pub->n_len;
-    int locked = 0;
     int r = SPK_ERR_NOMEM;
 
+    if (c == NULL || prep->unblind == NULL) {
+        sodium_memzero(out, n_len);
+        return SPK_ERR_INVALID_ARG;
+    }
     BN_CTX_start(ctx);
-    c = BN_CTX_get(ctx);
-    unblind = BN_CTX_get(ctx);
     m1 = BN_CTX_get(ctx);
     m2 = BN_CTX_get(ctx);
     t = BN_CTX_get(ctx);
@@ -619,32 +676,7 @@ int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
     if (check == NULL) {
         goto out;
     }
-
-    /* The input is public (a ciphertext, or a padded digest). */
     r = SPK_ERR_CRYPTO;
-    if (BN_bin2bn(in, (int)n_len, c) == NULL) {
-        goto out;
-    }
-    if (BN_ucmp(c, pub->n) >= 0) {
-        r = SPK_ERR_DECRYPT;
-        goto out;
-    }
-
-    /*
-     * Blind: c = c * r^e mod n, and take the matching unblinding factor. The
-     * pair is advanced under its lock; unblinding needs only our copy.
-     */
-    if (!BN_BLINDING_lock(pub->blinding)) {
-        goto out;
-    }
-    locked = 1;
-    if (!BN_BLINDING_convert_ex(c, unblind, pub->blinding, ctx)) {
-        goto out;
-    }
-    pub->blinding_uses++;
-    BN_BLINDING_unlock(pub->blinding);
-    locked = 0;
-    BN_set_flags(c, BN_FLG_CONSTTIME);
 
     /* CRT: m1 = (c mod p)^dp mod p, m2 = (c mod q)^dq mod q. */
     if (!(key->helper != NULL ? comb_rsa_halves_apart(key, m1, m2, c, ctx)
@@ -692,7 +724,7 @@ int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
     }
 
     /* Unblind: m = (m r) * r^-1 mod n. */
-    if (!BN_BLINDING_invert_ex(res, unblind, pub->blinding, ctx)) {
+    if (!BN_BLINDING_invert_ex(res, prep->unblind, pub->blinding, ctx)) {
         goto out;
     }
     if (BN_bn2binpad(res, out, (int)n_len) != (int)n_len) {
@@ -700,9 +732,6 @@ int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in)
     }
     r = 0;
 out:
-    if (locked) {
-        BN_BLINDING_unlock(pub->blinding);
-    }
     if (r != 0) {
         sodium_memzero(out, n_len);
     }

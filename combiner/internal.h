@@ -20,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <openssl/types.h>
+
 #include "proto/proto.h"
 
 /* Hash algorithms the engine knows. Which operation takes which is listed at
@@ -223,14 +225,47 @@ SPK_WUR int comb_rsa_key_op(struct comb_rsa_key *key, const struct comb_rsa_req 
                             size_t out_cap, size_t *out_len);
 
 /*
- * comb_rsa_private computes |out| = |in|^d mod n (both n_len bytes, |in| < n,
- * big-endian) through blinding, CRT and the e-check. The primitive behind
- * comb_rsa_key_op; it does not check p * q == n (see comb_rsa_op). Returns 0,
- * SPK_ERR_DECRYPT (|in| >= n), SPK_ERR_FAULT, SPK_ERR_CRYPTO or
- * SPK_ERR_NOMEM; |out| is wiped on error. Does not wipe the stack
- * (comb_rsa_key_op does).
+ * struct comb_rsa_prep: what an operation needs before its key exists: its
+ * input, encoded for a signature (a fresh salt for PSS), blinded with the
+ * public key's pair (comb_rsa_pub_new), and the matching unblinding factor.
+ * Both from the secure heap; the factor is secret (comb_rsa_prep_clear
+ * clear-frees them). A batch prepares its operations while their shares
+ * travel, so that none of this waits on the rebuilt key.
  */
-SPK_WUR int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out, const uint8_t *in);
+struct comb_rsa_prep {
+    BIGNUM *c;       /* the blinded input, < n, BN_FLG_CONSTTIME */
+    BIGNUM *unblind; /* r^-1 of the blinding */
+};
+
+/*
+ * comb_rsa_prepare checks |req| and |out_cap| as comb_rsa_op does and fills
+ * |prep| (cleared first) for comb_rsa_key_op_prepared with a key of |pub|.
+ * The errors comb_rsa_op reports for a bad request, before any key exists.
+ */
+SPK_WUR int comb_rsa_prepare(struct comb_rsa_pub *pub, const struct comb_rsa_req *req,
+                             size_t out_cap, struct comb_rsa_prep *prep);
+/* comb_rsa_key_op_prepared: comb_rsa_key_op on an input comb_rsa_prepare
+ * made of |req| for |key|'s public key; |prep| is left for its owner to clear. */
+SPK_WUR int comb_rsa_key_op_prepared(struct comb_rsa_key *key, const struct comb_rsa_req *req,
+                                     const struct comb_rsa_prep *prep, uint8_t *out, size_t out_cap,
+                                     size_t *out_len);
+void comb_rsa_prep_clear(struct comb_rsa_prep *prep);
+
+/*
+ * comb_rsa_blind: |prep| (cleared first) = |in| (n_len bytes, big-endian)
+ * blinded with |pub|'s pair, and the unblinding factor. SPK_ERR_DECRYPT when
+ * |in| >= n; SPK_ERR_CRYPTO, SPK_ERR_NOMEM (|prep| is then empty).
+ */
+SPK_WUR int comb_rsa_blind(struct comb_rsa_pub *pub, struct comb_rsa_prep *prep, const uint8_t *in);
+/*
+ * comb_rsa_private writes to |out| (n_len bytes) the unblinded |prep|^d mod n,
+ * through CRT and the e-check. The primitive behind comb_rsa_key_op; it does
+ * not check p * q == n (see comb_rsa_op). Returns 0, SPK_ERR_FAULT,
+ * SPK_ERR_CRYPTO, SPK_ERR_NOMEM or SPK_ERR_INVALID_ARG (an empty |prep|);
+ * |out| is wiped on error. Does not wipe the stack (comb_rsa_key_op does).
+ */
+SPK_WUR int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out,
+                             const struct comb_rsa_prep *prep);
 
 /* comb_hash_len: the digest length of |h| (36 for MD5_SHA1), 0 for NONE. */
 size_t comb_hash_len(enum comb_hash h);

@@ -705,6 +705,83 @@ static void test_halves_on_two_threads(void **state)
     comb_rsa_helper_free(NULL);
 }
 
+/*
+ * An input prepared before its key exists (encoded, blinded) gives the
+ * result comb_rsa_op gives, also when the blinding pair is made again
+ * between preparing and running, and with the halves on a helper thread;
+ * an input >= n is refused while preparing, and an empty preparation by
+ * the operation, which releases nothing.
+ */
+static void test_prepared_before_the_key(void **state)
+{
+    struct key_fixture f;
+    struct comb_rsa_key *key = NULL;
+    struct comb_rsa_helper *h = NULL;
+    struct comb_rsa_prep early = {NULL, NULL};
+    struct comb_rsa_prep prep = {NULL, NULL};
+    uint8_t digest[32] = {1, 2, 3};
+    uint8_t ref[PROTO_BN_MAX];
+    uint8_t sig[PROTO_BN_MAX];
+    uint8_t big[PROTO_BN_MAX];
+    size_t sig_len = 0, ref_len = 0;
+    struct comb_rsa_req req = {
+        .op = COMB_RSA_SIGN_PKCS1, .hash = COMB_HASH_SHA256, .in = digest, .in_len = 32};
+    struct comb_rsa_req raw = {.op = COMB_RSA_RAW, .in = big, .in_len = 0};
+
+    (void)state;
+    fixture_load(&f, "rsa2048.pem");
+    assert_int_equal(comb_rsa_op(f.pub, &f.crt, &req, ref, sizeof(ref), &ref_len), 0);
+    assert_int_equal(comb_rsa_prepare(f.pub, &req, sizeof(sig), &early), 0);
+    assert_non_null(early.c);
+    assert_non_null(early.unblind);
+    /* The pair serves its uses and is made again: early holds the old one. */
+    for (unsigned i = 0; i < COMB_BLINDING_RENEW_USES; i++) {
+        assert_int_equal(comb_rsa_prepare(f.pub, &req, sizeof(sig), &prep), 0);
+    }
+    assert_int_equal(comb_rsa_pub_maintain(f.pub), 0);
+    assert_int_equal(comb_rsa_pub_blinding_renewals(f.pub), 1);
+    assert_int_equal(comb_rsa_key_new(&key, f.pub, &f.crt), 0);
+    assert_int_equal(comb_rsa_key_op_prepared(key, &req, &early, sig, sizeof(sig), &sig_len), 0);
+    assert_int_equal(sig_len, ref_len);
+    assert_memory_equal(sig, ref, f.k);
+    assert_int_equal(comb_rsa_key_op_prepared(key, &req, &prep, sig, sizeof(sig), &sig_len), 0);
+    assert_memory_equal(sig, ref, f.k);
+    comb_rsa_key_free(key);
+    key = NULL;
+
+    /* Halves apart: the q half's context is set on the helper. */
+    assert_int_equal(comb_rsa_helper_new(&h), 0);
+    assert_int_equal(comb_rsa_key_new(&key, f.pub, &f.crt), 0);
+    assert_true(comb_rsa_key_set_helper(key, h));
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(comb_rsa_prepare(f.pub, &req, sizeof(sig), &prep), 0);
+        assert_int_equal(comb_rsa_key_op_prepared(key, &req, &prep, sig, sizeof(sig), &sig_len), 0);
+        assert_memory_equal(sig, ref, f.k);
+    }
+
+    /* n itself is not an input: refused before any key is needed. */
+    memset(big, 0xff, sizeof(big));
+    raw.in_len = f.k;
+    assert_int_equal(comb_rsa_prepare(f.pub, &raw, sizeof(sig), &prep), SPK_ERR_DECRYPT);
+    assert_null(prep.c);
+    assert_null(prep.unblind);
+    memset(sig, 0x5a, sizeof(sig));
+    assert_int_equal(comb_rsa_key_op_prepared(key, &req, &prep, sig, sizeof(sig), &sig_len),
+                     SPK_ERR_INVALID_ARG);
+    assert_int_equal(sig_len, 0);
+    for (size_t i = 0; i < f.k; i++) {
+        assert_int_equal(sig[i], 0);
+    }
+    /* A request the key cannot take is refused while preparing too. */
+    req.in_len = 31;
+    assert_int_equal(comb_rsa_prepare(f.pub, &req, sizeof(sig), &prep), SPK_ERR_INVALID_ARG);
+    comb_rsa_prep_clear(&early);
+    comb_rsa_prep_clear(&prep);
+    comb_rsa_key_free(key);
+    comb_rsa_helper_free(h);
+    fixture_free(&f);
+}
+
 static void test_pub_refuses(void **state)
 {
     struct comb_rsa_pub *pub = NULL;
@@ -733,9 +810,13 @@ static void test_pub_refuses(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_all_ops),         cmocka_unit_test(test_unpadded_tuple),
-        cmocka_unit_test(test_pub_refuses),     cmocka_unit_test(test_blinding_renewal),
-        cmocka_unit_test(test_key_for_a_batch), cmocka_unit_test(test_halves_on_two_threads),
+        cmocka_unit_test(test_all_ops),
+        cmocka_unit_test(test_unpadded_tuple),
+        cmocka_unit_test(test_pub_refuses),
+        cmocka_unit_test(test_blinding_renewal),
+        cmocka_unit_test(test_key_for_a_batch),
+        cmocka_unit_test(test_halves_on_two_threads),
+        cmocka_unit_test(test_prepared_before_the_key),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
