@@ -979,7 +979,7 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     struct comb_rsa_req req;
     struct comb_op *op;
     char detail[COMB_DETAIL_MAX] = "";
-    uint64_t t_life, t0, t1, wipe_ns;
+    uint64_t t_life, t0, t1, wipe_ns, back0;
     size_t i;
     int r;
 
@@ -1027,6 +1027,7 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
             comb_rsa_key_set_helper(rsa_key, c->rsa_helper)) {
             c->counters.halves_apart++;
         }
+        back0 = c->rsa_helper != NULL ? comb_rsa_helper_taken_back(c->rsa_helper) : 0;
         for (op = b->ops_head, i = 0; op != NULL; op = op->next, i++) {
             t1 = spk_now_ns();
             op->out = c->results + i * PROTO_BN_MAX;
@@ -1048,6 +1049,9 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
         }
         comb_rsa_key_free(rsa_key);
         rsa_key = NULL;
+        if (c->rsa_helper != NULL) {
+            c->counters.halves_taken_back += comb_rsa_helper_taken_back(c->rsa_helper) - back0;
+        }
     }
 
     /* Wipe: the tuple, the arena (split_shares_combine reset it), the stack below us. */

@@ -174,8 +174,13 @@ void comb_metrics_render(void *arg, struct spk_text *t)
                     "# HELP spk_combiner_crt_two_threads_total Operations whose two CRT halves "
                     "ran on two threads (crt-threads 2, the combiner otherwise idle).\n"
                     "# TYPE spk_combiner_crt_two_threads_total counter\n"
-                    "spk_combiner_crt_two_threads_total %llu\n",
-                    (unsigned long long)st.halves_apart);
+                    "spk_combiner_crt_two_threads_total %llu\n"
+                    "# HELP spk_combiner_crt_halves_taken_back_total Of those, operations whose "
+                    "q half the combiner's thread took back and computed itself, the helper "
+                    "thread not having started by the end of the p half (no CPU free for it).\n"
+                    "# TYPE spk_combiner_crt_halves_taken_back_total counter\n"
+                    "spk_combiner_crt_halves_taken_back_total %llu\n",
+                    (unsigned long long)st.halves_apart, (unsigned long long)st.halves_taken_back);
     metrics_lifetime(t, &st);
     metrics_summary(t, "spk_combiner_key_lifetime_window_seconds",
                     "How long a whole key existed in memory per reconstruction "

@@ -301,7 +301,8 @@ struct comb_rsa_helper {
     pthread_cond_t posted; /* a job or stop, for the helper */
     pthread_cond_t done;   /* the job's result, for the caller */
     bool stop;
-    bool has_job;
+    bool has_job; /* posted and not yet taken, by the helper or back by its owner */
+    bool paused;  /* comb_rsa_helper_pause: takes no job (tests) */
     bool has_result;
     int ok;
     /* The job: r = (c mod half's prime)^d, half's context built first
@@ -317,6 +318,7 @@ struct comb_rsa_helper {
         bool apart;
     } sizes[COMB_RSA_SIZES_MAX];
     size_t num_sizes;
+    uint64_t taken_back; /* jobs its owner took back (comb_rsa_halves_apart) */
 };
 
 static void *comb_rsa_helper_main(void *arg)
@@ -327,7 +329,7 @@ static void *comb_rsa_helper_main(void *arg)
     for (;;) {
         int ok;
 
-        while (!h->has_job && !h->stop) {
+        while ((!h->has_job || h->paused) && !h->stop) {
             pthread_cond_wait(&h->posted, &h->lock);
         }
         if (h->stop) {
@@ -414,15 +416,36 @@ void comb_rsa_helper_free(struct comb_rsa_helper *h)
     OPENSSL_clear_free(h, sizeof(*h));
 }
 
+uint64_t comb_rsa_helper_taken_back(struct comb_rsa_helper *h)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&h->lock);
+    n = h->taken_back;
+    pthread_mutex_unlock(&h->lock);
+    return n;
+}
+
+void comb_rsa_helper_pause(struct comb_rsa_helper *h, bool paused)
+{
+    pthread_mutex_lock(&h->lock);
+    h->paused = paused;
+    pthread_cond_signal(&h->posted);
+    pthread_mutex_unlock(&h->lock);
+}
+
 /* comb_rsa_halves_apart: m1 = (c mod p)^dp mod p on this thread while
  * |key|'s helper computes m2 = (c mod q)^dq mod q, each building its half's
  * Montgomery context first if it is the key's first operation; 1 when both
  * succeeded. The job is posted first: the helper's wake-up runs while this
- * thread works. */
+ * thread works. Should the helper not have started by the time this thread
+ * is done (no CPU came free for it), this thread takes the job back and
+ * does it too, rather than wait for a start and then a whole half. */
 static int comb_rsa_halves_apart(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m2, const BIGNUM *c,
                                  BN_CTX *ctx)
 {
     struct comb_rsa_helper *h = key->helper;
+    bool taken_back;
     int ok;
 
     pthread_mutex_lock(&h->lock);
@@ -438,15 +461,24 @@ static int comb_rsa_halves_apart(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m
     ok = comb_rsa_half_exp(&key->p, m1, c, ctx);
 
     pthread_mutex_lock(&h->lock);
-    while (!h->has_result) {
-        pthread_cond_wait(&h->done, &h->lock);
+    taken_back = h->has_job;
+    if (taken_back) {
+        h->has_job = false;
+        h->taken_back++;
+    } else {
+        while (!h->has_result) {
+            pthread_cond_wait(&h->done, &h->lock);
+        }
+        ok = ok && h->ok;
     }
-    ok = ok && h->ok;
     h->r = NULL;
     h->c = NULL;
     h->half = NULL;
     h->ctx = NULL;
     pthread_mutex_unlock(&h->lock);
+    if (taken_back) {
+        ok = ok && comb_rsa_half_exp(&key->q, m2, c, ctx);
+    }
     return ok;
 }
 

@@ -467,12 +467,13 @@ struct comb_timing {
 struct comb_stats {
     uint64_t ops_ok;
     uint64_t ops_failed;
-    uint64_t batches;      /* reconstructions */
-    uint64_t batched_ops;  /* operations that shared a reconstruction with another */
-    uint64_t shares_good;  /* accepted */
-    uint64_t shares_bad;   /* failed the record checks (commitment, split, index, ...) */
-    uint64_t shares_error; /* a source reported an error or timed out */
-    uint64_t halves_apart; /* operations whose CRT halves ran on two threads */
+    uint64_t batches;           /* reconstructions */
+    uint64_t batched_ops;       /* operations that shared a reconstruction with another */
+    uint64_t shares_good;       /* accepted */
+    uint64_t shares_bad;        /* failed the record checks (commitment, split, index, ...) */
+    uint64_t shares_error;      /* a source reported an error or timed out */
+    uint64_t halves_apart;      /* operations whose CRT halves ran on two threads */
+    uint64_t halves_taken_back; /* of those: the q half done here, the helper late */
     struct comb_timing gather;
     struct comb_timing check;
     struct comb_timing interpolate;

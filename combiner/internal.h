@@ -207,6 +207,12 @@ struct comb_rsa_pub *comb_rsa_key_pub(const struct comb_rsa_key *key);
 struct comb_rsa_helper;
 SPK_WUR int comb_rsa_helper_new(struct comb_rsa_helper **out);
 void comb_rsa_helper_free(struct comb_rsa_helper *h);
+/* comb_rsa_helper_taken_back: how many q halves its owner took back and
+ * computed itself, the helper not having started when the p half was done. */
+uint64_t comb_rsa_helper_taken_back(struct comb_rsa_helper *h);
+/* comb_rsa_helper_pause: while paused the helper starts no job (so that
+ * its owner takes every one back): for tests. */
+void comb_rsa_helper_pause(struct comb_rsa_helper *h, bool paused);
 /*
  * comb_rsa_pub_calibrate: whether an operation on |pub| is faster with its
  * two CRT halves on two threads (|h| and the caller's) than with both on one

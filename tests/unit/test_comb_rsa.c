@@ -709,6 +709,7 @@ static void test_halves_on_two_threads(void **state)
  * An input prepared before its key exists (encoded, blinded) gives the
  * result comb_rsa_op gives, also when the blinding pair is made again
  * between preparing and running, and with the halves on a helper thread;
+ * also when the helper does not start and its owner takes the q half back;
  * an input >= n is refused while preparing, and an empty preparation by
  * the operation, which releases nothing.
  */
@@ -724,6 +725,7 @@ static void test_prepared_before_the_key(void **state)
     uint8_t sig[PROTO_BN_MAX];
     uint8_t big[PROTO_BN_MAX];
     size_t sig_len = 0, ref_len = 0;
+    uint64_t back;
     struct comb_rsa_req req = {
         .op = COMB_RSA_SIGN_PKCS1, .hash = COMB_HASH_SHA256, .in = digest, .in_len = 32};
     struct comb_rsa_req raw = {.op = COMB_RSA_RAW, .in = big, .in_len = 0};
@@ -758,6 +760,20 @@ static void test_prepared_before_the_key(void **state)
         assert_int_equal(comb_rsa_key_op_prepared(key, &req, &prep, sig, sizeof(sig), &sig_len), 0);
         assert_memory_equal(sig, ref, f.k);
     }
+
+    /* A helper that does not start: every q half is taken back, same results. */
+    back = comb_rsa_helper_taken_back(h);
+    comb_rsa_helper_pause(h, true);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(comb_rsa_prepare(f.pub, &req, sizeof(sig), &prep), 0);
+        assert_int_equal(comb_rsa_key_op_prepared(key, &req, &prep, sig, sizeof(sig), &sig_len), 0);
+        assert_memory_equal(sig, ref, f.k);
+    }
+    assert_int_equal(comb_rsa_helper_taken_back(h) - back, 3);
+    comb_rsa_helper_pause(h, false);
+    assert_int_equal(comb_rsa_prepare(f.pub, &req, sizeof(sig), &prep), 0);
+    assert_int_equal(comb_rsa_key_op_prepared(key, &req, &prep, sig, sizeof(sig), &sig_len), 0);
+    assert_memory_equal(sig, ref, f.k);
 
     /* n itself is not an input: refused before any key is needed. */
     memset(big, 0xff, sizeof(big));
