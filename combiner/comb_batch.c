@@ -999,7 +999,8 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
     }
 
     t_life = spk_now_ns();
-    r = split_shares_combine(c->tuple, &key->rec, &key->f, shares, k, c->arena);
+    /* Each share passed split_share_check as it came (comb_batch_take). */
+    r = split_shares_combine_checked(c->tuple, &key->rec, &key->f, shares, k, c->arena);
     t0 = spk_now_ns();
     comb_series_add(&c->s_interp, t0 - t_life);
     /* The received shares are not needed once the tuple exists (or failed to). */

@@ -224,5 +224,18 @@ SPK_WUR int split_shares_combine(uint8_t *out_tuple, const struct proto_record *
                                  const struct split_field *f,
                                  const struct split_opened_share *shares, size_t num_shares,
                                  struct spk_arena *arena);
+/*
+ * split_shares_combine_checked: split_shares_combine for a caller that
+ * checked each of |shares| with split_share_check when it came (the
+ * combiner, as each share arrives, off the path to the rebuilt key): the
+ * same without checking them again. Duplicate indexes, the count and
+ * p * q == N are still checked: a share whose p or q part changed since its
+ * check gives no key. (A changed dp, dq or qinv part gives wrong results,
+ * which the combiner's check with e keeps from leaving.)
+ */
+SPK_WUR int split_shares_combine_checked(uint8_t *out_tuple, const struct proto_record *rec,
+                                         const struct split_field *f,
+                                         const struct split_opened_share *shares, size_t num_shares,
+                                         struct spk_arena *arena);
 
 #endif

@@ -222,18 +222,25 @@ static void split_run_free(struct split_run *s)
     memset(s, 0, sizeof(*s));
 }
 
-static int combine(uint8_t *out, const struct split_run *s, const struct split_opened_share *sh,
-                   size_t num)
+static int combine_as(uint8_t *out, const struct split_run *s, const struct split_opened_share *sh,
+                      size_t num, bool checked)
 {
     struct spk_arena *arena =
         spk_arena_new(split_interpolate_scratch_len(&s->f, s->rec->threshold));
     int r;
 
     assert_non_null(arena);
-    r = split_shares_combine(out, s->rec, &s->f, sh, num, arena);
+    r = checked ? split_shares_combine_checked(out, s->rec, &s->f, sh, num, arena)
+                : split_shares_combine(out, s->rec, &s->f, sh, num, arena);
     assert_int_equal(spk_arena_used(arena), 0);
     spk_arena_free(arena);
     return r;
+}
+
+static int combine(uint8_t *out, const struct split_run *s, const struct split_opened_share *sh,
+                   size_t num)
+{
+    return combine_as(out, s, sh, num, false);
 }
 
 static bool all_zero(const uint8_t *p, size_t len)
@@ -852,6 +859,10 @@ static void check_split(const char *name, unsigned k, unsigned n)
     memset(out, 0x55, s.tlen);
     assert_int_equal(combine(out, &s, s.shares, n), 0);
     assert_memory_equal(out, tuple, s.tlen);
+    /* Shares the caller checked as they came: the same key. */
+    memset(out, 0x55, s.tlen);
+    assert_int_equal(combine_as(out, &s, s.shares, k, true), 0);
+    assert_memory_equal(out, tuple, s.tlen);
 
     /* k - 1 shares: refused, and nothing comes out. */
     memset(out, 0x55, s.tlen);
@@ -882,6 +893,8 @@ static void check_split(const char *name, unsigned k, unsigned n)
     sh[k - 1] = s.shares[0];
     assert_int_equal(combine(out, &s, sh, k), SPK_ERR_DUP_INDEX);
     assert_true(all_zero(out, s.tlen));
+    assert_int_equal(combine_as(out, &s, sh, k, true), SPK_ERR_DUP_INDEX);
+    assert_int_equal(combine_as(out, &s, s.shares, k - 1, true), SPK_ERR_THRESHOLD);
 
     split_run_free(&s);
     holders_free(&h);
@@ -988,6 +1001,15 @@ static void test_mixed_and_tampered(void **state)
     assert_int_equal(split_share_check(a.rec, &a.f, &sh[1]), SPK_ERR_COMMITMENT);
     memset(out, 0x55, a.tlen);
     assert_int_equal(combine(out, &a, sh, 2), SPK_ERR_COMMITMENT);
+    assert_true(all_zero(out, a.tlen));
+    /* A share whose p part changed after its check (combine_checked trusts
+     * the caller's checks): the key it gives fails p * q == N, and nothing
+     * comes out. (The other parts are the combiner's e-check's: no result
+     * of a wrong dp, dq or qinv leaves it.) */
+    memcpy(y, a.shares[1].y, a.tlen);
+    y[a.f.y_len - 1] ^= 1;
+    memset(out, 0x55, a.tlen);
+    assert_int_equal(combine_as(out, &a, sh, 2, true), SPK_ERR_KEY_MISMATCH);
     assert_true(all_zero(out, a.tlen));
     /* A share claiming another index fails too. */
     sh[1] = a.shares[1];
