@@ -256,11 +256,12 @@ void comb_rsa_key_free(struct comb_rsa_key *key)
 }
 
 /*
- * comb_rsa_half_exp: out = (c mod prime)^d mod prime, c constant time and
- * below n. BN_mod with a BN_FLG_CONSTTIME operand divides in constant time
- * (bn_div_fixed_top).
+ * comb_rsa_half_reduce: out = c mod prime, c constant time and below n, the
+ * half's Montgomery context set first if it is not yet. BN_mod with a
+ * BN_FLG_CONSTTIME operand divides in constant time (bn_div_fixed_top).
  */
-static int comb_rsa_half_exp(struct comb_rsa_half *half, BIGNUM *out, const BIGNUM *c, BN_CTX *ctx)
+static int comb_rsa_half_reduce(struct comb_rsa_half *half, BIGNUM *out, const BIGNUM *c,
+                                BN_CTX *ctx)
 {
     if (!half->mont_set) {
         if (!BN_MONT_CTX_set(half->mont, half->prime, ctx)) {
@@ -272,7 +273,14 @@ static int comb_rsa_half_exp(struct comb_rsa_half *half, BIGNUM *out, const BIGN
         return 0;
     }
     BN_set_flags(out, BN_FLG_CONSTTIME);
-    return BN_mod_exp_mont_consttime(out, out, half->d, half->prime, ctx, half->mont);
+    return 1;
+}
+
+/* comb_rsa_half_exp: out = (c mod prime)^d mod prime. */
+static int comb_rsa_half_exp(struct comb_rsa_half *half, BIGNUM *out, const BIGNUM *c, BN_CTX *ctx)
+{
+    return comb_rsa_half_reduce(half, out, c, ctx) &&
+           BN_mod_exp_mont_consttime(out, out, half->d, half->prime, ctx, half->mont);
 }
 
 /* ---- the helper thread -------------------------------------------------------------- */
@@ -489,17 +497,9 @@ static int comb_rsa_halves_here(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m2
 {
     struct comb_rsa_half *p = &key->p, *q = &key->q;
 
-    if ((!p->mont_set && !BN_MONT_CTX_set(p->mont, p->prime, ctx)) ||
-        (!q->mont_set && !BN_MONT_CTX_set(q->mont, q->prime, ctx))) {
+    if (!comb_rsa_half_reduce(p, m1, c, ctx) || !comb_rsa_half_reduce(q, m2, c, ctx)) {
         return 0;
     }
-    p->mont_set = true;
-    q->mont_set = true;
-    if (!BN_mod(m1, c, p->prime, ctx) || !BN_mod(m2, c, q->prime, ctx)) {
-        return 0;
-    }
-    BN_set_flags(m1, BN_FLG_CONSTTIME);
-    BN_set_flags(m2, BN_FLG_CONSTTIME);
     return BN_mod_exp_mont_consttime_x2(m1, m1, p->d, p->prime, p->mont, m2, m2, q->d, q->prime,
                                         q->mont, ctx);
 }
