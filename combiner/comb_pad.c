@@ -424,34 +424,30 @@ static int comb_rsa_op_inner(struct comb_rsa_key *key, const struct comb_rsa_req
     if ((r = comb_rsa_req_check(k, req, out_cap)) != 0) {
         return r;
     }
+    if (req->op == COMB_RSA_SIGN_PKCS1 || req->op == COMB_RSA_SIGN_PSS || req->op == COMB_RSA_RAW) {
+        if ((r = comb_rsa_private(key, out, prep)) == 0) {
+            *out_len = k;
+        }
+        return r;
+    }
+    /* A decryption: the block is decoded in constant time. */
+    if ((r = comb_rsa_private(key, block, prep)) != 0) {
+        return r;
+    }
     switch (req->op) {
-    case COMB_RSA_SIGN_PKCS1:
-    case COMB_RSA_SIGN_PSS:
-    case COMB_RSA_RAW:
-        if ((r = comb_rsa_private(key, out, prep)) != 0) {
-            return r;
-        }
-        *out_len = k;
-        return 0;
     case COMB_RSA_DECRYPT_TLS:
-        if ((r = comb_rsa_private(key, block, prep)) != 0) {
-            return r;
-        }
         *out_len = COMB_TLS_PREMASTER_LEN;
         return decode_tls(out, block, k, req->tls_version, req->tls_alt_version);
     case COMB_RSA_DECRYPT_PKCS1:
-        if ((r = comb_rsa_private(key, block, prep)) != 0) {
-            return r;
-        }
         return decode_pkcs1_type2(out, out_cap, out_len, block, k);
     case COMB_RSA_DECRYPT_OAEP:
-        if ((r = comb_rsa_private(key, block, prep)) != 0) {
-            return r;
-        }
         return decode_oaep(out, out_cap, out_len, block, k, req->hash, req->mgf1_hash, req->label,
                            req->label_len);
+    case COMB_RSA_RAW:
+    case COMB_RSA_SIGN_PKCS1:
+    case COMB_RSA_SIGN_PSS:
     default:
-        return SPK_ERR_UNSUPPORTED;
+        return SPK_ERR_INTERNAL;
     }
 }
 
