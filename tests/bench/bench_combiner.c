@@ -11,8 +11,9 @@
  * finer breakdown timed here piece by piece with the same split/ and OpenSSL
  * functions the combiner uses: share opening, commitment checks,
  * interpolation, p * q == N, key setup (loading the tuple, Montgomery
- * contexts for p and q, blinding), CRT exponentiation, verification with e,
- * unblinding, wipe.
+ * contexts for p and q), blinding (which the combiner does before the key
+ * exists, while the shares travel), CRT exponentiation, verification with
+ * e, unblinding, wipe.
  *
  * usage: bench_combiner DATA_DIR [SECONDS_PER_SIZE]
  * (reads rsa2048.pem, rsa3072.pem, rsa4096.pem). The last line is
@@ -282,7 +283,7 @@ static const char *const piece_names[P_NUM] = {
     "p * q == N (split_rsa_tuple_check)",
     "key setup: tuple into BIGNUMs",
     "key setup: Montgomery contexts for p and q",
-    "key setup: blinding (convert, under lock)",
+    "blinding (under lock; done before the key exists)",
     "CRT exponentiation (consttime x2)",
     "Garner recombination",
     "verification with e",
@@ -404,7 +405,7 @@ static void breakdown(struct bench_size *bs, unsigned k)
         t1 = now_us();
         samples[P_PQ][round] = t1 - t0;
 
-        /* The engine's steps, as comb_rsa_private takes them. */
+        /* The engine's steps: comb_rsa_blind's, then comb_rsa_private's. */
         comb_rsa_crt_from_tuple(&crt, tuple, f.y_len);
         BN_CTX_start(ctx);
         c = BN_CTX_get(ctx);
