@@ -449,8 +449,10 @@ struct comb_timing {
  *   gather       per batch: first fetch started -> k-th good share checked.
  *   check        per batch: checking arrived shares against the record.
  *   interpolate  per batch: interpolation and the p * q == N check.
- *   op           per operation: the RSA engine (blinding, CRT
- *                exponentiation, e-check, padding).
+ *   op           per operation, with the key: the RSA engine (CRT
+ *                exponentiation, e-check, unblinding, a decryption's
+ *                padding check; the input was encoded and blinded while
+ *                the shares travelled).
  *   wipe         per batch: wiping tuple, shares, arena and stack.
  *   lifetime     per batch: reconstruction start -> wipe end (how long a
  *                whole key existed).
