@@ -988,6 +988,9 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
         return;
     }
     comb_batch_unlink(c, b);
+    /* Any operation not prepared while the shares travelled is prepared
+     * now, still before the key exists. */
+    comb_batch_prepare(b);
     for (i = 0; i < k; i++) {
         const struct comb_fetch_ent *ent = &b->fetches[b->good[i]];
 
@@ -1032,14 +1035,12 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b)
         for (op = b->ops_head, i = 0; op != NULL; op = op->next, i++) {
             t1 = spk_now_ns();
             op->out = c->results + i * PROTO_BN_MAX;
-            op->status = r != 0 ? r : comb_op_req(op, &req);
-            if (op->status == 0 && op->prepared) {
-                op->status = op->prep_status != 0
-                                 ? op->prep_status
-                                 : comb_rsa_key_op_prepared(rsa_key, &req, &op->prep, op->out,
-                                                            PROTO_BN_MAX, &op->out_len);
-            } else if (op->status == 0) {
-                op->status = comb_rsa_key_op(rsa_key, &req, op->out, PROTO_BN_MAX, &op->out_len);
+            op->status = r != 0                 ? r
+                         : op->prep_status != 0 ? op->prep_status
+                                                : comb_op_req(op, &req);
+            if (op->status == 0) {
+                op->status = comb_rsa_key_op_prepared(rsa_key, &req, &op->prep, op->out,
+                                                      PROTO_BN_MAX, &op->out_len);
             }
             /* A blinded input serves one operation. */
             comb_rsa_prep_clear(&op->prep);

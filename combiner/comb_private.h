@@ -265,7 +265,8 @@ void comb_batch_run(struct comb_ctx *c, struct comb_batch *b);
 /* comb_batch_prepare encodes and blinds the operations of |b| not yet
  * prepared (comb_rsa_prepare), for comb_batch_run: called once its share
  * requests are out, it takes that work off the path from the last share to
- * the answers. A threshold key's batch has nothing to prepare. */
+ * the answers (comb_batch_run calls it for any it missed, before the key
+ * exists). A threshold key's batch has nothing to prepare. */
 void comb_batch_prepare(struct comb_batch *b);
 void comb_batch_linger(struct comb_ctx *c, struct comb_batch *b, uint64_t now);
 void comb_batch_fail(struct comb_ctx *c, struct comb_batch *b, int status, const char *detail);

@@ -268,7 +268,8 @@ SPK_WUR int comb_rsa_blind(struct comb_rsa_pub *pub, struct comb_rsa_prep *prep,
  * through CRT and the e-check. The primitive behind comb_rsa_key_op; it does
  * not check p * q == n (see comb_rsa_op). Returns 0, SPK_ERR_FAULT,
  * SPK_ERR_CRYPTO, SPK_ERR_NOMEM or SPK_ERR_INVALID_ARG (an empty |prep|);
- * |out| is wiped on error. Does not wipe the stack (comb_rsa_key_op does).
+ * |out| is wiped on error. Does not wipe the stack (comb_rsa_key_op_prepared
+ * does).
  */
 SPK_WUR int comb_rsa_private(struct comb_rsa_key *key, uint8_t *out,
                              const struct comb_rsa_prep *prep);
