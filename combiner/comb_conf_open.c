@@ -360,6 +360,34 @@ out:
     return r;
 }
 
+int comb_conf_all_records(const struct comb_conf *conf,
+                          bool (*pred)(const struct proto_record *rec, void *arg), void *arg,
+                          char *why, size_t why_len)
+{
+    struct conf_files recs = {NULL, 0};
+    struct proto_record *rec = OPENSSL_zalloc(sizeof(*rec));
+    int r = SPK_ERR_NOMEM;
+
+    if (rec == NULL) {
+        goto out;
+    }
+    for (size_t i = 0; i < conf->num_record_paths; i++) {
+        if ((r = conf_expand(&recs, conf->record_paths[i], ".record", why, why_len)) != 0) {
+            goto out;
+        }
+    }
+    r = recs.num > 0 ? 0 : SPK_ERR_UNSUPPORTED;
+    for (size_t i = 0; r == 0 && i < recs.num; i++) {
+        if ((r = proto_record_load(rec, recs.paths[i], why, why_len)) == 0 && !pred(rec, arg)) {
+            r = SPK_ERR_UNSUPPORTED;
+        }
+    }
+out:
+    OPENSSL_free(rec);
+    conf_files_free(&recs);
+    return r;
+}
+
 int comb_open_config(struct comb_ctx **out, struct comb_conf *out_conf, const char *path, char *why,
                      size_t why_len)
 {

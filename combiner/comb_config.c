@@ -83,7 +83,7 @@ struct conf_parser {
     unsigned line_no;
     bool seen_magic, seen_key, seen_timeout, seen_pending, seen_batch, seen_share_timeout;
     bool seen_listen, seen_metrics, seen_unlocked, seen_allow, seen_group, seen_fanout;
-    bool seen_crt_threads;
+    bool seen_crt_threads, seen_exp_code;
 };
 
 /* conf_word_str copies |word| into |out| (|cap| bytes with the NUL). */
@@ -497,6 +497,24 @@ static int conf_line(struct conf_parser *p, struct proto_rd line)
         }
         if (r == 0) {
             out->fanout_all = strcmp(v, "all") == 0;
+        }
+        return r;
+    }
+    if (proto_rd_equals(&option, "exp-code")) {
+        char v[8];
+        int r = conf_once_str(p, words, num_words, "exp-code", &p->seen_exp_code, v, sizeof(v));
+        if (r == 0) {
+            if (strcmp(v, "auto") == 0) {
+                out->exp_code = COMB_EXP_CODE_AUTO;
+            } else if (strcmp(v, "openssl") == 0) {
+                out->exp_code = COMB_EXP_CODE_OPENSSL;
+            } else if (strcmp(v, "avx2") == 0) {
+                out->exp_code = COMB_EXP_CODE_AVX2;
+            } else {
+                comb_conf_why(p->why, p->why_len, "line %u: 'exp-code' is auto, openssl or avx2",
+                              p->line_no);
+                r = SPK_ERR_MALFORMED;
+            }
         }
         return r;
     }

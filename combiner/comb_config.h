@@ -78,6 +78,13 @@ struct comb_conf_file_share {
 };
 
 /* A key that comb_conf_open added to the combiner. */
+/* exp-code: which of OpenSSL's exponentiation code `combiner run` runs with. */
+enum comb_exp_code {
+    COMB_EXP_CODE_AUTO = 0, /* AVX2 where it measures faster and every key is RSA-2048 */
+    COMB_EXP_CODE_OPENSSL,  /* OpenSSL's own choice for the CPU */
+    COMB_EXP_CODE_AVX2,     /* its AVX2 code (OPENSSL_ia32cap without ADX and BMI2) */
+};
+
 struct comb_conf_key {
     uint8_t key_id[PROTO_KEY_ID_LEN];
     size_t modulus_len;
@@ -99,12 +106,13 @@ struct comb_conf {
     size_t num_share_paths;
     struct comb_conf_holder *holders;
     size_t num_holders;
-    unsigned timeout_ms;       /* per share request and per batch */
-    unsigned max_pending;      /* 0: the combiner's default */
-    unsigned max_batch;        /* 0: the combiner's default */
-    unsigned share_timeout_ms; /* per share request; 0: timeout_ms */
-    bool fanout_all;           /* holder-fanout all, or needed (the default) */
-    unsigned crt_threads;      /* crt-threads 1 or 2; default 2 with more than one CPU */
+    unsigned timeout_ms;         /* per share request and per batch */
+    unsigned max_pending;        /* 0: the combiner's default */
+    unsigned max_batch;          /* 0: the combiner's default */
+    unsigned share_timeout_ms;   /* per share request; 0: timeout_ms */
+    bool fanout_all;             /* holder-fanout all, or needed (the default) */
+    unsigned crt_threads;        /* crt-threads 1 or 2; default 2 with more than one CPU */
+    enum comb_exp_code exp_code; /* exp-code: `combiner run` only (combiner/cmd/exp.c) */
     /* The daemon's (`combiner run`): */
     char listen[COMB_CONF_ENDPOINT_MAX];  /* "" = none given */
     char metrics[COMB_CONF_ENDPOINT_MAX]; /* HOST:PORT, "" = none */
@@ -177,6 +185,16 @@ void comb_conf_cleanup(struct comb_conf *conf);
  */
 SPK_WUR int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
                            int connect_wait_ms, char *why, size_t why_len);
+
+/*
+ * comb_conf_all_records: whether every key record the file's record paths
+ * name (public files only: nothing secret is opened) satisfies |pred|.
+ * Returns 0 if so, SPK_ERR_UNSUPPORTED when one does not or there is none,
+ * another SPK_ERR_* with |why| when a record cannot be read.
+ */
+SPK_WUR int comb_conf_all_records(const struct comb_conf *conf,
+                                  bool (*pred)(const struct proto_record *rec, void *arg),
+                                  void *arg, char *why, size_t why_len);
 
 /*
  * comb_open_config: comb_conf_load of |path| then comb_conf_open, waiting up

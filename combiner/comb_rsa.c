@@ -504,9 +504,7 @@ static int comb_rsa_halves_here(struct comb_rsa_key *key, BIGNUM *m1, BIGNUM *m2
                                         q->mont, ctx);
 }
 
-/* comb_rsa_time_ns: the fastest of a few runs of one or both halves on
- * |bits|-bit random moduli (public values: only the time is wanted). */
-static uint64_t comb_rsa_time_ns(unsigned bits, bool both)
+uint64_t comb_rsa_time_ns(unsigned bits, bool both, unsigned runs)
 {
     BN_CTX *ctx = BN_CTX_new();
     BN_MONT_CTX *mont = BN_MONT_CTX_new();
@@ -520,7 +518,7 @@ static uint64_t comb_rsa_time_ns(unsigned bits, bool both)
         goto out;
     }
     BN_set_flags(e, BN_FLG_CONSTTIME);
-    for (int i = 0; i < 3; i++) {
+    for (unsigned i = 0; i < runs; i++) {
         uint64_t t0;
         int ok;
 
@@ -565,8 +563,8 @@ bool comb_rsa_pub_calibrate(struct comb_rsa_pub *pub, struct comb_rsa_helper *h)
             return h->sizes[i].apart;
         }
     }
-    one = comb_rsa_time_ns(bits, false);
-    both = comb_rsa_time_ns(bits, true);
+    one = comb_rsa_time_ns(bits, false, 3);
+    both = comb_rsa_time_ns(bits, true, 3);
     /* Apart pays when one half (plus the hand-over, a few microseconds)
      * takes clearly less than both on one thread. */
     pub->halves_apart = one != UINT64_MAX && both != UINT64_MAX && one + one / 4 < both;

@@ -370,6 +370,15 @@ size_t comb_pending(const struct comb_ctx *c);
 void comb_crt_report(const struct comb_ctx *c, char *out, size_t cap);
 
 /*
+ * comb_rsa_time_ns: the fastest of |runs| constant-time exponentiations
+ * (OpenSSL's, as the combiner runs them) on a random |bits|-bit modulus and
+ * exponent, one half or, with |both|, two at once as one thread runs an
+ * operation's two CRT halves. Public values: only the time is wanted.
+ * UINT64_MAX on failure.
+ */
+uint64_t comb_rsa_time_ns(unsigned bits, bool both, unsigned runs);
+
+/*
  * comb_poll_items fills up to |cap| zmq_pollitem_t (ZMQ_POLLIN) with what the
  * sources wait on, and returns how many.
  */

@@ -34,6 +34,19 @@ int comb_cmd_decrypt(int argc, char *argv[]);
 int comb_cmd_run(int argc, char *argv[]);
 /* check tries a config file as run would use it; see check.c. */
 int comb_cmd_check(int argc, char *argv[]);
+/* combiner probe-exp (exp.c) */
+int comb_cmd_probe_exp(int argc, char *argv[]);
+
+/* main's argv, for `run` to run itself again (comb_cli_exp_settle). */
+extern char **comb_cli_argv;
+
+/*
+ * comb_cli_exp_settle: `run`'s exp-code, applied before anything else
+ * happens: either it returns (OpenSSL's code stays as loaded, said in the
+ * log where that is a choice) or the process runs itself again with |argv|
+ * and OPENSSL_ia32cap set (exp.c says why).
+ */
+void comb_cli_exp_settle(const char *config_path, char *argv[]);
 
 /* comb_cli_fail prints "combiner: CMD: MESSAGE" (one line) and returns COMB_CLI_FAIL. */
 __attribute__((format(printf, 2, 3))) int comb_cli_fail(const char *cmd, const char *fmt, ...);

@@ -21,7 +21,10 @@ static const struct {
     {"decrypt", comb_cmd_decrypt, "decrypt a ciphertext with a split key"},
     {"run", comb_cmd_run, "serve key operations to the clients of a config file"},
     {"check", comb_cmd_check, "check a config file as `run` would use it"},
+    {"probe-exp", comb_cmd_probe_exp, "time OpenSSL's exponentiation code on this CPU (exp-code)"},
 };
+
+char **comb_cli_argv;
 
 #define COMB_CLI_NUM_COMMANDS (sizeof(comb_cli_commands) / sizeof(comb_cli_commands[0]))
 
@@ -31,7 +34,7 @@ static void comb_cli_main_usage(FILE *to)
 
     fprintf(to, "Usage: combiner COMMAND [OPTIONS]\n\nCommands:\n");
     for (i = 0; i < COMB_CLI_NUM_COMMANDS; i++) {
-        fprintf(to, "  %-8s %s\n", comb_cli_commands[i].name, comb_cli_commands[i].what);
+        fprintf(to, "  %-9s %s\n", comb_cli_commands[i].name, comb_cli_commands[i].what);
     }
     fprintf(to,
             "\n'combiner COMMAND --help' describes each command.\n"
@@ -63,6 +66,7 @@ int main(int argc, char *argv[])
     size_t i;
     int r;
 
+    comb_cli_argv = argv;
     /* First: OpenSSL and GMP must get the wiping allocators before they allocate. */
     if ((r = spk_mem_init()) != 0) {
         return comb_cli_fail(NULL, "cannot set up secret memory: %s", spk_strerror(r));
@@ -87,9 +91,11 @@ int main(int argc, char *argv[])
 
     /* Help touches no secret; everything else runs locked or was told it may not. */
     help = comb_cli_has_arg(argc, argv, "--help") || comb_cli_has_arg(argc, argv, "-h");
-    /* run and check harden themselves once their file says whether they may run unlocked. */
+    /* run and check harden themselves once their file says whether they may run
+     * unlocked; probe-exp touches no key. */
     if (!help && comb_cli_commands[i].run != comb_cmd_run &&
-        comb_cli_commands[i].run != comb_cmd_check) {
+        comb_cli_commands[i].run != comb_cmd_check &&
+        comb_cli_commands[i].run != comb_cmd_probe_exp) {
         allow_unlocked = comb_cli_has_arg(argc, argv, "--allow-unlocked") ||
                          (env != NULL && strcmp(env, "1") == 0);
         if ((r = spk_process_harden(allow_unlocked, why, sizeof(why))) != 0) {

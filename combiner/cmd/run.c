@@ -51,6 +51,14 @@ static void run_usage(FILE *to)
         "                                 operation that finds the combiner idle runs its\n"
         "                                 two CRT halves on two threads, where that is\n"
         "                                 faster (measured at start); 1: on one\n"
+        "  exp-code auto|openssl|avx2     which of OpenSSL's constant-time code runs RSA\n"
+        "                                 exponentiations; read at start: auto (default)\n"
+        "                                 takes its AVX2 code when every key is RSA-2048\n"
+        "                                 and it measures at least a tenth faster (then\n"
+        "                                 this process runs itself again with\n"
+        "                                 OPENSSL_ia32cap=:~0x80100; `combiner probe-exp`\n"
+        "                                 shows the times); avx2 always (slower for larger\n"
+        "                                 keys); openssl: OpenSSL's own choice\n"
         "OPS: comma-separated tls (PKCS#1 and PSS signatures, decrypt-tls-premaster),\n"
         "sign (every signature) and operation names (decrypt-raw, decrypt-pkcs1, ...).\n"
         "Without client lines a unix:// or ipc:// combiner serves the tls set to its own\n"
@@ -105,5 +113,7 @@ int comb_cmd_run(int argc, char *argv[])
     if (o.config_path == NULL) {
         return comb_cli_usage(cmd, "--config is required");
     }
+    /* Before anything else: it may run this process again (exp.c). */
+    comb_cli_exp_settle(o.config_path, comb_cli_argv);
     return comb_server_run(&o) == 0 ? COMB_CLI_OK : COMB_CLI_FAIL;
 }

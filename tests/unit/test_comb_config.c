@@ -39,7 +39,8 @@ static const char good_conf[] = "# a comment first\n"
                                 "timeout-ms 750\n"
                                 "max-pending 99\n"
                                 "max-batch 1\n"
-                                "crt-threads 1"; /* no final newline */
+                                "crt-threads 1\n"
+                                "exp-code avx2"; /* no final newline */
 
 static int parse(struct comb_conf *conf, const char *text, char *why, size_t why_len)
 {
@@ -79,6 +80,7 @@ static void test_parse_good(void **state)
     assert_int_equal(conf.max_batch, 1);
     assert_false(conf.fanout_all); /* holder-fanout needed unless the file says all */
     assert_int_equal(conf.crt_threads, 1);
+    assert_int_equal(conf.exp_code, COMB_EXP_CODE_AVX2);
     comb_conf_cleanup(&conf);
     comb_conf_cleanup(&conf); /* twice is fine */
 
@@ -93,6 +95,16 @@ static void test_parse_good(void **state)
     assert_string_equal(conf.key_path, "k");
     /* two threads for the CRT halves where there is a second CPU */
     assert_int_equal(conf.crt_threads, sysconf(_SC_NPROCESSORS_ONLN) > 1 ? 2 : 1);
+    assert_int_equal(conf.exp_code, COMB_EXP_CODE_AUTO);
+    comb_conf_cleanup(&conf);
+    assert_int_equal(
+        parse(&conf, "splitkey-combiner 1\nkey k\nrecord r\nexp-code openssl\n", why, sizeof(why)),
+        0);
+    assert_int_equal(conf.exp_code, COMB_EXP_CODE_OPENSSL);
+    comb_conf_cleanup(&conf);
+    assert_int_equal(
+        parse(&conf, "splitkey-combiner 1\nkey k\nrecord r\nexp-code auto\n", why, sizeof(why)), 0);
+    assert_int_equal(conf.exp_code, COMB_EXP_CODE_AUTO);
     comb_conf_cleanup(&conf);
 }
 
@@ -135,6 +147,10 @@ static const struct bad_case bad_cases[] = {
     {HDR MIN "crt-threads 3\n", SPK_ERR_MALFORMED, "line 4"},
     {HDR MIN "crt-threads two\n", SPK_ERR_MALFORMED, "line 4"},
     {HDR MIN "crt-threads 2\ncrt-threads 2\n", SPK_ERR_MALFORMED, "'crt-threads' given twice"},
+    {HDR MIN "exp-code fast\n", SPK_ERR_MALFORMED, "'exp-code' is auto, openssl or avx2"},
+    {HDR MIN "exp-code\n", SPK_ERR_MALFORMED, "line 4"},
+    {HDR MIN "exp-code auto openssl\n", SPK_ERR_MALFORMED, "line 4"},
+    {HDR MIN "exp-code avx2\nexp-code avx2\n", SPK_ERR_MALFORMED, "'exp-code' given twice"},
     {HDR MIN "record\n", SPK_ERR_MALFORMED, "line 4"},
     {HDR MIN "record a b\n", SPK_ERR_MALFORMED, "line 4"},
     {HDR MIN "key\n", SPK_ERR_MALFORMED, "line 4"},

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# test_combiner_exp.sh BUILD_DIR: exp-code, which of OpenSSL's exponentiation
+# code `combiner run` runs with (combiner/cmd/exp.c), with real processes.
+#   - `combiner probe-exp` times both codes and names auto's choice;
+#     `--self` prints this process's time; a stray argument is refused;
+#   - exp-code avx2: the daemon runs itself again (same pid) with
+#     OPENSSL_ia32cap=:~0x80100 in its environment, says so once in its
+#     log, and its signatures and decryptions are right (the combiner checks
+#     each signature with the public key before it answers; the PKCS#1
+#     signature is checked here too, with openssl);
+#   - exp-code openssl: no variable, no second run;
+#   - auto: for a file with an RSA-3072 key besides the RSA-2048 one, OpenSSL's
+#     own choice, said in the log; for RSA-2048 keys only, what the log says
+#     it chose is what the environment shows;
+#   - OPENSSL_ia32cap already set by whoever started it: left as it is, said;
+#   - a bad exp-code value: the daemon refuses to start, naming the line.
+set -u
+. "$(dirname "$0")/lib_edge.sh"
+lib_edge_init test-combiner-exp "${1:-}"
+TC=$BUILD/combiner/comb-testclient
+[ -x "$COMBINER" ] && [ -x "$TC" ] || die "missing $COMBINER or $TC"
+
+lib_edge_pki
+lib_edge_mkcert exp 2048 || die "exp certificate and key"
+lib_edge_mkcert exp3k 3072 || die "exp3k certificate and key"
+lib_edge_holder_keys
+ID=$(lib_edge_split exp) || die "split"
+ID3=$(lib_edge_split exp3k) || die "split 3072"
+lib_edge_holders
+DGST=$(printf 'exp' | openssl dgst -sha256 -hex | awk '{print $NF}')
+CT=00$(printf '11%.0s' $(seq 255)) # a modulus-long input below n
+MASK=':~0x80100'
+
+# comb_conf NAME [EXTRA...]: the combiner's file NAME.conf, serving unix://$T/NAME.sock
+comb_conf() {
+    local name=$1
+    shift
+    {
+        echo "splitkey-combiner 1"
+        echo "key keys/comb.key"
+        echo "record shares/$ID.record"
+        echo "share shares/$ID.comb.share"
+        echo "holder h1 tcp://127.0.0.1:$P_H1 keys/h1.pub"
+        echo "holder h2 tcp://127.0.0.1:$P_H2 keys/h2.pub"
+        echo "listen unix://$T/$name.sock"
+        echo "allow-unlocked yes"
+        for l in "$@"; do echo "$l"; done
+    } >"$name.conf"
+}
+# start_comb NAME [ENV...]: combiner run with NAME.conf; waits until serving.
+start_comb() {
+    local name=$1
+    shift
+    env "$@" "$COMBINER" run --config "$name.conf" 2>"$name.log" &
+    eval "PID_$name=$!"
+    PIDS+=($!)
+    lib_edge_wait_log "$name.log" "combiner: serving" 150 || {
+        cat "$name.log"
+        die "combiner $name did not start"
+    }
+}
+stop_comb() { # NAME
+    eval "kill \$PID_$1; wait \$PID_$1 2>/dev/null"
+}
+# cap_of PID: OPENSSL_ia32cap in the environment PID was executed with, or "-"
+cap_of() {
+    tr '\0' '\n' <"/proc/$1/environ" | sed -n 's/^OPENSSL_ia32cap=//p' | grep . || echo -
+}
+op() { "$TC" --timeout 3000 "$@" 2>&1; }
+
+# ---- probe-exp ----------------------------------------------------------------------------
+out=$("$COMBINER" probe-exp 2>&1)
+check "probe-exp times OpenSSL's own choice" grep -q '^  openssl  *[1-9][0-9]* us' <<<"$out"
+check "probe-exp times its AVX2 code" grep -q '^  avx2  *[1-9][0-9]* us' <<<"$out"
+check "probe-exp names auto's choice" grep -q '^exp-code auto runs: \(avx2\|openssl\) ' <<<"$out"
+out=$("$COMBINER" probe-exp --self 2>&1)
+check "probe-exp --self prints nanoseconds ($out)" grep -qx '[1-9][0-9]*' <<<"$out"
+out=$("$COMBINER" probe-exp extra 2>&1)
+rc=$?
+check "probe-exp refuses a stray argument (status $rc: $out)" \
+    bash -c '[ "$1" -ne 0 ] && grep -q "unexpected argument" <<<"$2"' _ "$rc" "$out"
+
+# ---- exp-code avx2 ------------------------------------------------------------------------
+comb_conf xa "exp-code avx2"
+start_comb xa
+check "avx2: the daemon ran itself again with OPENSSL_ia32cap=$MASK ($(cap_of "$PID_xa"))" \
+    [ "$(cap_of "$PID_xa")" = "$MASK" ]
+check "avx2: the log says so, once" \
+    [ "$(grep -c "^combiner: RSA exponentiation: OpenSSL's AVX2 code (exp-code avx2)$" xa.log)" = 1 ]
+check "avx2: it started once (one 'serving' line)" [ "$(grep -c 'combiner: serving' xa.log)" = 1 ]
+out=$(op "unix://$T/xa.sock" "$ID" sign-pss-sha256 "$DGST")
+check "avx2: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+out=$(op "unix://$T/xa.sock" "$ID" sign-pkcs1-sha256 "$DGST")
+sig=$(sed -n 's/^ok //p' <<<"$out")
+printf 'exp' >msg.txt
+printf '%s' "$sig" | xxd -r -p >sig.bin
+openssl x509 -in exp.pem -noout -pubkey >exp.pub.pem
+check "avx2: a PKCS#1 signature that openssl verifies" \
+    bash -c 'openssl dgst -sha256 -verify exp.pub.pem -signature sig.bin msg.txt >/dev/null'
+out=$(op "unix://$T/xa.sock" "$ID" decrypt-tls-premaster "$CT")
+check "avx2: a premaster decryption (${out:0:24})" grep -q "^ok [0-9a-f]\{96\}$" <<<"$out"
+stop_comb xa
+
+# ---- exp-code openssl ---------------------------------------------------------------------
+comb_conf xo "exp-code openssl"
+start_comb xo
+check "openssl: no OPENSSL_ia32cap ($(cap_of "$PID_xo"))" [ "$(cap_of "$PID_xo")" = - ]
+check "openssl: nothing said about it" bash -c '! grep -q "RSA exponentiation" xo.log'
+out=$(op "unix://$T/xo.sock" "$ID" sign-pss-sha256 "$DGST")
+check "openssl: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+stop_comb xo
+
+# ---- auto -----------------------------------------------------------------------------------
+comb_conf xm "record shares/$ID3.record" "share shares/$ID3.comb.share"
+start_comb xm
+check "auto, an RSA-3072 key too: OpenSSL's own choice ($(cap_of "$PID_xm"))" \
+    [ "$(cap_of "$PID_xm")" = - ]
+check "... said in the log" \
+    grep -q "^combiner: RSA exponentiation: OpenSSL's own choice (exp-code auto: not every key is RSA-2048)$" xm.log
+out=$(op "unix://$T/xm.sock" "$ID3" sign-pss-sha256 "$DGST")
+check "... and the RSA-3072 key signs (${out:0:24})" grep -q "^ok [0-9a-f]\{768\}$" <<<"$out"
+stop_comb xm
+
+comb_conf xu
+start_comb xu
+line=$(grep "^combiner: RSA exponentiation: " xu.log)
+if grep -q "OpenSSL's AVX2 code (exp-code auto: [0-9]* us a pair of 1024-bit halves, against [0-9]* us" <<<"$line"; then
+    check "auto chose the AVX2 code, and runs with it ($line)" [ "$(cap_of "$PID_xu")" = "$MASK" ]
+else
+    check "auto kept OpenSSL's own choice, and runs with it ($line)" \
+        bash -c '[ "$1" = - ] && grep -q "own choice (exp-code auto: [0-9]* us a pair of 1024-bit halves, its AVX2 code [0-9]* us)" <<<"$2"' \
+        _ "$(cap_of "$PID_xu")" "$line"
+fi
+out=$(op "unix://$T/xu.sock" "$ID" sign-pss-sha256 "$DGST")
+check "auto: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+stop_comb xu
+
+# ---- OPENSSL_ia32cap set by whoever started it ----------------------------------------------
+comb_conf xp "exp-code avx2"
+start_comb xp OPENSSL_ia32cap='~0x0'
+check "preset: left as it was ($(cap_of "$PID_xp"))" [ "$(cap_of "$PID_xp")" = '~0x0' ]
+check "... and said" \
+    grep -q "^combiner: RSA exponentiation: OPENSSL_ia32cap is set (~0x0): exp-code avx2 not applied$" xp.log
+stop_comb xp
+
+# ---- a bad value --------------------------------------------------------------------------
+comb_conf xb "exp-code fastest"
+out=$(timeout 10 "$COMBINER" run --config xb.conf 2>&1)
+rc=$?
+check "a bad exp-code: the daemon does not start (status $rc: $out)" \
+    bash -c '[ "$1" -ne 0 ] && [ "$1" -ne 124 ] && grep -q "line 9: '"'"'exp-code'"'"' is auto, openssl or avx2" <<<"$2"' \
+    _ "$rc" "$out"
+
+check "no sanitizer report in any log" lib_edge_no_sanitizer_reports
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
