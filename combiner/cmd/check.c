@@ -140,8 +140,9 @@ static void check_usage(FILE *to)
                 "Checks FILE as `combiner run` would use it, like `nginx -t`: the file, its\n"
                 "allow file and client users, every record and local share, every holder\n"
                 "(does it accept the combiner's key), and one test signature per key made\n"
-                "inside this process and checked with the record's public key. Exit 0 only\n"
-                "if all would work.\n"
+                "inside this process and checked with the record's public key; then says\n"
+                "which of OpenSSL's exponentiation code `run` would take (exp-code). Exit 0\n"
+                "only if all would work.\n"
                 "\n"
                 "  --config FILE     the combiner config file (`combiner run --help`)\n"
                 "  --allow-unlocked  run even if memory cannot be locked (or the file's\n"
@@ -237,6 +238,8 @@ int comb_cmd_check(int argc, char *argv[])
         comb_conf_cleanup(&conf);
         return COMB_CLI_FAIL;
     }
+    comb_cli_exp_describe(&conf, why, sizeof(why));
+    printf("combiner check: RSA exponentiation: %s\n", why);
     printf("combiner check: %s: ok (%zu key(s), %zu holder(s), %zu client line(s))\n", path,
            conf.num_keys, conf.num_holders, conf.num_clients);
     comb_conf_cleanup(&conf);

@@ -48,6 +48,11 @@ extern char **comb_cli_argv;
  */
 void comb_cli_exp_settle(const char *config_path, char *argv[]);
 
+struct comb_conf;
+/* comb_cli_exp_describe: what `run` with |conf| would run, in words, as its
+ * log says it (`combiner check`). */
+void comb_cli_exp_describe(const struct comb_conf *conf, char *out, size_t cap);
+
 /* comb_cli_fail prints "combiner: CMD: MESSAGE" (one line) and returns COMB_CLI_FAIL. */
 __attribute__((format(printf, 2, 3))) int comb_cli_fail(const char *cmd, const char *fmt, ...);
 /* comb_cli_usage prints "combiner: CMD: MESSAGE (see 'combiner CMD --help')" and returns

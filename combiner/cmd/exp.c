@@ -152,6 +152,62 @@ static bool exp_under_valgrind(void)
     return pre != NULL && strstr(pre, "vgpreload") != NULL;
 }
 
+/*
+ * exp_decide: what exp-code asks of a process started with |conf| and the
+ * environment as it is: true when it should run with the AVX2 code, and in
+ * |line| what it runs and why (empty for exp-code openssl, which needs no
+ * word). Measures (exp_probe_*) for auto.
+ */
+static bool exp_decide(const struct comb_conf *conf, char *line, size_t line_len)
+{
+    const char *cap = getenv("OPENSSL_ia32cap");
+    enum comb_exp_code code = conf->exp_code;
+    char why[512] = "";
+    uint64_t openssl_ns, avx2_ns;
+
+    line[0] = '\0';
+    if (code == COMB_EXP_CODE_OPENSSL) {
+        return false;
+    }
+    if (cap != NULL) {
+        snprintf(line, line_len, "OPENSSL_ia32cap is set (%s): exp-code %s not applied", cap,
+                 code == COMB_EXP_CODE_AVX2 ? "avx2" : "auto");
+        return false;
+    }
+    if (exp_under_valgrind()) {
+        snprintf(line, line_len, "OpenSSL's own choice (under valgrind)");
+        return false;
+    }
+    if (code == COMB_EXP_CODE_AVX2) {
+        snprintf(line, line_len, "OpenSSL's AVX2 code (exp-code avx2)");
+        return true;
+    }
+    if (comb_conf_all_records(conf, exp_rsa2048_rebuild, NULL, why, sizeof(why)) != 0) {
+        snprintf(line, line_len, "OpenSSL's own choice (exp-code auto: not every key is RSA-2048)");
+        return false;
+    }
+    why[0] = '\0';
+    openssl_ns = exp_probe_self_ns();
+    avx2_ns = exp_probe_avx2_ns(why, sizeof(why));
+    if (avx2_ns == UINT64_MAX) {
+        snprintf(line, line_len,
+                 "OpenSSL's own choice (exp-code auto: cannot measure its AVX2 code: %s)", why);
+        return false;
+    }
+    if (!exp_avx2_pays(openssl_ns, avx2_ns)) {
+        snprintf(line, line_len,
+                 "OpenSSL's own choice (exp-code auto: %" PRIu64
+                 " us a pair of 1024-bit halves, its AVX2 code %" PRIu64 " us)",
+                 openssl_ns / 1000, avx2_ns / 1000);
+        return false;
+    }
+    snprintf(line, line_len,
+             "OpenSSL's AVX2 code (exp-code auto: %" PRIu64
+             " us a pair of 1024-bit halves, against %" PRIu64 " us with its own choice)",
+             avx2_ns / 1000, openssl_ns / 1000);
+    return true;
+}
+
 void comb_cli_exp_settle(const char *config_path, char *argv[])
 {
     const char *chosen = getenv(EXP_CHOSEN_ENV);
@@ -159,8 +215,7 @@ void comb_cli_exp_settle(const char *config_path, char *argv[])
     struct comb_conf conf;
     char why[512] = "";
     char line[256];
-    uint64_t openssl_ns, avx2_ns;
-    enum comb_exp_code code;
+    bool avx2;
 
     if (chosen != NULL && cap != NULL && strcmp(cap, EXP_AVX2_MASK) == 0) {
         /* This process is the one `run` became: say what it runs, once. */
@@ -173,52 +228,14 @@ void comb_cli_exp_settle(const char *config_path, char *argv[])
     if (comb_conf_load(&conf, config_path, NULL, NULL, why, sizeof(why)) != 0) {
         return;
     }
-    code = conf.exp_code;
-    if (code == COMB_EXP_CODE_OPENSSL) {
-        goto out;
-    }
-    if (cap != NULL) {
-        spk_log("combiner",
-                "RSA exponentiation: OPENSSL_ia32cap is set (%s): exp-code %s not applied", cap,
-                code == COMB_EXP_CODE_AVX2 ? "avx2" : "auto");
-        goto out;
-    }
-    if (exp_under_valgrind()) {
-        spk_log("combiner", "RSA exponentiation: OpenSSL's own choice (under valgrind)");
-        goto out;
-    }
-    if (code == COMB_EXP_CODE_AUTO) {
-        if (comb_conf_all_records(&conf, exp_rsa2048_rebuild, NULL, why, sizeof(why)) != 0) {
-            spk_log("combiner",
-                    "RSA exponentiation: OpenSSL's own choice (exp-code auto: not every key is "
-                    "RSA-2048)");
-            goto out;
-        }
-        why[0] = '\0';
-        openssl_ns = exp_probe_self_ns();
-        avx2_ns = exp_probe_avx2_ns(why, sizeof(why));
-        if (!exp_avx2_pays(openssl_ns, avx2_ns)) {
-            if (avx2_ns == UINT64_MAX) {
-                spk_log("combiner",
-                        "RSA exponentiation: OpenSSL's own choice (exp-code auto: cannot measure "
-                        "its AVX2 code: %s)",
-                        why);
-            } else {
-                spk_log("combiner",
-                        "RSA exponentiation: OpenSSL's own choice (exp-code auto: %" PRIu64
-                        " us a pair of 1024-bit halves, its AVX2 code %" PRIu64 " us)",
-                        openssl_ns / 1000, avx2_ns / 1000);
-            }
-            goto out;
-        }
-        snprintf(line, sizeof(line),
-                 "OpenSSL's AVX2 code (exp-code auto: %" PRIu64
-                 " us a pair of 1024-bit halves, against %" PRIu64 " us with its own choice)",
-                 avx2_ns / 1000, openssl_ns / 1000);
-    } else {
-        snprintf(line, sizeof(line), "OpenSSL's AVX2 code (exp-code avx2)");
-    }
+    avx2 = exp_decide(&conf, line, sizeof(line));
     comb_conf_cleanup(&conf);
+    if (!avx2) {
+        if (line[0] != '\0') {
+            spk_log("combiner", "RSA exponentiation: %s", line);
+        }
+        return;
+    }
     if (setenv("OPENSSL_ia32cap", EXP_AVX2_MASK, 1) == 0 && setenv(EXP_CHOSEN_ENV, line, 1) == 0) {
         execv("/proc/self/exe", argv);
     }
@@ -226,9 +243,14 @@ void comb_cli_exp_settle(const char *config_path, char *argv[])
             strerror(errno));
     (void)unsetenv("OPENSSL_ia32cap");
     (void)unsetenv(EXP_CHOSEN_ENV);
-    return;
-out:
-    comb_conf_cleanup(&conf);
+}
+
+void comb_cli_exp_describe(const struct comb_conf *conf, char *out, size_t cap)
+{
+    char line[256];
+
+    (void)exp_decide(conf, line, sizeof(line));
+    snprintf(out, cap, "%s", line[0] != '\0' ? line : "OpenSSL's own choice (exp-code openssl)");
 }
 
 static void probe_usage(FILE *to)

@@ -13,7 +13,8 @@
 #     own choice, said in the log; for RSA-2048 keys only, what the log says
 #     it chose is what the environment shows;
 #   - OPENSSL_ia32cap already set by whoever started it: left as it is, said;
-#   - a bad exp-code value: the daemon refuses to start, naming the line.
+#   - a bad exp-code value: the daemon refuses to start, naming the line;
+#   - `combiner check` says what `run` would run.
 set -u
 . "$(dirname "$0")/lib_edge.sh"
 lib_edge_init test-combiner-exp "${1:-}"
@@ -100,6 +101,9 @@ check "avx2: a PKCS#1 signature that openssl verifies" \
 out=$(op "unix://$T/xa.sock" "$ID" decrypt-tls-premaster "$CT")
 check "avx2: a premaster decryption (${out:0:24})" grep -q "^ok [0-9a-f]\{96\}$" <<<"$out"
 stop_comb xa
+out=$("$COMBINER" check --config xa.conf 2>&1)
+check "avx2: combiner check says what run would run" \
+    grep -q "^combiner check: RSA exponentiation: OpenSSL's AVX2 code (exp-code avx2)$" <<<"$out"
 
 # ---- exp-code openssl ---------------------------------------------------------------------
 comb_conf xo "exp-code openssl"
@@ -120,6 +124,9 @@ check "... said in the log" \
 out=$(op "unix://$T/xm.sock" "$ID3" sign-pss-sha256 "$DGST")
 check "... and the RSA-3072 key signs (${out:0:24})" grep -q "^ok [0-9a-f]\{768\}$" <<<"$out"
 stop_comb xm
+out=$("$COMBINER" check --config xm.conf 2>&1)
+check "auto, an RSA-3072 key too: combiner check says so" \
+    grep -q "^combiner check: RSA exponentiation: OpenSSL's own choice (exp-code auto: not every key is RSA-2048)$" <<<"$out"
 
 comb_conf xu
 start_comb xu
