@@ -32,19 +32,15 @@ DGST=$(printf 'exp' | openssl dgst -sha256 -hex | awk '{print $NF}')
 CT=00$(printf '11%.0s' $(seq 255)) # a modulus-long input below n
 MASK=':~0x80100'
 
-# comb_conf NAME [EXTRA...]: the combiner's file NAME.conf, serving unix://$T/NAME.sock
+# comb_conf NAME KEYS [EXTRA...]: the combiner's file NAME.conf for the keys
+# KEYS (names, space-separated), serving unix://$T/NAME.sock
 comb_conf() {
-    local name=$1
-    shift
+    local name=$1 keys=$2
+    shift 2
     {
-        echo "splitkey-combiner 1"
-        echo "key keys/comb.key"
-        echo "record shares/$ID.record"
-        echo "share shares/$ID.comb.share"
-        echo "holder h1 tcp://127.0.0.1:$P_H1 keys/h1.pub"
-        echo "holder h2 tcp://127.0.0.1:$P_H2 keys/h2.pub"
+        # shellcheck disable=SC2086 # KEYS is a list
+        lib_edge_comb_conf $keys
         echo "listen unix://$T/$name.sock"
-        echo "allow-unlocked yes"
         for l in "$@"; do echo "$l"; done
     } >"$name.conf"
 }
@@ -82,7 +78,7 @@ check "probe-exp refuses a stray argument (status $rc: $out)" \
     bash -c '[ "$1" -ne 0 ] && grep -q "unexpected argument" <<<"$2"' _ "$rc" "$out"
 
 # ---- exp-code avx2 ------------------------------------------------------------------------
-comb_conf xa "exp-code avx2"
+comb_conf xa exp "exp-code avx2"
 start_comb xa
 check "avx2: the daemon ran itself again with OPENSSL_ia32cap=$MASK ($(cap_of "$PID_xa"))" \
     [ "$(cap_of "$PID_xa")" = "$MASK" ]
@@ -106,7 +102,7 @@ check "avx2: combiner check says what run would run" \
     grep -q "^combiner check: RSA exponentiation: OpenSSL's AVX2 code (exp-code avx2)$" <<<"$out"
 
 # ---- exp-code openssl ---------------------------------------------------------------------
-comb_conf xo "exp-code openssl"
+comb_conf xo exp "exp-code openssl"
 start_comb xo
 check "openssl: no OPENSSL_ia32cap ($(cap_of "$PID_xo"))" [ "$(cap_of "$PID_xo")" = - ]
 check "openssl: nothing said about it" bash -c '! grep -q "RSA exponentiation" xo.log'
@@ -115,7 +111,7 @@ check "openssl: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<
 stop_comb xo
 
 # ---- auto -----------------------------------------------------------------------------------
-comb_conf xm "record shares/$ID3.record" "share shares/$ID3.comb.share"
+comb_conf xm "exp exp3k"
 start_comb xm
 check "auto, an RSA-3072 key too: OpenSSL's own choice ($(cap_of "$PID_xm"))" \
     [ "$(cap_of "$PID_xm")" = - ]
@@ -128,7 +124,7 @@ out=$("$COMBINER" check --config xm.conf 2>&1)
 check "auto, an RSA-3072 key too: combiner check says so" \
     grep -q "^combiner check: RSA exponentiation: OpenSSL's own choice (exp-code auto: not every key is RSA-2048)$" <<<"$out"
 
-comb_conf xu
+comb_conf xu exp
 start_comb xu
 line=$(grep "^combiner: RSA exponentiation: " xu.log)
 if grep -q "OpenSSL's AVX2 code (exp-code auto: [0-9]* us a pair of 1024-bit halves, against [0-9]* us" <<<"$line"; then
@@ -143,7 +139,7 @@ check "auto: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$
 stop_comb xu
 
 # ---- OPENSSL_ia32cap set by whoever started it ----------------------------------------------
-comb_conf xp "exp-code avx2"
+comb_conf xp exp "exp-code avx2"
 start_comb xp OPENSSL_ia32cap='~0x0'
 check "preset: left as it was ($(cap_of "$PID_xp"))" [ "$(cap_of "$PID_xp")" = '~0x0' ]
 check "... and said" \
@@ -151,12 +147,13 @@ check "... and said" \
 stop_comb xp
 
 # ---- a bad value --------------------------------------------------------------------------
-comb_conf xb "exp-code fastest"
+comb_conf xb exp "exp-code fastest"
+n=$(grep -n '^exp-code fastest$' xb.conf | cut -d: -f1)
 out=$(timeout 10 "$COMBINER" run --config xb.conf 2>&1)
 rc=$?
 check "a bad exp-code: the daemon does not start (status $rc: $out)" \
-    bash -c '[ "$1" -ne 0 ] && [ "$1" -ne 124 ] && grep -q "line 9: '"'"'exp-code'"'"' is auto, openssl or avx2" <<<"$2"' \
-    _ "$rc" "$out"
+    bash -c '[ "$1" -ne 0 ] && [ "$1" -ne 124 ] && grep -q "line $3: '"'"'exp-code'"'"' is auto, openssl or avx2" <<<"$2"' \
+    _ "$rc" "$out" "$n"
 
 check "no sanitizer report in any log" lib_edge_no_sanitizer_reports
 echo "$passed passed, $failed failed"
