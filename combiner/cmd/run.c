@@ -54,7 +54,7 @@ static void run_usage(FILE *to)
         "  exp-code auto|openssl|avx2     which of OpenSSL's constant-time code runs RSA\n"
         "                                 exponentiations; read at start: auto (default)\n"
         "                                 takes its AVX2 code when every key is RSA-2048\n"
-        "                                 and it measures at least a tenth faster (then\n"
+        "                                 and it measures at least 5%% faster (then\n"
         "                                 this process runs itself again with\n"
         "                                 OPENSSL_ia32cap=:~0x80100; `combiner probe-exp`\n"
         "                                 shows the times); avx2 always (slower for larger\n"
