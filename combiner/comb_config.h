@@ -78,6 +78,10 @@ struct comb_conf_file_share {
 };
 
 /* A key that comb_conf_open added to the combiner. */
+/* OPENSSL_ia32cap for OpenSSL's AVX2 code on 1024-bit moduli (exp-code avx2):
+ * ADX (bit 19) and BMI2 (bit 8) of CPUID leaf 7's EBX cleared. */
+#define COMB_EXP_AVX2_MASK ":~0x80100"
+
 /* exp-code: which of OpenSSL's exponentiation code `combiner run` runs with. */
 enum comb_exp_code {
     COMB_EXP_CODE_AUTO = 0, /* AVX2 where it measures faster and every key is RSA-2048 */

@@ -807,6 +807,30 @@ static void server_report_silent(void *arg, const char *name, const char *endpoi
 
 /* server_reload: SIGHUP. The file is read again; a new generation warms up
  * beside the serving one, which goes on serving if anything is wrong. */
+/*
+ * server_reload_exp_note: a process that `combiner run` started on OpenSSL's
+ * AVX2 code (exp-code, combiner/cmd/exp.c) keeps it until it restarts; a
+ * reload that brings keys it is slower for says so.
+ */
+static void server_reload_exp_note(const struct comb_gen *g)
+{
+    const char *cap = getenv("OPENSSL_ia32cap");
+    size_t other = 0;
+
+    if (cap == NULL || strcmp(cap, COMB_EXP_AVX2_MASK) != 0) {
+        return;
+    }
+    for (size_t i = 0; i < g->conf.num_keys; i++) {
+        other += g->conf.keys[i].mode != PROTO_MODE_REBUILD || g->conf.keys[i].modulus_len != 256;
+    }
+    if (other > 0) {
+        spk_log("combiner",
+                "reload: %zu key(s) not RSA-2048, for which OpenSSL's AVX2 code that this process "
+                "runs (exp-code) is slower; a restart chooses again",
+                other);
+    }
+}
+
 static void server_reload(struct comb_server *s, const char *path, bool listen_overridden)
 {
     struct comb_gen *g;
@@ -826,6 +850,7 @@ static void server_reload(struct comb_server *s, const char *path, bool listen_o
     if (!listen_overridden && strcmp(g->conf.listen, s->listen) != 0) {
         spk_log("combiner", "reload: listen changes only with a restart");
     }
+    server_reload_exp_note(g);
     /* The old set serves meanwhile, so the new one may take its time: holders
      * behind slow links need a few round trips for their CURVE sessions. */
     g->warm_deadline_ms =

@@ -43,9 +43,7 @@
 
 extern char **environ;
 
-/* OpenSSL's capability vector without ADX (bit 19) and BMI2 (bit 8) of
- * CPUID leaf 7's EBX: its AVX2 code then serves 1024-bit moduli. */
-#define EXP_AVX2_MASK ":~0x80100"
+#define EXP_AVX2_MASK COMB_EXP_AVX2_MASK
 /* Set by `run` for the process it becomes: what it chose, for its log. */
 #define EXP_CHOSEN_ENV "SPK_COMBINER_EXP_CODE"
 #define EXP_PROBE_RUNS 6u  /* per turn, in each process */

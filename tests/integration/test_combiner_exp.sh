@@ -7,7 +7,8 @@
 #     OPENSSL_ia32cap=:~0x80100 in its environment, says so once in its
 #     log, and its signatures and decryptions are right (the combiner checks
 #     each signature with the public key before it answers; the PKCS#1
-#     signature is checked here too, with openssl);
+#     signature is checked here too, with openssl); a reload that brings
+#     an RSA-3072 key says the code it keeps is slower for it;
 #   - exp-code openssl: no variable, no second run;
 #   - auto: for a file with an RSA-3072 key besides the RSA-2048 one, OpenSSL's
 #     own choice, said in the log; for RSA-2048 keys only, what the log says
@@ -96,6 +97,15 @@ check "avx2: a PKCS#1 signature that openssl verifies" \
     bash -c 'openssl dgst -sha256 -verify exp.pub.pem -signature sig.bin msg.txt >/dev/null'
 out=$(op "unix://$T/xa.sock" "$ID" decrypt-tls-premaster "$CT")
 check "avx2: a premaster decryption (${out:0:24})" grep -q "^ok [0-9a-f]\{96\}$" <<<"$out"
+# A reload that brings an RSA-3072 key: served, and the log says the code
+# this process keeps is slower for it.
+comb_conf xa "exp exp3k" "exp-code avx2"
+kill -HUP "$PID_xa"
+lib_edge_wait_log xa.log "combiner: reloaded" 100 || fail "avx2: the reload did not finish"
+check "avx2: a reload bringing an RSA-3072 key says the AVX2 code is slower for it" \
+    grep -q "^combiner: reload: 1 key(s) not RSA-2048, for which OpenSSL's AVX2 code that this process runs (exp-code) is slower; a restart chooses again$" xa.log
+out=$(op "unix://$T/xa.sock" "$ID3" sign-pss-sha256 "$DGST")
+check "avx2: ... and the RSA-3072 key signs (${out:0:24})" grep -q "^ok [0-9a-f]\{768\}$" <<<"$out"
 stop_comb xa
 out=$("$COMBINER" check --config xa.conf 2>&1)
 check "avx2: combiner check says what run would run" \
