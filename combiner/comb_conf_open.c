@@ -178,6 +178,20 @@ static int conf_open_file_shares(struct comb_ctx *c, const struct comb_conf *con
     return r;
 }
 
+/* conf_expand_all: conf_expand of each of |num| paths, into one list. */
+static int conf_expand_all(struct conf_files *fl, char (*paths)[COMB_CONF_PATH_MAX], size_t num,
+                           const char *suffix, char *why, size_t why_len)
+{
+    int r;
+
+    for (size_t i = 0; i < num; i++) {
+        if ((r = conf_expand(fl, paths[i], suffix, why, why_len)) != 0) {
+            return r;
+        }
+    }
+    return 0;
+}
+
 int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
                    int connect_wait_ms, char *why, size_t why_len)
 {
@@ -219,16 +233,12 @@ int comb_conf_open(struct comb_ctx **out, struct comb_conf *conf, void *zmq_ctx,
         r = SPK_ERR_NOMEM;
         goto out;
     }
-    for (i = 0; i < conf->num_record_paths; i++) {
-        if ((r = conf_expand(&recs, conf->record_paths[i], ".record", why, why_len)) != 0) {
-            goto out;
-        }
-    }
     snprintf(suffix, sizeof(suffix), ".%s.share", hk->pub.name);
-    for (i = 0; i < conf->num_share_paths; i++) {
-        if ((r = conf_expand(&shs, conf->share_paths[i], suffix, why, why_len)) != 0) {
-            goto out;
-        }
+    if ((r = conf_expand_all(&recs, conf->record_paths, conf->num_record_paths, ".record", why,
+                             why_len)) != 0 ||
+        (r = conf_expand_all(&shs, conf->share_paths, conf->num_share_paths, suffix, why,
+                             why_len)) != 0) {
+        goto out;
     }
     if (recs.num == 0) {
         comb_conf_why(why, why_len, "no key record found under the 'record' paths");
@@ -371,10 +381,9 @@ int comb_conf_all_records(const struct comb_conf *conf,
     if (rec == NULL) {
         goto out;
     }
-    for (size_t i = 0; i < conf->num_record_paths; i++) {
-        if ((r = conf_expand(&recs, conf->record_paths[i], ".record", why, why_len)) != 0) {
-            goto out;
-        }
+    if ((r = conf_expand_all(&recs, conf->record_paths, conf->num_record_paths, ".record", why,
+                             why_len)) != 0) {
+        goto out;
     }
     r = recs.num > 0 ? 0 : SPK_ERR_UNSUPPORTED;
     for (size_t i = 0; r == 0 && i < recs.num; i++) {

@@ -82,6 +82,13 @@ struct comb_conf_file_share {
  * ADX (bit 19) and BMI2 (bit 8) of CPUID leaf 7's EBX cleared. */
 #define COMB_EXP_AVX2_MASK ":~0x80100"
 
+/* The keys exp-code auto takes the AVX2 code for: RSA-2048 (1024-bit halves)
+ * in rebuild mode. */
+static inline bool comb_exp_avx2_suits(uint8_t mode, size_t modulus_len)
+{
+    return mode == PROTO_MODE_REBUILD && modulus_len == 256;
+}
+
 /* exp-code: which of OpenSSL's exponentiation code `combiner run` runs with. */
 enum comb_exp_code {
     COMB_EXP_CODE_AUTO = 0, /* AVX2 where it measures faster and every key is RSA-2048 */

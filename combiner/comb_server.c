@@ -805,8 +805,6 @@ static void server_report_silent(void *arg, const char *name, const char *endpoi
     }
 }
 
-/* server_reload: SIGHUP. The file is read again; a new generation warms up
- * beside the serving one, which goes on serving if anything is wrong. */
 /*
  * server_reload_exp_note: a process that `combiner run` started on OpenSSL's
  * AVX2 code (exp-code, combiner/cmd/exp.c) keeps it until it restarts; a
@@ -821,7 +819,7 @@ static void server_reload_exp_note(const struct comb_gen *g)
         return;
     }
     for (size_t i = 0; i < g->conf.num_keys; i++) {
-        other += g->conf.keys[i].mode != PROTO_MODE_REBUILD || g->conf.keys[i].modulus_len != 256;
+        other += !comb_exp_avx2_suits(g->conf.keys[i].mode, g->conf.keys[i].modulus_len);
     }
     if (other > 0) {
         spk_log("combiner",
@@ -831,6 +829,8 @@ static void server_reload_exp_note(const struct comb_gen *g)
     }
 }
 
+/* server_reload: SIGHUP. The file is read again; a new generation warms up
+ * beside the serving one, which goes on serving if anything is wrong. */
 static void server_reload(struct comb_server *s, const char *path, bool listen_overridden)
 {
     struct comb_gen *g;

@@ -43,7 +43,6 @@
 
 extern char **environ;
 
-#define EXP_AVX2_MASK COMB_EXP_AVX2_MASK
 /* Set by `run` for the process it becomes: what it chose, for its log. */
 #define EXP_CHOSEN_ENV "SPK_COMBINER_EXP_CODE"
 #define EXP_PROBE_RUNS 6u  /* per turn, in each process */
@@ -84,7 +83,7 @@ static uint64_t exp_probe_avx2_ns(char *why, size_t why_len)
         return UINT64_MAX;
     }
     (void)posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    if (setenv("OPENSSL_ia32cap", EXP_AVX2_MASK, 1) != 0) {
+    if (setenv("OPENSSL_ia32cap", COMB_EXP_AVX2_MASK, 1) != 0) {
         r = errno;
     } else {
         r = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
@@ -169,7 +168,7 @@ static bool exp_avx2_pays(uint64_t openssl_ns, uint64_t avx2_ns)
 static bool exp_rsa2048_rebuild(const struct proto_record *rec, void *arg)
 {
     (void)arg;
-    return rec->mode == PROTO_MODE_REBUILD && rec->modulus_len == 256;
+    return comb_exp_avx2_suits(rec->mode, rec->modulus_len);
 }
 
 /* Under valgrind /proc/self/exe is valgrind itself, and its times mean nothing. */
@@ -244,7 +243,7 @@ void comb_cli_exp_settle(const char *config_path, char *argv[])
     char line[256];
     bool avx2;
 
-    if (chosen != NULL && cap != NULL && strcmp(cap, EXP_AVX2_MASK) == 0) {
+    if (chosen != NULL && cap != NULL && strcmp(cap, COMB_EXP_AVX2_MASK) == 0) {
         /* This process is the one `run` became: say what it runs, once. */
         spk_log("combiner", "RSA exponentiation: %s", chosen);
         (void)unsetenv(EXP_CHOSEN_ENV);
@@ -263,7 +262,8 @@ void comb_cli_exp_settle(const char *config_path, char *argv[])
         }
         return;
     }
-    if (setenv("OPENSSL_ia32cap", EXP_AVX2_MASK, 1) == 0 && setenv(EXP_CHOSEN_ENV, line, 1) == 0) {
+    if (setenv("OPENSSL_ia32cap", COMB_EXP_AVX2_MASK, 1) == 0 &&
+        setenv(EXP_CHOSEN_ENV, line, 1) == 0) {
         execv("/proc/self/exe", argv);
     }
     spk_log("combiner", "RSA exponentiation: OpenSSL's own choice (cannot run itself again: %s)",
@@ -287,7 +287,8 @@ static void probe_usage(FILE *to)
             "\n"
             "Times the two constant-time exponentiations of an RSA-2048 private-key\n"
             "operation (its 1024-bit CRT halves, on one thread) with OpenSSL's own choice of\n"
-            "code for this CPU and with its AVX2 code (OPENSSL_ia32cap=" EXP_AVX2_MASK ", in a\n"
+            "code for this CPU and with its AVX2 code (OPENSSL_ia32cap=" COMB_EXP_AVX2_MASK
+            ", in a\n"
             "second process), the fastest of %u each in %u turns of one process then the\n"
             "other, and says which one `combiner run` takes with exp-code auto for a file\n"
             "whose keys are all RSA-2048 (it measures the same way). Touches no key.\n"
@@ -349,7 +350,7 @@ int comb_cmd_probe_exp(int argc, char *argv[])
     printf("A pair of 1024-bit constant-time exponentiations (RSA-2048's CRT halves), the\n"
            "fastest of %u in %u turns:\n"
            "  openssl  %6" PRIu64 " us  OpenSSL's own choice for this CPU\n"
-           "  avx2     %6" PRIu64 " us  its AVX2 code (OPENSSL_ia32cap=" EXP_AVX2_MASK ")\n"
+           "  avx2     %6" PRIu64 " us  its AVX2 code (OPENSSL_ia32cap=" COMB_EXP_AVX2_MASK ")\n"
            "exp-code auto runs: %s (when every key of the file is RSA-2048)\n",
            EXP_PROBE_RUNS * EXP_PROBE_TURNS, EXP_PROBE_TURNS, own / 1000, avx2 / 1000,
            exp_avx2_pays(own, avx2) ? "avx2" : "openssl");
