@@ -29,11 +29,13 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -45,111 +47,147 @@ extern char **environ;
 
 /* Set by `run` for the process it becomes: what it chose, for its log. */
 #define EXP_CHOSEN_ENV "SPK_COMBINER_EXP_CODE"
-#define EXP_PROBE_RUNS 6u  /* per turn, in each process */
-#define EXP_PROBE_TURNS 3u /* turns of this process, then the other */
+#define EXP_PROBE_RUNS 18u /* in each process, taken one and one */
 #define EXP_PROBE_WAIT_MS 20000
 
-/* exp_probe_self_ns: this process's time for a pair of 1024-bit halves. */
-static uint64_t exp_probe_self_ns(void)
+/* exp_time_one_ns: one pair of 1024-bit halves on this process's code. */
+static uint64_t exp_time_one_ns(void)
 {
-    return comb_rsa_time_ns(1024, true, EXP_PROBE_RUNS);
+    return comb_rsa_time_ns(1024, true, 1);
 }
 
-/*
- * exp_probe_avx2_ns runs `combiner probe-exp --self` with OPENSSL_ia32cap
- * masked and reads its time; UINT64_MAX if it could not tell.
- */
-static uint64_t exp_probe_avx2_ns(char *why, size_t why_len)
+/* The second process, `combiner probe-exp --self` with OPENSSL_ia32cap
+ * masked: it times one pair for each line it reads. One stream socket is
+ * its standard input and output, so that writing to a child that died
+ * (MSG_NOSIGNAL) fails instead of raising SIGPIPE here. */
+struct exp_child {
+    pid_t pid;
+    int fd;
+};
+
+static bool exp_child_start(struct exp_child *ch, char *why, size_t why_len)
 {
     char arg0[] = "combiner", arg1[] = "probe-exp", arg2[] = "--self";
     char *const argv[] = {arg0, arg1, arg2, NULL};
     posix_spawn_file_actions_t fa;
-    char buf[32] = "";
-    size_t got = 0;
-    int fds[2];
-    pid_t pid = -1;
-    int status = 0;
-    uint64_t ns = UINT64_MAX;
+    int sv[2];
     int r;
 
-    if (pipe2(fds, O_CLOEXEC) != 0) {
-        snprintf(why, why_len, "pipe: %s", strerror(errno));
-        return UINT64_MAX;
+    ch->pid = -1;
+    ch->fd = -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+        snprintf(why, why_len, "socketpair: %s", strerror(errno));
+        return false;
     }
-    if (posix_spawn_file_actions_init(&fa) != 0) {
-        close(fds[0]);
-        close(fds[1]);
-        snprintf(why, why_len, "out of memory");
-        return UINT64_MAX;
+    if ((r = posix_spawn_file_actions_init(&fa)) == 0) {
+        (void)posix_spawn_file_actions_adddup2(&fa, sv[1], STDIN_FILENO);
+        (void)posix_spawn_file_actions_adddup2(&fa, sv[1], STDOUT_FILENO);
+        if (setenv("OPENSSL_ia32cap", COMB_EXP_AVX2_MASK, 1) != 0) {
+            r = errno;
+        } else {
+            r = posix_spawn(&ch->pid, "/proc/self/exe", &fa, NULL, argv, environ);
+            (void)unsetenv("OPENSSL_ia32cap");
+        }
+        posix_spawn_file_actions_destroy(&fa);
     }
-    (void)posix_spawn_file_actions_adddup2(&fa, fds[1], STDOUT_FILENO);
-    if (setenv("OPENSSL_ia32cap", COMB_EXP_AVX2_MASK, 1) != 0) {
-        r = errno;
-    } else {
-        r = posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ);
-        (void)unsetenv("OPENSSL_ia32cap");
-    }
-    posix_spawn_file_actions_destroy(&fa);
-    close(fds[1]);
+    close(sv[1]);
     if (r != 0) {
-        close(fds[0]);
+        close(sv[0]);
+        ch->pid = -1;
         snprintf(why, why_len, "cannot start /proc/self/exe: %s", strerror(r));
+        return false;
+    }
+    ch->fd = sv[0];
+    return true;
+}
+
+/* exp_child_time_ns: the child's time for one pair; UINT64_MAX if it did
+ * not answer with one (|why| says so). */
+static uint64_t exp_child_time_ns(struct exp_child *ch, char *why, size_t why_len)
+{
+    char buf[32];
+    size_t got = 0;
+    char *end = NULL;
+    unsigned long long v;
+
+    if (send(ch->fd, "\n", 1, MSG_NOSIGNAL) != 1) {
+        snprintf(why, why_len, "the measuring process is gone");
         return UINT64_MAX;
     }
-    for (;;) {
-        struct pollfd pfd = {fds[0], POLLIN, 0};
+    while (got == 0 || buf[got - 1] != '\n') {
+        struct pollfd pfd = {ch->fd, POLLIN, 0};
         ssize_t n;
 
-        if (poll(&pfd, 1, EXP_PROBE_WAIT_MS) <= 0) {
+        if (got == sizeof(buf) - 1 || poll(&pfd, 1, EXP_PROBE_WAIT_MS) <= 0 ||
+            (n = read(ch->fd, buf + got, sizeof(buf) - 1 - got)) <= 0) {
             snprintf(why, why_len, "the measuring process did not answer");
-            kill(pid, SIGKILL);
-            break;
+            return UINT64_MAX;
         }
-        n = read(fds[0], buf + got, sizeof(buf) - 1 - got);
-        if (n <= 0 || (got += (size_t)n) == sizeof(buf) - 1) {
-            break;
-        }
-    }
-    close(fds[0]);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        got += (size_t)n;
     }
     buf[got] = '\0';
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        char *end = NULL;
-        unsigned long long v;
+    errno = 0;
+    v = strtoull(buf, &end, 10);
+    if (errno != 0 || end == buf || *end != '\n' || v == 0) {
+        snprintf(why, why_len, "the measuring process answered no time");
+        return UINT64_MAX;
+    }
+    return (uint64_t)v;
+}
 
-        errno = 0;
-        v = strtoull(buf, &end, 10);
-        if (errno == 0 && end != buf && *end == '\n' && v > 0) {
-            ns = (uint64_t)v;
-        }
+/* exp_child_stop: the end of its input ends a child that answered; one
+ * that did not is killed. */
+static void exp_child_stop(struct exp_child *ch, bool answered)
+{
+    int status;
+
+    close(ch->fd);
+    if (!answered) {
+        kill(ch->pid, SIGKILL);
     }
-    if (ns == UINT64_MAX && why[0] == '\0') {
-        snprintf(why, why_len, "the measuring process failed");
+    while (waitpid(ch->pid, &status, 0) < 0 && errno == EINTR) {
     }
-    return ns;
+    ch->pid = -1;
 }
 
 /*
  * exp_measure: the fastest pair of halves with OpenSSL's own code (this
- * process) and with its AVX2 code (a second one), taken in turns, this
- * process then the other, EXP_PROBE_TURNS times: on a shared host one
- * process's runs can all fall in a busy moment (one measurement taken at
- * once had the two codes 2% apart, where they are about 20% apart), the
- * fastest over turns spread out in time much less often.
+ * process) and with its AVX2 code (a second one), EXP_PROBE_RUNS each,
+ * taken one and one, both processes held to the CPU this one is on. On a
+ * shared host a busy moment or a busier CPU then falls on both codes
+ * alike: measured in turns of a few runs per process, each on whichever
+ * CPU it got, the two codes, about 20% apart here, once came out 2% apart
+ * and once with the AVX2 code the slower.
  */
 static void exp_measure(uint64_t *openssl_ns, uint64_t *avx2_ns, char *why, size_t why_len)
 {
-    *openssl_ns = *avx2_ns = UINT64_MAX;
-    for (unsigned i = 0; i < EXP_PROBE_TURNS; i++) {
-        uint64_t own = exp_probe_self_ns(), other = exp_probe_avx2_ns(why, why_len);
+    struct exp_child ch;
+    cpu_set_t saved, one;
+    bool pinned = false;
+    int cpu = sched_getcpu();
 
-        if (other == UINT64_MAX) {
-            *avx2_ns = UINT64_MAX;
-            return;
+    *openssl_ns = *avx2_ns = UINT64_MAX;
+    if (cpu >= 0 && sched_getaffinity(0, sizeof(saved), &saved) == 0) {
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        pinned = sched_setaffinity(0, sizeof(one), &one) == 0;
+    }
+    /* the child inherits the affinity of the moment it starts */
+    if (exp_child_start(&ch, why, why_len)) {
+        for (unsigned i = 0; i < EXP_PROBE_RUNS; i++) {
+            uint64_t own = exp_time_one_ns(), other = exp_child_time_ns(&ch, why, why_len);
+
+            if (other == UINT64_MAX) {
+                *avx2_ns = UINT64_MAX;
+                break;
+            }
+            *openssl_ns = own < *openssl_ns ? own : *openssl_ns;
+            *avx2_ns = other < *avx2_ns ? other : *avx2_ns;
         }
-        *openssl_ns = own < *openssl_ns ? own : *openssl_ns;
-        *avx2_ns = other < *avx2_ns ? other : *avx2_ns;
+        exp_child_stop(&ch, *avx2_ns != UINT64_MAX);
+    }
+    if (pinned) {
+        (void)sched_setaffinity(0, sizeof(saved), &saved);
     }
 }
 
@@ -289,13 +327,33 @@ static void probe_usage(FILE *to)
             "operation (its 1024-bit CRT halves, on one thread) with OpenSSL's own choice of\n"
             "code for this CPU and with its AVX2 code (OPENSSL_ia32cap=" COMB_EXP_AVX2_MASK
             ", in a\n"
-            "second process), the fastest of %u each in %u turns of one process then the\n"
-            "other, and says which one `combiner run` takes with exp-code auto for a file\n"
-            "whose keys are all RSA-2048 (it measures the same way). Touches no key.\n"
+            "second process), the fastest of %u each, taken one in this process then one in\n"
+            "the other, both held to one CPU, and says which one `combiner run` takes with\n"
+            "exp-code auto for a file whose keys are all RSA-2048 (it measures the same\n"
+            "way). Touches no key. With OPENSSL_ia32cap already set, times only that.\n"
             "\n"
-            "  --self   print only this process's time in nanoseconds, the fastest of %u\n"
-            "           (what the second process does in each turn)\n",
-            EXP_PROBE_RUNS * EXP_PROBE_TURNS, EXP_PROBE_TURNS, EXP_PROBE_RUNS);
+            "  --self   for each line read on standard input, time one pair on this\n"
+            "           process's code and print its nanoseconds on a line (what the\n"
+            "           second process does)\n",
+            EXP_PROBE_RUNS);
+}
+
+/* probe_self: one pair timed per line of input, until its end. */
+static int probe_self(void)
+{
+    char line[64];
+
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        uint64_t ns = exp_time_one_ns();
+
+        if (ns == UINT64_MAX) {
+            return comb_cli_fail("probe-exp", "cannot time OpenSSL's exponentiation");
+        }
+        if (printf("%" PRIu64 "\n", ns) < 0 || fflush(stdout) != 0) {
+            return COMB_CLI_FAIL;
+        }
+    }
+    return COMB_CLI_OK;
 }
 
 int comb_cmd_probe_exp(int argc, char *argv[])
@@ -328,14 +386,13 @@ int comb_cmd_probe_exp(int argc, char *argv[])
     if (optind != argc) {
         return comb_cli_usage(cmd, "unexpected argument '%s'", argv[optind]);
     }
-    if (self || cap != NULL) {
+    if (self) {
+        return probe_self();
+    }
+    if (cap != NULL) {
         /* Only this process's code to time. */
-        if ((own = exp_probe_self_ns()) == UINT64_MAX) {
+        if ((own = comb_rsa_time_ns(1024, true, EXP_PROBE_RUNS)) == UINT64_MAX) {
             return comb_cli_fail(cmd, "cannot time OpenSSL's exponentiation");
-        }
-        if (self) {
-            printf("%" PRIu64 "\n", own);
-            return fflush(stdout) == 0 ? COMB_CLI_OK : COMB_CLI_FAIL;
         }
         printf("OPENSSL_ia32cap is set (%s): `combiner run` leaves it as it is.\n"
                "  this environment  %" PRIu64 " us a pair of 1024-bit halves\n",
@@ -348,11 +405,10 @@ int comb_cmd_probe_exp(int argc, char *argv[])
                              why[0] != '\0' ? ": " : "", why);
     }
     printf("A pair of 1024-bit constant-time exponentiations (RSA-2048's CRT halves), the\n"
-           "fastest of %u in %u turns:\n"
+           "fastest of %u each, taken in turns on one CPU:\n"
            "  openssl  %6" PRIu64 " us  OpenSSL's own choice for this CPU\n"
            "  avx2     %6" PRIu64 " us  its AVX2 code (OPENSSL_ia32cap=" COMB_EXP_AVX2_MASK ")\n"
            "exp-code auto runs: %s (when every key of the file is RSA-2048)\n",
-           EXP_PROBE_RUNS * EXP_PROBE_TURNS, EXP_PROBE_TURNS, own / 1000, avx2 / 1000,
-           exp_avx2_pays(own, avx2) ? "avx2" : "openssl");
+           EXP_PROBE_RUNS, own / 1000, avx2 / 1000, exp_avx2_pays(own, avx2) ? "avx2" : "openssl");
     return COMB_CLI_OK;
 }

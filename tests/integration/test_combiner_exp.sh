@@ -2,7 +2,7 @@
 # test_combiner_exp.sh BUILD_DIR: exp-code, which of OpenSSL's exponentiation
 # code `combiner run` runs with (combiner/cmd/exp.c), with real processes.
 #   - `combiner probe-exp` times both codes and names auto's choice;
-#     `--self` prints this process's time; a stray argument is refused;
+#     `--self` times one pair per line of input; a stray argument is refused;
 #   - exp-code avx2: the daemon runs itself again (same pid) with
 #     OPENSSL_ia32cap=:~0x80100 in its environment, says so once in its
 #     log, and its signatures and decryptions are right (the combiner checks
@@ -12,7 +12,8 @@
 #   - exp-code openssl: no variable, no second run;
 #   - auto: for a file with an RSA-3072 key besides the RSA-2048 one, OpenSSL's
 #     own choice, said in the log; for RSA-2048 keys only, what the log says
-#     it chose is what the environment shows;
+#     it chose is what the environment shows, and the measurement (held to
+#     one CPU) left the daemon free to run on every CPU it was given;
 #   - OPENSSL_ia32cap already set by whoever started it: left as it is, said;
 #   - a bad exp-code value: the daemon refuses to start, naming the line;
 #   - `combiner check` says what `run` would run.
@@ -71,8 +72,12 @@ out=$("$COMBINER" probe-exp 2>&1)
 check "probe-exp times OpenSSL's own choice" grep -q '^  openssl  *[1-9][0-9]* us' <<<"$out"
 check "probe-exp times its AVX2 code" grep -q '^  avx2  *[1-9][0-9]* us' <<<"$out"
 check "probe-exp names auto's choice" grep -q '^exp-code auto runs: \(avx2\|openssl\) ' <<<"$out"
-out=$("$COMBINER" probe-exp --self 2>&1)
-check "probe-exp --self prints nanoseconds ($out)" grep -qx '[1-9][0-9]*' <<<"$out"
+out=$(printf '\n\n\n' | "$COMBINER" probe-exp --self 2>&1)
+# three lines, each a time
+check "probe-exp --self prints nanoseconds for each line of input ($out)" \
+    [ "$(grep -cx '[1-9][0-9]*' <<<"$out"):$(wc -l <<<"$out")" = 3:3 ]
+out=$("$COMBINER" probe-exp --self </dev/null 2>&1)
+check "probe-exp --self ends with its input ($out)" [ -z "$out" ]
 out=$("$COMBINER" probe-exp extra 2>&1)
 rc=$?
 check "probe-exp refuses a stray argument (status $rc: $out)" \
@@ -144,6 +149,9 @@ else
         bash -c '[ "$1" = - ] && grep -q "own choice (exp-code auto: [0-9]* us a pair of 1024-bit halves, its AVX2 code [0-9]* us)" <<<"$2"' \
         _ "$(cap_of "$PID_xu")" "$line"
 fi
+cpus() { awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$1/status"; }
+check "auto: the daemon may run on the CPUs it was started with ($(cpus "$PID_xu") against $(cpus $$))" \
+    [ "$(cpus "$PID_xu")" = "$(cpus $$)" ]
 out=$(op "unix://$T/xu.sock" "$ID" sign-pss-sha256 "$DGST")
 check "auto: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
 stop_comb xu
