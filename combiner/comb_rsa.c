@@ -370,42 +370,41 @@ int comb_rsa_helper_new(struct comb_rsa_helper **out)
         return SPK_ERR_NOMEM;
     }
     if (pthread_mutex_init(&h->lock, NULL) != 0) {
-        OPENSSL_free(h);
-        return SPK_ERR_INTERNAL;
+        goto no_lock;
     }
     if (pthread_cond_init(&h->posted, NULL) != 0) {
-        pthread_mutex_destroy(&h->lock);
-        OPENSSL_free(h);
-        return SPK_ERR_INTERNAL;
+        goto no_posted;
     }
     if (pthread_cond_init(&h->done, NULL) != 0) {
-        pthread_cond_destroy(&h->posted);
-        pthread_mutex_destroy(&h->lock);
-        OPENSSL_free(h);
-        return SPK_ERR_INTERNAL;
+        goto no_done;
+    }
+    if (pthread_attr_init(&attr) != 0) {
+        goto no_thread;
     }
     /* A small stack (locked with the rest of the process' memory): a half
      * needs a few KiB of it, and the wipe after it COMB_STACK_WIPE. */
-    if (pthread_attr_init(&attr) != 0) {
-        r = -1;
-    } else {
-        (void)pthread_attr_setstacksize(&attr, COMB_RSA_HELPER_STACK);
-        /* Signals are the main thread's (its signalfd): the helper blocks them all. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        r = pthread_create(&h->thread, &attr, comb_rsa_helper_main, h);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        pthread_attr_destroy(&attr);
-    }
+    (void)pthread_attr_setstacksize(&attr, COMB_RSA_HELPER_STACK);
+    /* Signals are the main thread's (its signalfd): the helper blocks them all. */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    r = pthread_create(&h->thread, &attr, comb_rsa_helper_main, h);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
     if (r != 0) {
-        pthread_cond_destroy(&h->done);
-        pthread_cond_destroy(&h->posted);
-        pthread_mutex_destroy(&h->lock);
-        OPENSSL_free(h);
-        return SPK_ERR_INTERNAL;
+        goto no_thread;
     }
     *out = h;
     return 0;
+
+no_thread:
+    pthread_cond_destroy(&h->done);
+no_done:
+    pthread_cond_destroy(&h->posted);
+no_posted:
+    pthread_mutex_destroy(&h->lock);
+no_lock:
+    OPENSSL_free(h);
+    return SPK_ERR_INTERNAL;
 }
 
 void comb_rsa_helper_free(struct comb_rsa_helper *h)
