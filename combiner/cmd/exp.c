@@ -19,8 +19,9 @@
  * force one or the other.
  *
  * `combiner probe-exp` shows the measurement; `combiner probe-exp --self`
- * (what `run` and `probe-exp` start with the other setting) prints this
- * process's time alone.
+ * (what `run` and `probe-exp` start with the other setting) times one pair
+ * of halves for each line it reads, so that the two processes can take
+ * their runs in turns.
  */
 #define _GNU_SOURCE
 
