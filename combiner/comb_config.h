@@ -77,7 +77,6 @@ struct comb_conf_file_share {
     char key_path[COMB_CONF_PATH_MAX];
 };
 
-/* A key that comb_conf_open added to the combiner. */
 /* OPENSSL_ia32cap for OpenSSL's AVX2 code on 1024-bit moduli (exp-code avx2):
  * ADX (bit 19) and BMI2 (bit 8) of CPUID leaf 7's EBX cleared. */
 #define COMB_EXP_AVX2_MASK ":~0x80100"
@@ -96,6 +95,7 @@ enum comb_exp_code {
     COMB_EXP_CODE_AVX2,     /* its AVX2 code (OPENSSL_ia32cap without ADX and BMI2) */
 };
 
+/* A key that comb_conf_open added to the combiner. */
 struct comb_conf_key {
     uint8_t key_id[PROTO_KEY_ID_LEN];
     size_t modulus_len;

@@ -157,7 +157,7 @@ static void exp_child_stop(struct exp_child *ch, bool answered)
  * shared host a busy moment or a busier CPU then falls on both codes
  * alike: measured in turns of a few runs per process, each on whichever
  * CPU it got, the two codes, about 20% apart here, once came out 2% apart
- * and once with the AVX2 code the slower.
+ * and once with the AVX2 code not a twentieth faster.
  */
 static void exp_measure(uint64_t *openssl_ns, uint64_t *avx2_ns, char *why, size_t why_len)
 {
@@ -221,7 +221,7 @@ static bool exp_under_valgrind(void)
  * exp_decide: what exp-code asks of a process started with |conf| and the
  * environment as it is: true when it should run with the AVX2 code, and in
  * |line| what it runs and why (empty for exp-code openssl, which needs no
- * word). Measures (exp_probe_*) for auto.
+ * word). Measures (exp_measure) for auto.
  */
 static bool exp_decide(const struct comb_conf *conf, char *line, size_t line_len)
 {
