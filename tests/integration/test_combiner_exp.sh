@@ -66,6 +66,13 @@ cap_of() {
     tr '\0' '\n' <"/proc/$1/environ" | sed -n 's/^OPENSSL_ia32cap=//p' | grep . || echo -
 }
 op() { "$TC" --timeout 3000 "$@" 2>&1; }
+# check_pss DESC NAME ID HEXDIGITS: NAME's combiner signs with key ID (PSS),
+# a signature of HEXDIGITS hex digits
+check_pss() {
+    local out
+    out=$(op "unix://$T/$2.sock" "$3" sign-pss-sha256 "$DGST")
+    check "$1 (${out:0:24})" grep -q "^ok [0-9a-f]\{$4\}$" <<<"$out"
+}
 
 # ---- probe-exp ----------------------------------------------------------------------------
 out=$("$COMBINER" probe-exp 2>&1)
@@ -91,8 +98,7 @@ check "avx2: the daemon ran itself again with OPENSSL_ia32cap=$MASK ($(cap_of "$
 check "avx2: the log says so, once" \
     [ "$(grep -c "^combiner: RSA exponentiation: OpenSSL's AVX2 code (exp-code avx2)$" xa.log)" = 1 ]
 check "avx2: it started once (one 'serving' line)" [ "$(grep -c 'combiner: serving' xa.log)" = 1 ]
-out=$(op "unix://$T/xa.sock" "$ID" sign-pss-sha256 "$DGST")
-check "avx2: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+check_pss "avx2: a PSS signature" xa "$ID" 512
 out=$(op "unix://$T/xa.sock" "$ID" sign-pkcs1-sha256 "$DGST")
 sig=$(sed -n 's/^ok //p' <<<"$out")
 printf 'exp' >msg.txt
@@ -109,8 +115,7 @@ kill -HUP "$PID_xa"
 lib_edge_wait_log xa.log "combiner: reloaded" 100 || fail "avx2: the reload did not finish"
 check "avx2: a reload bringing an RSA-3072 key says the AVX2 code is slower for it" \
     grep -q "^combiner: reload: 1 key(s) not RSA-2048, for which OpenSSL's AVX2 code that this process runs (exp-code) is slower; a restart chooses again$" xa.log
-out=$(op "unix://$T/xa.sock" "$ID3" sign-pss-sha256 "$DGST")
-check "avx2: ... and the RSA-3072 key signs (${out:0:24})" grep -q "^ok [0-9a-f]\{768\}$" <<<"$out"
+check_pss "avx2: ... and the RSA-3072 key signs" xa "$ID3" 768
 stop_comb xa
 out=$("$COMBINER" check --config xa.conf 2>&1)
 check "avx2: combiner check says what run would run" \
@@ -121,8 +126,7 @@ comb_conf xo exp "exp-code openssl"
 start_comb xo
 check "openssl: no OPENSSL_ia32cap ($(cap_of "$PID_xo"))" [ "$(cap_of "$PID_xo")" = - ]
 check "openssl: nothing said about it" bash -c '! grep -q "RSA exponentiation" xo.log'
-out=$(op "unix://$T/xo.sock" "$ID" sign-pss-sha256 "$DGST")
-check "openssl: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+check_pss "openssl: a PSS signature" xo "$ID" 512
 stop_comb xo
 
 # ---- auto -----------------------------------------------------------------------------------
@@ -132,8 +136,7 @@ check "auto, an RSA-3072 key too: OpenSSL's own choice ($(cap_of "$PID_xm"))" \
     [ "$(cap_of "$PID_xm")" = - ]
 check "... said in the log" \
     grep -q "^combiner: RSA exponentiation: OpenSSL's own choice (exp-code auto: not every key is RSA-2048)$" xm.log
-out=$(op "unix://$T/xm.sock" "$ID3" sign-pss-sha256 "$DGST")
-check "... and the RSA-3072 key signs (${out:0:24})" grep -q "^ok [0-9a-f]\{768\}$" <<<"$out"
+check_pss "... and the RSA-3072 key signs" xm "$ID3" 768
 stop_comb xm
 out=$("$COMBINER" check --config xm.conf 2>&1)
 check "auto, an RSA-3072 key too: combiner check says so" \
@@ -152,8 +155,7 @@ fi
 cpus() { awk '/^Cpus_allowed_list:/ { print $2 }' "/proc/$1/status"; }
 check "auto: the daemon may run on the CPUs it was started with ($(cpus "$PID_xu") against $(cpus $$))" \
     [ "$(cpus "$PID_xu")" = "$(cpus $$)" ]
-out=$(op "unix://$T/xu.sock" "$ID" sign-pss-sha256 "$DGST")
-check "auto: a PSS signature (${out:0:24})" grep -q "^ok [0-9a-f]\{512\}$" <<<"$out"
+check_pss "auto: a PSS signature" xu "$ID" 512
 stop_comb xu
 
 # ---- OPENSSL_ia32cap set by whoever started it ----------------------------------------------
