@@ -229,6 +229,7 @@ static bool exp_decide(const struct comb_conf *conf, char *line, size_t line_len
     enum comb_exp_code code = conf->exp_code;
     char why[512] = "";
     uint64_t openssl_ns, avx2_ns;
+    int r;
 
     line[0] = '\0';
     if (code == COMB_EXP_CODE_OPENSSL) {
@@ -247,8 +248,13 @@ static bool exp_decide(const struct comb_conf *conf, char *line, size_t line_len
         snprintf(line, line_len, "OpenSSL's AVX2 code (exp-code avx2)");
         return true;
     }
-    if (comb_conf_all_records(conf, exp_rsa2048_rebuild, NULL, why, sizeof(why)) != 0) {
+    r = comb_conf_all_records(conf, exp_rsa2048_rebuild, NULL, why, sizeof(why));
+    if (r == SPK_ERR_UNSUPPORTED) {
         snprintf(line, line_len, "OpenSSL's own choice (exp-code auto: not every key is RSA-2048)");
+        return false;
+    }
+    if (r != 0) {
+        snprintf(line, line_len, "OpenSSL's own choice (exp-code auto: %s)", why);
         return false;
     }
     why[0] = '\0';

@@ -16,6 +16,8 @@
 #     one CPU) left the daemon free to run on every CPU it was given;
 #   - OPENSSL_ia32cap already set by whoever started it: left as it is, said;
 #   - a bad exp-code value: the daemon refuses to start, naming the line;
+#   - auto with a key record that cannot be read: the log line on the code
+#     names the record's fault (not "not every key is RSA-2048");
 #   - `combiner check` says what `run` would run.
 set -u
 . "$(dirname "$0")/lib_edge.sh"
@@ -174,6 +176,16 @@ rc=$?
 check "a bad exp-code: the daemon does not start (status $rc: $out)" \
     bash -c '[ "$1" -ne 0 ] && [ "$1" -ne 124 ] && grep -q "line $3: '"'"'exp-code'"'"' is auto, openssl or avx2" <<<"$2"' \
     _ "$rc" "$out" "$n"
+
+# ---- a key record that cannot be read ------------------------------------------------------
+head -c 40 "shares/$ID.record" >shares/cut.record
+comb_conf xr exp
+sed -i "s|^record shares/$ID.record$|record shares/cut.record|" xr.conf
+out=$(timeout 10 "$COMBINER" run --config xr.conf 2>&1)
+rc=$?
+check "a cut record: the daemon does not start (status $rc)" bash -c '[ "$1" -ne 0 ] && [ "$1" -ne 124 ]' _ "$rc"
+check "... and auto names what is wrong with it ($(grep 'RSA exponentiation' <<<"$out"))" \
+    grep -q "^combiner: RSA exponentiation: OpenSSL's own choice (exp-code auto: .*cut.record" <<<"$out"
 
 check "no sanitizer report in any log" lib_edge_no_sanitizer_reports
 echo "$passed passed, $failed failed"
